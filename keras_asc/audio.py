@@ -1,0 +1,51 @@
+"""Audio loading: any WAV/FLAC soundfile reads -> float32 mono at the configured rate and length."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(ValueError):
+    """An audio file cannot be used; the message names the file and what to do."""
+
+
+def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10.0) -> np.ndarray:
+    """Read ``path`` as mono float32 of exactly ``round(sample_rate * clip_seconds)`` samples.
+
+    16/24/32-bit integer and float WAV or FLAC are read with soundfile. Multi-channel audio is
+    averaged to mono; another sample rate is resampled with librosa (soxr_hq); the result is
+    zero-padded or cropped at the end to the clip length.
+
+    Returns:
+        np.ndarray, shape ``(n_samples,)``, dtype float32, values in about [-1, 1].
+
+    Raises:
+        AudioError: missing, empty, truncated, non-audio or non-finite file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found; restore it or remove it from the split files")
+    try:
+        with sf.SoundFile(path) as f:
+            sr, declared = f.samplerate, f.frames
+            data = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise AudioError(f"{path}: not a readable audio file ({e}); re-extract or re-download it") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: audio file holds no samples; re-extract or re-download it")
+    if data.shape[0] < declared:
+        raise AudioError(f"{path}: truncated: header declares {declared} frames, only "
+                         f"{data.shape[0]} present; re-extract or re-download it")
+    if not np.isfinite(data).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples; the file is corrupt")
+    mono = data.mean(axis=1, dtype=np.float32)
+    if sr != sample_rate:
+        import librosa
+
+        mono = librosa.resample(mono, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
+    n = int(round(sample_rate * clip_seconds))
+    if mono.shape[0] < n:
+        mono = np.pad(mono, (0, n - mono.shape[0]))
+    return np.ascontiguousarray(mono[:n], dtype=np.float32)

@@ -1,0 +1,161 @@
+"""Reader for the TAU Urban Acoustic Scenes 2020 Mobile development set (and generated copies).
+
+Layout (see ``shared/reference/tau2020_mobile_layout.md``)::
+
+    ROOT/meta.csv                         filename, scene_label, identifier, source_label
+    ROOT/evaluation_setup/fold1_train.csv     filename, scene_label
+    ROOT/evaluation_setup/fold1_evaluate.csv  filename, scene_label
+    ROOT/evaluation_setup/fold1_test.csv      filename
+    ROOT/audio/<scene>-<city>-<location>-<segment>-<device>.wav
+
+All files are tab-separated with a header. The device is taken from ``source_label`` and the
+recording location from ``identifier``; nothing is parsed out of file names. Counts are read
+from the files, never assumed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+#: The 10 TAU 2020 scene labels, sorted. Label index = position in this tuple; it is stored
+#: with every artifact and never derived from a directory listing.
+SCENE_LABELS: tuple[str, ...] = (
+    "airport", "bus", "metro", "metro_station", "park", "public_square", "shopping_mall",
+    "street_pedestrian", "street_traffic", "tram",
+)
+#: Devices in DCASE's reporting order. s4-s6 occur only in the evaluate split.
+DEVICES: tuple[str, ...] = ("a", "b", "c", "s1", "s2", "s3", "s4", "s5", "s6")
+UNSEEN_DEVICES: frozenset[str] = frozenset({"s4", "s5", "s6"})
+SPLITS: tuple[str, ...] = ("train", "evaluate", "test")
+
+META_COLUMNS = ("filename", "scene_label", "identifier", "source_label")
+SPLIT_COLUMNS = {
+    "train": ("filename", "scene_label"),
+    "evaluate": ("filename", "scene_label"),
+    "test": ("filename",),
+}
+#: Columns of the table :func:`read_split` returns.
+TABLE_COLUMNS = ("filename", "path", "scene_label", "label", "device", "location")
+
+
+class DatasetError(ValueError):
+    """The dataset folder is not a usable TAU 2020 Mobile layout; the message says how to fix it."""
+
+
+def split_file(root: Path, split: str) -> Path:
+    return Path(root) / "evaluation_setup" / f"fold1_{split}.csv"
+
+
+def _read_tsv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found. Point --data at the dataset root that holds "
+                           "meta.csv and evaluation_setup/ (or generate one with `asc make-dataset`).")
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{path}: not a readable tab-separated file ({e})") from e
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DatasetError(
+            f"{path}: missing column(s) {missing}; found {list(df.columns)}. The file must be "
+            f"tab-separated with a header row naming {list(required)}.")
+    empty = df[list(required)].eq("").any(axis=1)
+    if empty.any():
+        raise DatasetError(f"{path}: {int(empty.sum())} row(s) with an empty field, first at data "
+                           f"row {int(empty.to_numpy().argmax()) + 1}. Fill or remove them.")
+    return df
+
+
+def read_meta(root: Path) -> pd.DataFrame:
+    """``meta.csv`` as a DataFrame indexed by ``filename``, labels checked."""
+    path = Path(root) / "meta.csv"
+    meta = _read_tsv(path, META_COLUMNS)
+    _check_labels(meta, path)
+    dup = meta["filename"].duplicated()
+    if dup.any():
+        raise DatasetError(f"{path}: {int(dup.sum())} duplicated filename(s), e.g. "
+                           f"{meta.loc[dup, 'filename'].iloc[0]}. Each clip must appear once.")
+    bad_dev = sorted(set(meta["source_label"]) - set(DEVICES))
+    if bad_dev:
+        raise DatasetError(f"{path}: unknown source_label value(s) {bad_dev}; expected {list(DEVICES)}.")
+    return meta.set_index("filename", drop=False)
+
+
+def _check_labels(df: pd.DataFrame, path: Path) -> None:
+    if "scene_label" not in df.columns:
+        return
+    unknown = sorted(set(df["scene_label"]) - set(SCENE_LABELS))
+    if unknown:
+        raise DatasetError(f"{path}: unknown scene label(s) {unknown[:5]}; the TAU 2020 labels are "
+                           f"{list(SCENE_LABELS)}. Fix the labels or the file.")
+
+
+def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFrame:
+    """One fold1 split as a table with columns :data:`TABLE_COLUMNS`, in file order.
+
+    ``path`` is absolute; ``label`` indexes :data:`SCENE_LABELS`; ``device`` comes from
+    meta.csv's ``source_label`` and ``location`` from its ``identifier``. For ``test`` the
+    scene comes from meta.csv too. Raises :class:`DatasetError` for missing files or columns,
+    unknown labels, clips absent from meta.csv, or (with ``check_audio``) missing audio.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = Path(root).resolve()
+    meta = read_meta(root)
+    path = split_file(root, split)
+    df = _read_tsv(path, SPLIT_COLUMNS[split])
+    _check_labels(df, path)
+    not_in_meta = ~df["filename"].isin(meta.index)
+    if not_in_meta.any():
+        names = df.loc[not_in_meta, "filename"].tolist()
+        raise DatasetError(f"{path}: {len(names)} clip(s) not listed in meta.csv, e.g. {names[:3]}. "
+                           "The split and meta.csv come from different dataset versions.")
+    m = meta.loc[df["filename"]]
+    if "scene_label" in df.columns:
+        clash = df["scene_label"].to_numpy() != m["scene_label"].to_numpy()
+        if clash.any():
+            raise DatasetError(f"{path}: {int(clash.sum())} clip(s) whose scene differs from "
+                               f"meta.csv, e.g. {df.loc[clash, 'filename'].iloc[0]}.")
+    table = pd.DataFrame({
+        "filename": df["filename"].to_numpy(),
+        "path": [str(root / f) for f in df["filename"]],
+        "scene_label": m["scene_label"].to_numpy(),
+        "device": m["source_label"].to_numpy(),
+        "location": m["identifier"].to_numpy(),
+    })
+    table.insert(3, "label", table["scene_label"].map(SCENE_LABELS.index).astype("int64"))
+    if check_audio:
+        missing = [p for p in table["path"] if not Path(p).is_file()]
+        if missing:
+            raise DatasetError(
+                f"{path}: {len(missing)} listed audio file(s) missing under {root}, first: "
+                f"{[str(Path(p).relative_to(root)) for p in missing[:3]]}. Download or extract the "
+                "missing audio archives, or fix the dataset root.")
+    return table
+
+
+def read_fold1(root: Path, *, check_audio: bool = True) -> dict[str, pd.DataFrame]:
+    """Train and evaluate tables, checked for recording-location leakage between them."""
+    tables = {s: read_split(root, s, check_audio=check_audio) for s in ("train", "evaluate")}
+    shared = sorted(set(tables["train"]["location"]) & set(tables["evaluate"]["location"]))
+    if shared:
+        raise DatasetError(
+            f"{split_file(root, 'train')} and {split_file(root, 'evaluate')}: {len(shared)} recording "
+            f"location(s) appear in both, e.g. {shared[:3]}. Clips of one location must stay in one "
+            "split; use the official fold1 files.")
+    return tables
+
+
+def describe(tables: dict[str, pd.DataFrame]) -> str:
+    """Clips per split x device and per split x scene, as printable text."""
+    counts_dev = pd.DataFrame({s: t["device"].value_counts() for s, t in tables.items()})
+    counts_dev = counts_dev.reindex([d for d in DEVICES if d in counts_dev.index]).fillna(0).astype(int)
+    counts_dev.loc["total"] = counts_dev.sum()
+    counts_scene = pd.DataFrame({s: t["scene_label"].value_counts() for s, t in tables.items()})
+    counts_scene = counts_scene.reindex([s for s in SCENE_LABELS if s in counts_scene.index])
+    counts_scene = counts_scene.fillna(0).astype(int)
+    locs = {s: t["location"].nunique() for s, t in tables.items()}
+    return ("clips per device (s4-s6 are unseen in training):\n" + counts_dev.to_string()
+            + "\n\nclips per scene:\n" + counts_scene.to_string()
+            + "\n\nrecording locations: " + ", ".join(f"{s} {n}" for s, n in locs.items()))

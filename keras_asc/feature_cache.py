@@ -1,0 +1,143 @@
+"""Cached log-mel features for the fold1 train and evaluate splits.
+
+Layout of one cache entry, ``WORK/features/<key>/``::
+
+    config.json      feature parameters, normalization (fitted on train), labels, file-list hashes
+    train.npy        float32 (n_train, n_mels, n_frames), un-normalized dB
+    train.csv        the clip table of :func:`keras_asc.dataset.read_split`, same row order
+    evaluate.npy / evaluate.csv
+
+The key hashes every feature parameter plus each split's file list (names and byte sizes), so a
+changed parameter or file list lands in a new entry. An entry is built in a temp folder and
+renamed into place when complete: an interrupted run never leaves one that looks finished.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from keras_asc import artifacts
+from keras_asc.audio import load_audio
+from keras_asc.dataset import SCENE_LABELS, read_fold1
+from keras_asc.features import FeatureConfig, Normalization, log_mel
+
+CACHED_SPLITS = ("train", "evaluate")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+    """A complete cache entry. Arrays are opened memory-mapped on demand."""
+
+    path: Path
+    config: dict
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig.from_dict(self.config["features"])
+
+    @property
+    def normalization(self) -> Normalization:
+        return Normalization.from_dict(self.config["normalization"])
+
+    def features(self, split: str) -> np.ndarray:
+        """Shape ``(n_clips, n_mels, n_frames)``, float32 dB, memory-mapped read-only."""
+        return np.load(self.path / f"{split}.npy", mmap_mode="r")
+
+    def table(self, split: str) -> pd.DataFrame:
+        return pd.read_csv(self.path / f"{split}.csv", dtype={"device": str, "location": str})
+
+    @classmethod
+    def open(cls, path: Path) -> "FeatureSet":
+        path = Path(path)
+        return cls(path, artifacts.read_json(path / "config.json"))
+
+
+def _file_list_digest(table: pd.DataFrame) -> str:
+    rows = [f"{f}\t{os.path.getsize(p)}" for f, p in zip(table["filename"], table["path"])]
+    return artifacts.sha256_bytes("\n".join(rows).encode())
+
+
+def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
+    payload = {"features": config.to_dict(), "labels": SCENE_LABELS,
+               "files": {s: _file_list_digest(t) for s, t in sorted(tables.items())}}
+    return artifacts.sha256_bytes(json.dumps(payload, sort_keys=True).encode())[:16]
+
+
+def _extract_chunk(paths: list[str], config_dict: dict) -> np.ndarray:
+    config = FeatureConfig.from_dict(config_dict)
+    out = np.empty((len(paths), *config.shape), np.float32)
+    for i, p in enumerate(paths):
+        audio = load_audio(p, sample_rate=config.sample_rate, clip_seconds=config.clip_seconds)
+        out[i] = log_mel(audio, config=config)
+    return out
+
+
+def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
+                     workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> None:
+    """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes.
+
+    ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
+    that already imported TensorFlow is safe.
+    """
+    from tqdm.auto import tqdm
+
+    chunks = [(i, paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
+    with tqdm(total=len(paths), desc=desc, unit="clip", leave=False) as bar:
+        if workers <= 1:
+            for start, ps in chunks:
+                out[start:start + len(ps)] = _extract_chunk(ps, config.to_dict())
+                bar.update(len(ps))
+            return
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_extract_chunk, ps, config.to_dict()): (start, len(ps))
+                       for start, ps in chunks}
+            for fut in cf.as_completed(futures):
+                start, n = futures[fut]
+                out[start:start + n] = fut.result()
+                bar.update(n)
+
+
+def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,
+                        workers: int = 2, log=print) -> FeatureSet:
+    """Return the cache entry for (dataset, config), computing it only if it is not complete."""
+    tables = read_fold1(data_dir)
+    key = cache_key(config, tables)
+    final = Path(work_dir) / "features" / key
+    if (final / "config.json").is_file():
+        log(f"features: reusing cache {final}")
+        return FeatureSet.open(final)
+    log(f"features: computing {sum(len(t) for t in tables.values())} clips into {final}")
+    with artifacts.staging_dir(final) as tmp:
+        for split in CACHED_SPLITS:
+            table = tables[split]
+            arr = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.float32,
+                                            shape=(len(table), *config.shape))
+            extract_features(table["path"].tolist(), config=config, out=arr, workers=workers,
+                             desc=f"log-mel {split}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"non-finite features in split {split}; check the audio files")
+            arr.flush()
+            del arr
+            table.to_csv(tmp / f"{split}.csv", index=False)
+        norm = Normalization.fit(np.load(tmp / "train.npy", mmap_mode="r"))
+        artifacts.write_json(tmp / "config.json", {
+            "stage": "features",
+            "key": key,
+            "data_dir": str(Path(data_dir).resolve()),
+            "features": config.to_dict(),
+            "shape": list(config.shape),
+            "labels": list(SCENE_LABELS),
+            "normalization": norm.to_dict(),
+            "clips": {s: len(tables[s]) for s in CACHED_SPLITS},
+            "file_lists": {s: _file_list_digest(tables[s]) for s in CACHED_SPLITS},
+            **artifacts.provenance(),
+        })
+    return FeatureSet.open(final)

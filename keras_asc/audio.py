@@ -40,6 +40,10 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
                          f"{data.shape[0]} present; re-extract or re-download it")
     if not np.isfinite(data).all():
         raise AudioError(f"{path}: contains NaN or infinite samples; the file is corrupt")
+    missing = _wav_missing_bytes(path)
+    if missing > 0:
+        raise AudioError(f"{path}: truncated: the WAV header declares {missing} more bytes of "
+                         "audio than the file holds; re-extract or re-download it")
     mono = data.mean(axis=1, dtype=np.float32)
     if sr != sample_rate:
         import librosa
@@ -49,3 +53,25 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
     if mono.shape[0] < n:
         mono = np.pad(mono, (0, n - mono.shape[0]))
     return np.ascontiguousarray(mono[:n], dtype=np.float32)
+
+
+def _wav_missing_bytes(path: Path) -> int:
+    """For a RIFF/WAV file, how many bytes its ``data`` chunk declares beyond the end of file.
+
+    libsndfile silently shortens a truncated WAV to what is there, so this is checked by
+    walking the chunk headers. Returns 0 for other formats or complete files.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            n = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                return max(0, pos + 8 + n - size) if n != 0xFFFFFFFF else 0
+            pos += 8 + n + (n & 1)
+    return 0

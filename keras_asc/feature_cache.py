@@ -14,6 +14,7 @@ renamed into place when complete: an interrupted run never leaves one that looks
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import json
 import multiprocessing
@@ -79,6 +80,23 @@ def _extract_chunk(paths: list[str], config_dict: dict) -> np.ndarray:
     return out
 
 
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Spawned workers inherit the environment: give each one BLAS/FFT thread, so N workers
+    use N cores instead of fighting over them."""
+    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
                      workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> None:
     """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes.
@@ -96,7 +114,8 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
                 bar.update(len(ps))
             return
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with _single_threaded_children(), \
+                cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {pool.submit(_extract_chunk, ps, config.to_dict()): (start, len(ps))
                        for start, ps in chunks}
             for fut in cf.as_completed(futures):

@@ -1,0 +1,103 @@
+"""The ``asc`` command: the one place that sees keras_asc, tflite_export and firmware_harness.
+
+Each subcommand is a thin function that parses arguments, calls one stage and prints where its
+artifacts went. Heavy imports (TensorFlow) happen inside the subcommand, never at import time.
+Errors a user can fix (bad dataset, bad audio, over-budget model, disagreement found) exit
+with status 1 and a one-paragraph message, not a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras everywhere (see DEVELOPERS.md)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+# ----------------------------------------------------------------------------- foundation
+def cmd_make_dataset(a: argparse.Namespace) -> None:
+    from keras_asc.synth import make_dataset
+
+    make_dataset(Path(a.out_dir), size=a.size, seed=a.seed, clip_seconds=a.clip_seconds,
+                 workers=a.workers)
+
+
+def cmd_describe(a: argparse.Namespace) -> None:
+    from keras_asc.dataset import describe, read_fold1
+
+    print(describe(read_fold1(Path(a.data), check_audio=not a.no_audio_check)))
+
+
+def _feature_config(a: argparse.Namespace):
+    from keras_asc.features import FeatureConfig
+
+    return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels,
+                              clip_seconds=a.clip_seconds)
+
+
+def cmd_features(a: argparse.Namespace) -> None:
+    from keras_asc.feature_cache import build_feature_cache
+
+    fs = build_feature_cache(Path(a.data), Path(a.out), config=_feature_config(a), workers=a.workers)
+    print(f"features: {fs.path}  shape per clip {tuple(fs.config['shape'])}  "
+          f"clips {fs.config['clips']}")
+
+
+def add_feature_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("features (seed section 2.1, Table 5)")
+    g.add_argument("--frames-per-second", type=int, default=28, choices=(28, 43),
+                   help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
+    g.add_argument("--n-mels", type=int, default=128, choices=(64, 128, 256))
+    g.add_argument("--clip-seconds", type=float, default=10.0,
+                   help="clip length the audio is padded/cropped to (TAU: 10)")
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("make-dataset", help="write a generated dataset in the TAU 2020 Mobile layout")
+    s.add_argument("out_dir")
+    s.add_argument("--size", default="demo", help="tiny (tests), demo (default) or segments per scene")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--clip-seconds", type=float, default=None, help="override the clip length")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_make_dataset)
+
+    s = sub.add_parser("describe", help="clips per split x device and per scene of a dataset")
+    s.add_argument("--data", required=True, help="dataset root (holds meta.csv, evaluation_setup/)")
+    s.add_argument("--no-audio-check", action="store_true", help="do not check the audio files exist")
+    s.set_defaults(func=cmd_describe)
+
+    s = sub.add_parser("features", help="compute and cache log-mel features for train and evaluate")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="work folder; the cache goes to OUT/features/<key>/")
+    s.add_argument("--workers", type=int, default=2)
+    add_feature_args(s)
+    s.set_defaults(func=cmd_features)
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from keras_asc.audio import AudioError
+    from keras_asc.dataset import DatasetError
+
+    try:
+        args.func(args)
+    except (UserError, DatasetError, AudioError, FileExistsError) as e:
+        print(f"asc {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+import numpy as np
+
+from keras_asc.dataset import SCENE_LABELS
+from keras_asc.feature_cache import FeatureSet, build_feature_cache
+from keras_asc.features import FeatureConfig
+from tests.conftest import TINY_CLIP_SECONDS
+
+QUIET = dict(log=lambda *_: None)
+
+
+def test_cache_contents(tiny_features):
+    fs = tiny_features
+    cfg = fs.feature_config
+    assert cfg.n_mels == 128 and cfg.hop_length == 1536
+    for split in ("train", "evaluate"):
+        x = fs.features(split)
+        assert x.shape == (len(fs.table(split)), *cfg.shape) and x.dtype == np.float32
+        assert np.isfinite(x).all()
+    assert fs.config["labels"] == list(SCENE_LABELS)
+    # normalization fitted on train only: train is standardized per band, evaluate is not exactly
+    z = fs.normalization.apply(fs.features("train"))
+    np.testing.assert_allclose(z.mean(axis=(0, 2)), 0, atol=1e-3)
+    np.testing.assert_allclose(z.std(axis=(0, 2)), 1, atol=1e-2)
+
+
+def test_reuse_and_invalidation(tiny_dataset, tiny_features, tiny_work):
+    cfg = tiny_features.feature_config
+    messages = []
+    again = build_feature_cache(tiny_dataset, tiny_work, config=cfg, log=messages.append)
+    assert again.path == tiny_features.path and "reusing" in messages[0]
+    other = build_feature_cache(tiny_dataset, tiny_work, config=FeatureConfig.seed(
+        n_mels=64, clip_seconds=TINY_CLIP_SECONDS), workers=1, **QUIET)
+    assert other.path != tiny_features.path
+    assert other.features("train").shape[1] == 64
+    # one worker and two workers compute the same numbers (the 64-band run used one)
+    assert tiny_features.config["file_lists"] == other.config["file_lists"]
+
+
+def test_interrupted_build_leaves_no_cache(tiny_dataset, tmp_path, monkeypatch):
+    import keras_asc.feature_cache as fc
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fc, "extract_features", boom)
+    cfg = FeatureConfig.seed(n_mels=64, clip_seconds=TINY_CLIP_SECONDS)
+    try:
+        build_feature_cache(tiny_dataset, tmp_path, config=cfg, **QUIET)
+    except KeyboardInterrupt:
+        pass
+    assert not any((tmp_path / "features").iterdir())  # no partial entry, no temp folder
+    monkeypatch.undo()
+    fs = build_feature_cache(tiny_dataset, tmp_path, config=cfg, workers=1, **QUIET)
+    assert FeatureSet.open(fs.path).features("evaluate").shape[0] == 80

@@ -58,6 +58,62 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
                    help="clip length the audio is padded/cropped to (TAU: 10)")
 
 
+# ----------------------------------------------------------------------------- train / evaluate
+def _parse_overrides(items: list[str]) -> tuple[tuple[str, float], ...]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        out[key] = float(value)
+    return tuple(sorted(out.items()))
+
+
+def train_config_from_args(a: argparse.Namespace):
+    from keras_asc.training import TrainConfig
+
+    return TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
+                       batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
+                       mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed)
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.training import RunExists, train
+
+    config = train_config_from_args(a)
+    fs = build_feature_cache(Path(a.data), Path(a.work), config=_feature_config(a), workers=a.workers)
+    try:
+        train(fs, Path(a.out), config=config, resume=a.resume)
+    except RunExists as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from keras_asc.evaluation import evaluate_run, format_scores
+
+    scores = evaluate_run(Path(a.run_dir), Path(a.data), Path(a.work), workers=a.workers)
+    print(format_scores(scores))
+    print(f"evaluate: wrote metrics.json, metrics.csv, predictions.csv, confusion.png in {a.run_dir}")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    from keras_asc.models import list_models
+
+    g = p.add_argument_group("model and training")
+    g.add_argument("--model", default="resnet11", choices=list_models())
+    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+                   help="builder override, e.g. width=0.25 (repeatable)")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
+    g.add_argument("--loss", default="ce", choices=("ce", "focal"))
+    g.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables")
+    g.add_argument("--device-aug", type=float, default=0.0,
+                   help="random per-band EQ strength in normalized units; 0 disables")
+    g.add_argument("--seed", type=int, default=0)
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -83,6 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_feature_args(s)
     s.set_defaults(func=cmd_features)
 
+    s = sub.add_parser("train", help="train a registered model on cached log-mel features")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="run folder (model.keras, config.json, checkpoints/)")
+    s.add_argument("--work", default="work", help="feature cache folder (default ./work)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    s.add_argument("--workers", type=int, default=2)
+    add_feature_args(s)
+    add_train_args(s)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="accuracy and log loss overall, per device, per scene")
+    s.add_argument("run_dir")
+    s.add_argument("--data", required=True)
+    s.add_argument("--work", default="work")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_evaluate)
     return p
 
 
@@ -93,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (UserError, DatasetError, AudioError, FileExistsError) as e:
+    except (UserError, DatasetError, AudioError, FileExistsError, FileNotFoundError) as e:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -47,3 +47,18 @@ def copy_dataset(src: Path, dst: Path) -> Path:
         csv.unlink()
         csv.write_bytes(data)
     return dst
+
+
+#: A tiny training configuration: ResNet11 at quarter width learns the tiny set in seconds.
+TINY_TRAIN = dict(model="resnet11", model_overrides=(("width", 0.25),), epochs=25, batch_size=16,
+                  learning_rate=3e-3, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_features, tmp_path_factory) -> Path:
+    """A trained tiny ResNet11 run folder (model.keras, config.json, ...)."""
+    from keras_asc.training import TrainConfig, train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny_resnet11"
+    train(tiny_features, run_dir, config=TrainConfig(**TINY_TRAIN), log=lambda *_: None)
+    return run_dir

@@ -114,6 +114,22 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
 
 
+# ----------------------------------------------------------------------------- export
+def cmd_export(a: argparse.Namespace) -> None:
+    from tflite_export.convert import ConversionError
+    from tflite_export.export import BudgetError, export_run
+    from tflite_export.flatbuffer import ModelCheckError
+
+    try:
+        cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
+                         calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
+                         qat_epochs=a.qat_epochs, workers=a.workers)
+    except (BudgetError, ConversionError, ModelCheckError) as e:
+        raise UserError(str(e)) from None
+    print((Path(a.run_dir) / "export" / "size_report.txt").read_text().split("\n\n")[0])
+    print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -155,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--work", default="work")
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("export", help="int8 .tflite under the flash budget + C sources for TFLM")
+    s.add_argument("run_dir")
+    s.add_argument("--data", required=True, help="dataset the run was trained on (calibration clips)")
+    s.add_argument("--work", default="work")
+    s.add_argument("--budget", type=int, default=131072, help="max flatbuffer bytes (default 128 KiB)")
+    s.add_argument("--calibration-size", type=int, default=200)
+    s.add_argument("--seed", type=int, default=0, help="calibration sample seed")
+    s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
+    s.add_argument("--qat-epochs", type=int, default=3)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_export)
     return p
 
 

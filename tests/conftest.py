@@ -62,3 +62,30 @@ def tiny_run(tiny_features, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "tiny_resnet11"
     train(tiny_features, run_dir, config=TrainConfig(**TINY_TRAIN), log=lambda *_: None)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run, tiny_dataset, tiny_work) -> Path:
+    """``tiny_run`` exported to int8 (PTQ): returns the export folder."""
+    from tflite_export.export import export_run
+
+    export_run(tiny_run, tiny_dataset, tiny_work, calibration_size=40, log=lambda *_: None)
+    return tiny_run / "export"
+
+
+@pytest.fixture(scope="session")
+def float_io_tflite() -> bytes:
+    """A small conv net converted with float input and output (which the toolkit must refuse)."""
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Softmax()(keras.layers.Dense(3)(x)))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rng = np.random.default_rng(0)
+    conv.representative_dataset = lambda: ([rng.normal(size=(1, 8, 8, 1)).astype(np.float32)] for _ in range(10))
+    return bytes(conv.convert())

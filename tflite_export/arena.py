@@ -1,0 +1,112 @@
+"""The smallest TFLM tensor arena a model runs in, found by measurement.
+
+A child process (``python -m tflite_export.arena MODEL``) loads the model into TFLM's Python
+runtime with a large arena, runs one inference and records the allocator's report
+(``print_allocations``), then bisects the arena size (16-byte steps) between half that total
+and the total, running an inference at each size. It runs in a child because TFLM can abort
+the whole process on some too-small arenas instead of returning an error.
+
+The host build's figure is what TFLM's reference kernels need; optimized kernels (e.g.
+CMSIS-NN) may add scratch buffers, hence the margin the export adds in the header.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ALIGN = 16
+_TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+@dataclasses.dataclass(frozen=True)
+class ArenaMeasurement:
+    min_bytes: int  # smallest size (multiple of 16) in which allocate + invoke succeed
+    recorded_total: int  # what the recording allocator reports with a large arena
+    report: str  # the allocator's own report text
+
+
+def recommended_arena(min_bytes: int, *, margin_fraction: float = 0.10, margin_min: int = 1024) -> int:
+    """``min_bytes`` plus ``max(margin_min, margin_fraction * min_bytes)``, rounded up to 16."""
+    size = min_bytes + max(margin_min, int(np.ceil(margin_fraction * min_bytes)))
+    return -(-size // ALIGN) * ALIGN
+
+
+def _runs(model: bytes, arena: int, input_shape, runtime) -> bool:
+    try:
+        it = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
+        it.set_input(np.zeros(input_shape, np.int8), 0)
+        it.invoke()
+        return True
+    except (RuntimeError, ValueError):
+        return False
+
+
+def _allocation_report(model: bytes, arena: int, input_shape, runtime) -> str:
+    """Run once and capture what ``print_allocations`` writes to the C-level stderr."""
+    it = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
+    it.set_input(np.zeros(input_shape, np.int8), 0)
+    it.invoke()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            it.print_allocations()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read().decode(errors="replace")
+
+
+def _probe(path: Path) -> dict:
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = Path(path).read_bytes()
+    big = 64 << 20
+    probe = runtime.Interpreter.from_bytes(model, arena_size=big)
+    shape = tuple(probe.get_input_details(0)["shape"])
+    report = _allocation_report(model, big, shape, runtime)
+    m = _TOTAL_RE.search(report)
+    total = int(m.group(1)) if m else big
+    hi = -(-total // ALIGN) * ALIGN
+    while not _runs(model, hi, shape, runtime):
+        hi *= 2
+        if hi > big:
+            raise RuntimeError("TFLM does not run this model even with a 64 MiB arena")
+    lo = max(ALIGN, (hi // 2) // ALIGN * ALIGN)
+    while lo > 4096 and _runs(model, lo, shape, runtime):
+        lo = (lo // 2) // ALIGN * ALIGN
+    if _runs(model, lo, shape, runtime):
+        hi = lo
+    # invariant: hi runs, lo does not
+    while hi - lo > ALIGN:
+        mid = (lo + hi) // 2 // ALIGN * ALIGN
+        if _runs(model, mid, shape, runtime):
+            hi = mid
+        else:
+            lo = mid
+    return {"min_bytes": hi, "recorded_total": total, "report": report}
+
+
+def measure_arena(tflite_path: Path, *, timeout: float = 600) -> ArenaMeasurement:
+    """Measure ``tflite_path``'s minimal TFLM arena in a child process."""
+    proc = subprocess.run([sys.executable, "-m", "tflite_export.arena", str(tflite_path)],
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tflite_path}: TFLM arena measurement failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr.strip()[-2000:]}")
+    d = json.loads(proc.stdout.strip().splitlines()[-1])
+    return ArenaMeasurement(int(d["min_bytes"]), int(d["recorded_total"]), d["report"])
+
+
+if __name__ == "__main__":
+    print(json.dumps(_probe(Path(sys.argv[1]))))

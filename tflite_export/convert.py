@@ -1,0 +1,76 @@
+"""Full-integer post-training quantization of a tf_keras model, and its calibration sample.
+
+:func:`calibration_sample` draws the representative dataset: stratified over (scene, device)
+of the training split, deterministic by seed, never "the first N rows".
+:func:`convert_int8` converts with int8 per-channel weights, int8 activations, int8 input and
+output, batch 1, builtin int8 ops only; the converter itself refuses ops without an int8
+kernel, and :func:`tflite_export.flatbuffer.check_int8_model` then checks the result against
+what TFLM runs.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterable
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+class ConversionError(RuntimeError):
+    """The converter refused the model (an op without an int8 builtin kernel, ...)."""
+
+
+def calibration_sample(table: pd.DataFrame, *, size: int, seed: int) -> pd.DataFrame:
+    """A deterministic stratified subset of ``table`` (rows keep their original order).
+
+    Strata are (scene_label, device). Every stratum contributes one clip first (so every
+    scene and every training device is covered when ``size`` allows), then clips are added
+    in proportion to stratum size. Same table + size + seed -> the same rows.
+    """
+    if size < 1:
+        raise ValueError("calibration size must be at least 1")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    t = table.iloc[order].copy()
+    t["_row"] = order
+    t["_rank"] = t.groupby(["scene_label", "device"], sort=True).cumcount()
+    t["_n"] = t.groupby(["scene_label", "device"], sort=True)["_rank"].transform("size")
+    t["_key"] = np.where(t["_rank"] == 0, -1.0, (t["_rank"] + rng.random(len(t))) / t["_n"])
+    picked = t.sort_values(["_key", "_row"], kind="stable").head(size)
+    return table.iloc[np.sort(picked["_row"].to_numpy())]
+
+
+def representative_dataset(x: np.ndarray) -> Callable[[], Iterable[list[np.ndarray]]]:
+    """The converter's calibration generator: one ``(1, H, W, 1)`` float32 example at a time."""
+    def gen():
+        for i in range(len(x)):
+            yield [np.asarray(x[i:i + 1], np.float32)]
+    return gen
+
+
+def convert_int8(model, calibration_x: np.ndarray) -> bytes:
+    """Convert ``model`` (float input ``(batch, H, W, 1)``) to a full-integer flatbuffer.
+
+    Batch is fixed at 1 through the concrete function's input signature. Raises
+    :class:`ConversionError` with the converter's reason if any op has no int8 builtin kernel.
+    """
+    import tensorflow as tf
+
+    shape = [1, *model.input_shape[1:]]
+    fn = tf.function(lambda t: model(t, training=False))
+    concrete = fn.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="logmel"))
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative_dataset(calibration_x)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    try:
+        return bytes(conv.convert())
+    except Exception as e:  # ConverterError and friends; keep the converter's own explanation
+        msg = str(e).strip().splitlines()
+        detail = "\n".join(line for line in msg if "op" in line.lower() or "error" in line.lower())[:2000]
+        raise ConversionError("the int8 converter refused the model: an op has no int8 builtin "
+                              f"kernel or cannot be quantized.\n{detail or msg[-1] if msg else e}") from e

@@ -1,0 +1,175 @@
+"""``asc export RUN_DIR``: trained run -> ``RUN_DIR/export/`` for a TFLM firmware.
+
+Writes, all at once (built in a temp folder, renamed into place only when everything passed)::
+
+    model.tflite        full-integer int8 flatbuffer, batch 1
+    model_data.cc/.h    the flatbuffer as a C array
+    model_settings.h    shapes, quantization, labels, normalization, arena, op registration
+    calibration.csv     the representative clips (stratified, deterministic)
+    size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
+    config.json         source model hash, calibration list hash, budget, I/O quantization,
+                        path (ptq or qat), converter and package versions
+
+An over-budget model raises :class:`BudgetError` with the per-tensor table, and nothing is
+written (a previous successful export stays as it was).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_asc import artifacts
+from keras_asc.dataset import SCENE_LABELS
+from keras_asc.features import FeatureConfig, Normalization
+from tflite_export import c_sources
+from tflite_export.arena import measure_arena, recommended_arena
+from tflite_export.convert import calibration_sample, convert_int8
+from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
+                                      operator_names, read_model, tensor_size_table)
+from tflite_export.input_quant import InputQuantization
+
+DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
+DEFAULT_CALIBRATION = 200
+
+
+class BudgetError(ValueError):
+    """The flatbuffer is larger than the budget."""
+
+
+def check_budget(data: bytes, budget: int, model) -> None:
+    if len(data) > budget:
+        raise BudgetError(
+            f"the int8 flatbuffer is {len(data):,d} bytes, over the budget of {budget:,d} bytes by "
+            f"{len(data) - budget:,d}. Nothing was written. Use a smaller model (e.g. --model-arg "
+            f"width=...) or raise --budget. Largest tensors:\n{tensor_size_table(model, top=15)}")
+
+
+def read_export_config(export_dir: Path) -> dict:
+    path = Path(export_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not an export folder; run `asc export RUN_DIR` first")
+    return artifacts.read_json(path)
+
+
+def input_quantization(model, normalization: Normalization) -> InputQuantization:
+    """The int8 input definition of a parsed flatbuffer plus the training normalization."""
+    (inp,), _ = io_tensors(model)
+    return InputQuantization(normalization.mean, normalization.std, inp.scales[0], inp.zero_points[0])
+
+
+def size_report(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int) -> tuple[str, dict]:
+    from keras_asc.models import count_macs, nonzero_params, trainable_params
+
+    tensors = describe_tensors(model)
+    weights = sum(t.nbytes for t in tensors if t.constant)
+    figures = {
+        "flatbuffer_bytes": len(data), "budget_bytes": budget, "budget_used_percent": round(100 * len(data) / budget, 1),
+        "constant_tensor_bytes": weights, "flatbuffer_overhead_bytes": len(data) - weights,
+        "trainable_params": trainable_params(keras_model),
+        "dcase2021_nonzero_params": nonzero_params(keras_model),
+        "dcase2021_size_bytes_at_8_bits": nonzero_params(keras_model),
+        "macs_per_inference": count_macs(keras_model),
+        "arena_min_bytes": arena_min, "arena_recommended_bytes": arena,
+        "ops": sorted(set(operator_names(model))),
+    }
+    text = "\n".join([
+        f"flatbuffer: {len(data):,d} bytes of {budget:,d} budget ({figures['budget_used_percent']} %)",
+        f"  constant tensors {weights:,d} bytes, flatbuffer structure {len(data) - weights:,d} bytes",
+        f"DCASE 2021 model size: {figures['dcase2021_nonzero_params']:,d} non-zero parameters "
+        f"= {figures['dcase2021_size_bytes_at_8_bits']:,d} bytes at 8 bits "
+        f"({figures['trainable_params']:,d} trainable parameters in the float model)",
+        f"MACs per inference: {figures['macs_per_inference']:,d}",
+        f"tensor arena: {arena_min:,d} bytes measured minimum, {arena:,d} recommended",
+        f"operators: {', '.join(figures['ops'])}",
+        "", "constant tensors, largest first:", tensor_size_table(model)])
+    return text + "\n", figures
+
+
+def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
+               calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
+               qat_epochs: int = 3, workers: int = 2, log=print) -> dict:
+    """Export ``run_dir``'s best model; returns the export's config.json dict."""
+    from keras_asc.training import feature_set_for_run, load_run_model, read_run_config
+
+    run_dir = Path(run_dir)
+    run_cfg = read_run_config(run_dir)
+    norm = Normalization.from_dict(run_cfg["normalization"])
+    fs = feature_set_for_run(run_cfg, data_dir, work_dir, workers=workers, log=log)
+    train_table = fs.table("train")
+    calib = calibration_sample(train_table, size=calibration_size, seed=seed)
+    raw = fs.features("train")
+    calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
+    keras_model = load_run_model(run_dir)
+
+    t0 = time.perf_counter()
+    path = "ptq"
+    if qat:
+        from tflite_export.qat import quantize_aware_finetune
+
+        keras_model = quantize_aware_finetune(keras_model, fs, norm, run_cfg, epochs=qat_epochs, seed=seed, log=log)
+        path = "qat"
+    log(f"export: converting ({path}, {len(calib)} calibration clips)")
+    data = convert_int8(keras_model, calib_x)
+    convert_seconds = time.perf_counter() - t0
+    model = read_model(data)
+    check_int8_model(model)
+    check_budget(data, budget, model)
+    (inp,), (out,) = io_tensors(model)
+    if tuple(inp.shape[1:]) != tuple(run_cfg["input_shape"]):
+        raise ModelCheckError(f"input shape {inp.shape} does not match the run's {run_cfg['input_shape']}")
+    quant = input_quantization(model, norm)
+    ops = tuple(dict.fromkeys(operator_names(model)))
+
+    final = run_dir / "export"
+    with artifacts.staging_dir(final) as tmp:
+        artifacts.atomic_write_bytes(tmp / "model.tflite", data)
+        log("export: measuring the TFLM tensor arena")
+        arena = measure_arena(tmp / "model.tflite")
+        arena_bytes = recommended_arena(arena.min_bytes)
+        feat = FeatureConfig.from_dict(run_cfg["features"])
+        settings = c_sources.ModelSettings(
+            input_shape=tuple(inp.shape), input_quant=quant, output_scale=out.scales[0],
+            output_zero_point=out.zero_points[0], labels=tuple(run_cfg["labels"]), ops=ops,
+            arena_min_bytes=arena.min_bytes, arena_bytes=arena_bytes,
+            arena_margin_text="a margin of max(1 KiB, 10 %) for kernel scratch buffers of optimized "
+                              "kernels and allocator alignment, rounded up to 16",
+            feature_text=(f"log-mel, {feat.sample_rate} Hz, Hann {feat.n_fft}, hop {feat.hop_length}, "
+                          f"{feat.n_mels} Slaney mel bands {feat.fmin:g} Hz-{feat.fmax or feat.sample_rate / 2:g} Hz, "
+                          "10*log10(max(power, 1e-10)) dB, centred frames"))
+        artifacts.atomic_write_text(tmp / "model_data.h", c_sources.cc_array_header())
+        artifacts.atomic_write_text(tmp / "model_data.cc", c_sources.cc_array_source(data))
+        artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
+        calib_out = calib[["filename", "scene_label", "device"]]
+        artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
+        text, figures = size_report(data, model, budget=budget, keras_model=keras_model,
+                                    arena_min=arena.min_bytes, arena=arena_bytes)
+        artifacts.atomic_write_text(tmp / "size_report.txt", text)
+        import tensorflow as tf
+
+        cfg = {
+            "stage": "export", "quantization_path": path,
+            "source_run": str(run_dir.resolve()),
+            "source_model_sha256": artifacts.sha256_file(run_dir / "model.keras"),
+            "tflite_sha256": artifacts.sha256_bytes(data),
+            "budget_bytes": budget,
+            "calibration": {"size": len(calib), "requested": calibration_size, "seed": seed,
+                            "strata": "scene_label x device of the training split",
+                            "file_list_sha256": artifacts.sha256_bytes(calib_out.to_csv(index=False).encode()),
+                            "scenes": int(calib["scene_label"].nunique()), "devices": sorted(calib["device"].unique())},
+            "qat_epochs": qat_epochs if qat else 0,
+            "input": {"name": inp.name, "shape": list(inp.shape), "dtype": "int8", **quant.to_dict()},
+            "output": {"name": out.name, "shape": list(out.shape), "dtype": "int8",
+                       "scale": out.scales[0], "zero_point": out.zero_points[0]},
+            "labels": list(SCENE_LABELS), "features": run_cfg["features"],
+            "ops": list(ops), "size": figures, "arena_report": arena.report,
+            "convert_seconds": round(convert_seconds, 2),
+            "converter": {"tensorflow": tf.__version__, "optimizations": "DEFAULT",
+                          "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
+            **artifacts.provenance(),
+        }
+        artifacts.write_json(tmp / "config.json", cfg)
+    log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "
+        f"arena {arena.min_bytes:,d} bytes measured, {arena_bytes:,d} in the header")
+    return cfg

@@ -1,0 +1,143 @@
+"""Reading a .tflite flatbuffer with the TFLite schema (the copy tflite-micro ships).
+
+Small single-purpose functions: :func:`read_model` parses, :func:`describe_tensors` lists
+tensors with their byte sizes, :func:`operator_names` the builtin ops, and the ``check_*``
+functions raise :class:`ModelCheckError` with a message that says what is wrong and why.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+#: TFLM's MicroMutableOpResolver registration method for each builtin op this project's
+#: models may contain. An op missing here is one the export refuses (TFLM may still have it,
+#: but nothing here has been validated with it).
+TFLM_RESOLVER_METHODS: dict[str, str] = {
+    "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize",
+    "FULLY_CONNECTED": "AddFullyConnected", "LOGISTIC": "AddLogistic", "MAX_POOL_2D": "AddMaxPool2D",
+    "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad", "QUANTIZE": "AddQuantize",
+    "REDUCE_MAX": "AddReduceMax", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
+    "SOFTMAX": "AddSoftmax", "SQUEEZE": "AddSqueeze",
+}
+
+
+class ModelCheckError(ValueError):
+    """The flatbuffer is not something the firmware can run as intended."""
+
+
+def _schema():
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+
+    return schema_py_generated
+
+
+def _enum_names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorInfo:
+    index: int
+    name: str
+    dtype: str  # "INT8", "INT32", "FLOAT32", ...
+    shape: tuple[int, ...]
+    constant: bool  # has data in the flatbuffer (weights, biases)
+    nbytes: int  # bytes of constant data in the flatbuffer (0 for activations)
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+
+    @property
+    def activation_bytes(self) -> int:
+        itemsize = {"INT8": 1, "UINT8": 1, "INT16": 2, "INT32": 4, "FLOAT32": 4, "INT64": 8}.get(self.dtype, 4)
+        return int(np.prod(self.shape)) * itemsize if self.shape else itemsize
+
+
+def read_model(data: bytes):
+    """Parse ``data`` into the schema's object API (``ModelT``)."""
+    s = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelCheckError("not a readable TFLite flatbuffer (the 'TFL3' file identifier is "
+                              "missing); is this a .tflite file?")
+    try:
+        model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
+        if not model.subgraphs:
+            raise ValueError("no subgraphs")
+        return model
+    except Exception as e:  # the flatbuffers library raises assorted errors on garbage
+        raise ModelCheckError(f"not a readable TFLite flatbuffer ({type(e).__name__}: {e})") from e
+
+
+def describe_tensors(model) -> list[TensorInfo]:
+    s = _schema()
+    types = _enum_names(s.TensorType)
+    g = model.subgraphs[0]
+    out = []
+    for i, t in enumerate(g.tensors):
+        buf = model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(model.buffers) else None
+        nbytes = len(buf.data) if buf is not None and buf.data is not None else 0
+        q = t.quantization
+        scales = tuple(float(v) for v in (q.scale if q is not None and q.scale is not None else ()))
+        zps = tuple(int(v) for v in (q.zeroPoint if q is not None and q.zeroPoint is not None else ()))
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        shape = tuple(int(v) for v in (t.shape if t.shape is not None else ()))
+        out.append(TensorInfo(i, name, types.get(t.type, str(t.type)), shape, nbytes > 0, nbytes, scales, zps))
+    return out
+
+
+def operator_names(model) -> list[str]:
+    """Builtin operator name of every operator in execution order (e.g. ``CONV_2D``)."""
+    s = _schema()
+    names = _enum_names(s.BuiltinOperator)
+    codes = []
+    for oc in model.operatorCodes:
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        codes.append("CUSTOM" if code == s.BuiltinOperator.CUSTOM else names.get(code, f"UNKNOWN_{code}"))
+    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+
+
+def io_tensors(model) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    tensors = describe_tensors(model)
+    g = model.subgraphs[0]
+    return [tensors[i] for i in g.inputs], [tensors[i] for i in g.outputs]
+
+
+def check_int8_model(model) -> None:
+    """Refuse anything but a full-integer, batch-1, single-subgraph model TFLM can run."""
+    if len(model.subgraphs) != 1:
+        raise ModelCheckError(f"{len(model.subgraphs)} subgraphs; the firmware path expects exactly one")
+    ops = operator_names(model)
+    tensors = describe_tensors(model)
+    float_ops = sorted({name for name, op in zip(ops, model.subgraphs[0].operators)
+                        if any(tensors[i].dtype == "FLOAT32" for i in [*op.inputs, *op.outputs] if i >= 0)})
+    if float_ops:
+        raise ModelCheckError(
+            f"operator(s) {float_ops} would run in float32 (the converter kept them float because no "
+            "int8 kernel exists, wrapping them in QUANTIZE/DEQUANTIZE); the model is not fully "
+            "integer. Replace the layer that produces them")
+    unknown = sorted({o for o in ops if o not in TFLM_RESOLVER_METHODS})
+    if unknown:
+        raise ModelCheckError(
+            f"operator(s) {unknown} are not in the TFLM op set this toolkit registers "
+            f"({', '.join(sorted(TFLM_RESOLVER_METHODS))}); replace the layer that produces them")
+    inputs, outputs = io_tensors(model)
+    for role, ts in (("input", inputs), ("output", outputs)):
+        for t in ts:
+            if t.dtype != "INT8":
+                raise ModelCheckError(
+                    f"{role} tensor '{t.name}' is {t.dtype}, not INT8: a float {role} means the firmware "
+                    "would need float pre/post-processing in the graph; export with int8 input and output")
+            if not t.shape or t.shape[0] != 1:
+                raise ModelCheckError(f"{role} tensor '{t.name}' has shape {t.shape}; batch must be 1")
+            if len(t.scales) != 1:
+                raise ModelCheckError(f"{role} tensor '{t.name}' lacks a single (per-tensor) scale")
+
+
+def tensor_size_table(model, top: int | None = None) -> str:
+    """Constant (weight/bias) tensors largest first: bytes, dtype, shape, name."""
+    rows = sorted((t for t in describe_tensors(model) if t.constant), key=lambda t: -t.nbytes)
+    rows = rows[:top] if top else rows
+    lines = [f"{'bytes':>9}  {'dtype':<7} {'shape':<20} name"]
+    lines += [f"{t.nbytes:>9,d}  {t.dtype:<7} {str(t.shape):<20} {t.name}" for t in rows]
+    return "\n".join(lines)

@@ -1,0 +1,36 @@
+"""Quantization-aware fine-tuning with tensorflow-model-optimization (tf_keras only).
+
+The trained float model is wrapped with ``tfmot.quantization.keras.quantize_model`` (fake
+int8 quantization of weights and activations in training) and fine-tuned for a few epochs at
+a tenth of the run's learning rate, on the same pipeline as training (without mixup), then
+converted like a PTQ model. Models with layers tfmot cannot wrap (e.g. the Lambda layers of
+CBAM) are refused with tfmot's reason.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def quantize_aware_finetune(model, fs, normalization, run_cfg: dict, *, epochs: int, seed: int, log=print):
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    from keras_asc.training import TrainConfig, load_split, make_loss, make_train_pipeline
+
+    train_cfg = TrainConfig.from_dict(run_cfg["train"])
+    try:
+        q_model = tfmot.quantization.keras.quantize_model(model)
+    except (ValueError, RuntimeError) as e:
+        raise ValueError(f"quantize-aware training cannot wrap this model: {e}") from e
+    ft_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "mixup_alpha": 0.0, "seed": seed,
+                                    "learning_rate": train_cfg.learning_rate / 10})
+    keras.utils.set_random_seed(seed)
+    q_model.compile(optimizer=keras.optimizers.Adam(ft_cfg.learning_rate), loss=make_loss(ft_cfg),
+                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    x, y = load_split(fs, "train", normalization=normalization)
+    log(f"export: quantize-aware fine-tuning for {epochs} epoch(s)")
+    q_model.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=len(run_cfg["labels"])),
+                epochs=epochs, verbose=2)
+    return q_model

@@ -130,6 +130,21 @@ def cmd_export(a: argparse.Namespace) -> None:
     print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
 
 
+# ----------------------------------------------------------------------------- validate
+def cmd_validate(a: argparse.Namespace) -> None:
+    from firmware_harness.validate import ValidationError, format_report, validate_export
+
+    try:
+        report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers,
+                                 max_drop=a.max_drop)
+    except ValidationError as e:
+        raise UserError(str(e)) from None
+    print(format_report(report))
+    print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")
+    if report["failures"]:
+        raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report["failures"]))
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -183,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--qat-epochs", type=int, default=3)
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("validate", help="run every evaluate clip through TFLM and LiteRT; int8 vs float; arena")
+    s.add_argument("model", help="RUN_DIR/export/model.tflite (its config.json must be beside it)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--work", default="work")
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--max-drop", type=float, default=None, metavar="PP",
+                   help="fail if int8 accuracy is more than PP points below float")
+    s.set_defaults(func=cmd_validate)
     return p
 
 

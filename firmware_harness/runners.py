@@ -1,0 +1,80 @@
+"""The three interpreters the harness compares, behind one small interface.
+
+* :class:`TflmRunner`: TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
+  reference kernels built for the host). Its outputs are the truth.
+* :class:`LiteRTRunner` with ``kernels="reference"``: ai-edge-litert with ``BUILTIN_REF``
+  kernels; ``kernels="optimized"``: its default optimized kernels (XNNPACK off, so the
+  builtin optimized int8 kernels run).
+
+Each runner takes one int8 input of the model's shape and returns the int8 output; with
+``preserve=True`` :meth:`tensors` gives every intermediate tensor by flatbuffer index, for the
+layer-by-layer comparison.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+RUNNERS = ("tflm", "litert_ref", "litert_opt")
+
+
+class TflmRunner:
+    name = "tflm"
+
+    def __init__(self, model: bytes, *, arena_bytes: int, preserve: bool = False):
+        from tflite_micro.python.tflite_micro import runtime
+
+        config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else runtime.InterpreterConfig.kAllocationRecording
+        self._it = runtime.Interpreter.from_bytes(model, arena_size=int(arena_bytes), intrepreter_config=config)
+        self.input_details = self._it.get_input_details(0)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self._it.set_input(x, 0)
+        self._it.invoke()
+        return np.array(self._it.get_output(0), copy=True)
+
+    def tensor(self, index: int) -> np.ndarray:
+        d = self._it.GetTensor(int(index), 0)
+        return np.asarray(d["tensor_data"]).reshape(d["shape"])
+
+
+class LiteRTRunner:
+    def __init__(self, model: bytes, *, kernels: str, preserve: bool = False):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = {"reference": OpResolverType.BUILTIN_REF,
+                    "optimized": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}[kernels]
+        self.name = "litert_ref" if kernels == "reference" else "litert_opt"
+        self._it = Interpreter(model_content=model, experimental_op_resolver_type=resolver,
+                               experimental_preserve_all_tensors=preserve, num_threads=1)
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()[0]["index"]
+        self._out = self._it.get_output_details()[0]["index"]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self._it.set_tensor(self._in, x)
+        self._it.invoke()
+        return np.array(self._it.get_tensor(self._out), copy=True)
+
+    def tensor(self, index: int) -> np.ndarray:
+        return np.array(self._it.get_tensor(int(index)), copy=True)
+
+
+def preserve_arena_bytes(model: bytes, arena_bytes: int) -> int:
+    """Arena for TFLM's preserve-all-tensors mode: no activation buffer is reused, so it
+    needs room for every activation at once on top of the normal plan."""
+    from tflite_export.flatbuffer import describe_tensors, read_model
+
+    activations = sum(t.activation_bytes for t in describe_tensors(read_model(model)) if not t.constant)
+    return int(arena_bytes + activations + (64 << 10))
+
+
+def make_runner(name: str, model: bytes, *, arena_bytes: int, preserve: bool = False):
+    """``arena_bytes`` is the normal (non-preserving) arena; preserve mode enlarges it."""
+    if name == "tflm":
+        arena = preserve_arena_bytes(model, arena_bytes) if preserve else arena_bytes
+        return TflmRunner(model, arena_bytes=arena, preserve=preserve)
+    if name == "litert_ref":
+        return LiteRTRunner(model, kernels="reference", preserve=preserve)
+    if name == "litert_opt":
+        return LiteRTRunner(model, kernels="optimized", preserve=preserve)
+    raise ValueError(f"unknown runner {name!r}; one of {RUNNERS}")

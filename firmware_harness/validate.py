@@ -1,0 +1,368 @@
+"""``asc validate EXPORT/model.tflite --data DIR``: what the microcontroller will output.
+
+For every clip of the evaluate split, the int8 input the firmware would compute (by
+:func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM
+(the truth), LiteRT's reference kernels and LiteRT's optimized kernels, in parallel worker
+processes. Then:
+
+* agreement of each LiteRT flavour with TFLM, every reference-kernel disagreement localized
+  layer by layer to its first diverging operator (unknown ones fail validation);
+* int8 (TFLM) against the float model on the same clips: DCASE scores side by side, top-1
+  agreement, output RMSE / max abs diff / cosine, per-layer quantization error;
+* the smallest tensor arena, measured, against the header's ``kTensorArenaSize``.
+
+Reports go to the export folder: ``validation_report.json``, ``validation_report.md``,
+``validation_per_device.png`` and ``validation_output_diff.png``.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from firmware_harness.layers import KNOWN_DIFFERENCES, LayerComparer
+from firmware_harness.runners import RUNNERS, make_runner
+from keras_asc import artifacts
+from keras_asc.evaluation import save_figure, score_table
+from tflite_export.arena import measure_arena
+from tflite_export.export import read_export_config
+from tflite_export.flatbuffer import check_int8_model, io_tensors, read_model
+from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
+
+MAX_LOCALIZED_OPTIMIZED = 50  # optimized-kernel disagreements localized for the report
+
+
+class ValidationError(ValueError):
+    """The model or its export folder cannot be validated as given (refused before running)."""
+
+
+# ----------------------------------------------------------------------------- inputs
+def header_arena_bytes(export_dir: Path) -> int:
+    path = Path(export_dir) / "model_settings.h"
+    m = re.search(r"constexpr int kTensorArenaSize = (\d+);", path.read_text()) if path.is_file() else None
+    if m is None:
+        raise ValidationError(f"{path}: no kTensorArenaSize found; re-run `asc export`")
+    return int(m.group(1))
+
+
+def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantization]:
+    """The model bytes, its export config and input quantization, cross-checked.
+
+    Refuses: float input/output or ops TFLM cannot run; a model whose bytes differ from the
+    export's record (tampered or replaced); a config whose input quantization disagrees with
+    the model's own input tensor.
+    """
+    tflite_path = Path(tflite_path)
+    if not tflite_path.is_file():
+        raise ValidationError(f"{tflite_path}: file not found")
+    data = tflite_path.read_bytes()
+    model = read_model(data)
+    try:
+        check_int8_model(model)
+    except ValueError as e:
+        raise ValidationError(f"{tflite_path}: refused: {e}") from None
+    try:
+        cfg = read_export_config(tflite_path.parent)
+    except FileNotFoundError as e:
+        raise ValidationError(f"{e}. The harness needs the export's config.json beside the model "
+                              "(normalization, labels, source float model)") from None
+    if artifacts.sha256_bytes(data) != cfg["tflite_sha256"]:
+        raise ValidationError(f"{tflite_path}: bytes differ from the model recorded in config.json "
+                              "(sha256 mismatch): the model was modified or replaced after export; "
+                              "re-run `asc export`")
+    (inp,), _ = io_tensors(model)
+    quant = InputQuantization.from_dict(cfg["input"])
+    if (not np.isclose(quant.scale, inp.scales[0], rtol=1e-6, atol=0) or quant.zero_point != inp.zero_points[0]):
+        raise ValidationError(
+            f"{tflite_path.parent / 'config.json'}: input quantization scale={quant.scale} "
+            f"zero_point={quant.zero_point} disagrees with the model's input tensor "
+            f"(scale={inp.scales[0]}, zero_point={inp.zero_points[0]}); the header would feed the "
+            "chip wrong inputs. Re-run `asc export`")
+    return data, cfg, quant
+
+
+# ----------------------------------------------------------------------------- parallel runs
+_WORKER: dict = {}
+
+
+def _init_worker(model: bytes, arena: int) -> None:
+    _WORKER["runners"] = [make_runner(n, model, arena_bytes=arena) for n in RUNNERS]
+
+
+def _run_chunk(x: np.ndarray) -> np.ndarray:
+    """``x``: (n, 1, H, W, 1) int8 -> (len(RUNNERS), n, n_classes) int8."""
+    return np.stack([np.concatenate([r.run(xi) for xi in x]) for r in _WORKER["runners"]])
+
+
+def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16) -> dict[str, np.ndarray]:
+    """Outputs of every runner for every input; ``x`` is (n, 1, H, W, 1) int8."""
+    from tqdm.auto import tqdm
+
+    starts = list(range(0, len(x), chunk))
+    parts: dict[int, np.ndarray] = {}
+    with tqdm(total=len(x), desc="validate (TFLM + LiteRT ref + opt)", unit="clip", leave=False) as bar:
+        if workers <= 1:
+            _init_worker(model, arena)
+            for s in starts:
+                parts[s] = _run_chunk(x[s:s + chunk])
+                bar.update(len(parts[s][0]))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                        initargs=(model, arena)) as pool:
+                futs = {pool.submit(_run_chunk, x[s:s + chunk]): s for s in starts}
+                for f in cf.as_completed(futs):
+                    parts[futs[f]] = f.result()
+                    bar.update(parts[futs[f]].shape[1])
+    out = np.concatenate([parts[s] for s in starts], axis=1)
+    return {n: out[i] for i, n in enumerate(RUNNERS)}
+
+
+# ----------------------------------------------------------------------------- comparisons
+def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
+    diff = np.abs(reference.astype(np.int32) - other.astype(np.int32))
+    differs = diff.max(axis=1) > 0
+    return {"clips": int(len(reference)), "clips_with_any_difference": int(differs.sum()),
+            "max_abs_diff_lsb": int(diff.max()) if diff.size else 0,
+            "top1_changed": int((reference.argmax(1) != other.argmax(1)).sum()),
+            "differing_clip_indices": np.flatnonzero(differs).tolist()}
+
+
+def output_error(float_probs: np.ndarray, int8_probs: np.ndarray) -> dict:
+    """The figures ST Edge AI's ``validate`` gives: RMSE, max abs diff, cosine similarity."""
+    d = int8_probs.astype(np.float64) - float_probs
+    num = np.sum(float_probs * int8_probs, axis=1)
+    den = np.linalg.norm(float_probs, axis=1) * np.linalg.norm(int8_probs, axis=1) + 1e-12
+    return {"rmse": float(np.sqrt(np.mean(d ** 2))), "max_abs_diff": float(np.abs(d).max()),
+            "mean_cosine": float(np.mean(num / den)), "min_cosine": float(np.min(num / den)),
+            "top1_agreement": float(np.mean(float_probs.argmax(1) == int8_probs.argmax(1)))}
+
+
+def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_float: np.ndarray,
+                             *, arena: int, worst: int = 5) -> list[dict]:
+    """Per-layer error of TFLM's dequantized activations against the float model's.
+
+    TFLite tensor names carry the Keras layer names (``model/block1_a_relu/Relu;...``); each
+    operator output is matched to the first named Keras layer of the same shape. Returns the
+    ``worst`` layers by relative RMSE (RMSE / std of the float activation), mean over clips.
+    """
+    import tf_keras as keras
+
+    fb = read_model(model)
+    from tflite_export.flatbuffer import describe_tensors
+
+    tensors = describe_tensors(fb)
+    layer_names = {layer.name for layer in keras_model.layers}
+    pairs = []
+    for op in fb.subgraphs[0].operators:
+        for out in op.outputs:
+            t = tensors[out]
+            parts = t.name.split(";")[0].split("/")
+            name = parts[1] if len(parts) > 1 else parts[0]
+            if name in layer_names and t.scales:
+                layer = keras_model.get_layer(name)
+                if tuple(layer.output.shape[1:]) == tuple(t.shape[1:]):
+                    pairs.append((t, layer))
+    if not pairs:
+        return []
+    probe = keras.Model(keras_model.input, [layer.output for _, layer in pairs])
+    flo = probe.predict(x_float, verbose=0, batch_size=8)
+    flo = flo if isinstance(flo, list) else [flo]
+    tflm = make_runner("tflm", model, arena_bytes=arena, preserve=True)
+    acc = np.zeros((len(pairs), 3))
+    for c in range(len(x_int8)):
+        tflm.run(x_int8[c])
+        for k, (t, _) in enumerate(pairs):
+            q = tflm.tensor(t.index).reshape(t.shape)[0].astype(np.float64)
+            deq = (q - t.zero_points[0]) * t.scales[0]
+            f = flo[k][c].astype(np.float64)
+            rmse = np.sqrt(np.mean((deq - f) ** 2))
+            cos = np.sum(deq * f) / (np.linalg.norm(deq) * np.linalg.norm(f) + 1e-12)
+            acc[k] += (rmse, rmse / (f.std() + 1e-12), cos)
+    acc /= len(x_int8)
+    rows = [{"layer": layer.name, "tensor": t.name.split(";")[0], "shape": list(t.shape), "scale": t.scales[0],
+             "rmse": float(a[0]), "relative_rmse": float(a[1]), "cosine": float(a[2])}
+            for (t, layer), a in zip(pairs, acc)]
+    return sorted(rows, key=lambda r: -r["relative_rmse"])[:worst]
+
+
+# ----------------------------------------------------------------------------- the command
+def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, workers: int = 2,
+                    max_drop: float | None = None, layer_clips: int = 16, log=print) -> dict:
+    """Validate; returns the report dict. ``report["failures"]`` lists every failed check
+    (the CLI exits non-zero when it is not empty)."""
+    from keras_asc.dataset import SCENE_LABELS
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.features import FeatureConfig, Normalization
+    from keras_asc.training import load_run_model, load_split
+
+    t_start = time.perf_counter()
+    tflite_path = Path(tflite_path)
+    export_dir = tflite_path.parent
+    data, cfg, quant = load_checked_export(tflite_path)
+    if cfg["labels"] != list(SCENE_LABELS):
+        raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
+    header_arena = header_arena_bytes(export_dir)
+    log("validate: measuring the TFLM tensor arena")
+    arena = measure_arena(tflite_path)
+    failures: list[str] = []
+    if header_arena < arena.min_bytes:
+        failures.append(f"arena: model_settings.h says kTensorArenaSize = {header_arena} bytes, "
+                        f"but TFLM needs at least {arena.min_bytes}")
+    run_arena = max(header_arena, arena.min_bytes)
+
+    fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(cfg["features"]),
+                             workers=workers, log=log)
+    table = fs.table("evaluate")
+    raw = fs.features("evaluate")
+    x_int8 = np.stack([quantize_input(raw[i], quant=quant) for i in range(len(raw))])[:, None]
+    t0 = time.perf_counter()
+    outs = run_all(data, x_int8, arena=run_arena, workers=workers)
+    run_seconds = time.perf_counter() - t0
+    log(f"validate: {len(table)} clips x 3 runtimes in {run_seconds:.1f} s")
+
+    # agreement with TFLM, and localization of every reference-kernel disagreement
+    agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
+    divergences: dict[str, list[dict]] = {}
+    for other, limit in (("litert_ref", None), ("litert_opt", MAX_LOCALIZED_OPTIMIZED)):
+        idx = agree[other]["differing_clip_indices"][:limit]
+        comparer = LayerComparer(data, other=other, arena_bytes=run_arena) if idx else None
+        found = []
+        for i in idx:
+            d = comparer.first_divergence(x_int8[i])
+            row = {"clip": table["filename"].iloc[i], "index": int(i)}
+            found.append({**row, **(d.to_dict() if d else {"op": None, "known": False,
+                          "explanation": "outputs differed but no operator output did (non-deterministic run?)"})})
+        divergences[other] = found
+    unknown = [d for d in divergences["litert_ref"] if not d["known"]]
+    if unknown:
+        ops = sorted({str(d["op"]) for d in unknown})
+        failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
+                        f"kernel difference, on {len(unknown)} clip(s), e.g. {[d['clip'] for d in unknown[:3]]}")
+
+    # int8 (TFLM) against float
+    (_, ), (out_t,) = io_tensors(read_model(data))
+    int8_probs = dequantize_output(outs["tflm"], scale=out_t.scales[0], zero_point=out_t.zero_points[0])
+    norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
+    x_float, _ = load_split(fs, "evaluate", normalization=norm)
+    keras_model = load_run_model(cfg["source_run"])
+    float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
+    s_float, s_int8 = score_table(float_probs, table), score_table(int8_probs, table)
+    side = s_float[["group", "name", "clips", "unseen_device"]].copy()
+    for col in ("accuracy", "log_loss"):
+        side[f"float_{col}"] = s_float[col]
+        side[f"int8_{col}"] = s_int8[col]
+    side["accuracy_drop_pp"] = 100 * (side["float_accuracy"] - side["int8_accuracy"])
+    drop = float(side["accuracy_drop_pp"].iloc[0])
+    if max_drop is not None and drop > max_drop:
+        failures.append(f"int8 accuracy is {drop:.2f} points below float, more than --max-drop {max_drop}")
+    pick = np.linspace(0, len(table) - 1, min(layer_clips, len(table))).round().astype(int)
+    layers = layer_quantization_error(data, keras_model, x_int8[pick], x_float[pick], arena=run_arena)
+
+    report = {
+        "stage": "validate", "model": str(tflite_path.resolve()), "tflite_sha256": cfg["tflite_sha256"],
+        "data_dir": str(Path(data_dir).resolve()), "split": "evaluate", "clips": int(len(table)),
+        "truth": "tflm", "quantization_path": cfg["quantization_path"],
+        "agreement_with_tflm": {n: {k: v for k, v in a.items() if k != "differing_clip_indices"} for n, a in agree.items()},
+        "divergences": divergences, "known_differences": {f"{r}:{o}": e for (r, o), e in KNOWN_DIFFERENCES.items()},
+        "scores": side.to_dict(orient="records"), "accuracy_drop_pp": drop,
+        "output_error": output_error(float_probs, int8_probs), "worst_layers": layers,
+        "arena": {"measured_min_bytes": arena.min_bytes, "recorded_total_bytes": arena.recorded_total,
+                  "header_bytes": header_arena, "allocation_report": arena.report},
+        "flatbuffer_bytes": len(data), "budget_bytes": cfg["budget_bytes"],
+        "throughput": {"workers": workers, "seconds": round(run_seconds, 2),
+                       "clips_per_second": round(len(table) / max(run_seconds, 1e-9), 2)},
+        "failures": failures, "passed": not failures,
+        "seconds_total": round(time.perf_counter() - t_start, 1), **artifacts.provenance(),
+    }
+    _write_reports(export_dir, report, side, float_probs, int8_probs)
+    return report
+
+
+# ----------------------------------------------------------------------------- reports
+def _plots(export_dir: Path, side: pd.DataFrame, float_probs: np.ndarray, int8_probs: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dev = side[side["group"] == "device"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    pos = np.arange(len(dev))
+    ax.bar(pos - 0.2, 100 * dev["float_accuracy"], 0.4, label="float (Keras)")
+    ax.bar(pos + 0.2, 100 * dev["int8_accuracy"], 0.4, label="int8 (TFLM)")
+    ax.set_xticks(pos, [f"{n}*" if u else n for n, u in zip(dev["name"], dev["unseen_device"])])
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("evaluate split per device (* unseen in training)")
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, export_dir / "validation_per_device.png")
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist((int8_probs - float_probs).ravel(), bins=81, log=True)
+    ax.set_xlabel("int8 (TFLM, dequantized) - float probability")
+    ax.set_ylabel("outputs")
+    fig.tight_layout()
+    save_figure(fig, export_dir / "validation_output_diff.png")
+
+
+def format_report(r: dict) -> str:
+    """The Markdown report; also what the CLI prints."""
+    side = pd.DataFrame(r["scores"])
+    lines = [f"# Validation of {Path(r['model']).name}", "",
+             f"{r['clips']} clips of the evaluate split; TFLM is the truth. "
+             f"Result: **{'PASSED' if r['passed'] else 'FAILED'}**", ""]
+    lines += [f"- FAILURE: {f}" for f in r["failures"]]
+    lines += ["", "## LiteRT against TFLM", "", "| runtime | clips differing | max diff (LSB) | top-1 changed |",
+              "|---|---|---|---|"]
+    for n, a in r["agreement_with_tflm"].items():
+        lines.append(f"| {n} | {a['clips_with_any_difference']} / {a['clips']} | {a['max_abs_diff_lsb']} | {a['top1_changed']} |")
+    for n, divs in r["divergences"].items():
+        if divs:
+            by_op = pd.Series([d["op"] for d in divs]).value_counts()
+            lines += ["", f"First diverging operator ({n}, {len(divs)} clip(s) localized): "
+                      + ", ".join(f"{op} x{c}" for op, c in by_op.items())]
+            for op in by_op.index:
+                ex = next(d for d in divs if d["op"] == op)
+                lines.append(f"- {op}: {'documented' if ex['known'] else 'NOT a documented difference'}; "
+                             f"e.g. {ex['clip']}, tensor {ex.get('tensor')} {ex.get('shape')}, "
+                             f"{ex.get('elements_differing')} element(s) differ by up to {ex.get('max_abs_diff_lsb')} LSB. "
+                             f"{ex['explanation']}")
+    e = r["output_error"]
+    drop = r["accuracy_drop_pp"]
+    lines += ["", "## int8 (TFLM) against float", "",
+              f"int8 {'lost' if drop > 0 else 'did not lose'} accuracy overall: {drop:+.2f} points "
+              f"(float minus int8). Top-1 agreement {100 * e['top1_agreement']:.1f} %, output RMSE {e['rmse']:.4f}, "
+              f"max abs diff {e['max_abs_diff']:.4f}, mean cosine {e['mean_cosine']:.4f}.", "",
+              "| group | name | clips | float acc | int8 acc | drop (pp) | float log loss | int8 log loss |",
+              "|---|---|---|---|---|---|---|---|"]
+    for _, s in side.iterrows():
+        name = f"{s['name']}*" if s["unseen_device"] else s["name"]
+        lines.append(f"| {s['group']} | {name} | {s['clips']} | {100 * s['float_accuracy']:.1f} % | "
+                     f"{100 * s['int8_accuracy']:.1f} % | {s['accuracy_drop_pp']:+.1f} | {s['float_log_loss']:.3f} | "
+                     f"{s['int8_log_loss']:.3f} |")
+    worst = side[side["group"] != "overall"].sort_values("accuracy_drop_pp", ascending=False).head(3)
+    lines += ["", "Largest drops: " + ", ".join(f"{g} {n} ({d:+.1f} pp)" for g, n, d in
+                                                zip(worst["group"], worst["name"], worst["accuracy_drop_pp"])), ""]
+    if r["worst_layers"]:
+        lines += ["Layers with the largest quantization error (TFLM dequantized vs float activations):", "",
+                  "| layer | shape | relative RMSE | cosine |", "|---|---|---|---|"]
+        lines += [f"| {w['layer']} | {w['shape']} | {w['relative_rmse']:.4f} | {w['cosine']:.4f} |" for w in r["worst_layers"]]
+    a = r["arena"]
+    lines += ["", "## Memory", "",
+              f"- flatbuffer: {r['flatbuffer_bytes']:,d} bytes (budget {r['budget_bytes']:,d})",
+              f"- tensor arena: {a['measured_min_bytes']:,d} bytes measured minimum; header kTensorArenaSize "
+              f"{a['header_bytes']:,d}; allocator total with a large arena {a['recorded_total_bytes']:,d}",
+              f"- throughput: {r['throughput']['clips_per_second']} clips/s with {r['throughput']['workers']} worker(s) "
+              "(all three runtimes per clip)", ""]
+    return "\n".join(lines)
+
+
+def _write_reports(export_dir: Path, report: dict, side, float_probs, int8_probs) -> None:
+    artifacts.write_json(export_dir / "validation_report.json", report)
+    artifacts.atomic_write_text(export_dir / "validation_report.md", format_report(report))
+    _plots(export_dir, side, float_probs, int8_probs)

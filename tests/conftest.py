@@ -89,3 +89,23 @@ def float_io_tflite() -> bytes:
     rng = np.random.default_rng(0)
     conv.representative_dataset = lambda: ([rng.normal(size=(1, 8, 8, 1)).astype(np.float32)] for _ in range(10))
     return bytes(conv.convert())
+
+
+@pytest.fixture(scope="session")
+def fc_tflite() -> bytes:
+    """A tiny int8 conv + FULLY_CONNECTED net on random data (like tflite-micro's
+    generate_test_models), on which LiteRT's reference FULLY_CONNECTED disagrees with TFLM
+    for a few inputs in a thousand."""
+    import numpy as np
+    import tf_keras as keras
+
+    from tflite_export.convert import convert_int8
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    x = keras.layers.Dense(10)(x)
+    model = keras.Model(inp, keras.layers.Softmax()(x))
+    return convert_int8(model, np.random.default_rng(0).normal(size=(50, 16, 16, 1)).astype(np.float32))

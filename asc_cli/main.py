@@ -145,6 +145,53 @@ def cmd_validate(a: argparse.Namespace) -> None:
         raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report["failures"]))
 
 
+# ----------------------------------------------------------------------------- demo / grid
+def _pipeline_config(a: argparse.Namespace, **kw):
+    from asc_cli.pipeline import PipelineConfig
+
+    return PipelineConfig(model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
+                          batch_size=a.batch_size, learning_rate=a.lr, seed=a.seed, budget=a.budget,
+                          calibration_size=a.calibration_size, **kw)
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from asc_cli.pipeline import run_demo
+    from tflite_export.export import BudgetError
+
+    try:
+        result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
+                          cfg=_pipeline_config(a, model=a.model))
+    except BudgetError as e:
+        raise UserError(str(e)) from None
+    if not result["validation"]["passed"]:
+        raise UserError("validation failed: " + "; ".join(result["validation"]["failures"]))
+
+
+def _csv(kind):
+    return lambda s: [kind(v) for v in s.split(",") if v]
+
+
+def cmd_grid(a: argparse.Namespace) -> None:
+    from asc_cli.pipeline import grid_configs, run_grid
+
+    configs = grid_configs(a.models, a.frames, a.mels, a.losses, **{
+        k: v for k, v in vars(_pipeline_config(a)).items() if k in (
+            "model_overrides", "epochs", "batch_size", "learning_rate", "seed", "budget", "calibration_size")})
+    run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
+             work_dir=Path(a.work) if a.work else None, workers=a.workers)
+
+
+def add_pipeline_args(p: argparse.ArgumentParser, *, epochs: int) -> None:
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=int, default=131072)
+    p.add_argument("--calibration-size", type=int, default=200)
+    p.add_argument("--workers", type=int, default=2)
+
+
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -207,6 +254,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-drop", type=float, default=None, metavar="PP",
                    help="fail if int8 accuracy is more than PP points below float")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("demo", help="generated dataset -> features -> ResNet11 -> int8 + C -> TFLM validation")
+    s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")
+    s.add_argument("--size", default="demo", help="generated dataset size: demo (default), tiny or N")
+    s.add_argument("--model", default="resnet11")
+    add_pipeline_args(s, epochs=40)
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("grid", help="run a grid of configurations (seed Tables 4-5) into one results table")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="grid folder: one subfolder per configuration, results.csv/.md")
+    s.add_argument("--work", default=None, help="feature cache folder (default OUT/work)")
+    s.add_argument("--models", type=_csv(str), default=["resnet11"], help="comma-separated registry names")
+    s.add_argument("--frames", type=_csv(int), default=[28], help="frames per second: 28,43")
+    s.add_argument("--mels", type=_csv(int), default=[128], help="mel bands: 64,128,256")
+    s.add_argument("--losses", type=_csv(str), default=["ce"], help="ce,focal")
+    s.add_argument("--clip-seconds", type=float, default=10.0)
+    add_pipeline_args(s, epochs=40)
+    s.set_defaults(func=cmd_grid)
     return p
 
 

@@ -109,3 +109,13 @@ def fc_tflite() -> bytes:
     x = keras.layers.Dense(10)(x)
     model = keras.Model(inp, keras.layers.Softmax()(x))
     return convert_int8(model, np.random.default_rng(0).normal(size=(50, 16, 16, 1)).astype(np.float32))
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory) -> tuple[Path, dict]:
+    """``asc demo`` on the tiny dataset with a tiny model: (work folder, result)."""
+    from asc_cli.pipeline import PipelineConfig, run_demo
+
+    work = tmp_path_factory.mktemp("demo")
+    cfg = PipelineConfig(model_overrides=(("width", 0.25),), epochs=4, calibration_size=40)
+    return work, run_demo(work, size="tiny", cfg=cfg, log=lambda *_: None)

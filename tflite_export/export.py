@@ -35,7 +35,11 @@ DEFAULT_CALIBRATION = 200
 
 
 class BudgetError(ValueError):
-    """The flatbuffer is larger than the budget."""
+    """The flatbuffer is larger than the budget; ``nbytes`` is its size."""
+
+    def __init__(self, message: str, nbytes: int):
+        super().__init__(message)
+        self.nbytes = nbytes
 
 
 def check_budget(data: bytes, budget: int, model) -> None:
@@ -43,7 +47,7 @@ def check_budget(data: bytes, budget: int, model) -> None:
         raise BudgetError(
             f"the int8 flatbuffer is {len(data):,d} bytes, over the budget of {budget:,d} bytes by "
             f"{len(data) - budget:,d}. Nothing was written. Use a smaller model (e.g. --model-arg "
-            f"width=...) or raise --budget. Largest tensors:\n{tensor_size_table(model, top=15)}")
+            f"width=...) or raise --budget. Largest tensors:\n{tensor_size_table(model, top=15)}", len(data))
 
 
 def read_export_config(export_dir: Path) -> dict:

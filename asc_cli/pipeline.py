@@ -1,0 +1,239 @@
+"""The end-to-end pipeline behind ``asc demo`` and ``asc grid``: stages chained, each reused
+when its artifacts are complete and match what would be produced.
+
+Stage folders under ``WORK``::
+
+    data/<size>/                    generated dataset (make-dataset)
+    features/<key>/                 log-mel cache (features)
+    runs/<name>/                    training run (train, evaluate)
+    runs/<name>/export/             int8 model + C sources (export) and validation reports
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from keras_asc import artifacts
+
+BUDGET = 131072
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """One configuration of the pipeline (a grid cell, or the demo's single run)."""
+
+    model: str = "resnet11"
+    model_overrides: tuple[tuple[str, float], ...] = ()
+    frames_per_second: int = 28
+    n_mels: int = 128
+    loss: str = "ce"
+    epochs: int = 40
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+    budget: int = BUDGET
+    calibration_size: int = 200
+
+    @property
+    def name(self) -> str:
+        extra = "".join(f"_{k}{v:g}" for k, v in self.model_overrides)
+        return f"{self.model}{extra}_{self.frames_per_second}fps_{self.n_mels}mel_{self.loss}"
+
+
+def _stage(name: str, log) -> float:
+    log(f"\n=== {name} ===")
+    return time.perf_counter()
+
+
+def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
+                 workers: int = 2, max_drop: float | None = None, log=print) -> dict:
+    """features -> train -> evaluate -> export -> validate for one configuration.
+
+    Returns a summary dict; raises the stage's own errors (BudgetError, ...)."""
+    from firmware_harness.validate import validate_export
+    from keras_asc.evaluation import evaluate_run
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.features import FeatureConfig
+    from keras_asc.training import TrainConfig, train
+    from tflite_export.export import export_run
+
+    timings = {}
+    t = _stage("features", log)
+    fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.seed(
+        frames_per_second=cfg.frames_per_second, n_mels=cfg.n_mels, clip_seconds=clip_seconds), workers=workers, log=log)
+    timings["features"] = time.perf_counter() - t
+
+    t = _stage(f"train {cfg.name}", log)
+    tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
+                       batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed)
+    run_cfg = _read(run_dir / "config.json")
+    if run_cfg.get("status") == "done" and run_cfg.get("train") == tcfg.to_dict() \
+            and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"]:
+        log(f"train: reusing finished run {run_dir}")
+    else:
+        run_cfg = train(fs, run_dir, config=tcfg, resume=(run_dir / "state.json").is_file(), log=log)
+    timings["train"] = time.perf_counter() - t
+
+    t = _stage("evaluate (float)", log)
+    model_sha = artifacts.sha256_file(run_dir / "model.keras")
+    if _read(run_dir / "metrics.json").get("model_sha256") != model_sha:
+        evaluate_run(run_dir, data_dir, work_dir, workers=workers, log=log)
+    else:
+        log("evaluate: reusing metrics.json")
+    timings["evaluate"] = time.perf_counter() - t
+
+    t = _stage("export (int8)", log)
+    exp_cfg = _read(run_dir / "export" / "config.json")
+    if (exp_cfg.get("source_model_sha256") != model_sha or exp_cfg.get("budget_bytes") != cfg.budget
+            or exp_cfg.get("calibration", {}).get("requested") != cfg.calibration_size):
+        exp_cfg = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
+                             seed=cfg.seed, workers=workers, log=log)
+    else:
+        log("export: reusing export/")
+    timings["export"] = time.perf_counter() - t
+
+    t = _stage("validate (TFLM vs LiteRT, int8 vs float)", log)
+    report = _read(run_dir / "export" / "validation_report.json")
+    if report.get("tflite_sha256") != exp_cfg["tflite_sha256"] or report.get("data_dir") != str(Path(data_dir).resolve()):
+        report = validate_export(run_dir / "export" / "model.tflite", data_dir, work_dir, workers=workers,
+                                 max_drop=max_drop, log=log)
+    else:
+        log("validate: reusing validation_report.json")
+    timings["validate"] = time.perf_counter() - t
+    return {"config": dataclasses.asdict(cfg), "name": cfg.name, "run_dir": str(run_dir), "export": exp_cfg,
+            "validation": report, "timings_seconds": {k: round(v, 1) for k, v in timings.items()}}
+
+
+def _read(path: Path) -> dict:
+    try:
+        return artifacts.read_json(path)
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+# ----------------------------------------------------------------------------- demo
+def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: PipelineConfig | None = None,
+             workers: int = 2, log=print) -> dict:
+    from keras_asc.synth import make_dataset, resolve_size
+
+    cfg = cfg or PipelineConfig()
+    work_dir = Path(work_dir)
+    t0 = time.perf_counter()
+    t = _stage(f"make-dataset ({size})", log)
+    data_dir = make_dataset(work_dir / "data" / size, size=size, seed=seed, workers=workers, log=log)
+    gen_seconds = time.perf_counter() - t
+    result = run_pipeline(data_dir, work_dir, work_dir / "runs" / cfg.name, cfg,
+                          clip_seconds=resolve_size(size).clip_seconds, workers=workers, log=log)
+    result["timings_seconds"] = {"make_dataset": round(gen_seconds, 1), **result["timings_seconds"]}
+    result["data_dir"] = str(data_dir)
+    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    summary = demo_summary(result)
+    artifacts.atomic_write_text(work_dir / "demo_summary.md", summary)
+    log("\n" + summary)
+    return result
+
+
+def demo_summary(result: dict) -> str:
+    """The table ``asc demo`` ends with (also saved as WORK/demo_summary.md)."""
+    import pandas as pd
+
+    v, e = result["validation"], result["export"]
+    side = pd.DataFrame(v["scores"])
+    rows = side[side["group"].isin(["overall", "device"])]
+    run = Path(result["run_dir"])
+    ref, opt = v["agreement_with_tflm"]["litert_ref"], v["agreement_with_tflm"]["litert_opt"]
+
+    def ops(name):
+        found = pd.Series([d["op"] for d in v["divergences"].get(name, [])]).value_counts()
+        return ", ".join(f"first at {op} x{c}" for op, c in found.items()) or "none"
+
+    lines = [f"# asc demo: {result['name']} on generated data (not TAU; not comparable to the seed's figures)", "",
+             "| | clips | float acc | int8 (TFLM) acc | float log loss | int8 log loss |", "|---|---|---|---|---|---|"]
+    for _, r in rows.iterrows():
+        label = "overall" if r["group"] == "overall" else f"device {r['name']}{'*' if r['unseen_device'] else ''}"
+        lines.append(f"| {label} | {r['clips']} | {100 * r['float_accuracy']:.1f} % | {100 * r['int8_accuracy']:.1f} % "
+                     f"| {r['float_log_loss']:.3f} | {r['int8_log_loss']:.3f} |")
+    lines += ["", "(* device unseen in training)", "",
+              f"- flatbuffer: {e['size']['flatbuffer_bytes']:,d} bytes of {e['budget_bytes']:,d} "
+              f"({e['size']['budget_used_percent']} %); DCASE size {e['size']['dcase2021_nonzero_params']:,d} "
+              f"non-zero params; {e['size']['macs_per_inference'] / 1e6:.1f} M MACs",
+              f"- tensor arena: {v['arena']['measured_min_bytes']:,d} bytes measured minimum "
+              f"(header: {v['arena']['header_bytes']:,d})",
+              f"- TFLM ran {v['clips']} clips; LiteRT reference kernels disagreed on {ref['clips_with_any_difference']} "
+              f"({ops('litert_ref')}), optimized kernels on {opt['clips_with_any_difference']} ({ops('litert_opt')}); "
+              f"top-1 changed: {ref['top1_changed']} / {opt['top1_changed']}",
+              f"- validation: {'PASSED' if v['passed'] else 'FAILED: ' + '; '.join(v['failures'])}",
+              f"- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
+              + (f"; total {result['wall_seconds']}" if "wall_seconds" in result else ""),
+              "", "Artifacts:",
+              f"- dataset: {result.get('data_dir', '')}",
+              f"- float model: {run / 'model.keras'} (config.json, metrics.json, confusion.png, tensorboard/)",
+              f"- int8 model: {run / 'export' / 'model.tflite'} (config.json, size_report.txt, calibration.csv)",
+              f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_settings.h",
+              f"- validation: {run / 'export'}/validation_report.md, validation_report.json, validation_*.png", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- grid
+def grid_configs(models, frames, mels, losses, **common) -> list[PipelineConfig]:
+    return [PipelineConfig(model=m, frames_per_second=f, n_mels=n, loss=l, **common)
+            for m in models for f in frames for n in mels for l in losses]
+
+
+def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
+             work_dir: Path | None = None, workers: int = 2, log=print):
+    """Run every configuration (each in ``out_dir/<name>/``) and write ``results.csv``/``.md``.
+
+    A finished configuration leaves ``grid_result.json`` and is skipped next time; an
+    interrupted one resumes its training from the last epoch.
+    """
+    import pandas as pd
+
+    from tflite_export.export import BudgetError
+
+    out_dir = Path(out_dir)
+    work_dir = Path(work_dir or out_dir / "work")
+    rows = []
+    for i, cfg in enumerate(configs, 1):
+        run_dir = out_dir / cfg.name
+        done = run_dir / "grid_result.json"
+        log(f"\n##### grid {i}/{len(configs)}: {cfg.name}")
+        if done.is_file() and _read(done).get("config") == json.loads(json.dumps(dataclasses.asdict(cfg))):
+            log("grid: already finished; reusing")
+            rows.append(_read(done)["row"])
+            continue
+        row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
+               "n_mels": cfg.n_mels, "loss": cfg.loss}
+        try:
+            r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)
+            overall = r["validation"]["scores"][0]
+            row.update(float_accuracy=overall["float_accuracy"], float_log_loss=overall["float_log_loss"],
+                       params=r["export"]["size"]["trainable_params"],
+                       int8_bytes=r["export"]["size"]["flatbuffer_bytes"], within_budget=True,
+                       int8_accuracy=overall["int8_accuracy"], int8_log_loss=overall["int8_log_loss"])
+        except BudgetError as e:
+            metrics = _read(run_dir / "metrics.json").get("scores", [{}])[0]
+            run_cfg = _read(run_dir / "config.json")
+            row.update(float_accuracy=metrics.get("accuracy"), float_log_loss=metrics.get("log_loss"),
+                       params=run_cfg.get("model", {}).get("trainable_params"),
+                       int8_bytes=e.nbytes, within_budget=False, int8_accuracy=None, int8_log_loss=None)
+        artifacts.write_json(done, {"config": dataclasses.asdict(cfg), "row": row})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    artifacts.atomic_write_text(out_dir / "results.csv", table.to_csv(index=False))
+    artifacts.atomic_write_text(out_dir / "results.md", _grid_markdown(table))
+    log("\n" + _grid_markdown(table))
+    return table
+
+
+def _grid_markdown(table) -> str:
+    lines = ["| configuration | params | float acc | float log loss | int8 bytes | int8 acc |", "|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        pct = lambda v: "-" if v is None or v != v else f"{100 * v:.1f} %"  # noqa: E731
+        ll = "-" if r["float_log_loss"] is None or r["float_log_loss"] != r["float_log_loss"] else f"{r['float_log_loss']:.3f}"
+        budget = "" if r["within_budget"] else " (over budget)"
+        lines.append(f"| {r['name']} | {r['params']:,} | {pct(r['float_accuracy'])} | {ll} | "
+                     f"{r['int8_bytes']:,}{budget} | {pct(r['int8_accuracy'])} |")
+    return "\n".join(lines) + "\n"

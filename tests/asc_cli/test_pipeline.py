@@ -1,0 +1,91 @@
+import os
+import sys
+
+import pandas as pd
+import pytest
+
+from asc_cli.main import main
+from asc_cli.pipeline import PipelineConfig, grid_configs, run_demo, run_grid
+from tests.conftest import TINY_CLIP_SECONDS
+
+
+def test_demo_end_to_end(tiny_demo):
+    work, result = tiny_demo
+    v = result["validation"]
+    assert v["passed"] and v["clips"] == 80
+    summary = (work / "demo_summary.md").read_text()
+    for text in ("int8 (TFLM) acc", "device s6*", "of 131,072", "tensor arena", "LiteRT reference kernels",
+                 "model_settings.h", "not TAU"):
+        assert text in summary
+    run = work / "runs" / result["name"]
+    for name in ("model.keras", "metrics.json", "export/model.tflite", "export/model_data.cc",
+                 "export/validation_report.md"):
+        assert (run / name).is_file()
+
+
+def test_demo_second_run_reuses_every_stage(tiny_demo):
+    work, result = tiny_demo
+    messages = []
+    cfg = PipelineConfig(**{**result["config"], "model_overrides": tuple(map(tuple, result["config"]["model_overrides"]))})
+    again = run_demo(work, size="tiny", cfg=cfg, log=messages.append)
+    text = "\n".join(map(str, messages))
+    for stage in ("make-dataset", "features", "train", "evaluate", "export", "validate"):
+        assert f"{stage}: " in text and ("reusing" in text)
+    assert "reusing finished run" in text and "reusing export/" in text and "reusing validation_report.json" in text
+    assert again["validation"]["tflite_sha256"] == result["validation"]["tflite_sha256"]
+
+
+def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
+    common = dict(model_overrides=(("width", 0.25),), epochs=2, calibration_size=20)
+    first = grid_configs(["resnet11"], [28], [128], ["ce"], **common)
+    run_grid(tiny_dataset, tmp_path / "grid", first, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
+    both = grid_configs(["resnet11"], [28], [128], ["ce", "focal"], **common)
+    messages = []
+    table = run_grid(tiny_dataset, tmp_path / "grid", both, clip_seconds=TINY_CLIP_SECONDS, log=messages.append)
+    assert sum("already finished" in str(m) for m in messages) == 1  # the first cell was reused
+    saved = pd.read_csv(tmp_path / "grid" / "results.csv")
+    assert list(saved["loss"]) == ["ce", "focal"] and len(table) == 2
+    assert saved["int8_bytes"].gt(0).all() and saved["within_budget"].all()
+    assert saved[["float_accuracy", "int8_accuracy", "params"]].notna().all().all()
+    assert "| resnet11_width0.25_28fps_128mel_focal |" in (tmp_path / "grid" / "results.md").read_text()
+
+
+def test_grid_records_over_budget_cells(tiny_dataset, tmp_path):
+    cfgs = grid_configs(["resnet11"], [28], [64], ["ce"], model_overrides=(("width", 0.25),), epochs=1,
+                        calibration_size=10, budget=5_000)
+    table = run_grid(tiny_dataset, tmp_path / "g", cfgs, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
+    row = table.iloc[0]
+    assert not row["within_budget"] and row["int8_bytes"] > 5_000 and row["float_accuracy"] is not None
+
+
+def test_notebook_executes(tiny_demo, tmp_path, monkeypatch):
+    import jupytext
+    import nbclient
+
+    work, _ = tiny_demo
+    nb = jupytext.read(os.path.join(os.path.dirname(__file__), "..", "..", "notebooks", "walkthrough.py"))
+    kernels = tmp_path / "jupyter" / "kernels" / "asc-test"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(
+        '{"argv": [%r, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "asc", "language": "python"}'
+        .replace("%r", '"' + sys.executable + '"'))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("ASC_WORK", str(work))
+    monkeypatch.setenv("ASC_SIZE", "tiny")
+    client = nbclient.NotebookClient(nb, kernel_name="asc-test", timeout=600,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "weights (int8)" in outputs and "LiteRT vs TFLM" in outputs
+
+
+def test_cli_errors_are_messages_not_tracebacks(tiny_dataset, tmp_path, capsys):
+    assert main(["describe", "--data", str(tiny_dataset)]) == 0
+    assert "clips per device" in capsys.readouterr().out
+    assert main(["describe", "--data", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "meta.csv: file not found" in err and "Traceback" not in err
+    assert main(["evaluate", str(tmp_path), "--data", str(tiny_dataset)]) == 1
+    assert "not a training run folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet12"])

@@ -89,6 +89,19 @@ def cmd_train(a: argparse.Namespace) -> None:
         raise UserError(str(e)) from None
 
 
+def cmd_models(a: argparse.Namespace) -> None:
+    from keras_asc.models import SEED_PARAMS, build_model, count_macs, list_models, trainable_params
+
+    try:
+        shape = tuple(int(v) for v in a.input.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--input must look like 128x288, got {a.input!r}") from None
+    print(f"{'model':<20} {'params':>12} {'seed (128x288)':>15} {'M MACs':>9}")
+    for name in list_models():
+        m = build_model(name, (*shape, 1))
+        print(f"{name:<20} {trainable_params(m):>12,d} {SEED_PARAMS.get(name, 0):>15,d} {count_macs(m) / 1e6:>9.1f}")
+
+
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from keras_asc.evaluation import evaluate_run, format_scores
 
@@ -226,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_feature_args(s)
     add_train_args(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("models", help="the model registry: parameters beside the seed's, MACs")
+    s.add_argument("--input", default="128x288", help="mel bands x frames (default 128x288)")
+    s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("evaluate", help="accuracy and log loss overall, per device, per scene")
     s.add_argument("run_dir")

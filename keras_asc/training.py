@@ -203,6 +203,10 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     model = build_model(config.model, (*fs.config["shape"], 1), len(SCENE_LABELS), **dict(config.model_overrides))
     _compile(model, config)
     cfg = run_config(fs, config, model)
+    m = cfg["model"]
+    seed_text = f"; the seed reports {m['seed_reported_params']:,d} at 128 x 288" if m["seed_reported_params"] else ""
+    log(f"train: {config.model} {dict(config.model_overrides) or ''} has {m['trainable_params']:,d} trainable "
+        f"parameters at {tuple(cfg['input_shape'])}{seed_text}; {m['macs'] / 1e6:.1f} M MACs")
     state = {"epoch": 0, "best_epoch": None, "best_val_log_loss": None, "history": []}
     if state_path.is_file():
         if not resume:

@@ -1,0 +1,47 @@
+"""Float vs post-training quantization vs quantization-aware training, side by side.
+
+    .venv/bin/python benchmarks/compare_quantization.py RUN_DIR --data DIR [--work work] [--qat-epochs 3]
+
+Copies RUN_DIR twice (RUN_DIR-ptq, RUN_DIR-qat beside it), exports each path, validates each
+with TFLM and prints accuracy overall and per device for float, PTQ int8 and QAT int8.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def main() -> None:
+    import pandas as pd
+
+    from firmware_harness.validate import validate_export
+    from tflite_export.export import export_run
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run_dir", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--work", type=Path, default=Path("work"))
+    ap.add_argument("--qat-epochs", type=int, default=3)
+    a = ap.parse_args()
+    cols = {}
+    for path in ("ptq", "qat"):
+        run = a.run_dir.with_name(f"{a.run_dir.name}-{path}")
+        if not run.exists():
+            shutil.copytree(a.run_dir, run, ignore=shutil.ignore_patterns("export"))
+        cfg = export_run(run, a.data, a.work, qat=path == "qat", qat_epochs=a.qat_epochs)
+        rep = validate_export(run / "export" / "model.tflite", a.data, a.work)
+        side = pd.DataFrame(rep["scores"])
+        side = side[side["group"].isin(["overall", "device"])].set_index("name")
+        cols.setdefault("clips", side["clips"])
+        cols.setdefault("float", 100 * side["float_accuracy"])
+        cols[f"int8 {path} (TFLM)"] = 100 * side["int8_accuracy"]
+        print(f"{path}: {cfg['size']['flatbuffer_bytes']:,d} bytes, convert+QAT {cfg['convert_seconds']} s")
+    print(pd.DataFrame(cols).round(1).to_string())
+
+
+if __name__ == "__main__":
+    main()

@@ -204,7 +204,8 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     _compile(model, config)
     cfg = run_config(fs, config, model)
     m = cfg["model"]
-    seed_text = f"; the seed reports {m['seed_reported_params']:,d} at 128 x 288" if m["seed_reported_params"] else ""
+    seed_text = (f"; the seed reports {m['seed_reported_params']:,d} at 128 x 288"
+                 if m["seed_reported_params"] and not config.model_overrides else "")
     log(f"train: {config.model} {dict(config.model_overrides) or ''} has {m['trainable_params']:,d} trainable "
         f"parameters at {tuple(cfg['input_shape'])}{seed_text}; {m['macs'] / 1e6:.1f} M MACs")
     state = {"epoch": 0, "best_epoch": None, "best_val_log_loss": None, "history": []}
@@ -225,7 +226,13 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=2)
     if state["epoch"] > 0:
-        ckpt.restore(manager.latest_checkpoint).expect_partial()
+        # restore the checkpoint of the epoch state.json records as finished (a kill between
+        # saving a checkpoint and the state leaves a newer one, which must not be used)
+        wanted = [c for c in manager.checkpoints if c.endswith(f"ckpt-{state['epoch']}")]
+        if not wanted:
+            raise RunExists(f"{run_dir / 'checkpoints'}: no checkpoint for epoch {state['epoch']}; "
+                            "the run cannot be resumed, start a new --out folder")
+        ckpt.restore(wanted[0]).expect_partial()
     artifacts.write_json(config_path, {**cfg, "status": "training"})
 
     x, y = load_split(fs, "train")

@@ -53,7 +53,7 @@ def test_resume_continues_and_refuses_mismatch(tiny_features, tmp_path):
     artifacts.write_json(run / "config.json", cfg)
     messages = []
     train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 3}), resume=True, log=messages.append)
-    assert "resuming" in messages[0]
+    assert any("resuming" in m for m in messages)
     assert [h["epoch"] for h in artifacts.read_json(run / "state.json")["history"]] == [1, 2, 3]
 
 

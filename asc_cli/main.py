@@ -81,6 +81,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.training import RunExists, train
 
+    check_model_names([a.model])
     config = train_config_from_args(a)
     fs = build_feature_cache(Path(a.data), Path(a.work), config=_feature_config(a), workers=a.workers)
     try:
@@ -110,11 +111,17 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     print(f"evaluate: wrote metrics.json, metrics.csv, predictions.csv, confusion.png in {a.run_dir}")
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
+def check_model_names(names: list[str]) -> None:
     from keras_asc.models import list_models
 
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        raise UserError(f"unknown model(s) {unknown}; registered: {', '.join(list_models())} (see `asc models`)")
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default="resnet11", choices=list_models())
+    g.add_argument("--model", default="resnet11", help="registry name (see `asc models`)")
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
                    help="builder override, e.g. width=0.25 (repeatable)")
     g.add_argument("--epochs", type=int, default=30)
@@ -171,6 +178,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import run_demo
     from tflite_export.export import BudgetError
 
+    check_model_names([a.model])
     try:
         result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
                           cfg=_pipeline_config(a, model=a.model))
@@ -187,6 +195,7 @@ def _csv(kind):
 def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
+    check_model_names(a.models)
     configs = grid_configs(a.models, a.frames, a.mels, a.losses, **{
         k: v for k, v in vars(_pipeline_config(a)).items() if k in (
             "model_overrides", "epochs", "batch_size", "learning_rate", "seed", "budget", "calibration_size")})

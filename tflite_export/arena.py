@@ -101,6 +101,12 @@ def measure_arena(tflite_path: Path, *, timeout: float = 600) -> ArenaMeasuremen
     """Measure ``tflite_path``'s minimal TFLM arena in a child process."""
     proc = subprocess.run([sys.executable, "-m", "tflite_export.arena", str(tflite_path)],
                           capture_output=True, text=True, timeout=timeout)
+    if proc.returncode < 0:
+        raise RuntimeError(
+            f"{tflite_path}: TFLM killed the process (signal {-proc.returncode}) while loading or running "
+            "the model. A known cause is a degenerate quantization scale (a layer whose activations "
+            "collapsed to ~0, e.g. an untrained or diverged model), which TFLM aborts on; check the "
+            "export's per-tensor scales and the training run")
     if proc.returncode != 0:
         raise RuntimeError(f"{tflite_path}: TFLM arena measurement failed (exit {proc.returncode}):\n"
                            f"{proc.stderr.strip()[-2000:]}")

@@ -136,6 +136,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
+    from tflite_export.arena import ArenaError
     from tflite_export.convert import ConversionError
     from tflite_export.export import BudgetError, export_run
     from tflite_export.flatbuffer import ModelCheckError
@@ -144,7 +145,7 @@ def cmd_export(a: argparse.Namespace) -> None:
         cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                          calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
                          qat_epochs=a.qat_epochs, workers=a.workers)
-    except (BudgetError, ConversionError, ModelCheckError) as e:
+    except (BudgetError, ConversionError, ModelCheckError, ArenaError) as e:
         raise UserError(str(e)) from None
     print((Path(a.run_dir) / "export" / "size_report.txt").read_text().split("\n\n")[0])
     print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
@@ -153,11 +154,12 @@ def cmd_export(a: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- validate
 def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import ValidationError, format_report, validate_export
+    from tflite_export.arena import ArenaError
 
     try:
         report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers,
                                  max_drop=a.max_drop)
-    except ValidationError as e:
+    except (ValidationError, ArenaError) as e:
         raise UserError(str(e)) from None
     print(format_report(report))
     print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")

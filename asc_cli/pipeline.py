@@ -165,7 +165,7 @@ def demo_summary(result: dict) -> str:
               f"({ops('litert_ref')}), optimized kernels on {opt['clips_with_any_difference']} ({ops('litert_opt')}); "
               f"top-1 changed: {ref['top1_changed']} / {opt['top1_changed']}",
               f"- validation: {'PASSED' if v['passed'] else 'FAILED: ' + '; '.join(v['failures'])}",
-              f"- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
+              "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
               + (f"; total {result['wall_seconds']}" if "wall_seconds" in result else ""),
               "", "Artifacts:",
               f"- dataset: {result.get('data_dir', '')}",

@@ -61,8 +61,8 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantizati
     if not tflite_path.is_file():
         raise ValidationError(f"{tflite_path}: file not found")
     data = tflite_path.read_bytes()
-    model = read_model(data)
     try:
+        model = read_model(data)
         check_int8_model(model)
     except ValueError as e:
         raise ValidationError(f"{tflite_path}: refused: {e}") from None

@@ -26,6 +26,10 @@ ALIGN = 16
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
 
 
+class ArenaError(RuntimeError):
+    """TFLM could not run the model at all (it crashed, or failed at every arena size)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ArenaMeasurement:
     min_bytes: int  # smallest size (multiple of 16) in which allocate + invoke succeed
@@ -102,13 +106,13 @@ def measure_arena(tflite_path: Path, *, timeout: float = 600) -> ArenaMeasuremen
     proc = subprocess.run([sys.executable, "-m", "tflite_export.arena", str(tflite_path)],
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode < 0:
-        raise RuntimeError(
+        raise ArenaError(
             f"{tflite_path}: TFLM killed the process (signal {-proc.returncode}) while loading or running "
             "the model. A known cause is a degenerate quantization scale (a layer whose activations "
             "collapsed to ~0, e.g. an untrained or diverged model), which TFLM aborts on; check the "
             "export's per-tensor scales and the training run")
     if proc.returncode != 0:
-        raise RuntimeError(f"{tflite_path}: TFLM arena measurement failed (exit {proc.returncode}):\n"
+        raise ArenaError(f"{tflite_path}: TFLM arena measurement failed (exit {proc.returncode}):\n"
                            f"{proc.stderr.strip()[-2000:]}")
     d = json.loads(proc.stdout.strip().splitlines()[-1])
     return ArenaMeasurement(int(d["min_bytes"]), int(d["recorded_total"]), d["report"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS

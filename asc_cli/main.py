@@ -79,15 +79,12 @@ def train_config_from_args(a: argparse.Namespace):
 
 def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.training import RunExists, train
+    from keras_asc.training import train
 
     check_model_names([a.model])
     config = train_config_from_args(a)
     fs = build_feature_cache(Path(a.data), Path(a.work), config=_feature_config(a), workers=a.workers)
-    try:
-        train(fs, Path(a.out), config=config, resume=a.resume)
-    except RunExists as e:
-        raise UserError(str(e)) from None
+    train(fs, Path(a.out), config=config, resume=a.resume)
 
 
 def cmd_models(a: argparse.Namespace) -> None:
@@ -136,31 +133,20 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
-    from tflite_export.arena import ArenaError
-    from tflite_export.convert import ConversionError
-    from tflite_export.export import BudgetError, export_run
-    from tflite_export.flatbuffer import ModelCheckError
+    from tflite_export.export import export_run
 
-    try:
-        cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
-                         calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
-                         qat_epochs=a.qat_epochs, workers=a.workers)
-    except (BudgetError, ConversionError, ModelCheckError, ArenaError) as e:
-        raise UserError(str(e)) from None
+    cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
+                     calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
+                     qat_epochs=a.qat_epochs, workers=a.workers)
     print((Path(a.run_dir) / "export" / "size_report.txt").read_text().split("\n\n")[0])
     print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
 
 
 # ----------------------------------------------------------------------------- validate
 def cmd_validate(a: argparse.Namespace) -> None:
-    from firmware_harness.validate import ValidationError, format_report, validate_export
-    from tflite_export.arena import ArenaError
+    from firmware_harness.validate import format_report, validate_export
 
-    try:
-        report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers,
-                                 max_drop=a.max_drop)
-    except (ValidationError, ArenaError) as e:
-        raise UserError(str(e)) from None
+    report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
     print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")
     if report["failures"]:
@@ -178,14 +164,10 @@ def _pipeline_config(a: argparse.Namespace, **kw):
 
 def cmd_demo(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import run_demo
-    from tflite_export.export import BudgetError
 
     check_model_names([a.model])
-    try:
-        result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
-                          cfg=_pipeline_config(a, model=a.model))
-    except BudgetError as e:
-        raise UserError(str(e)) from None
+    result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
+                      cfg=_pipeline_config(a, model=a.model))
     if not result["validation"]["passed"]:
         raise UserError("validation failed: " + "; ".join(result["validation"]["failures"]))
 
@@ -198,9 +180,7 @@ def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
     check_model_names(a.models)
-    configs = grid_configs(a.models, a.frames, a.mels, a.losses, **{
-        k: v for k, v in vars(_pipeline_config(a)).items() if k in (
-            "model_overrides", "epochs", "batch_size", "learning_rate", "seed", "budget", "calibration_size")})
+    configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses)
     run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
              work_dir=Path(a.work) if a.work else None, workers=a.workers)
 
@@ -304,14 +284,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message tells the user what to fix: printed without a traceback.
+    (These modules import no TensorFlow.)"""
+    from firmware_harness.validate import ValidationError
     from keras_asc.audio import AudioError
     from keras_asc.dataset import DatasetError
+    from keras_asc.training import RunExists
+    from tflite_export.arena import ArenaError
+    from tflite_export.convert import ConversionError
+    from tflite_export.export import BudgetError
+    from tflite_export.flatbuffer import ModelCheckError
 
+    return (UserError, DatasetError, AudioError, RunExists, BudgetError, ConversionError, ModelCheckError,
+            ArenaError, ValidationError, FileExistsError, FileNotFoundError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (UserError, DatasetError, AudioError, FileExistsError, FileNotFoundError) as e:
+    except user_errors() as e:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -56,7 +56,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     from keras_asc.evaluation import evaluate_run
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
-    from keras_asc.training import TrainConfig, train
+    from keras_asc.training import RunExists, TrainConfig, train
     from tflite_export.export import export_run
 
     timings = {}
@@ -69,16 +69,21 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed)
     run_cfg = _read(run_dir / "config.json")
-    if run_cfg.get("status") == "done" and run_cfg.get("train") == tcfg.to_dict() \
-            and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"]:
+    matches = (run_cfg.get("train") == tcfg.to_dict()
+               and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"])
+    if run_cfg.get("status") == "done" and matches:
         log(f"train: reusing finished run {run_dir}")
-    else:
+    elif run_cfg.get("status") == "done":
+        raise RunExists(f"{run_dir} holds a finished run made with other settings or features (e.g. by an "
+                        "older version of this toolkit); delete that folder to retrain, or use another --work")
+    else:  # absent, or interrupted: train() resumes it and refuses a mismatch
         run_cfg = train(fs, run_dir, config=tcfg, resume=(run_dir / "state.json").is_file(), log=log)
     timings["train"] = time.perf_counter() - t
 
     t = _stage("evaluate (float)", log)
     model_sha = artifacts.sha256_file(run_dir / "model.keras")
-    if _read(run_dir / "metrics.json").get("model_sha256") != model_sha:
+    metrics = _read(run_dir / "metrics.json")
+    if metrics.get("model_sha256") != model_sha or metrics.get("data_dir") != str(Path(data_dir).resolve()):
         evaluate_run(run_dir, data_dir, work_dir, workers=workers, log=log)
     else:
         log("evaluate: reusing metrics.json")
@@ -87,7 +92,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     t = _stage("export (int8)", log)
     exp_cfg = _read(run_dir / "export" / "config.json")
     if (exp_cfg.get("source_model_sha256") != model_sha or exp_cfg.get("budget_bytes") != cfg.budget
-            or exp_cfg.get("calibration", {}).get("requested") != cfg.calibration_size):
+            or exp_cfg.get("calibration", {}).get("requested") != cfg.calibration_size
+            or exp_cfg.get("calibration", {}).get("seed") != cfg.seed or exp_cfg.get("quantization_path") != "ptq"):
         exp_cfg = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
                              seed=cfg.seed, workers=workers, log=log)
     else:
@@ -145,9 +151,8 @@ def demo_summary(result: dict) -> str:
     run = Path(result["run_dir"])
     ref, opt = v["agreement_with_tflm"]["litert_ref"], v["agreement_with_tflm"]["litert_opt"]
 
-    def ops(name):
-        found = pd.Series([d["op"] for d in v["divergences"].get(name, [])]).value_counts()
-        return ", ".join(f"first at {op} x{c}" for op, c in found.items()) or "none"
+    found = pd.Series([str(d["op"]) for d in v["reference_divergences"]]).value_counts()
+    ref_ops = ", ".join(f"first at {op} x{c}" for op, c in found.items()) or "none"
 
     lines = [f"# asc demo: {result['name']} on generated data (not TAU; not comparable to the seed's figures)", "",
              "| | clips | float acc | int8 (TFLM) acc | float log loss | int8 log loss |", "|---|---|---|---|---|---|"]
@@ -162,7 +167,8 @@ def demo_summary(result: dict) -> str:
               f"- tensor arena: {v['arena']['measured_min_bytes']:,d} bytes measured minimum "
               f"(header: {v['arena']['header_bytes']:,d})",
               f"- TFLM ran {v['clips']} clips; LiteRT reference kernels disagreed on {ref['clips_with_any_difference']} "
-              f"({ops('litert_ref')}), optimized kernels on {opt['clips_with_any_difference']} ({ops('litert_opt')}); "
+              f"({ref_ops}), its default optimized interpreter (XNNPACK) on {opt['clips_with_any_difference']} "
+              "(rounding differences by design, not localized); "
               f"top-1 changed: {ref['top1_changed']} / {opt['top1_changed']}",
               f"- validation: {'PASSED' if v['passed'] else 'FAILED: ' + '; '.join(v['failures'])}",
               "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
@@ -177,9 +183,10 @@ def demo_summary(result: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- grid
-def grid_configs(models, frames, mels, losses, **common) -> list[PipelineConfig]:
-    return [PipelineConfig(model=m, frames_per_second=f, n_mels=n, loss=l, **common)
-            for m in models for f in frames for n in mels for l in losses]
+def grid_configs(base: PipelineConfig, *, models, frames, mels, losses) -> list[PipelineConfig]:
+    """``base`` with every combination of model x frames/s x mel bands x loss."""
+    return [dataclasses.replace(base, model=m, frames_per_second=f, n_mels=n, loss=loss)
+            for m in models for f in frames for n in mels for loss in losses]
 
 
 def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,

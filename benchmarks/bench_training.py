@@ -21,7 +21,7 @@ def main() -> None:
     import tf_keras as keras
 
     from keras_asc.models import build_model
-    from keras_asc.training import TrainConfig, _compile, make_train_pipeline
+    from keras_asc.training import TrainConfig, compile_model, make_train_pipeline
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=512)
@@ -37,7 +37,7 @@ def main() -> None:
     for mode in ("pipeline", "in_memory"):
         keras.utils.set_random_seed(0)
         model = build_model("resnet11", (128, 288, 1))
-        _compile(model, cfg)
+        compile_model(model, cfg)
         if mode == "pipeline":
             data = dict(x=make_train_pipeline(x, y, config=cfg, n_classes=10))
         else:

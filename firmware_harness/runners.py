@@ -3,12 +3,13 @@
 * :class:`TflmRunner`: TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
   reference kernels built for the host). Its outputs are the truth.
 * :class:`LiteRTRunner` with ``kernels="reference"``: ai-edge-litert with ``BUILTIN_REF``
-  kernels; ``kernels="optimized"``: its default optimized kernels (XNNPACK off, so the
-  builtin optimized int8 kernels run).
+  kernels; ``kernels="optimized"``: the interpreter as a PC user gets it by default (op
+  resolver ``AUTO``: builtin optimized kernels plus the default XNNPACK delegate).
 
 Each runner takes one int8 input of the model's shape and returns the int8 output; with
-``preserve=True`` :meth:`tensors` gives every intermediate tensor by flatbuffer index, for the
-layer-by-layer comparison.
+``preserve=True`` :meth:`tensor` gives every intermediate tensor by flatbuffer index, for the
+layer-by-layer comparison (TFLM and the reference kernels only: inside a delegate the
+intermediate tensors are not computed by the interpreter and cannot be compared).
 """
 from __future__ import annotations
 
@@ -41,8 +42,9 @@ class LiteRTRunner:
     def __init__(self, model: bytes, *, kernels: str, preserve: bool = False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-        resolver = {"reference": OpResolverType.BUILTIN_REF,
-                    "optimized": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}[kernels]
+        resolver = {"reference": OpResolverType.BUILTIN_REF, "optimized": OpResolverType.AUTO}[kernels]
+        if preserve and kernels != "reference":
+            raise ValueError("intermediate tensors are only comparable with the reference kernels")
         self.name = "litert_ref" if kernels == "reference" else "litert_opt"
         self._it = Interpreter(model_content=model, experimental_op_resolver_type=resolver,
                                experimental_preserve_all_tensors=preserve, num_threads=1)

@@ -2,8 +2,8 @@
 
 For every clip of the evaluate split, the int8 input the firmware would compute (by
 :func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM
-(the truth), LiteRT's reference kernels and LiteRT's optimized kernels, in parallel worker
-processes. Then:
+(the truth), LiteRT's reference kernels and LiteRT's default optimized interpreter (with
+the XNNPACK delegate), in parallel worker processes. Then:
 
 * agreement of each LiteRT flavour with TFLM, every reference-kernel disagreement localized
   layer by layer to its first diverging operator (unknown ones fail validation);
@@ -25,17 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from firmware_harness.layers import KNOWN_DIFFERENCES, LayerComparer
+from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.runners import RUNNERS, make_runner
 from keras_asc import artifacts
 from keras_asc.evaluation import save_figure, score_table
 from tflite_export.arena import measure_arena
 from tflite_export.export import read_export_config
-from tflite_export.flatbuffer import check_int8_model, io_tensors, read_model
+from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
-
-MAX_LOCALIZED_OPTIMIZED = 50  # optimized-kernel disagreements localized for the report
-
 
 class ValidationError(ValueError):
     """The model or its export folder cannot be validated as given (refused before running)."""
@@ -154,8 +151,6 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
     import tf_keras as keras
 
     fb = read_model(model)
-    from tflite_export.flatbuffer import describe_tensors
-
     tensors = describe_tensors(fb)
     layer_names = {layer.name for layer in keras_model.layers}
     pairs = []
@@ -197,9 +192,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     """Validate; returns the report dict. ``report["failures"]`` lists every failed check
     (the CLI exits non-zero when it is not empty)."""
     from keras_asc.dataset import SCENE_LABELS
-    from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.features import FeatureConfig, Normalization
-    from keras_asc.training import load_run_model, load_split
+    from keras_asc.features import Normalization
+    from keras_asc.training import feature_set_for_run, load_run_model, load_split
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
@@ -216,11 +210,9 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"but TFLM needs at least {arena.min_bytes}")
     run_arena = max(header_arena, arena.min_bytes)
 
-    fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(cfg["features"]),
-                             workers=workers, log=log)
+    fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
     table = fs.table("evaluate")
-    raw = fs.features("evaluate")
-    x_int8 = np.stack([quantize_input(raw[i], quant=quant) for i in range(len(raw))])[:, None]
+    x_int8 = quantize_input(fs.features("evaluate"), quant=quant)[:, None]  # (n, 1, mels, frames, 1)
     t0 = time.perf_counter()
     outs = run_all(data, x_int8, arena=run_arena, workers=workers)
     run_seconds = time.perf_counter() - t0
@@ -228,18 +220,15 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
     # agreement with TFLM, and localization of every reference-kernel disagreement
     agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
-    divergences: dict[str, list[dict]] = {}
-    for other, limit in (("litert_ref", None), ("litert_opt", MAX_LOCALIZED_OPTIMIZED)):
-        idx = agree[other]["differing_clip_indices"][:limit]
-        comparer = LayerComparer(data, other=other, arena_bytes=run_arena) if idx else None
-        found = []
-        for i in idx:
-            d = comparer.first_divergence(x_int8[i])
-            row = {"clip": table["filename"].iloc[i], "index": int(i)}
-            found.append({**row, **(d.to_dict() if d else {"op": None, "known": False,
-                          "explanation": "outputs differed but no operator output did (non-deterministic run?)"})})
-        divergences[other] = found
-    unknown = [d for d in divergences["litert_ref"] if not d["known"]]
+    idx = agree["litert_ref"]["differing_clip_indices"]
+    comparer = LayerComparer(data, arena_bytes=run_arena) if idx else None
+    divergences = []
+    for i in idx:
+        d = comparer.first_divergence(x_int8[i])
+        divergences.append({"clip": table["filename"].iloc[i], "index": int(i), **(d.to_dict() if d else {
+            "op": None, "known": False,
+            "explanation": "outputs differed but no operator output did (non-deterministic run?)"})})
+    unknown = [d for d in divergences if not d["known"]]
     if unknown:
         ops = sorted({str(d["op"]) for d in unknown})
         failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
@@ -269,7 +258,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         "data_dir": str(Path(data_dir).resolve()), "split": "evaluate", "clips": int(len(table)),
         "truth": "tflm", "quantization_path": cfg["quantization_path"],
         "agreement_with_tflm": {n: {k: v for k, v in a.items() if k != "differing_clip_indices"} for n, a in agree.items()},
-        "divergences": divergences, "known_differences": {f"{r}:{o}": e for (r, o), e in KNOWN_DIFFERENCES.items()},
+        "reference_divergences": divergences, "known_differences": KNOWN_DIFFERENCES,
+        "optimized_note": OPTIMIZED_KERNELS_NOTE,
         "scores": side.to_dict(orient="records"), "accuracy_drop_pp": drop,
         "output_error": output_error(float_probs, int8_probs), "worst_layers": layers,
         "arena": {"measured_min_bytes": arena.min_bytes, "recorded_total_bytes": arena.recorded_total,
@@ -321,17 +311,19 @@ def format_report(r: dict) -> str:
               "|---|---|---|---|"]
     for n, a in r["agreement_with_tflm"].items():
         lines.append(f"| {n} | {a['clips_with_any_difference']} / {a['clips']} | {a['max_abs_diff_lsb']} | {a['top1_changed']} |")
-    for n, divs in r["divergences"].items():
-        if divs:
-            by_op = pd.Series([d["op"] for d in divs]).value_counts()
-            lines += ["", f"First diverging operator ({n}, {len(divs)} clip(s) localized): "
-                      + ", ".join(f"{op} x{c}" for op, c in by_op.items())]
-            for op in by_op.index:
-                ex = next(d for d in divs if d["op"] == op)
-                lines.append(f"- {op}: {'documented' if ex['known'] else 'NOT a documented difference'}; "
-                             f"e.g. {ex['clip']}, tensor {ex.get('tensor')} {ex.get('shape')}, "
-                             f"{ex.get('elements_differing')} element(s) differ by up to {ex.get('max_abs_diff_lsb')} LSB. "
-                             f"{ex['explanation']}")
+    divs = r["reference_divergences"]
+    if divs:
+        by_op = pd.Series([str(d["op"]) for d in divs]).value_counts()
+        lines += ["", f"First diverging operator of the reference kernels ({len(divs)} clip(s), each localized): "
+                  + ", ".join(f"{op} x{c}" for op, c in by_op.items())]
+        for op in by_op.index:
+            ex = next(d for d in divs if str(d["op"]) == op)
+            lines.append(f"- {op}: {'documented' if ex['known'] else 'NOT a documented difference'}; "
+                         f"e.g. {ex['clip']}, tensor {ex.get('tensor')} {ex.get('shape')}, "
+                         f"{ex.get('elements_differing')} element(s) differ by up to {ex.get('max_abs_diff_lsb')} LSB. "
+                         f"{ex['explanation']}")
+    if r["agreement_with_tflm"]["litert_opt"]["clips_with_any_difference"]:
+        lines += ["", f"litert_opt: {r['optimized_note']}"]
     e = r["output_error"]
     drop = r["accuracy_drop_pp"]
     lines += ["", "## int8 (TFLM) against float", "",

@@ -65,8 +65,13 @@ def _file_list_digest(table: pd.DataFrame) -> str:
     return artifacts.sha256_bytes("\n".join(rows).encode())
 
 
+#: Bumped whenever the feature computation changes its numbers, so old caches are not reused.
+#: 2: mel projection in float64 (bit-identical for any number of workers).
+FEATURE_CODE_VERSION = 2
+
+
 def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
-    payload = {"features": config.to_dict(), "labels": SCENE_LABELS,
+    payload = {"version": FEATURE_CODE_VERSION, "features": config.to_dict(), "labels": SCENE_LABELS,
                "files": {s: _file_list_digest(t) for s, t in sorted(tables.items())}}
     return artifacts.sha256_bytes(json.dumps(payload, sort_keys=True).encode())[:16]
 

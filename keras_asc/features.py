@@ -77,7 +77,7 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
     import librosa
 
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
-                               dtype=np.float32)
+                               dtype=np.float64)
 
 
 def log_mel(audio: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
@@ -97,7 +97,9 @@ def log_mel(audio: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
         raise ValueError(f"audio must have shape ({config.n_samples},), got {audio.shape}")
     stft = librosa.stft(audio, n_fft=config.n_fft, hop_length=config.hop_length,
                         window="hann", center=True, pad_mode="constant")
-    power = np.abs(stft) ** 2
+    # the mel projection runs in float64: a float32 matrix product's rounding depends on how
+    # many BLAS threads split it, so 1 and 2 worker processes would differ in the last bit
+    power = np.abs(stft).astype(np.float64) ** 2
     mel = _mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax) @ power
     out = 10.0 * np.log10(np.maximum(mel, 1e-10))
     assert out.shape == config.shape, (out.shape, config.shape)

@@ -164,7 +164,8 @@ class RunExists(Exception):
     pass
 
 
-def _compile(model, config: TrainConfig):
+def compile_model(model, config: TrainConfig) -> None:
+    """Adam at the configured rate, the configured loss, accuracy and log-loss metrics."""
     import tf_keras as keras
 
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config),
@@ -201,7 +202,7 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     state_path, config_path = run_dir / "state.json", run_dir / "config.json"
     keras.utils.set_random_seed(config.seed)
     model = build_model(config.model, (*fs.config["shape"], 1), len(SCENE_LABELS), **dict(config.model_overrides))
-    _compile(model, config)
+    compile_model(model, config)
     cfg = run_config(fs, config, model)
     m = cfg["model"]
     seed_text = (f"; the seed reports {m['seed_reported_params']:,d} at 128 x 288"
@@ -246,13 +247,13 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
             logs = {k: float(v) for k, v in (logs or {}).items()}
             logs["lr"] = config.learning_rate_at(epoch)
             state["history"].append({"epoch": epoch + 1, **logs})
-            vl = logs.get("val_log_loss")
-            if vl is not None and math.isfinite(vl) and (state["best_val_log_loss"] is None or vl < state["best_val_log_loss"]):
-                _save_model_atomic(self.model, run_dir / "model.keras")
-                state.update(best_epoch=epoch + 1, best_val_log_loss=vl)
             if not all(math.isfinite(v) for v in logs.values()):
                 raise FloatingPointError(f"non-finite training metrics at epoch {epoch + 1}: {logs}; "
                                          "lower --lr or check the features for NaNs")
+            vl = logs["val_log_loss"]
+            if state["best_val_log_loss"] is None or vl < state["best_val_log_loss"]:
+                _save_model_atomic(self.model, run_dir / "model.keras")
+                state.update(best_epoch=epoch + 1, best_val_log_loss=vl)
             manager.save(checkpoint_number=epoch + 1)
             state["epoch"] = epoch + 1
             artifacts.write_json(state_path, state)
@@ -265,8 +266,6 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
                   callbacks=[keras.callbacks.LearningRateScheduler(config.learning_rate_at),
                              keras.callbacks.TensorBoard(run_dir / "tensorboard", profile_batch=0),
                              EpochEnd()])
-    if not (run_dir / "model.keras").is_file():
-        raise FloatingPointError("no epoch produced a finite validation loss; nothing to keep")
     import pandas as pd
 
     artifacts.atomic_write_text(run_dir / "history.csv", pd.DataFrame(state["history"]).to_csv(index=False))

@@ -67,12 +67,12 @@ def size_report(data: bytes, model, *, budget: int, keras_model, arena_min: int,
 
     tensors = describe_tensors(model)
     weights = sum(t.nbytes for t in tensors if t.constant)
+    nonzero = nonzero_params(keras_model)
     figures = {
         "flatbuffer_bytes": len(data), "budget_bytes": budget, "budget_used_percent": round(100 * len(data) / budget, 1),
         "constant_tensor_bytes": weights, "flatbuffer_overhead_bytes": len(data) - weights,
         "trainable_params": trainable_params(keras_model),
-        "dcase2021_nonzero_params": nonzero_params(keras_model),
-        "dcase2021_size_bytes_at_8_bits": nonzero_params(keras_model),
+        "dcase2021_nonzero_params": nonzero, "dcase2021_size_bytes_at_8_bits": nonzero,
         "macs_per_inference": count_macs(keras_model),
         "arena_min_bytes": arena_min, "arena_recommended_bytes": arena,
         "ops": sorted(set(operator_names(model))),
@@ -106,14 +106,15 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     keras_model = load_run_model(run_dir)
 
-    t0 = time.perf_counter()
-    path = "ptq"
+    path, qat_seconds = "ptq", 0.0
     if qat:
         from tflite_export.qat import quantize_aware_finetune
 
+        t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, run_cfg, epochs=qat_epochs, seed=seed, log=log)
-        path = "qat"
+        path, qat_seconds = "qat", time.perf_counter() - t0
     log(f"export: converting ({path}, {len(calib)} calibration clips)")
+    t0 = time.perf_counter()
     data = convert_int8(keras_model, calib_x)
     convert_seconds = time.perf_counter() - t0
     model = read_model(data)
@@ -167,7 +168,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                        "scale": out.scales[0], "zero_point": out.zero_points[0]},
             "labels": list(SCENE_LABELS), "features": run_cfg["features"],
             "ops": list(ops), "size": figures, "arena_report": arena.report,
-            "convert_seconds": round(convert_seconds, 2),
+            "convert_seconds": round(convert_seconds, 2), "qat_seconds": round(qat_seconds, 2),
             "converter": {"tensorflow": tf.__version__, "optimizations": "DEFAULT",
                           "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
             **artifacts.provenance(),

@@ -29,17 +29,17 @@ def test_demo_second_run_reuses_every_stage(tiny_demo):
     cfg = PipelineConfig(**{**result["config"], "model_overrides": tuple(map(tuple, result["config"]["model_overrides"]))})
     again = run_demo(work, size="tiny", cfg=cfg, log=messages.append)
     text = "\n".join(map(str, messages))
-    for stage in ("make-dataset", "features", "train", "evaluate", "export", "validate"):
-        assert f"{stage}: " in text and ("reusing" in text)
-    assert "reusing finished run" in text and "reusing export/" in text and "reusing validation_report.json" in text
+    for reused in ("already holds this dataset; reusing it", "features: reusing cache", "train: reusing finished run",
+                   "evaluate: reusing metrics.json", "export: reusing export/", "validate: reusing validation_report.json"):
+        assert reused in text
     assert again["validation"]["tflite_sha256"] == result["validation"]["tflite_sha256"]
 
 
 def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
-    common = dict(model_overrides=(("width", 0.25),), epochs=2, calibration_size=20)
-    first = grid_configs(["resnet11"], [28], [128], ["ce"], **common)
+    base = PipelineConfig(model_overrides=(("width", 0.25),), epochs=2, calibration_size=20)
+    first = grid_configs(base, models=["resnet11"], frames=[28], mels=[128], losses=["ce"])
     run_grid(tiny_dataset, tmp_path / "grid", first, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
-    both = grid_configs(["resnet11"], [28], [128], ["ce", "focal"], **common)
+    both = grid_configs(base, models=["resnet11"], frames=[28], mels=[128], losses=["ce", "focal"])
     messages = []
     table = run_grid(tiny_dataset, tmp_path / "grid", both, clip_seconds=TINY_CLIP_SECONDS, log=messages.append)
     assert sum("already finished" in str(m) for m in messages) == 1  # the first cell was reused
@@ -51,8 +51,8 @@ def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
 
 
 def test_grid_records_over_budget_cells(tiny_dataset, tmp_path):
-    cfgs = grid_configs(["resnet11"], [28], [64], ["ce"], model_overrides=(("width", 0.25),), epochs=1,
-                        calibration_size=10, budget=5_000)
+    base = PipelineConfig(model_overrides=(("width", 0.25),), epochs=1, calibration_size=10, budget=5_000)
+    cfgs = grid_configs(base, models=["resnet11"], frames=[28], mels=[64], losses=["ce"])
     table = run_grid(tiny_dataset, tmp_path / "g", cfgs, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
     row = table.iloc[0]
     assert not row["within_budget"] and row["int8_bytes"] > 5_000 and row["float_accuracy"] is not None
@@ -91,3 +91,21 @@ def test_cli_errors_are_messages_not_tracebacks(tiny_dataset, tmp_path, capsys):
     assert "unknown model(s) ['resnet12']; registered: cnn5" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["features", "--data", str(tiny_dataset), "--out", str(tmp_path), "--n-mels", "100"])
+
+
+def test_demo_refuses_a_stale_finished_run(tiny_demo, tmp_path):
+    import shutil
+
+    from keras_asc import artifacts
+    from keras_asc.training import RunExists
+
+    work, result = tiny_demo
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    run_cfg_path = copy / "runs" / result["name"] / "config.json"
+    cfg = artifacts.read_json(run_cfg_path)
+    cfg["feature_cache"]["key"] = "made-by-older-code"
+    artifacts.write_json(run_cfg_path, cfg)
+    same = PipelineConfig(**{**result["config"], "model_overrides": tuple(map(tuple, result["config"]["model_overrides"]))})
+    with pytest.raises(RunExists, match="finished run made with other settings"):
+        run_demo(copy, size="tiny", cfg=same, log=lambda *_: None)

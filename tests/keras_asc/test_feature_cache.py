@@ -1,7 +1,7 @@
 import numpy as np
 
-from keras_asc.dataset import SCENE_LABELS
-from keras_asc.feature_cache import FeatureSet, build_feature_cache
+from keras_asc.dataset import SCENE_LABELS, read_fold1
+from keras_asc.feature_cache import FeatureSet, build_feature_cache, cache_key, extract_features
 from keras_asc.features import FeatureConfig
 from tests.conftest import TINY_CLIP_SECONDS
 
@@ -32,8 +32,20 @@ def test_reuse_and_invalidation(tiny_dataset, tiny_features, tiny_work):
         n_mels=64, clip_seconds=TINY_CLIP_SECONDS), workers=1, **QUIET)
     assert other.path != tiny_features.path
     assert other.features("train").shape[1] == 64
-    # one worker and two workers compute the same numbers (the 64-band run used one)
-    assert tiny_features.config["file_lists"] == other.config["file_lists"]
+    # a changed file list is a new key too
+    tables = read_fold1(tiny_dataset)
+    assert cache_key(cfg, tables) == tiny_features.config["key"]
+    assert cache_key(cfg, {**tables, "train": tables["train"].iloc[1:]}) != tiny_features.config["key"]
+
+
+def test_workers_compute_identical_features(tiny_features):
+    paths = tiny_features.table("train")["path"].tolist()[:12]
+    cfg = tiny_features.feature_config
+    one, two = (np.empty((len(paths), *cfg.shape), np.float32) for _ in range(2))
+    extract_features(paths, config=cfg, out=one, workers=1, chunk=5)
+    extract_features(paths, config=cfg, out=two, workers=2, chunk=5)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, tiny_features.features("train")[:12])
 
 
 def test_interrupted_build_leaves_no_cache(tiny_dataset, tmp_path, monkeypatch):

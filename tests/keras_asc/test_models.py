@@ -1,18 +1,19 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from keras_asc.models import SEED_PARAMS, build_model, count_macs, list_models, trainable_params
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_model_builds_and_trains_one_step(name):
-    tf.keras.utils.set_random_seed(0) if hasattr(tf.keras, "utils") else None
+    keras.utils.set_random_seed(0)
     model = build_model(name, (32, 40, 1), 10, width=0.25)
     x = tf.random.normal((2, 32, 40, 1), seed=1)
     with tf.GradientTape() as tape:
         p = model(x, training=True)
-        loss = tf.reduce_mean(tf.keras.losses.categorical_crossentropy(tf.one_hot([1, 2], 10), p))
+        loss = tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot([1, 2], 10), p))
     grads = tape.gradient(loss, model.trainable_weights)
     assert p.shape == (2, 10)
     np.testing.assert_allclose(p.numpy().sum(axis=1), 1.0, rtol=1e-5)
@@ -22,7 +23,7 @@ def test_every_model_builds_and_trains_one_step(name):
     assert count_macs(model) > 0
 
 
-@pytest.mark.parametrize("name", ["resnet11", "resnet11_se", "resnet11_cbam", "cnn5_small"])
+@pytest.mark.parametrize("name", ["resnet11", "resnet11_se", "resnet11_cbam", "cnn5", "cnn5_small", "cnn9"])
 def test_seed_parameter_counts(name):
     model = build_model(name, (128, 288, 1), 10)
     n = trainable_params(model)

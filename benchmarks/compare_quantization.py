@@ -39,7 +39,8 @@ def main() -> None:
         cols.setdefault("clips", side["clips"])
         cols.setdefault("float", 100 * side["float_accuracy"])
         cols[f"int8 {path} (TFLM)"] = 100 * side["int8_accuracy"]
-        print(f"{path}: {cfg['size']['flatbuffer_bytes']:,d} bytes, convert+QAT {cfg['convert_seconds']} s")
+        print(f"{path}: {cfg['size']['flatbuffer_bytes']:,d} bytes, conversion {cfg['convert_seconds']} s, "
+              f"QAT fine-tuning {cfg['qat_seconds']} s")
     print(pd.DataFrame(cols).round(1).to_string())
 
 

@@ -8,6 +8,7 @@ CBAM) are refused with tfmot's reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -17,18 +18,17 @@ def quantize_aware_finetune(model, fs, normalization, run_cfg: dict, *, epochs: 
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from keras_asc.training import TrainConfig, load_split, make_loss, make_train_pipeline
+    from keras_asc.training import TrainConfig, compile_model, load_split, make_train_pipeline
+    from tflite_export.convert import ConversionError
 
     train_cfg = TrainConfig.from_dict(run_cfg["train"])
     try:
         q_model = tfmot.quantization.keras.quantize_model(model)
     except (ValueError, RuntimeError) as e:
-        raise ValueError(f"quantize-aware training cannot wrap this model: {e}") from e
-    ft_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "mixup_alpha": 0.0, "seed": seed,
-                                    "learning_rate": train_cfg.learning_rate / 10})
+        raise ConversionError(f"quantize-aware training cannot wrap this model: {e}") from e
+    ft_cfg = dataclasses.replace(train_cfg, mixup_alpha=0.0, seed=seed, learning_rate=train_cfg.learning_rate / 10)
     keras.utils.set_random_seed(seed)
-    q_model.compile(optimizer=keras.optimizers.Adam(ft_cfg.learning_rate), loss=make_loss(ft_cfg),
-                    metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    compile_model(q_model, ft_cfg)
     x, y = load_split(fs, "train", normalization=normalization)
     log(f"export: quantize-aware fine-tuning for {epochs} epoch(s)")
     q_model.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=len(run_cfg["labels"])),

@@ -153,6 +153,40 @@ def cmd_validate(a: argparse.Namespace) -> None:
         raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report["failures"]))
 
 
+# ----------------------------------------------------------------------------- firmware
+def _clips(value: str):
+    if value == "all":
+        return "all"
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--clips takes a positive whole number or 'all', got {value!r}")
+    return n
+
+
+def _targets(value: str) -> tuple[str, ...]:
+    from firmware_harness.targets import TARGETS
+
+    names = tuple(v for v in value.split(",") if v)
+    unknown = [n for n in names if n not in TARGETS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"unknown target(s) {unknown or value!r}; one or more of {', '.join(TARGETS)}")
+    return names
+
+
+def cmd_firmware(a: argparse.Namespace) -> None:
+    from firmware_harness.firmware import check_firmware, format_report
+
+    report = check_firmware(Path(a.export_dir), Path(a.data), Path(a.work), targets=a.targets, clips=a.clips,
+                            third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
+    print(format_report(report))
+    print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
+    if report.failures:
+        raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
+
+
 # ----------------------------------------------------------------------------- demo / grid
 def _pipeline_config(a: argparse.Namespace, **kw):
     from asc_cli.pipeline import PipelineConfig
@@ -263,6 +297,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail if int8 accuracy is more than PP points below float")
     s.set_defaults(func=cmd_validate)
 
+    s = sub.add_parser("firmware", help="compile the export with TFLM C++ per target; bit-exact against TFLM Python")
+    s.add_argument("export_dir", help="RUN_DIR/export (model.tflite, C sources, config.json)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--work", default="work")
+    s.add_argument("--targets", type=_targets, default=("host", "host-cmsis-nn", "cortex-m4"),
+                   help="comma-separated: host, host-cmsis-nn, cortex-m4, cortex-m55 (default the first three)")
+    s.add_argument("--clips", type=_clips, default=20,
+                   help="evaluate clips per emulated target, a stratified sample (default 20), or 'all'; "
+                        "host targets always run every clip")
+    s.add_argument("--third-party", default=None,
+                   help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
+                        "../shared/third_party beside this checkout)")
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_firmware)
+
     s = sub.add_parser("demo", help="generated dataset -> features -> ResNet11 -> int8 + C -> TFLM validation")
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")
     s.add_argument("--size", default="demo", help="generated dataset size: demo (default), tiny or N")
@@ -294,9 +343,10 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from tflite_export.arena import ArenaError
     from tflite_export.convert import ConversionError
     from tflite_export.export import BudgetError
+    from firmware_harness.third_party import FirmwareError
     from tflite_export.flatbuffer import ModelCheckError
 
-    return (UserError, DatasetError, AudioError, RunExists, BudgetError, ConversionError, ModelCheckError,
+    return (UserError, FirmwareError, DatasetError, AudioError, RunExists, BudgetError, ConversionError, ModelCheckError,
             ArenaError, ValidationError, FileExistsError, FileNotFoundError)
 
 

@@ -1,11 +1,12 @@
 """Layer-by-layer comparison: the first operator whose output differs between TFLM and
-LiteRT's reference kernels.
+another runtime (LiteRT's reference kernels, or a firmware build's tensor dump).
 
-Both runtimes keep every intermediate tensor (TFLM's ``kPreserveAllTensors``, LiteRT's
-``experimental_preserve_all_tensors``), addressed by the flatbuffer's tensor index. Operators
-are walked in execution order; the first whose output tensor differs is the divergence. Its
-type is looked up in :data:`KNOWN_DIFFERENCES`; anything else means a bug in the model, the
-harness or a runtime, and validation fails.
+Each side gives every intermediate tensor by the flatbuffer's tensor index (TFLM's
+``kPreserveAllTensors``, LiteRT's ``experimental_preserve_all_tensors``, the firmware program's
+``--dump``). :func:`first_divergence` walks the operators in execution order; the first whose
+output tensor differs is the divergence. For LiteRT its type is looked up in
+:data:`KNOWN_DIFFERENCES`; anything else (and any firmware difference at all) means a bug in the
+model, the harness or a runtime, and validation fails.
 
 LiteRT's default (optimized, XNNPACK-delegated) interpreter is compared on outputs only: a
 delegate computes whole subgraphs itself, so its intermediate tensors are not observable.
@@ -13,6 +14,7 @@ delegate computes whole subgraphs itself, so its intermediate tensors are not ob
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -38,10 +40,10 @@ OPTIMIZED_KERNELS_NOTE = (
     "intermediate tensors are not observable inside the delegate, so it is not localized.")
 
 
-def explain(op: str) -> tuple[bool, str]:
-    """(known, explanation) of a first divergence of the reference kernels at ``op``."""
-    if op in KNOWN_DIFFERENCES:
-        return True, KNOWN_DIFFERENCES[op]
+def explain(op: str, known: Mapping[str, str] = KNOWN_DIFFERENCES) -> tuple[bool, str]:
+    """(known, explanation) of a first divergence at ``op``."""
+    if op in known:
+        return True, known[op]
     return False, "not a documented kernel difference"
 
 
@@ -63,36 +65,40 @@ class Divergence:
         return dataclasses.asdict(self)
 
 
+def first_divergence(fb, truth: Callable[[int], np.ndarray], other: Callable[[int], np.ndarray], *,
+                     runner: str, known: Mapping[str, str] = KNOWN_DIFFERENCES) -> Divergence | None:
+    """The first operator (execution order) of parsed model ``fb`` whose output tensor differs
+    between ``truth(index)`` and ``other(index)``; None if every operator output is identical."""
+    tensors = describe_tensors(fb)
+    for k, (name, op) in enumerate(zip(operator_names(fb), fb.subgraphs[0].operators)):
+        for out in op.outputs:
+            a = truth(out).astype(np.int64)
+            b = other(out).astype(np.int64).reshape(a.shape)
+            if np.array_equal(a, b):
+                continue
+            t = tensors[out]
+            is_known, why = explain(name, known)
+            ins = tuple((tensors[i].scales[0] if tensors[i].scales else 0.0,
+                         tensors[i].zero_points[0] if tensors[i].zero_points else 0)
+                        for i in op.inputs if i >= 0 and not tensors[i].constant)
+            return Divergence(
+                runner=runner, op_index=k, op=name, tensor=t.name, shape=t.shape, input_quant=ins,
+                output_quant=(t.scales[0] if t.scales else 0.0, t.zero_points[0] if t.zero_points else 0),
+                elements_differing=int(np.count_nonzero(a != b)), max_abs_diff_lsb=int(np.abs(a - b).max()),
+                known=is_known, explanation=why)
+    return None
+
+
 class LayerComparer:
     """Holds preserve-all-tensors interpreters of TFLM and LiteRT's reference kernels."""
 
     def __init__(self, model: bytes, *, arena_bytes: int):
         self._tflm = make_runner("tflm", model, arena_bytes=arena_bytes, preserve=True)
         self._other = make_runner("litert_ref", model, arena_bytes=arena_bytes, preserve=True)
-        fb = read_model(model)
-        self._ops = operator_names(fb)
-        self._tensors = describe_tensors(fb)
-        self._graph = fb.subgraphs[0].operators
+        self._fb = read_model(model)
 
     def first_divergence(self, x: np.ndarray) -> Divergence | None:
         """Run ``x`` through both; None if every operator output is identical."""
         self._tflm.run(x)
         self._other.run(x)
-        for k, (name, op) in enumerate(zip(self._ops, self._graph)):
-            for out in op.outputs:
-                a = self._tflm.tensor(out).astype(np.int64)
-                b = self._other.tensor(out).astype(np.int64).reshape(a.shape)
-                if np.array_equal(a, b):
-                    continue
-                t = self._tensors[out]
-                known, why = explain(name)
-                ins = tuple((self._tensors[i].scales[0] if self._tensors[i].scales else 0.0,
-                             self._tensors[i].zero_points[0] if self._tensors[i].zero_points else 0)
-                            for i in op.inputs if i >= 0 and not self._tensors[i].constant)
-                return Divergence(
-                    runner="litert_ref", op_index=k, op=name, tensor=t.name, shape=t.shape,
-                    input_quant=ins, output_quant=(t.scales[0] if t.scales else 0.0,
-                                                   t.zero_points[0] if t.zero_points else 0),
-                    elements_differing=int(np.count_nonzero(a != b)),
-                    max_abs_diff_lsb=int(np.abs(a - b).max()), known=known, explanation=why)
-        return None
+        return first_divergence(self._fb, self._tflm.tensor, self._other.tensor, runner="litert_ref")

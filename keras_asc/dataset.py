@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 #: The 10 TAU 2020 scene labels, sorted. Label index = position in this tuple; it is stored
@@ -145,6 +146,26 @@ def read_fold1(root: Path, *, check_audio: bool = True) -> dict[str, pd.DataFram
             f"location(s) appear in both, e.g. {shared[:3]}. Clips of one location must stay in one "
             "split; use the official fold1 files.")
     return tables
+
+
+def stratified_sample(table: pd.DataFrame, *, size: int, seed: int) -> pd.DataFrame:
+    """A deterministic stratified subset of ``table`` (rows keep their original order).
+
+    Strata are (scene_label, device). Every stratum contributes one clip first (so every
+    scene and every training device is covered when ``size`` allows), then clips are added
+    in proportion to stratum size. Same table + size + seed -> the same rows.
+    """
+    if size < 1:
+        raise ValueError("sample size must be at least 1")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(table))
+    t = table.iloc[order].copy()
+    t["_row"] = order
+    t["_rank"] = t.groupby(["scene_label", "device"], sort=True).cumcount()
+    t["_n"] = t.groupby(["scene_label", "device"], sort=True)["_rank"].transform("size")
+    t["_key"] = np.where(t["_rank"] == 0, -1.0, (t["_rank"] + rng.random(len(t))) / t["_n"])
+    picked = t.sort_values(["_key", "_row"], kind="stable").head(size)
+    return table.iloc[np.sort(picked["_row"].to_numpy())]
 
 
 def describe(tables: dict[str, pd.DataFrame]) -> str:

@@ -1,6 +1,6 @@
-"""Full-integer post-training quantization of a tf_keras model, and its calibration sample.
+"""Full-integer post-training quantization of a tf_keras model.
 
-:func:`calibration_sample` draws the representative dataset: stratified over (scene, device)
+:func:`keras_asc.dataset.stratified_sample` draws the representative dataset: stratified over (scene, device)
 of the training split, deterministic by seed, never "the first N rows".
 :func:`convert_int8` converts with int8 per-channel weights, int8 activations, int8 input and
 output, batch 1, builtin int8 ops only; the converter itself refuses ops without an int8
@@ -15,31 +15,10 @@ from typing import Callable, Iterable
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 
 class ConversionError(RuntimeError):
     """The converter refused the model (an op without an int8 builtin kernel, ...)."""
-
-
-def calibration_sample(table: pd.DataFrame, *, size: int, seed: int) -> pd.DataFrame:
-    """A deterministic stratified subset of ``table`` (rows keep their original order).
-
-    Strata are (scene_label, device). Every stratum contributes one clip first (so every
-    scene and every training device is covered when ``size`` allows), then clips are added
-    in proportion to stratum size. Same table + size + seed -> the same rows.
-    """
-    if size < 1:
-        raise ValueError("calibration size must be at least 1")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(table))
-    t = table.iloc[order].copy()
-    t["_row"] = order
-    t["_rank"] = t.groupby(["scene_label", "device"], sort=True).cumcount()
-    t["_n"] = t.groupby(["scene_label", "device"], sort=True)["_rank"].transform("size")
-    t["_key"] = np.where(t["_rank"] == 0, -1.0, (t["_rank"] + rng.random(len(t))) / t["_n"])
-    picked = t.sort_values(["_key", "_row"], kind="stable").head(size)
-    return table.iloc[np.sort(picked["_row"].to_numpy())]
 
 
 def representative_dataset(x: np.ndarray) -> Callable[[], Iterable[list[np.ndarray]]]:

@@ -4,7 +4,8 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
 
     model.tflite        full-integer int8 flatbuffer, batch 1
     model_data.cc/.h    the flatbuffer as a C array
-    model_settings.h    shapes, quantization, labels, normalization, arena, op registration
+    model_input.h       input shape, normalization, input quantization, log-mel -> int8 functions
+    model_settings.h    output quantization, labels, arena, op registration (includes model_input.h)
     calibration.csv     the representative clips (stratified, deterministic)
     size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
     config.json         source model hash, calibration list hash, budget, I/O quantization,
@@ -20,11 +21,11 @@ from pathlib import Path
 
 
 from keras_asc import artifacts
-from keras_asc.dataset import SCENE_LABELS
+from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.features import FeatureConfig, Normalization
 from tflite_export import c_sources
 from tflite_export.arena import measure_arena, recommended_arena
-from tflite_export.convert import calibration_sample, convert_int8
+from tflite_export.convert import convert_int8
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model, tensor_size_table)
 from tflite_export.input_quant import InputQuantization
@@ -101,7 +102,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     norm = Normalization.from_dict(run_cfg["normalization"])
     fs = feature_set_for_run(run_cfg, data_dir, work_dir, workers=workers, log=log)
     train_table = fs.table("train")
-    calib = calibration_sample(train_table, size=calibration_size, seed=seed)
+    calib = stratified_sample(train_table, size=calibration_size, seed=seed)
     raw = fs.features("train")
     calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     keras_model = load_run_model(run_dir)
@@ -144,6 +145,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                           "10*log10(max(power, 1e-10)) dB, centred frames"))
         artifacts.atomic_write_text(tmp / "model_data.h", c_sources.cc_array_header())
         artifacts.atomic_write_text(tmp / "model_data.cc", c_sources.cc_array_source(data))
+        artifacts.atomic_write_text(tmp / "model_input.h", c_sources.model_input_header(
+            input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
         artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
         calib_out = calib[["filename", "scene_label", "device"]]
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))

@@ -1,8 +1,9 @@
 """From log-mel values to the int8 input tensor: the one definition of the firmware's formula.
 
-Everything that feeds an int8 model uses :func:`quantize_input`: the export's calibration
-check, the generated header's documented formula (:data:`FORMULA_C`), the harness and the
-tests. Two copies of this formula are the classic source of "works on PC, wrong on chip".
+The formula exists twice, side by side in this module and nowhere else: :func:`quantize_input`
+(numpy, used by the export's calibration check, the harness and the tests) and
+:data:`C_FUNCTIONS`, the C++ the export writes into ``model_input.h`` for the firmware. A test
+compiles the C++ and checks that both give the same int8 on adversarial and real values.
 
 For band ``b`` (0 .. n_mels-1) and frame ``t`` of a clip's log-mel ``x[b][t]`` (dB)::
 
@@ -14,7 +15,11 @@ For band ``b`` (0 .. n_mels-1) and frame ``t`` of a clip's log-mel ``x[b][t]`` (
 ``mean``/``std`` are the per-band statistics fitted on the training split; ``input_scale``
 and ``input_zero_point`` are the model's own input quantization, read from the .tflite.
 TFLite's reference QUANTIZE kernel rounds half away from zero too (``TfLiteRound``), so
-``np.round`` (half to even) would disagree on exact ties.
+``np.round`` (half to even) would disagree on exact ties. Rounding is computed exactly:
+``floor(|v| + 0.5)`` in float32 is wrong for 0.49999997f (the sum rounds up to 1.0).
+The C++ bounds ``v`` to +-512 before ``lroundf`` (any such value saturates anyway), which keeps
+``lroundf`` defined for huge values; a NaN gives -128 there, while :func:`quantize_input` refuses
+non-finite input.
 """
 from __future__ import annotations
 
@@ -22,12 +27,30 @@ import dataclasses
 
 import numpy as np
 
-FORMULA_C = """\
-// int8 input from log-mel x[b][t] (dB), b < kNumMels, t < kNumFrames, all float32:
-//   float v = ((x[b][t] - kFeatureMean[b]) / kFeatureStd[b]) / kInputScale;
-//   long q = lroundf(v) + kInputZeroPoint;      // round half away from zero
-//   if (q < -128) q = -128; if (q > 127) q = 127;
-//   input->data.int8[b * kNumFrames + t] = (int8_t)q;   // tensor (1, kNumMels, kNumFrames, 1)
+#: The C++ of the formula, written into the export's ``model_input.h`` after the constants
+#: ``kNumMels``, ``kNumFrames``, ``kFeatureMean``, ``kFeatureStd``, ``kInputScale``, ``kInputZeroPoint``.
+C_FUNCTIONS = """\
+// int8 input value of log-mel x (dB) in mel band `band` (0 .. kNumMels-1).
+inline int8_t QuantizeLogMel(float x, int band) {
+  const float v = ((x - kFeatureMean[band]) / kFeatureStd[band]) / kInputScale;
+  // |v| > 512 saturates below anyway; bounding it keeps lroundf defined (a NaN gives -128).
+  const float bounded = v > 512.0f ? 512.0f : (v > -512.0f ? v : -512.0f);
+  long q = lroundf(bounded) + kInputZeroPoint;  // round half away from zero
+  if (q < -128) q = -128;
+  if (q > 127) q = 127;
+  return static_cast<int8_t>(q);
+}
+
+// One mel band of a clip, values[t] for t < kNumFrames, into the input tensor
+// (1, kNumMels, kNumFrames, 1): input[band * kNumFrames + t].
+inline void QuantizeLogMelBand(const float* values, int band, int8_t* input) {
+  for (int t = 0; t < kNumFrames; ++t) input[band * kNumFrames + t] = QuantizeLogMel(values[t], band);
+}
+
+// A whole clip, logmel[b * kNumFrames + t], into the input tensor.
+inline void QuantizeLogMelClip(const float* logmel, int8_t* input) {
+  for (int b = 0; b < kNumMels; ++b) QuantizeLogMelBand(logmel + b * kNumFrames, b, input);
+}
 """
 
 
@@ -61,7 +84,7 @@ class InputQuantization:
 def quantize_input(logmel: np.ndarray, *, quant: InputQuantization) -> np.ndarray:
     """Log-mel ``(..., n_mels, n_frames)`` float (dB) -> int8 ``(..., n_mels, n_frames, 1)``.
 
-    Implements :data:`FORMULA_C` exactly, in float32. Raises ``ValueError`` on non-finite
+    Implements :data:`C_FUNCTIONS` exactly, in float32. Raises ``ValueError`` on non-finite
     input or a band count that does not match the normalization.
     """
     x = np.asarray(logmel, dtype=np.float32)
@@ -72,8 +95,11 @@ def quantize_input(logmel: np.ndarray, *, quant: InputQuantization) -> np.ndarra
     mean = np.asarray(quant.mean, np.float32)[:, None]
     std = np.asarray(quant.std, np.float32)[:, None]
     v = ((x - mean) / std) / np.float32(quant.scale)
-    q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5)) + quant.zero_point
-    return np.clip(q, -128, 127).astype(np.int8)[..., None]
+    whole = np.trunc(v)
+    # v - trunc(v) is exact in float32, so the tie test is exact too
+    rounded = whole + np.where(np.abs(v - whole) >= np.float32(0.5), np.sign(v), np.float32(0))
+    q = np.clip(rounded.astype(np.float64) + quant.zero_point, -128, 127)
+    return q.astype(np.int8)[..., None]
 
 
 def dequantize_output(q: np.ndarray, *, scale: float, zero_point: int) -> np.ndarray:

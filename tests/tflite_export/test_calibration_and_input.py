@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tflite_export.convert import calibration_sample
+from keras_asc.dataset import stratified_sample
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 
 
@@ -16,16 +16,16 @@ def _table(n=600, seed=0):
 
 def test_calibration_is_stratified_and_deterministic():
     t = _table()
-    a = calibration_sample(t, size=60, seed=1)
-    assert a.equals(calibration_sample(t, size=60, seed=1))
-    assert not a.index.equals(calibration_sample(t, size=60, seed=2).index)
+    a = stratified_sample(t, size=60, seed=1)
+    assert a.equals(stratified_sample(t, size=60, seed=1))
+    assert not a.index.equals(stratified_sample(t, size=60, seed=2).index)
     assert len(a) == 60 and a.index.is_monotonic_increasing
     strata = t.groupby(["scene_label", "device"]).ngroups
     assert a.groupby(["scene_label", "device"]).ngroups == strata  # every (scene, device) present
     # roughly proportional: device a is ~73 % of the table
     assert 0.45 < (a["device"] == "a").mean() < 0.9
     assert not a.index.equals(t.index[:60])  # not the first N rows
-    assert len(calibration_sample(t, size=10_000, seed=0)) == len(t)
+    assert len(stratified_sample(t, size=10_000, seed=0)) == len(t)
 
 
 def _quant(scale=0.5, zp=-3, n_mels=2):

@@ -32,7 +32,7 @@ def test_tiny_export_is_full_integer(tiny_export, tiny_run):
     calib = pd.read_csv(tiny_export / "calibration.csv")
     assert len(calib) == 40 and calib["scene_label"].nunique() == 10
     assert set(calib["device"]) == {"a", "b", "c", "s1", "s2", "s3"}
-    header = (tiny_export / "model_settings.h").read_text()
+    header = (tiny_export / "model_settings.h").read_text() + (tiny_export / "model_input.h").read_text()
     assert f"constexpr int kInputZeroPoint = {inp.zero_points[0]};" in header
     assert "lroundf" in header and "kTensorArenaSize" in header and '"street_traffic"' in header
 

@@ -1,0 +1,267 @@
+"""``asc firmware EXPORT_DIR --data DIR``: the exported C sources, compiled with TFLM C++ for each
+target, bit for bit against TFLM's Python runtime.
+
+For each target (:mod:`firmware_harness.targets`) the program is built
+(:mod:`firmware_harness.program`) and run on the evaluate clips' float log-mel features: every
+clip on host targets, a stratified (scene x device) sample on emulated ones (``clips="all"``
+for every clip). The program quantizes each clip with the header's ``QuantizeLogMel`` and
+invokes TFLM; the harness compares
+
+* the int8 inputs with :func:`tflite_export.input_quant.quantize_input` (the Python formula), and
+* the int8 outputs with the ``tflite-micro`` Python runtime run on the Python inputs (the truth).
+
+Any difference fails. The first clip whose outputs differ is run again with every tensor dumped,
+and the dump is compared operator by operator with the Python runtime's preserved tensors
+(:func:`firmware_harness.layers.first_divergence`). The header's ``kTensorArenaSize`` must be at
+least what each target's TFLM build needs (measured, never assumed); Cortex-M images get a
+footprint (:mod:`firmware_harness.footprint`).
+
+Writes ``EXPORT_DIR/firmware/<target>/`` (the program, ``inputs.npy``, ``outputs.npy`` of shape
+clips x classes in evaluate-split order, ``clips.csv``) and ``EXPORT_DIR/firmware/firmware_report.json``
+and ``.md``. The folder is built aside and renamed into place, so a crash leaves the previous one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import program as fw_program
+from firmware_harness import third_party
+from firmware_harness.footprint import Footprint, measure_footprint
+from firmware_harness.layers import first_divergence
+from firmware_harness.runners import make_runner
+from firmware_harness.targets import DEFAULT_TARGETS, get_target
+from firmware_harness.third_party import FirmwareError
+from keras_asc import artifacts
+
+DEFAULT_EMULATED_CLIPS = 20
+QEMU_NOTE = ("QEMU seconds are the host's time to emulate the Cortex-M instruction by instruction: "
+             "they say nothing about a chip's speed (no cycle model, no caches, no flash wait states).")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetResult:
+    target: str
+    description: str
+    kernels: str
+    emulated: bool
+    clips: int
+    inputs_identical: int  # clips whose int8 input equals the Python formula's
+    outputs_identical: int  # clips whose int8 outputs equal TFLM Python's
+    first_input_difference: dict | None  # clip, elements differing, max diff
+    first_output_divergence: dict | None  # clip + the first differing operator
+    arena_used_bytes: int
+    header_arena_bytes: int
+    seconds_per_inference: float  # host: real time; emulated: QEMU emulation time
+    build_seconds: float
+    tflm_objects_compiled: int
+    footprint: Footprint | None
+
+    @property
+    def bit_identical(self) -> bool:
+        return self.inputs_identical == self.clips and self.outputs_identical == self.clips
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["footprint"] = self.footprint.to_json() if self.footprint else None
+        d["bit_identical"] = self.bit_identical
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class FirmwareReport:
+    export_dir: str
+    tflite_sha256: str
+    data_dir: str
+    evaluate_clips: int
+    model_bytes: int
+    results: tuple[TargetResult, ...]
+    failures: tuple[str, ...]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict:
+        return {"stage": "firmware", "export_dir": self.export_dir, "tflite_sha256": self.tflite_sha256,
+                "data_dir": self.data_dir, "evaluate_clips": self.evaluate_clips, "model_bytes": self.model_bytes,
+                "truth": "tflite-micro Python runtime (TFLM reference kernels)", "qemu_note": QEMU_NOTE,
+                "targets": [r.to_json() for r in self.results], "failures": list(self.failures),
+                "passed": self.passed, "seconds": round(self.seconds, 1), **artifacts.provenance()}
+
+
+def _sample(table, *, emulated: bool, clips: int | str) -> np.ndarray:
+    """Row indices (evaluate-split order) a target runs."""
+    from keras_asc.dataset import stratified_sample
+
+    if clips == "all" or not emulated:
+        return np.arange(len(table))
+    picked = stratified_sample(table.reset_index(drop=True), size=int(clips), seed=0)
+    return picked.index.to_numpy()
+
+
+def _tflm_outputs(model: bytes, x_int8: np.ndarray, *, arena: int) -> np.ndarray:
+    """TFLM Python outputs for ``x_int8`` (n, mels, frames, 1): (n, classes) int8."""
+    runner = make_runner("tflm", model, arena_bytes=arena)
+    return np.concatenate([runner.run(x[None]) for x in x_int8])
+
+
+def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int, work: Path) -> dict:
+    """Run one int8 input with every tensor dumped; the first operator differing from TFLM Python."""
+    from tflite_export.flatbuffer import read_model
+
+    run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
+    dump = fw_program.read_tensor_dump(run.dump)
+    truth = make_runner("tflm", model, arena_bytes=arena, preserve=True)
+    truth.run(x[None])
+
+    def firmware_tensor(i: int) -> np.ndarray:
+        return np.frombuffer(dump[i][1], truth.tensor(i).dtype)
+
+    d = first_divergence(read_model(model), truth.tensor, firmware_tensor, runner=prog.target.name, known={})
+    return d.to_dict() if d else {"op": None, "explanation": "outputs differed but no operator output did"}
+
+
+def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, model: bytes, table,
+                 logmel: np.ndarray, expected_inputs: np.ndarray, expected_outputs: np.ndarray,
+                 clips: int | str, log=print) -> tuple[TargetResult, list[str]]:
+    """Build, run and compare one target; returns its result and its failures."""
+    target = get_target(name)
+    prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
+    rows = _sample(table, emulated=target.emulated, clips=clips)
+    log(f"firmware: {name}: running {len(rows)} clip(s){' under QEMU' if target.emulated else ''}")
+    failures = []
+    work = out_dir / "work"
+    try:
+        run = fw_program.run_program(prog, work, logmel=logmel[rows])
+    except fw_program.ArenaTooSmall:
+        need = fw_program.measure_arena(prog, work, input_elements=expected_inputs[0].size)
+        raise FirmwareError(
+            f"{export_dir / 'model_settings.h'}: kTensorArenaSize is smaller than the {need:,d} bytes TFLM "
+            f"needs on target {name} ({target.kernels} kernels). Re-run `asc export` (it adds a margin over "
+            "the measured arena) or raise kTensorArenaSize by hand") from None
+    exp_in = expected_inputs[rows].reshape(len(rows), -1)
+    in_same = (run.inputs == exp_in).all(axis=1)
+    out_same = (run.outputs == expected_outputs[rows]).all(axis=1)
+    first_in = first_out = None
+    if not in_same.all():
+        k = int(np.flatnonzero(~in_same)[0])
+        diff = np.abs(run.inputs[k].astype(int) - exp_in[k].astype(int))
+        first_in = {"clip": str(table["filename"].iloc[rows[k]]), "elements_differing": int((diff > 0).sum()),
+                    "max_abs_diff": int(diff.max())}
+        failures.append(f"{name}: the header's QuantizeLogMel gave other int8 inputs than the Python formula on "
+                        f"{int((~in_same).sum())} of {len(rows)} clip(s), e.g. {first_in}")
+    if not out_same.all():
+        k = int(np.flatnonzero(~out_same)[0])
+        first_out = {"clip": str(table["filename"].iloc[rows[k]]),
+                     **_localize(prog, model, expected_inputs[rows[k]], arena=run.header_arena_bytes, work=work)}
+        failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
+                        f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
+                        f"(clip {first_out['clip']})")
+    if run.arena_used_bytes > run.header_arena_bytes:
+        failures.append(f"{name}: arena_used_bytes {run.arena_used_bytes:,d} > kTensorArenaSize "
+                        f"{run.header_arena_bytes:,d}")
+    footprint = None
+    if prog.map_file is not None:
+        footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size",
+                                      stack_bytes=run.stack_used_bytes)
+    np.save(out_dir / "inputs.npy", run.inputs)
+    np.save(out_dir / "outputs.npy", run.outputs)
+    clip_list = table.iloc[rows][["filename", "scene_label", "device"]].assign(evaluate_index=rows)
+    artifacts.atomic_write_text(out_dir / "clips.csv", clip_list.to_csv(index=False))
+    artifacts.atomic_write_text(out_dir / "run.txt", "\n".join(
+        [f"target={name}", f"clips={len(rows)}", f"arena_used_bytes={run.arena_used_bytes}",
+         f"invoke_seconds={run.invoke_seconds:.6f}", f"wall_seconds={run.wall_seconds:.3f}"]) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    result = TargetResult(
+        target=name, description=target.description, kernels=target.kernels, emulated=target.emulated,
+        clips=len(rows), inputs_identical=int(in_same.sum()), outputs_identical=int(out_same.sum()),
+        first_input_difference=first_in, first_output_divergence=first_out,
+        arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
+        seconds_per_inference=run.invoke_seconds / max(len(rows), 1), build_seconds=round(prog.build_seconds, 1),
+        tflm_objects_compiled=prog.library.compiled, footprint=footprint)
+    return result, failures
+
+
+def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
+                   clips: int | str = DEFAULT_EMULATED_CLIPS, third_party_dir: Path | None = None,
+                   workers: int = 2, log=print) -> FirmwareReport:
+    """Run every target; write and return the report (``report.failures`` lists what failed)."""
+    from firmware_harness.validate import header_arena_bytes, load_checked_export
+    from keras_asc.training import feature_set_for_run
+    from tflite_export.input_quant import quantize_input
+
+    t0 = time.perf_counter()
+    export_dir = Path(export_dir)
+    for name in targets:
+        get_target(name).check_tools()
+    model, cfg, quant = load_checked_export(export_dir / "model.tflite")
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(third_party_dir), log=log)
+    fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
+    table = fs.table("evaluate")
+    logmel = np.asarray(fs.features("evaluate"), np.float32)
+    expected_inputs = quantize_input(logmel, quant=quant)
+    arena = header_arena_bytes(export_dir)
+    log(f"firmware: TFLM Python on {len(table)} evaluate clip(s) (the truth)")
+    expected_outputs = _tflm_outputs(model, expected_inputs, arena=arena)
+    results, failures = [], []
+    with artifacts.staging_dir(export_dir / "firmware") as tmp:
+        for name in targets:
+            r, f = check_target(name, export_dir=export_dir, out_dir=tmp / name, tree=tree, model=model, table=table,
+                                logmel=logmel, expected_inputs=expected_inputs, expected_outputs=expected_outputs,
+                                clips=clips, log=log)
+            results.append(r)
+            failures += f
+            log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "
+                f"{r.arena_used_bytes:,d} B, {1000 * r.seconds_per_inference:.1f} ms per inference"
+                f"{' (QEMU emulation)' if r.emulated else ''}")
+        report = FirmwareReport(str(export_dir.resolve()), cfg["tflite_sha256"], str(Path(data_dir).resolve()),
+                                len(table), len(model), tuple(results), tuple(failures), time.perf_counter() - t0)
+        artifacts.write_json(tmp / "firmware_report.json", report.to_json())
+        artifacts.atomic_write_text(tmp / "firmware_report.md", format_report(report))
+    return report
+
+
+def _kib(n: int) -> str:
+    return f"{n:,d} B ({n / 1024:.1f} KiB)"
+
+
+def format_report(r: FirmwareReport) -> str:
+    lines = [f"# Firmware check of {Path(r.export_dir).name}/model.tflite", "",
+             f"Truth: TFLM's Python runtime on the same clips. Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
+    lines += [f"- FAILURE: {f}" for f in r.failures]
+    lines += ["", "| target | kernels | clips | inputs identical | outputs identical | arena used | "
+                  "kTensorArenaSize | time per inference |", "|---|---|---|---|---|---|---|---|"]
+    for t in r.results:
+        unit = "s (QEMU emulation)" if t.emulated else "ms (host)"
+        per = t.seconds_per_inference if t.emulated else 1000 * t.seconds_per_inference
+        lines.append(f"| {t.target} | {t.kernels} | {t.clips} | {t.inputs_identical} | {t.outputs_identical} | "
+                     f"{t.arena_used_bytes:,d} | {t.header_arena_bytes:,d} | {per:.3f} {unit} |")
+    for t in r.results:
+        if t.first_output_divergence:
+            d = t.first_output_divergence
+            lines += ["", f"{t.target}: first differing operator {d.get('op_index')} {d.get('op')} "
+                          f"(tensor {d.get('tensor')}, {d.get('elements_differing')} element(s), up to "
+                          f"{d.get('max_abs_diff_lsb')} LSB) on clip {d['clip']}"]
+    for t in r.results:
+        if t.footprint is None:
+            continue
+        f = t.footprint
+        lines += ["", f"## Footprint: {t.target} ({t.description})", "",
+                  f"`{'arm-none-eabi-size'}`: text {f.text:,d}, data {f.data:,d}, bss {f.bss:,d}.", "",
+                  "| part | flash | RAM |", "|---|---|---|"]
+        for part in f.flash_by_part:
+            lines.append(f"| {part} | {f.flash_by_part[part]:,d} | {f.ram_by_part[part]:,d} |")
+        stack = f"{f.stack_bytes:,d} (measured)" if f.stack_bytes is not None else "not measured"
+        lines += ["", f"- flash (text + data): {_kib(f.flash_bytes)}, of which the model {_kib(f.flash_by_part['model'])}",
+                  f"- RAM: data + bss {_kib(f.ram_static_bytes)} (tensor arena {_kib(f.ram_by_part['tensor_arena'])}) "
+                  f"+ stack {stack} = {_kib(f.ram_bytes)}",
+                  "- parts come from the map file; they exceed the section sizes by the strings the linker "
+                  "merges (under 1 %). The heap newlib's stdio takes for the semihosted files is not counted."]
+    lines += ["", QEMU_NOTE, ""]
+    return "\n".join(lines)

@@ -1,0 +1,198 @@
+"""Build the firmware program (``firmware/main.cc``) for an export and a target, and run it.
+
+The program is compiled from the export's files (``model_data.cc``, ``model_input.h``,
+``model_settings.h``) and ``firmware/``, linked with the cached TFLM library
+(:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
+with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
+
+A run writes its inputs to files, starts the program natively or under ``qemu-system-arm`` with
+semihosting (the program's ``fopen`` then opens host files), and reads back the int8 outputs,
+the int8 inputs it computed, and the ``key=value`` lines it printed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import third_party, tflm_build
+from firmware_harness.targets import Target
+from firmware_harness.third_party import FirmwareError
+
+FIRMWARE_DIR = third_party.repo_root() / "firmware"
+EXPORT_SOURCES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h")
+PROGRAM_OPT = "-O2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    target: Target
+    path: Path  # executable (host) or ELF (Cortex-M)
+    map_file: Path | None
+    library: tflm_build.LibraryBuild
+    build_seconds: float  # library (cached or not) + program
+
+
+def resolver_methods(export_dir: Path) -> list[str]:
+    """The ``resolver.AddXxx()`` calls of the export's ``RegisterModelOps``."""
+    import re
+
+    header = (Path(export_dir) / "model_settings.h").read_text()
+    return re.findall(r"resolver\.(Add\w+)\(\)", header)
+
+
+def _run_tool(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FirmwareError(f"{what} failed:\n$ {' '.join(cmd)}\n{proc.stderr[-4000:]}")
+
+
+def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
+    """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
+    export_dir = Path(export_dir)
+    missing = [f for f in EXPORT_SOURCES if not (export_dir / f).is_file()]
+    if missing:
+        raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
+                            "or is incomplete: re-run `asc export`")
+    target.check_tools()
+    t0 = time.perf_counter()
+    lib = tflm_build.build_library(tree, target, resolver_methods(export_dir), log=log)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    objs_dir = out_dir / "obj"
+    objs_dir.mkdir(exist_ok=True)
+    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc"]
+    if target.emulated:
+        sources.append(FIRMWARE_DIR / "cortex_m" / "startup.S")
+    objects = []
+    for src in sources:
+        obj = objs_dir / f"{src.name}.o"
+        cmd = tflm_build.compile_command(tree, target, str(src), opt=PROGRAM_OPT)
+        _run_tool([*cmd, f"-I{export_dir}", "-o", str(obj)], f"compiling {src.name} for {target.name}")
+        objects.append(str(obj))
+    exe = out_dir / ("asc_firmware.elf" if target.emulated else "asc_firmware")
+    link = [f"{target.prefix}g++", *target.arch_flags, *target.link_flags, "-Wl,--gc-sections",
+            "-o", str(exe), *objects, str(lib.path), "-lm"]
+    map_file = None
+    if target.emulated:
+        map_file = out_dir / "asc_firmware.map"
+        link += [f"-T{FIRMWARE_DIR / 'cortex_m' / target.linker_script}", f"-L{FIRMWARE_DIR / 'cortex_m'}",
+                 f"-Wl,-Map={map_file}"]
+    _run_tool(link, f"linking the firmware for {target.name}")
+    return Program(target, exe, map_file, lib, time.perf_counter() - t0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramRun:
+    outputs: np.ndarray  # (clips, classes) int8
+    inputs: np.ndarray  # (clips, input elements) int8, as the program computed or read them
+    arena_used_bytes: int
+    header_arena_bytes: int
+    invoke_seconds: float  # sum over clips, by the program's clock() (QEMU: host time of emulation)
+    stack_used_bytes: int | None  # Cortex-M only: deepest stack use of the program, measured
+    wall_seconds: float
+    dump: Path | None
+
+
+class ArenaTooSmall(FirmwareError):
+    """The header's kTensorArenaSize is smaller than this build of TFLM needs."""
+
+
+#: newlib's rdimon crt0 reads the semihosted command line into a buffer of this many bytes
+SEMIHOSTING_CMDLINE_MAX = 255
+
+
+def _command(program: Program, args: list[str]) -> list[str]:
+    """The command line; file arguments are names relative to the run's work folder (its cwd)."""
+    if not program.target.emulated:
+        return [str(program.path), *args]
+    argv = ["asc_firmware", *args]
+    if len(" ".join(argv)) >= SEMIHOSTING_CMDLINE_MAX:
+        raise FirmwareError(f"command line too long for semihosting ({len(' '.join(argv))} bytes): {argv}")
+    # QEMU's option syntax: a comma inside a value is written twice
+    cmdline = ",".join(f"arg={a.replace(',', ',,')}" for a in argv)
+    return ["qemu-system-arm", *program.target.qemu, "-nographic", "-monitor", "none", "-serial", "none",
+            "-semihosting-config", f"enable=on,target=native,{cmdline}", "-kernel", str(program.path)]
+
+
+def _parse(stdout: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line.split("=", 1)[0])
+
+
+def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = None, int8: np.ndarray | None = None,
+                dump_clip: int | None = None, timeout: float | None = None) -> ProgramRun:
+    """Run ``program`` on ``logmel`` (clips, mels, frames) float32 or ``int8`` (clips, elements).
+
+    Raises :class:`ArenaTooSmall` when TFLM cannot allocate in the header's arena, and
+    :class:`FirmwareError` for any other failure (with the program's output).
+    """
+    if (logmel is None) == (int8 is None):
+        raise ValueError("give exactly one of logmel and int8")
+    work.mkdir(parents=True, exist_ok=True)
+    data = np.ascontiguousarray(logmel, "<f4") if logmel is not None else np.ascontiguousarray(int8, np.int8)
+    clips = len(data)
+    src = work / ("inputs_logmel.f32" if logmel is not None else "inputs_given.i8")
+    src.write_bytes(data.tobytes())
+    out, used_inputs = work / "outputs.i8", work / "inputs.i8"
+    args = ["--logmel" if logmel is not None else "--int8", src.name, "--clips", str(clips),
+            "--out", out.name, "--inputs-out", used_inputs.name]
+    dump = None
+    if dump_clip is not None:
+        dump = work / f"tensors{dump_clip}.bin"
+        args += ["--dump", dump.name, "--dump-clip", str(dump_clip)]
+    timeout = timeout or 120 + (5 if program.target.emulated else 2) * clips
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(_command(program, args), capture_output=True, text=True, timeout=timeout, cwd=work)
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"{program.path} ({program.target.name}) did not finish {clips} clip(s) in "
+                            f"{timeout:.0f} s") from None
+    wall = time.perf_counter() - t0
+    kv = _parse(proc.stdout)
+    if proc.returncode == 3 and "arena" in kv.get("error", ""):
+        raise ArenaTooSmall(kv.get("error", ""))
+    if proc.returncode != 0 or kv.get("status") != "ok":
+        raise FirmwareError(f"{program.path} ({program.target.name}) failed with exit status {proc.returncode}:\n"
+                            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    n_classes = out.stat().st_size // max(clips, 1)
+    outputs = np.fromfile(out, np.int8).reshape(clips, n_classes)
+    inputs = np.fromfile(used_inputs, np.int8).reshape(clips, -1)
+    for f in (src, out, used_inputs):
+        os.unlink(f)
+    stack = kv.get("stack_used_bytes")
+    return ProgramRun(outputs, inputs, int(kv["arena_used_bytes"]), int(kv["kTensorArenaSize"]),
+                      float(kv["invoke_seconds"]), int(stack) if stack else None, wall, dump)
+
+
+def measure_arena(program: Program, work: Path, *, input_elements: int) -> int:
+    """The arena this build needs: ``arena_used_bytes`` with a large scratch arena."""
+    work.mkdir(parents=True, exist_ok=True)
+    src, out = work / "probe.i8", work / "probe_out.i8"
+    src.write_bytes(bytes(input_elements))
+    proc = subprocess.run(_command(program, ["--int8", src.name, "--clips", "1", "--out", out.name,
+                                             "--measure-arena"]), capture_output=True, text=True, timeout=300,
+                          cwd=work)
+    kv = _parse(proc.stdout)
+    if proc.returncode != 0 or "arena_used_bytes" not in kv:
+        raise FirmwareError(f"{program.path}: arena measurement failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    for f in (src, out):
+        f.unlink(missing_ok=True)
+    return int(kv["arena_used_bytes"])
+
+
+def read_tensor_dump(path: Path) -> dict[int, tuple[int, bytes]]:
+    """The program's ``--dump`` file: tensor index -> (TfLiteType, raw bytes)."""
+    raw = Path(path).read_bytes()
+    if raw[:8] != b"ASCDUMP1":
+        raise FirmwareError(f"{path}: not a tensor dump of the firmware program")
+    count = int.from_bytes(raw[8:12], "little")
+    pos, out = 12, {}
+    for _ in range(count):
+        index, ttype, nbytes = np.frombuffer(raw, "<i4", 3, pos)
+        pos += 12
+        out[int(index)] = (int(ttype), raw[pos:pos + int(nbytes)])
+        pos += int(nbytes)
+    return out

@@ -1,0 +1,102 @@
+"""The firmware targets: one flag set per target, in one table (like TFLM's
+``targets/*_makefile.inc``).
+
+=================  ==========================  =========  ==========================================
+name               compiler                    kernels    runs on
+=================  ==========================  =========  ==========================================
+host               g++ (x86-64)                reference  this machine
+host-cmsis-nn      g++ (x86-64)                cmsis_nn   this machine (CMSIS-NN's portable C)
+cortex-m4          arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an386 (DSP ext.)
+cortex-m55         arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps3-an547 (Helium)
+=================  ==========================  =========  ==========================================
+
+The common flags are TFLM's Makefile's (``-fno-rtti -fno-exceptions ... -DTF_LITE_STATIC_MEMORY``,
+core ``-Os``, kernels ``-O2``); the Cortex-M flags are TFLM's ``cortex_m_generic`` ones for
+``TARGET_ARCH=cortex-m4+fp`` / ``cortex-m55`` with gcc. TFLM's ``cortex_m_qemu`` target forces
+``-mfloat-abi=soft`` and runs under ``qemu-arm`` (user mode), which Debian 12's QEMU 7.2 aborts on
+for every Cortex-M CPU; these targets run under ``qemu-system-arm`` with semihosting instead
+(``firmware/cortex_m/``: vector table, FPU enable, linker script per board).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+from firmware_harness.third_party import FirmwareError
+
+COMMON_FLAGS = (
+    "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",
+    "-fmessage-length=0", "-DTF_LITE_STATIC_MEMORY", "-DTF_LITE_DISABLE_X86_NEON",
+    # micro_time.cc then uses clock(): real time on the host, the host's clock through
+    # semihosting under QEMU (emulation time, not a chip's).
+    "-DTF_LITE_USE_CTIME",
+)
+CXX_FLAGS = ("-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics")
+C_FLAGS = ("-std=c17",)
+CORE_OPT = "-Os"
+KERNEL_OPT = "-O2"
+
+_ARM_COMMON = ("-mthumb", "-mlittle-endian", "-funsigned-char", "-fomit-frame-pointer",
+               "-DTF_LITE_MCU_DEBUG_LOG")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    kernels: str  # "reference" or "cmsis_nn"
+    prefix: str  # toolchain prefix: "" (host) or "arm-none-eabi-"
+    arch_flags: tuple[str, ...] = ()
+    link_flags: tuple[str, ...] = ()
+    linker_script: str = ""  # file in firmware/cortex_m/
+    qemu: tuple[str, ...] = ()  # qemu-system-arm arguments; empty: runs natively
+    debian_packages: tuple[str, ...] = ("g++", "make", "patch")
+
+    @property
+    def emulated(self) -> bool:
+        return bool(self.qemu)
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        tools = (f"{self.prefix}g++", f"{self.prefix}gcc", f"{self.prefix}ar", "make", "patch")
+        if self.prefix:
+            tools += (f"{self.prefix}size",)
+        return tools + (("qemu-system-arm",) if self.qemu else ())
+
+    def missing_tools(self) -> list[str]:
+        return [t for t in self.tools if shutil.which(t) is None]
+
+    def check_tools(self) -> None:
+        missing = self.missing_tools()
+        if missing:
+            raise FirmwareError(
+                f"target {self.name}: {', '.join(missing)} not found on PATH. Install the Debian packages "
+                f"`apt-get install {' '.join(self.debian_packages)}` (never a downloaded toolchain), "
+                "or leave this target out of --targets")
+
+
+_ARM_PACKAGES = ("g++", "make", "patch", "gcc-arm-none-eabi", "libnewlib-arm-none-eabi",
+                 "libstdc++-arm-none-eabi-newlib", "qemu-system-arm")
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("host", "x86-64 host, TFLM reference kernels", kernels="reference", prefix=""),
+    Target("host-cmsis-nn", "x86-64 host, CMSIS-NN kernels (portable C)", kernels="cmsis_nn", prefix=""),
+    Target("cortex-m4", "Cortex-M4F (hard float, DSP extension), CMSIS-NN, QEMU mps2-an386",
+           kernels="cmsis_nn", prefix="arm-none-eabi-",
+           arch_flags=("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", *_ARM_COMMON),
+           link_flags=("--specs=rdimon.specs",), linker_script="mps2_an386.ld",
+           qemu=("-M", "mps2-an386", "-cpu", "cortex-m4"), debian_packages=_ARM_PACKAGES),
+    Target("cortex-m55", "Cortex-M55 (hard float, Helium MVE), CMSIS-NN, QEMU mps3-an547",
+           kernels="cmsis_nn", prefix="arm-none-eabi-",
+           arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
+           link_flags=("--specs=rdimon.specs",), linker_script="mps3_an547.ld",
+           qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES),
+)}
+
+DEFAULT_TARGETS = ("host", "host-cmsis-nn", "cortex-m4")
+
+
+def get_target(name: str) -> Target:
+    if name not in TARGETS:
+        raise FirmwareError(f"unknown firmware target {name!r}; one of {', '.join(TARGETS)}")
+    return TARGETS[name]

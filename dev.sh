@@ -25,9 +25,30 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.installed" 2>/dev/null)" != "
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 cmd="${1:-}"; shift || true
+
+# The firmware builds' toolchains: Debian packages only, never a downloaded toolchain. Installed
+# when missing and this runs as root (as CI does); otherwise the firmware tests and stages say
+# what is missing and skip.
+debian_packages=(g++ make patch gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+ensure_toolchains() {
+  command -v dpkg-query >/dev/null || return 0
+  local missing=()
+  for pkg in "${debian_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "dev.sh: installing Debian packages for the firmware builds: ${missing[*]}" >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2; then
+      echo "dev.sh: could not install ${missing[*]}; firmware tests will skip" >&2
+    fi
+  else
+    echo "dev.sh: missing Debian packages ${missing[*]} (firmware builds skip): sudo apt-get install ${missing[*]}" >&2
+  fi
+}
 case "$cmd" in
-  demo) exec "$venv/bin/asc" demo "$@" ;;
-  test) exec "$venv/bin/python" -m pytest -q "$@" ;;
+  demo) ensure_toolchains; exec "$venv/bin/asc" demo "$@" ;;
+  test) ensure_toolchains; exec "$venv/bin/python" -m pytest -q "$@" ;;
   asc)  exec "$venv/bin/asc" "$@" ;;
   *) echo "usage: ./dev.sh demo|test|asc ..." >&2; exit 2 ;;
 esac

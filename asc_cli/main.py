@@ -133,11 +133,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
+    from firmware_harness.firmware import arena_probes
     from tflite_export.export import export_run
 
+    probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
     cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
-                     qat_epochs=a.qat_epochs, workers=a.workers)
+                     qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes)
     print((Path(a.run_dir) / "export" / "size_report.txt").read_text().split("\n\n")[0])
     print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
 
@@ -176,11 +178,15 @@ def _targets(value: str) -> tuple[str, ...]:
     return names
 
 
+def _targets_or_none(value: str) -> tuple[str, ...]:
+    return () if value == "none" else _targets(value)
+
+
 def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
 
     report = check_firmware(Path(a.export_dir), Path(a.data), Path(a.work), targets=a.targets, clips=a.clips,
-                            third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
+                            host_clips=a.host_clips, third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
     print(format_report(report))
     print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
     if report.failures:
@@ -201,9 +207,11 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
     check_model_names([a.model])
     result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
-                      cfg=_pipeline_config(a, model=a.model))
+                      cfg=_pipeline_config(a, model=a.model, firmware_clips=a.firmware_clips))
     if not result["validation"]["passed"]:
         raise UserError("validation failed: " + "; ".join(result["validation"]["failures"]))
+    if result["firmware"] and not result["firmware"]["passed"]:
+        raise UserError("firmware check failed: " + "; ".join(result["firmware"]["failures"]))
 
 
 def _csv(kind):
@@ -285,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
     s.add_argument("--qat-epochs", type=int, default=3)
+    s.add_argument("--arena-targets", type=_targets_or_none, default=("host", "host-cmsis-nn", "cortex-m4"),
+                   help="firmware builds whose arena need sizes the header's kTensorArenaSize, besides TFLM "
+                        "Python's (default: host,host-cmsis-nn,cortex-m4, those whose toolchain is installed); "
+                        "'none' for TFLM Python's only")
+    s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     s.add_argument("--workers", type=int, default=2)
     s.set_defaults(func=cmd_export)
 
@@ -304,8 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--targets", type=_targets, default=("host", "host-cmsis-nn", "cortex-m4"),
                    help="comma-separated: host, host-cmsis-nn, cortex-m4, cortex-m55 (default the first three)")
     s.add_argument("--clips", type=_clips, default=20,
-                   help="evaluate clips per emulated target, a stratified sample (default 20), or 'all'; "
-                        "host targets always run every clip")
+                   help="evaluate clips per emulated target, a stratified sample (default 20), or 'all'")
+    s.add_argument("--host-clips", type=_clips, default="all",
+                   help="evaluate clips per host target (default all; a number for a stratified sample)")
     s.add_argument("--third-party", default=None,
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
@@ -316,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")
     s.add_argument("--size", default="demo", help="generated dataset size: demo (default), tiny or N")
     s.add_argument("--model", default="resnet11")
+    s.add_argument("--firmware-clips", type=int, default=10,
+                   help="evaluate clips (stratified) per firmware target: host, and cortex-m4 under QEMU when "
+                        "the Arm toolchain is installed (default 10; `asc firmware` runs every host clip)")
     add_pipeline_args(s, epochs=40)
     s.set_defaults(func=cmd_demo)
 

@@ -7,6 +7,7 @@ Stage folders under ``WORK``::
     features/<key>/                 log-mel cache (features)
     runs/<name>/                    training run (train, evaluate)
     runs/<name>/export/             int8 model + C sources (export) and validation reports
+    runs/<name>/export/firmware/    TFLM C++ builds per target, their outputs, firmware_report.md
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class PipelineConfig:
     seed: int = 0
     budget: int = BUDGET
     calibration_size: int = 200
+    firmware_clips: int = 10  # the demo's stratified sample per firmware target
 
     @property
     def name(self) -> str:
@@ -47,9 +49,31 @@ def _stage(name: str, log) -> float:
     return time.perf_counter()
 
 
+def available_firmware_targets(wanted: tuple[str, ...] = ("host", "cortex-m4"), log=print) -> tuple[str, ...]:
+    """Of ``wanted``, the firmware targets this machine can build and run (archives and tools)."""
+    from firmware_harness.targets import get_target
+    from firmware_harness.third_party import FirmwareError, locate_third_party
+
+    try:
+        locate_third_party()
+    except FirmwareError as e:
+        log(f"firmware: skipped: {e}")
+        return ()
+    found = []
+    for name in wanted:
+        missing = get_target(name).missing_tools()
+        if missing:
+            log(f"firmware: {name} skipped: {', '.join(missing)} not installed "
+                f"(Debian: {' '.join(get_target(name).debian_packages)})")
+        else:
+            found.append(name)
+    return tuple(found)
+
+
 def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
-                 workers: int = 2, max_drop: float | None = None, log=print) -> dict:
-    """features -> train -> evaluate -> export -> validate for one configuration.
+                 workers: int = 2, max_drop: float | None = None, firmware_targets: tuple[str, ...] = (),
+                 log=print) -> dict:
+    """features -> train -> evaluate -> export -> validate (-> firmware) for one configuration.
 
     Returns a summary dict; raises the stage's own errors (BudgetError, ...)."""
     from firmware_harness.validate import validate_export
@@ -94,8 +118,11 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     if (exp_cfg.get("source_model_sha256") != model_sha or exp_cfg.get("budget_bytes") != cfg.budget
             or exp_cfg.get("calibration", {}).get("requested") != cfg.calibration_size
             or exp_cfg.get("calibration", {}).get("seed") != cfg.seed or exp_cfg.get("quantization_path") != "ptq"):
+        from firmware_harness.firmware import arena_probes
+
         exp_cfg = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
-                             seed=cfg.seed, workers=workers, log=log)
+                             seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
+                             log=log)
     else:
         log("export: reusing export/")
     timings["export"] = time.perf_counter() - t
@@ -108,8 +135,35 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     else:
         log("validate: reusing validation_report.json")
     timings["validate"] = time.perf_counter() - t
+
+    firmware = None
+    if firmware_targets:
+        t = _stage(f"firmware (TFLM C++: {', '.join(firmware_targets)})", log)
+        firmware = _firmware_stage(run_dir / "export", data_dir, work_dir, firmware_targets, cfg.firmware_clips,
+                                   exp_cfg, workers=workers, log=log)
+        timings["firmware"] = time.perf_counter() - t
     return {"config": dataclasses.asdict(cfg), "name": cfg.name, "run_dir": str(run_dir), "export": exp_cfg,
-            "validation": report, "timings_seconds": {k: round(v, 1) for k, v in timings.items()}}
+            "validation": report, "firmware": firmware,
+            "timings_seconds": {k: round(v, 1) for k, v in timings.items()}}
+
+
+def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: tuple[str, ...], clips: int,
+                    exp_cfg: dict, *, workers: int, log) -> dict:
+    """``asc firmware`` on a stratified sample of ``clips`` clips per target, reused when the stored
+    report was made from the same model, sources, targets and data."""
+    from firmware_harness.firmware import build_inputs_sha256, check_firmware
+    from firmware_harness.third_party import locate_third_party
+
+    old = _read(export_dir / "firmware" / "firmware_report.json")
+    if (old.get("passed") and old.get("tflite_sha256") == exp_cfg["tflite_sha256"]
+            and old.get("build_inputs_sha256") == build_inputs_sha256(export_dir, locate_third_party(), targets)
+            and old.get("data_dir") == str(Path(data_dir).resolve())
+            and [t["target"] for t in old.get("targets", [])] == list(targets)
+            and all(t["clips"] == clips for t in old["targets"])):
+        log("firmware: reusing firmware/firmware_report.json")
+        return old
+    return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips=clips,
+                          workers=workers, log=log).to_json()
 
 
 def _read(path: Path) -> dict:
@@ -131,7 +185,8 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
     data_dir = make_dataset(work_dir / "data" / size, size=size, seed=seed, workers=workers, log=log)
     gen_seconds = time.perf_counter() - t
     result = run_pipeline(data_dir, work_dir, work_dir / "runs" / cfg.name, cfg,
-                          clip_seconds=resolve_size(size).clip_seconds, workers=workers, log=log)
+                          clip_seconds=resolve_size(size).clip_seconds, workers=workers,
+                          firmware_targets=available_firmware_targets(log=log), log=log)
     result["timings_seconds"] = {"make_dataset": round(gen_seconds, 1), **result["timings_seconds"]}
     result["data_dir"] = str(data_dir)
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -171,6 +226,7 @@ def demo_summary(result: dict) -> str:
               "(rounding differences by design, not localized); "
               f"top-1 changed: {ref['top1_changed']} / {opt['top1_changed']}",
               f"- validation: {'PASSED' if v['passed'] else 'FAILED: ' + '; '.join(v['failures'])}",
+              *_firmware_lines(result.get("firmware")),
               "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
               + (f"; total {result['wall_seconds']}" if "wall_seconds" in result else ""),
               "", "Artifacts:",
@@ -178,8 +234,31 @@ def demo_summary(result: dict) -> str:
               f"- float model: {run / 'model.keras'} (config.json, metrics.json, confusion.png, tensorboard/)",
               f"- int8 model: {run / 'export' / 'model.tflite'} (config.json, size_report.txt, calibration.csv)",
               f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_settings.h",
-              f"- validation: {run / 'export'}/validation_report.md, validation_report.json, validation_*.png", ""]
+              f"- validation: {run / 'export'}/validation_report.md, validation_report.json, validation_*.png",
+              f"- firmware: {run / 'export'}/firmware/firmware_report.md, firmware/<target>/ (program, outputs.npy)",
+              ""]
     return "\n".join(lines)
+
+
+def _firmware_lines(fw: dict | None) -> list[str]:
+    if not fw:
+        return ["- firmware: not built (no TFLM source archives or toolchain; see the log)"]
+    lines = []
+    for t in fw["targets"]:
+        per = (f"{t['seconds_per_inference']:.2f} s per inference under QEMU (emulation, not a chip's time)"
+               if t["emulated"] else f"{1000 * t['seconds_per_inference']:.0f} ms per inference")
+        lines.append(f"- firmware {t['target']} ({t['kernels']} kernels): {t['outputs_identical']}/{t['clips']} clips "
+                     f"bit-identical with TFLM Python (inputs {t['inputs_identical']}/{t['clips']}); arena used "
+                     f"{t['arena_used_bytes']:,d} of {t['header_arena_bytes']:,d} bytes; {per}")
+        f = t.get("footprint")
+        if f:
+            lines.append(f"  - image: flash {f['flash_bytes']:,d} bytes (model {f['flash_by_part']['model']:,d}, "
+                         f"TFLM kernels {f['flash_by_part']['tflm_kernels']:,d}, runtime {f['flash_by_part']['tflm_runtime']:,d}); "
+                         f"RAM {f['ram_bytes']:,d} bytes (arena {f['ram_by_part']['tensor_arena']:,d}, "
+                         f"stack {f['stack_bytes']:,d} measured)")
+    if not fw["passed"]:
+        lines.append("- firmware: FAILED: " + "; ".join(fw["failures"]))
+    return lines
 
 
 # ----------------------------------------------------------------------------- grid

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -72,10 +74,27 @@ class TargetResult:
         return d
 
 
+def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: tuple[str, ...]) -> str:
+    """Hash of everything a firmware check's result depends on besides the data: the program's
+    sources, the export's C sources, the TFLM archives and the targets' flag sets. A stored report
+    is reused only when this matches."""
+    import hashlib
+
+    h = hashlib.sha256(tp.key.encode())
+    files = sorted(fw_program.FIRMWARE_DIR.rglob("*")) + [Path(export_dir) / f for f in fw_program.EXPORT_SOURCES]
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    for name in targets:
+        h.update(repr(dataclasses.astuple(get_target(name))).encode())
+    return h.hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class FirmwareReport:
     export_dir: str
     tflite_sha256: str
+    build_inputs_sha256: str
     data_dir: str
     evaluate_clips: int
     model_bytes: int
@@ -89,26 +108,37 @@ class FirmwareReport:
 
     def to_json(self) -> dict:
         return {"stage": "firmware", "export_dir": self.export_dir, "tflite_sha256": self.tflite_sha256,
+                "build_inputs_sha256": self.build_inputs_sha256,
                 "data_dir": self.data_dir, "evaluate_clips": self.evaluate_clips, "model_bytes": self.model_bytes,
                 "truth": "tflite-micro Python runtime (TFLM reference kernels)", "qemu_note": QEMU_NOTE,
                 "targets": [r.to_json() for r in self.results], "failures": list(self.failures),
                 "passed": self.passed, "seconds": round(self.seconds, 1), **artifacts.provenance()}
 
 
-def _sample(table, *, emulated: bool, clips: int | str) -> np.ndarray:
-    """Row indices (evaluate-split order) a target runs."""
+def _sample(table, *, clips: int | str) -> np.ndarray:
+    """Row indices (evaluate-split order) a target runs: all, or a stratified sample of ``clips``."""
     from keras_asc.dataset import stratified_sample
 
-    if clips == "all" or not emulated:
+    if clips == "all" or int(clips) >= len(table):
         return np.arange(len(table))
     picked = stratified_sample(table.reset_index(drop=True), size=int(clips), seed=0)
     return picked.index.to_numpy()
 
 
-def _tflm_outputs(model: bytes, x_int8: np.ndarray, *, arena: int) -> np.ndarray:
-    """TFLM Python outputs for ``x_int8`` (n, mels, frames, 1): (n, classes) int8."""
-    runner = make_runner("tflm", model, arena_bytes=arena)
-    return np.concatenate([runner.run(x[None]) for x in x_int8])
+class TflmTruth:
+    """TFLM Python's outputs for the clips' int8 inputs, computed once per clip when first asked."""
+
+    def __init__(self, model: bytes, x_int8: np.ndarray, *, arena: int):
+        self._runner = make_runner("tflm", model, arena_bytes=arena)
+        self._x = x_int8
+        self._out: dict[int, np.ndarray] = {}
+
+    def outputs(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), classes) int8."""
+        for r in rows:
+            if int(r) not in self._out:
+                self._out[int(r)] = self._runner.run(self._x[r][None])[0]
+        return np.stack([self._out[int(r)] for r in rows])
 
 
 def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int, work: Path) -> dict:
@@ -127,27 +157,63 @@ def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: i
     return d.to_dict() if d else {"op": None, "explanation": "outputs differed but no operator output did"}
 
 
+def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = None,
+                 log=print) -> dict[str, Callable[[Path], int]]:
+    """For ``asc export``: per target whose tools are installed, a callable that builds the
+    program for a (staged) export folder and returns the arena that build needs. Targets whose
+    toolchain or archives are missing are left out, with a log line saying why."""
+    try:
+        tp = third_party.locate_third_party(third_party_dir)
+    except FirmwareError as e:
+        log(f"export: no firmware arena probes: {e}")
+        return {}
+    probes = {}
+    for name in targets:
+        target = get_target(name)
+        if target.missing_tools():
+            log(f"export: no arena probe for {name}: {', '.join(target.missing_tools())} not installed")
+            continue
+
+        def probe(export_dir: Path, target=target) -> int:
+            tree = third_party.prepare_tflm_tree(tp, log=log)
+            with tempfile.TemporaryDirectory(prefix="asc-arena-") as tmp:
+                prog = fw_program.build_program(export_dir, target, Path(tmp), tree=tree, log=log)
+                return fw_program.measure_arena(prog, Path(tmp) / "work",
+                                                input_elements=_input_elements(export_dir))
+        probes[name] = probe
+    return probes
+
+
+def _input_elements(export_dir: Path) -> int:
+    import re
+
+    text = (Path(export_dir) / "model_input.h").read_text()
+    mels, frames = (int(re.search(rf"constexpr int {k} = (\d+);", text).group(1)) for k in ("kNumMels", "kNumFrames"))
+    return mels * frames
+
+
 def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, model: bytes, table,
-                 logmel: np.ndarray, expected_inputs: np.ndarray, expected_outputs: np.ndarray,
-                 clips: int | str, log=print) -> tuple[TargetResult, list[str]]:
+                 logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth,
+                 truth_arena: int, clips: int | str, host_clips: int | str, log=print
+                 ) -> tuple[TargetResult, list[str]]:
     """Build, run and compare one target; returns its result and its failures."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
-    rows = _sample(table, emulated=target.emulated, clips=clips)
+    rows = _sample(table, clips=clips if target.emulated else host_clips)
     log(f"firmware: {name}: running {len(rows)} clip(s){' under QEMU' if target.emulated else ''}")
     failures = []
     work = out_dir / "work"
     try:
         run = fw_program.run_program(prog, work, logmel=logmel[rows])
     except fw_program.ArenaTooSmall:
-        need = fw_program.measure_arena(prog, work, input_elements=expected_inputs[0].size)
+        need = fw_program.measure_arena(prog, work, input_elements=_input_elements(export_dir))
         raise FirmwareError(
             f"{export_dir / 'model_settings.h'}: kTensorArenaSize is smaller than the {need:,d} bytes TFLM "
             f"needs on target {name} ({target.kernels} kernels). Re-run `asc export` (it adds a margin over "
             "the measured arena) or raise kTensorArenaSize by hand") from None
     exp_in = expected_inputs[rows].reshape(len(rows), -1)
     in_same = (run.inputs == exp_in).all(axis=1)
-    out_same = (run.outputs == expected_outputs[rows]).all(axis=1)
+    out_same = (run.outputs == truth.outputs(rows)).all(axis=1)
     first_in = first_out = None
     if not in_same.all():
         k = int(np.flatnonzero(~in_same)[0])
@@ -159,7 +225,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     if not out_same.all():
         k = int(np.flatnonzero(~out_same)[0])
         first_out = {"clip": str(table["filename"].iloc[rows[k]]),
-                     **_localize(prog, model, expected_inputs[rows[k]], arena=run.header_arena_bytes, work=work)}
+                     **_localize(prog, model, expected_inputs[rows[k]], arena=truth_arena, work=work)}
         failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
                         f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
                         f"(clip {first_out['clip']})")
@@ -189,9 +255,12 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
 
 
 def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
-                   clips: int | str = DEFAULT_EMULATED_CLIPS, third_party_dir: Path | None = None,
-                   workers: int = 2, log=print) -> FirmwareReport:
-    """Run every target; write and return the report (``report.failures`` lists what failed)."""
+                   clips: int | str = DEFAULT_EMULATED_CLIPS, host_clips: int | str = "all",
+                   third_party_dir: Path | None = None, workers: int = 2, log=print) -> FirmwareReport:
+    """Run every target; write and return the report (``report.failures`` lists what failed).
+
+    Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets
+    ``host_clips`` (default every clip); "all" for every clip."""
     from firmware_harness.validate import header_arena_bytes, load_checked_export
     from keras_asc.training import feature_set_for_run
     from tflite_export.input_quant import quantize_input
@@ -201,26 +270,30 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     for name in targets:
         get_target(name).check_tools()
     model, cfg, quant = load_checked_export(export_dir / "model.tflite")
-    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(third_party_dir), log=log)
+    tp = third_party.locate_third_party(third_party_dir)
+    tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
     table = fs.table("evaluate")
     logmel = np.asarray(fs.features("evaluate"), np.float32)
     expected_inputs = quantize_input(logmel, quant=quant)
-    arena = header_arena_bytes(export_dir)
-    log(f"firmware: TFLM Python on {len(table)} evaluate clip(s) (the truth)")
-    expected_outputs = _tflm_outputs(model, expected_inputs, arena=arena)
+    # The truth runs in the arena measured at export (the sha256 check ties it to this model), never
+    # in the header's: TFLM's Python runtime can crash the process on a too-small arena, and the
+    # header is what is being checked.
+    arena = max(header_arena_bytes(export_dir), int(cfg["size"]["arena_recommended_bytes"]))
+    truth = TflmTruth(model, expected_inputs, arena=arena)
     results, failures = [], []
     with artifacts.staging_dir(export_dir / "firmware") as tmp:
         for name in targets:
             r, f = check_target(name, export_dir=export_dir, out_dir=tmp / name, tree=tree, model=model, table=table,
-                                logmel=logmel, expected_inputs=expected_inputs, expected_outputs=expected_outputs,
-                                clips=clips, log=log)
+                                logmel=logmel, expected_inputs=expected_inputs, truth=truth,
+                                truth_arena=arena, clips=clips, host_clips=host_clips, log=log)
             results.append(r)
             failures += f
             log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "
                 f"{r.arena_used_bytes:,d} B, {1000 * r.seconds_per_inference:.1f} ms per inference"
                 f"{' (QEMU emulation)' if r.emulated else ''}")
-        report = FirmwareReport(str(export_dir.resolve()), cfg["tflite_sha256"], str(Path(data_dir).resolve()),
+        report = FirmwareReport(str(export_dir.resolve()), cfg["tflite_sha256"],
+                                build_inputs_sha256(export_dir, tp, targets), str(Path(data_dir).resolve()),
                                 len(table), len(model), tuple(results), tuple(failures), time.perf_counter() - t0)
         artifacts.write_json(tmp / "firmware_report.json", report.to_json())
         artifacts.atomic_write_text(tmp / "firmware_report.md", format_report(report))

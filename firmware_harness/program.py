@@ -53,7 +53,7 @@ def _run_tool(cmd: list[str], what: str) -> None:
 
 def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
-    export_dir = Path(export_dir)
+    export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
     missing = [f for f in EXPORT_SOURCES if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
@@ -97,6 +97,9 @@ class ProgramRun:
     dump: Path | None
 
 
+ALLOCATION_FAILED = "Failed to allocate"
+
+
 class ArenaTooSmall(FirmwareError):
     """The header's kTensorArenaSize is smaller than this build of TFLM needs."""
 
@@ -131,6 +134,7 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     """
     if (logmel is None) == (int8 is None):
         raise ValueError("give exactly one of logmel and int8")
+    work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     data = np.ascontiguousarray(logmel, "<f4") if logmel is not None else np.ascontiguousarray(int8, np.int8)
     clips = len(data)
@@ -152,8 +156,11 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
                             f"{timeout:.0f} s") from None
     wall = time.perf_counter() - t0
     kv = _parse(proc.stdout)
-    if proc.returncode == 3 and "arena" in kv.get("error", ""):
-        raise ArenaTooSmall(kv.get("error", ""))
+    if proc.returncode != 0 and ("arena" in kv.get("error", "") or ALLOCATION_FAILED in proc.stdout + proc.stderr):
+        # TFLM either fails AllocateTensors or, on a very small arena, crashes after its own
+        # "Failed to allocate" messages (an unsigned underflow in its allocator: seen with 4 KiB)
+        raise ArenaTooSmall(f"exit status {proc.returncode}: {kv.get('error', '')}"
+                            f"{(proc.stdout + proc.stderr)[-500:]}")
     if proc.returncode != 0 or kv.get("status") != "ok":
         raise FirmwareError(f"{program.path} ({program.target.name}) failed with exit status {proc.returncode}:\n"
                             f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -169,6 +176,7 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
 
 def measure_arena(program: Program, work: Path, *, input_elements: int) -> int:
     """The arena this build needs: ``arena_used_bytes`` with a large scratch arena."""
+    work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     src, out = work / "probe.i8", work / "probe_out.i8"
     src.write_bytes(bytes(input_elements))

@@ -22,8 +22,11 @@ ARRAY_NAME = "g_model_data"
 
 
 def _c_float(v: float) -> str:
-    """A float32 literal that round-trips exactly."""
-    return f"{float(np.float32(v)):.9g}f"
+    """A float32 literal that round-trips exactly (``1.0f``, never the invalid ``1f``)."""
+    text = f"{float(np.float32(v)):.9g}"
+    if not np.isfinite(np.float32(v)):
+        raise ValueError(f"not a finite float32: {v}")
+    return f"{text}{'' if any(c in text for c in '.e') else '.0'}f"
 
 
 def _c_floats(values, per_line: int = 6) -> str:
@@ -53,8 +56,8 @@ class ModelSettings:
     output_zero_point: int
     labels: tuple[str, ...]
     ops: tuple[str, ...]  # distinct builtin op names, in first-use order
-    arena_min_bytes: int
-    arena_bytes: int  # recommended (min + margin)
+    arena_min_bytes: int  # the largest measured need
+    arena_bytes: int  # recommended (need + margin)
     arena_margin_text: str
     feature_text: str  # one-line description of the log-mel parameters
 
@@ -120,8 +123,7 @@ constexpr const char* kClassLabels[kNumClasses] = {{
 {labels}
 }};
 
-// Tensor arena: measured minimum {s.arena_min_bytes} bytes with TFLM's reference kernels
-// (tflite-micro Python runtime), plus {s.arena_margin_text}.
+// Tensor arena: the largest measured need, {s.arena_min_bytes} bytes, plus {s.arena_margin_text}.
 constexpr int kTensorArenaSize = {s.arena_bytes};
 
 {op_resolver_function(s.ops)}"""

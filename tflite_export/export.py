@@ -13,11 +13,18 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
 
 An over-budget model raises :class:`BudgetError` with the per-tensor table, and nothing is
 written (a previous successful export stays as it was).
+
+The tensor arena in the header is the largest need measured: TFLM's Python runtime (reference
+kernels) and every *arena probe* the caller passes (a callable that gets the staged export folder
+and returns the bytes one firmware build needs, e.g. with CMSIS-NN kernels), plus a margin. The
+probes come from the caller (``asc export`` builds them from ``firmware_harness``), so this
+package never depends on the firmware builds.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable, Mapping
 
 
 from keras_asc import artifacts
@@ -32,6 +39,11 @@ from tflite_export.input_quant import InputQuantization
 
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
+ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
+                     "rounded up to 16")
+
+#: name -> callable(staged export folder) -> arena bytes that build needs
+ArenaProbes = Mapping[str, Callable[[Path], int]]
 
 
 class BudgetError(ValueError):
@@ -93,7 +105,8 @@ def size_report(data: bytes, model, *, budget: int, keras_model, arena_min: int,
 
 def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
                calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
-               qat_epochs: int = 3, workers: int = 2, log=print) -> dict:
+               qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
+               log=print) -> dict:
     """Export ``run_dir``'s best model; returns the export's config.json dict."""
     from keras_asc.training import feature_set_for_run, load_run_model, read_run_config
 
@@ -132,26 +145,34 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_bytes(tmp / "model.tflite", data)
         log("export: measuring the TFLM tensor arena")
         arena = measure_arena(tmp / "model.tflite")
-        arena_bytes = recommended_arena(arena.min_bytes)
         feat = FeatureConfig.from_dict(run_cfg["features"])
-        settings = c_sources.ModelSettings(
-            input_shape=tuple(inp.shape), input_quant=quant, output_scale=out.scales[0],
-            output_zero_point=out.zero_points[0], labels=tuple(run_cfg["labels"]), ops=ops,
-            arena_min_bytes=arena.min_bytes, arena_bytes=arena_bytes,
-            arena_margin_text="a margin of max(1 KiB, 10 %) for kernel scratch buffers of optimized "
-                              "kernels and allocator alignment, rounded up to 16",
-            feature_text=(f"log-mel, {feat.sample_rate} Hz, Hann {feat.n_fft}, hop {feat.hop_length}, "
-                          f"{feat.n_mels} Slaney mel bands {feat.fmin:g} Hz-{feat.fmax or feat.sample_rate / 2:g} Hz, "
-                          "10*log10(max(power, 1e-10)) dB, centred frames"))
-        artifacts.atomic_write_text(tmp / "model_data.h", c_sources.cc_array_header())
-        artifacts.atomic_write_text(tmp / "model_data.cc", c_sources.cc_array_source(data))
-        artifacts.atomic_write_text(tmp / "model_input.h", c_sources.model_input_header(
-            input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
-        artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
+
+        def settings_for(needs: dict[str, int]) -> c_sources.ModelSettings:
+            need = max(needs.values())
+            source = ", ".join(f"{name} {n:,d}" for name, n in needs.items())
+            return c_sources.ModelSettings(
+                input_shape=tuple(inp.shape), input_quant=quant, output_scale=out.scales[0],
+                output_zero_point=out.zero_points[0], labels=tuple(run_cfg["labels"]), ops=ops,
+                arena_min_bytes=need, arena_bytes=recommended_arena(need),
+                arena_margin_text=f"{ARENA_MARGIN_TEXT} (measured: {source})",
+                feature_text=(f"log-mel, {feat.sample_rate} Hz, Hann {feat.n_fft}, hop {feat.hop_length}, "
+                              f"{feat.n_mels} Slaney mel bands {feat.fmin:g} Hz-{feat.fmax or feat.sample_rate / 2:g} Hz, "
+                              "10*log10(max(power, 1e-10)) dB, centred frames"))
+
+        arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
+        settings = settings_for(arena_needs)
+        _write_c_sources(tmp, data, settings, quant)
+        for name, probe in (arena_probes or {}).items():
+            log(f"export: measuring the arena of firmware build {name}")
+            arena_needs[name] = int(probe(tmp))
+        if len(arena_needs) > 1:
+            settings = settings_for(arena_needs)
+            _write_c_sources(tmp, data, settings, quant)
+        arena_bytes = settings.arena_bytes
         calib_out = calib[["filename", "scene_label", "device"]]
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
         text, figures = size_report(data, model, budget=budget, keras_model=keras_model,
-                                    arena_min=arena.min_bytes, arena=arena_bytes)
+                                    arena_min=max(arena_needs.values()), arena=arena_bytes)
         artifacts.atomic_write_text(tmp / "size_report.txt", text)
         import tensorflow as tf
 
@@ -170,7 +191,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             "output": {"name": out.name, "shape": list(out.shape), "dtype": "int8",
                        "scale": out.scales[0], "zero_point": out.zero_points[0]},
             "labels": list(SCENE_LABELS), "features": run_cfg["features"],
-            "ops": list(ops), "size": figures, "arena_report": arena.report,
+            "ops": list(ops), "size": figures, "arena_needs": arena_needs, "arena_report": arena.report,
             "convert_seconds": round(convert_seconds, 2), "qat_seconds": round(qat_seconds, 2),
             "converter": {"tensorflow": tf.__version__, "optimizations": "DEFAULT",
                           "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
@@ -178,5 +199,13 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         }
         artifacts.write_json(tmp / "config.json", cfg)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "
-        f"arena {arena.min_bytes:,d} bytes measured, {arena_bytes:,d} in the header")
+        f"arena {max(arena_needs.values()):,d} bytes measured at most, {arena_bytes:,d} in the header")
     return cfg
+
+
+def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization) -> None:
+    artifacts.atomic_write_text(folder / "model_data.h", c_sources.cc_array_header())
+    artifacts.atomic_write_text(folder / "model_data.cc", c_sources.cc_array_source(data))
+    artifacts.atomic_write_text(folder / "model_input.h", c_sources.model_input_header(
+        input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
+    artifacts.atomic_write_text(folder / "model_settings.h", c_sources.model_settings_header(settings))

@@ -1,0 +1,197 @@
+"""The exported C sources compiled with TFLM C++ (host, host CMSIS-NN, Cortex-M4 under QEMU) are
+bit-exact with TFLM's Python runtime; a too-small arena and a tampered C array are caught.
+
+Skips only when a toolchain or the source archives are absent, saying which; `.ci/run` installs
+the Debian packages, so CI always runs these.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+from firmware_harness import footprint, third_party, tflm_build
+from firmware_harness.firmware import check_firmware
+from firmware_harness.targets import TARGETS
+from firmware_harness.third_party import FirmwareError
+from keras_asc import artifacts
+from tflite_export import c_sources
+from tflite_export.flatbuffer import io_tensors, operator_names, read_model
+
+QUIET = dict(log=lambda *_: None)
+TARGETS_TESTED = ("host", "host-cmsis-nn", "cortex-m4")
+
+
+def _require(*targets: str) -> None:
+    try:
+        third_party.locate_third_party()
+    except FirmwareError as e:
+        pytest.skip(f"TFLM source archives unavailable: {e}")
+    for t in targets:
+        missing = TARGETS[t].missing_tools()
+        if missing:
+            pytest.skip(f"target {t}: {missing} not installed (Debian: {' '.join(TARGETS[t].debian_packages)})")
+
+
+@pytest.fixture(scope="module")
+def firmware_run(tiny_export, tiny_dataset, tiny_work, tmp_path_factory):
+    """``asc firmware`` on a copy of the tiny export: every clip on the host targets, 3 under QEMU."""
+    _require(*TARGETS_TESTED)
+    export = tmp_path_factory.mktemp("fw") / "export"
+    shutil.copytree(tiny_export, export)
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=TARGETS_TESTED, clips=3, **QUIET)
+    return export, report
+
+
+def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_features):
+    export, report = firmware_run
+    n_eval = len(tiny_features.table("evaluate"))
+    assert report.passed, report.failures
+    by_target = {r.target: r for r in report.results}
+    assert [by_target[t].clips for t in TARGETS_TESTED] == [n_eval, n_eval, 3]
+    for r in report.results:
+        assert r.inputs_identical == r.outputs_identical == r.clips
+        assert 0 < r.arena_used_bytes <= r.header_arena_bytes
+        assert r.seconds_per_inference > 0
+
+
+def test_outputs_files_match_tflm_python(firmware_run, tiny_features):
+    from firmware_harness.runners import make_runner
+    from tflite_export.input_quant import InputQuantization, quantize_input
+
+    export, report = firmware_run
+    model = (export / "model.tflite").read_bytes()
+    quant = InputQuantization.from_dict(artifacts.read_json(export / "config.json")["input"])
+    outputs = np.load(export / "firmware" / "cortex-m4" / "outputs.npy")
+    clips = (export / "firmware" / "cortex-m4" / "clips.csv").read_text().splitlines()[1:]
+    rows = [int(line.split(",")[-1]) for line in clips]
+    assert outputs.shape == (3, 10) and outputs.dtype == np.int8 and rows == sorted(rows)
+    tflm = make_runner("tflm", model, arena_bytes=report.results[0].header_arena_bytes)
+    x = quantize_input(np.asarray(tiny_features.features("evaluate"))[rows], quant=quant)
+    np.testing.assert_array_equal(outputs, np.concatenate([tflm.run(xi[None]) for xi in x]))
+    host = np.load(export / "firmware" / "host" / "outputs.npy")
+    np.testing.assert_array_equal(host[rows], outputs)
+
+
+def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
+    export, report = firmware_run
+    m4 = next(r for r in report.results if r.target == "cortex-m4")
+    f = m4.footprint
+    model_bytes = (export / "model.tflite").stat().st_size
+    assert model_bytes <= f.flash_by_part["model"] < model_bytes + 64  # the array plus its length
+    assert f.ram_by_part["tensor_arena"] == m4.header_arena_bytes
+    assert f.flash_by_part["tflm_kernels"] > 10_000 and f.flash_by_part["tflm_runtime"] > 10_000
+    assert 0 < f.stack_bytes < 64 * 1024
+    assert f.ram_bytes == f.data + f.bss + f.stack_bytes
+    assert abs(sum(f.flash_by_part.values()) - f.flash_bytes) < 0.02 * f.flash_bytes
+    md = (export / "firmware" / "firmware_report.md").read_text()
+    assert "Footprint: cortex-m4" in md and "QEMU emulation" in md and "PASSED" in md
+    assert artifacts.read_json(export / "firmware" / "firmware_report.json")["passed"] is True
+
+
+@pytest.mark.parametrize("target,kernels", [("host", "reference"), ("cortex-m4", "cmsis_nn")])
+def test_too_small_arena_fails_with_the_need(target, kernels, tiny_export, tiny_dataset, tiny_work, tmp_path):
+    """TFLM crashes (host: SIGSEGV, QEMU: HardFault) rather than failing AllocateTensors on a
+    4 KiB arena; either way the check names the header and the arena the target needs."""
+    _require(target)
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    header = export / "model_settings.h"
+    header.write_text(re.sub(r"kTensorArenaSize = \d+;", "kTensorArenaSize = 4096;", header.read_text()))
+    with pytest.raises(FirmwareError, match=rf"model_settings.h: kTensorArenaSize is smaller than the [\d,]+ bytes "
+                                            rf"TFLM needs on target {target} \({kernels} kernels\)"):
+        check_firmware(export, tiny_dataset, tiny_work, targets=(target,), **QUIET)
+    assert not (export / "firmware").exists()  # nothing half-written
+
+
+def test_tampered_c_array_is_localized_to_its_operator(tiny_export, tiny_dataset, tiny_work, tmp_path):
+    """A weight changed in model_data.cc only (the .tflite untouched): the firmware differs and
+    the difference is pinned on the first operator that reads that weight."""
+    _require("host")
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    data = bytearray((export / "model.tflite").read_bytes())
+    model = read_model(bytes(data))
+    first_conv = model.subgraphs[0].operators[0]
+    weights = bytes(model.buffers[model.subgraphs[0].tensors[first_conv.inputs[1]].buffer].data)
+    at = data.find(weights)
+    assert at > 0 and data.find(weights, at + 1) < 0
+    data[at] = (data[at] + 64) % 256
+    (export / "model_data.cc").write_text(c_sources.cc_array_source(bytes(data)))
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=("host",), **QUIET)
+    assert not report.passed
+    host = report.results[0]
+    assert host.inputs_identical == host.clips and host.outputs_identical < host.clips
+    d = host.first_output_divergence
+    assert d["op_index"] == 0 and d["op"] == operator_names(model)[0] == "CONV_2D"
+    assert d["runner"] == "host" and d["elements_differing"] > 0
+
+
+def test_missing_archives_are_named_with_the_fix(tmp_path):
+    (tmp_path / "tflite-micro.tar.gz").write_bytes(b"")
+    with pytest.raises(FirmwareError) as e:
+        third_party.locate_third_party(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "cmsis-nn.tar.gz" in msg and "tflite-micro.tar.gz'" not in msg
+    assert "ASC_THIRD_PARTY" in msg and "git -C tflite-micro archive" in msg
+
+
+def test_only_the_models_kernels_are_compiled():
+    _require()
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(), **QUIET)
+    ref = third_party.library_sources(tree, kernels="reference")
+    picked = tflm_build.select_sources(tree, ref, ["AddConv2D", "AddMean"])
+    kernels = {s.rsplit("/", 1)[-1] for s in picked if s.startswith(tflm_build.KERNELS_DIR)}
+    assert kernels == {"conv.cc", "conv_common.cc", "reduce.cc", "reduce_common.cc", "kernel_util.cc",
+                       "micro_tensor_utils.cc"}
+    assert "tensorflow/lite/micro/micro_interpreter.cc" in picked
+    cmsis = tflm_build.select_sources(tree, third_party.library_sources(tree, kernels="cmsis_nn"), ["AddConv2D"])
+    assert "tensorflow/lite/micro/kernels/cmsis_nn/conv.cc" in cmsis
+    assert "tensorflow/lite/micro/kernels/conv.cc" not in cmsis
+    with pytest.raises(FirmwareError, match="no default registration"):
+        tflm_build.select_sources(tree, ref, ["AddNoSuchOp"])
+
+
+MAP = """\
+Discarded input sections
+ .text.unused   0x00000000       0x40 /x/obj/main.cc.o
+
+Linker script and memory map
+
+.text           0x00000000      0x200
+ .vectors       0x00000000       0x40 /x/obj/startup.S.o
+ .text.main     0x00000040       0x60 /x/obj/main.cc.o
+ .text._ZN6tflite4ConvEv
+                0x000000a0       0x80 /c/lib/libtflm-ab.a(tensorflow__lite__micro__kernels__cmsis_nn__conv.cc.o)
+ .rodata.g_model_data
+                0x00000120       0x70 /x/obj/model_data.cc.o
+ .text          0x00000190       0x30 /c/lib/libtflm-ab.a(tensorflow__lite__micro__micro_interpreter.cc.o)
+ *fill*         0x000001c0       0x10
+ .text          0x000001d0       0x30 /usr/lib/libc.a(lib_a-memcpy.o)
+.data           0x20000000       0x10
+ .data          0x20000000       0x10 /usr/lib/libc.a(lib_a-impure.o)
+.bss            0x20000010      0x108
+ .bss._ZN12_GLOBAL__N_112tensor_arenaE
+                0x20000010      0x100 /x/obj/main.cc.o
+ .bss           0x20000110        0x8 /c/lib/libtflm-ab.a(tensorflow__lite__micro__micro_log.cc.o)
+.debug_info     0x00000000      0x999
+ .debug_info    0x00000000      0x999 /x/obj/main.cc.o
+"""
+
+
+def test_map_file_parts():
+    flash, ram = footprint.parse_map(MAP)
+    assert flash == {"model": 0x70, "tflm_kernels": 0x80, "tflm_runtime": 0x30, "program": 0x40 + 0x60,
+                     "tensor_arena": 0, "c_runtime": 0x30 + 0x10}
+    assert ram == {"model": 0, "tflm_kernels": 0, "tflm_runtime": 0x8, "program": 0, "tensor_arena": 0x100,
+                   "c_runtime": 0x10}
+
+
+def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):
+    """The program reads float32 log-mel [mels][frames] and writes kNumClasses int8 per clip."""
+    (inp,), (out,) = io_tensors(read_model((tiny_export / "model.tflite").read_bytes()))
+    text = (tiny_export / "model_input.h").read_text()
+    assert f"constexpr int kNumMels = {inp.shape[1]};" in text and f"constexpr int kNumFrames = {inp.shape[2]};" in text
+    assert inp.dtype == out.dtype == "INT8" and out.shape == (1, 10)

@@ -40,10 +40,11 @@ float band_values[kNumFrames];  // one mel band of one clip: the only float buff
 // diagnostic modes (--dump, --measure-arena), never by the firmware's own inference.
 extern "C" uint8_t __scratch_start[];
 extern "C" uint8_t __scratch_end[];
+extern "C" uint8_t __stack_top[];  // the initial SP (cortex_m/startup.S, the linker script)
 uint8_t* ScratchBuffer(size_t bytes) {
   return bytes <= static_cast<size_t>(__scratch_end - __scratch_start) ? __scratch_start : nullptr;
 }
-constexpr size_t kScratchBytes = 12u << 20;
+constexpr size_t kScratchBytes = 16u << 20;
 #else
 uint8_t* ScratchBuffer(size_t bytes) { return static_cast<uint8_t*>(malloc(bytes)); }
 constexpr size_t kScratchBytes = 256u << 20;
@@ -66,23 +67,11 @@ __attribute__((noinline)) void PaintStack() {
   for (volatile uint32_t* p = paint_low; p < paint_high; ++p) *p = kPaint;
 }
 
-// The stack base rdimon's crt0 gave SP: the debugger's SYS_HEAPINFO answer (0 if unknown).
-uintptr_t StackBase() {
-  static uint32_t block[4];
-  uint32_t* pblock = block;
-  register uintptr_t r0 __asm__("r0") = 0x16;  // SYS_HEAPINFO
-  register uint32_t** r1 __asm__("r1") = &pblock;
-  __asm__ volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
-  return block[2];
-}
-
 // Deepest stack use of the whole program so far (crt0, main's frame, everything below).
 size_t StackUsedBytes() {
   volatile uint32_t* p = paint_low;
   while (p < paint_high && *p == kPaint) ++p;
-  const uintptr_t base = StackBase();
-  const uintptr_t deepest = reinterpret_cast<uintptr_t>(p);
-  return base > deepest ? base - deepest : static_cast<size_t>(paint_high - p) * 4 + kStackGuardBytes;
+  return reinterpret_cast<uintptr_t>(__stack_top) - reinterpret_cast<uintptr_t>(p);
 }
 #endif
 

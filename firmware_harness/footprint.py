@@ -5,8 +5,8 @@
 * Each input section of the map file is attributed to a part by the object it came from: the
   model (``model_data.cc``), TFLM's kernels (TFLM and CMSIS-NN kernel sources), TFLM's runtime
   (everything else in the TFLM library), the program (``main.cc``: argument parsing, file I/O,
-  the input quantization; its ``tensor_arena`` is counted apart), and the C/C++ runtime (newlib,
-  libgcc, semihosting, crt0).
+  the input quantization; its ``tensor_arena`` is counted apart; the start-up), and the C/C++
+  runtime (newlib, libgcc, semihosting).
 * RAM in use = ``data + bss`` (the arena is static, in ``bss``) + the stack the program measured.
   The heap newlib's stdio takes for the semihosted files is not counted: a firmware without file
   I/O has none.
@@ -65,7 +65,7 @@ def part_of(section: str, obj: str) -> str:
         return "model"
     if "libtflm-" in obj:
         return "tflm_kernels" if ("__kernels__" in member or "cmsis_nn" in member) else "tflm_runtime"
-    if member.endswith(("main.cc.o", "startup.S.o")):
+    if member.endswith(("main.cc.o", "startup.S.o", "cstart.c.o")):
         return "program"
     return "c_runtime"
 

@@ -40,8 +40,10 @@ OPTIMIZED_KERNELS_NOTE = (
     "intermediate tensors are not observable inside the delegate, so it is not localized.")
 
 
-def explain(op: str, known: Mapping[str, str] = KNOWN_DIFFERENCES) -> tuple[bool, str]:
-    """(known, explanation) of a first divergence at ``op``."""
+def explain(op: str, known: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    """(known, explanation) of a first divergence at ``op``; ``known`` defaults to
+    :data:`KNOWN_DIFFERENCES` (LiteRT's reference kernels)."""
+    known = KNOWN_DIFFERENCES if known is None else known
     if op in known:
         return True, known[op]
     return False, "not a documented kernel difference"
@@ -66,7 +68,7 @@ class Divergence:
 
 
 def first_divergence(fb, truth: Callable[[int], np.ndarray], other: Callable[[int], np.ndarray], *,
-                     runner: str, known: Mapping[str, str] = KNOWN_DIFFERENCES) -> Divergence | None:
+                     runner: str, known: Mapping[str, str] | None = None) -> Divergence | None:
     """The first operator (execution order) of parsed model ``fb`` whose output tensor differs
     between ``truth(index)`` and ``other(index)``; None if every operator output is identical."""
     tensors = describe_tensors(fb)

@@ -66,7 +66,7 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
     objs_dir.mkdir(exist_ok=True)
     sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc"]
     if target.emulated:
-        sources.append(FIRMWARE_DIR / "cortex_m" / "startup.S")
+        sources += [FIRMWARE_DIR / "cortex_m" / "startup.S", FIRMWARE_DIR / "cortex_m" / "cstart.c"]
     objects = []
     for src in sources:
         obj = objs_dir / f"{src.name}.o"

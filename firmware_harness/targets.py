@@ -15,7 +15,8 @@ core ``-Os``, kernels ``-O2``) for its ``release_with_logs`` build type (``-DNDE
 ``TARGET_ARCH=cortex-m4+fp`` / ``cortex-m55`` with gcc. TFLM's ``cortex_m_qemu`` target forces
 ``-mfloat-abi=soft`` and runs under ``qemu-arm`` (user mode), which Debian 12's QEMU 7.2 aborts on
 for every Cortex-M CPU; these targets run under ``qemu-system-arm`` with semihosting instead
-(``firmware/cortex_m/``: vector table, FPU enable, linker script per board).
+(``firmware/cortex_m/``: vector table, FPU enable, a C start-up of its own in place of rdimon's
+crt0, a linker script per board).
 """
 from __future__ import annotations
 
@@ -88,12 +89,12 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("cortex-m4", "Cortex-M4F (hard float, DSP extension), CMSIS-NN, QEMU mps2-an386",
            kernels="cmsis_nn", prefix="arm-none-eabi-",
            arch_flags=("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs",), linker_script="mps2_an386.ld",
+           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an386.ld",
            qemu=("-M", "mps2-an386", "-cpu", "cortex-m4"), debian_packages=_ARM_PACKAGES),
     Target("cortex-m55", "Cortex-M55 (hard float, Helium MVE), CMSIS-NN, QEMU mps3-an547",
            kernels="cmsis_nn", prefix="arm-none-eabi-",
            arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs",), linker_script="mps3_an547.ld",
+           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps3_an547.ld",
            qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES),
 )}
 

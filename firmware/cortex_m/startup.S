@@ -1,12 +1,10 @@
 /* Minimal Cortex-M startup for QEMU's MPS2/MPS3 boards with semihosting.
  *
- * The vector table holds the initial stack pointer and the reset handler; every other
- * exception ends the run through semihosting (SYS_EXIT, "run-time error") so that a fault is
- * a non-zero exit status, not a hang. The reset handler enables the FPU (and, on
- * Armv8.1-M, MVE: the same CPACR bits) before any floating-point instruction, then enters
- * newlib's rdimon crt0 (_start), which sets up the stack and heap from the debugger
- * (SYS_HEAPINFO), zeroes .bss, runs constructors, fetches argv (SYS_GET_CMDLINE) and calls
- * main; main's return value becomes QEMU's exit status.
+ * The vector table holds the initial stack pointer (the top of the linker script's RAM) and the
+ * reset handler; every other exception ends the run through semihosting (SYS_EXIT,
+ * "run-time error") so that a fault is a non-zero exit status, not a hang. The reset handler
+ * enables the FPU (and, on Armv8.1-M, MVE: the same CPACR bits) before any floating-point
+ * instruction can run, then enters AscCStart (cstart.c).
  */
     .syntax unified
     .thumb
@@ -31,7 +29,7 @@ Reset_Handler:
     str r1, [r0]
     dsb
     isb
-    b _start
+    b AscCStart
 
     .thumb_func
     .globl Fault_Handler

@@ -2,8 +2,11 @@
 
 Each subcommand is a thin function that parses arguments, calls one stage and prints where its
 artifacts went. Heavy imports (TensorFlow) happen inside the subcommand, never at import time.
-Errors a user can fix (bad dataset, bad audio, over-budget model, disagreement found) exit
-with status 1 and a one-paragraph message, not a traceback.
+Every option value is checked where it is parsed, before any work (argparse: exit status 2).
+Errors a user can fix (:class:`keras_asc.errors.AscError`: bad dataset, bad audio, over-budget
+model, disagreement found, stale artifact; and a full disk or an unwritable folder) exit with
+status 1 and a one-paragraph message, not a traceback. Anything else is a bug: its traceback
+is shown with a line saying so, and the exit status is 2.
 """
 from __future__ import annotations
 
@@ -16,8 +19,70 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras everywhere (see DE
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed without a traceback."""
+from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
+
+
+class UserError(AscError):
+    """A problem with the command line the user can fix; printed without a traceback."""
+
+
+# ----------------------------------------------------------------------------- option types
+def _number(kind, *, minimum: float, inclusive: bool, what: str):
+    """An argparse type: a finite ``kind`` number >= (or >) ``minimum``."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and value == value and abs(value) != float("inf") and (
+            value >= minimum if inclusive else value > minimum)
+        if not ok:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+positive_int = _number(int, minimum=0, inclusive=False, what="a whole number of at least 1")
+non_negative_int = _number(int, minimum=0, inclusive=True, what="a whole number of at least 0")
+positive_float = _number(float, minimum=0, inclusive=False, what="a finite number above 0")
+non_negative_float = _number(float, minimum=0, inclusive=True, what="a finite number of at least 0")
+
+
+def _dataset_size(text: str) -> str:
+    if text in ("tiny", "demo") or (text.isdigit() and int(text) > 0):
+        return text
+    raise argparse.ArgumentTypeError(f"takes tiny, demo or a whole number of segments per scene, got {text!r}")
+
+
+def _model_arg(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if not sep or not key or number is None or number != number:
+        raise argparse.ArgumentTypeError(f"takes KEY=NUMBER (e.g. width=0.5), got {text!r}")
+    return key, number
+
+
+def _csv_of(parse, allowed: tuple | None = None):
+    """A comma-separated list, each item parsed (and checked against ``allowed``)."""
+    def parse_list(text: str) -> list:
+        items = []
+        for item in (v for v in text.split(",") if v):
+            try:
+                value = parse(item)
+            except ValueError:
+                value = None
+            if value is None or (allowed is not None and value not in allowed):
+                raise argparse.ArgumentTypeError(
+                    f"takes a comma-separated list{f' of {allowed}' if allowed else ''}, got {item!r} in {text!r}")
+            items.append(value)
+        if not items:
+            raise argparse.ArgumentTypeError(f"takes a non-empty comma-separated list, got {text!r}")
+        return items
+    return parse_list
 
 
 # ----------------------------------------------------------------------------- foundation
@@ -54,19 +119,13 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frames-per-second", type=int, default=28, choices=(28, 43),
                    help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
     g.add_argument("--n-mels", type=int, default=128, choices=(64, 128, 256))
-    g.add_argument("--clip-seconds", type=float, default=10.0,
+    g.add_argument("--clip-seconds", type=positive_float, default=10.0,
                    help="clip length the audio is padded/cropped to (TAU: 10)")
 
 
 # ----------------------------------------------------------------------------- train / evaluate
-def _parse_overrides(items: list[str]) -> tuple[tuple[str, float], ...]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        out[key] = float(value)
-    return tuple(sorted(out.items()))
+def _parse_overrides(items: list[tuple[str, float]] | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(dict(items or []).items()))
 
 
 def train_config_from_args(a: argparse.Namespace):
@@ -117,18 +176,21 @@ def check_model_names(names: list[str]) -> None:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    from keras_asc.training import LOSSES, TrainConfig
+
+    d = TrainConfig()  # the one source of the training defaults
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default="resnet11", help="registry name (see `asc models`)")
-    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE",
+    g.add_argument("--model", default=d.model, help="registry name (see `asc models`)")
+    g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", type=_model_arg,
                    help="builder override, e.g. width=0.25 (repeatable)")
-    g.add_argument("--epochs", type=int, default=30)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (cosine decay)")
-    g.add_argument("--loss", default="ce", choices=("ce", "focal"))
-    g.add_argument("--mixup", type=float, default=0.0, help="mixup alpha; 0 disables")
-    g.add_argument("--device-aug", type=float, default=0.0,
+    g.add_argument("--epochs", type=positive_int, default=d.epochs)
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    g.add_argument("--lr", type=positive_float, default=d.learning_rate, help="initial learning rate (cosine decay)")
+    g.add_argument("--loss", default=d.loss, choices=LOSSES)
+    g.add_argument("--mixup", type=non_negative_float, default=d.mixup_alpha, help="mixup alpha; 0 disables")
+    g.add_argument("--device-aug", type=non_negative_float, default=d.device_aug,
                    help="random per-band EQ strength in normalized units; 0 disables")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=non_negative_int, default=d.seed)
 
 
 # ----------------------------------------------------------------------------- export
@@ -214,10 +276,6 @@ def cmd_demo(a: argparse.Namespace) -> None:
         raise UserError("firmware check failed: " + "; ".join(result["firmware"]["failures"]))
 
 
-def _csv(kind):
-    return lambda s: [kind(v) for v in s.split(",") if v]
-
-
 def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
@@ -227,28 +285,33 @@ def cmd_grid(a: argparse.Namespace) -> None:
              work_dir=Path(a.work) if a.work else None, workers=a.workers)
 
 
-def add_pipeline_args(p: argparse.ArgumentParser, *, epochs: int) -> None:
-    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE")
-    p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--budget", type=int, default=131072)
-    p.add_argument("--calibration-size", type=int, default=200)
-    p.add_argument("--workers", type=int, default=2)
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    from asc_cli.pipeline import PipelineConfig
+
+    d = PipelineConfig()  # the one source of the demo's and the grid's defaults
+    p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", type=_model_arg)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.learning_rate)
+    p.add_argument("--seed", type=non_negative_int, default=d.seed)
+    p.add_argument("--budget", type=positive_int, default=d.budget)
+    p.add_argument("--calibration-size", type=positive_int, default=d.calibration_size)
+    p.add_argument("--workers", type=positive_int, default=2)
 
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
+
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("make-dataset", help="write a generated dataset in the TAU 2020 Mobile layout")
     s.add_argument("out_dir")
-    s.add_argument("--size", default="demo", help="tiny (tests), demo (default) or segments per scene")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--clip-seconds", type=float, default=None, help="override the clip length")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--size", type=_dataset_size, default="demo", help="tiny (tests), demo (default) or segments per scene")
+    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--clip-seconds", type=positive_float, default=None, help="override the clip length")
+    s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_make_dataset)
 
     s = sub.add_parser("describe", help="clips per split x device and per scene of a dataset")
@@ -259,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("features", help="compute and cache log-mel features for train and evaluate")
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True, help="work folder; the cache goes to OUT/features/<key>/")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=positive_int, default=2)
     add_feature_args(s)
     s.set_defaults(func=cmd_features)
 
@@ -268,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (model.keras, config.json, checkpoints/)")
     s.add_argument("--work", default="work", help="feature cache folder (default ./work)")
     s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=positive_int, default=2)
     add_feature_args(s)
     add_train_args(s)
     s.set_defaults(func=cmd_train)
@@ -281,32 +344,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--data", required=True)
     s.add_argument("--work", default="work")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("export", help="int8 .tflite under the flash budget + C sources for TFLM")
     s.add_argument("run_dir")
     s.add_argument("--data", required=True, help="dataset the run was trained on (calibration clips)")
     s.add_argument("--work", default="work")
-    s.add_argument("--budget", type=int, default=131072, help="max flatbuffer bytes (default 128 KiB)")
-    s.add_argument("--calibration-size", type=int, default=200)
-    s.add_argument("--seed", type=int, default=0, help="calibration sample seed")
+    s.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="max flatbuffer bytes (default 128 KiB)")
+    s.add_argument("--calibration-size", type=positive_int, default=DEFAULT_CALIBRATION)
+    s.add_argument("--seed", type=non_negative_int, default=0, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
-    s.add_argument("--qat-epochs", type=int, default=3)
+    s.add_argument("--qat-epochs", type=positive_int, default=3)
     s.add_argument("--arena-targets", type=_targets_or_none, default=("host", "host-cmsis-nn", "cortex-m4"),
                    help="firmware builds whose arena need sizes the header's kTensorArenaSize, besides TFLM "
                         "Python's (default: host,host-cmsis-nn,cortex-m4, those whose toolchain is installed); "
                         "'none' for TFLM Python's only")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("validate", help="run every evaluate clip through TFLM and LiteRT; int8 vs float; arena")
     s.add_argument("model", help="RUN_DIR/export/model.tflite (its config.json must be beside it)")
     s.add_argument("--data", required=True)
     s.add_argument("--work", default="work")
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--max-drop", type=float, default=None, metavar="PP",
+    s.add_argument("--workers", type=positive_int, default=2)
+    s.add_argument("--max-drop", type=non_negative_float, default=None, metavar="PP",
                    help="fail if int8 accuracy is more than PP points below float")
     s.set_defaults(func=cmd_validate)
 
@@ -323,57 +386,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--third-party", default=None,
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
-    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_firmware)
 
     s = sub.add_parser("demo", help="generated dataset -> features -> ResNet11 -> int8 + C -> TFLM validation")
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")
-    s.add_argument("--size", default="demo", help="generated dataset size: demo (default), tiny or N")
+    s.add_argument("--size", type=_dataset_size, default="demo", help="generated dataset size: demo (default), tiny or N")
     s.add_argument("--model", default="resnet11")
-    s.add_argument("--firmware-clips", type=int, default=10,
+    s.add_argument("--firmware-clips", type=positive_int, default=10,
                    help="evaluate clips (stratified) per firmware target: host, and cortex-m4 under QEMU when "
                         "the Arm toolchain is installed (default 10; `asc firmware` runs every host clip)")
-    add_pipeline_args(s, epochs=40)
+    add_pipeline_args(s)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("grid", help="run a grid of configurations (seed Tables 4-5) into one results table")
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True, help="grid folder: one subfolder per configuration, results.csv/.md")
     s.add_argument("--work", default=None, help="feature cache folder (default OUT/work)")
-    s.add_argument("--models", type=_csv(str), default=["resnet11"], help="comma-separated registry names")
-    s.add_argument("--frames", type=_csv(int), default=[28], help="frames per second: 28,43")
-    s.add_argument("--mels", type=_csv(int), default=[128], help="mel bands: 64,128,256")
-    s.add_argument("--losses", type=_csv(str), default=["ce"], help="ce,focal")
-    s.add_argument("--clip-seconds", type=float, default=10.0)
-    add_pipeline_args(s, epochs=40)
+    s.add_argument("--models", type=_csv_of(str), default=["resnet11"], help="comma-separated registry names")
+    s.add_argument("--frames", type=_csv_of(int, (28, 43)), default=[28], help="frames per second: 28,43")
+    s.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=[128], help="mel bands: 64,128,256")
+    s.add_argument("--losses", type=_csv_of(str, ("ce", "focal")), default=["ce"], help="ce,focal")
+    s.add_argument("--clip-seconds", type=positive_float, default=10.0)
+    add_pipeline_args(s)
     s.set_defaults(func=cmd_grid)
     return p
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message tells the user what to fix: printed without a traceback.
-    (These modules import no TensorFlow.)"""
-    from firmware_harness.validate import ValidationError
-    from keras_asc.audio import AudioError
-    from keras_asc.dataset import DatasetError
-    from keras_asc.training import RunExists
-    from tflite_export.arena import ArenaError
-    from tflite_export.convert import ConversionError
-    from tflite_export.export import BudgetError
-    from firmware_harness.third_party import FirmwareError
-    from tflite_export.flatbuffer import ModelCheckError
-
-    return (UserError, FirmwareError, DatasetError, AudioError, RunExists, BudgetError, ConversionError, ModelCheckError,
-            ArenaError, ValidationError, FileExistsError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except user_errors() as e:
+    except (AscError, FileNotFoundError, FileExistsError) as e:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        message = describe_os_error(e)
+        if message is None:
+            raise
+        print(f"asc {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"asc {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(f"asc {args.command}: this is a bug in asc-tinyml, not a problem with your input: please "
+              "report it with the traceback above", file=sys.stderr)
+        return 2
     return 0
 
 

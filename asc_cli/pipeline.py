@@ -233,7 +233,7 @@ def demo_summary(result: dict) -> str:
               f"- dataset: {result.get('data_dir', '')}",
               f"- float model: {run / 'model.keras'} (config.json, metrics.json, confusion.png, tensorboard/)",
               f"- int8 model: {run / 'export' / 'model.tflite'} (config.json, size_report.txt, calibration.csv)",
-              f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_settings.h",
+              f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_input.h, model_settings.h",
               f"- validation: {run / 'export'}/validation_report.md, validation_report.json, validation_*.png",
               f"- firmware: {run / 'export'}/firmware/firmware_report.md, firmware/<target>/ (program, outputs.npy)",
               ""]

@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from keras_asc.errors import AscError
 from keras_asc import artifacts
 
 ENV_THIRD_PARTY = "ASC_THIRD_PARTY"
@@ -52,7 +53,7 @@ FETCH_HELP = (
 DOWNLOADS = Path("tensorflow/lite/micro/tools/make/downloads")
 
 
-class FirmwareError(ValueError):
+class FirmwareError(AscError, ValueError):
     """A firmware build or run cannot proceed; the message says what is missing and the fix."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keras_asc.errors import AscError
 from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.runners import RUNNERS, make_runner
 from keras_asc import artifacts
@@ -34,7 +35,7 @@ from tflite_export.export import read_export_config
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 
-class ValidationError(ValueError):
+class ValidationError(AscError, ValueError):
     """The model or its export folder cannot be validated as given (refused before running)."""
 
 
@@ -51,8 +52,9 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantizati
     """The model bytes, its export config and input quantization, cross-checked.
 
     Refuses: float input/output or ops TFLM cannot run; a model whose bytes differ from the
-    export's record (tampered or replaced); a config whose input quantization disagrees with
-    the model's own input tensor.
+    export's record (tampered or replaced); an export made from an earlier state of the run's
+    float model (stale); a config whose input quantization disagrees with the model's own input
+    tensor.
     """
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
@@ -72,6 +74,11 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantizati
         raise ValidationError(f"{tflite_path}: bytes differ from the model recorded in config.json "
                               "(sha256 mismatch): the model was modified or replaced after export; "
                               "re-run `asc export`")
+    source = Path(cfg.get("source_run", "")) / "model.keras"
+    if source.is_file() and artifacts.sha256_file(source) != cfg["source_model_sha256"]:
+        raise ValidationError(f"{tflite_path.parent}: this export was made from an earlier state of {source} (the "
+                              "run was resumed or retrained since): its accuracy and C sources describe a model the "
+                              f"run no longer has. Re-run `asc export {source.parent}`")
     (inp,), _ = io_tensors(model)
     quant = InputQuantization.from_dict(cfg["input"])
     if (not np.isclose(quant.scale, inp.scales[0], rtol=1e-6, atol=0) or quant.zero_point != inp.zero_points[0]):

@@ -12,20 +12,34 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 
+from keras_asc.errors import AscError
+
 TRACKED_PACKAGES = (
     "tensorflow", "tf_keras", "tensorflow-model-optimization", "ai-edge-litert",
     "tflite-micro", "numpy", "librosa", "soundfile", "pandas",
 )
 
 
+class ArtifactError(AscError, ValueError):
+    """An artifact file exists but cannot be read (empty, truncated, not what it should be)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename."""
+    """Write ``data`` to ``path`` via a temp file in the same folder and a rename; the file gets
+    the user's umask (``mkstemp`` alone would leave it 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -45,7 +59,11 @@ def read_json(path: Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run the stage that writes it first")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}: not readable JSON ({e}); the file is empty, truncated or edited. "
+                            "Run the stage that writes it again") from None
 
 
 def _json_default(o: Any) -> Any:
@@ -60,15 +78,43 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned_staging(final: Path) -> list[Path]:
+    """Remove the ``.NAME.PID.*.partial`` folders next to ``final`` whose process is gone (a
+    killed run); a staging folder of a live process is left alone. Returns what was removed."""
+    final = Path(final)
+    removed = []
+    for tmp in final.parent.glob(f".{final.name}.*.partial"):
+        parts = tmp.name[len(final.name) + 2:].split(".")
+        pid = int(parts[0]) if parts[0].isdigit() else None
+        if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
     """Yield a temp folder next to ``final``; on success it replaces ``final`` in one rename.
 
-    A crash leaves ``final`` as it was (absent or the previous complete version).
+    A crash leaves ``final`` as it was (absent or the previous complete version); the staging
+    folder a killed process left behind is removed by the next call. The folder gets the user's
+    umask (``mkdtemp`` alone would leave it 0700).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".partial"))
+    remove_abandoned_staging(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{os.getpid()}.", suffix=".partial"))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if final.exists():

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from keras_asc.errors import AscError
 
-class AudioError(ValueError):
+
+class AudioError(AscError, ValueError):
     """An audio file cannot be used; the message names the file and what to do."""
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from keras_asc.errors import AscError
+
 #: The 10 TAU 2020 scene labels, sorted. Label index = position in this tuple; it is stored
 #: with every artifact and never derived from a directory listing.
 SCENE_LABELS: tuple[str, ...] = (
@@ -40,7 +42,7 @@ SPLIT_COLUMNS = {
 TABLE_COLUMNS = ("filename", "path", "scene_label", "label", "device", "location")
 
 
-class DatasetError(ValueError):
+class DatasetError(AscError, ValueError):
     """The dataset folder is not a usable TAU 2020 Mobile layout; the message says how to fix it."""
 
 
@@ -54,6 +56,9 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
                            "meta.csv and evaluation_setup/ (or generate one with `asc make-dataset`).")
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DatasetError(f"{path}: the file is empty; it needs a header row naming {list(required)} "
+                           "and one row per clip (copy it again from the dataset)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: not a readable tab-separated file ({e})") from e
     missing = [c for c in required if c not in df.columns]

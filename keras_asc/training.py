@@ -27,6 +27,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 
+from keras_asc.errors import AscError
 from keras_asc import artifacts  # noqa: E402
 from keras_asc.dataset import SCENE_LABELS  # noqa: E402
 from keras_asc.feature_cache import FeatureSet  # noqa: E402
@@ -160,7 +161,7 @@ def make_loss(config: TrainConfig):
 
 
 # ----------------------------------------------------------------------------- the run
-class RunExists(Exception):
+class RunExists(AscError):
     pass
 
 
@@ -294,13 +295,26 @@ def load_run_model(run_dir: Path):
     return keras.models.load_model(path, compile=False, safe_mode=False)
 
 
-def read_run_config(run_dir: Path) -> dict:
+class RunError(AscError, ValueError):
+    """A run folder that is not a (finished) training run."""
+
+
+def read_run_config(run_dir: Path, *, finished: bool = True) -> dict:
+    """``RUN_DIR/config.json``; with ``finished`` (evaluate, export) a run whose training never
+    finished is refused, naming how far it got and how to continue it."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a training run folder (no config.json)")
+        raise RunError(f"{path}: not a training run folder (no config.json); give the --out folder of `asc train`")
     cfg = artifacts.read_json(path)
     if cfg.get("stage") != "train":
-        raise ValueError(f"{path}: not written by `asc train`")
+        raise RunError(f"{path}: not written by `asc train`; give the --out folder of `asc train`")
+    if finished and cfg.get("status") != "done":
+        epochs = cfg.get("train", {}).get("epochs", "?")
+        state = Path(run_dir) / "state.json"
+        done = artifacts.read_json(state).get("epoch", 0) if state.is_file() else 0
+        raise RunError(f"{run_dir}: training has not finished ({done} of {epochs} epochs, status "
+                       f"{cfg.get('status')!r}): it was interrupted. Continue it with `asc train --out {run_dir} "
+                       "--resume` and the same options, or delete the folder to start again")
     return cfg
 
 

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_asc.errors import AscError
+
 ALIGN = 16
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
 
 
-class ArenaError(RuntimeError):
+class ArenaError(AscError, RuntimeError):
     """TFLM could not run the model at all (it crashed, or failed at every arena size)."""
 
 

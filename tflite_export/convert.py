@@ -16,8 +16,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 
+from keras_asc.errors import AscError
 
-class ConversionError(RuntimeError):
+
+class ConversionError(AscError, RuntimeError):
     """The converter refused the model (an op without an int8 builtin kernel, ...)."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 
+from keras_asc.errors import AscError
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.features import FeatureConfig, Normalization
@@ -46,7 +47,7 @@ ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and k
 ArenaProbes = Mapping[str, Callable[[Path], int]]
 
 
-class BudgetError(ValueError):
+class BudgetError(AscError, ValueError):
     """The flatbuffer is larger than the budget; ``nbytes`` is its size."""
 
     def __init__(self, message: str, nbytes: int):

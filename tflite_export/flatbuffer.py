@@ -10,6 +10,8 @@ import dataclasses
 
 import numpy as np
 
+from keras_asc.errors import AscError
+
 #: TFLM's MicroMutableOpResolver registration method for each builtin op this project's
 #: models may contain. An op missing here is one the export refuses (TFLM may still have it,
 #: but nothing here has been validated with it).
@@ -23,7 +25,7 @@ TFLM_RESOLVER_METHODS: dict[str, str] = {
 }
 
 
-class ModelCheckError(ValueError):
+class ModelCheckError(AscError, ValueError):
     """The flatbuffer is not something the firmware can run as intended."""
 
 

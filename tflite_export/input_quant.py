@@ -94,10 +94,12 @@ def quantize_input(logmel: np.ndarray, *, quant: InputQuantization) -> np.ndarra
         raise ValueError("log-mel contains NaN or infinite values; check the audio")
     mean = np.asarray(quant.mean, np.float32)[:, None]
     std = np.asarray(quant.std, np.float32)[:, None]
-    v = ((x - mean) / std) / np.float32(quant.scale)
-    whole = np.trunc(v)
-    # v - trunc(v) is exact in float32, so the tie test is exact too
-    rounded = whole + np.where(np.abs(v - whole) >= np.float32(0.5), np.sign(v), np.float32(0))
+    # a huge (finite) x overflows v to +-inf; it saturates below like the C++ does
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = ((x - mean) / std) / np.float32(quant.scale)
+        whole = np.trunc(v)
+        # v - trunc(v) is exact in float32, so the tie test is exact too
+        rounded = whole + np.where(np.abs(v - whole) >= np.float32(0.5), np.sign(v), np.float32(0))
     q = np.clip(rounded.astype(np.float64) + quant.zero_point, -128, 127)
     return q.astype(np.int8)[..., None]
 

@@ -64,3 +64,22 @@ def test_interrupted_build_leaves_no_cache(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.undo()
     fs = build_feature_cache(tiny_dataset, tmp_path, config=cfg, workers=1, **QUIET)
     assert FeatureSet.open(fs.path).features("evaluate").shape[0] == 80
+
+
+def test_a_clip_replaced_by_other_audio_of_the_same_size_changes_the_key(tiny_dataset, tmp_path):
+    """All TAU clips have one size: the key must see a replaced file without reading every byte."""
+    import os
+    import shutil
+
+    from tests.conftest import copy_dataset
+
+    data = copy_dataset(tiny_dataset, tmp_path / "data")
+    config = FeatureConfig.seed(clip_seconds=TINY_CLIP_SECONDS)
+    before = cache_key(config, read_fold1(data, check_audio=False))
+    audio = sorted((data / "audio").glob("*.wav"))
+    assert audio[0].stat().st_size == audio[1].stat().st_size
+    target = audio[0]
+    target.unlink()  # the copy hard-links the audio: replace the link, not the shared file
+    shutil.copyfile(audio[1], target)
+    os.utime(target, ns=(audio[0].stat().st_atime_ns, audio[0].stat().st_mtime_ns + 1_000_000))
+    assert cache_key(config, read_fold1(data, check_audio=False)) != before

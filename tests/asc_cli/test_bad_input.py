@@ -1,0 +1,143 @@
+"""The bad-input matrix: every user mistake is a one-paragraph error naming the file or option,
+with the documented exit status and no traceback; an internal bug shows its traceback and says so.
+
+One parametrized test per class of mistake (issue "Code health and bad input").
+"""
+from __future__ import annotations
+
+import errno
+import shutil
+
+import pytest
+
+from asc_cli.main import main
+from keras_asc import artifacts
+
+
+def _run(argv, capsys) -> tuple[int, str]:
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse rejects an option value before any work
+        status = e.code
+    err = capsys.readouterr().err
+    return status, err
+
+
+# ----------------------------------------------------------------------------- numeric options
+NUMERIC = [
+    (["train", "--data", "D", "--out", "O", "--epochs", "0"], "--epochs"),
+    (["train", "--data", "D", "--out", "O", "--batch-size", "-1"], "--batch-size"),
+    (["train", "--data", "D", "--out", "O", "--lr", "0"], "--lr"),
+    (["train", "--data", "D", "--out", "O", "--lr", "nan"], "--lr"),
+    (["train", "--data", "D", "--out", "O", "--mixup", "-0.5"], "--mixup"),
+    (["train", "--data", "D", "--out", "O", "--model-arg", "width=abc"], "--model-arg"),
+    (["train", "--data", "D", "--out", "O", "--model-arg", "width"], "--model-arg"),
+    (["features", "--data", "D", "--out", "O", "--clip-seconds", "0"], "--clip-seconds"),
+    (["features", "--data", "D", "--out", "O", "--workers", "0"], "--workers"),
+    (["export", "R", "--data", "D", "--calibration-size", "0"], "--calibration-size"),
+    (["export", "R", "--data", "D", "--budget", "-5"], "--budget"),
+    (["export", "R", "--data", "D", "--qat-epochs", "0"], "--qat-epochs"),
+    (["validate", "M", "--data", "D", "--max-drop", "-1"], "--max-drop"),
+    (["make-dataset", "O", "--size", "-3"], "--size"),
+    (["make-dataset", "O", "--clip-seconds", "-1"], "--clip-seconds"),
+    (["grid", "--data", "D", "--out", "O", "--frames", "30"], "--frames"),
+    (["grid", "--data", "D", "--out", "O", "--mels", "100"], "--mels"),
+    (["grid", "--data", "D", "--out", "O", "--losses", "mse"], "--losses"),
+    (["grid", "--data", "D", "--out", "O", "--epochs", "x"], "--epochs"),
+    (["firmware", "E", "--data", "D", "--clips", "0"], "--clips"),
+    (["firmware", "E", "--data", "D", "--targets", "cortex-m3"], "--targets"),
+    (["demo", "--firmware-clips", "0"], "--firmware-clips"),
+]
+
+
+@pytest.mark.parametrize("argv,option", NUMERIC, ids=[" ".join(a[:1] + a[-2:]) for a, _ in NUMERIC])
+def test_bad_option_values_are_refused_before_any_work(argv, option, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, err = _run(argv, capsys)
+    assert status == 2 and option in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # nothing was started
+
+
+# ----------------------------------------------------------------------------- paths and files
+def _paths_cases(tmp_path, tiny_dataset, tiny_export):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    empty_meta = tmp_path / "empty_meta"
+    shutil.copytree(tiny_dataset, empty_meta)
+    (empty_meta / "meta.csv").write_text("")
+    bad_json = tmp_path / "bad_json"
+    shutil.copytree(tiny_export, bad_json)
+    (bad_json / "config.json").write_text('{"stage": "export", "tflite_sha')
+    return {
+        "data is a file": (["describe", "--data", a_file], a_file),
+        "data is missing": (["describe", "--data", tmp_path / "nowhere"], tmp_path / "nowhere"),
+        "work is under a file": (["features", "--data", tiny_dataset, "--out", a_file / "w"], a_file),
+        "empty meta.csv": (["describe", "--data", empty_meta], empty_meta / "meta.csv"),
+        "truncated config.json": (["validate", bad_json / "model.tflite", "--data", tiny_dataset,
+                                   "--work", tmp_path / "w"], bad_json / "config.json"),
+        "run folder is not a run": (["evaluate", tmp_path, "--data", tiny_dataset], tmp_path / "config.json"),
+    }
+
+
+PATH_CASES = ["data is a file", "data is missing", "work is under a file", "empty meta.csv",
+              "truncated config.json", "run folder is not a run"]
+
+
+@pytest.mark.parametrize("case", PATH_CASES)
+def test_bad_paths_name_the_file(case, tmp_path, tiny_dataset, tiny_export, capsys):
+    argv, path = _paths_cases(tmp_path, tiny_dataset, tiny_export)[case]
+    status, err = _run(argv, capsys)
+    assert status == 1 and "Traceback" not in err
+    assert str(path) in err, err
+    assert err.startswith("asc ") and err.count("\n") <= 3  # one paragraph
+
+
+@pytest.mark.parametrize("code,words", [(errno.ENOSPC, "no space left"), (errno.EACCES, "not writable"),
+                                        (errno.EROFS, "not writable")])
+def test_disk_errors_name_the_file(code, words, tmp_path, tiny_dataset, capsys, monkeypatch):
+    """A full disk or a read-only folder while writing (simulated: CI runs as root, which ignores
+    permissions) is a message naming the file, not a traceback."""
+    target = tmp_path / "out" / "meta.csv"
+
+    def fail(path, data):
+        raise OSError(code, "simulated", str(target))
+
+    monkeypatch.setattr(artifacts, "atomic_write_bytes", fail)
+    status, err = _run(["make-dataset", tmp_path / "out", "--size", "tiny"], capsys)
+    assert status == 1 and words in err and str(target) in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- stale artifacts
+def test_export_of_an_earlier_model_is_refused(tmp_path, tiny_run, tiny_export, tiny_dataset, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = artifacts.read_json(run / "export" / "config.json")
+    artifacts.write_json(run / "export" / "config.json", {**cfg, "source_run": str(run)})
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes() + b"\0")  # the run moved on
+    status, err = _run(["validate", run / "export" / "model.tflite", "--data", tiny_dataset,
+                        "--work", tmp_path / "w"], capsys)
+    assert status == 1 and "Traceback" not in err
+    assert str(run / "model.keras") in err and "asc export" in err
+
+
+def test_unfinished_run_is_named(tmp_path, tiny_run, tiny_dataset, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = artifacts.read_json(run / "config.json")
+    artifacts.write_json(run / "config.json", {**cfg, "status": "training"})
+    for argv in (["evaluate", run, "--data", tiny_dataset, "--work", tmp_path / "w"],
+                 ["export", run, "--data", tiny_dataset, "--work", tmp_path / "w"]):
+        status, err = _run(argv, capsys)
+        assert status == 1 and "has not finished" in err and str(run) in err and "--resume" in err
+
+
+# ----------------------------------------------------------------------------- internal bugs
+def test_an_internal_bug_shows_its_traceback_and_says_so(capsys, monkeypatch, tmp_path):
+    import keras_asc.dataset
+
+    def broken(*a, **k):
+        raise KeyError("oops")
+
+    monkeypatch.setattr(keras_asc.dataset, "read_fold1", broken)
+    status, err = _run(["describe", "--data", tmp_path], capsys)
+    assert status == 2 and "Traceback" in err and "KeyError" in err and "bug" in err

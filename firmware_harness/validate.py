@@ -16,8 +16,6 @@ Reports go to the export folder: ``validation_report.json``, ``validation_report
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 import re
 import time
 from pathlib import Path
@@ -105,24 +103,15 @@ def _run_chunk(x: np.ndarray) -> np.ndarray:
 
 def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16) -> dict[str, np.ndarray]:
     """Outputs of every runner for every input; ``x`` is (n, 1, H, W, 1) int8."""
-    from tqdm.auto import tqdm
+    from keras_asc.parallel import parallel_map
 
     starts = list(range(0, len(x), chunk))
     parts: dict[int, np.ndarray] = {}
-    with tqdm(total=len(x), desc="validate (TFLM + LiteRT ref + opt)", unit="clip", leave=False) as bar:
-        if workers <= 1:
-            _init_worker(model, arena)
-            for s in starts:
-                parts[s] = _run_chunk(x[s:s + chunk])
-                bar.update(len(parts[s][0]))
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(model, arena)) as pool:
-                futs = {pool.submit(_run_chunk, x[s:s + chunk]): s for s in starts}
-                for f in cf.as_completed(futs):
-                    parts[futs[f]] = f.result()
-                    bar.update(parts[futs[f]].shape[1])
+    calls = [(x[s:s + chunk],) for s in starts]
+    for k, part in parallel_map(_run_chunk, calls, workers=workers, desc="validate (TFLM + LiteRT ref + opt)",
+                                unit="clip", sizes=[len(c[0]) for c in calls], initializer=_init_worker,
+                                initargs=(model, arena)):
+        parts[starts[k]] = part
     out = np.concatenate([parts[s] for s in starts], axis=1)
     return {n: out[i] for i, n in enumerate(RUNNERS)}
 

@@ -13,11 +13,8 @@ renamed into place when complete: an interrupted run never leaves one that looks
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import contextlib
 import dataclasses
 import json
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import pandas as pd
 from keras_asc import artifacts
 from keras_asc.audio import load_audio
 from keras_asc.dataset import SCENE_LABELS, read_fold1
+from keras_asc.parallel import parallel_map
 from keras_asc.features import FeatureConfig, Normalization, log_mel
 
 CACHED_SPLITS = ("train", "evaluate")
@@ -90,23 +88,6 @@ def _extract_chunk(paths: list[str], config_dict: dict) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
-def _single_threaded_children():
-    """Spawned workers inherit the environment: give each one BLAS/FFT thread, so N workers
-    use N cores instead of fighting over them."""
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: "1" for k in keys})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
                      workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> None:
     """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes.
@@ -114,24 +95,11 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
     ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
     that already imported TensorFlow is safe.
     """
-    from tqdm.auto import tqdm
-
-    chunks = [(i, paths[i:i + chunk]) for i in range(0, len(paths), chunk)]
-    with tqdm(total=len(paths), desc=desc, unit="clip", leave=False) as bar:
-        if workers <= 1:
-            for start, ps in chunks:
-                out[start:start + len(ps)] = _extract_chunk(ps, config.to_dict())
-                bar.update(len(ps))
-            return
-        ctx = multiprocessing.get_context("spawn")
-        with _single_threaded_children(), \
-                cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_extract_chunk, ps, config.to_dict()): (start, len(ps))
-                       for start, ps in chunks}
-            for fut in cf.as_completed(futures):
-                start, n = futures[fut]
-                out[start:start + n] = fut.result()
-                bar.update(n)
+    starts = list(range(0, len(paths), chunk))
+    calls = [(paths[i:i + chunk], config.to_dict()) for i in starts]
+    for k, features in parallel_map(_extract_chunk, calls, workers=workers, desc=desc, unit="clip",
+                                    sizes=[len(c[0]) for c in calls]):
+        out[starts[k]:starts[k] + len(features)] = features
 
 
 def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,

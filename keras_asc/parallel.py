@@ -19,18 +19,21 @@ from typing import Any, Callable, Iterator, Sequence
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _die_with_parent() -> None:
-    """Linux: ask the kernel to SIGKILL this process when its parent dies."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: ask the kernel to SIGKILL this process when its parent dies. A parent that died
+    while this worker was still starting (before the request) is caught by the pid check."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         PR_SET_PDEATHSIG = 1
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
 
-def _start_worker(initializer: Callable | None, initargs: tuple) -> None:
-    _die_with_parent()
+def _start_worker(parent_pid: int, initializer: Callable | None, initargs: tuple) -> None:
+    _die_with_parent(parent_pid)
     if initializer is not None:
         initializer(*initargs)
 
@@ -74,7 +77,7 @@ def parallel_map(fn: Callable[..., Any], calls: Sequence[tuple], *, workers: int
         ctx = multiprocessing.get_context("spawn")
         with _single_threaded_children(), cf.ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                initargs=(initializer, initargs)) as pool:
+                initargs=(os.getpid(), initializer, initargs)) as pool:
             futures = {pool.submit(fn, *args): k for k, args in enumerate(calls)}
             for fut in cf.as_completed(futures):
                 k = futures[fut]

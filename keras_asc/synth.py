@@ -18,9 +18,7 @@ dataset seed and the segment's indices, so the bytes do not depend on the number
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
-import multiprocessing
 import zlib
 from pathlib import Path
 
@@ -424,7 +422,8 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
     leaves nothing that looks like a dataset. Same arguments -> the same bytes.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
+
+    from keras_asc.parallel import parallel_map
 
     out_dir = Path(out_dir)
     spec = resolve_size(size, clip_seconds)
@@ -442,17 +441,9 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
     with artifacts.staging_dir(out_dir) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "evaluation_setup").mkdir()
-        bar = tqdm(total=len(segs), desc="make-dataset", unit="segment", leave=False)
-        if workers <= 1:
-            for s in segs:
-                _render_segment(s, spec.clip_seconds, str(tmp))
-                bar.update()
-        else:
-            with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                for fut in cf.as_completed([pool.submit(_render_segment, s, spec.clip_seconds, str(tmp)) for s in segs]):
-                    fut.result()
-                    bar.update()
-        bar.close()
+        calls = [(s, spec.clip_seconds, str(tmp)) for s in segs]
+        for _ in parallel_map(_render_segment, calls, workers=workers, desc="make-dataset", unit="segment"):
+            pass
         rows = [(s.filename(d), s.scene, s.identifier, d, s.split) for s in segs for d in s.devices]
         df = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "split"])
         df[["filename", "scene_label", "identifier", "source_label"]].to_csv(tmp / "meta.csv", sep="\t", index=False)

@@ -89,8 +89,10 @@ def test_cli_errors_are_messages_not_tracebacks(tiny_dataset, tmp_path, capsys):
     assert "not a training run folder" in capsys.readouterr().err
     assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet12"]) == 1
     assert "unknown model(s) ['resnet12']; registered: cnn5" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         main(["features", "--data", str(tiny_dataset), "--out", str(tmp_path), "--n-mels", "100"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--n-mels: invalid choice: 100" in err and "Traceback" not in err
 
 
 def test_demo_refuses_a_stale_finished_run(tiny_demo, tmp_path):

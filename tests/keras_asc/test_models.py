@@ -34,6 +34,11 @@ def test_seed_parameter_counts(name):
         assert n - bn == SEED_PARAMS[name]
 
 
+def test_resnet11_macs_at_128x288():
+    """174,440,448 multiply-accumulates per inference (convolutions only; the DCASE 2022+ limit is 30 M)."""
+    assert count_macs(build_model("resnet11", (128, 288, 1))) == 174_440_448
+
+
 def test_unknown_model():
     with pytest.raises(ValueError, match="registered: cnn5"):
         build_model("resnet12", (32, 40, 1))

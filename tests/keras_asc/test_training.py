@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from keras_asc import artifacts
+from keras_asc.dataset import SCENE_LABELS
 from keras_asc.evaluation import evaluate_run, log_loss, score_table
-from keras_asc.training import (RunExists, TrainConfig, load_run_model, load_split,
+from keras_asc.training import (RunExists, TrainConfig, load_run_model, load_split, make_loss,
                                 make_train_pipeline, train)
 from tests.conftest import TINY_TRAIN
 
@@ -32,7 +33,9 @@ def test_evaluate_writes_reports(tiny_run, tiny_dataset, tiny_work):
     assert set(scores["group"]) == {"overall", "device", "scene"}
     assert scores.loc[scores["name"] == "s5", "unseen_device"].item()
     overall = scores.iloc[0]
-    assert overall["clips"] == 80 and 0 <= overall["accuracy"] <= 1
+    pred = pd.read_csv(tiny_run / "predictions.csv")
+    right = (pred[list(SCENE_LABELS)].to_numpy().argmax(1) == pred["scene_label"].map(SCENE_LABELS.index).to_numpy())
+    assert overall["clips"] == 80 and overall["accuracy"] == pytest.approx(right.mean())
 
 
 def test_resume_continues_and_refuses_mismatch(tiny_features, tmp_path):
@@ -65,6 +68,17 @@ def test_pipeline_augmentation_and_mixup(tiny_features):
     np.testing.assert_allclose(by.numpy().sum(1), 1, rtol=1e-5)
     assert (by.numpy().max(1) < 1).any()  # some labels are mixed
     assert np.isfinite(bx.numpy()).all()
+
+
+def test_focal_loss_by_hand():
+    """Lin et al.: -(1 - p_true)^gamma * ln(p_true), summed over classes, per example."""
+    loss = make_loss(TrainConfig(loss="focal", focal_gamma=2.0))
+    y_true = np.array([[0, 1, 0], [1, 0, 0]], np.float32)
+    y_pred = np.array([[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]], np.float32)
+    expected = [-(0.3 ** 2) * np.log(0.7), -(0.5 ** 2) * np.log(0.5)]  # 0.032100, 0.173287
+    np.testing.assert_allclose(np.asarray(loss(y_true, y_pred)), expected, rtol=1e-5)
+    ce = make_loss(TrainConfig(loss="ce"))  # gamma 0 is cross-entropy: the mean of -ln(p_true)
+    np.testing.assert_allclose(float(ce(y_true, y_pred)), -np.mean(np.log([0.7, 0.5])), rtol=1e-5)
 
 
 def test_focal_loss_trains(tiny_features, tmp_path):

@@ -11,12 +11,10 @@ is shown with a line saying so, and the exit status is 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras everywhere (see DEVELOPERS.md)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
 from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
@@ -94,9 +92,12 @@ def cmd_make_dataset(a: argparse.Namespace) -> None:
 
 
 def cmd_describe(a: argparse.Namespace) -> None:
-    from keras_asc.dataset import describe, read_fold1
+    from keras_asc.dataset import describe, read_fold1, split_warnings
 
-    print(describe(read_fold1(Path(a.data), check_audio=not a.no_audio_check)))
+    tables = read_fold1(Path(a.data), check_audio=not a.no_audio_check)
+    print(describe(tables))
+    for warning in split_warnings(Path(a.data), tables):
+        print(f"warning: {warning}")
 
 
 def _feature_config(a: argparse.Namespace):
@@ -202,8 +203,12 @@ def cmd_export(a: argparse.Namespace) -> None:
     cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
                      qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes)
-    print((Path(a.run_dir) / "export" / "size_report.txt").read_text().split("\n\n")[0])
-    print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']})")
+    size = cfg["size"]
+    print(f"flatbuffer: {size['flatbuffer_bytes']:,d} bytes of {size['budget_bytes']:,d} budget "
+          f"({size['budget_used_percent']} %); tensor arena {size['arena_min_bytes']:,d} bytes measured at most, "
+          f"{size['arena_recommended_bytes']:,d} in model_settings.h; {size['macs_per_inference']:,d} MACs")
+    print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']}; size_report.txt has "
+          "the per-tensor table)")
 
 
 # ----------------------------------------------------------------------------- validate

@@ -7,12 +7,11 @@ Also prints the measured TFLM arena for each shape.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
 def main() -> None:

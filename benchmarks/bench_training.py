@@ -10,10 +10,9 @@ keras_asc.training (index batches -> gather -> augmentation -> prefetch) and (b)
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
 def main() -> None:

@@ -8,11 +8,10 @@ with TFLM and prints accuracy overall and per device for float, PTQ int8 and QAT
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
 def main() -> None:

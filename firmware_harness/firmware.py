@@ -23,6 +23,7 @@ and ``.md``. The folder is built aside and renamed into place, so a crash leaves
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import tempfile
 import time
@@ -185,8 +186,6 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
 
 
 def _input_elements(export_dir: Path) -> int:
-    import re
-
     text = (Path(export_dir) / "model_input.h").read_text()
     mels, frames = (int(re.search(rf"constexpr int {k} = (\d+);", text).group(1)) for k in ("kNumMels", "kNumFrames"))
     return mels * frames
@@ -240,9 +239,6 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     np.save(out_dir / "outputs.npy", run.outputs)
     clip_list = table.iloc[rows][["filename", "scene_label", "device"]].assign(evaluate_index=rows)
     artifacts.atomic_write_text(out_dir / "clips.csv", clip_list.to_csv(index=False))
-    artifacts.atomic_write_text(out_dir / "run.txt", "\n".join(
-        [f"target={name}", f"clips={len(rows)}", f"arena_used_bytes={run.arena_used_bytes}",
-         f"invoke_seconds={run.invoke_seconds:.6f}", f"wall_seconds={run.wall_seconds:.3f}"]) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     result = TargetResult(
         target=name, description=target.description, kernels=target.kernels, emulated=target.emulated,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -39,8 +40,6 @@ class Program:
 
 def resolver_methods(export_dir: Path) -> list[str]:
     """The ``resolver.AddXxx()`` calls of the export's ``RegisterModelOps``."""
-    import re
-
     header = (Path(export_dir) / "model_settings.h").read_text()
     return re.findall(r"resolver\.(Add\w+)\(\)", header)
 

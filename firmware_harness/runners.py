@@ -1,4 +1,5 @@
-"""The three interpreters the harness compares, behind one small interface.
+"""The interpreters the harness compares: one small protocol (:class:`Runner`) and a registry
+(:data:`REGISTRY`) that says each one's role, so adding an interpreter touches this file only.
 
 * :class:`TflmRunner`: TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
   reference kernels built for the host). Its outputs are the truth.
@@ -13,9 +14,20 @@ intermediate tensors are not computed by the interpreter and cannot be compared)
 """
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable, Protocol
+
 import numpy as np
 
-RUNNERS = ("tflm", "litert_ref", "litert_opt")
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One int8 input of the model's shape -> its int8 output."""
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor ``index`` of the last run (only with ``preserve=True``)."""
 
 
 class TflmRunner:
@@ -70,13 +82,40 @@ def preserve_arena_bytes(model: bytes, arena_bytes: int) -> int:
     return int(arena_bytes + activations + (64 << 10))
 
 
-def make_runner(name: str, model: bytes, *, arena_bytes: int, preserve: bool = False):
-    """``arena_bytes`` is the normal (non-preserving) arena; preserve mode enlarges it."""
-    if name == "tflm":
-        arena = preserve_arena_bytes(model, arena_bytes) if preserve else arena_bytes
-        return TflmRunner(model, arena_bytes=arena, preserve=preserve)
-    if name == "litert_ref":
-        return LiteRTRunner(model, kernels="reference", preserve=preserve)
-    if name == "litert_opt":
-        return LiteRTRunner(model, kernels="optimized", preserve=preserve)
-    raise ValueError(f"unknown runner {name!r}; one of {RUNNERS}")
+#: What a runner's results mean to the harness.
+TRUTH = "truth"  # its outputs define what the microcontroller outputs
+LOCALIZABLE = "localizable"  # compared with the truth on every clip; intermediate tensors observable
+OUTPUTS_ONLY = "outputs only"  # compared on outputs, never a failure, never localized
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerSpec:
+    name: str
+    role: str
+    description: str
+    make: Callable[[bytes, int, bool], Runner]  # (model, arena bytes, preserve all tensors)
+
+
+def _tflm(model: bytes, arena_bytes: int, preserve: bool) -> Runner:
+    arena = preserve_arena_bytes(model, arena_bytes) if preserve else arena_bytes
+    return TflmRunner(model, arena_bytes=arena, preserve=preserve)
+
+
+REGISTRY: dict[str, RunnerSpec] = {r.name: r for r in (
+    RunnerSpec("tflm", TRUTH, "TFLM's Python runtime (tflite-micro), reference kernels", _tflm),
+    RunnerSpec("litert_ref", LOCALIZABLE, "LiteRT with BUILTIN_REF kernels",
+               lambda m, a, p: LiteRTRunner(m, kernels="reference", preserve=p)),
+    RunnerSpec("litert_opt", OUTPUTS_ONLY, "LiteRT's default interpreter (optimized kernels, XNNPACK)",
+               lambda m, a, p: LiteRTRunner(m, kernels="optimized", preserve=p)),
+)}
+RUNNERS = tuple(REGISTRY)
+
+
+def make_runner(name: str, model: bytes, *, arena_bytes: int, preserve: bool = False) -> Runner:
+    """``arena_bytes`` is the normal (non-preserving) arena; preserve mode enlarges it for TFLM."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown runner {name!r}; one of {RUNNERS}")
+    spec = REGISTRY[name]
+    if preserve and spec.role == OUTPUTS_ONLY:
+        raise ValueError(f"{name}: intermediate tensors are only comparable with the reference kernels")
+    return spec.make(model, arena_bytes, preserve)

@@ -13,7 +13,39 @@ class AudioError(AscError, ValueError):
     """An audio file cannot be used; the message names the file and what to do."""
 
 
-def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10.0) -> np.ndarray:
+#: Thresholds for the suspect-audio warnings of :func:`audio_warnings`.
+SILENT_PEAK = 1e-5  # -100 dBFS: nothing was recorded
+CANCEL_RATIO = 0.05  # mono mix RMS below 5 % of the channels' RMS: the channels cancel
+SHORT_FRACTION = 0.5  # shorter than half the clip length: mostly padding
+
+
+def audio_warnings(path: Path, data: np.ndarray, sr: int, *, sample_rate: int, clip_seconds: float) -> list[str]:
+    """Signs that a readable file is not what training expects. ``data``: (frames, channels)
+    float32 as read. Each warning is one sentence naming the file."""
+    out = []
+    peak = float(np.abs(data).max())
+    if sr < sample_rate:
+        out.append(f"{path}: recorded at {sr} Hz, below the feature rate {sample_rate} Hz; upsampled, it "
+                   f"holds nothing above {sr / 2:.0f} Hz")
+    if peak < SILENT_PEAK:
+        out.append(f"{path}: silent (peak {peak:.1e}); features of silence teach the model nothing")
+    elif data.shape[1] > 1:
+        mix = float(np.sqrt(np.mean(np.mean(data, axis=1, dtype=np.float64) ** 2)))
+        channels = float(np.sqrt(np.mean(data.astype(np.float64) ** 2)))
+        if mix < CANCEL_RATIO * channels:
+            out.append(f"{path}: its {data.shape[1]} channels cancel when averaged to mono (mix RMS "
+                       f"{mix:.1e} vs channel RMS {channels:.1e}); one channel is probably inverted")
+    if peak > 1.0 + 1e-6:
+        out.append(f"{path}: samples reach {peak:.3g}, beyond full scale (+-1): a float file with another "
+                   "scaling or a corrupt one")
+    seconds = data.shape[0] / sr
+    if seconds < SHORT_FRACTION * clip_seconds:
+        out.append(f"{path}: only {seconds:.2f} s long, padded with silence to {clip_seconds:g} s")
+    return out
+
+
+def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10.0,
+               warnings: list[str] | None = None) -> np.ndarray:
     """Read ``path`` as mono float32 of exactly ``round(sample_rate * clip_seconds)`` samples.
 
     16/24/32-bit integer and float WAV or FLAC are read with soundfile. Multi-channel audio is
@@ -22,6 +54,8 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
 
     Returns:
         np.ndarray, shape ``(n_samples,)``, dtype float32, values in about [-1, 1].
+
+    Readable but suspect audio (:func:`audio_warnings`) is appended to ``warnings`` when given.
 
     Raises:
         AudioError: missing, empty, truncated, non-audio or non-finite file.
@@ -46,6 +80,8 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
     if missing > 0:
         raise AudioError(f"{path}: truncated: the WAV header declares {missing} more bytes of "
                          "audio than the file holds; re-extract or re-download it")
+    if warnings is not None:
+        warnings.extend(audio_warnings(path, data, sr, sample_rate=sample_rate, clip_seconds=clip_seconds))
     mono = data.mean(axis=1, dtype=np.float32)
     if sr != sample_rate:
         import librosa

@@ -111,6 +111,13 @@ def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFr
     meta = read_meta(root)
     path = split_file(root, split)
     df = _read_tsv(path, SPLIT_COLUMNS[split])
+    if df.empty:
+        raise DatasetError(f"{path}: the {split} split lists no clips; restore the file from the dataset")
+    dup = df["filename"].duplicated()
+    if dup.any():
+        raise DatasetError(f"{path}: {int(dup.sum())} duplicate row(s), first {df.loc[dup, 'filename'].iloc[0]!r} "
+                           f"(data row {int(dup.to_numpy().argmax()) + 1}); a clip listed twice counts twice. "
+                           "Remove the duplicates")
     _check_labels(df, path)
     not_in_meta = ~df["filename"].isin(meta.index)
     if not_in_meta.any():
@@ -139,6 +146,17 @@ def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFr
                 f"{[str(Path(p).relative_to(root)) for p in missing[:3]]}. Download or extract the "
                 "missing audio archives, or fix the dataset root.")
     return table
+
+
+def split_warnings(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Suspect but usable splits: a scene with no clips in a split (its accuracy is undefined
+    there, and a model never trained on it cannot predict it)."""
+    out = []
+    for split, table in tables.items():
+        missing = [s for s in SCENE_LABELS if s not in set(table["scene_label"])]
+        if missing:
+            out.append(f"{split_file(root, split)}: no clips of scene(s) {missing} in the {split} split")
+    return out
 
 
 def read_fold1(root: Path, *, check_audio: bool = True) -> dict[str, pd.DataFrame]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from keras_asc import artifacts
 from keras_asc.audio import load_audio
-from keras_asc.dataset import SCENE_LABELS, read_fold1
+from keras_asc.dataset import SCENE_LABELS, read_fold1, split_warnings
 from keras_asc.parallel import parallel_map
 from keras_asc.features import FeatureConfig, Normalization, log_mel
 
@@ -68,6 +68,8 @@ def _file_list_digest(table: pd.DataFrame) -> str:
     return artifacts.sha256_bytes("\n".join(rows).encode())
 
 
+MAX_WARNINGS_LOGGED = 10
+
 #: Bumped whenever the feature computation changes its numbers, so old caches are not reused.
 #: 2: mel projection in float64 (bit-identical for any number of workers).
 FEATURE_CODE_VERSION = 2
@@ -79,27 +81,31 @@ def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
     return artifacts.sha256_bytes(json.dumps(payload, sort_keys=True).encode())[:16]
 
 
-def _extract_chunk(paths: list[str], config_dict: dict) -> np.ndarray:
+def _extract_chunk(paths: list[str], config_dict: dict) -> tuple[np.ndarray, list[str]]:
     config = FeatureConfig.from_dict(config_dict)
     out = np.empty((len(paths), *config.shape), np.float32)
+    warnings: list[str] = []
     for i, p in enumerate(paths):
-        audio = load_audio(p, sample_rate=config.sample_rate, clip_seconds=config.clip_seconds)
+        audio = load_audio(p, sample_rate=config.sample_rate, clip_seconds=config.clip_seconds, warnings=warnings)
         out[i] = log_mel(audio, config=config)
-    return out
+    return out, warnings
 
 
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
-                     workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> None:
-    """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes.
+                     workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> list[str]:
+    """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes; returns the
+    suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order.
 
     ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
     that already imported TensorFlow is safe.
     """
     starts = list(range(0, len(paths), chunk))
     calls = [(paths[i:i + chunk], config.to_dict()) for i in starts]
-    for k, features in parallel_map(_extract_chunk, calls, workers=workers, desc=desc, unit="clip",
-                                    sizes=[len(c[0]) for c in calls]):
+    warnings: dict[int, list[str]] = {}
+    for k, (features, warnings[k]) in parallel_map(_extract_chunk, calls, workers=workers, desc=desc, unit="clip",
+                                                   sizes=[len(c[0]) for c in calls]):
         out[starts[k]:starts[k] + len(features)] = features
+    return [w for k in sorted(warnings) for w in warnings[k]]
 
 
 def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,
@@ -112,13 +118,14 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
         log(f"features: reusing cache {final}")
         return FeatureSet.open(final)
     log(f"features: computing {sum(len(t) for t in tables.values())} clips into {final}")
+    warnings = split_warnings(Path(data_dir), tables)
     with artifacts.staging_dir(final) as tmp:
         for split in CACHED_SPLITS:
             table = tables[split]
             arr = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.float32,
                                             shape=(len(table), *config.shape))
-            extract_features(table["path"].tolist(), config=config, out=arr, workers=workers,
-                             desc=f"log-mel {split}")
+            warnings += extract_features(table["path"].tolist(), config=config, out=arr, workers=workers,
+                                         desc=f"log-mel {split}")
             if not np.isfinite(arr).all():
                 raise ValueError(f"non-finite features in split {split}; check the audio files")
             arr.flush()
@@ -135,6 +142,11 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
             "normalization": norm.to_dict(),
             "clips": {s: len(tables[s]) for s in CACHED_SPLITS},
             "file_lists": {s: _file_list_digest(tables[s]) for s in CACHED_SPLITS},
+            "warnings": warnings,
             **artifacts.provenance(),
         })
+    for w in warnings[:MAX_WARNINGS_LOGGED]:
+        log(f"features: warning: {w}")
+    if len(warnings) > MAX_WARNINGS_LOGGED:
+        log(f"features: ... {len(warnings) - MAX_WARNINGS_LOGGED} more warning(s) in {final / 'config.json'}")
     return FeatureSet.open(final)

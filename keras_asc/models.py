@@ -35,10 +35,9 @@ comparison models are there to reproduce the comparison in float (export with ``
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402

@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 import numpy as np  # noqa: E402
 
@@ -161,6 +162,24 @@ def make_loss(config: TrainConfig):
 
 
 # ----------------------------------------------------------------------------- the run
+#: What a run writes before its first epoch ends (removed when such a killed run starts again).
+RUN_FOLDERS = ("tensorboard", "checkpoints")
+RUN_FILES = ("config.json", "history.csv")
+
+
+def _killed_before_first_epoch(run_dir: Path) -> bool:
+    """A folder holding only what a training run writes, whose config says it was training and
+    that has no finished epoch (no state.json)."""
+    names = {p.name for p in run_dir.iterdir() if not (p.name.startswith(".") and p.name.endswith(".tmp"))}
+    if (run_dir / "state.json").exists() or not names <= set(RUN_FOLDERS) | set(RUN_FILES):
+        return False
+    try:
+        cfg = artifacts.read_json(run_dir / "config.json")
+    except (FileNotFoundError, ValueError):
+        return False
+    return cfg.get("stage") == "train" and cfg.get("status") == "training"
+
+
 class RunExists(AscError):
     pass
 
@@ -223,7 +242,13 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
         state = artifacts.read_json(state_path)
         log(f"train: resuming {run_dir} after epoch {state['epoch']}")
     elif run_dir.exists() and any(run_dir.iterdir()):
-        raise RunExists(f"{run_dir} exists and is not a training run; choose a new --out folder")
+        if not _killed_before_first_epoch(run_dir):
+            raise RunExists(f"{run_dir} exists and is not a training run; choose a new --out folder")
+        log(f"train: {run_dir} holds a run killed before its first epoch finished (nothing to keep); starting again")
+        for name in RUN_FOLDERS:
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=2)

@@ -27,7 +27,7 @@
 import os
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -9,10 +9,9 @@ what TFLM runs.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterable
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 import numpy as np  # noqa: E402
 

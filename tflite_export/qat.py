@@ -9,9 +9,8 @@ CBAM) are refused with tfmot's reason.
 from __future__ import annotations
 
 import dataclasses
-import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
 def quantize_aware_finetune(model, fs, normalization, run_cfg: dict, *, epochs: int, seed: int, log=print):

@@ -141,3 +141,113 @@ def test_an_internal_bug_shows_its_traceback_and_says_so(capsys, monkeypatch, tm
     monkeypatch.setattr(keras_asc.dataset, "read_fold1", broken)
     status, err = _run(["describe", "--data", tmp_path], capsys)
     assert status == 2 and "Traceback" in err and "KeyError" in err and "bug" in err
+
+
+# ----------------------------------------------------------------------------- suspect data
+def _split_case(tmp_path, tiny_dataset, case):
+    from tests.conftest import copy_dataset
+
+    data = copy_dataset(tiny_dataset, tmp_path / "data")
+    split = data / "evaluation_setup" / "fold1_evaluate.csv"
+    lines = split.read_text().splitlines()
+    if case == "empty split":
+        split.write_text(lines[0] + "\n")
+    elif case == "duplicate rows":
+        split.write_text("\n".join(lines + [lines[1]]) + "\n")
+    return data, split
+
+
+@pytest.mark.parametrize("case", ["empty split", "duplicate rows"])
+def test_unusable_splits_are_errors_naming_the_file(case, tmp_path, tiny_dataset, capsys):
+    data, split = _split_case(tmp_path, tiny_dataset, case)
+    status, err = _run(["describe", "--data", data], capsys)
+    assert status == 1 and str(split) in err and "Traceback" not in err
+    assert ("no clips" if case == "empty split" else "duplicate") in err
+
+
+ANOMALIES = ("low sample rate", "cancelling stereo", "silence", "beyond full scale", "short clip",
+             "scene missing from a split")
+
+
+@pytest.fixture(scope="module")
+def suspect_features(tiny_dataset, tmp_path_factory):
+    """A copy of the tiny dataset with one file per audio anomaly and one scene dropped from the
+    evaluate split; ``asc features`` on it. Returns (files by anomaly, log text, cache config)."""
+    import numpy as np
+    import soundfile as sf
+
+    from tests.conftest import TINY_CLIP_SECONDS, copy_dataset
+
+    tmp = tmp_path_factory.mktemp("suspect")
+    data = copy_dataset(tiny_dataset, tmp / "data")
+    wavs = sorted((data / "audio").glob("*.wav"))
+    rng = np.random.default_rng(0)
+    n = int(44100 * TINY_CLIP_SECONDS)
+    noise = (0.1 * rng.standard_normal(n)).astype(np.float32)
+    files = dict(zip(ANOMALIES[:5], wavs[:5]))
+    for anomaly, wav in files.items():
+        wav.unlink()  # hard-linked to the original: replace, never write through
+        if anomaly == "low sample rate":
+            sf.write(wav, noise[: n * 8000 // 44100], 8000, subtype="PCM_16")
+        elif anomaly == "cancelling stereo":
+            sf.write(wav, np.stack([noise, -noise], axis=1), 44100, subtype="PCM_24")
+        elif anomaly == "silence":
+            sf.write(wav, np.zeros(n, np.float32), 44100, subtype="PCM_24")
+        elif anomaly == "beyond full scale":
+            sf.write(wav, 4 * noise, 44100, subtype="FLOAT")
+        elif anomaly == "short clip":
+            sf.write(wav, noise[: n // 4], 44100, subtype="PCM_24")
+    split = data / "evaluation_setup" / "fold1_evaluate.csv"
+    lines = split.read_text().splitlines()
+    split.write_text("\n".join([lines[0]] + [ln for ln in lines[1:] if not ln.endswith("\tpark")]) + "\n")
+    files["scene missing from a split"] = split
+    out = tmp / "work"
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        status = main(["features", "--data", str(data), "--out", str(out), "--clip-seconds", str(TINY_CLIP_SECONDS)])
+    assert status == 0
+    config = artifacts.read_json(next((out / "features").glob("*/config.json")))
+    return files, buf.getvalue(), config
+
+
+@pytest.mark.parametrize("anomaly", ANOMALIES)
+def test_suspect_data_is_named_in_the_log_and_the_config(anomaly, suspect_features):
+    files, log, config = suspect_features
+    words = {"low sample rate": "below the feature rate", "cancelling stereo": "channels cancel",
+             "silence": "silent", "beyond full scale": "beyond full scale", "short clip": "padded with silence",
+             "scene missing from a split": "no clips of scene(s) ['park']"}[anomaly]
+    named = [w for w in config["warnings"] if str(files[anomaly]) in w]
+    assert len(named) == 1 and words in named[0], config["warnings"]
+    assert named[0] in log or "more warning(s)" in log
+
+
+# ----------------------------------------------------------------------------- kills
+@pytest.mark.parametrize("resume", [False, True], ids=["rerun", "resume"])
+def test_a_run_killed_in_its_first_epoch_can_be_rerun_or_resumed(resume, tmp_path, tiny_dataset, tiny_work, capsys):
+    """Killed before its first epoch ended, a run leaves config.json (status "training"),
+    tensorboard/ and maybe a temp file, but no state.json: nothing to keep, so it starts again."""
+    from tests.conftest import TINY_CLIP_SECONDS
+
+    run = tmp_path / "run"
+    (run / "tensorboard" / "train").mkdir(parents=True)
+    (run / "tensorboard" / "train" / "events.out").write_bytes(b"\0")
+    artifacts.write_json(run / "config.json", {"stage": "train", "status": "training"})
+    (run / ".config.json.abc.tmp").write_text("{")
+    argv = ["train", "--data", tiny_dataset, "--out", run, "--work", tiny_work, "--clip-seconds", TINY_CLIP_SECONDS,
+            "--model-arg", "width=0.25", "--epochs", "1", "--batch-size", "16"] + (["--resume"] if resume else [])
+    status, err = _run(argv, capsys)
+    assert status == 0, err
+    assert artifacts.read_json(run / "config.json")["status"] == "done"
+    assert not (run / "tensorboard" / "train" / "events.out").exists()
+
+
+def test_a_folder_that_is_not_a_run_is_still_refused(tmp_path, tiny_dataset, tiny_work, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    status, err = _run(["train", "--data", tiny_dataset, "--out", run, "--work", tiny_work, "--epochs", "1"], capsys)
+    assert status == 1 and str(run) in err and "not a training run" in err
+    assert (run / "notes.txt").read_text() == "mine"

@@ -195,3 +195,31 @@ def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):
     text = (tiny_export / "model_input.h").read_text()
     assert f"constexpr int kNumMels = {inp.shape[1]};" in text and f"constexpr int kNumFrames = {inp.shape[2]};" in text
     assert inp.dtype == out.dtype == "INT8" and out.shape == (1, 10)
+
+
+def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, tiny_work, tmp_path):
+    """`asc export` passes firmware arena probes; the header takes the largest need plus the margin."""
+    from tflite_export.arena import recommended_arena
+    from tflite_export.export import export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    seen = []
+
+    def big_probe(export_dir):
+        seen.append(sorted(p.name for p in export_dir.iterdir()))
+        return 1_000_000
+
+    cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes={"fake build": big_probe}, **QUIET)
+    assert {"model.tflite", "model_data.cc", "model_input.h", "model_settings.h"} <= set(seen[0])
+    assert cfg["arena_needs"]["fake build"] == 1_000_000
+    assert f"kTensorArenaSize = {recommended_arena(1_000_000)};" in (run / "export" / "model_settings.h").read_text()
+
+
+def test_host_arena_probe_measures_the_build(tiny_export):
+    _require("host")
+    from firmware_harness.firmware import arena_probes
+
+    need = arena_probes(("host",), **QUIET)["host"](tiny_export)
+    python_need = artifacts.read_json(tiny_export / "config.json")["size"]["arena_min_bytes"]
+    assert 0.9 * python_need < need <= 1.1 * python_need

@@ -1,7 +1,6 @@
 """parallel_map: results for every call, in-process and in workers; workers die with their parent."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from keras_asc import artifacts
-
-BUDGET = 131072
+from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +33,8 @@ class PipelineConfig:
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
-    budget: int = BUDGET
-    calibration_size: int = 200
+    budget: int = DEFAULT_BUDGET
+    calibration_size: int = DEFAULT_CALIBRATION
     firmware_clips: int = 10  # the demo's stratified sample per firmware target
 
     @property

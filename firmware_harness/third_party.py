@@ -25,8 +25,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from keras_asc.errors import AscError
 from keras_asc import artifacts
+from keras_asc.errors import AscError
 
 ENV_THIRD_PARTY = "ASC_THIRD_PARTY"
 ENV_CACHE = "ASC_CACHE_DIR"

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_asc.errors import AscError
 from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.runners import RUNNERS, make_runner
 from keras_asc import artifacts
+from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
 from tflite_export.arena import measure_arena
 from tflite_export.export import read_export_config

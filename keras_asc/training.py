@@ -28,9 +28,9 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 
 import numpy as np  # noqa: E402
 
-from keras_asc.errors import AscError
 from keras_asc import artifacts  # noqa: E402
 from keras_asc.dataset import SCENE_LABELS  # noqa: E402
+from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet  # noqa: E402
 from keras_asc.features import Normalization  # noqa: E402
 

@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-
-from keras_asc.errors import AscError
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample
+from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
 from tflite_export import c_sources
 from tflite_export.arena import measure_arena, recommended_arena

@@ -183,9 +183,9 @@ int main(int argc, char** argv) {
   FILE* in = fopen(a.logmel ? a.logmel : a.int8, "rb");
   FILE* out = fopen(a.out, "wb");
   FILE* inputs_out = a.inputs_out ? fopen(a.inputs_out, "wb") : nullptr;
-  if (in == nullptr || out == nullptr || (a.inputs_out && inputs_out == nullptr)) {
-    return Fail(2, "cannot open", a.logmel ? a.logmel : a.int8);
-  }
+  if (in == nullptr) return Fail(2, "cannot open", a.logmel ? a.logmel : a.int8);
+  if (out == nullptr) return Fail(2, "cannot open", a.out);
+  if (a.inputs_out && inputs_out == nullptr) return Fail(2, "cannot open", a.inputs_out);
   int8_t* input = interpreter.input(0)->data.int8;
   const int8_t* output = interpreter.output(0)->data.int8;
   double invoke_seconds = 0.0;

@@ -124,6 +124,28 @@ def _parse(stdout: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line.split("=", 1)[0])
 
 
+def _execute(program: Program, args: list[str], work: Path, *, timeout: float) -> dict[str, str]:
+    """Run the program in ``work`` (file arguments are relative to it); its ``key=value`` lines.
+
+    Raises :class:`ArenaTooSmall` when TFLM cannot allocate in the arena, and
+    :class:`FirmwareError` for any other failure (with the program's output)."""
+    try:
+        proc = subprocess.run(_command(program, args), capture_output=True, text=True, timeout=timeout, cwd=work)
+    except subprocess.TimeoutExpired:
+        raise FirmwareError(f"{program.path} ({program.target.name}) did not finish in {timeout:.0f} s "
+                            f"({' '.join(args)})") from None
+    kv = _parse(proc.stdout)
+    if proc.returncode != 0 and ("arena" in kv.get("error", "") or ALLOCATION_FAILED in proc.stdout + proc.stderr):
+        # TFLM either fails AllocateTensors or, on a very small arena, crashes after its own
+        # "Failed to allocate" messages (an unsigned underflow in its allocator: seen with 4 KiB)
+        raise ArenaTooSmall(f"exit status {proc.returncode}: {kv.get('error', '')}"
+                            f"{(proc.stdout + proc.stderr)[-500:]}")
+    if proc.returncode != 0 or kv.get("status") != "ok":
+        raise FirmwareError(f"{program.path} ({program.target.name}) failed with exit status {proc.returncode}:\n"
+                            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return kv
+
+
 def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = None, int8: np.ndarray | None = None,
                 dump_clip: int | None = None, timeout: float | None = None) -> ProgramRun:
     """Run ``program`` on ``logmel`` (clips, mels, frames) float32 or ``int8`` (clips, elements).
@@ -148,21 +170,8 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
         args += ["--dump", dump.name, "--dump-clip", str(dump_clip)]
     timeout = timeout or 120 + (5 if program.target.emulated else 2) * clips
     t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(_command(program, args), capture_output=True, text=True, timeout=timeout, cwd=work)
-    except subprocess.TimeoutExpired:
-        raise FirmwareError(f"{program.path} ({program.target.name}) did not finish {clips} clip(s) in "
-                            f"{timeout:.0f} s") from None
+    kv = _execute(program, args, work, timeout=timeout)
     wall = time.perf_counter() - t0
-    kv = _parse(proc.stdout)
-    if proc.returncode != 0 and ("arena" in kv.get("error", "") or ALLOCATION_FAILED in proc.stdout + proc.stderr):
-        # TFLM either fails AllocateTensors or, on a very small arena, crashes after its own
-        # "Failed to allocate" messages (an unsigned underflow in its allocator: seen with 4 KiB)
-        raise ArenaTooSmall(f"exit status {proc.returncode}: {kv.get('error', '')}"
-                            f"{(proc.stdout + proc.stderr)[-500:]}")
-    if proc.returncode != 0 or kv.get("status") != "ok":
-        raise FirmwareError(f"{program.path} ({program.target.name}) failed with exit status {proc.returncode}:\n"
-                            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     n_classes = out.stat().st_size // max(clips, 1)
     outputs = np.fromfile(out, np.int8).reshape(clips, n_classes)
     inputs = np.fromfile(used_inputs, np.int8).reshape(clips, -1)
@@ -179,12 +188,8 @@ def measure_arena(program: Program, work: Path, *, input_elements: int) -> int:
     work.mkdir(parents=True, exist_ok=True)
     src, out = work / "probe.i8", work / "probe_out.i8"
     src.write_bytes(bytes(input_elements))
-    proc = subprocess.run(_command(program, ["--int8", src.name, "--clips", "1", "--out", out.name,
-                                             "--measure-arena"]), capture_output=True, text=True, timeout=300,
-                          cwd=work)
-    kv = _parse(proc.stdout)
-    if proc.returncode != 0 or "arena_used_bytes" not in kv:
-        raise FirmwareError(f"{program.path}: arena measurement failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    kv = _execute(program, ["--int8", src.name, "--clips", "1", "--out", out.name, "--measure-arena"], work,
+                  timeout=300)
     for f in (src, out):
         f.unlink(missing_ok=True)
     return int(kv["arena_used_bytes"])

@@ -165,9 +165,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         for name, probe in (arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             arena_needs[name] = int(probe(tmp))
-        if len(arena_needs) > 1:
+        if len(arena_needs) > 1:  # only the arena size changes
             settings = settings_for(arena_needs)
-            _write_c_sources(tmp, data, settings, quant)
+            artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
         arena_bytes = settings.arena_bytes
         calib_out = calib[["filename", "scene_label", "device"]]
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))

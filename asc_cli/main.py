@@ -200,26 +200,27 @@ def cmd_export(a: argparse.Namespace) -> None:
     from tflite_export.export import export_run
 
     probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
-    cfg = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
+    exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
                      qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes)
-    size = cfg["size"]
-    print(f"flatbuffer: {size['flatbuffer_bytes']:,d} bytes of {size['budget_bytes']:,d} budget "
-          f"({size['budget_used_percent']} %); tensor arena {size['arena_min_bytes']:,d} bytes measured at most, "
-          f"{size['arena_recommended_bytes']:,d} in model_settings.h; {size['macs_per_inference']:,d} MACs")
-    print(f"export: wrote {Path(a.run_dir) / 'export'} ({cfg['quantization_path']}; size_report.txt has "
+    size = exp.size
+    print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
+          f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "
+          f"{size.arena_recommended_bytes:,d} in model_settings.h; {size.macs_per_inference:,d} MACs")
+    print(f"export: wrote {Path(a.run_dir) / 'export'} ({exp.quantization_path}; size_report.txt has "
           "the per-tensor table)")
 
 
 # ----------------------------------------------------------------------------- validate
 def cmd_validate(a: argparse.Namespace) -> None:
-    from firmware_harness.validate import format_report, validate_export
+    from firmware_harness.validate import validate_export
+    from firmware_harness.validation_report import format_report
 
     report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
     print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")
-    if report["failures"]:
-        raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report["failures"]))
+    if report.failures:
+        raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
 # ----------------------------------------------------------------------------- firmware
@@ -275,10 +276,10 @@ def cmd_demo(a: argparse.Namespace) -> None:
     check_model_names([a.model])
     result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
                       cfg=_pipeline_config(a, model=a.model, firmware_clips=a.firmware_clips))
-    if not result["validation"]["passed"]:
-        raise UserError("validation failed: " + "; ".join(result["validation"]["failures"]))
-    if result["firmware"] and not result["firmware"]["passed"]:
-        raise UserError("firmware check failed: " + "; ".join(result["firmware"]["failures"]))
+    if not result.validation.passed:
+        raise UserError("validation failed: " + "; ".join(result.validation.failures))
+    if result.firmware is not None and not result.firmware.passed:
+        raise UserError("firmware check failed: " + "; ".join(result.firmware.failures))
 
 
 def cmd_grid(a: argparse.Namespace) -> None:

@@ -16,8 +16,17 @@ import json
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Callable, TypeVar
+
 from keras_asc import artifacts
 from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
+
+if TYPE_CHECKING:
+    from firmware_harness.firmware import FirmwareReport
+    from firmware_harness.validation_report import ValidationReport
+    from tflite_export.export_result import ExportResult
+
+R = TypeVar("R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +50,24 @@ class PipelineConfig:
     def name(self) -> str:
         extra = "".join(f"_{k}{v:g}" for k, v in self.model_overrides)
         return f"{self.model}{extra}_{self.frames_per_second}fps_{self.n_mels}mel_{self.loss}"
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineResult:
+    """What one configuration's pipeline produced, stage by stage."""
+
+    config: PipelineConfig
+    run_dir: Path
+    export: ExportResult
+    validation: ValidationReport
+    firmware: FirmwareReport | None
+    timings_seconds: dict[str, float]
+    data_dir: Path | None = None  # set by the demo (the generated dataset)
+    wall_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
 
 
 def _stage(name: str, log) -> float:
@@ -71,11 +98,13 @@ def available_firmware_targets(wanted: tuple[str, ...] = ("host", "cortex-m4"), 
 
 def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
                  workers: int = 2, max_drop: float | None = None, firmware_targets: tuple[str, ...] = (),
-                 log=print) -> dict:
+                 log=print) -> PipelineResult:
     """features -> train -> evaluate -> export -> validate (-> firmware) for one configuration.
 
-    Returns a summary dict; raises the stage's own errors (BudgetError, ...)."""
+    Raises the stage's own errors (BudgetError, ...)."""
     from firmware_harness.validate import validate_export
+    from firmware_harness.validation_report import read_validation_report
+    from tflite_export.export_result import read_export
     from keras_asc.evaluation import evaluate_run
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
@@ -113,13 +142,13 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings["evaluate"] = time.perf_counter() - t
 
     t = _stage("export (int8)", log)
-    exp_cfg = _read(run_dir / "export" / "config.json")
-    if (exp_cfg.get("source_model_sha256") != model_sha or exp_cfg.get("budget_bytes") != cfg.budget
-            or exp_cfg.get("calibration", {}).get("requested") != cfg.calibration_size
-            or exp_cfg.get("calibration", {}).get("seed") != cfg.seed or exp_cfg.get("quantization_path") != "ptq"):
+    exp = _read_record(read_export, run_dir / "export")
+    if (exp is None or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
+            or exp.calibration.requested != cfg.calibration_size or exp.calibration.seed != cfg.seed
+            or exp.quantization_path != "ptq"):
         from firmware_harness.firmware import arena_probes
 
-        exp_cfg = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
+        exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
                              seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
                              log=log)
     else:
@@ -127,8 +156,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings["export"] = time.perf_counter() - t
 
     t = _stage("validate (TFLM vs LiteRT, int8 vs float)", log)
-    report = _read(run_dir / "export" / "validation_report.json")
-    if report.get("tflite_sha256") != exp_cfg["tflite_sha256"] or report.get("data_dir") != str(Path(data_dir).resolve()):
+    report = _read_record(read_validation_report, run_dir / "export")
+    if report is None or report.tflite_sha256 != exp.tflite_sha256 or report.data_dir != str(Path(data_dir).resolve()):
         report = validate_export(run_dir / "export" / "model.tflite", data_dir, work_dir, workers=workers,
                                  max_drop=max_drop, log=log)
     else:
@@ -139,30 +168,37 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     if firmware_targets:
         t = _stage(f"firmware (TFLM C++: {', '.join(firmware_targets)})", log)
         firmware = _firmware_stage(run_dir / "export", data_dir, work_dir, firmware_targets, cfg.firmware_clips,
-                                   exp_cfg, workers=workers, log=log)
+                                   exp, workers=workers, log=log)
         timings["firmware"] = time.perf_counter() - t
-    return {"config": dataclasses.asdict(cfg), "name": cfg.name, "run_dir": str(run_dir), "export": exp_cfg,
-            "validation": report, "firmware": firmware,
-            "timings_seconds": {k: round(v, 1) for k, v in timings.items()}}
+    return PipelineResult(config=cfg, run_dir=Path(run_dir), export=exp, validation=report, firmware=firmware,
+                          timings_seconds={k: round(v, 1) for k, v in timings.items()})
 
 
 def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: tuple[str, ...], clips: int,
-                    exp_cfg: dict, *, workers: int, log) -> dict:
+                    exp: ExportResult, *, workers: int, log) -> FirmwareReport:
     """``asc firmware`` on a stratified sample of ``clips`` clips per target, reused when the stored
     report was made from the same model, sources, targets and data."""
-    from firmware_harness.firmware import build_inputs_sha256, check_firmware
+    from firmware_harness.firmware import build_inputs_sha256, check_firmware, read_firmware_report
     from firmware_harness.third_party import locate_third_party
 
-    old = _read(export_dir / "firmware" / "firmware_report.json")
-    if (old.get("passed") and old.get("tflite_sha256") == exp_cfg["tflite_sha256"]
-            and old.get("build_inputs_sha256") == build_inputs_sha256(export_dir, locate_third_party(), targets)
-            and old.get("data_dir") == str(Path(data_dir).resolve())
-            and [t["target"] for t in old.get("targets", [])] == list(targets)
-            and all(t["clips"] == clips for t in old["targets"])):
+    old = _read_record(read_firmware_report, export_dir)
+    if (old is not None and old.passed and old.tflite_sha256 == exp.tflite_sha256
+            and old.build_inputs_sha256 == build_inputs_sha256(export_dir, locate_third_party(), targets)
+            and old.data_dir == str(Path(data_dir).resolve())
+            and tuple(t.target for t in old.targets) == tuple(targets)
+            and all(t.clips == clips for t in old.targets)):
         log("firmware: reusing firmware/firmware_report.json")
         return old
     return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips=clips,
-                          workers=workers, log=log).to_json()
+                          workers=workers, log=log)
+
+
+def _read_record(reader: Callable[[Path], R], folder: Path) -> R | None:
+    """A stored stage result, or None when it is absent or unreadable (the stage then runs again)."""
+    try:
+        return reader(folder)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _read(path: Path) -> dict:
@@ -174,7 +210,7 @@ def _read(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------- demo
 def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: PipelineConfig | None = None,
-             workers: int = 2, log=print) -> dict:
+             workers: int = 2, log=print) -> PipelineResult:
     from keras_asc.synth import make_dataset, resolve_size
 
     cfg = cfg or PipelineConfig()
@@ -186,50 +222,49 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
     result = run_pipeline(data_dir, work_dir, work_dir / "runs" / cfg.name, cfg,
                           clip_seconds=resolve_size(size).clip_seconds, workers=workers,
                           firmware_targets=available_firmware_targets(log=log), log=log)
-    result["timings_seconds"] = {"make_dataset": round(gen_seconds, 1), **result["timings_seconds"]}
-    result["data_dir"] = str(data_dir)
-    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    result = dataclasses.replace(
+        result, timings_seconds={"make_dataset": round(gen_seconds, 1), **result.timings_seconds},
+        data_dir=Path(data_dir), wall_seconds=round(time.perf_counter() - t0, 1))
     summary = demo_summary(result)
     artifacts.atomic_write_text(work_dir / "demo_summary.md", summary)
     log("\n" + summary)
     return result
 
 
-def demo_summary(result: dict) -> str:
+def demo_summary(result: PipelineResult) -> str:
     """The table ``asc demo`` ends with (also saved as WORK/demo_summary.md)."""
-    import pandas as pd
+    from collections import Counter
 
-    v, e = result["validation"], result["export"]
-    side = pd.DataFrame(v["scores"])
-    rows = side[side["group"].isin(["overall", "device"])]
-    run = Path(result["run_dir"])
-    ref, opt = v["agreement_with_tflm"]["litert_ref"], v["agreement_with_tflm"]["litert_opt"]
+    v, size = result.validation, result.export.size
+    run = result.run_dir
+    ref, opt = v.agreement_with_tflm["litert_ref"], v.agreement_with_tflm["litert_opt"]
+    found = Counter(str(d.op) for d in v.reference_divergences)
+    ref_ops = ", ".join(f"first at {op} x{c}" for op, c in found.most_common()) or "none"
 
-    found = pd.Series([str(d["op"]) for d in v["reference_divergences"]]).value_counts()
-    ref_ops = ", ".join(f"first at {op} x{c}" for op, c in found.items()) or "none"
-
-    lines = [f"# asc demo: {result['name']} on generated data (not TAU; not comparable to the seed's figures)", "",
+    lines = [f"# asc demo: {result.name} on generated data (not TAU; not comparable to the seed's figures)", "",
              "| | clips | float acc | int8 (TFLM) acc | float log loss | int8 log loss |", "|---|---|---|---|---|---|"]
-    for _, r in rows.iterrows():
-        label = "overall" if r["group"] == "overall" else f"device {r['name']}{'*' if r['unseen_device'] else ''}"
-        lines.append(f"| {label} | {r['clips']} | {100 * r['float_accuracy']:.1f} % | {100 * r['int8_accuracy']:.1f} % "
-                     f"| {r['float_log_loss']:.3f} | {r['int8_log_loss']:.3f} |")
+    for r in v.scores:
+        if r.group not in ("overall", "device"):
+            continue
+        label = "overall" if r.group == "overall" else f"device {r.name}{'*' if r.unseen_device else ''}"
+        lines.append(f"| {label} | {r.clips} | {100 * r.float_accuracy:.1f} % | {100 * r.int8_accuracy:.1f} % "
+                     f"| {r.float_log_loss:.3f} | {r.int8_log_loss:.3f} |")
+    total = f"; total {result.wall_seconds}" if result.wall_seconds is not None else ""
     lines += ["", "(* device unseen in training)", "",
-              f"- flatbuffer: {e['size']['flatbuffer_bytes']:,d} bytes of {e['budget_bytes']:,d} "
-              f"({e['size']['budget_used_percent']} %); DCASE size {e['size']['dcase2021_nonzero_params']:,d} "
-              f"non-zero params; {e['size']['macs_per_inference'] / 1e6:.1f} M MACs",
-              f"- tensor arena: {v['arena']['measured_min_bytes']:,d} bytes measured minimum "
-              f"(header: {v['arena']['header_bytes']:,d})",
-              f"- TFLM ran {v['clips']} clips; LiteRT reference kernels disagreed on {ref['clips_with_any_difference']} "
-              f"({ref_ops}), its default optimized interpreter (XNNPACK) on {opt['clips_with_any_difference']} "
+              f"- flatbuffer: {size.flatbuffer_bytes:,d} bytes of {result.export.budget_bytes:,d} "
+              f"({size.budget_used_percent} %); DCASE size {size.dcase2021_nonzero_params:,d} "
+              f"non-zero params; {size.macs_per_inference / 1e6:.1f} M MACs",
+              f"- tensor arena: {v.arena.measured_min_bytes:,d} bytes measured minimum "
+              f"(header: {v.arena.header_bytes:,d})",
+              f"- TFLM ran {v.clips} clips; LiteRT reference kernels disagreed on {ref.clips_with_any_difference} "
+              f"({ref_ops}), its default optimized interpreter (XNNPACK) on {opt.clips_with_any_difference} "
               "(rounding differences by design, not localized); "
-              f"top-1 changed: {ref['top1_changed']} / {opt['top1_changed']}",
-              f"- validation: {'PASSED' if v['passed'] else 'FAILED: ' + '; '.join(v['failures'])}",
-              *_firmware_lines(result.get("firmware")),
-              "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result["timings_seconds"].items())
-              + (f"; total {result['wall_seconds']}" if "wall_seconds" in result else ""),
+              f"top-1 changed: {ref.top1_changed} / {opt.top1_changed}",
+              f"- validation: {'PASSED' if v.passed else 'FAILED: ' + '; '.join(v.failures)}",
+              *_firmware_lines(result.firmware),
+              "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result.timings_seconds.items()) + total,
               "", "Artifacts:",
-              f"- dataset: {result.get('data_dir', '')}",
+              f"- dataset: {result.data_dir or ''}",
               f"- float model: {run / 'model.keras'} (config.json, metrics.json, confusion.png, tensorboard/)",
               f"- int8 model: {run / 'export' / 'model.tflite'} (config.json, size_report.txt, calibration.csv)",
               f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_input.h, model_settings.h",
@@ -239,24 +274,24 @@ def demo_summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _firmware_lines(fw: dict | None) -> list[str]:
-    if not fw:
+def _firmware_lines(fw: FirmwareReport | None) -> list[str]:
+    if fw is None:
         return ["- firmware: not built (no TFLM source archives or toolchain; see the log)"]
     lines = []
-    for t in fw["targets"]:
-        per = (f"{t['seconds_per_inference']:.2f} s per inference under QEMU (emulation, not a chip's time)"
-               if t["emulated"] else f"{1000 * t['seconds_per_inference']:.0f} ms per inference")
-        lines.append(f"- firmware {t['target']} ({t['kernels']} kernels): {t['outputs_identical']}/{t['clips']} clips "
-                     f"bit-identical with TFLM Python (inputs {t['inputs_identical']}/{t['clips']}); arena used "
-                     f"{t['arena_used_bytes']:,d} of {t['header_arena_bytes']:,d} bytes; {per}")
-        f = t.get("footprint")
+    for t in fw.targets:
+        per = (f"{t.seconds_per_inference:.2f} s per inference under QEMU (emulation, not a chip's time)"
+               if t.emulated else f"{1000 * t.seconds_per_inference:.0f} ms per inference")
+        lines.append(f"- firmware {t.target} ({t.kernels} kernels): {t.outputs_identical}/{t.clips} clips "
+                     f"bit-identical with TFLM Python (inputs {t.inputs_identical}/{t.clips}); arena used "
+                     f"{t.arena_used_bytes:,d} of {t.header_arena_bytes:,d} bytes; {per}")
+        f = t.footprint
         if f:
-            lines.append(f"  - image: flash {f['flash_bytes']:,d} bytes (model {f['flash_by_part']['model']:,d}, "
-                         f"TFLM kernels {f['flash_by_part']['tflm_kernels']:,d}, runtime {f['flash_by_part']['tflm_runtime']:,d}); "
-                         f"RAM {f['ram_bytes']:,d} bytes (arena {f['ram_by_part']['tensor_arena']:,d}, "
-                         f"stack {f['stack_bytes']:,d} measured)")
-    if not fw["passed"]:
-        lines.append("- firmware: FAILED: " + "; ".join(fw["failures"]))
+            stack = f"{f.stack_bytes:,d} measured" if f.stack_bytes is not None else "not measured"
+            lines.append(f"  - image: flash {f.flash_bytes:,d} bytes (model {f.flash_by_part['model']:,d}, "
+                         f"TFLM kernels {f.flash_by_part['tflm_kernels']:,d}, runtime {f.flash_by_part['tflm_runtime']:,d}); "
+                         f"RAM {f.ram_bytes:,d} bytes (arena {f.ram_by_part['tensor_arena']:,d}, stack {stack})")
+    if not fw.passed:
+        lines.append("- firmware: FAILED: " + "; ".join(fw.failures))
     return lines
 
 
@@ -293,11 +328,10 @@ def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, cl
                "n_mels": cfg.n_mels, "loss": cfg.loss}
         try:
             r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)
-            overall = r["validation"]["scores"][0]
-            row.update(float_accuracy=overall["float_accuracy"], float_log_loss=overall["float_log_loss"],
-                       params=r["export"]["size"]["trainable_params"],
-                       int8_bytes=r["export"]["size"]["flatbuffer_bytes"], within_budget=True,
-                       int8_accuracy=overall["int8_accuracy"], int8_log_loss=overall["int8_log_loss"])
+            overall = r.validation.overall
+            row.update(float_accuracy=overall.float_accuracy, float_log_loss=overall.float_log_loss,
+                       params=r.export.size.trainable_params, int8_bytes=r.export.size.flatbuffer_bytes,
+                       within_budget=True, int8_accuracy=overall.int8_accuracy, int8_log_loss=overall.int8_log_loss)
         except BudgetError as e:
             metrics = _read(run_dir / "metrics.json").get("scores", [{}])[0]
             run_cfg = _read(run_dir / "config.json")

@@ -32,11 +32,11 @@ def main() -> None:
     from firmware_harness import program, third_party
     from firmware_harness.targets import get_target
     from firmware_harness.validate import load_checked_export
-    from keras_asc.training import feature_set_for_run
+    from keras_asc.feature_cache import build_feature_cache
 
     export = Path(a.export_dir).resolve()
-    _, cfg, _ = load_checked_export(export / "model.tflite")
-    logmel = np.asarray(feature_set_for_run(cfg, Path(a.data), Path(a.work), log=lambda *_: None)
+    _, exp, _ = load_checked_export(export / "model.tflite")
+    logmel = np.asarray(build_feature_cache(Path(a.data), Path(a.work), config=exp.features, log=lambda *_: None)
                         .features("evaluate")[:a.clips], np.float32)
     rows = []
     with tempfile.TemporaryDirectory(prefix="asc-bench-") as tmp:

@@ -31,15 +31,15 @@ def main() -> None:
         run = a.run_dir.with_name(f"{a.run_dir.name}-{path}")
         if not run.exists():
             shutil.copytree(a.run_dir, run, ignore=shutil.ignore_patterns("export"))
-        cfg = export_run(run, a.data, a.work, qat=path == "qat", qat_epochs=a.qat_epochs)
+        exp = export_run(run, a.data, a.work, qat=path == "qat", qat_epochs=a.qat_epochs)
         rep = validate_export(run / "export" / "model.tflite", a.data, a.work)
-        side = pd.DataFrame(rep["scores"])
-        side = side[side["group"].isin(["overall", "device"])].set_index("name")
-        cols.setdefault("clips", side["clips"])
-        cols.setdefault("float", 100 * side["float_accuracy"])
-        cols[f"int8 {path} (TFLM)"] = 100 * side["int8_accuracy"]
-        print(f"{path}: {cfg['size']['flatbuffer_bytes']:,d} bytes, conversion {cfg['convert_seconds']} s, "
-              f"QAT fine-tuning {cfg['qat_seconds']} s")
+        rows = [s for s in rep.scores if s.group in ("overall", "device")]
+        names = [s.name for s in rows]
+        cols.setdefault("clips", pd.Series([s.clips for s in rows], index=names))
+        cols.setdefault("float", pd.Series([100 * s.float_accuracy for s in rows], index=names))
+        cols[f"int8 {path} (TFLM)"] = pd.Series([100 * s.int8_accuracy for s in rows], index=names)
+        print(f"{path}: {exp.size.flatbuffer_bytes:,d} bytes, conversion {exp.convert_seconds} s, "
+              f"QAT fine-tuning {exp.qat_seconds} s")
     print(pd.DataFrame(cols).round(1).to_string())
 
 

@@ -28,7 +28,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from firmware_harness.layers import first_divergence
 from firmware_harness.runners import make_runner
 from firmware_harness.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.third_party import FirmwareError
-from keras_asc import artifacts
+from keras_asc import artifacts, records
 
 DEFAULT_EMULATED_CLIPS = 20
 QEMU_NOTE = ("QEMU seconds are the host's time to emulate the Cortex-M instruction by instruction: "
@@ -63,16 +63,11 @@ class TargetResult:
     build_seconds: float
     tflm_objects_compiled: int
     footprint: Footprint | None
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
 
     @property
     def bit_identical(self) -> bool:
         return self.inputs_identical == self.clips and self.outputs_identical == self.clips
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["footprint"] = self.footprint.to_json() if self.footprint else None
-        d["bit_identical"] = self.bit_identical
-        return d
 
 
 def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: tuple[str, ...]) -> str:
@@ -93,27 +88,31 @@ def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: t
 
 @dataclasses.dataclass(frozen=True)
 class FirmwareReport:
+    """``EXPORT_DIR/firmware/firmware_report.json``."""
+
     export_dir: str
     tflite_sha256: str
     build_inputs_sha256: str
     data_dir: str
     evaluate_clips: int
     model_bytes: int
-    results: tuple[TargetResult, ...]
+    targets: tuple[TargetResult, ...]
     failures: tuple[str, ...]
     seconds: float
+    packages: dict[str, str]
+    git_commit: str
+    truth: str = "tflite-micro Python runtime (TFLM reference kernels)"
+    qemu_note: str = QEMU_NOTE
+    stage: str = "firmware"
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
 
     @property
     def passed(self) -> bool:
         return not self.failures
 
-    def to_json(self) -> dict:
-        return {"stage": "firmware", "export_dir": self.export_dir, "tflite_sha256": self.tflite_sha256,
-                "build_inputs_sha256": self.build_inputs_sha256,
-                "data_dir": self.data_dir, "evaluate_clips": self.evaluate_clips, "model_bytes": self.model_bytes,
-                "truth": "tflite-micro Python runtime (TFLM reference kernels)", "qemu_note": QEMU_NOTE,
-                "targets": [r.to_json() for r in self.results], "failures": list(self.failures),
-                "passed": self.passed, "seconds": round(self.seconds, 1), **artifacts.provenance()}
+
+def read_firmware_report(export_dir: Path) -> FirmwareReport:
+    return records.read(FirmwareReport, Path(export_dir) / "firmware" / "firmware_report.json")
 
 
 def _sample(table, *, clips: int | str) -> np.ndarray:
@@ -255,24 +254,24 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets
     ``host_clips`` (default every clip); "all" for every clip."""
     from firmware_harness.validate import header_arena_bytes, load_checked_export
-    from keras_asc.training import feature_set_for_run
+    from keras_asc.feature_cache import build_feature_cache
     from tflite_export.input_quant import quantize_input
 
     t0 = time.perf_counter()
     export_dir = Path(export_dir)
     for name in targets:
         get_target(name).check_tools()
-    model, cfg, quant = load_checked_export(export_dir / "model.tflite")
+    model, exp, quant = load_checked_export(export_dir / "model.tflite")
     tp = third_party.locate_third_party(third_party_dir)
     tree = third_party.prepare_tflm_tree(tp, log=log)
-    fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
     logmel = np.asarray(fs.features("evaluate"), np.float32)
     expected_inputs = quantize_input(logmel, quant=quant)
     # The truth runs in the arena measured at export (the sha256 check ties it to this model), never
     # in the header's: TFLM's Python runtime can crash the process on a too-small arena, and the
     # header is what is being checked.
-    arena = max(header_arena_bytes(export_dir), int(cfg["size"]["arena_recommended_bytes"]))
+    arena = max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes)
     truth = TflmTruth(model, expected_inputs, arena=arena)
     results, failures = [], []
     with artifacts.staging_dir(export_dir / "firmware") as tmp:
@@ -285,10 +284,12 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
             log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "
                 f"{r.arena_used_bytes:,d} B, {1000 * r.seconds_per_inference:.1f} ms per inference"
                 f"{' (QEMU emulation)' if r.emulated else ''}")
-        report = FirmwareReport(str(export_dir.resolve()), cfg["tflite_sha256"],
-                                build_inputs_sha256(export_dir, tp, targets), str(Path(data_dir).resolve()),
-                                len(table), len(model), tuple(results), tuple(failures), time.perf_counter() - t0)
-        artifacts.write_json(tmp / "firmware_report.json", report.to_json())
+        report = FirmwareReport(
+            export_dir=str(export_dir.resolve()), tflite_sha256=exp.tflite_sha256,
+            build_inputs_sha256=build_inputs_sha256(export_dir, tp, targets), data_dir=str(Path(data_dir).resolve()),
+            evaluate_clips=len(table), model_bytes=len(model), targets=tuple(results), failures=tuple(failures),
+            seconds=round(time.perf_counter() - t0, 1), **artifacts.provenance())
+        records.write(tmp / "firmware_report.json", report)
         artifacts.atomic_write_text(tmp / "firmware_report.md", format_report(report))
     return report
 
@@ -303,18 +304,18 @@ def format_report(r: FirmwareReport) -> str:
     lines += [f"- FAILURE: {f}" for f in r.failures]
     lines += ["", "| target | kernels | clips | inputs identical | outputs identical | arena used | "
                   "kTensorArenaSize | time per inference |", "|---|---|---|---|---|---|---|---|"]
-    for t in r.results:
+    for t in r.targets:
         unit = "s (QEMU emulation)" if t.emulated else "ms (host)"
         per = t.seconds_per_inference if t.emulated else 1000 * t.seconds_per_inference
         lines.append(f"| {t.target} | {t.kernels} | {t.clips} | {t.inputs_identical} | {t.outputs_identical} | "
                      f"{t.arena_used_bytes:,d} | {t.header_arena_bytes:,d} | {per:.3f} {unit} |")
-    for t in r.results:
+    for t in r.targets:
         if t.first_output_divergence:
             d = t.first_output_divergence
             lines += ["", f"{t.target}: first differing operator {d.get('op_index')} {d.get('op')} "
                           f"(tensor {d.get('tensor')}, {d.get('elements_differing')} element(s), up to "
                           f"{d.get('max_abs_diff_lsb')} LSB) on clip {d['clip']}"]
-    for t in r.results:
+    for t in r.targets:
         if t.footprint is None:
             continue
         f = t.footprint

@@ -17,6 +17,7 @@ import dataclasses
 import re
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 
 from firmware_harness.third_party import FirmwareError
 
@@ -38,6 +39,7 @@ class Footprint:
     stack_bytes: int | None  # measured by the program (None: not measured)
     flash_by_part: dict[str, int]
     ram_by_part: dict[str, int]
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("flash_bytes", "ram_static_bytes", "ram_bytes")
 
     @property
     def flash_bytes(self) -> int:
@@ -50,10 +52,6 @@ class Footprint:
     @property
     def ram_bytes(self) -> int:
         return self.ram_static_bytes + (self.stack_bytes or 0)
-
-    def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "flash_bytes": self.flash_bytes,
-                "ram_static_bytes": self.ram_static_bytes, "ram_bytes": self.ram_bytes}
 
 
 def part_of(section: str, obj: str) -> str:

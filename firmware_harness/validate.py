@@ -21,15 +21,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.runners import RUNNERS, make_runner
+from firmware_harness.validation_report import (ArenaCheck, ClipDivergence, LayerError, ScoreRow, Throughput,
+                                                ValidationReport, agreement, format_report, output_error,
+                                                write_validation_report)
 from keras_asc import artifacts
 from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
 from tflite_export.arena import measure_arena
-from tflite_export.export import read_export_config
+from tflite_export.export_result import ExportMissing, ExportResult, read_export
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 
@@ -46,7 +48,7 @@ def header_arena_bytes(export_dir: Path) -> int:
     return int(m.group(1))
 
 
-def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantization]:
+def load_checked_export(tflite_path: Path) -> tuple[bytes, ExportResult, InputQuantization]:
     """The model bytes, its export config and input quantization, cross-checked.
 
     Refuses: float input/output or ops TFLM cannot run; a model whose bytes differ from the
@@ -64,28 +66,28 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, dict, InputQuantizati
     except ValueError as e:
         raise ValidationError(f"{tflite_path}: refused: {e}") from None
     try:
-        cfg = read_export_config(tflite_path.parent)
-    except FileNotFoundError as e:
+        exp = read_export(tflite_path.parent)
+    except ExportMissing as e:
         raise ValidationError(f"{e}. The harness needs the export's config.json beside the model "
                               "(normalization, labels, source float model)") from None
-    if artifacts.sha256_bytes(data) != cfg["tflite_sha256"]:
+    if artifacts.sha256_bytes(data) != exp.tflite_sha256:
         raise ValidationError(f"{tflite_path}: bytes differ from the model recorded in config.json "
                               "(sha256 mismatch): the model was modified or replaced after export; "
                               "re-run `asc export`")
-    source = Path(cfg.get("source_run", "")) / "model.keras"
-    if source.is_file() and artifacts.sha256_file(source) != cfg["source_model_sha256"]:
+    source = Path(exp.source_run) / "model.keras"
+    if source.is_file() and artifacts.sha256_file(source) != exp.source_model_sha256:
         raise ValidationError(f"{tflite_path.parent}: this export was made from an earlier state of {source} (the "
                               "run was resumed or retrained since): its accuracy and C sources describe a model the "
                               f"run no longer has. Re-run `asc export {source.parent}`")
     (inp,), _ = io_tensors(model)
-    quant = InputQuantization.from_dict(cfg["input"])
+    quant = exp.input.quantization
     if (not np.isclose(quant.scale, inp.scales[0], rtol=1e-6, atol=0) or quant.zero_point != inp.zero_points[0]):
         raise ValidationError(
             f"{tflite_path.parent / 'config.json'}: input quantization scale={quant.scale} "
             f"zero_point={quant.zero_point} disagrees with the model's input tensor "
             f"(scale={inp.scales[0]}, zero_point={inp.zero_points[0]}); the header would feed the "
             "chip wrong inputs. Re-run `asc export`")
-    return data, cfg, quant
+    return data, exp, quant
 
 
 # ----------------------------------------------------------------------------- parallel runs
@@ -117,27 +119,8 @@ def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk:
 
 
 # ----------------------------------------------------------------------------- comparisons
-def agreement(reference: np.ndarray, other: np.ndarray) -> dict:
-    diff = np.abs(reference.astype(np.int32) - other.astype(np.int32))
-    differs = diff.max(axis=1) > 0
-    return {"clips": int(len(reference)), "clips_with_any_difference": int(differs.sum()),
-            "max_abs_diff_lsb": int(diff.max()) if diff.size else 0,
-            "top1_changed": int((reference.argmax(1) != other.argmax(1)).sum()),
-            "differing_clip_indices": np.flatnonzero(differs).tolist()}
-
-
-def output_error(float_probs: np.ndarray, int8_probs: np.ndarray) -> dict:
-    """The figures ST Edge AI's ``validate`` gives: RMSE, max abs diff, cosine similarity."""
-    d = int8_probs.astype(np.float64) - float_probs
-    num = np.sum(float_probs * int8_probs, axis=1)
-    den = np.linalg.norm(float_probs, axis=1) * np.linalg.norm(int8_probs, axis=1) + 1e-12
-    return {"rmse": float(np.sqrt(np.mean(d ** 2))), "max_abs_diff": float(np.abs(d).max()),
-            "mean_cosine": float(np.mean(num / den)), "min_cosine": float(np.min(num / den)),
-            "top1_agreement": float(np.mean(float_probs.argmax(1) == int8_probs.argmax(1)))}
-
-
 def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_float: np.ndarray,
-                             *, arena: int, worst: int = 5) -> list[dict]:
+                             *, arena: int, worst: int = 5) -> list[LayerError]:
     """Per-layer error of TFLM's dequantized activations against the float model's.
 
     TFLite tensor names carry the Keras layer names (``model/block1_a_relu/Relu;...``); each
@@ -176,26 +159,27 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
             cos = np.sum(deq * f) / (np.linalg.norm(deq) * np.linalg.norm(f) + 1e-12)
             acc[k] += (rmse, rmse / (f.std() + 1e-12), cos)
     acc /= len(x_int8)
-    rows = [{"layer": layer.name, "tensor": t.name.split(";")[0], "shape": list(t.shape), "scale": t.scales[0],
-             "rmse": float(a[0]), "relative_rmse": float(a[1]), "cosine": float(a[2])}
+    rows = [LayerError(layer=layer.name, tensor=t.name.split(";")[0], shape=tuple(t.shape), scale=float(t.scales[0]),
+                       rmse=float(a[0]), relative_rmse=float(a[1]), cosine=float(a[2]))
             for (t, layer), a in zip(pairs, acc)]
-    return sorted(rows, key=lambda r: -r["relative_rmse"])[:worst]
+    return sorted(rows, key=lambda r: -r.relative_rmse)[:worst]
 
 
 # ----------------------------------------------------------------------------- the command
 def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, workers: int = 2,
-                    max_drop: float | None = None, layer_clips: int = 16, log=print) -> dict:
-    """Validate; returns the report dict. ``report["failures"]`` lists every failed check
-    (the CLI exits non-zero when it is not empty)."""
+                    max_drop: float | None = None, layer_clips: int = 16, log=print) -> ValidationReport:
+    """Validate and write the reports; ``report.failures`` lists every failed check (the CLI
+    exits non-zero when it is not empty)."""
     from keras_asc.dataset import SCENE_LABELS
+    from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import Normalization
-    from keras_asc.training import feature_set_for_run, load_run_model, load_split
+    from keras_asc.training import load_run_model, load_split
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
     export_dir = tflite_path.parent
-    data, cfg, quant = load_checked_export(tflite_path)
-    if cfg["labels"] != list(SCENE_LABELS):
+    data, exp, quant = load_checked_export(tflite_path)
+    if exp.labels != tuple(SCENE_LABELS):
         raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
     header_arena = header_arena_bytes(export_dir)
     log("validate: measuring the TFLM tensor arena")
@@ -206,7 +190,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"but TFLM needs at least {arena.min_bytes}")
     run_arena = max(header_arena, arena.min_bytes)
 
-    fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
     x_int8 = quantize_input(fs.features("evaluate"), quant=quant)[:, None]  # (n, 1, mels, frames, 1)
     t0 = time.perf_counter()
@@ -216,73 +200,63 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
     # agreement with TFLM, and localization of every reference-kernel disagreement
     agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
-    idx = agree["litert_ref"]["differing_clip_indices"]
+    idx = agree["litert_ref"].differing_clip_indices
     comparer = LayerComparer(data, arena_bytes=run_arena) if idx else None
-    divergences = []
-    for i in idx:
-        d = comparer.first_divergence(x_int8[i])
-        divergences.append({"clip": table["filename"].iloc[i], "index": int(i), **(d.to_dict() if d else {
-            "op": None, "known": False,
-            "explanation": "outputs differed but no operator output did (non-deterministic run?)"})})
-    unknown = [d for d in divergences if not d["known"]]
+    divergences = tuple(ClipDivergence(clip=str(table["filename"].iloc[i]), index=int(i),
+                                       divergence=comparer.first_divergence(x_int8[i])) for i in idx)
+    unknown = [d for d in divergences if not d.known]
     if unknown:
-        ops = sorted({str(d["op"]) for d in unknown})
+        ops = sorted({str(d.op) for d in unknown})
         failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
-                        f"kernel difference, on {len(unknown)} clip(s), e.g. {[d['clip'] for d in unknown[:3]]}")
+                        f"kernel difference, on {len(unknown)} clip(s), e.g. {[d.clip for d in unknown[:3]]}")
 
     # int8 (TFLM) against float
-    (_, ), (out_t,) = io_tensors(read_model(data))
-    int8_probs = dequantize_output(outs["tflm"], scale=out_t.scales[0], zero_point=out_t.zero_points[0])
+    int8_probs = dequantize_output(outs["tflm"], scale=exp.output.scale, zero_point=exp.output.zero_point)
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
-    keras_model = load_run_model(cfg["source_run"])
+    keras_model = load_run_model(exp.source_run)
     float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
     s_float, s_int8 = score_table(float_probs, table), score_table(int8_probs, table)
-    side = s_float[["group", "name", "clips", "unseen_device"]].copy()
-    for col in ("accuracy", "log_loss"):
-        side[f"float_{col}"] = s_float[col]
-        side[f"int8_{col}"] = s_int8[col]
-    side["accuracy_drop_pp"] = 100 * (side["float_accuracy"] - side["int8_accuracy"])
-    drop = float(side["accuracy_drop_pp"].iloc[0])
+    scores = tuple(ScoreRow(group=f.group, name=f.name, clips=int(f.clips), unseen_device=bool(f.unseen_device),
+                            float_accuracy=float(f.accuracy), int8_accuracy=float(q.accuracy),
+                            float_log_loss=float(f.log_loss), int8_log_loss=float(q.log_loss),
+                            accuracy_drop_pp=float(100 * (f.accuracy - q.accuracy)))
+                   for f, q in zip(s_float.itertuples(), s_int8.itertuples()))
+    drop = scores[0].accuracy_drop_pp
     if max_drop is not None and drop > max_drop:
         failures.append(f"int8 accuracy is {drop:.2f} points below float, more than --max-drop {max_drop}")
     pick = np.linspace(0, len(table) - 1, min(layer_clips, len(table))).round().astype(int)
     layers = layer_quantization_error(data, keras_model, x_int8[pick], x_float[pick], arena=run_arena)
 
-    report = {
-        "stage": "validate", "model": str(tflite_path.resolve()), "tflite_sha256": cfg["tflite_sha256"],
-        "data_dir": str(Path(data_dir).resolve()), "split": "evaluate", "clips": int(len(table)),
-        "truth": "tflm", "quantization_path": cfg["quantization_path"],
-        "agreement_with_tflm": {n: {k: v for k, v in a.items() if k != "differing_clip_indices"} for n, a in agree.items()},
-        "reference_divergences": divergences, "known_differences": KNOWN_DIFFERENCES,
-        "optimized_note": OPTIMIZED_KERNELS_NOTE,
-        "scores": side.to_dict(orient="records"), "accuracy_drop_pp": drop,
-        "output_error": output_error(float_probs, int8_probs), "worst_layers": layers,
-        "arena": {"measured_min_bytes": arena.min_bytes, "recorded_total_bytes": arena.recorded_total,
-                  "header_bytes": header_arena, "allocation_report": arena.report},
-        "flatbuffer_bytes": len(data), "budget_bytes": cfg["budget_bytes"],
-        "throughput": {"workers": workers, "seconds": round(run_seconds, 2),
-                       "clips_per_second": round(len(table) / max(run_seconds, 1e-9), 2)},
-        "failures": failures, "passed": not failures,
-        "seconds_total": round(time.perf_counter() - t_start, 1), **artifacts.provenance(),
-    }
-    _write_reports(export_dir, report, side, float_probs, int8_probs)
+    report = ValidationReport(
+        model=str(tflite_path.resolve()), tflite_sha256=exp.tflite_sha256, data_dir=str(Path(data_dir).resolve()),
+        split="evaluate", clips=int(len(table)), truth="tflm", quantization_path=exp.quantization_path,
+        agreement_with_tflm=agree, reference_divergences=divergences, known_differences=dict(KNOWN_DIFFERENCES),
+        optimized_note=OPTIMIZED_KERNELS_NOTE, scores=scores, accuracy_drop_pp=drop,
+        output_error=output_error(float_probs, int8_probs), worst_layers=tuple(layers),
+        arena=ArenaCheck(measured_min_bytes=arena.min_bytes, recorded_total_bytes=arena.recorded_total,
+                         header_bytes=header_arena, allocation_report=arena.report),
+        flatbuffer_bytes=len(data), budget_bytes=exp.budget_bytes,
+        throughput=Throughput(workers=workers, seconds=round(run_seconds, 2),
+                              clips_per_second=round(len(table) / max(run_seconds, 1e-9), 2)),
+        failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), **artifacts.provenance())
+    _write_reports(export_dir, report, float_probs, int8_probs)
     return report
 
 
 # ----------------------------------------------------------------------------- reports
-def _plots(export_dir: Path, side: pd.DataFrame, float_probs: np.ndarray, int8_probs: np.ndarray) -> None:
+def _plots(export_dir: Path, report: ValidationReport, float_probs: np.ndarray, int8_probs: np.ndarray) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    dev = side[side["group"] == "device"]
+    dev = [s for s in report.scores if s.group == "device"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     pos = np.arange(len(dev))
-    ax.bar(pos - 0.2, 100 * dev["float_accuracy"], 0.4, label="float (Keras)")
-    ax.bar(pos + 0.2, 100 * dev["int8_accuracy"], 0.4, label="int8 (TFLM)")
-    ax.set_xticks(pos, [f"{n}*" if u else n for n, u in zip(dev["name"], dev["unseen_device"])])
+    ax.bar(pos - 0.2, [100 * s.float_accuracy for s in dev], 0.4, label="float (Keras)")
+    ax.bar(pos + 0.2, [100 * s.int8_accuracy for s in dev], 0.4, label="int8 (TFLM)")
+    ax.set_xticks(pos, [f"{s.name}*" if s.unseen_device else s.name for s in dev])
     ax.set_ylabel("accuracy (%)")
     ax.set_title("evaluate split per device (* unseen in training)")
     ax.legend()
@@ -296,61 +270,7 @@ def _plots(export_dir: Path, side: pd.DataFrame, float_probs: np.ndarray, int8_p
     save_figure(fig, export_dir / "validation_output_diff.png")
 
 
-def format_report(r: dict) -> str:
-    """The Markdown report; also what the CLI prints."""
-    side = pd.DataFrame(r["scores"])
-    lines = [f"# Validation of {Path(r['model']).name}", "",
-             f"{r['clips']} clips of the evaluate split; TFLM is the truth. "
-             f"Result: **{'PASSED' if r['passed'] else 'FAILED'}**", ""]
-    lines += [f"- FAILURE: {f}" for f in r["failures"]]
-    lines += ["", "## LiteRT against TFLM", "", "| runtime | clips differing | max diff (LSB) | top-1 changed |",
-              "|---|---|---|---|"]
-    for n, a in r["agreement_with_tflm"].items():
-        lines.append(f"| {n} | {a['clips_with_any_difference']} / {a['clips']} | {a['max_abs_diff_lsb']} | {a['top1_changed']} |")
-    divs = r["reference_divergences"]
-    if divs:
-        by_op = pd.Series([str(d["op"]) for d in divs]).value_counts()
-        lines += ["", f"First diverging operator of the reference kernels ({len(divs)} clip(s), each localized): "
-                  + ", ".join(f"{op} x{c}" for op, c in by_op.items())]
-        for op in by_op.index:
-            ex = next(d for d in divs if str(d["op"]) == op)
-            lines.append(f"- {op}: {'documented' if ex['known'] else 'NOT a documented difference'}; "
-                         f"e.g. {ex['clip']}, tensor {ex.get('tensor')} {ex.get('shape')}, "
-                         f"{ex.get('elements_differing')} element(s) differ by up to {ex.get('max_abs_diff_lsb')} LSB. "
-                         f"{ex['explanation']}")
-    if r["agreement_with_tflm"]["litert_opt"]["clips_with_any_difference"]:
-        lines += ["", f"litert_opt: {r['optimized_note']}"]
-    e = r["output_error"]
-    drop = r["accuracy_drop_pp"]
-    lines += ["", "## int8 (TFLM) against float", "",
-              f"int8 {'lost' if drop > 0 else 'did not lose'} accuracy overall: {drop:+.2f} points "
-              f"(float minus int8). Top-1 agreement {100 * e['top1_agreement']:.1f} %, output RMSE {e['rmse']:.4f}, "
-              f"max abs diff {e['max_abs_diff']:.4f}, mean cosine {e['mean_cosine']:.4f}.", "",
-              "| group | name | clips | float acc | int8 acc | drop (pp) | float log loss | int8 log loss |",
-              "|---|---|---|---|---|---|---|---|"]
-    for _, s in side.iterrows():
-        name = f"{s['name']}*" if s["unseen_device"] else s["name"]
-        lines.append(f"| {s['group']} | {name} | {s['clips']} | {100 * s['float_accuracy']:.1f} % | "
-                     f"{100 * s['int8_accuracy']:.1f} % | {s['accuracy_drop_pp']:+.1f} | {s['float_log_loss']:.3f} | "
-                     f"{s['int8_log_loss']:.3f} |")
-    worst = side[side["group"] != "overall"].sort_values("accuracy_drop_pp", ascending=False).head(3)
-    lines += ["", "Largest drops: " + ", ".join(f"{g} {n} ({d:+.1f} pp)" for g, n, d in
-                                                zip(worst["group"], worst["name"], worst["accuracy_drop_pp"])), ""]
-    if r["worst_layers"]:
-        lines += ["Layers with the largest quantization error (TFLM dequantized vs float activations):", "",
-                  "| layer | shape | relative RMSE | cosine |", "|---|---|---|---|"]
-        lines += [f"| {w['layer']} | {w['shape']} | {w['relative_rmse']:.4f} | {w['cosine']:.4f} |" for w in r["worst_layers"]]
-    a = r["arena"]
-    lines += ["", "## Memory", "",
-              f"- flatbuffer: {r['flatbuffer_bytes']:,d} bytes (budget {r['budget_bytes']:,d})",
-              f"- tensor arena: {a['measured_min_bytes']:,d} bytes measured minimum; header kTensorArenaSize "
-              f"{a['header_bytes']:,d}; allocator total with a large arena {a['recorded_total_bytes']:,d}",
-              f"- throughput: {r['throughput']['clips_per_second']} clips/s with {r['throughput']['workers']} worker(s) "
-              "(all three runtimes per clip)", ""]
-    return "\n".join(lines)
-
-
-def _write_reports(export_dir: Path, report: dict, side, float_probs, int8_probs) -> None:
-    artifacts.write_json(export_dir / "validation_report.json", report)
+def _write_reports(export_dir: Path, report: ValidationReport, float_probs, int8_probs) -> None:
+    write_validation_report(export_dir, report)
     artifacts.atomic_write_text(export_dir / "validation_report.md", format_report(report))
-    _plots(export_dir, side, float_probs, int8_probs)
+    _plots(export_dir, report, float_probs, int8_probs)

@@ -33,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from asc_cli.pipeline import PipelineConfig, run_demo
+from firmware_harness.validation_report import read_validation_report
 from keras_asc import artifacts
 from keras_asc.audio import load_audio
 from keras_asc.dataset import SCENE_LABELS, read_split
 from keras_asc.evaluation import confusion_matrix
 from keras_asc.features import FeatureConfig, log_mel
+from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import describe_tensors, read_model
 
 WORK = Path(os.environ.get("ASC_WORK", "../work/demo"))
@@ -95,12 +97,12 @@ pd.DataFrame(cm, index=SCENE_LABELS, columns=SCENE_LABELS)
 # ## 4. Float against int8 as TFLM runs it, per device
 
 # %%
-report = artifacts.read_json(EXPORT / "validation_report.json")
-side = pd.DataFrame(report["scores"])
-dev = side[side["group"] == "device"].set_index("name")[["float_accuracy", "int8_accuracy"]] * 100
+report = read_validation_report(EXPORT)
+dev = pd.DataFrame([s for s in report.scores if s.group == "device"]).set_index("name")
+dev = dev[["float_accuracy", "int8_accuracy"]] * 100
 dev.plot.bar(figsize=(8, 3.5), ylabel="accuracy (%)", title="evaluate split (s4-s6 unseen in training)")
 plt.show()
-print("LiteRT vs TFLM:", {k: v["clips_with_any_difference"] for k, v in report["agreement_with_tflm"].items()})
+print("LiteRT vs TFLM:", {k: v.clips_with_any_difference for k, v in report.agreement_with_tflm.items()})
 
 # %% [markdown]
 # ## 5. Where the flatbuffer's bytes go
@@ -109,9 +111,9 @@ print("LiteRT vs TFLM:", {k: v["clips_with_any_difference"] for k, v in report["
 model = read_model((EXPORT / "model.tflite").read_bytes())
 tensors = pd.DataFrame([dict(name=t.name, dtype=t.dtype, bytes=t.nbytes) for t in describe_tensors(model) if t.constant])
 tensors["kind"] = np.where(tensors["dtype"] == "INT32", "biases (int32)", "weights (int8)")
-size = artifacts.read_json(EXPORT / "config.json")["size"]
+size = read_export(EXPORT).size
 breakdown = tensors.groupby("kind")["bytes"].sum()
-breakdown["flatbuffer structure, names, quantization"] = size["flatbuffer_bytes"] - tensors["bytes"].sum()
+breakdown["flatbuffer structure, names, quantization"] = size.flatbuffer_bytes - tensors["bytes"].sum()
 print(breakdown.to_string())
-print(f"total {size['flatbuffer_bytes']:,d} of {size['budget_bytes']:,d} bytes; "
-      f"arena {report['arena']['measured_min_bytes']:,d} bytes measured")
+print(f"total {size.flatbuffer_bytes:,d} of {size.budget_bytes:,d} bytes; "
+      f"arena {report.arena.measured_min_bytes:,d} bytes measured")

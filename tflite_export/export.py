@@ -33,6 +33,8 @@ from keras_asc.features import FeatureConfig, Normalization
 from tflite_export import c_sources
 from tflite_export.arena import measure_arena, recommended_arena
 from tflite_export.convert import convert_int8
+from tflite_export.export_result import (CalibrationRecord, ExportResult, InputTensorRecord, OutputTensorRecord,
+                                         SizeFigures, write_export_result)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model, tensor_size_table)
 from tflite_export.input_quant import InputQuantization
@@ -62,58 +64,53 @@ def check_budget(data: bytes, budget: int, model) -> None:
             f"width=...) or raise --budget. Largest tensors:\n{tensor_size_table(model, top=15)}", len(data))
 
 
-def read_export_config(export_dir: Path) -> dict:
-    path = Path(export_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not an export folder; run `asc export RUN_DIR` first")
-    return artifacts.read_json(path)
-
-
 def input_quantization(model, normalization: Normalization) -> InputQuantization:
     """The int8 input definition of a parsed flatbuffer plus the training normalization."""
     (inp,), _ = io_tensors(model)
     return InputQuantization(normalization.mean, normalization.std, inp.scales[0], inp.zero_points[0])
 
 
-def size_report(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int) -> tuple[str, dict]:
+def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int) -> SizeFigures:
     from keras_asc.models import count_macs, nonzero_params, trainable_params
 
-    tensors = describe_tensors(model)
-    weights = sum(t.nbytes for t in tensors if t.constant)
+    weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
     nonzero = nonzero_params(keras_model)
-    figures = {
-        "flatbuffer_bytes": len(data), "budget_bytes": budget, "budget_used_percent": round(100 * len(data) / budget, 1),
-        "constant_tensor_bytes": weights, "flatbuffer_overhead_bytes": len(data) - weights,
-        "trainable_params": trainable_params(keras_model),
-        "dcase2021_nonzero_params": nonzero, "dcase2021_size_bytes_at_8_bits": nonzero,
-        "macs_per_inference": count_macs(keras_model),
-        "arena_min_bytes": arena_min, "arena_recommended_bytes": arena,
-        "ops": sorted(set(operator_names(model))),
-    }
-    text = "\n".join([
-        f"flatbuffer: {len(data):,d} bytes of {budget:,d} budget ({figures['budget_used_percent']} %)",
-        f"  constant tensors {weights:,d} bytes, flatbuffer structure {len(data) - weights:,d} bytes",
-        f"DCASE 2021 model size: {figures['dcase2021_nonzero_params']:,d} non-zero parameters "
-        f"= {figures['dcase2021_size_bytes_at_8_bits']:,d} bytes at 8 bits "
-        f"({figures['trainable_params']:,d} trainable parameters in the float model)",
-        f"MACs per inference: {figures['macs_per_inference']:,d}",
-        f"tensor arena: {arena_min:,d} bytes measured minimum, {arena:,d} recommended",
-        f"operators: {', '.join(figures['ops'])}",
-        "", "constant tensors, largest first:", tensor_size_table(model)])
-    return text + "\n", figures
+    return SizeFigures(
+        flatbuffer_bytes=len(data), budget_bytes=budget, budget_used_percent=round(100 * len(data) / budget, 1),
+        constant_tensor_bytes=weights, flatbuffer_overhead_bytes=len(data) - weights,
+        trainable_params=trainable_params(keras_model), dcase2021_nonzero_params=nonzero,
+        dcase2021_size_bytes_at_8_bits=nonzero, macs_per_inference=count_macs(keras_model),
+        arena_min_bytes=arena_min, arena_recommended_bytes=arena, ops=tuple(sorted(set(operator_names(model)))))
+
+
+def size_report(size: SizeFigures, model) -> str:
+    """``size_report.txt``: the figures and the per-tensor table of parsed flatbuffer ``model``."""
+    return "\n".join([
+        f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget ({size.budget_used_percent} %)",
+        f"  constant tensors {size.constant_tensor_bytes:,d} bytes, flatbuffer structure "
+        f"{size.flatbuffer_overhead_bytes:,d} bytes",
+        f"DCASE 2021 model size: {size.dcase2021_nonzero_params:,d} non-zero parameters "
+        f"= {size.dcase2021_size_bytes_at_8_bits:,d} bytes at 8 bits "
+        f"({size.trainable_params:,d} trainable parameters in the float model)",
+        f"MACs per inference: {size.macs_per_inference:,d}",
+        f"tensor arena: {size.arena_min_bytes:,d} bytes measured minimum, {size.arena_recommended_bytes:,d} recommended",
+        f"operators: {', '.join(size.ops)}",
+        "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
 
 
 def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
                calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
                qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
-               log=print) -> dict:
-    """Export ``run_dir``'s best model; returns the export's config.json dict."""
-    from keras_asc.training import feature_set_for_run, load_run_model, read_run_config
+               log=print) -> ExportResult:
+    """Export ``run_dir``'s best model; returns what config.json records."""
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.training import load_run_model, read_run_config
 
     run_dir = Path(run_dir)
     run_cfg = read_run_config(run_dir)
     norm = Normalization.from_dict(run_cfg["normalization"])
-    fs = feature_set_for_run(run_cfg, data_dir, work_dir, workers=workers, log=log)
+    feat = FeatureConfig.from_dict(run_cfg["features"])
+    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)
     raw = fs.features("train")
@@ -145,7 +142,6 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_bytes(tmp / "model.tflite", data)
         log("export: measuring the TFLM tensor arena")
         arena = measure_arena(tmp / "model.tflite")
-        feat = FeatureConfig.from_dict(run_cfg["features"])
 
         def settings_for(needs: dict[str, int]) -> c_sources.ModelSettings:
             need = max(needs.values())
@@ -171,36 +167,34 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         arena_bytes = settings.arena_bytes
         calib_out = calib[["filename", "scene_label", "device"]]
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
-        text, figures = size_report(data, model, budget=budget, keras_model=keras_model,
-                                    arena_min=max(arena_needs.values()), arena=arena_bytes)
-        artifacts.atomic_write_text(tmp / "size_report.txt", text)
+        size = size_figures(data, model, budget=budget, keras_model=keras_model,
+                            arena_min=max(arena_needs.values()), arena=arena_bytes)
+        artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model))
         import tensorflow as tf
 
-        cfg = {
-            "stage": "export", "quantization_path": path,
-            "source_run": str(run_dir.resolve()),
-            "source_model_sha256": artifacts.sha256_file(run_dir / "model.keras"),
-            "tflite_sha256": artifacts.sha256_bytes(data),
-            "budget_bytes": budget,
-            "calibration": {"size": len(calib), "requested": calibration_size, "seed": seed,
-                            "strata": "scene_label x device of the training split",
-                            "file_list_sha256": artifacts.sha256_bytes(calib_out.to_csv(index=False).encode()),
-                            "scenes": int(calib["scene_label"].nunique()), "devices": sorted(calib["device"].unique())},
-            "qat_epochs": qat_epochs if qat else 0,
-            "input": {"name": inp.name, "shape": list(inp.shape), "dtype": "int8", **quant.to_dict()},
-            "output": {"name": out.name, "shape": list(out.shape), "dtype": "int8",
-                       "scale": out.scales[0], "zero_point": out.zero_points[0]},
-            "labels": list(SCENE_LABELS), "features": run_cfg["features"],
-            "ops": list(ops), "size": figures, "arena_needs": arena_needs, "arena_report": arena.report,
-            "convert_seconds": round(convert_seconds, 2), "qat_seconds": round(qat_seconds, 2),
-            "converter": {"tensorflow": tf.__version__, "optimizations": "DEFAULT",
-                          "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
-            **artifacts.provenance(),
-        }
-        artifacts.write_json(tmp / "config.json", cfg)
+        result = ExportResult(
+            quantization_path=path, source_run=str(run_dir.resolve()),
+            source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
+            tflite_sha256=artifacts.sha256_bytes(data), budget_bytes=budget,
+            calibration=CalibrationRecord(
+                size=len(calib), requested=calibration_size, seed=seed,
+                strata="scene_label x device of the training split",
+                file_list_sha256=artifacts.sha256_bytes(calib_out.to_csv(index=False).encode()),
+                scenes=int(calib["scene_label"].nunique()), devices=tuple(sorted(calib["device"].unique()))),
+            qat_epochs=qat_epochs if qat else 0,
+            input=InputTensorRecord(name=inp.name, shape=tuple(inp.shape), dtype="int8", mean=quant.mean,
+                                    std=quant.std, scale=quant.scale, zero_point=quant.zero_point),
+            output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],
+                                      zero_point=out.zero_points[0]),
+            labels=tuple(SCENE_LABELS), features=feat, ops=ops, size=size, arena_needs=arena_needs,
+            arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
+            converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
+                       "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
+            **artifacts.provenance())
+        write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "
         f"arena {max(arena_needs.values()):,d} bytes measured at most, {arena_bytes:,d} in the header")
-    return cfg
+    return result
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization) -> None:

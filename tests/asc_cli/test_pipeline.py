@@ -11,13 +11,13 @@ from tests.conftest import TINY_CLIP_SECONDS
 
 def test_demo_end_to_end(tiny_demo):
     work, result = tiny_demo
-    v = result["validation"]
-    assert v["passed"] and v["clips"] == 80
+    v = result.validation
+    assert v.passed and v.clips == 80
     summary = (work / "demo_summary.md").read_text()
     for text in ("int8 (TFLM) acc", "device s6*", "of 131,072", "tensor arena", "LiteRT reference kernels",
                  "model_settings.h", "not TAU"):
         assert text in summary
-    run = work / "runs" / result["name"]
+    run = work / "runs" / result.name
     for name in ("model.keras", "metrics.json", "export/model.tflite", "export/model_data.cc",
                  "export/validation_report.md"):
         assert (run / name).is_file()
@@ -26,13 +26,13 @@ def test_demo_end_to_end(tiny_demo):
 def test_demo_second_run_reuses_every_stage(tiny_demo):
     work, result = tiny_demo
     messages = []
-    cfg = PipelineConfig(**{**result["config"], "model_overrides": tuple(map(tuple, result["config"]["model_overrides"]))})
-    again = run_demo(work, size="tiny", cfg=cfg, log=messages.append)
+    again = run_demo(work, size="tiny", cfg=result.config, log=messages.append)
     text = "\n".join(map(str, messages))
     for reused in ("already holds this dataset; reusing it", "features: reusing cache", "train: reusing finished run",
                    "evaluate: reusing metrics.json", "export: reusing export/", "validate: reusing validation_report.json"):
         assert reused in text
-    assert again["validation"]["tflite_sha256"] == result["validation"]["tflite_sha256"]
+    assert again.validation.tflite_sha256 == result.validation.tflite_sha256
+    assert again.export == result.export and again.validation == result.validation
 
 
 def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
@@ -104,10 +104,9 @@ def test_demo_refuses_a_stale_finished_run(tiny_demo, tmp_path):
     work, result = tiny_demo
     copy = tmp_path / "work"
     shutil.copytree(work, copy)
-    run_cfg_path = copy / "runs" / result["name"] / "config.json"
+    run_cfg_path = copy / "runs" / result.name / "config.json"
     cfg = artifacts.read_json(run_cfg_path)
     cfg["feature_cache"]["key"] = "made-by-older-code"
     artifacts.write_json(run_cfg_path, cfg)
-    same = PipelineConfig(**{**result["config"], "model_overrides": tuple(map(tuple, result["config"]["model_overrides"]))})
     with pytest.raises(RunExists, match="finished run made with other settings"):
-        run_demo(copy, size="tiny", cfg=same, log=lambda *_: None)
+        run_demo(copy, size="tiny", cfg=result.config, log=lambda *_: None)

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from firmware_harness import footprint, third_party, tflm_build
-from firmware_harness.firmware import check_firmware
+from firmware_harness.firmware import check_firmware, read_firmware_report
 from firmware_harness.targets import TARGETS
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts
 from tflite_export import c_sources
+from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, operator_names, read_model
 
 QUIET = dict(log=lambda *_: None)
@@ -49,9 +50,9 @@ def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_featu
     export, report = firmware_run
     n_eval = len(tiny_features.table("evaluate"))
     assert report.passed, report.failures
-    by_target = {r.target: r for r in report.results}
+    by_target = {r.target: r for r in report.targets}
     assert [by_target[t].clips for t in TARGETS_TESTED] == [n_eval, n_eval, 3]
-    for r in report.results:
+    for r in report.targets:
         assert r.inputs_identical == r.outputs_identical == r.clips
         assert 0 < r.arena_used_bytes <= r.header_arena_bytes
         assert r.seconds_per_inference > 0
@@ -59,16 +60,16 @@ def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_featu
 
 def test_outputs_files_match_tflm_python(firmware_run, tiny_features):
     from firmware_harness.runners import make_runner
-    from tflite_export.input_quant import InputQuantization, quantize_input
+    from tflite_export.input_quant import quantize_input
 
     export, report = firmware_run
     model = (export / "model.tflite").read_bytes()
-    quant = InputQuantization.from_dict(artifacts.read_json(export / "config.json")["input"])
+    quant = read_export(export).input.quantization
     outputs = np.load(export / "firmware" / "cortex-m4" / "outputs.npy")
     clips = (export / "firmware" / "cortex-m4" / "clips.csv").read_text().splitlines()[1:]
     rows = [int(line.split(",")[-1]) for line in clips]
     assert outputs.shape == (3, 10) and outputs.dtype == np.int8 and rows == sorted(rows)
-    tflm = make_runner("tflm", model, arena_bytes=report.results[0].header_arena_bytes)
+    tflm = make_runner("tflm", model, arena_bytes=report.targets[0].header_arena_bytes)
     x = quantize_input(np.asarray(tiny_features.features("evaluate"))[rows], quant=quant)
     np.testing.assert_array_equal(outputs, np.concatenate([tflm.run(xi[None]) for xi in x]))
     host = np.load(export / "firmware" / "host" / "outputs.npy")
@@ -77,7 +78,7 @@ def test_outputs_files_match_tflm_python(firmware_run, tiny_features):
 
 def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
     export, report = firmware_run
-    m4 = next(r for r in report.results if r.target == "cortex-m4")
+    m4 = next(r for r in report.targets if r.target == "cortex-m4")
     f = m4.footprint
     model_bytes = (export / "model.tflite").stat().st_size
     assert model_bytes <= f.flash_by_part["model"] < model_bytes + 64  # the array plus its length
@@ -89,6 +90,7 @@ def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
     md = (export / "firmware" / "firmware_report.md").read_text()
     assert "Footprint: cortex-m4" in md and "QEMU emulation" in md and "PASSED" in md
     assert artifacts.read_json(export / "firmware" / "firmware_report.json")["passed"] is True
+    assert read_firmware_report(export) == report
 
 
 @pytest.mark.parametrize("target,kernels", [("host", "reference"), ("cortex-m4", "cmsis_nn")])
@@ -122,7 +124,7 @@ def test_tampered_c_array_is_localized_to_its_operator(tiny_export, tiny_dataset
     (export / "model_data.cc").write_text(c_sources.cc_array_source(bytes(data)))
     report = check_firmware(export, tiny_dataset, tiny_work, targets=("host",), **QUIET)
     assert not report.passed
-    host = report.results[0]
+    host = report.targets[0]
     assert host.inputs_identical == host.clips and host.outputs_identical < host.clips
     d = host.first_output_divergence
     assert d["op_index"] == 0 and d["op"] == operator_names(model)[0] == "CONV_2D"
@@ -212,7 +214,7 @@ def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, t
 
     cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes={"fake build": big_probe}, **QUIET)
     assert {"model.tflite", "model_data.cc", "model_input.h", "model_settings.h"} <= set(seen[0])
-    assert cfg["arena_needs"]["fake build"] == 1_000_000
+    assert cfg.arena_needs["fake build"] == 1_000_000
     assert f"kTensorArenaSize = {recommended_arena(1_000_000)};" in (run / "export" / "model_settings.h").read_text()
 
 
@@ -221,5 +223,5 @@ def test_host_arena_probe_measures_the_build(tiny_export):
     from firmware_harness.firmware import arena_probes
 
     need = arena_probes(("host",), **QUIET)["host"](tiny_export)
-    python_need = artifacts.read_json(tiny_export / "config.json")["size"]["arena_min_bytes"]
+    python_need = read_export(tiny_export).size.arena_min_bytes
     assert 0.9 * python_need < need <= 1.1 * python_need

@@ -4,7 +4,8 @@ import pytest
 from firmware_harness import layers
 from firmware_harness.layers import KNOWN_DIFFERENCES, LayerComparer, explain
 from firmware_harness.runners import make_runner
-from firmware_harness.validate import agreement, run_all
+from firmware_harness.validate import run_all
+from firmware_harness.validation_report import agreement
 
 ARENA = 200_000
 
@@ -18,22 +19,22 @@ def test_fc_divergence_is_localized_to_fully_connected(fc_tflite):
     outs = run_all(fc_tflite, x, arena=ARENA, workers=1)
     ref = agreement(outs["tflm"], outs["litert_ref"])
     # the documented behaviour: a few per thousand, never most of them
-    assert 0 < ref["clips_with_any_difference"] < 40
+    assert 0 < ref.clips_with_any_difference < 40
     comparer = LayerComparer(fc_tflite, arena_bytes=ARENA)
-    found = [comparer.first_divergence(x[i]) for i in ref["differing_clip_indices"]]
+    found = [comparer.first_divergence(x[i]) for i in ref.differing_clip_indices]
     assert all(d is not None for d in found)
     assert {d.op for d in found} == {"FULLY_CONNECTED"}
     assert all(d.known and "float" in d.explanation for d in found)
     assert all(d.max_abs_diff_lsb >= 1 and d.output_quant[0] > 0 for d in found)
     # identical outputs: no divergence anywhere
-    same = next(i for i in range(len(x)) if i not in ref["differing_clip_indices"])
+    same = next(i for i in range(len(x)) if i not in ref.differing_clip_indices)
     assert comparer.first_divergence(x[same]) is None
 
 
 def test_unlisted_divergence_is_not_known(fc_tflite, monkeypatch):
     x = _random_inputs(2000)
     outs = run_all(fc_tflite, x, arena=ARENA, workers=1)
-    first = agreement(outs["tflm"], outs["litert_ref"])["differing_clip_indices"][0]
+    first = agreement(outs["tflm"], outs["litert_ref"]).differing_clip_indices[0]
     monkeypatch.setattr(layers, "KNOWN_DIFFERENCES", {})  # without the documented entry ...
     d = LayerComparer(fc_tflite, arena_bytes=ARENA).first_divergence(x[first])
     assert d.op == "FULLY_CONNECTED" and not d.known  # ... the same divergence is unknown

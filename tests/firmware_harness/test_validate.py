@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from firmware_harness.runners import make_runner
-from firmware_harness.validate import ValidationError, format_report, validate_export
+from firmware_harness.validate import ValidationError, validate_export
+from firmware_harness.validation_report import format_report, read_validation_report
 from keras_asc import artifacts
 from keras_asc.evaluation import score_table
 from tflite_export.arena import measure_arena
@@ -28,31 +29,32 @@ def _copy_export(tiny_export, tmp_path):
 
 def test_report_uses_tflm_outputs(tiny_report, tiny_export, tiny_features):
     r = tiny_report
-    assert r["passed"] and r["clips"] == 80 and r["truth"] == "tflm"
+    assert r.passed and r.clips == 80 and r.truth == "tflm"
     cfg = artifacts.read_json(tiny_export / "config.json")
     # recompute int8 accuracy by running TFLM directly with the header's formula
     quant = InputQuantization.from_dict(cfg["input"])
-    tflm = make_runner("tflm", (tiny_export / "model.tflite").read_bytes(), arena_bytes=r["arena"]["header_bytes"])
+    tflm = make_runner("tflm", (tiny_export / "model.tflite").read_bytes(), arena_bytes=r.arena.header_bytes)
     raw = tiny_features.features("evaluate")
     q = np.concatenate([tflm.run(quantize_input(raw[i], quant=quant)[None]) for i in range(len(raw))])
     probs = dequantize_output(q, scale=cfg["output"]["scale"], zero_point=cfg["output"]["zero_point"])
     expected = score_table(probs, tiny_features.table("evaluate"))
-    assert r["scores"][0]["int8_accuracy"] == pytest.approx(expected["accuracy"].iloc[0])
-    assert r["scores"][0]["int8_log_loss"] == pytest.approx(expected["log_loss"].iloc[0])
-    assert r["agreement_with_tflm"]["litert_ref"]["clips"] == 80
-    assert r["output_error"]["mean_cosine"] > 0.9 and r["worst_layers"]
+    assert r.overall.int8_accuracy == pytest.approx(expected["accuracy"].iloc[0])
+    assert r.overall.int8_log_loss == pytest.approx(expected["log_loss"].iloc[0])
+    assert r.agreement_with_tflm["litert_ref"].clips == 80
+    assert r.output_error.mean_cosine > 0.9 and r.worst_layers
     for name in ("validation_report.json", "validation_report.md", "validation_per_device.png",
                  "validation_output_diff.png"):
         assert (tiny_export / name).is_file()
     md = (tiny_export / "validation_report.md").read_text()
     assert "PASSED" in md and "| device | s4* |" in md
+    assert read_validation_report(tiny_export) == r  # the JSON round-trips to the same record
 
 
 def test_arena_measurement_and_header(tiny_report, tiny_export, tiny_dataset, tiny_work, tmp_path):
-    a = tiny_report["arena"]
-    assert a["header_bytes"] >= a["measured_min_bytes"] > 0
+    a = tiny_report.arena
+    assert a.header_bytes >= a.measured_min_bytes > 0
     m = measure_arena(tiny_export / "model.tflite")
-    assert m.min_bytes == a["measured_min_bytes"]  # the measurement is repeatable
+    assert m.min_bytes == a.measured_min_bytes  # the measurement is repeatable
     assert tflm_runs_in_child(tiny_export / "model.tflite", m.min_bytes)  # runs at the minimum...
     assert not tflm_runs_in_child(tiny_export / "model.tflite", m.min_bytes - 16)  # ...not 16 bytes below
     # a header promising less than TFLM needs fails validation
@@ -61,19 +63,19 @@ def test_arena_measurement_and_header(tiny_report, tiny_export, tiny_dataset, ti
     h.write_text(re.sub(r"kTensorArenaSize = \d+;", f"kTensorArenaSize = {m.min_bytes - 512};", h.read_text()))
     (exp / "config.json").write_text((tiny_export / "config.json").read_text())
     r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=1, layer_clips=1, **QUIET)
-    assert not r["passed"] and any(f.startswith("arena:") for f in r["failures"])
+    assert not r.passed and any(f.startswith("arena:") for f in r.failures)
     assert "FAILED" in format_report(r)
 
 
 def test_max_drop_threshold(tiny_report, tiny_export, tiny_dataset, tiny_work, tmp_path):
-    drop = tiny_report["accuracy_drop_pp"]
+    drop = tiny_report.accuracy_drop_pp
     exp = _copy_export(tiny_export, tmp_path)
     r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=1, layer_clips=1,
                         max_drop=drop - 0.5, **QUIET)
-    assert any("--max-drop" in f for f in r["failures"])
+    assert any("--max-drop" in f for f in r.failures)
     r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=1, layer_clips=1,
                         max_drop=drop + 0.5, **QUIET)
-    assert r["passed"]
+    assert r.passed
 
 
 def test_tampered_model_is_refused(tiny_export, tiny_dataset, tiny_work, tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from keras_asc import artifacts
 from tflite_export.export import BudgetError, export_run
+from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model)
 
@@ -24,11 +25,12 @@ def test_tiny_export_is_full_integer(tiny_export, tiny_run):
     weights = [t for t in describe_tensors(model) if t.constant and t.dtype == "INT8" and len(t.shape) == 4]
     assert any(len(t.scales) > 1 for t in weights)  # per-channel weight scales
     assert {"CONV_2D", "MEAN", "SOFTMAX"} <= set(operator_names(model))
-    cfg = artifacts.read_json(tiny_export / "config.json")
-    assert cfg["quantization_path"] == "ptq" and cfg["tflite_sha256"] == artifacts.sha256_bytes(data)
-    assert cfg["source_model_sha256"] == artifacts.sha256_file(tiny_run / "model.keras")
-    assert cfg["input"]["scale"] == pytest.approx(inp.scales[0]) and cfg["size"]["flatbuffer_bytes"] == len(data)
-    assert cfg["size"]["arena_recommended_bytes"] > cfg["size"]["arena_min_bytes"] > 0
+    exp = read_export(tiny_export)
+    assert exp.quantization_path == "ptq" and exp.tflite_sha256 == artifacts.sha256_bytes(data)
+    assert exp.source_model_sha256 == artifacts.sha256_file(tiny_run / "model.keras")
+    assert exp.input.scale == pytest.approx(inp.scales[0]) and exp.size.flatbuffer_bytes == len(data)
+    assert exp.size.arena_recommended_bytes > exp.size.arena_min_bytes > 0
+    assert exp.input.shape == inp.shape and exp.output.zero_point == out.zero_points[0]
     calib = pd.read_csv(tiny_export / "calibration.csv")
     assert len(calib) == 40 and calib["scene_label"].nunique() == 10
     assert set(calib["device"]) == {"a", "b", "c", "s1", "s2", "s3"}
@@ -130,13 +132,12 @@ def test_c_array_round_trips_through_the_compiler(tiny_export, tmp_path):
     model = read_model((tiny_export / "model.tflite").read_bytes())
     from tflite_export.flatbuffer import TFLM_RESOLVER_METHODS
     assert ops == [TFLM_RESOLVER_METHODS[o] for o in dict.fromkeys(operator_names(model))]
-    cfg = artifacts.read_json(tiny_export / "config.json")
-    assert f"arena {cfg['size']['arena_recommended_bytes']}" in out
+    assert f"arena {read_export(tiny_export).size.arena_recommended_bytes}" in out
 
 
 def test_qat_export_records_its_path(tiny_run, tiny_dataset, tiny_work, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
-    cfg = export_run(run, tiny_dataset, tiny_work, qat=True, qat_epochs=1, calibration_size=20, **QUIET)
-    assert cfg["quantization_path"] == "qat" and cfg["qat_epochs"] == 1
+    exp = export_run(run, tiny_dataset, tiny_work, qat=True, qat_epochs=1, calibration_size=20, **QUIET)
+    assert exp.quantization_path == "qat" and exp.qat_epochs == 1 and read_export(run / "export") == exp
     check_int8_model(read_model((run / "export" / "model.tflite").read_bytes()))

@@ -1,0 +1,218 @@
+"""What ``asc validate`` found, as a typed record (``validation_report.json``), and its Markdown.
+
+:func:`firmware_harness.validate.validate_export` builds a :class:`ValidationReport`; the CLI,
+the pipeline, the grid and the notebook read it by attribute (:func:`read_validation_report`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from firmware_harness.layers import Divergence
+from keras_asc import records
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """int8 outputs of one interpreter against TFLM's, over the same clips."""
+
+    clips: int
+    clips_with_any_difference: int
+    max_abs_diff_lsb: int
+    top1_changed: int
+    differing_clip_indices: tuple[int, ...]
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> Agreement:
+    """``reference``, ``other``: (clips, classes) int8."""
+    diff = np.abs(reference.astype(np.int32) - other.astype(np.int32))
+    differs = diff.max(axis=1) > 0
+    return Agreement(clips=int(len(reference)), clips_with_any_difference=int(differs.sum()),
+                     max_abs_diff_lsb=int(diff.max()) if diff.size else 0,
+                     top1_changed=int((reference.argmax(1) != other.argmax(1)).sum()),
+                     differing_clip_indices=tuple(int(i) for i in np.flatnonzero(differs)))
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipDivergence:
+    """Where one clip's reference-kernel run first left TFLM's (None: no operator output differed)."""
+
+    clip: str
+    index: int
+    divergence: Divergence | None
+
+    @property
+    def op(self) -> str | None:
+        return self.divergence.op if self.divergence else None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.divergence and self.divergence.known)
+
+    @property
+    def explanation(self) -> str:
+        return (self.divergence.explanation if self.divergence else
+                "outputs differed but no operator output did (non-deterministic run?)")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputError:
+    """The figures ST Edge AI's ``validate`` gives, int8 (dequantized) against float probabilities."""
+
+    rmse: float
+    max_abs_diff: float
+    mean_cosine: float
+    min_cosine: float
+    top1_agreement: float
+
+
+def output_error(float_probs: np.ndarray, int8_probs: np.ndarray) -> OutputError:
+    d = int8_probs.astype(np.float64) - float_probs
+    num = np.sum(float_probs * int8_probs, axis=1)
+    den = np.linalg.norm(float_probs, axis=1) * np.linalg.norm(int8_probs, axis=1) + 1e-12
+    return OutputError(rmse=float(np.sqrt(np.mean(d ** 2))), max_abs_diff=float(np.abs(d).max()),
+                       mean_cosine=float(np.mean(num / den)), min_cosine=float(np.min(num / den)),
+                       top1_agreement=float(np.mean(float_probs.argmax(1) == int8_probs.argmax(1))))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoreRow:
+    """One group of the DCASE score table, float and int8 side by side."""
+
+    group: str  # overall, device or scene
+    name: str
+    clips: int
+    unseen_device: bool
+    float_accuracy: float
+    int8_accuracy: float
+    float_log_loss: float
+    int8_log_loss: float
+    accuracy_drop_pp: float  # float minus int8, percentage points
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerError:
+    layer: str
+    tensor: str
+    shape: tuple[int, ...]
+    scale: float
+    rmse: float
+    relative_rmse: float  # RMSE / std of the float activation
+    cosine: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ArenaCheck:
+    measured_min_bytes: int
+    recorded_total_bytes: int
+    header_bytes: int  # kTensorArenaSize in model_settings.h
+    allocation_report: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    workers: int
+    seconds: float
+    clips_per_second: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationReport:
+    model: str
+    tflite_sha256: str
+    data_dir: str
+    split: str
+    clips: int
+    truth: str
+    quantization_path: str
+    agreement_with_tflm: dict[str, Agreement]  # litert_ref, litert_opt
+    reference_divergences: tuple[ClipDivergence, ...]
+    known_differences: dict[str, str]
+    optimized_note: str
+    scores: tuple[ScoreRow, ...]  # overall first
+    accuracy_drop_pp: float
+    output_error: OutputError
+    worst_layers: tuple[LayerError, ...]
+    arena: ArenaCheck
+    flatbuffer_bytes: int
+    budget_bytes: int
+    throughput: Throughput
+    failures: tuple[str, ...]
+    seconds_total: float
+    packages: dict[str, str]
+    git_commit: str
+    stage: str = "validate"
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def overall(self) -> ScoreRow:
+        return next(s for s in self.scores if s.group == "overall")
+
+
+def write_validation_report(export_dir: Path, report: ValidationReport) -> None:
+    records.write(Path(export_dir) / "validation_report.json", report)
+
+
+def read_validation_report(export_dir: Path) -> ValidationReport:
+    return records.read(ValidationReport, Path(export_dir) / "validation_report.json")
+
+
+def format_report(r: ValidationReport) -> str:
+    """The Markdown report; also what the CLI prints."""
+    lines = [f"# Validation of {Path(r.model).name}", "",
+             f"{r.clips} clips of the evaluate split; TFLM is the truth. "
+             f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
+    lines += [f"- FAILURE: {f}" for f in r.failures]
+    lines += ["", "## LiteRT against TFLM", "", "| runtime | clips differing | max diff (LSB) | top-1 changed |",
+              "|---|---|---|---|"]
+    for n, a in r.agreement_with_tflm.items():
+        lines.append(f"| {n} | {a.clips_with_any_difference} / {a.clips} | {a.max_abs_diff_lsb} | {a.top1_changed} |")
+    divs = r.reference_divergences
+    if divs:
+        by_op = Counter(str(d.op) for d in divs)
+        lines += ["", f"First diverging operator of the reference kernels ({len(divs)} clip(s), each localized): "
+                  + ", ".join(f"{op} x{c}" for op, c in by_op.most_common())]
+        for op, _ in by_op.most_common():
+            ex = next(d for d in divs if str(d.op) == op)
+            v = ex.divergence
+            where = (f"tensor {v.tensor} {list(v.shape)}, {v.elements_differing} element(s) differ by up to "
+                     f"{v.max_abs_diff_lsb} LSB. " if v else "")
+            lines.append(f"- {op}: {'documented' if ex.known else 'NOT a documented difference'}; "
+                         f"e.g. {ex.clip}, {where}{ex.explanation}")
+    if r.agreement_with_tflm["litert_opt"].clips_with_any_difference:
+        lines += ["", f"litert_opt: {r.optimized_note}"]
+    e = r.output_error
+    drop = r.accuracy_drop_pp
+    lines += ["", "## int8 (TFLM) against float", "",
+              f"int8 {'lost' if drop > 0 else 'did not lose'} accuracy overall: {drop:+.2f} points "
+              f"(float minus int8). Top-1 agreement {100 * e.top1_agreement:.1f} %, output RMSE {e.rmse:.4f}, "
+              f"max abs diff {e.max_abs_diff:.4f}, mean cosine {e.mean_cosine:.4f}.", "",
+              "| group | name | clips | float acc | int8 acc | drop (pp) | float log loss | int8 log loss |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s in r.scores:
+        name = f"{s.name}*" if s.unseen_device else s.name
+        lines.append(f"| {s.group} | {name} | {s.clips} | {100 * s.float_accuracy:.1f} % | "
+                     f"{100 * s.int8_accuracy:.1f} % | {s.accuracy_drop_pp:+.1f} | {s.float_log_loss:.3f} | "
+                     f"{s.int8_log_loss:.3f} |")
+    worst = sorted((s for s in r.scores if s.group != "overall"), key=lambda s: -s.accuracy_drop_pp)[:3]
+    lines += ["", "Largest drops: " + ", ".join(f"{s.group} {s.name} ({s.accuracy_drop_pp:+.1f} pp)" for s in worst), ""]
+    if r.worst_layers:
+        lines += ["Layers with the largest quantization error (TFLM dequantized vs float activations):", "",
+                  "| layer | shape | relative RMSE | cosine |", "|---|---|---|---|"]
+        lines += [f"| {w.layer} | {list(w.shape)} | {w.relative_rmse:.4f} | {w.cosine:.4f} |" for w in r.worst_layers]
+    a = r.arena
+    lines += ["", "## Memory", "",
+              f"- flatbuffer: {r.flatbuffer_bytes:,d} bytes (budget {r.budget_bytes:,d})",
+              f"- tensor arena: {a.measured_min_bytes:,d} bytes measured minimum; header kTensorArenaSize "
+              f"{a.header_bytes:,d}; allocator total with a large arena {a.recorded_total_bytes:,d}",
+              f"- throughput: {r.throughput.clips_per_second} clips/s with {r.throughput.workers} worker(s) "
+              "(all three runtimes per clip)", ""]
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""What ``asc export`` produced, as a typed record: the export folder's ``config.json``.
+
+Every later stage (validation, firmware, the pipeline, the grid) reads the export through
+:func:`read_export` and uses attributes; the JSON layout is :func:`keras_asc.records.to_json` of
+:class:`ExportResult`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from keras_asc import records
+from keras_asc.errors import AscError
+from keras_asc.features import FeatureConfig
+from tflite_export.input_quant import InputQuantization
+
+
+class ExportMissing(AscError, FileNotFoundError):
+    """The folder holds no export (no config.json)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CalibrationRecord:
+    """The representative clips: a stratified, seeded sample of the training split."""
+
+    size: int  # clips used
+    requested: int  # --calibration-size
+    seed: int
+    strata: str
+    file_list_sha256: str  # of calibration.csv
+    scenes: int
+    devices: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class InputTensorRecord:
+    """The model's int8 input tensor plus the training normalization the header applies."""
+
+    name: str
+    shape: tuple[int, ...]  # (1, n_mels, n_frames, 1)
+    dtype: str
+    mean: tuple[float, ...]  # per mel band, dB
+    std: tuple[float, ...]
+    scale: float
+    zero_point: int
+
+    @property
+    def quantization(self) -> InputQuantization:
+        return InputQuantization(self.mean, self.std, self.scale, self.zero_point)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputTensorRecord:
+    name: str
+    shape: tuple[int, ...]  # (1, n_classes)
+    dtype: str
+    scale: float
+    zero_point: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeFigures:
+    """The size report's figures (``size_report.txt`` has the per-tensor table)."""
+
+    flatbuffer_bytes: int
+    budget_bytes: int
+    budget_used_percent: float
+    constant_tensor_bytes: int
+    flatbuffer_overhead_bytes: int
+    trainable_params: int
+    dcase2021_nonzero_params: int
+    dcase2021_size_bytes_at_8_bits: int
+    macs_per_inference: int
+    arena_min_bytes: int  # the largest arena need measured (see ExportResult.arena_needs)
+    arena_recommended_bytes: int  # kTensorArenaSize in model_settings.h
+    ops: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """An export folder's ``config.json``."""
+
+    quantization_path: str  # "ptq" or "qat"
+    source_run: str  # the run folder
+    source_model_sha256: str  # of source_run/model.keras when exported
+    tflite_sha256: str
+    budget_bytes: int
+    calibration: CalibrationRecord
+    qat_epochs: int
+    input: InputTensorRecord
+    output: OutputTensorRecord
+    labels: tuple[str, ...]
+    features: FeatureConfig
+    ops: tuple[str, ...]  # in first-use order, as model_settings.h registers them
+    size: SizeFigures
+    arena_needs: dict[str, int]  # measured arena bytes per interpreter build
+    arena_report: str  # TFLM's allocation report (reference kernels)
+    convert_seconds: float
+    qat_seconds: float
+    converter: dict[str, str]
+    packages: dict[str, str]
+    git_commit: str
+    stage: str = "export"
+
+
+def write_export_result(folder: Path, result: ExportResult) -> None:
+    records.write(Path(folder) / "config.json", result)
+
+
+def read_export(export_dir: Path) -> ExportResult:
+    """The export in ``export_dir``; :class:`ExportMissing` when there is none, and
+    :class:`keras_asc.artifacts.ArtifactError` naming the file when it is unreadable."""
+    path = Path(export_dir) / "config.json"
+    if not path.is_file():
+        raise ExportMissing(f"{path}: not an export folder (no config.json); run `asc export RUN_DIR` first")
+    return records.read(ExportResult, path)

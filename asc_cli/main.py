@@ -246,6 +246,16 @@ def _targets(value: str) -> tuple[str, ...]:
     return names
 
 
+def _chunk(value: str) -> int:
+    from firmware_harness.program import MAX_CHUNK_SAMPLES
+
+    n = int(value) if value.isdigit() else 0
+    if not 1 <= n <= MAX_CHUNK_SAMPLES:
+        raise argparse.ArgumentTypeError(f"--chunk takes 1 to {MAX_CHUNK_SAMPLES} samples (the firmware program's "
+                                         f"microphone buffer), got {value!r}")
+    return n
+
+
 def _targets_or_none(value: str) -> tuple[str, ...]:
     return () if value == "none" else _targets(value)
 
@@ -254,7 +264,8 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
 
     report = check_firmware(Path(a.export_dir), Path(a.data), Path(a.work), targets=a.targets, clips=a.clips,
-                            host_clips=a.host_clips, third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
+                            host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk,
+                            third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
     print(format_report(report))
     print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
     if report.failures:
@@ -389,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate clips per emulated target, a stratified sample (default 20), or 'all'")
     s.add_argument("--host-clips", type=_clips, default="all",
                    help="evaluate clips per host target (default all; a number for a stratified sample)")
+    s.add_argument("--from-audio", action="store_true",
+                   help="also stream each clip's WAV through the exported front end (PCM -> class) and compare "
+                        "it with the training features")
+    s.add_argument("--chunk", type=_chunk, default=None,
+                   help="PCM samples per front-end call with --from-audio (default: the hop), as a microphone "
+                        "driver delivers them")
     s.add_argument("--third-party", default=None,
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
@@ -400,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_dataset_size, default="demo", help="generated dataset size: demo (default), tiny or N")
     s.add_argument("--model", default="resnet11")
     s.add_argument("--firmware-clips", type=positive_int, default=10,
-                   help="evaluate clips (stratified) per firmware target: host, and cortex-m4 under QEMU when "
-                        "the Arm toolchain is installed (default 10; `asc firmware` runs every host clip)")
+                   help="evaluate clips (stratified) for cortex-m4 under QEMU when the Arm toolchain is "
+                        "installed (default 10); the host runs every clip, from log-mel and from PCM")
     add_pipeline_args(s)
     s.set_defaults(func=cmd_demo)
 

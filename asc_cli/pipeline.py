@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from keras_asc import artifacts
-from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
+from tflite_export.export import C_SOURCE_FILES, DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:
     from firmware_harness.firmware import FirmwareReport
@@ -44,7 +44,7 @@ class PipelineConfig:
     seed: int = 0
     budget: int = DEFAULT_BUDGET
     calibration_size: int = DEFAULT_CALIBRATION
-    firmware_clips: int = 10  # the demo's stratified sample per firmware target
+    firmware_clips: int = 10  # the demo's stratified sample per emulated firmware target (hosts run all)
 
     @property
     def name(self) -> str:
@@ -143,7 +143,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     t = _stage("export (int8)", log)
     exp = _read_record(read_export, run_dir / "export")
-    if (exp is None or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
+    if (exp is None or not all((run_dir / "export" / f).is_file() for f in C_SOURCE_FILES)
+            or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
             or exp.calibration.requested != cfg.calibration_size or exp.calibration.seed != cfg.seed
             or exp.quantization_path != "ptq"):
         from firmware_harness.firmware import arena_probes
@@ -176,8 +177,9 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
 def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: tuple[str, ...], clips: int,
                     exp: ExportResult, *, workers: int, log) -> FirmwareReport:
-    """``asc firmware`` on a stratified sample of ``clips`` clips per target, reused when the stored
-    report was made from the same model, sources, targets and data."""
+    """``asc firmware --from-audio``: every evaluate clip on host targets, a stratified sample of
+    ``clips`` on emulated ones; reused when the stored report was made from the same model,
+    sources, targets and data."""
     from firmware_harness.firmware import build_inputs_sha256, check_firmware, read_firmware_report
     from firmware_harness.third_party import locate_third_party
 
@@ -186,11 +188,11 @@ def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: t
             and old.build_inputs_sha256 == build_inputs_sha256(export_dir, locate_third_party(), targets)
             and old.data_dir == str(Path(data_dir).resolve())
             and tuple(t.target for t in old.targets) == tuple(targets)
-            and all(t.clips == clips for t in old.targets)):
+            and all(t.clips == (clips if t.emulated else old.evaluate_clips) and t.from_audio for t in old.targets)):
         log("firmware: reusing firmware/firmware_report.json")
         return old
-    return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips=clips,
-                          workers=workers, log=log)
+    return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips="all",
+                          from_audio=True, workers=workers, log=log)
 
 
 def _read_record(reader: Callable[[Path], R], folder: Path) -> R | None:
@@ -289,7 +291,16 @@ def _firmware_lines(fw: FirmwareReport | None) -> list[str]:
             stack = f"{f.stack_bytes:,d} measured" if f.stack_bytes is not None else "not measured"
             lines.append(f"  - image: flash {f.flash_bytes:,d} bytes (model {f.flash_by_part['model']:,d}, "
                          f"TFLM kernels {f.flash_by_part['tflm_kernels']:,d}, runtime {f.flash_by_part['tflm_runtime']:,d}); "
-                         f"RAM {f.ram_bytes:,d} bytes (arena {f.ram_by_part['tensor_arena']:,d}, stack {stack})")
+                         f"RAM {f.ram_bytes:,d} bytes (arena {f.ram_by_part['tensor_arena']:,d}, "
+                         f"front end {f.ram_by_part['frontend']:,d}, stack {stack}); front end flash "
+                         f"{f.flash_by_part['frontend']:,d} bytes")
+        a = t.from_audio
+        if a:
+            lines.append(f"  - PCM -> class: {a.clips} clips; int8 input elements identical to the training features' "
+                         f"{100 * a.input_identical_fraction:.4f} %, log-mel max diff {a.logmel_max_abs_diff_db:.1e} dB; "
+                         f"top-1 = harness {a.top1_agreement}/{a.clips}, outputs identical {a.outputs_identical_to_harness}"
+                         f"/{a.clips}; accuracy from PCM {100 * a.accuracy_from_pcm:.1f} % (harness int8 "
+                         f"{100 * a.accuracy_harness_int8:.1f} %)")
     if not fw.passed:
         lines.append("- firmware: FAILED: " + "; ".join(fw.failures))
     return lines

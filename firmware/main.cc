@@ -1,15 +1,20 @@
 // The firmware program: the exported model run by TFLM, on the host or on a Cortex-M under QEMU.
 //
-// It uses only what `asc export` wrote (model_data.h/.cc, model_settings.h, model_input.h) and
-// TFLM. The tensor arena is the static kTensorArenaSize array a real firmware would have, so the
+// It uses only what `asc export` wrote (model_data.h/.cc, model_settings.h, model_input.h,
+// model_frontend.h/.cc) with TFLM and CMSIS-DSP. The tensor arena is the static kTensorArenaSize array a real firmware would have, so the
 // linked image's flash and RAM are the real ones. File I/O goes through the C library
 // (semihosting on Cortex-M: the paths are the host's).
 //
-//   asc_firmware --logmel FILE | --int8 FILE   --clips N --out FILE [--inputs-out FILE]
+//   asc_firmware --logmel FILE | --int8 FILE | --wav-list FILE   --clips N --out FILE
+//                [--inputs-out FILE] [--logmel-out FILE] [--chunk SAMPLES]
 //                [--dump FILE --dump-clip K] [--measure-arena]
 //
 //   --logmel FILE      N clips of float32 log-mel [kNumMels][kNumFrames] (dB), quantized here by
 //                      the header's QuantizeLogMel; --int8 FILE: N ready int8 input tensors
+//   --wav-list FILE    N WAV paths, one per line (mono 16/24-bit PCM at kFrontEndSampleRate): the
+//                      PCM is streamed through the front end (model_frontend.h) in chunks of
+//                      --chunk samples (default kHopLength), as a microphone driver would;
+//                      --logmel-out FILE: the float log-mel it computed (N x kNumMels x kNumFrames)
 //   --out FILE         N x kNumClasses int8 outputs; --inputs-out FILE: the N int8 inputs used
 //   --dump FILE        also runs clip K once with every tensor preserved and writes them all
 //   --measure-arena    reports the arena this build needs using a large scratch arena
@@ -23,6 +28,7 @@
 #include <time.h>
 
 #include "model_data.h"
+#include "model_frontend.h"
 #include "model_input.h"
 #include "model_settings.h"
 #include "tensorflow/lite/micro/memory_helpers.h"
@@ -33,7 +39,10 @@ namespace {
 
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 ModelOpResolver op_resolver;
-float band_values[kNumFrames];  // one mel band of one clip: the only float buffer
+float band_values[kNumFrames];  // one mel band of one clip (--logmel)
+FrontEnd frontend;              // the front end's state (--wav-list)
+constexpr int kMaxChunkSamples = 2048;
+alignas(4) uint8_t pcm_chunk[kMaxChunkSamples * 3];  // one microphone chunk, 16- or 24-bit
 
 #if defined(__arm__)
 // Board memory the linker script leaves outside the image (QEMU's PSRAM/DDR): used only by the
@@ -78,6 +87,9 @@ size_t StackUsedBytes() {
 struct Args {
   const char* logmel = nullptr;
   const char* int8 = nullptr;
+  const char* wav_list = nullptr;
+  const char* logmel_out = nullptr;
+  long chunk = kHopLength < kMaxChunkSamples ? kHopLength : kMaxChunkSamples;
   const char* out = nullptr;
   const char* inputs_out = nullptr;
   const char* dump = nullptr;
@@ -100,6 +112,9 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     if (v == nullptr) return false;
     if (!strcmp(k, "--logmel")) a->logmel = v;
     else if (!strcmp(k, "--int8")) a->int8 = v;
+    else if (!strcmp(k, "--wav-list")) a->wav_list = v;
+    else if (!strcmp(k, "--logmel-out")) a->logmel_out = v;
+    else if (!strcmp(k, "--chunk")) a->chunk = strtol(v, nullptr, 10);
     else if (!strcmp(k, "--out")) a->out = v;
     else if (!strcmp(k, "--inputs-out")) a->inputs_out = v;
     else if (!strcmp(k, "--dump")) a->dump = v;
@@ -109,7 +124,11 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     ++i;
   }
   // --measure-arena and --dump both use the scratch memory, so never together.
-  return (a->logmel != nullptr) != (a->int8 != nullptr) && a->clips >= 0 && a->out != nullptr &&
+  const int sources = (a->logmel != nullptr) + (a->int8 != nullptr) + (a->wav_list != nullptr);
+  return sources == 1 && a->clips >= 0 && a->out != nullptr && a->chunk >= 1 && a->chunk <= kMaxChunkSamples &&
+         (a->logmel_out == nullptr || a->wav_list != nullptr) &&
+         // --logmel-out, --dump and --measure-arena all use the scratch memory; --dump re-reads its input
+         !(a->wav_list != nullptr && (a->dump != nullptr || a->measure_arena)) &&
          !(a->measure_arena && a->dump != nullptr) &&
          a->dump_clip >= 0 && a->dump_clip < (a->clips > 0 ? a->clips : 1);
 }
@@ -125,6 +144,88 @@ bool ReadInput(FILE* f, const Args& a, long clip, int8_t* input) {
     if (fread(band_values, sizeof(float), kNumFrames, f) != static_cast<size_t>(kNumFrames)) return false;
     QuantizeLogMelBand(band_values, band, input);
   }
+  return true;
+}
+
+// --- WAV input (--wav-list) ---------------------------------------------------------------------
+
+uint32_t Le32(const uint8_t* b) { return b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<uint32_t>(b[3]) << 24); }
+uint16_t Le16(const uint8_t* b) { return static_cast<uint16_t>(b[0] | (b[1] << 8)); }
+
+// Opens a RIFF/WAVE file and leaves `f` at the start of its PCM data. Mono integer PCM (16 or
+// 24 bit) at kFrontEndSampleRate only: the front end does not mix or resample.
+const char* OpenWav(FILE* f, int* bytes_per_sample, uint32_t* data_bytes) {
+  uint8_t h[12];
+  if (fread(h, 1, 12, f) != 12 || memcmp(h, "RIFF", 4) != 0 || memcmp(h + 8, "WAVE", 4) != 0) return "not a RIFF/WAVE file";
+  bool have_fmt = false;
+  for (;;) {
+    uint8_t c[8];
+    if (fread(c, 1, 8, f) != 8) return "no data chunk";
+    const uint32_t size = Le32(c + 4);
+    if (!memcmp(c, "fmt ", 4)) {
+      uint8_t fmt[40] = {0};
+      const uint32_t n = size < sizeof(fmt) ? size : sizeof(fmt);
+      if (size < 16 || fread(fmt, 1, n, f) != n || fseek(f, static_cast<long>(size - n + (size & 1)), SEEK_CUR) != 0) {
+        return "bad fmt chunk";
+      }
+      uint16_t tag = Le16(fmt);
+      if (tag == 0xFFFE && size >= 26) tag = Le16(fmt + 24);  // WAVE_FORMAT_EXTENSIBLE: sub-format
+      const uint16_t channels = Le16(fmt + 2), bits = Le16(fmt + 14);
+      if (tag != 1) return "not integer PCM";
+      if (channels != 1) return "not mono";
+      if (Le32(fmt + 4) != static_cast<uint32_t>(kFrontEndSampleRate)) return "sample rate differs from kFrontEndSampleRate";
+      if (bits != 16 && bits != 24) return "not 16- or 24-bit";
+      *bytes_per_sample = bits / 8;
+      have_fmt = true;
+    } else if (!memcmp(c, "data", 4)) {
+      if (!have_fmt) return "data before fmt";
+      *data_bytes = size;
+      return nullptr;
+    } else if (fseek(f, static_cast<long>(size + (size & 1)), SEEK_CUR) != 0) {
+      return "truncated chunk";
+    }
+  }
+}
+
+// Streams one WAV file through the front end into the input tensor; `logmel` may be null.
+bool RunFrontEnd(const char* path, long chunk, int8_t* input, float* logmel, double* seconds) {
+  FILE* f = fopen(path, "rb");
+  if (f == nullptr) return Fail(2, "cannot open", path), false;
+  int bytes = 0;
+  uint32_t data_bytes = 0;
+  const char* err = OpenWav(f, &bytes, &data_bytes);
+  if (err != nullptr) {
+    fclose(f);
+    fprintf(stdout, "status=error\nerror=%s: %s\n", path, err);
+    return false;
+  }
+  uint32_t left = data_bytes / bytes;
+  const clock_t t0 = clock();
+  clock_t io = 0;
+  bool ok = FrontEndBegin(&frontend);
+  while (ok && left > 0) {
+    const uint32_t n = left < static_cast<uint32_t>(chunk) ? left : static_cast<uint32_t>(chunk);
+    const clock_t r0 = clock();
+    const size_t got = fread(pcm_chunk, bytes, n, f);
+    io += clock() - r0;
+    if (got == 0) break;  // a truncated file: the front end zero-pads, as training does
+    if (bytes == 2) {
+      FrontEndPushPcm16(&frontend, reinterpret_cast<const int16_t*>(pcm_chunk), static_cast<int>(got), input, logmel);
+    } else {
+      FrontEndPushPcm24(&frontend, pcm_chunk, static_cast<int>(got), input, logmel);
+    }
+    left -= static_cast<uint32_t>(got);
+  }
+  if (ok) FrontEndFinish(&frontend, input, logmel);
+  *seconds += static_cast<double>(clock() - t0 - io) / CLOCKS_PER_SEC;
+  fclose(f);
+  if (!ok) return Fail(3, "FrontEndBegin failed for", path), false;
+  return FrontEndInputComplete(&frontend) || (Fail(3, "input tensor incomplete for", path), false);
+}
+
+bool ReadLine(FILE* f, char* line, size_t size) {
+  if (fgets(line, static_cast<int>(size), f) == nullptr) return false;
+  line[strcspn(line, "\r\n")] = 0;
   return true;
 }
 
@@ -159,8 +260,8 @@ int main(int argc, char** argv) {
 #endif
   Args a;
   if (!ParseArgs(argc, argv, &a)) {
-    return Fail(2, "usage:", "--logmel FILE | --int8 FILE --clips N --out FILE [--inputs-out FILE] "
-                "[--dump FILE --dump-clip K] [--measure-arena]");
+    return Fail(2, "usage:", "--logmel FILE | --int8 FILE | --wav-list FILE --clips N --out FILE "
+                "[--inputs-out FILE] [--logmel-out FILE] [--chunk SAMPLES] [--dump FILE --dump-clip K] [--measure-arena]");
   }
   const tflite::Model* model = tflite::GetModel(g_model_data);
   if (RegisterModelOps(op_resolver) != kTfLiteOk) return Fail(3, "RegisterModelOps failed", nullptr);
@@ -180,17 +281,32 @@ int main(int argc, char** argv) {
   fprintf(stdout, "kTensorArenaSize=%d\narena_used_bytes=%lu\n", kTensorArenaSize,
           static_cast<unsigned long>(interpreter.arena_used_bytes()));
 
-  FILE* in = fopen(a.logmel ? a.logmel : a.int8, "rb");
+  const char* in_path = a.logmel ? a.logmel : (a.int8 ? a.int8 : a.wav_list);
+  FILE* in = fopen(in_path, "rb");
   FILE* out = fopen(a.out, "wb");
   FILE* inputs_out = a.inputs_out ? fopen(a.inputs_out, "wb") : nullptr;
-  if (in == nullptr) return Fail(2, "cannot open", a.logmel ? a.logmel : a.int8);
+  FILE* logmel_out = a.logmel_out ? fopen(a.logmel_out, "wb") : nullptr;
+  if (in == nullptr) return Fail(2, "cannot open", in_path);
   if (out == nullptr) return Fail(2, "cannot open", a.out);
   if (a.inputs_out && inputs_out == nullptr) return Fail(2, "cannot open", a.inputs_out);
+  if (a.logmel_out && logmel_out == nullptr) return Fail(2, "cannot open", a.logmel_out);
+  // the float log-mel is for checking only: diagnostic memory, outside the image on Cortex-M
+  float* logmel = a.logmel_out ? reinterpret_cast<float*>(ScratchBuffer(kInputElements * sizeof(float))) : nullptr;
+  if (a.logmel_out && logmel == nullptr) return Fail(3, "no scratch memory for --logmel-out", nullptr);
   int8_t* input = interpreter.input(0)->data.int8;
   const int8_t* output = interpreter.output(0)->data.int8;
-  double invoke_seconds = 0.0;
+  double invoke_seconds = 0.0, frontend_seconds = 0.0;
+  char wav_path[512];
   for (long clip = 0; clip < a.clips; ++clip) {
-    if (!ReadInput(in, a, clip, input)) return Fail(2, "short read from", a.logmel ? a.logmel : a.int8);
+    if (a.wav_list != nullptr) {
+      if (!ReadLine(in, wav_path, sizeof(wav_path))) return Fail(2, "short read from", in_path);
+      if (!RunFrontEnd(wav_path, a.chunk, input, logmel, &frontend_seconds)) return 2;
+      if (logmel_out && fwrite(logmel, sizeof(float), kInputElements, logmel_out) != static_cast<size_t>(kInputElements)) {
+        return Fail(2, "write failed:", a.logmel_out);
+      }
+    } else if (!ReadInput(in, a, clip, input)) {
+      return Fail(2, "short read from", in_path);
+    }
     if (inputs_out && fwrite(input, 1, kInputElements, inputs_out) != static_cast<size_t>(kInputElements)) {
       return Fail(2, "write failed:", a.inputs_out);
     }
@@ -201,8 +317,15 @@ int main(int argc, char** argv) {
       return Fail(2, "write failed:", a.out);
     }
   }
-  if (fclose(out) != 0 || (inputs_out && fclose(inputs_out) != 0)) return Fail(2, "close failed:", a.out);
+  if (fclose(out) != 0 || (inputs_out && fclose(inputs_out) != 0) || (logmel_out && fclose(logmel_out) != 0)) {
+    return Fail(2, "close failed:", a.out);
+  }
   fprintf(stdout, "clips=%ld\ninvoke_seconds=%.6f\n", a.clips, invoke_seconds);
+  if (a.wav_list != nullptr) {
+    fprintf(stdout, "chunk_samples=%ld\nfrontend_seconds=%.6f\nfrontend_frames=%ld\nfrontend_state_bytes=%lu\n"
+            "pcm_chunk_bytes=%lu\n", a.chunk, frontend_seconds, a.clips * kNumFrames, static_cast<unsigned long>(sizeof(FrontEnd)),
+            static_cast<unsigned long>(sizeof(pcm_chunk)));
+  }
 #if defined(__arm__)
   fprintf(stdout, "stack_used_bytes=%lu\n", static_cast<unsigned long>(StackUsedBytes()));
 #endif

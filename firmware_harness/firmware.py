@@ -35,6 +35,7 @@ import numpy as np
 from firmware_harness import program as fw_program
 from firmware_harness import third_party
 from firmware_harness.footprint import Footprint, measure_footprint
+from firmware_harness.from_audio import FromAudioResult, check_audio_files, format_from_audio, run_from_audio
 from firmware_harness.layers import first_divergence
 from firmware_harness.runners import make_runner
 from firmware_harness.targets import DEFAULT_TARGETS, get_target
@@ -63,6 +64,7 @@ class TargetResult:
     build_seconds: float
     tflm_objects_compiled: int
     footprint: Footprint | None
+    from_audio: FromAudioResult | None = None  # --from-audio: PCM through the exported front end
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
 
     @property
@@ -140,6 +142,11 @@ class TflmTruth:
                 self._out[int(r)] = self._runner.run(self._x[r][None])[0]
         return np.stack([self._out[int(r)] for r in rows])
 
+    def run(self, x_int8: np.ndarray) -> np.ndarray:
+        """Outputs for other inputs, ``x_int8`` (n, elements) int8 -> (n, classes) int8."""
+        shape = self._x.shape[1:]
+        return np.stack([self._runner.run(x.reshape(shape)[None])[0] for x in x_int8])
+
 
 def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int, work: Path) -> dict:
     """Run one int8 input with every tensor dumped; the first operator differing from TFLM Python."""
@@ -192,8 +199,8 @@ def _input_elements(export_dir: Path) -> int:
 
 def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, model: bytes, table,
                  logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth,
-                 truth_arena: int, clips: int | str, host_clips: int | str, log=print
-                 ) -> tuple[TargetResult, list[str]]:
+                 truth_arena: int, clips: int | str, host_clips: int | str, from_audio: bool = False,
+                 chunk: int | None = None, log=print) -> tuple[TargetResult, list[str]]:
     """Build, run and compare one target; returns its result and its failures."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
@@ -227,10 +234,18 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
                         f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
                         f"(clip {first_out['clip']})")
+    audio = None
+    stack = run.stack_used_bytes
+    if from_audio:
+        log(f"firmware: {name}: PCM -> class on {len(rows)} clip(s) through the exported front end")
+        audio, f = run_from_audio(prog, table=table, rows=rows, train_logmel=logmel[rows], expected_inputs=exp_in,
+                                  harness_outputs=truth.outputs(rows), truth_for=truth.run, work=work,
+                                  n_mels=logmel.shape[1], chunk=chunk, name=name)
+        failures += f
+        stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
     footprint = None
     if prog.map_file is not None:
-        footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size",
-                                      stack_bytes=run.stack_used_bytes)
+        footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size", stack_bytes=stack)
     np.save(out_dir / "inputs.npy", run.inputs)
     np.save(out_dir / "outputs.npy", run.outputs)
     clip_list = table.iloc[rows][["filename", "scene_label", "device"]].assign(evaluate_index=rows)
@@ -242,17 +257,20 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         first_input_difference=first_in, first_output_divergence=first_out,
         arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
         seconds_per_inference=run.invoke_seconds / max(len(rows), 1), build_seconds=round(prog.build_seconds, 1),
-        tflm_objects_compiled=prog.library.compiled, footprint=footprint)
+        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio)
     return result, failures
 
 
 def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
                    clips: int | str = DEFAULT_EMULATED_CLIPS, host_clips: int | str = "all",
-                   third_party_dir: Path | None = None, workers: int = 2, log=print) -> FirmwareReport:
+                   from_audio: bool = False, chunk: int | None = None, third_party_dir: Path | None = None,
+                   workers: int = 2, log=print) -> FirmwareReport:
     """Run every target; write and return the report (``report.failures`` lists what failed).
 
     Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets
-    ``host_clips`` (default every clip); "all" for every clip."""
+    ``host_clips`` (default every clip); "all" for every clip. ``from_audio`` also streams the
+    same clips' PCM through the exported front end (:mod:`firmware_harness.from_audio`) in
+    chunks of ``chunk`` samples (default: the hop)."""
     from firmware_harness.validate import header_arena_bytes, load_checked_export
     from keras_asc.feature_cache import build_feature_cache
     from tflite_export.input_quant import quantize_input
@@ -268,6 +286,8 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     table = fs.table("evaluate")
     logmel = np.asarray(fs.features("evaluate"), np.float32)
     expected_inputs = quantize_input(logmel, quant=quant)
+    if from_audio:
+        check_audio_files([Path(p) for p in table["path"]], sample_rate=exp.features.sample_rate)
     # The truth runs in the arena measured at export (the sha256 check ties it to this model), never
     # in the header's: TFLM's Python runtime can crash the process on a too-small arena, and the
     # header is what is being checked.
@@ -278,7 +298,8 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
         for name in targets:
             r, f = check_target(name, export_dir=export_dir, out_dir=tmp / name, tree=tree, model=model, table=table,
                                 logmel=logmel, expected_inputs=expected_inputs, truth=truth,
-                                truth_arena=arena, clips=clips, host_clips=host_clips, log=log)
+                                truth_arena=arena, clips=clips, host_clips=host_clips, from_audio=from_audio,
+                                chunk=chunk, log=log)
             results.append(r)
             failures += f
             log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "
@@ -330,5 +351,6 @@ def format_report(r: FirmwareReport) -> str:
                   f"+ stack {stack} = {_kib(f.ram_bytes)}",
                   "- parts come from the map file; they exceed the section sizes by the strings the linker "
                   "merges (under 1 %). The heap newlib's stdio takes for the semihosted files is not counted."]
+    lines += format_from_audio([(t.target, t.emulated, t.from_audio) for t in r.targets if t.from_audio])
     lines += ["", QEMU_NOTE, ""]
     return "\n".join(lines)

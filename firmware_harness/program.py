@@ -1,13 +1,14 @@
 """Build the firmware program (``firmware/main.cc``) for an export and a target, and run it.
 
 The program is compiled from the export's files (``model_data.cc``, ``model_input.h``,
-``model_settings.h``) and ``firmware/``, linked with the cached TFLM library
-(:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
+``model_settings.h``, ``model_frontend.cc/.h``) and ``firmware/``, linked with the cached TFLM
+and CMSIS-DSP libraries (:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
 with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
 
-A run writes its inputs to files, starts the program natively or under ``qemu-system-arm`` with
-semihosting (the program's ``fopen`` then opens host files), and reads back the int8 outputs,
-the int8 inputs it computed, and the ``key=value`` lines it printed.
+A run writes its inputs to files (or lists WAV files for the front end), starts the program
+natively or under ``qemu-system-arm`` with semihosting (the program's ``fopen`` then opens host
+files), and reads back the int8 outputs, the int8 inputs it computed, and the ``key=value`` lines
+it printed.
 """
 from __future__ import annotations
 
@@ -23,10 +24,12 @@ import numpy as np
 from firmware_harness import third_party, tflm_build
 from firmware_harness.targets import Target
 from firmware_harness.third_party import FirmwareError
+from tflite_export.export import C_SOURCE_FILES
 
 FIRMWARE_DIR = third_party.repo_root() / "firmware"
-EXPORT_SOURCES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h")
+EXPORT_SOURCES = C_SOURCE_FILES
 PROGRAM_OPT = "-O2"
+MAX_CHUNK_SAMPLES = 2048  # kMaxChunkSamples in firmware/main.cc: the program's microphone buffer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Program:
     path: Path  # executable (host) or ELF (Cortex-M)
     map_file: Path | None
     library: tflm_build.LibraryBuild
-    build_seconds: float  # library (cached or not) + program
+    dsp_library: tflm_build.LibraryBuild
+    build_seconds: float  # libraries (cached or not) + program
 
 
 def resolver_methods(export_dir: Path) -> list[str]:
@@ -60,28 +64,29 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
     target.check_tools()
     t0 = time.perf_counter()
     lib = tflm_build.build_library(tree, target, resolver_methods(export_dir), log=log)
+    dsp = tflm_build.build_dsp_library(tree, target, log=log)
     out_dir.mkdir(parents=True, exist_ok=True)
     objs_dir = out_dir / "obj"
     objs_dir.mkdir(exist_ok=True)
-    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc"]
+    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc", export_dir / "model_frontend.cc"]
     if target.emulated:
         sources += [FIRMWARE_DIR / "cortex_m" / "startup.S", FIRMWARE_DIR / "cortex_m" / "cstart.c"]
     objects = []
     for src in sources:
         obj = objs_dir / f"{src.name}.o"
-        cmd = tflm_build.compile_command(tree, target, str(src), opt=PROGRAM_OPT)
+        cmd = tflm_build.compile_command(tree, target, str(src), opt=PROGRAM_OPT, dsp=True)
         _run_tool([*cmd, f"-I{export_dir}", "-o", str(obj)], f"compiling {src.name} for {target.name}")
         objects.append(str(obj))
     exe = out_dir / ("asc_firmware.elf" if target.emulated else "asc_firmware")
     link = [f"{target.prefix}g++", *target.arch_flags, *target.link_flags, "-Wl,--gc-sections",
-            "-o", str(exe), *objects, str(lib.path), "-lm"]
+            "-o", str(exe), *objects, str(lib.path), str(dsp.path), "-lm"]
     map_file = None
     if target.emulated:
         map_file = out_dir / "asc_firmware.map"
         link += [f"-T{FIRMWARE_DIR / 'cortex_m' / target.linker_script}", f"-L{FIRMWARE_DIR / 'cortex_m'}",
                  f"-Wl,-Map={map_file}"]
     _run_tool(link, f"linking the firmware for {target.name}")
-    return Program(target, exe, map_file, lib, time.perf_counter() - t0)
+    return Program(target, exe, map_file, lib, dsp, time.perf_counter() - t0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +185,51 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     stack = kv.get("stack_used_bytes")
     return ProgramRun(outputs, inputs, int(kv["arena_used_bytes"]), int(kv["kTensorArenaSize"]),
                       float(kv["invoke_seconds"]), int(stack) if stack else None, wall, dump)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioRun:
+    """A ``--wav-list`` run: PCM through the exported front end, then the model."""
+
+    outputs: np.ndarray  # (clips, classes) int8
+    inputs: np.ndarray  # (clips, input elements) int8, as the front end wrote them
+    logmel: np.ndarray  # (clips, mels, frames) float32 dB, as the front end computed it
+    chunk_samples: int
+    frontend_seconds: float  # sum over clips, file reads excluded (QEMU: host time of emulation)
+    frontend_frames: int
+    frontend_state_bytes: int  # sizeof(FrontEnd)
+    pcm_chunk_bytes: int  # the program's microphone-chunk buffer
+    invoke_seconds: float
+    stack_used_bytes: int | None
+
+
+def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_mels: int,
+                      chunk: int | None = None, timeout: float | None = None) -> AudioRun:
+    """Run ``program`` on WAV files (absolute paths): front end, then inference, per clip."""
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    listing = work / "wavs.txt"
+    listing.write_text("".join(f"{Path(p).resolve()}\n" for p in wav_paths))
+    clips = len(wav_paths)
+    out, used_inputs, logmel = work / "outputs.i8", work / "inputs.i8", work / "logmel.f32"
+    args = ["--wav-list", listing.name, "--clips", str(clips), "--out", out.name, "--inputs-out", used_inputs.name,
+            "--logmel-out", logmel.name]
+    if chunk is not None:
+        args += ["--chunk", str(chunk)]
+    timeout = timeout or 120 + (15 if program.target.emulated else 2) * clips
+    kv = _execute(program, args, work, timeout=timeout)
+    n_classes = out.stat().st_size // max(clips, 1)
+    run = AudioRun(
+        outputs=np.fromfile(out, np.int8).reshape(clips, n_classes),
+        inputs=np.fromfile(used_inputs, np.int8).reshape(clips, -1),
+        logmel=np.fromfile(logmel, "<f4").reshape(clips, n_mels, -1),
+        chunk_samples=int(kv["chunk_samples"]), frontend_seconds=float(kv["frontend_seconds"]),
+        frontend_frames=int(kv["frontend_frames"]), frontend_state_bytes=int(kv["frontend_state_bytes"]),
+        pcm_chunk_bytes=int(kv["pcm_chunk_bytes"]), invoke_seconds=float(kv["invoke_seconds"]),
+        stack_used_bytes=int(kv["stack_used_bytes"]) if "stack_used_bytes" in kv else None)
+    for f in (listing, out, used_inputs, logmel):
+        f.unlink(missing_ok=True)
+    return run
 
 
 def measure_arena(program: Program, work: Path, *, input_elements: int) -> int:

@@ -47,12 +47,33 @@ def include_flags(tree: Path, target: Target) -> list[str]:
     return flags
 
 
-def compile_command(tree: Path, target: Target, source: str, *, opt: str) -> list[str]:
-    """The compiler command for one source (C or C++) of the library or the program."""
+#: The CMSIS-DSP sources the exported front end links: the float32 real FFT and its tables (the
+#: length-specific init the front end calls lets the linker keep only that length's tables).
+DSP_SOURCES = tuple(f"{DOWNLOADS}/cmsis_dsp/Source/{s}" for s in (
+    "TransformFunctions/arm_rfft_fast_f32.c", "TransformFunctions/arm_rfft_fast_init_f32.c",
+    "TransformFunctions/arm_cfft_f32.c", "TransformFunctions/arm_cfft_init_f32.c",
+    "TransformFunctions/arm_cfft_radix8_f32.c", "TransformFunctions/arm_bitreversal2.c",
+    "CommonTables/arm_common_tables.c", "CommonTables/arm_const_structs.c", "CommonTables/arm_mve_tables.c"))
+
+
+def dsp_flags(tree: Path, target: Target) -> list[str]:
+    """CMSIS-DSP's include folders; on the host its portable C (``__GNUC_PYTHON__`` is how
+    CMSIS-DSP's own Python wrapper builds it without the Cortex-M core headers)."""
+    d = tree / DOWNLOADS
+    flags = [f"-I{d / 'cmsis_dsp' / 'Include'}", f"-I{d / 'cmsis_dsp' / 'PrivateInclude'}"]
+    if target.prefix:
+        return flags + [f"-I{d / 'cmsis' / 'CMSIS' / 'Core' / 'Include'}"]
+    return flags + ["-D__GNUC_PYTHON__"]
+
+
+def compile_command(tree: Path, target: Target, source: str, *, opt: str, dsp: bool = False) -> list[str]:
+    """The compiler command for one source (C or C++) of the library or the program; ``dsp``
+    adds CMSIS-DSP's flags (the front end, its CMSIS-DSP sources, the program that includes it)."""
     is_c = source.endswith((".c", ".S"))
     tool = f"{target.prefix}{'gcc' if is_c else 'g++'}"
     lang = C_FLAGS if source.endswith(".c") else (() if source.endswith(".S") else CXX_FLAGS)
-    return [tool, *lang, *COMMON_FLAGS, *target.arch_flags, opt, *include_flags(tree, target), "-c", source]
+    extra = dsp_flags(tree, target) if dsp else []
+    return [tool, *lang, *COMMON_FLAGS, *target.arch_flags, opt, *include_flags(tree, target), *extra, "-c", source]
 
 
 def _registrations(tree: Path) -> dict[str, str]:
@@ -101,7 +122,7 @@ def _tool_version(tool: str) -> str:
 
 def target_build_dir(tree: Path, target: Target) -> Path:
     """The cache folder of this tree x target x flags x compiler version."""
-    cmd = compile_command(tree, target, "x.cc", opt="") + compile_command(tree, target, "x.c", opt="")
+    cmd = compile_command(tree, target, "x.cc", opt="") + compile_command(tree, target, "x.c", opt="", dsp=True)
     ident = json.dumps({"cmd": [c.replace(str(tree), "<tree>") for c in cmd],
                         "core": CORE_OPT, "kernel": KERNEL_OPT,
                         "compiler": _tool_version(f"{target.prefix}g++")})
@@ -121,7 +142,7 @@ def _compile_one(tree: Path, target: Target, src: str, obj: Path) -> str | None:
     opt = KERNEL_OPT if ("/kernels/" in src or "/downloads/" in src) else CORE_OPT
     obj.parent.mkdir(parents=True, exist_ok=True)
     tmp = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
-    cmd = compile_command(tree, target, str(tree / src), opt=opt) + ["-o", str(tmp)]
+    cmd = compile_command(tree, target, str(tree / src), opt=opt, dsp="/cmsis_dsp/" in src) + ["-o", str(tmp)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return f"{src}:\n{proc.stderr[-3000:]}"
@@ -134,13 +155,24 @@ def build_library(tree: Path, target: Target, resolver_methods: list[str], *,
     """The TFLM library for ``target`` with the kernels for ``resolver_methods`` (cached)."""
     t0 = time.perf_counter()
     sources = select_sources(tree, third_party.library_sources(tree, kernels=target.kernels), resolver_methods)
+    return _archive(tree, target, sources, "libtflm", "TFLM", t0, jobs=jobs, log=log)
+
+
+def build_dsp_library(tree: Path, target: Target, *, log=print) -> LibraryBuild:
+    """The CMSIS-DSP subset the exported front end needs, for ``target`` (cached)."""
+    return _archive(tree, target, list(DSP_SOURCES), "libcmsisdsp", "CMSIS-DSP", time.perf_counter(), log=log)
+
+
+def _archive(tree: Path, target: Target, sources: list[str], stem: str, what: str, t0: float, *,
+             jobs: int | None = None, log=print) -> LibraryBuild:
+    """Compile ``sources`` (cached objects) into ``lib/<stem>-<hash of the list>.a``."""
     build = target_build_dir(tree, target)
     # flat names: an archive member keeps only its file name, and the map file then still says
     # which source an object came from (TFLM has two kernel_util.cc, for instance)
     objs = {s: build / "obj" / (s.replace("/", "__") + ".o") for s in sources}
     todo = [s for s, o in objs.items() if not o.is_file()]
     if todo:
-        log(f"firmware: compiling {len(todo)} TFLM source(s) for {target.name} "
+        log(f"firmware: compiling {len(todo)} {what} source(s) for {target.name} "
             f"(cached in {build}; later builds reuse them)")
         errors = []
         with cf.ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
@@ -148,9 +180,9 @@ def build_library(tree: Path, target: Target, resolver_methods: list[str], *,
                 if err:
                     errors.append(err)
         if errors:
-            raise FirmwareError(f"TFLM did not compile for {target.name} ({len(errors)} file(s)); first:\n{errors[0]}")
+            raise FirmwareError(f"{what} did not compile for {target.name} ({len(errors)} file(s)); first:\n{errors[0]}")
     key = hashlib.sha256("\n".join(sources).encode()).hexdigest()[:12]
-    lib = build / "lib" / f"libtflm-{key}.a"
+    lib = build / "lib" / f"{stem}-{key}.a"
     if not lib.is_file():
         lib.parent.mkdir(parents=True, exist_ok=True)
         tmp = lib.with_name(f".{lib.name}.{os.getpid()}.tmp")

@@ -8,6 +8,7 @@ them once into the build cache as TFLM's Makefile expects them after its own dow
     <cache>/tflm/<key>/tensorflow/lite/micro/tools/make/downloads/
         flatbuffers/   (TFLM's flatbuffers.patch applied)   kissfft/ (TFLM's kissfft.patch applied)
         gemmlowp/  ruy/  cmsis/ (CMSIS_6)  cmsis_nn/  pigweed/ (empty: only TFLM's own tests use it)
+        cmsis_dsp/ (CMSIS-DSP, for the exported front end; TFLM itself does not use it)
 
 ``<key>`` hashes the archives' sha256 sums, so a changed archive makes a new tree and nothing
 stale is reused. The tree is built in a staging folder and renamed into place.
@@ -41,6 +42,7 @@ ARCHIVES: dict[str, tuple[str, str]] = {
     "kissfft.tar.gz": ("kissfft", "kissfft"),
     "cmsis-nn.tar.gz": ("CMSIS-NN", "cmsis_nn"),
     "cmsis6.tar.gz": ("CMSIS_6", "cmsis"),
+    "cmsis-dsp.tar.gz": ("CMSIS-DSP", "cmsis_dsp"),  # the front end's real FFT (not TFLM's)
 }
 
 FETCH_HELP = (
@@ -48,7 +50,7 @@ FETCH_HELP = (
     "../shared/third_party/SOURCES.md), e.g. `git clone https://github.com/tensorflow/tflite-micro && "
     "git -C tflite-micro archive --prefix=tflite-micro/ -o tflite-micro.tar.gz 90b983c2b`, likewise "
     "flatbuffers v25.9.23, gemmlowp 719139ce, ruy d3712831, kissfft v130, CMSIS-NN 4ab83cc3 "
-    "(prefix CMSIS-NN/), CMSIS_6 5782d6f8 (prefix CMSIS_6/)")
+    "(prefix CMSIS-NN/), CMSIS_6 5782d6f8 (prefix CMSIS_6/), CMSIS-DSP v1.17.1 (prefix CMSIS-DSP/)")
 
 DOWNLOADS = Path("tensorflow/lite/micro/tools/make/downloads")
 

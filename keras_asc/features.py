@@ -64,6 +64,12 @@ class FeatureConfig:
     def from_dict(cls, d: dict) -> "FeatureConfig":
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
+    def describe(self) -> str:
+        """One line for headers and reports."""
+        return (f"log-mel, {self.sample_rate} Hz, Hann {self.n_fft}, hop {self.hop_length}, {self.n_mels} Slaney mel "
+                f"bands {self.fmin:g} Hz-{self.fmax or self.sample_rate / 2:g} Hz, 10*log10(max(power, 1e-10)) dB, "
+                "centred frames (zero padding)")
+
     @classmethod
     def seed(cls, *, frames_per_second: int = 28, n_mels: int = 128, **kw) -> "FeatureConfig":
         """The seed's configurations by name: 28 or 43 frames/s, 64/128/256 mel bands."""
@@ -78,6 +84,13 @@ def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: flo
 
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
                                dtype=np.float64)
+
+
+def mel_filterbank(config: FeatureConfig) -> np.ndarray:
+    """The Slaney mel weights training uses: ``(n_mels, 1 + n_fft // 2)`` float64 (read-only)."""
+    basis = _mel_basis(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax)
+    basis.setflags(write=False)
+    return basis
 
 
 def log_mel(audio: np.ndarray, *, config: FeatureConfig) -> np.ndarray:

@@ -29,7 +29,8 @@ def _c_float(v: float) -> str:
     return f"{text}{'' if any(c in text for c in '.e') else '.0'}f"
 
 
-def _c_floats(values, per_line: int = 6) -> str:
+def c_float_array(values, per_line: int = 6) -> str:
+    """The body of a C float array initializer, exact float32 literals."""
     items = [_c_float(v) for v in values]
     return ",\n".join("    " + ", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line))
 
@@ -96,10 +97,10 @@ constexpr int kInputZeroPoint = {quant.zero_point};
 
 // Per-mel-band normalization fitted on the training split (dB).
 constexpr float kFeatureMean[kNumMels] = {{
-{_c_floats(quant.mean)}
+{c_float_array(quant.mean)}
 }};
 constexpr float kFeatureStd[kNumMels] = {{
-{_c_floats(quant.std)}
+{c_float_array(quant.std)}
 }};
 
 {C_FUNCTIONS}"""

@@ -6,6 +6,8 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
     model_data.cc/.h    the flatbuffer as a C array
     model_input.h       input shape, normalization, input quantization, log-mel -> int8 functions
     model_settings.h    output quantization, labels, arena, op registration (includes model_input.h)
+    model_frontend.h/.cc  the on-device front end: streaming PCM -> log-mel -> int8 input tensor
+                        (CMSIS-DSP real FFT; :mod:`tflite_export.frontend`)
     calibration.csv     the representative clips (stratified, deterministic)
     size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
     config.json         source model hash, calibration list hash, budget, I/O quantization,
@@ -30,7 +32,7 @@ from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
-from tflite_export import c_sources
+from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, recommended_arena
 from tflite_export.convert import convert_int8
 from tflite_export.export_result import (CalibrationRecord, ExportResult, InputTensorRecord, OutputTensorRecord,
@@ -39,6 +41,9 @@ from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describ
                                       operator_names, read_model, tensor_size_table)
 from tflite_export.input_quant import InputQuantization
 
+#: the C/C++ files an export writes for the firmware
+C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
+                  "model_frontend.h")
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
@@ -151,13 +156,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                 output_zero_point=out.zero_points[0], labels=tuple(run_cfg["labels"]), ops=ops,
                 arena_min_bytes=need, arena_bytes=recommended_arena(need),
                 arena_margin_text=f"{ARENA_MARGIN_TEXT} (measured: {source})",
-                feature_text=(f"log-mel, {feat.sample_rate} Hz, Hann {feat.n_fft}, hop {feat.hop_length}, "
-                              f"{feat.n_mels} Slaney mel bands {feat.fmin:g} Hz-{feat.fmax or feat.sample_rate / 2:g} Hz, "
-                              "10*log10(max(power, 1e-10)) dB, centred frames"))
+                feature_text=feat.describe())
 
         arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
         settings = settings_for(arena_needs)
-        _write_c_sources(tmp, data, settings, quant)
+        _write_c_sources(tmp, data, settings, quant, feat)
         for name, probe in (arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             arena_needs[name] = int(probe(tmp))
@@ -197,7 +200,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     return result
 
 
-def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization) -> None:
+def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,
+                     feat: FeatureConfig) -> None:
+    tables = frontend.frontend_tables(feat)
+    artifacts.atomic_write_text(folder / "model_frontend.h", frontend.model_frontend_header(feat, tables))
+    artifacts.atomic_write_text(folder / "model_frontend.cc", frontend.model_frontend_source(feat, tables))
     artifacts.atomic_write_text(folder / "model_data.h", c_sources.cc_array_header())
     artifacts.atomic_write_text(folder / "model_data.cc", c_sources.cc_array_source(data))
     artifacts.atomic_write_text(folder / "model_input.h", c_sources.model_input_header(

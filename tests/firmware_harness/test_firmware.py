@@ -14,36 +14,13 @@ import pytest
 
 from firmware_harness import footprint, third_party, tflm_build
 from firmware_harness.firmware import check_firmware, read_firmware_report
-from firmware_harness.targets import TARGETS
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts
 from tflite_export import c_sources
 from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, operator_names, read_model
 
-QUIET = dict(log=lambda *_: None)
-TARGETS_TESTED = ("host", "host-cmsis-nn", "cortex-m4")
-
-
-def _require(*targets: str) -> None:
-    try:
-        third_party.locate_third_party()
-    except FirmwareError as e:
-        pytest.skip(f"TFLM source archives unavailable: {e}")
-    for t in targets:
-        missing = TARGETS[t].missing_tools()
-        if missing:
-            pytest.skip(f"target {t}: {missing} not installed (Debian: {' '.join(TARGETS[t].debian_packages)})")
-
-
-@pytest.fixture(scope="module")
-def firmware_run(tiny_export, tiny_dataset, tiny_work, tmp_path_factory):
-    """``asc firmware`` on a copy of the tiny export: every clip on the host targets, 3 under QEMU."""
-    _require(*TARGETS_TESTED)
-    export = tmp_path_factory.mktemp("fw") / "export"
-    shutil.copytree(tiny_export, export)
-    report = check_firmware(export, tiny_dataset, tiny_work, targets=TARGETS_TESTED, clips=3, **QUIET)
-    return export, report
+from tests.firmware_harness.conftest import QUIET, TARGETS_TESTED, require_targets as _require
 
 
 def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_features):
@@ -162,7 +139,7 @@ Discarded input sections
 
 Linker script and memory map
 
-.text           0x00000000      0x200
+.text           0x00000000      0x238
  .vectors       0x00000000       0x40 /x/obj/startup.S.o
  .text.main     0x00000040       0x60 /x/obj/main.cc.o
  .text._ZN6tflite4ConvEv
@@ -172,12 +149,18 @@ Linker script and memory map
  .text          0x00000190       0x30 /c/lib/libtflm-ab.a(tensorflow__lite__micro__micro_interpreter.cc.o)
  *fill*         0x000001c0       0x10
  .text          0x000001d0       0x30 /usr/lib/libc.a(lib_a-memcpy.o)
+ .rodata.kHannWindow
+                0x00000200       0x20 /x/obj/model_frontend.cc.o
+ .text.arm_rfft_fast_f32
+                0x00000220       0x18 /c/lib/libcmsisdsp-cd.a(downloads__cmsis_dsp__Source__TransformFunctions__arm_rfft_fast_f32.c.o)
 .data           0x20000000       0x10
  .data          0x20000000       0x10 /usr/lib/libc.a(lib_a-impure.o)
 .bss            0x20000010      0x108
  .bss._ZN12_GLOBAL__N_112tensor_arenaE
                 0x20000010      0x100 /x/obj/main.cc.o
  .bss           0x20000110        0x8 /c/lib/libtflm-ab.a(tensorflow__lite__micro__micro_log.cc.o)
+ .bss._ZN12_GLOBAL__N_18frontendE
+                0x20000118       0x24 /x/obj/main.cc.o
 .debug_info     0x00000000      0x999
  .debug_info    0x00000000      0x999 /x/obj/main.cc.o
 """
@@ -185,10 +168,10 @@ Linker script and memory map
 
 def test_map_file_parts():
     flash, ram = footprint.parse_map(MAP)
-    assert flash == {"model": 0x70, "tflm_kernels": 0x80, "tflm_runtime": 0x30, "program": 0x40 + 0x60,
-                     "tensor_arena": 0, "c_runtime": 0x30 + 0x10}
-    assert ram == {"model": 0, "tflm_kernels": 0, "tflm_runtime": 0x8, "program": 0, "tensor_arena": 0x100,
-                   "c_runtime": 0x10}
+    assert flash == {"model": 0x70, "tflm_kernels": 0x80, "tflm_runtime": 0x30, "frontend": 0x20 + 0x18,
+                     "program": 0x40 + 0x60, "tensor_arena": 0, "c_runtime": 0x30 + 0x10}
+    assert ram == {"model": 0, "tflm_kernels": 0, "tflm_runtime": 0x8, "frontend": 0x24, "program": 0,
+                   "tensor_arena": 0x100, "c_runtime": 0x10}
 
 
 def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):

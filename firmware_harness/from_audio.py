@@ -1,0 +1,179 @@
+"""``asc firmware --from-audio``: PCM to scene class on the target, against the training features.
+
+The firmware program streams each evaluate clip's WAV through the exported front end
+(``model_frontend.cc``: CMSIS-DSP float32 FFT, mel, log, the header's int8 quantization) and runs
+the model. The harness then compares, per target:
+
+* the front end's float log-mel with the training features (librosa, float64): dB differences;
+* its int8 input with the training features' quantization (:func:`quantize_input`): elements
+  differing and by how many steps;
+* its int8 outputs with the harness's (TFLM Python on the training features' int8 input):
+  identical clips, top-1 agreement, and the accuracy from PCM next to the harness's int8
+  accuracy on the same clips;
+* and, so that any difference is the front end's and never the model's, its outputs with TFLM
+  Python run on the front end's own int8 input: these must be identical on every clip.
+
+The front end takes mono 16/24-bit PCM at the feature sample rate (it neither mixes nor
+resamples); other files are refused before anything runs, naming them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from firmware_harness import program as fw_program
+from firmware_harness.third_party import FirmwareError
+
+#: Gates of ``--from-audio``, defended by the measurements in the README (demo data: 3 of
+#: 737,280 int8 input elements differ, by one step, with a largest log-mel difference of 1.4e-4 dB).
+MIN_INPUT_IDENTICAL = 0.999  # fraction of int8 input elements equal to the training features'
+MIN_TOP1_AGREEMENT = 0.995  # fraction of clips whose top-1 class equals the harness's
+PCM_SUBTYPES = ("PCM_16", "PCM_24")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipDifference:
+    """A clip whose front-end int8 input differs from the training features' quantization."""
+
+    clip: str
+    elements_differing: int
+    max_steps: int
+    max_abs_diff_db: float  # largest log-mel difference of the clip
+    outputs_identical: bool  # int8 outputs still equal the harness's
+    top1_changed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class FromAudioResult:
+    clips: int
+    chunk_samples: int
+    logmel_max_abs_diff_db: float
+    logmel_mean_abs_diff_db: float
+    input_elements: int  # over all clips
+    input_elements_differing: int
+    input_step_counts: dict[str, int]  # |difference| in quantization steps -> elements
+    outputs_identical_to_harness: int  # clips
+    top1_agreement: int  # clips whose top-1 equals the harness's
+    model_bit_exact: int  # clips whose outputs equal TFLM Python on the front end's own input
+    accuracy_from_pcm: float
+    accuracy_harness_int8: float  # the same clips, from the training features
+    differing_clips: tuple[ClipDifference, ...]
+    frontend_seconds_per_frame: float  # host: real time; emulated: QEMU emulation time
+    frontend_state_bytes: int  # sizeof(FrontEnd): frame + two FFT buffers + FFT instance
+    pcm_chunk_bytes: int  # the program's microphone-chunk buffer
+    stack_used_bytes: int | None  # Cortex-M: deepest stack of the whole run (front end + inference)
+    JSON_PROPERTIES = ("input_identical_fraction", "top1_agreement_fraction")
+
+    @property
+    def input_identical_fraction(self) -> float:
+        return 1 - self.input_elements_differing / max(self.input_elements, 1)
+
+    @property
+    def top1_agreement_fraction(self) -> float:
+        return self.top1_agreement / max(self.clips, 1)
+
+
+def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
+    """Refuse, naming them, files the front end cannot stream (it neither mixes nor resamples)."""
+    import soundfile as sf
+
+    bad = []
+    for p in paths:
+        try:
+            info = sf.info(str(p))
+        except (sf.LibsndfileError, RuntimeError) as e:
+            bad.append(f"{p} ({e})")
+            continue
+        if info.format != "WAV" or info.subtype not in PCM_SUBTYPES or info.channels != 1 or info.samplerate != sample_rate:
+            bad.append(f"{p} ({info.format} {info.subtype}, {info.channels} channel(s), {info.samplerate} Hz)")
+    if bad:
+        more = f" ({len(bad)} clips in all; also {', '.join(bad[1:3])})" if len(bad) > 1 else ""
+        raise FirmwareError(
+            f"{bad[0]}: cannot go through the device front end, which takes mono 16/24-bit PCM WAV at "
+            f"{sample_rate} Hz (it neither mixes channels nor resamples){more}. Convert such files (e.g. "
+            f"`sox IN -c 1 -r {sample_rate} -b 24 OUT.wav`) or run `asc firmware` without --from-audio")
+
+
+def run_from_audio(prog: fw_program.Program, *, table, rows: np.ndarray, train_logmel: np.ndarray,
+                   expected_inputs: np.ndarray, harness_outputs: np.ndarray, truth_for, work: Path,
+                   n_mels: int, chunk: int | None, name: str) -> tuple[FromAudioResult, list[str]]:
+    """PCM -> class on ``prog`` for evaluate rows ``rows``; returns the result and its failures.
+
+    ``train_logmel`` (len(rows), mels, frames) and ``expected_inputs`` (len(rows), elements) are
+    the training features and their int8 quantization for those rows, ``harness_outputs`` the
+    harness's int8 outputs; ``truth_for(x_int8)`` runs TFLM Python on (n, elements) inputs."""
+    run = fw_program.run_program_audio(prog, work, wav_paths=[Path(p) for p in table["path"].iloc[rows]],
+                                       n_mels=n_mels, chunk=chunk)
+    db = np.abs(run.logmel.astype(np.float64) - train_logmel.astype(np.float64))
+    diff = np.abs(run.inputs.astype(np.int32) - expected_inputs.astype(np.int32))
+    in_same = (diff == 0).all(axis=1)
+    out_same = (run.outputs == harness_outputs).all(axis=1)
+    top1_same = run.outputs.argmax(1) == harness_outputs.argmax(1)
+    # the model part must stay bit-exact: clips with identical inputs share the harness's truth
+    model_exact = out_same.copy()
+    if (~in_same).any():
+        own = truth_for(run.inputs[~in_same])
+        model_exact[~in_same] = (run.outputs[~in_same] == own).all(axis=1)
+    labels = table["label"].iloc[rows].to_numpy()
+    steps = Counter(int(v) for v in diff[diff > 0])
+    differing = tuple(ClipDifference(
+        clip=str(table["filename"].iloc[rows[k]]), elements_differing=int((diff[k] > 0).sum()),
+        max_steps=int(diff[k].max()), max_abs_diff_db=float(db[k].max()), outputs_identical=bool(out_same[k]),
+        top1_changed=bool(not top1_same[k])) for k in np.flatnonzero(~in_same))
+    result = FromAudioResult(
+        clips=len(rows), chunk_samples=run.chunk_samples, logmel_max_abs_diff_db=float(db.max()),
+        logmel_mean_abs_diff_db=float(db.mean()), input_elements=int(diff.size),
+        input_elements_differing=int((diff > 0).sum()), input_step_counts={str(k): v for k, v in sorted(steps.items())},
+        outputs_identical_to_harness=int(out_same.sum()), top1_agreement=int(top1_same.sum()),
+        model_bit_exact=int(model_exact.sum()), accuracy_from_pcm=float(np.mean(run.outputs.argmax(1) == labels)),
+        accuracy_harness_int8=float(np.mean(harness_outputs.argmax(1) == labels)), differing_clips=differing,
+        frontend_seconds_per_frame=run.frontend_seconds / max(run.frontend_frames, 1),
+        frontend_state_bytes=run.frontend_state_bytes, pcm_chunk_bytes=run.pcm_chunk_bytes,
+        stack_used_bytes=run.stack_used_bytes)
+    failures = []
+    if result.model_bit_exact < result.clips:
+        failures.append(f"{name} --from-audio: the model's int8 outputs differ from TFLM Python on the front end's "
+                        f"own input on {result.clips - result.model_bit_exact} clip(s)")
+    if result.input_identical_fraction < MIN_INPUT_IDENTICAL:
+        failures.append(f"{name} --from-audio: only {100 * result.input_identical_fraction:.3f} % of int8 input "
+                        f"elements equal the training features' (gate {100 * MIN_INPUT_IDENTICAL} %)")
+    if result.top1_agreement_fraction < MIN_TOP1_AGREEMENT:
+        failures.append(f"{name} --from-audio: top-1 agrees with the harness on {result.top1_agreement}/{result.clips} "
+                        f"clips (gate {100 * MIN_TOP1_AGREEMENT} %); see differing_clips")
+    return result, failures
+
+
+def format_from_audio(rows: list[tuple[str, bool, FromAudioResult]]) -> list[str]:
+    """The ``--from-audio`` section of ``firmware_report.md``; ``rows``: (target, emulated, result)."""
+    if not rows:
+        return []
+    lines = ["", "## PCM to class (--from-audio): the exported front end against the training features", "",
+             "| target | clips | chunk | log-mel max / mean abs diff (dB) | int8 input elements identical | "
+             "outputs = harness | top-1 = harness | model bit-exact | accuracy PCM / harness | front end per frame |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, emulated, a in rows:
+        per = (f"{1000 * a.frontend_seconds_per_frame:.3f} ms (QEMU emulation)" if emulated
+               else f"{1e6 * a.frontend_seconds_per_frame:.1f} us (host)")
+        lines.append(
+            f"| {name} | {a.clips} | {a.chunk_samples} | {a.logmel_max_abs_diff_db:.2e} / {a.logmel_mean_abs_diff_db:.2e} | "
+            f"{a.input_elements - a.input_elements_differing:,d} / {a.input_elements:,d} "
+            f"({100 * a.input_identical_fraction:.4f} %) | {a.outputs_identical_to_harness}/{a.clips} | "
+            f"{a.top1_agreement}/{a.clips} | {a.model_bit_exact}/{a.clips} | "
+            f"{100 * a.accuracy_from_pcm:.1f} % / {100 * a.accuracy_harness_int8:.1f} % | {per} |")
+    for name, _, a in rows:
+        if a.input_step_counts:
+            steps = ", ".join(f"{n:,d} by {s} step(s)" for s, n in a.input_step_counts.items())
+            lines += ["", f"{name}: int8 input elements differing: {steps}. Clips with any difference:"]
+            lines += [f"- {d.clip}: {d.elements_differing} element(s), up to {d.max_steps} step(s), log-mel up to "
+                      f"{d.max_abs_diff_db:.2e} dB; outputs {'identical' if d.outputs_identical else 'differ'}"
+                      f"{', top-1 changed' if d.top1_changed else ''}" for d in a.differing_clips]
+    a = rows[0][2]
+    lines += ["", f"Why they differ: the device computes the window, FFT (CMSIS-DSP arm_rfft_fast_f32), power, mel and "
+              "log in float32, training in float64 (librosa); a log-mel value that lies within that rounding of an "
+              "int8 rounding boundary lands one step away. Front-end RAM: FrontEnd state "
+              f"{a.frontend_state_bytes:,d} B (one frame and two FFT buffers of float32), plus the program's "
+              f"microphone chunk buffer {a.pcm_chunk_bytes:,d} B; its flash is the `frontend` part of each footprint."]
+    return lines

@@ -202,13 +202,17 @@ def cmd_export(a: argparse.Namespace) -> None:
     probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
     exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
-                     qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes)
+                     qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
+                     mcu_target=a.target)
     size = exp.size
     print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
           f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "
           f"{size.arena_recommended_bytes:,d} in model_settings.h; {size.macs_per_inference:,d} MACs")
+    budget = f" of {exp.ram.budget_bytes:,d} budget" if exp.ram.budget_bytes is not None else ""
+    print(f"firmware RAM about {exp.ram.needed_bytes:,d} bytes{budget}; fits: "
+          + ", ".join(f"{f.target} {'yes' if f.fits else 'no'}" for f in exp.fits))
     print(f"export: wrote {Path(a.run_dir) / 'export'} ({exp.quantization_path}; size_report.txt has "
-          "the per-tensor table)")
+          "the per-tensor table, the activation peak and the fit table)")
 
 
 # ----------------------------------------------------------------------------- validate
@@ -254,6 +258,14 @@ def _chunk(value: str) -> int:
         raise argparse.ArgumentTypeError(f"--chunk takes 1 to {MAX_CHUNK_SAMPLES} samples (the firmware program's "
                                          f"microphone buffer), got {value!r}")
     return n
+
+
+def _mcu_target(value: str) -> str:
+    from tflite_export.mcu_targets import MCU_TARGETS
+
+    if value not in MCU_TARGETS:
+        raise argparse.ArgumentTypeError(f"unknown microcontroller {value!r}; one of {', '.join(MCU_TARGETS)}")
+    return value
 
 
 def _targets_or_none(value: str) -> tuple[str, ...]:
@@ -369,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset the run was trained on (calibration clips)")
     s.add_argument("--work", default="work")
     s.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="max flatbuffer bytes (default 128 KiB)")
+    s.add_argument("--ram-budget", type=positive_int, default=None, metavar="BYTES",
+                   help="max firmware RAM (arena + front end + static data and stack estimate); default none")
+    s.add_argument("--target", type=_mcu_target, default=None, metavar="NAME",
+                   help="a microcontroller (stm32h743, nrf5340, stm32f746, stm32f407, corstone-300): lowers "
+                        "--budget to its flash minus the runtime and --ram-budget to its largest SRAM block")
     s.add_argument("--calibration-size", type=positive_int, default=DEFAULT_CALIBRATION)
     s.add_argument("--seed", type=non_negative_int, default=0, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")

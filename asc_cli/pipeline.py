@@ -269,7 +269,8 @@ def demo_summary(result: PipelineResult) -> str:
               f"- dataset: {result.data_dir or ''}",
               f"- float model: {run / 'model.keras'} (config.json, metrics.json, confusion.png, tensorboard/)",
               f"- int8 model: {run / 'export' / 'model.tflite'} (config.json, size_report.txt, calibration.csv)",
-              f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_input.h, model_settings.h",
+              f"- C sources: {run / 'export'}/model_data.cc, model_data.h, model_input.h, model_settings.h, "
+              "model_frontend.cc, model_frontend.h",
               f"- validation: {run / 'export'}/validation_report.md, validation_report.json, validation_*.png",
               f"- firmware: {run / 'export'}/firmware/firmware_report.md, firmware/<target>/ (program, outputs.npy)",
               ""]
@@ -293,7 +294,7 @@ def _firmware_lines(fw: FirmwareReport | None) -> list[str]:
                          f"TFLM kernels {f.flash_by_part['tflm_kernels']:,d}, runtime {f.flash_by_part['tflm_runtime']:,d}); "
                          f"RAM {f.ram_bytes:,d} bytes (arena {f.ram_by_part['tensor_arena']:,d}, "
                          f"front end {f.ram_by_part['frontend']:,d}, stack {stack}); front end flash "
-                         f"{f.flash_by_part['frontend']:,d} bytes")
+                         f"{f.flash_by_part['frontend']:,d} + FFT {f.flash_by_part['frontend_fft']:,d} bytes")
         a = t.from_audio
         if a:
             lines.append(f"  - PCM -> class: {a.clips} clips; int8 input elements identical to the training features' "

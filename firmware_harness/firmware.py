@@ -41,6 +41,7 @@ from firmware_harness.runners import make_runner
 from firmware_harness.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
+from tflite_export.mcu_targets import fit_table, format_fit_table
 
 DEFAULT_EMULATED_CLIPS = 20
 QEMU_NOTE = ("QEMU seconds are the host's time to emulate the Cortex-M instruction by instruction: "
@@ -350,7 +351,10 @@ def format_report(r: FirmwareReport) -> str:
                   f"- RAM: data + bss {_kib(f.ram_static_bytes)} (tensor arena {_kib(f.ram_by_part['tensor_arena'])}) "
                   f"+ stack {stack} = {_kib(f.ram_bytes)}",
                   "- parts come from the map file; they exceed the section sizes by the strings the linker "
-                  "merges (under 1 %). The heap newlib's stdio takes for the semihosted files is not counted."]
+                  "merges (under 1 %). The heap newlib's stdio takes for the semihosted files is not counted.",
+                  "", format_fit_table(fit_table(flash_needed=f.flash_bytes, ram_needed=f.ram_bytes),
+                                       basis=f"this {t.target} image's flash and RAM in use, which include the "
+                                             "semihosting C library a product firmware would not have")]
     lines += format_from_audio([(t.target, t.emulated, t.from_audio) for t in r.targets if t.from_audio])
     lines += ["", QEMU_NOTE, ""]
     return "\n".join(lines)

@@ -175,5 +175,6 @@ def format_from_audio(rows: list[tuple[str, bool, FromAudioResult]]) -> list[str
               "log in float32, training in float64 (librosa); a log-mel value that lies within that rounding of an "
               "int8 rounding boundary lands one step away. Front-end RAM: FrontEnd state "
               f"{a.frontend_state_bytes:,d} B (one frame and two FFT buffers of float32), plus the program's "
-              f"microphone chunk buffer {a.pcm_chunk_bytes:,d} B; its flash is the `frontend` part of each footprint."]
+              f"microphone chunk buffer {a.pcm_chunk_bytes:,d} B; its flash is the `frontend` (tables, code) and "
+              "`frontend_fft` (CMSIS-DSP) parts of each footprint."]
     return lines

@@ -45,6 +45,62 @@ def recommended_arena(min_bytes: int, *, margin_fraction: float = 0.10, margin_m
     return -(-size // ALIGN) * ALIGN
 
 
+@dataclasses.dataclass(frozen=True)
+class LiveTensor:
+    name: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RamPeak:
+    """The operator at which the most activation bytes are live, and which tensors they are."""
+
+    op_index: int
+    op: str
+    live_bytes: int
+    tensors: tuple[LiveTensor, ...]  # largest first
+
+    def describe(self) -> str:
+        rows = "\n".join(f"  {t.nbytes:>10,d} B  {list(t.shape)}  {t.name}" for t in self.tensors)
+        return (f"peak at operator {self.op_index} ({self.op}): {self.live_bytes:,d} bytes of activations live "
+                f"at once:\n{rows}")
+
+
+def peak_live_tensors(model) -> RamPeak:
+    """Where the activations of parsed flatbuffer ``model`` peak, by tensor lifetimes.
+
+    A non-constant tensor lives from the operator that writes it (the model's inputs from the
+    start) to the last operator that reads it (the outputs to the end). TFLM's planner packs
+    these lifetimes into the arena, so the peak's sum is a lower bound of the arena, which adds
+    scratch buffers and TFLM's own structures; what to shrink is in the peak's list.
+    """
+    from tflite_export.flatbuffer import describe_tensors, operator_names
+
+    tensors = describe_tensors(model)
+    graph = model.subgraphs[0]
+    names = operator_names(model)
+    n_ops = len(graph.operators)
+    first: dict[int, int] = {int(i): 0 for i in graph.inputs}
+    last: dict[int, int] = {int(i): n_ops - 1 for i in graph.outputs}
+    for k, op in enumerate(graph.operators):
+        for i in op.outputs:
+            first.setdefault(int(i), k)
+        for i in op.inputs:
+            if i >= 0 and not tensors[i].constant:
+                last[int(i)] = max(last.get(int(i), k), k)
+    best = None
+    for k in range(n_ops):
+        live = [i for i in first if first[i] <= k <= last.get(i, first[i])]
+        total = sum(tensors[i].activation_bytes for i in live)
+        if best is None or total > best[1]:
+            best = (k, total, live)
+    k, total, live = best
+    rows = sorted((LiveTensor(tensors[i].name.split(";")[0], tuple(tensors[i].shape), tensors[i].activation_bytes)
+                   for i in live), key=lambda t: -t.nbytes)
+    return RamPeak(k, names[k], total, tuple(rows))
+
+
 def _runs(model: bytes, arena: int, input_shape, runtime) -> bool:
     try:
         it = runtime.Interpreter.from_bytes(model, arena_size=int(arena))

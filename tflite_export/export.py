@@ -33,10 +33,12 @@ from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
 from tflite_export import c_sources, frontend
-from tflite_export.arena import measure_arena, recommended_arena
+from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.convert import convert_int8
 from tflite_export.export_result import (CalibrationRecord, ExportResult, InputTensorRecord, OutputTensorRecord,
-                                         SizeFigures, write_export_result)
+                                         RamFigures, SizeFigures, write_export_result)
+from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES_ARENA_ESTIMATE, fit_table,
+                                       format_fit_table, get_mcu_target)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model, tensor_size_table)
 from tflite_export.input_quant import InputQuantization
@@ -44,6 +46,7 @@ from tflite_export.input_quant import InputQuantization
 #: the C/C++ files an export writes for the firmware
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
                   "model_frontend.h")
+DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
@@ -55,6 +58,14 @@ ArenaProbes = Mapping[str, Callable[[Path], int]]
 
 class BudgetError(AscError, ValueError):
     """The flatbuffer is larger than the budget; ``nbytes`` is its size."""
+
+    def __init__(self, message: str, nbytes: int):
+        super().__init__(message)
+        self.nbytes = nbytes
+
+
+class RamBudgetError(AscError, ValueError):
+    """The firmware's RAM estimate is over ``--ram-budget``; ``nbytes`` is the estimate."""
 
     def __init__(self, message: str, nbytes: int):
         super().__init__(message)
@@ -97,7 +108,8 @@ def size_report(size: SizeFigures, model) -> str:
         f"DCASE 2021 model size: {size.dcase2021_nonzero_params:,d} non-zero parameters "
         f"= {size.dcase2021_size_bytes_at_8_bits:,d} bytes at 8 bits "
         f"({size.trainable_params:,d} trainable parameters in the float model)",
-        f"MACs per inference: {size.macs_per_inference:,d}",
+        f"MACs per inference: {size.macs_per_inference:,d} ({size.macs_per_inference / DCASE_MAC_LIMIT:.1f}x the "
+        f"{DCASE_MAC_LIMIT / 1e6:.0f} M MACs per inference DCASE 2022-2025 allow for low-complexity scene classification)",
         f"tensor arena: {size.arena_min_bytes:,d} bytes measured minimum, {size.arena_recommended_bytes:,d} recommended",
         f"operators: {', '.join(size.ops)}",
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
@@ -106,8 +118,17 @@ def size_report(size: SizeFigures, model) -> str:
 def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
                calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
                qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
-               log=print) -> ExportResult:
-    """Export ``run_dir``'s best model; returns what config.json records."""
+               ram_budget: int | None = None, mcu_target: str | None = None, log=print) -> ExportResult:
+    """Export ``run_dir``'s best model; returns what config.json records.
+
+    ``mcu_target`` (a name of :data:`~tflite_export.mcu_targets.MCU_TARGETS`) lowers ``budget``
+    to its flash minus the runtime estimate and ``ram_budget`` to its largest SRAM block. A
+    firmware RAM estimate over ``ram_budget`` raises :class:`RamBudgetError` with the
+    activation peak, and nothing is written."""
+    if mcu_target is not None:
+        t = get_mcu_target(mcu_target)
+        budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
+        ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.training import load_run_model, read_run_config
 
@@ -172,7 +193,16 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
         size = size_figures(data, model, budget=budget, keras_model=keras_model,
                             arena_min=max(arena_needs.values()), arena=arena_bytes)
-        artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model))
+        ram = _ram_figures(model, feat, arena_bytes=arena_bytes, budget=ram_budget)
+        if ram_budget is not None and ram.needed_bytes > ram_budget:
+            raise RamBudgetError(
+                f"the firmware needs about {ram.needed_bytes:,d} bytes of RAM ({_ram_text(ram)}), over the RAM "
+                f"budget of {ram_budget:,d} bytes{f' ({mcu_target})' if mcu_target else ''} by "
+                f"{ram.needed_bytes - ram_budget:,d}. Nothing was written. Shrink what is live at the activation "
+                f"peak (fewer frames per inference, fewer channels in the early layers, a stride-2 stem) or "
+                f"raise --ram-budget. The {ram.peak.describe()}", ram.needed_bytes)
+        fits = tuple(fit_table(flash_needed=len(data) + FLASH_BESIDES_MODEL_ESTIMATE, ram_needed=ram.needed_bytes))
+        artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + _ram_report(ram, fits))
         import tensorflow as tf
 
         result = ExportResult(
@@ -189,7 +219,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                                     std=quant.std, scale=quant.scale, zero_point=quant.zero_point),
             output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],
                                       zero_point=out.zero_points[0]),
-            labels=tuple(SCENE_LABELS), features=feat, ops=ops, size=size, arena_needs=arena_needs,
+            labels=tuple(SCENE_LABELS), features=feat, ops=ops, size=size, ram=ram, mcu_target=mcu_target,
+            fits=fits, arena_needs=arena_needs,
             arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
             converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
                        "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
@@ -198,6 +229,27 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "
         f"arena {max(arena_needs.values()):,d} bytes measured at most, {arena_bytes:,d} in the header")
     return result
+
+
+def _ram_figures(model, feat: FeatureConfig, *, arena_bytes: int, budget: int | None) -> RamFigures:
+    state = frontend.frontend_state_bytes(feat)
+    return RamFigures(arena_bytes=arena_bytes, frontend_state_bytes=state, besides_estimate_bytes=RAM_BESIDES_ARENA_ESTIMATE,
+                      needed_bytes=arena_bytes + state + RAM_BESIDES_ARENA_ESTIMATE, budget_bytes=budget,
+                      peak=peak_live_tensors(model))
+
+
+def _ram_text(ram: RamFigures) -> str:
+    return (f"tensor arena {ram.arena_bytes:,d}, front end {ram.frontend_state_bytes:,d}, static data and stack "
+            f"about {ram.besides_estimate_bytes:,d}")
+
+
+def _ram_report(ram: RamFigures, fits) -> str:
+    budget = f" of a {ram.budget_bytes:,d}-byte budget" if ram.budget_bytes is not None else ""
+    return "\n".join([
+        "", f"firmware RAM: about {ram.needed_bytes:,d} bytes{budget} ({_ram_text(ram)})", f"activation {ram.peak.describe()}",
+        "", format_fit_table(list(fits), basis=f"flash: flatbuffer + {FLASH_BESIDES_MODEL_ESTIMATE:,d} bytes of runtime, "
+                             "front end and C library measured on the Cortex-M4 image; RAM: the estimate above; "
+                             "`asc firmware` gives the linked image's figures"), ""])
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,

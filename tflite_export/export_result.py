@@ -12,7 +12,9 @@ from pathlib import Path
 from keras_asc import records
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig
+from tflite_export.arena import RamPeak
 from tflite_export.input_quant import InputQuantization
+from tflite_export.mcu_targets import Fit
 
 
 class ExportMissing(AscError, FileNotFoundError):
@@ -77,6 +79,18 @@ class SizeFigures:
 
 
 @dataclasses.dataclass(frozen=True)
+class RamFigures:
+    """The firmware's RAM as the export estimates it (``asc firmware`` measures the linked image)."""
+
+    arena_bytes: int  # kTensorArenaSize
+    frontend_state_bytes: int  # bound of sizeof(FrontEnd)
+    besides_estimate_bytes: int  # static data and stack, mcu_targets.RAM_BESIDES_ARENA_ESTIMATE
+    needed_bytes: int  # the sum
+    budget_bytes: int | None  # --ram-budget (or the --target's largest SRAM block)
+    peak: RamPeak  # where the activations peak and which tensors are live there
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportResult:
     """An export folder's ``config.json``."""
 
@@ -93,6 +107,9 @@ class ExportResult:
     features: FeatureConfig
     ops: tuple[str, ...]  # in first-use order, as model_settings.h registers them
     size: SizeFigures
+    ram: RamFigures
+    mcu_target: str | None  # --target
+    fits: tuple[Fit, ...]  # flash: flatbuffer + runtime estimate; RAM: ram.needed_bytes
     arena_needs: dict[str, int]  # measured arena bytes per interpreter build
     arena_report: str  # TFLM's allocation report (reference kernels)
     convert_seconds: float

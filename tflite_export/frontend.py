@@ -62,6 +62,12 @@ class FrontEndTables:
         return 4 * (len(self.window) + len(self.mel_weights)) + 8 * len(self.mel_first_bin)
 
 
+def frontend_state_bytes(config: FeatureConfig) -> int:
+    """A bound of ``sizeof(FrontEnd)``: three float32 buffers of ``n_fft`` plus the CMSIS-DSP
+    FFT instance and four counters (40 bytes on Cortex-M, 64 on x86-64; 64 allowed)."""
+    return 3 * 4 * config.n_fft + 64
+
+
 def frontend_tables(config: FeatureConfig) -> FrontEndTables:
     """Window and sparse mel filterbank of ``config``, from the functions training uses."""
     import librosa

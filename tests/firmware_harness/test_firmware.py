@@ -168,10 +168,10 @@ Linker script and memory map
 
 def test_map_file_parts():
     flash, ram = footprint.parse_map(MAP)
-    assert flash == {"model": 0x70, "tflm_kernels": 0x80, "tflm_runtime": 0x30, "frontend": 0x20 + 0x18,
+    assert flash == {"model": 0x70, "tflm_kernels": 0x80, "tflm_runtime": 0x30, "frontend": 0x20, "frontend_fft": 0x18,
                      "program": 0x40 + 0x60, "tensor_arena": 0, "c_runtime": 0x30 + 0x10}
-    assert ram == {"model": 0, "tflm_kernels": 0, "tflm_runtime": 0x8, "frontend": 0x24, "program": 0,
-                   "tensor_arena": 0x100, "c_runtime": 0x10}
+    assert ram == {"model": 0, "tflm_kernels": 0, "tflm_runtime": 0x8, "frontend": 0x24, "frontend_fft": 0,
+                   "program": 0, "tensor_arena": 0x100, "c_runtime": 0x10}
 
 
 def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):

@@ -65,11 +65,14 @@ def test_cortex_m4_footprint_has_the_front_end(firmware_run):
     m4 = next(t for t in report.targets if t.target == "cortex-m4")
     f, a = m4.footprint, m4.from_audio
     tables = frontend_tables(read_export(export).features)
-    assert f.flash_by_part["frontend"] > tables.flash_bytes  # tables + FFT code and twiddles
+    assert f.flash_by_part["frontend"] > tables.flash_bytes  # tables + code
+    # the 2048-point real FFT: its twiddles (2048 floats) and the 1024-point complex FFT's (2048 floats)
+    assert 16 * 1024 < f.flash_by_part["frontend_fft"] < 40 * 1024
     assert a.frontend_state_bytes <= f.ram_by_part["frontend"] < a.frontend_state_bytes + 64
     assert a.stack_used_bytes is not None and f.stack_bytes >= a.stack_used_bytes
     md = (export / "firmware" / "firmware_report.md").read_text()
     assert "PCM to class" in md and "| cortex-m4 | 3 | 1536 |" in md
+    assert f"| stm32f407 | {f.flash_bytes:,d} / 1,048,576 | {f.ram_bytes:,d} / 131,072 |" in md
     assert read_firmware_report(export) == report
 
 

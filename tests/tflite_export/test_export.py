@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from keras_asc import artifacts
-from tflite_export.export import BudgetError, export_run
+from tflite_export.export import BudgetError, RamBudgetError, export_run
 from tflite_export.export_result import read_export
+from tflite_export.mcu_targets import MCU_TARGETS, RAM_BESIDES_ARENA_ESTIMATE, UnknownTarget, get_mcu_target
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model)
 
@@ -47,6 +48,64 @@ def test_over_budget_writes_nothing(tiny_run, tiny_dataset, tiny_work, tiny_expo
         export_run(run, tiny_dataset, tiny_work, budget=10_000, calibration_size=20, **QUIET)
     assert (run / "export" / "model.tflite").read_bytes() == before  # previous export untouched
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_ram_gate_refuses_with_the_peak_and_keeps_the_previous_export(tiny_run, tiny_dataset, tiny_work,
+                                                                     tiny_export, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "export" / "config.json").read_bytes()
+    exp = read_export(run / "export")
+    budget = exp.ram.needed_bytes - 1
+    with pytest.raises(RamBudgetError, match=rf"over the RAM budget of {budget:,d} bytes by 1\. Nothing was written"
+                                             r"[\s\S]*peak at operator \d+ \(CONV_2D\)"):
+        export_run(run, tiny_dataset, tiny_work, calibration_size=40, ram_budget=budget, **QUIET)
+    assert (run / "export" / "config.json").read_bytes() == before
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_ram_figures_and_fit_table_of_the_tiny_export(tiny_export):
+    exp = read_export(tiny_export)
+    ram = exp.ram
+    assert ram.arena_bytes == exp.size.arena_recommended_bytes
+    assert ram.needed_bytes == ram.arena_bytes + ram.frontend_state_bytes + RAM_BESIDES_ARENA_ESTIMATE
+    assert ram.frontend_state_bytes == 3 * 4 * 2048 + 64 and ram.budget_bytes is None
+    # the activation peak is a lower bound of what TFLM measured, and its list adds up
+    assert 0 < ram.peak.live_bytes <= exp.size.arena_min_bytes
+    assert sum(t.nbytes for t in ram.peak.tensors) == ram.peak.live_bytes
+    assert [f.target for f in exp.fits] == list(MCU_TARGETS)
+    f407 = next(f for f in exp.fits if f.target == "stm32f407")
+    assert f407.ram_available == 128 * 1024 and f407.fits == (ram.needed_bytes <= 128 * 1024)
+    text = (tiny_export / "size_report.txt").read_text()
+    assert "activation peak at operator" in text and "| stm32f407 |" in text and "30 M MACs" in text
+
+
+def test_peak_live_tensors_of_a_known_graph():
+    """conv(a) -> b, conv(b) -> c, add(b, c) -> d: b lives until the add, so the peak is b + c + d there."""
+    import tf_keras as keras
+
+    from tflite_export.arena import peak_live_tensors
+    from tflite_export.convert import convert_int8
+
+    inp = keras.Input((8, 8, 1))
+    b = keras.layers.Conv2D(4, 3, padding="same")(inp)
+    c = keras.layers.Conv2D(4, 3, padding="same")(b)
+    d = keras.layers.Add()([b, c])
+    out = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(d))
+    model = keras.Model(inp, out)
+    data = convert_int8(model, np.random.default_rng(0).normal(size=(8, 8, 8, 1)).astype(np.float32))
+    peak = peak_live_tensors(read_model(data))
+    assert peak.op == "ADD" and peak.live_bytes == 3 * 8 * 8 * 4
+    assert [t.shape for t in peak.tensors] == [(1, 8, 8, 4)] * 3
+
+
+def test_target_table_is_the_documented_figures():
+    kib = 1024
+    assert {n: (t.flash_bytes, t.largest_sram_bytes) for n, t in MCU_TARGETS.items()} == {
+        "stm32h743": (2048 * kib, 512 * kib), "nrf5340": (1024 * kib, 512 * kib), "stm32f746": (1024 * kib, 320 * kib),
+        "stm32f407": (1024 * kib, 128 * kib), "corstone-300": (512 * kib, 4096 * kib)}
+    with pytest.raises(UnknownTarget, match="stm32f407"):
+        get_mcu_target("stm32f4")
 
 
 def test_unsupported_op_is_refused():

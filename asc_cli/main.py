@@ -134,7 +134,8 @@ def train_config_from_args(a: argparse.Namespace):
 
     return TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
                        batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
-                       mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed)
+                       mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed, window_frames=a.window_frames,
+                       window_hop=a.window_hop)
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -143,7 +144,13 @@ def cmd_train(a: argparse.Namespace) -> None:
 
     check_model_names([a.model])
     config = train_config_from_args(a)
-    fs = build_feature_cache(Path(a.data), Path(a.work), config=_feature_config(a), workers=a.workers)
+    features = _feature_config(a)
+    if a.window_hop is not None and a.window_frames is None:
+        raise UserError("--window-hop needs --window-frames")
+    if a.window_frames is not None and a.window_frames > features.n_frames:
+        raise UserError(f"--window-frames {a.window_frames} is longer than the clip's {features.n_frames} frames "
+                        f"at these feature settings")
+    fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers)
     train(fs, Path(a.out), config=config, resume=a.resume)
 
 
@@ -192,6 +199,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device-aug", type=non_negative_float, default=d.device_aug,
                    help="random per-band EQ strength in normalized units; 0 disables")
     g.add_argument("--seed", type=non_negative_int, default=d.seed)
+    g.add_argument("--window-frames", type=positive_int, default=d.window_frames, metavar="W",
+                   help="frames per inference: train on random crops of W frames, classify every window of a "
+                        "clip and average their probabilities (default: the whole clip)")
+    g.add_argument("--window-hop", type=positive_int, default=d.window_hop, metavar="H",
+                   help="frames between a clip's windows at evaluation (default W; the last window ends at the "
+                        "clip's end)")
 
 
 # ----------------------------------------------------------------------------- export

@@ -121,7 +121,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed)
     run_cfg = _read(run_dir / "config.json")
-    matches = (run_cfg.get("train") == tcfg.to_dict()
+    matches = ("train" in run_cfg and TrainConfig.from_dict(run_cfg["train"]) == tcfg
                and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"])
     if run_cfg.get("status") == "done" and matches:
         log(f"train: reusing finished run {run_dir}")

@@ -6,6 +6,7 @@ The same functions score the float model here and TFLM's int8 outputs in firmwar
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 
 from keras_asc import artifacts
 from keras_asc.dataset import DEVICES, SCENE_LABELS, UNSEEN_DEVICES
+from keras_asc.windows import WindowPlan, combine_windows, split_windows, window_plan
 
 EPS = 1e-15
 
@@ -98,11 +100,30 @@ def format_scores(scores: pd.DataFrame) -> str:
     return s.drop(columns="unseen_device").to_string(index=False) + "\n(* device unseen in training)"
 
 
+def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: WindowPlan) -> tuple[np.ndarray, dict]:
+    """Clip probabilities of a windowed model (mean of its windows' probabilities), and the
+    same clips scored by the other combination, softmax of the mean pre-softmax scores."""
+    import tf_keras as keras
+
+    xw = split_windows(x, window=windows.frames, hop=windows.hop)
+    probs = combine_windows(model.predict(xw, batch_size=64, verbose=0), windows_per_clip=windows.per_clip)
+    combination = {"used": "mean of window probabilities",
+                   "mean_probabilities": {"accuracy": accuracy(probs, y), "log_loss": log_loss(probs, y)}}
+    if isinstance(model.layers[-1], keras.layers.Softmax):  # the alternative: softmax of the mean scores
+        scores = keras.Model(model.input, model.layers[-2].output).predict(xw, batch_size=64, verbose=0)
+        mean = scores.astype(np.float64).reshape(len(x), windows.per_clip, -1).mean(axis=1)
+        by_scores = np.exp(mean - mean.max(1, keepdims=True))
+        by_scores /= by_scores.sum(1, keepdims=True)
+        combination["mean_pre_softmax_scores"] = {"accuracy": accuracy(by_scores, y), "log_loss": log_loss(by_scores, y)}
+    return probs, {"windows": {**dataclasses.asdict(windows), "per_clip": windows.per_clip},
+                   "combination": combination}
+
+
 def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int = 2, log=print) -> pd.DataFrame:
     """Score a run's best model on the evaluate split; write metrics.json/.csv, predictions.csv
     and confusion.png into ``run_dir``. Returns the score table."""
     from keras_asc.features import Normalization
-    from keras_asc.training import feature_set_for_run, load_run_model, load_split, read_run_config
+    from keras_asc.training import TrainConfig, feature_set_for_run, load_run_model, load_split, read_run_config
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
@@ -111,13 +132,20 @@ def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int 
     fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
     x, y = load_split(fs, "evaluate", normalization=Normalization.from_dict(cfg["normalization"]))
     table = fs.table("evaluate")
-    probs = load_run_model(run_dir).predict(x, batch_size=64, verbose=0)
+    model = load_run_model(run_dir)
+    tc = TrainConfig.from_dict(cfg["train"])
+    windows = window_plan(frames=tc.window_frames, hop=tc.window_hop, clip_frames=x.shape[2])
+    extra = {}
+    if windows is None:
+        probs = model.predict(x, batch_size=64, verbose=0)
+    else:
+        probs, extra = _windowed_probabilities(model, x, y, windows)
     scores = score_table(probs, table)
     artifacts.atomic_write_text(run_dir / "metrics.csv", scores.to_csv(index=False))
     artifacts.write_json(run_dir / "metrics.json", {
         "stage": "evaluate", "data_dir": str(Path(data_dir).resolve()), "split": "evaluate",
         "model_sha256": artifacts.sha256_file(run_dir / "model.keras"),
-        "scores": scores.to_dict(orient="records"), **artifacts.provenance()})
+        "scores": scores.to_dict(orient="records"), **extra, **artifacts.provenance()})
     pred = pd.DataFrame(probs, columns=list(SCENE_LABELS))
     pred.insert(0, "filename", table["filename"])
     pred.insert(1, "device", table["device"])

@@ -33,6 +33,7 @@ from keras_asc.dataset import SCENE_LABELS  # noqa: E402
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet  # noqa: E402
 from keras_asc.features import Normalization  # noqa: E402
+from keras_asc.windows import split_windows, window_starts  # noqa: E402
 
 LOSSES = ("ce", "focal")
 
@@ -52,12 +53,27 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # 0 disables mixup
     device_aug: float = 0.0  # max per-band EQ deviation in normalized units; 0 disables
     seed: int = 0
+    window_frames: int | None = None  # frames per inference (random crops in training); None: the whole clip
+    window_hop: int | None = None  # hop between a clip's windows at evaluation; None: window_frames
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError(f"invalid training configuration: {self}")
+        if (self.window_frames is not None and self.window_frames < 1) or (self.window_hop is not None and (
+                self.window_hop < 1 or self.window_frames is None)):
+            raise ValueError(f"invalid windows (frames >= 1, a hop only with frames): {self}")
+
+    def input_frames(self, clip_frames: int) -> int:
+        """Frames the model takes per inference."""
+        if self.window_frames is not None and self.window_frames > clip_frames:
+            raise ValueError(f"--window-frames {self.window_frames} is longer than the clip's {clip_frames} frames")
+        return self.window_frames or clip_frames
+
+    @property
+    def hop_frames(self) -> int | None:
+        return self.window_hop or self.window_frames
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -106,6 +122,14 @@ def _device_eq(x, strength: float, tf):
     return x + curve[:, :, None, None]
 
 
+def _random_crop(x, frames: int, tf):
+    """A random window of ``frames`` frames of each example (its own offset); ``x``: (batch, mels, frames, 1)."""
+    b, total = tf.shape(x)[0], tf.shape(x)[2]
+    starts = tf.random.uniform((b,), 0, total - frames + 1, dtype=tf.int32)
+    idx = starts[:, None] + tf.range(frames)[None, :]
+    return tf.gather(x, idx, axis=2, batch_dims=1)
+
+
 def _mixup(x, y, alpha: float, tf):
     b = tf.shape(x)[0]
     g1 = tf.random.gamma((b,), alpha)
@@ -137,6 +161,8 @@ def make_train_pipeline(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, n_
 
     ds = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if config.window_frames is not None:
+        ds = ds.map(lambda a, b: (_random_crop(a, config.window_frames, tf), b), num_parallel_calls=tf.data.AUTOTUNE)
     if config.device_aug > 0:
         ds = ds.map(lambda a, b: (_device_eq(a, config.device_aug, tf), b), num_parallel_calls=tf.data.AUTOTUNE)
     if config.mixup_alpha > 0:
@@ -201,7 +227,7 @@ def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
         "train": config.to_dict(),
         "features": fs.config["features"],
         "feature_cache": {"path": str(fs.path), "key": fs.config["key"], "data_dir": fs.config["data_dir"]},
-        "input_shape": [*fs.config["shape"], 1],
+        "input_shape": [fs.config["shape"][0], config.input_frames(fs.config["shape"][1]), 1],
         "labels": list(SCENE_LABELS),
         "normalization": fs.config["normalization"],
         "model": {"name": config.model, "trainable_params": trainable_params(model),
@@ -221,7 +247,9 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     run_dir = Path(run_dir)
     state_path, config_path = run_dir / "state.json", run_dir / "config.json"
     keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, (*fs.config["shape"], 1), len(SCENE_LABELS), **dict(config.model_overrides))
+    n_mels, clip_frames = fs.config["shape"]
+    model = build_model(config.model, (n_mels, config.input_frames(clip_frames), 1), len(SCENE_LABELS),
+                        **dict(config.model_overrides))
     compile_model(model, config)
     cfg = run_config(fs, config, model)
     m = cfg["model"]
@@ -235,7 +263,10 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
             raise RunExists(f"{run_dir} already holds a training run; pass --resume to continue it "
                             "or choose a new --out folder")
         old = artifacts.read_json(config_path)
-        for key in ("train", "features", "normalization", "labels"):
+        if TrainConfig.from_dict(old["train"]) != config:  # fields added later take their defaults
+            raise RunExists(f"{config_path}: the run was started with different training options; "
+                            "resume with the same options or use a new --out folder")
+        for key in ("features", "normalization", "labels"):
             if old[key] != cfg[key]:
                 raise RunExists(f"{config_path}: the run was started with different {key!r}; "
                                 "resume with the same options or use a new --out folder")
@@ -266,6 +297,9 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     xv, yv = load_split(fs, "evaluate")
     n_classes = len(SCENE_LABELS)
     train_ds = make_train_pipeline(x, y, config=config, n_classes=n_classes)
+    if config.window_frames is not None:  # validation on every window (the best epoch by window log loss)
+        k = len(window_starts(n_frames=clip_frames, window=config.window_frames, hop=config.hop_frames))
+        xv, yv = split_windows(xv, window=config.window_frames, hop=config.hop_frames), np.repeat(yv, k)
     val = (xv, np.eye(n_classes, dtype=np.float32)[yv])
 
     class EpochEnd(keras.callbacks.Callback):

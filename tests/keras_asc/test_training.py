@@ -44,7 +44,7 @@ def test_resume_continues_and_refuses_mismatch(tiny_features, tmp_path):
     train(tiny_features, run, config=cfg2, **QUIET)
     with pytest.raises(RunExists, match="--resume"):
         train(tiny_features, run, config=cfg2, **QUIET)
-    with pytest.raises(RunExists, match="different 'train'"):
+    with pytest.raises(RunExists, match="different training options"):
         train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 2, "loss": "focal"}),
               resume=True, **QUIET)
     # simulate a run killed after epoch 1 of 3: roll the state back and resume

@@ -281,6 +281,10 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     for name in targets:
         get_target(name).check_tools()
     model, exp, quant = load_checked_export(export_dir / "model.tflite")
+    if exp.windows is not None:
+        raise FirmwareError(f"{export_dir}: a windowed model ({exp.windows.per_clip} windows of {exp.windows.frames} "
+                            "frames per clip); the firmware program and the front end run whole-clip models only so "
+                            "far. `asc validate` checks it in TFLM Python, window by window and per clip")
     tp = third_party.locate_third_party(third_party_dir)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)

@@ -57,6 +57,11 @@ def _run_tool(cmd: list[str], what: str) -> None:
 def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
     export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
+    settings = export_dir / "model_settings.h"
+    if settings.is_file() and "constexpr int kNumWindows" in settings.read_text():
+        raise FirmwareError(f"{export_dir}: a windowed model (kNumWindows in model_settings.h); the firmware program "
+                            "and the front end run whole-clip models only so far. Validate it with `asc validate`, "
+                            "or export a run trained without --window-frames")
     missing = [f for f in EXPORT_SOURCES if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "

@@ -30,10 +30,12 @@ from firmware_harness.validation_report import (ArenaCheck, ClipDivergence, Laye
 from keras_asc import artifacts
 from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
+from keras_asc.windows import combine_windows, split_windows
 from tflite_export.arena import measure_arena
 from tflite_export.export_result import ExportMissing, ExportResult, read_export
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
+from tflite_export.window_combine import accumulate_windows, clip_probabilities
 
 class ValidationError(AscError, ValueError):
     """The model or its export folder cannot be validated as given (refused before running)."""
@@ -192,17 +194,22 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
-    x_int8 = quantize_input(fs.features("evaluate"), quant=quant)[:, None]  # (n, 1, mels, frames, 1)
+    windows = exp.windows
+    per_clip = windows.per_clip if windows else 1
+    x_int8 = quantize_input(fs.features("evaluate"), quant=quant)  # (n, mels, clip frames, 1)
+    if windows:  # quantization is per element, so the windows of the quantized clip are the firmware's
+        x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
+    x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
     t0 = time.perf_counter()
     outs = run_all(data, x_int8, arena=run_arena, workers=workers)
     run_seconds = time.perf_counter() - t0
-    log(f"validate: {len(table)} clips x 3 runtimes in {run_seconds:.1f} s")
+    log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x 3 runtimes in {run_seconds:.1f} s")
 
     # agreement with TFLM, and localization of every reference-kernel disagreement
     agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
     idx = agree["litert_ref"].differing_clip_indices
     comparer = LayerComparer(data, arena_bytes=run_arena) if idx else None
-    divergences = tuple(ClipDivergence(clip=str(table["filename"].iloc[i]), index=int(i),
+    divergences = tuple(ClipDivergence(clip=str(table["filename"].iloc[i // per_clip]), index=int(i),
                                        divergence=comparer.first_divergence(x_int8[i])) for i in idx)
     unknown = [d for d in divergences if not d.known]
     if unknown:
@@ -211,11 +218,18 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"kernel difference, on {len(unknown)} clip(s), e.g. {[d.clip for d in unknown[:3]]}")
 
     # int8 (TFLM) against float
-    int8_probs = dequantize_output(outs["tflm"], scale=exp.output.scale, zero_point=exp.output.zero_point)
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
     keras_model = load_run_model(exp.source_run)
-    float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
+    if windows:  # the clip decision the firmware's ClipAccumulator makes, from TFLM's window outputs
+        sums = accumulate_windows(outs["tflm"], windows_per_clip=per_clip)
+        int8_probs = clip_probabilities(sums, windows_per_clip=per_clip, scale=exp.output.scale,
+                                        zero_point=exp.output.zero_point)
+        x_float = split_windows(x_float, window=windows.frames, hop=windows.hop)
+        float_probs = combine_windows(keras_model.predict(x_float, batch_size=64, verbose=0), windows_per_clip=per_clip)
+    else:
+        int8_probs = dequantize_output(outs["tflm"], scale=exp.output.scale, zero_point=exp.output.zero_point)
+        float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
     s_float, s_int8 = score_table(float_probs, table), score_table(int8_probs, table)
     scores = tuple(ScoreRow(group=f.group, name=f.name, clips=int(f.clips), unseen_device=bool(f.unseen_device),
                             float_accuracy=float(f.accuracy), int8_accuracy=float(q.accuracy),
@@ -225,7 +239,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     drop = scores[0].accuracy_drop_pp
     if max_drop is not None and drop > max_drop:
         failures.append(f"int8 accuracy is {drop:.2f} points below float, more than --max-drop {max_drop}")
-    pick = np.linspace(0, len(table) - 1, min(layer_clips, len(table))).round().astype(int)
+    pick = np.linspace(0, len(x_int8) - 1, min(layer_clips, len(x_int8))).round().astype(int)
     layers = layer_quantization_error(data, keras_model, x_int8[pick], x_float[pick], arena=run_arena)
 
     report = ValidationReport(
@@ -239,7 +253,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         flatbuffer_bytes=len(data), budget_bytes=exp.budget_bytes,
         throughput=Throughput(workers=workers, seconds=round(run_seconds, 2),
                               clips_per_second=round(len(table) / max(run_seconds, 1e-9), 2)),
-        failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), **artifacts.provenance())
+        failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), windows=windows,
+        **artifacts.provenance())
     _write_reports(export_dir, report, float_probs, int8_probs)
     return report
 

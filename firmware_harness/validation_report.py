@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from firmware_harness.layers import Divergence
+from keras_asc.windows import WindowPlan
 from keras_asc import records
 
 
@@ -145,6 +146,7 @@ class ValidationReport:
     seconds_total: float
     packages: dict[str, str]
     git_commit: str
+    windows: WindowPlan | None = None  # a windowed model: agreement counts windows, scores clips
     stage: str = "validate"
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
 
@@ -171,7 +173,12 @@ def format_report(r: ValidationReport) -> str:
              f"{r.clips} clips of the evaluate split; TFLM is the truth. "
              f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
-    lines += ["", "## LiteRT against TFLM", "", "| runtime | clips differing | max diff (LSB) | top-1 changed |",
+    unit = "windows" if r.windows else "clips"
+    if r.windows:
+        lines += [f"Windowed model: {r.windows.per_clip} windows of {r.windows.frames} frames per clip (starts "
+                  f"{list(r.windows.starts)}); the clip's class is the largest sum of its windows' int8 outputs "
+                  "(model_settings.h's ClipAccumulator), its probabilities their mean.", ""]
+    lines += ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
               "|---|---|---|---|"]
     for n, a in r.agreement_with_tflm.items():
         lines.append(f"| {n} | {a.clips_with_any_difference} / {a.clips} | {a.max_abs_diff_lsb} | {a.top1_changed} |")

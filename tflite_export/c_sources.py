@@ -15,8 +15,10 @@ import dataclasses
 
 import numpy as np
 
+from keras_asc.windows import WindowPlan
 from tflite_export.flatbuffer import TFLM_RESOLVER_METHODS
 from tflite_export.input_quant import C_FUNCTIONS, InputQuantization
+from tflite_export.window_combine import C_ACCUMULATOR
 
 ARRAY_NAME = "g_model_data"
 
@@ -61,6 +63,7 @@ class ModelSettings:
     arena_bytes: int  # recommended (need + margin)
     arena_margin_text: str
     feature_text: str  # one-line description of the log-mel parameters
+    windows: WindowPlan | None = None  # a windowed model: kNumFrames per window, combined per clip
 
 
 def op_resolver_function(ops: tuple[str, ...]) -> str:
@@ -126,5 +129,20 @@ constexpr const char* kClassLabels[kNumClasses] = {{
 
 // Tensor arena: the largest measured need, {s.arena_min_bytes} bytes, plus {s.arena_margin_text}.
 constexpr int kTensorArenaSize = {s.arena_bytes};
-
+{_windows_text(s.windows)}
 {op_resolver_function(s.ops)}"""
+
+
+def _windows_text(w: WindowPlan | None) -> str:
+    if w is None:
+        return ""
+    starts = ", ".join(map(str, w.starts))
+    return f"""
+// Windowed model: a clip of kClipFrames frames is classified as kNumWindows windows of kNumFrames
+// frames (hop {w.hop}; the last window ends at the clip's end), window w being frames
+// kWindowStarts[w] .. kWindowStarts[w] + kNumFrames - 1.
+constexpr int kClipFrames = {w.clip_frames};
+constexpr int kNumWindows = {w.per_clip};
+constexpr int kWindowStarts[kNumWindows] = {{{starts}}};
+
+{C_ACCUMULATOR}"""

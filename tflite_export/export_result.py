@@ -12,6 +12,7 @@ from pathlib import Path
 from keras_asc import records
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig
+from keras_asc.windows import WindowPlan
 from tflite_export.arena import RamPeak
 from tflite_export.input_quant import InputQuantization
 from tflite_export.mcu_targets import Fit
@@ -72,7 +73,8 @@ class SizeFigures:
     trainable_params: int
     dcase2021_nonzero_params: int
     dcase2021_size_bytes_at_8_bits: int
-    macs_per_inference: int
+    macs_per_inference: int  # one window for a windowed model
+    macs_per_clip: int  # macs_per_inference x windows per clip
     arena_min_bytes: int  # the largest arena need measured (see ExportResult.arena_needs)
     arena_recommended_bytes: int  # kTensorArenaSize in model_settings.h
     ops: tuple[str, ...]
@@ -105,6 +107,8 @@ class ExportResult:
     output: OutputTensorRecord
     labels: tuple[str, ...]
     features: FeatureConfig
+    windows: WindowPlan | None  # a windowed model: input kNumFrames = windows.frames, combined per clip
+    c_sources: tuple[str, ...]  # the C/C++ files written for the firmware
     ops: tuple[str, ...]  # in first-use order, as model_settings.h registers them
     size: SizeFigures
     ram: RamFigures

@@ -64,16 +64,26 @@ def _model_arg(text: str) -> tuple[str, float]:
     return key, number
 
 
+def _window_or_clip(text: str) -> int | None:
+    """'clip' (whole-clip inference) or a positive number of frames."""
+    if text == "clip":
+        return None
+    n = int(text)
+    if n < 1:
+        raise ValueError(text)
+    return n
+
+
 def _csv_of(parse, allowed: tuple | None = None):
     """A comma-separated list, each item parsed (and checked against ``allowed``)."""
     def parse_list(text: str) -> list:
         items = []
         for item in (v for v in text.split(",") if v):
             try:
-                value = parse(item)
+                value, ok = parse(item), True
             except ValueError:
-                value = None
-            if value is None or (allowed is not None and value not in allowed):
+                value, ok = None, False
+            if not ok or (allowed is not None and value not in allowed):
                 raise argparse.ArgumentTypeError(
                     f"takes a comma-separated list{f' of {allowed}' if allowed else ''}, got {item!r} in {text!r}")
             items.append(value)
@@ -322,7 +332,8 @@ def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
     check_model_names(a.models)
-    configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses)
+    configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
+                           windows=a.window_frames)
     run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
              work_dir=Path(a.work) if a.work else None, workers=a.workers)
 
@@ -460,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=_csv_of(int, (28, 43)), default=[28], help="frames per second: 28,43")
     s.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=[128], help="mel bands: 64,128,256")
     s.add_argument("--losses", type=_csv_of(str, ("ce", "focal")), default=["ce"], help="ce,focal")
+    s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
+                   help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
     s.add_argument("--clip-seconds", type=positive_float, default=10.0)
     add_pipeline_args(s)
     s.set_defaults(func=cmd_grid)

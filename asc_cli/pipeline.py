@@ -45,11 +45,15 @@ class PipelineConfig:
     budget: int = DEFAULT_BUDGET
     calibration_size: int = DEFAULT_CALIBRATION
     firmware_clips: int = 10  # the demo's stratified sample per emulated firmware target (hosts run all)
+    window_frames: int | None = None  # frames per inference; None: the whole clip
+    window_hop: int | None = None  # None: window_frames
 
     @property
     def name(self) -> str:
         extra = "".join(f"_{k}{v:g}" for k, v in self.model_overrides)
-        return f"{self.model}{extra}_{self.frames_per_second}fps_{self.n_mels}mel_{self.loss}"
+        window = "" if self.window_frames is None else f"_w{self.window_frames}" + (
+            f"h{self.window_hop}" if self.window_hop else "")
+        return f"{self.model}{extra}_{self.frames_per_second}fps_{self.n_mels}mel_{self.loss}{window}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +123,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     t = _stage(f"train {cfg.name}", log)
     tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
-                       batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed)
+                       batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed,
+                       window_frames=cfg.window_frames, window_hop=cfg.window_hop)
     run_cfg = _read(run_dir / "config.json")
     matches = ("train" in run_cfg and TrainConfig.from_dict(run_cfg["train"]) == tcfg
                and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"])
@@ -308,10 +313,11 @@ def _firmware_lines(fw: FirmwareReport | None) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- grid
-def grid_configs(base: PipelineConfig, *, models, frames, mels, losses) -> list[PipelineConfig]:
-    """``base`` with every combination of model x frames/s x mel bands x loss."""
-    return [dataclasses.replace(base, model=m, frames_per_second=f, n_mels=n, loss=loss)
-            for m in models for f in frames for n in mels for loss in losses]
+def grid_configs(base: PipelineConfig, *, models, frames, mels, losses, windows=(None,)) -> list[PipelineConfig]:
+    """``base`` with every combination of model x frames/s x mel bands x loss x window frames
+    (None: the whole clip)."""
+    return [dataclasses.replace(base, model=m, frames_per_second=f, n_mels=n, loss=loss, window_frames=w)
+            for m in models for f in frames for n in mels for loss in losses for w in windows]
 
 
 def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
@@ -337,13 +343,16 @@ def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, cl
             rows.append(_read(done)["row"])
             continue
         row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
-               "n_mels": cfg.n_mels, "loss": cfg.loss}
+               "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
+               "arena_bytes": None, "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": None}
         try:
             r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)
             overall = r.validation.overall
             row.update(float_accuracy=overall.float_accuracy, float_log_loss=overall.float_log_loss,
                        params=r.export.size.trainable_params, int8_bytes=r.export.size.flatbuffer_bytes,
-                       within_budget=True, int8_accuracy=overall.int8_accuracy, int8_log_loss=overall.int8_log_loss)
+                       within_budget=True, int8_accuracy=overall.int8_accuracy, int8_log_loss=overall.int8_log_loss,
+                       arena_bytes=r.export.size.arena_min_bytes, macs_per_inference=r.export.size.macs_per_inference,
+                       macs_per_clip=r.export.size.macs_per_clip, ram_estimate_bytes=r.export.ram.needed_bytes)
         except BudgetError as e:
             metrics = _read(run_dir / "metrics.json").get("scores", [{}])[0]
             run_cfg = _read(run_dir / "config.json")
@@ -360,11 +369,21 @@ def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, cl
 
 
 def _grid_markdown(table) -> str:
-    lines = ["| configuration | params | float acc | float log loss | int8 bytes | int8 acc |", "|---|---|---|---|---|---|"]
+    lines = ["| configuration | window | params | float acc | float log loss | int8 bytes | int8 acc | arena | "
+             "M MACs per inference / clip | RAM estimate |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def missing(v) -> bool:
+        return v is None or v != v
+
     for _, r in table.iterrows():
-        pct = lambda v: "-" if v is None or v != v else f"{100 * v:.1f} %"  # noqa: E731
-        ll = "-" if r["float_log_loss"] is None or r["float_log_loss"] != r["float_log_loss"] else f"{r['float_log_loss']:.3f}"
+        pct = lambda v: "-" if missing(v) else f"{100 * v:.1f} %"  # noqa: E731
+        num = lambda v: "-" if missing(v) else f"{int(v):,d}"  # noqa: E731
+        ll = "-" if missing(r["float_log_loss"]) else f"{r['float_log_loss']:.3f}"
         budget = "" if r["within_budget"] else " (over budget)"
-        lines.append(f"| {r['name']} | {r['params']:,} | {pct(r['float_accuracy'])} | {ll} | "
-                     f"{r['int8_bytes']:,}{budget} | {pct(r['int8_accuracy'])} |")
+        window = "clip" if missing(r["window_frames"]) else f"{int(r['window_frames'])} frames"
+        macs = ("-" if missing(r["macs_per_inference"]) else
+                f"{r['macs_per_inference'] / 1e6:.1f} / {r['macs_per_clip'] / 1e6:.1f}")
+        lines.append(f"| {r['name']} | {window} | {r['params']:,} | {pct(r['float_accuracy'])} | {ll} | "
+                     f"{r['int8_bytes']:,}{budget} | {pct(r['int8_accuracy'])} | {num(r['arena_bytes'])} | {macs} | "
+                     f"{num(r['ram_estimate_bytes'])} |")
     return "\n".join(lines) + "\n"

@@ -15,7 +15,11 @@
 //                      PCM is streamed through the front end (model_frontend.h) in chunks of
 //                      --chunk samples (default kHopLength), as a microphone driver would;
 //                      --logmel-out FILE: the float log-mel it computed (N x kNumMels x kNumFrames)
-//   --out FILE         N x kNumClasses int8 outputs; --inputs-out FILE: the N int8 inputs used
+//   --out FILE         the int8 outputs of every inference (kNumClasses each); --inputs-out FILE:
+//                      the int8 inputs used. A windowed model (MODEL_WINDOWED in model_settings.h)
+//                      runs kNumWindows inferences per clip from --logmel and --wav-list and
+//                      writes each clip's ClipAccumulator to --clip-out FILE (kNumClasses int32
+//                      sums, then the int32 decision); --int8 FILE always holds N single inferences
 //   --dump FILE        also runs clip K once with every tensor preserved and writes them all
 //   --measure-arena    reports the arena this build needs using a large scratch arena
 //
@@ -39,7 +43,19 @@ namespace {
 
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 ModelOpResolver op_resolver;
-float band_values[kNumFrames];  // one mel band of one clip (--logmel)
+float band_values[kNumFrames];  // one mel band of one inference (--logmel)
+#ifdef MODEL_WINDOWED
+constexpr int kClipLength = kClipFrames;
+constexpr int kWindowsPerClip = kNumWindows;
+const int* const kStarts = kWindowStarts;
+int8_t column_ring[kNumMels * kNumFrames];  // the front end's last kNumFrames int8 columns
+#else
+constexpr int kClipLength = kNumFrames;
+constexpr int kWindowsPerClip = 1;
+constexpr int kWholeClip[1] = {0};
+const int* const kStarts = kWholeClip;
+#endif
+static_assert(kClipLength == kFrontEndFrames, "the model's clip and the front end's clip differ");
 FrontEnd frontend;              // the front end's state (--wav-list)
 constexpr int kMaxChunkSamples = 2048;
 alignas(4) uint8_t pcm_chunk[kMaxChunkSamples * 3];  // one microphone chunk, 16- or 24-bit
@@ -89,6 +105,7 @@ struct Args {
   const char* int8 = nullptr;
   const char* wav_list = nullptr;
   const char* logmel_out = nullptr;
+  const char* clip_out = nullptr;
   long chunk = kHopLength < kMaxChunkSamples ? kHopLength : kMaxChunkSamples;
   const char* out = nullptr;
   const char* inputs_out = nullptr;
@@ -114,6 +131,7 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else if (!strcmp(k, "--int8")) a->int8 = v;
     else if (!strcmp(k, "--wav-list")) a->wav_list = v;
     else if (!strcmp(k, "--logmel-out")) a->logmel_out = v;
+    else if (!strcmp(k, "--clip-out")) a->clip_out = v;
     else if (!strcmp(k, "--chunk")) a->chunk = strtol(v, nullptr, 10);
     else if (!strcmp(k, "--out")) a->out = v;
     else if (!strcmp(k, "--inputs-out")) a->inputs_out = v;
@@ -133,18 +151,67 @@ bool ParseArgs(int argc, char** argv, Args* a) {
          a->dump_clip >= 0 && a->dump_clip < (a->clips > 0 ? a->clips : 1);
 }
 
-// Reads clip `clip` of the input file into the interpreter's int8 input tensor.
-bool ReadInput(FILE* f, const Args& a, long clip, int8_t* input) {
+// Reads inference `index` of an --int8 file, or window `window` of clip `index` of a --logmel
+// file (clips of kNumMels x kClipLength floats), into the interpreter's int8 input tensor.
+bool ReadInput(FILE* f, const Args& a, long index, int window, int8_t* input) {
   if (a.int8 != nullptr) {
-    if (fseek(f, clip * static_cast<long>(kInputElements), SEEK_SET) != 0) return false;
+    if (fseek(f, index * static_cast<long>(kInputElements), SEEK_SET) != 0) return false;
     return fread(input, 1, kInputElements, f) == static_cast<size_t>(kInputElements);
   }
-  if (fseek(f, clip * static_cast<long>(kInputElements * sizeof(float)), SEEK_SET) != 0) return false;
   for (int band = 0; band < kNumMels; ++band) {
+    const long at = ((index * kNumMels + band) * static_cast<long>(kClipLength) + kStarts[window]) * 4;
+    if (fseek(f, at, SEEK_SET) != 0) return false;
     if (fread(band_values, sizeof(float), kNumFrames, f) != static_cast<size_t>(kNumFrames)) return false;
     QuantizeLogMelBand(band_values, band, input);
   }
   return true;
+}
+
+// One inference: invoke, write its input and output, add it to the clip's accumulator.
+struct Inference {
+  tflite::MicroInterpreter* interpreter;
+  FILE* out;
+  FILE* inputs_out;
+  double invoke_seconds;
+  long count;
+  bool ok;
+#ifdef MODEL_WINDOWED
+  ClipAccumulator acc;
+#endif
+};
+
+bool RunInference(Inference* r) {
+  const int8_t* input = r->interpreter->input(0)->data.int8;
+  if (r->inputs_out && fwrite(input, 1, kInputElements, r->inputs_out) != static_cast<size_t>(kInputElements)) {
+    return r->ok = false;
+  }
+  const clock_t t0 = clock();
+  if (r->interpreter->Invoke() != kTfLiteOk) return r->ok = false;
+  r->invoke_seconds += static_cast<double>(clock() - t0) / CLOCKS_PER_SEC;
+  const int8_t* output = r->interpreter->output(0)->data.int8;
+  if (fwrite(output, 1, kNumClasses, r->out) != static_cast<size_t>(kNumClasses)) return r->ok = false;
+#ifdef MODEL_WINDOWED
+  ClipAccumulatorAdd(&r->acc, output);
+#endif
+  r->count += 1;
+  return true;
+}
+
+// The front end's frame callback: run every window whose last frame this is.
+struct StreamState {
+  Inference* inference;
+  int next_window;
+};
+
+void OnFrame(int frame, void* context) {
+  StreamState* st = static_cast<StreamState*>(context);
+  while (st->next_window < kWindowsPerClip && frame == kStarts[st->next_window] + kNumFrames - 1) {
+#ifdef MODEL_WINDOWED
+    FrontEndCopyWindow(column_ring, kStarts[st->next_window], st->inference->interpreter->input(0)->data.int8);
+#endif
+    if (!RunInference(st->inference)) return;
+    st->next_window += 1;
+  }
 }
 
 // --- WAV input (--wav-list) ---------------------------------------------------------------------
@@ -187,8 +254,17 @@ const char* OpenWav(FILE* f, int* bytes_per_sample, uint32_t* data_bytes) {
   }
 }
 
-// Streams one WAV file through the front end into the input tensor; `logmel` may be null.
-bool RunFrontEnd(const char* path, long chunk, int8_t* input, float* logmel, double* seconds) {
+// Streams one WAV file through the front end, running each window's inference as soon as its last
+// frame is written; `logmel` may be null. `seconds` gets the front end's time (reads and
+// inferences excluded).
+bool RunFrontEnd(const char* path, long chunk, Inference* inference, float* logmel, double* seconds) {
+#ifdef MODEL_WINDOWED
+  int8_t* columns = column_ring;
+#else
+  int8_t* columns = inference->interpreter->input(0)->data.int8;  // the input tensor is the column store
+#endif
+  StreamState stream = {inference, 0};
+  const double invoke_before = inference->invoke_seconds;
   FILE* f = fopen(path, "rb");
   if (f == nullptr) return Fail(2, "cannot open", path), false;
   int bytes = 0;
@@ -202,7 +278,7 @@ bool RunFrontEnd(const char* path, long chunk, int8_t* input, float* logmel, dou
   uint32_t left = data_bytes / bytes;
   const clock_t t0 = clock();
   clock_t io = 0;
-  bool ok = FrontEndBegin(&frontend);
+  bool ok = FrontEndBegin(&frontend, OnFrame, &stream);
   while (ok && left > 0) {
     const uint32_t n = left < static_cast<uint32_t>(chunk) ? left : static_cast<uint32_t>(chunk);
     const clock_t r0 = clock();
@@ -210,17 +286,19 @@ bool RunFrontEnd(const char* path, long chunk, int8_t* input, float* logmel, dou
     io += clock() - r0;
     if (got == 0) break;  // a truncated file: the front end zero-pads, as training does
     if (bytes == 2) {
-      FrontEndPushPcm16(&frontend, reinterpret_cast<const int16_t*>(pcm_chunk), static_cast<int>(got), input, logmel);
+      FrontEndPushPcm16(&frontend, reinterpret_cast<const int16_t*>(pcm_chunk), static_cast<int>(got), columns, logmel);
     } else {
-      FrontEndPushPcm24(&frontend, pcm_chunk, static_cast<int>(got), input, logmel);
+      FrontEndPushPcm24(&frontend, pcm_chunk, static_cast<int>(got), columns, logmel);
     }
     left -= static_cast<uint32_t>(got);
   }
-  if (ok) FrontEndFinish(&frontend, input, logmel);
-  *seconds += static_cast<double>(clock() - t0 - io) / CLOCKS_PER_SEC;
+  if (ok) FrontEndFinish(&frontend, columns, logmel);
+  *seconds += static_cast<double>(clock() - t0 - io) / CLOCKS_PER_SEC - (inference->invoke_seconds - invoke_before);
   fclose(f);
   if (!ok) return Fail(3, "FrontEndBegin failed for", path), false;
-  return FrontEndInputComplete(&frontend) || (Fail(3, "input tensor incomplete for", path), false);
+  if (!inference->ok) return Fail(3, "Invoke or a write failed for", path), false;
+  return (FrontEndClipComplete(&frontend) && stream.next_window == kWindowsPerClip) ||
+         (Fail(3, "clip incomplete for", path), false);
 }
 
 bool ReadLine(FILE* f, char* line, size_t size) {
@@ -261,7 +339,8 @@ int main(int argc, char** argv) {
   Args a;
   if (!ParseArgs(argc, argv, &a)) {
     return Fail(2, "usage:", "--logmel FILE | --int8 FILE | --wav-list FILE --clips N --out FILE "
-                "[--inputs-out FILE] [--logmel-out FILE] [--chunk SAMPLES] [--dump FILE --dump-clip K] [--measure-arena]");
+                "[--inputs-out FILE] [--logmel-out FILE] [--clip-out FILE] [--chunk SAMPLES] [--dump FILE --dump-clip K] "
+                "[--measure-arena]");
   }
   const tflite::Model* model = tflite::GetModel(g_model_data);
   if (RegisterModelOps(op_resolver) != kTfLiteOk) return Fail(3, "RegisterModelOps failed", nullptr);
@@ -286,45 +365,58 @@ int main(int argc, char** argv) {
   FILE* out = fopen(a.out, "wb");
   FILE* inputs_out = a.inputs_out ? fopen(a.inputs_out, "wb") : nullptr;
   FILE* logmel_out = a.logmel_out ? fopen(a.logmel_out, "wb") : nullptr;
+  FILE* clip_out = a.clip_out ? fopen(a.clip_out, "wb") : nullptr;
   if (in == nullptr) return Fail(2, "cannot open", in_path);
+  if (a.clip_out && clip_out == nullptr) return Fail(2, "cannot open", a.clip_out);
   if (out == nullptr) return Fail(2, "cannot open", a.out);
   if (a.inputs_out && inputs_out == nullptr) return Fail(2, "cannot open", a.inputs_out);
   if (a.logmel_out && logmel_out == nullptr) return Fail(2, "cannot open", a.logmel_out);
   // the float log-mel is for checking only: diagnostic memory, outside the image on Cortex-M
-  float* logmel = a.logmel_out ? reinterpret_cast<float*>(ScratchBuffer(kInputElements * sizeof(float))) : nullptr;
+  constexpr long kClipElements = static_cast<long>(kNumMels) * kFrontEndFrames;
+  float* logmel = a.logmel_out ? reinterpret_cast<float*>(ScratchBuffer(kClipElements * sizeof(float))) : nullptr;
   if (a.logmel_out && logmel == nullptr) return Fail(3, "no scratch memory for --logmel-out", nullptr);
   int8_t* input = interpreter.input(0)->data.int8;
-  const int8_t* output = interpreter.output(0)->data.int8;
-  double invoke_seconds = 0.0, frontend_seconds = 0.0;
+  Inference inference = {&interpreter, out, inputs_out, 0.0, 0, true};
+  double frontend_seconds = 0.0;
   char wav_path[512];
+  // --int8: one inference per item; --logmel and --wav-list: kWindowsPerClip per clip
   for (long clip = 0; clip < a.clips; ++clip) {
+#ifdef MODEL_WINDOWED
+    ClipAccumulatorReset(&inference.acc);
+#endif
     if (a.wav_list != nullptr) {
       if (!ReadLine(in, wav_path, sizeof(wav_path))) return Fail(2, "short read from", in_path);
-      if (!RunFrontEnd(wav_path, a.chunk, input, logmel, &frontend_seconds)) return 2;
-      if (logmel_out && fwrite(logmel, sizeof(float), kInputElements, logmel_out) != static_cast<size_t>(kInputElements)) {
+      if (!RunFrontEnd(wav_path, a.chunk, &inference, logmel, &frontend_seconds)) return 2;
+      if (logmel_out && fwrite(logmel, sizeof(float), kClipElements, logmel_out) != static_cast<size_t>(kClipElements)) {
         return Fail(2, "write failed:", a.logmel_out);
       }
-    } else if (!ReadInput(in, a, clip, input)) {
-      return Fail(2, "short read from", in_path);
+    } else {
+      const int windows = a.int8 != nullptr ? 1 : kWindowsPerClip;
+      for (int w = 0; w < windows; ++w) {
+        if (!ReadInput(in, a, clip, w, input)) return Fail(2, "short read from", in_path);
+        if (!RunInference(&inference)) return Fail(3, "Invoke or a write failed", nullptr);
+      }
     }
-    if (inputs_out && fwrite(input, 1, kInputElements, inputs_out) != static_cast<size_t>(kInputElements)) {
-      return Fail(2, "write failed:", a.inputs_out);
+#ifdef MODEL_WINDOWED
+    if (clip_out && a.int8 == nullptr) {
+      const int32_t decision = ClipAccumulatorDecision(&inference.acc);
+      if (fwrite(inference.acc.sum, 4, kNumClasses, clip_out) != static_cast<size_t>(kNumClasses) ||
+          fwrite(&decision, 4, 1, clip_out) != 1) {
+        return Fail(2, "write failed:", a.clip_out);
+      }
     }
-    const clock_t t0 = clock();
-    if (interpreter.Invoke() != kTfLiteOk) return Fail(3, "Invoke failed", nullptr);
-    invoke_seconds += static_cast<double>(clock() - t0) / CLOCKS_PER_SEC;
-    if (fwrite(output, 1, kNumClasses, out) != static_cast<size_t>(kNumClasses)) {
-      return Fail(2, "write failed:", a.out);
-    }
+#endif
   }
-  if (fclose(out) != 0 || (inputs_out && fclose(inputs_out) != 0) || (logmel_out && fclose(logmel_out) != 0)) {
+  if (fclose(out) != 0 || (inputs_out && fclose(inputs_out) != 0) || (logmel_out && fclose(logmel_out) != 0) ||
+      (clip_out && fclose(clip_out) != 0)) {
     return Fail(2, "close failed:", a.out);
   }
-  fprintf(stdout, "clips=%ld\ninvoke_seconds=%.6f\n", a.clips, invoke_seconds);
+  fprintf(stdout, "clips=%ld\ninferences=%ld\nwindows_per_clip=%d\ninvoke_seconds=%.6f\n", a.clips, inference.count,
+          kWindowsPerClip, inference.invoke_seconds);
   if (a.wav_list != nullptr) {
     fprintf(stdout, "chunk_samples=%ld\nfrontend_seconds=%.6f\nfrontend_frames=%ld\nfrontend_state_bytes=%lu\n"
-            "pcm_chunk_bytes=%lu\n", a.chunk, frontend_seconds, a.clips * kNumFrames, static_cast<unsigned long>(sizeof(FrontEnd)),
-            static_cast<unsigned long>(sizeof(pcm_chunk)));
+            "pcm_chunk_bytes=%lu\n", a.chunk, frontend_seconds, a.clips * kFrontEndFrames,
+            static_cast<unsigned long>(sizeof(FrontEnd)), static_cast<unsigned long>(sizeof(pcm_chunk)));
   }
 #if defined(__arm__)
   fprintf(stdout, "stack_used_bytes=%lu\n", static_cast<unsigned long>(StackUsedBytes()));
@@ -336,7 +428,7 @@ int main(int argc, char** argv) {
     tflite::MicroInterpreter preserving(model, op_resolver, scratch, kScratchBytes, nullptr, nullptr,
                                         /*preserve_all_tensors=*/true);
     if (preserving.AllocateTensors() != kTfLiteOk) return Fail(3, "AllocateTensors failed (--dump)", nullptr);
-    if (!ReadInput(in, a, a.dump_clip, preserving.input(0)->data.int8)) return Fail(2, "short read (--dump)", nullptr);
+    if (!ReadInput(in, a, a.dump_clip, 0, preserving.input(0)->data.int8)) return Fail(2, "short read (--dump)", nullptr);
     if (preserving.Invoke() != kTfLiteOk) return Fail(3, "Invoke failed (--dump)", nullptr);
     if (!DumpTensors(preserving, model, a.dump)) return Fail(2, "write failed:", a.dump);
     fprintf(stdout, "dumped_clip=%ld\n", a.dump_clip);

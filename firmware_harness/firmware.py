@@ -41,6 +41,8 @@ from firmware_harness.runners import make_runner
 from firmware_harness.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
+from keras_asc.windows import split_windows
+from tflite_export.window_combine import accumulate_windows, clip_decisions
 from tflite_export.mcu_targets import fit_table, format_fit_table
 
 DEFAULT_EMULATED_CLIPS = 20
@@ -199,10 +201,13 @@ def _input_elements(export_dir: Path) -> int:
 
 
 def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, model: bytes, table,
-                 logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth,
+                 logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth, windows_per_clip: int,
                  truth_arena: int, clips: int | str, host_clips: int | str, from_audio: bool = False,
                  chunk: int | None = None, log=print) -> tuple[TargetResult, list[str]]:
-    """Build, run and compare one target; returns its result and its failures."""
+    """Build, run and compare one target; returns its result and its failures.
+
+    ``expected_inputs`` and ``truth`` are per inference: per clip, or per window (clip-major,
+    ``windows_per_clip`` each) for a windowed model, whose clip accumulator is compared too."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
     rows = _sample(table, clips=clips if target.emulated else host_clips)
@@ -217,21 +222,30 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
             f"{export_dir / 'model_settings.h'}: kTensorArenaSize is smaller than the {need:,d} bytes TFLM "
             f"needs on target {name} ({target.kernels} kernels). Re-run `asc export` (it adds a margin over "
             "the measured arena) or raise kTensorArenaSize by hand") from None
-    exp_in = expected_inputs[rows].reshape(len(rows), -1)
-    in_same = (run.inputs == exp_in).all(axis=1)
-    out_same = (run.outputs == truth.outputs(rows)).all(axis=1)
+    k_per = windows_per_clip
+    inferences = (rows[:, None] * k_per + np.arange(k_per)).ravel()  # the clips' windows, clip-major
+    exp_in = expected_inputs[inferences].reshape(len(inferences), -1)
+    truth_out = truth.outputs(inferences)
+    in_same = (run.inputs == exp_in).reshape(len(rows), -1).all(axis=1)
+    out_same = (run.outputs == truth_out).reshape(len(rows), -1).all(axis=1)
+    if k_per > 1:
+        sums = accumulate_windows(run.outputs, windows_per_clip=k_per)
+        if not (np.array_equal(run.clip_sums, sums) and np.array_equal(run.clip_decisions, clip_decisions(sums))):
+            failures.append(f"{name}: the program's ClipAccumulator differs from the Python accumulation of its own "
+                            "window outputs")
     first_in = first_out = None
     if not in_same.all():
-        k = int(np.flatnonzero(~in_same)[0])
-        diff = np.abs(run.inputs[k].astype(int) - exp_in[k].astype(int))
-        first_in = {"clip": str(table["filename"].iloc[rows[k]]), "elements_differing": int((diff > 0).sum()),
+        c = int(np.flatnonzero(~in_same)[0])
+        a, b = run.inputs.reshape(len(rows), -1)[c], exp_in.reshape(len(rows), -1)[c]
+        diff = np.abs(a.astype(int) - b.astype(int))
+        first_in = {"clip": str(table["filename"].iloc[rows[c]]), "elements_differing": int((diff > 0).sum()),
                     "max_abs_diff": int(diff.max())}
         failures.append(f"{name}: the header's QuantizeLogMel gave other int8 inputs than the Python formula on "
                         f"{int((~in_same).sum())} of {len(rows)} clip(s), e.g. {first_in}")
     if not out_same.all():
-        k = int(np.flatnonzero(~out_same)[0])
-        first_out = {"clip": str(table["filename"].iloc[rows[k]]),
-                     **_localize(prog, model, expected_inputs[rows[k]], arena=truth_arena, work=work)}
+        i = int(np.flatnonzero((run.outputs != truth_out).any(axis=1))[0])  # the first differing inference
+        first_out = {"clip": str(table["filename"].iloc[rows[i // k_per]]), "window": i % k_per,
+                     **_localize(prog, model, expected_inputs[inferences[i]], arena=truth_arena, work=work)}
         failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
                         f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
                         f"(clip {first_out['clip']})")
@@ -240,8 +254,8 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     if from_audio:
         log(f"firmware: {name}: PCM -> class on {len(rows)} clip(s) through the exported front end")
         audio, f = run_from_audio(prog, table=table, rows=rows, train_logmel=logmel[rows], expected_inputs=exp_in,
-                                  harness_outputs=truth.outputs(rows), truth_for=truth.run, work=work,
-                                  n_mels=logmel.shape[1], chunk=chunk, name=name)
+                                  harness_outputs=truth_out, truth_for=truth.run, work=work, n_mels=logmel.shape[1],
+                                  windows_per_clip=k_per, chunk=chunk, name=name)
         failures += f
         stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
     footprint = None
@@ -281,16 +295,14 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     for name in targets:
         get_target(name).check_tools()
     model, exp, quant = load_checked_export(export_dir / "model.tflite")
-    if exp.windows is not None:
-        raise FirmwareError(f"{export_dir}: a windowed model ({exp.windows.per_clip} windows of {exp.windows.frames} "
-                            "frames per clip); the firmware program and the front end run whole-clip models only so "
-                            "far. `asc validate` checks it in TFLM Python, window by window and per clip")
     tp = third_party.locate_third_party(third_party_dir)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
     logmel = np.asarray(fs.features("evaluate"), np.float32)
     expected_inputs = quantize_input(logmel, quant=quant)
+    if exp.windows is not None:  # per window, clip-major: what the firmware's inferences see
+        expected_inputs = split_windows(expected_inputs, window=exp.windows.frames, hop=exp.windows.hop)
     if from_audio:
         check_audio_files([Path(p) for p in table["path"]], sample_rate=exp.features.sample_rate)
     # The truth runs in the arena measured at export (the sha256 check ties it to this model), never
@@ -303,6 +315,7 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
         for name in targets:
             r, f = check_target(name, export_dir=export_dir, out_dir=tmp / name, tree=tree, model=model, table=table,
                                 logmel=logmel, expected_inputs=expected_inputs, truth=truth,
+                                windows_per_clip=exp.windows.per_clip if exp.windows else 1,
                                 truth_arena=arena, clips=clips, host_clips=host_clips, from_audio=from_audio,
                                 chunk=chunk, log=log)
             results.append(r)

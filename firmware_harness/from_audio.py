@@ -99,41 +99,56 @@ def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
 
 def run_from_audio(prog: fw_program.Program, *, table, rows: np.ndarray, train_logmel: np.ndarray,
                    expected_inputs: np.ndarray, harness_outputs: np.ndarray, truth_for, work: Path,
-                   n_mels: int, chunk: int | None, name: str) -> tuple[FromAudioResult, list[str]]:
+                   n_mels: int, windows_per_clip: int, chunk: int | None, name: str
+                   ) -> tuple[FromAudioResult, list[str]]:
     """PCM -> class on ``prog`` for evaluate rows ``rows``; returns the result and its failures.
 
-    ``train_logmel`` (len(rows), mels, frames) and ``expected_inputs`` (len(rows), elements) are
-    the training features and their int8 quantization for those rows, ``harness_outputs`` the
-    harness's int8 outputs; ``truth_for(x_int8)`` runs TFLM Python on (n, elements) inputs."""
+    ``train_logmel`` (clips, mels, clip frames) holds the training features of those rows;
+    ``expected_inputs`` (inferences, elements) their int8 quantization and ``harness_outputs``
+    (inferences, classes) the harness's outputs, per inference: one per clip, or
+    ``windows_per_clip`` per clip (clip-major) for a windowed model, whose clip decision is the
+    accumulated windows'. ``truth_for(x_int8)`` runs TFLM Python on (n, elements) inputs."""
+    from tflite_export.window_combine import accumulate_windows, clip_decisions
+
+    k = windows_per_clip
     run = fw_program.run_program_audio(prog, work, wav_paths=[Path(p) for p in table["path"].iloc[rows]],
                                        n_mels=n_mels, chunk=chunk)
     db = np.abs(run.logmel.astype(np.float64) - train_logmel.astype(np.float64))
     diff = np.abs(run.inputs.astype(np.int32) - expected_inputs.astype(np.int32))
-    in_same = (diff == 0).all(axis=1)
-    out_same = (run.outputs == harness_outputs).all(axis=1)
-    top1_same = run.outputs.argmax(1) == harness_outputs.argmax(1)
-    # the model part must stay bit-exact: clips with identical inputs share the harness's truth
-    model_exact = out_same.copy()
-    if (~in_same).any():
-        own = truth_for(run.inputs[~in_same])
-        model_exact[~in_same] = (run.outputs[~in_same] == own).all(axis=1)
+    infer_in_same = (diff == 0).all(axis=1)
+    infer_out_same = (run.outputs == harness_outputs).all(axis=1)
+    # the model part must stay bit-exact: inferences with identical inputs share the harness's truth
+    infer_exact = infer_out_same.copy()
+    if (~infer_in_same).any():
+        own = truth_for(run.inputs[~infer_in_same])
+        infer_exact[~infer_in_same] = (run.outputs[~infer_in_same] == own).all(axis=1)
+    per_clip = lambda v: v.reshape(len(rows), -1).all(axis=1)  # noqa: E731
+    in_same, out_same, model_exact = per_clip(infer_in_same), per_clip(infer_out_same), per_clip(infer_exact)
+    pcm_sums = accumulate_windows(run.outputs, windows_per_clip=k)
+    pcm_class = clip_decisions(pcm_sums)
+    harness_class = clip_decisions(accumulate_windows(harness_outputs, windows_per_clip=k))
+    top1_same = pcm_class == harness_class
     labels = table["label"].iloc[rows].to_numpy()
     steps = Counter(int(v) for v in diff[diff > 0])
+    clip_diff = diff.reshape(len(rows), -1)
     differing = tuple(ClipDifference(
-        clip=str(table["filename"].iloc[rows[k]]), elements_differing=int((diff[k] > 0).sum()),
-        max_steps=int(diff[k].max()), max_abs_diff_db=float(db[k].max()), outputs_identical=bool(out_same[k]),
-        top1_changed=bool(not top1_same[k])) for k in np.flatnonzero(~in_same))
+        clip=str(table["filename"].iloc[rows[c]]), elements_differing=int((clip_diff[c] > 0).sum()),
+        max_steps=int(clip_diff[c].max()), max_abs_diff_db=float(db[c].max()), outputs_identical=bool(out_same[c]),
+        top1_changed=bool(not top1_same[c])) for c in np.flatnonzero(~in_same))
     result = FromAudioResult(
         clips=len(rows), chunk_samples=run.chunk_samples, logmel_max_abs_diff_db=float(db.max()),
         logmel_mean_abs_diff_db=float(db.mean()), input_elements=int(diff.size),
-        input_elements_differing=int((diff > 0).sum()), input_step_counts={str(k): v for k, v in sorted(steps.items())},
+        input_elements_differing=int((diff > 0).sum()), input_step_counts={str(v): n for v, n in sorted(steps.items())},
         outputs_identical_to_harness=int(out_same.sum()), top1_agreement=int(top1_same.sum()),
-        model_bit_exact=int(model_exact.sum()), accuracy_from_pcm=float(np.mean(run.outputs.argmax(1) == labels)),
-        accuracy_harness_int8=float(np.mean(harness_outputs.argmax(1) == labels)), differing_clips=differing,
+        model_bit_exact=int(model_exact.sum()), accuracy_from_pcm=float(np.mean(pcm_class == labels)),
+        accuracy_harness_int8=float(np.mean(harness_class == labels)), differing_clips=differing,
         frontend_seconds_per_frame=run.frontend_seconds / max(run.frontend_frames, 1),
         frontend_state_bytes=run.frontend_state_bytes, pcm_chunk_bytes=run.pcm_chunk_bytes,
         stack_used_bytes=run.stack_used_bytes)
     failures = []
+    if k > 1 and not (np.array_equal(run.clip_sums, pcm_sums) and np.array_equal(run.clip_decisions, pcm_class)):
+        failures.append(f"{name} --from-audio: the program's ClipAccumulator differs from the Python accumulation "
+                        "of its own window outputs")
     if result.model_bit_exact < result.clips:
         failures.append(f"{name} --from-audio: the model's int8 outputs differ from TFLM Python on the front end's "
                         f"own input on {result.clips - result.model_bit_exact} clip(s)")

@@ -13,7 +13,6 @@ it printed.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import subprocess
 import time
@@ -57,11 +56,6 @@ def _run_tool(cmd: list[str], what: str) -> None:
 def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
     export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
-    settings = export_dir / "model_settings.h"
-    if settings.is_file() and "constexpr int kNumWindows" in settings.read_text():
-        raise FirmwareError(f"{export_dir}: a windowed model (kNumWindows in model_settings.h); the firmware program "
-                            "and the front end run whole-clip models only so far. Validate it with `asc validate`, "
-                            "or export a run trained without --window-frames")
     missing = [f for f in EXPORT_SOURCES if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
@@ -96,8 +90,10 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
 
 @dataclasses.dataclass(frozen=True)
 class ProgramRun:
-    outputs: np.ndarray  # (clips, classes) int8
-    inputs: np.ndarray  # (clips, input elements) int8, as the program computed or read them
+    outputs: np.ndarray  # (inferences, classes) int8: one per clip, or per window of a windowed model
+    inputs: np.ndarray  # (inferences, input elements) int8, as the program computed or read them
+    clip_sums: np.ndarray | None  # windowed model: (clips, classes) int32, the program's ClipAccumulator
+    clip_decisions: np.ndarray | None  # windowed model: (clips,) its ClipAccumulatorDecision
     arena_used_bytes: int
     header_arena_bytes: int
     invoke_seconds: float  # sum over clips, by the program's clock() (QEMU: host time of emulation)
@@ -171,9 +167,9 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     clips = len(data)
     src = work / ("inputs_logmel.f32" if logmel is not None else "inputs_given.i8")
     src.write_bytes(data.tobytes())
-    out, used_inputs = work / "outputs.i8", work / "inputs.i8"
+    out, used_inputs, clip_out = work / "outputs.i8", work / "inputs.i8", work / "clips.i32"
     args = ["--logmel" if logmel is not None else "--int8", src.name, "--clips", str(clips),
-            "--out", out.name, "--inputs-out", used_inputs.name]
+            "--out", out.name, "--inputs-out", used_inputs.name, "--clip-out", clip_out.name]
     dump = None
     if dump_clip is not None:
         dump = work / f"tensors{dump_clip}.bin"
@@ -182,23 +178,36 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     t0 = time.perf_counter()
     kv = _execute(program, args, work, timeout=timeout)
     wall = time.perf_counter() - t0
-    n_classes = out.stat().st_size // max(clips, 1)
-    outputs = np.fromfile(out, np.int8).reshape(clips, n_classes)
-    inputs = np.fromfile(used_inputs, np.int8).reshape(clips, -1)
-    for f in (src, out, used_inputs):
-        os.unlink(f)
+    outputs, inputs, sums, decisions = _read_outputs(kv, out, used_inputs, clip_out, clips=clips)
+    for f in (src, out, used_inputs, clip_out):
+        f.unlink(missing_ok=True)
     stack = kv.get("stack_used_bytes")
-    return ProgramRun(outputs, inputs, int(kv["arena_used_bytes"]), int(kv["kTensorArenaSize"]),
+    return ProgramRun(outputs, inputs, sums, decisions, int(kv["arena_used_bytes"]), int(kv["kTensorArenaSize"]),
                       float(kv["invoke_seconds"]), int(stack) if stack else None, wall, dump)
+
+
+def _read_outputs(kv: dict[str, str], out: Path, inputs: Path, clip_out: Path, *, clips: int):
+    """The program's output files: per-inference outputs and inputs, and for a windowed model the
+    per-clip accumulator (``kNumClasses`` int32 sums and the int32 decision per clip)."""
+    n = int(kv["inferences"])
+    outputs = np.fromfile(out, np.int8).reshape(n, -1)
+    used = np.fromfile(inputs, np.int8).reshape(n, -1)
+    sums = decisions = None
+    if clip_out.is_file() and clip_out.stat().st_size:
+        rec = np.fromfile(clip_out, "<i4").reshape(clips, outputs.shape[1] + 1)
+        sums, decisions = rec[:, :-1], rec[:, -1]
+    return outputs, used, sums, decisions
 
 
 @dataclasses.dataclass(frozen=True)
 class AudioRun:
     """A ``--wav-list`` run: PCM through the exported front end, then the model."""
 
-    outputs: np.ndarray  # (clips, classes) int8
-    inputs: np.ndarray  # (clips, input elements) int8, as the front end wrote them
-    logmel: np.ndarray  # (clips, mels, frames) float32 dB, as the front end computed it
+    outputs: np.ndarray  # (inferences, classes) int8: per clip, or per window of a windowed model
+    inputs: np.ndarray  # (inferences, input elements) int8, as the front end wrote them
+    clip_sums: np.ndarray | None  # windowed model: (clips, classes) int32 ClipAccumulator sums
+    clip_decisions: np.ndarray | None
+    logmel: np.ndarray  # (clips, mels, clip frames) float32 dB, as the front end computed it
     chunk_samples: int
     frontend_seconds: float  # sum over clips, file reads excluded (QEMU: host time of emulation)
     frontend_frames: int
@@ -216,23 +225,22 @@ def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_
     listing = work / "wavs.txt"
     listing.write_text("".join(f"{Path(p).resolve()}\n" for p in wav_paths))
     clips = len(wav_paths)
-    out, used_inputs, logmel = work / "outputs.i8", work / "inputs.i8", work / "logmel.f32"
+    out, used_inputs, logmel, clip_out = work / "outputs.i8", work / "inputs.i8", work / "logmel.f32", work / "clips.i32"
     args = ["--wav-list", listing.name, "--clips", str(clips), "--out", out.name, "--inputs-out", used_inputs.name,
-            "--logmel-out", logmel.name]
+            "--logmel-out", logmel.name, "--clip-out", clip_out.name]
     if chunk is not None:
         args += ["--chunk", str(chunk)]
     timeout = timeout or 120 + (15 if program.target.emulated else 2) * clips
     kv = _execute(program, args, work, timeout=timeout)
-    n_classes = out.stat().st_size // max(clips, 1)
+    outputs, inputs, sums, decisions = _read_outputs(kv, out, used_inputs, clip_out, clips=clips)
     run = AudioRun(
-        outputs=np.fromfile(out, np.int8).reshape(clips, n_classes),
-        inputs=np.fromfile(used_inputs, np.int8).reshape(clips, -1),
+        outputs=outputs, inputs=inputs, clip_sums=sums, clip_decisions=decisions,
         logmel=np.fromfile(logmel, "<f4").reshape(clips, n_mels, -1),
         chunk_samples=int(kv["chunk_samples"]), frontend_seconds=float(kv["frontend_seconds"]),
         frontend_frames=int(kv["frontend_frames"]), frontend_state_bytes=int(kv["frontend_state_bytes"]),
         pcm_chunk_bytes=int(kv["pcm_chunk_bytes"]), invoke_seconds=float(kv["invoke_seconds"]),
         stack_used_bytes=int(kv["stack_used_bytes"]) if "stack_used_bytes" in kv else None)
-    for f in (listing, out, used_inputs, logmel):
+    for f in (listing, out, used_inputs, logmel, clip_out):
         f.unlink(missing_ok=True)
     return run
 

@@ -138,6 +138,7 @@ def _windows_text(w: WindowPlan | None) -> str:
         return ""
     starts = ", ".join(map(str, w.starts))
     return f"""
+#define MODEL_WINDOWED 1
 // Windowed model: a clip of kClipFrames frames is classified as kNumWindows windows of kNumFrames
 // frames (hop {w.hop}; the last window ends at the clip's end), window w being frames
 // kWindowStarts[w] .. kWindowStarts[w] + kNumFrames - 1.

@@ -32,7 +32,7 @@ from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
-from keras_asc.windows import WindowPlan, split_windows, window_plan
+from keras_asc.windows import split_windows, window_plan
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.convert import convert_int8
@@ -189,11 +189,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
 
         arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
         settings = settings_for(arena_needs)
-        written = _write_c_sources(tmp, data, settings, quant, feat, windows=windows)
-        if windows is not None and arena_probes:
-            log(f"export: firmware arena probes skipped ({', '.join(arena_probes)}): the firmware program does not "
-                "run windowed models yet; the arena is TFLM Python's")
-            arena_probes = {}
+        written = _write_c_sources(tmp, data, settings, quant, feat)
         for name, probe in (arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             arena_needs[name] = int(probe(tmp))
@@ -266,16 +262,14 @@ def _ram_report(ram: RamFigures, fits) -> str:
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,
-                     feat: FeatureConfig, *, windows: WindowPlan | None) -> tuple[str, ...]:
-    """Write the C sources; returns their names. A windowed model gets no front end yet (its
-    streaming would fill windows, not one clip-long input tensor)."""
-    if windows is None:
-        tables = frontend.frontend_tables(feat)
-        artifacts.atomic_write_text(folder / "model_frontend.h", frontend.model_frontend_header(feat, tables))
-        artifacts.atomic_write_text(folder / "model_frontend.cc", frontend.model_frontend_source(feat, tables))
+                     feat: FeatureConfig) -> tuple[str, ...]:
+    """Write the C sources; returns their names."""
+    tables = frontend.frontend_tables(feat)
+    artifacts.atomic_write_text(folder / "model_frontend.h", frontend.model_frontend_header(feat, tables))
+    artifacts.atomic_write_text(folder / "model_frontend.cc", frontend.model_frontend_source(feat, tables))
     artifacts.atomic_write_text(folder / "model_data.h", c_sources.cc_array_header())
     artifacts.atomic_write_text(folder / "model_data.cc", c_sources.cc_array_source(data))
     artifacts.atomic_write_text(folder / "model_input.h", c_sources.model_input_header(
         input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
     artifacts.atomic_write_text(folder / "model_settings.h", c_sources.model_settings_header(settings))
-    return tuple(f for f in C_SOURCE_FILES if windows is None or not f.startswith("model_frontend"))
+    return C_SOURCE_FILES

@@ -64,8 +64,9 @@ class FrontEndTables:
 
 def frontend_state_bytes(config: FeatureConfig) -> int:
     """A bound of ``sizeof(FrontEnd)``: three float32 buffers of ``n_fft`` plus the CMSIS-DSP
-    FFT instance and four counters (40 bytes on Cortex-M, 64 on x86-64; 64 allowed)."""
-    return 3 * 4 * config.n_fft + 64
+    FFT instance, the frame callback and four counters (48 bytes on Cortex-M, 80 on x86-64;
+    96 allowed)."""
+    return 3 * 4 * config.n_fft + 96
 
 
 def frontend_tables(config: FeatureConfig) -> FrontEndTables:
@@ -101,7 +102,7 @@ def model_frontend_header(config: FeatureConfig, tables: FrontEndTables) -> str:
 // The on-device front end: PCM -> log-mel -> the model's int8 input tensor, streaming.
 // Features: {config.describe()}
 //
-// Use (one clip):
+// Use (one clip of a whole-clip model, kNumFrames == kFrontEndFrames):
 //   static FrontEnd fe;                // 3 * kFftLength floats and the FFT instance: not on the stack
 //   FrontEndBegin(&fe);
 //   for each chunk the microphone driver delivers (any length):
@@ -110,7 +111,11 @@ def model_frontend_header(config: FeatureConfig, tables: FrontEndTables) -> str:
 //   interpreter.Invoke();
 // `input` is interpreter.input(0)->data.int8. Frame t is written when sample
 // t * kHopLength + kFftLength / 2 has arrived; the last frames need FrontEndFinish.
-// `logmel`, when not null, receives the float log-mel (dB) as logmel[b * kNumFrames + t]
+// The int8 columns go to columns[b * kNumFrames + t % kNumFrames]: for a whole-clip model that is
+// the input tensor itself; for a windowed model (kNumFrames < kFrontEndFrames) it is a ring of
+// the last kNumFrames frames: pass FrontEndBegin an on_frame callback, and when frame
+// start + kNumFrames - 1 of a window is written, FrontEndCopyWindow(ring, start, input) and Invoke.
+// `logmel`, when not null, receives the float log-mel (dB) as logmel[b * kFrontEndFrames + t]
 // (for checking; a firmware passes nullptr).
 #pragma once
 
@@ -124,8 +129,9 @@ constexpr int kFftLength = {config.n_fft};
 constexpr int kHopLength = {config.hop_length};
 constexpr int kClipSamples = {config.n_samples};
 constexpr int kNumFftBins = kFftLength / 2 + 1;
+constexpr int kFrontEndFrames = 1 + kClipSamples / kHopLength;  // frames per clip (centred)
 constexpr int kMelWeightCount = {len(tables.mel_weights)};
-static_assert(kNumFrames == 1 + kClipSamples / kHopLength, "model_input.h and the front end disagree on frames");
+static_assert(kNumFrames <= kFrontEndFrames, "the model takes more frames than a clip has");
 static_assert(kNumMels == {len(tables.mel_first_bin)}, "model_input.h and the front end disagree on mel bands");
 
 extern const float kHannWindow[kFftLength];
@@ -134,8 +140,13 @@ extern const int16_t kMelBinCount[kNumMels];
 extern const int32_t kMelWeightOffset[kNumMels];
 extern const float kMelWeights[kMelWeightCount];
 
+// Called after frame `frame` (0 .. kFrontEndFrames - 1) is written.
+using FrontEndFrameFn = void (*)(int frame, void* context);
+
 struct FrontEnd {{
   arm_rfft_fast_instance_f32 fft;
+  FrontEndFrameFn on_frame;
+  void* context;
   float frame[kFftLength];     // samples of the next frame, oldest first
   float fft_in[kFftLength];    // the windowed frame (the FFT overwrites it)
   float spectrum[kFftLength];  // FFT output, then the power spectrum in place
@@ -147,16 +158,18 @@ struct FrontEnd {{
 
 // Starts a clip (the centred first frame begins with kFftLength / 2 zeros). False if CMSIS-DSP
 // cannot set up the FFT.
-bool FrontEndBegin(FrontEnd* fe);
+bool FrontEndBegin(FrontEnd* fe, FrontEndFrameFn on_frame = nullptr, void* context = nullptr);
+// Windowed models: the window of frames start .. start + kNumFrames - 1 from the ring into `input`.
+void FrontEndCopyWindow(const int8_t* ring, int start, int8_t* input);
 // Push n samples (float in [-1, 1), 16-bit, or 24-bit little-endian packed as in a WAV file).
 // Returns the frames finished so far.
-int FrontEndPushFloat(FrontEnd* fe, const float* samples, int n, int8_t* input, float* logmel);
-int FrontEndPushPcm16(FrontEnd* fe, const int16_t* pcm, int n, int8_t* input, float* logmel);
-int FrontEndPushPcm24(FrontEnd* fe, const uint8_t* pcm, int n, int8_t* input, float* logmel);
+int FrontEndPushFloat(FrontEnd* fe, const float* samples, int n, int8_t* columns, float* logmel);
+int FrontEndPushPcm16(FrontEnd* fe, const int16_t* pcm, int n, int8_t* columns, float* logmel);
+int FrontEndPushPcm24(FrontEnd* fe, const uint8_t* pcm, int n, int8_t* columns, float* logmel);
 // Ends the clip: zeros up to kClipSamples (training pads a short clip) and past its end (centred
-// frames); returns kNumFrames.
-int FrontEndFinish(FrontEnd* fe, int8_t* input, float* logmel);
-inline bool FrontEndInputComplete(const FrontEnd* fe) {{ return fe->frames == kNumFrames; }}
+// frames); returns kFrontEndFrames.
+int FrontEndFinish(FrontEnd* fe, int8_t* columns, float* logmel);
+inline bool FrontEndClipComplete(const FrontEnd* fe) {{ return fe->frames == kFrontEndFrames; }}
 """
 
 
@@ -188,7 +201,7 @@ const float kMelWeights[kMelWeightCount] = {{
 namespace {{
 
 // One full frame in fe->frame: window, FFT, power, mel, log, int8 column t = fe->frames.
-void ProcessFrame(FrontEnd* fe, int8_t* input, float* logmel) {{
+void ProcessFrame(FrontEnd* fe, int8_t* columns, float* logmel) {{
   for (int i = 0; i < kFftLength; ++i) fe->fft_in[i] = fe->frame[i] * kHannWindow[i];
   arm_rfft_fast_f32(&fe->fft, fe->fft_in, fe->spectrum, 0);
   // CMSIS-DSP packs bin 0 and bin n/2 (both real) into [0] and [1], then (re, im) pairs.
@@ -198,16 +211,18 @@ void ProcessFrame(FrontEnd* fe, int8_t* input, float* logmel) {{
   p[0] = dc * dc;
   p[kFftLength / 2] = nyquist * nyquist;
   const int t = fe->frames;
+  const int column = t % kNumFrames;
   for (int b = 0; b < kNumMels; ++b) {{
     const float* w = kMelWeights + kMelWeightOffset[b];
     const float* pw = p + kMelFirstBin[b];
     float mel = 0.0f;
     for (int j = 0; j < kMelBinCount[b]; ++j) mel += w[j] * pw[j];
     const float db = 10.0f * log10f(mel > {LOG_FLOOR!r}f ? mel : {LOG_FLOOR!r}f);
-    input[b * kNumFrames + t] = QuantizeLogMel(db, b);
-    if (logmel != nullptr) logmel[b * kNumFrames + t] = db;
+    columns[b * kNumFrames + column] = QuantizeLogMel(db, b);
+    if (logmel != nullptr) logmel[b * kFrontEndFrames + t] = db;
   }}
   fe->frames = t + 1;
+  if (fe->on_frame != nullptr) fe->on_frame(t, fe->context);
   // the next frame starts kHopLength samples later
   if (kHopLength < kFftLength) {{
     memmove(fe->frame, fe->frame + kHopLength, sizeof(float) * (kFftLength - kHopLength));
@@ -219,8 +234,8 @@ void ProcessFrame(FrontEnd* fe, int8_t* input, float* logmel) {{
 }}
 
 // Appends samples to the frame stream (no clip-length check), computing frames as they fill.
-void Feed(FrontEnd* fe, const float* x, int n, int8_t* input, float* logmel) {{
-  while (n > 0 && fe->frames < kNumFrames) {{
+void Feed(FrontEnd* fe, const float* x, int n, int8_t* columns, float* logmel) {{
+  while (n > 0 && fe->frames < kFrontEndFrames) {{
     if (fe->skip > 0) {{
       const int k = n < fe->skip ? n : fe->skip;
       fe->skip -= k;
@@ -234,13 +249,15 @@ void Feed(FrontEnd* fe, const float* x, int n, int8_t* input, float* logmel) {{
     fe->filled += k;
     x += k;
     n -= k;
-    if (fe->filled == kFftLength) ProcessFrame(fe, input, logmel);
+    if (fe->filled == kFftLength) ProcessFrame(fe, columns, logmel);
   }}
 }}
 
 }}  // namespace
 
-bool FrontEndBegin(FrontEnd* fe) {{
+bool FrontEndBegin(FrontEnd* fe, FrontEndFrameFn on_frame, void* context) {{
+  fe->on_frame = on_frame;
+  fe->context = context;
   memset(fe->frame, 0, sizeof(fe->frame));
   fe->filled = kFftLength / 2;
   fe->skip = 0;
@@ -250,29 +267,35 @@ bool FrontEndBegin(FrontEnd* fe) {{
   return arm_rfft_fast_init_{n}_f32(&fe->fft) == ARM_MATH_SUCCESS;
 }}
 
-int FrontEndPushFloat(FrontEnd* fe, const float* samples, int n, int8_t* input, float* logmel) {{
+void FrontEndCopyWindow(const int8_t* ring, int start, int8_t* input) {{
+  for (int b = 0; b < kNumMels; ++b) {{
+    for (int j = 0; j < kNumFrames; ++j) input[b * kNumFrames + j] = ring[b * kNumFrames + (start + j) % kNumFrames];
+  }}
+}}
+
+int FrontEndPushFloat(FrontEnd* fe, const float* samples, int n, int8_t* columns, float* logmel) {{
   const int room = kClipSamples - fe->samples;
   if (n > room) n = room;  // training reads exactly kClipSamples samples
   if (n > 0) {{
     fe->samples += n;
-    Feed(fe, samples, n, input, logmel);
+    Feed(fe, samples, n, columns, logmel);
   }}
   return fe->frames;
 }}
 
-int FrontEndPushPcm16(FrontEnd* fe, const int16_t* pcm, int n, int8_t* input, float* logmel) {{
+int FrontEndPushPcm16(FrontEnd* fe, const int16_t* pcm, int n, int8_t* columns, float* logmel) {{
   float block[{PCM_BLOCK}];
   while (n > 0) {{
     const int k = n < {PCM_BLOCK} ? n : {PCM_BLOCK};
     for (int i = 0; i < k; ++i) block[i] = static_cast<float>(pcm[i]) * (1.0f / 32768.0f);
-    FrontEndPushFloat(fe, block, k, input, logmel);
+    FrontEndPushFloat(fe, block, k, columns, logmel);
     pcm += k;
     n -= k;
   }}
   return fe->frames;
 }}
 
-int FrontEndPushPcm24(FrontEnd* fe, const uint8_t* pcm, int n, int8_t* input, float* logmel) {{
+int FrontEndPushPcm24(FrontEnd* fe, const uint8_t* pcm, int n, int8_t* columns, float* logmel) {{
   float block[{PCM_BLOCK}];
   while (n > 0) {{
     const int k = n < {PCM_BLOCK} ? n : {PCM_BLOCK};
@@ -283,22 +306,22 @@ int FrontEndPushPcm24(FrontEnd* fe, const uint8_t* pcm, int n, int8_t* input, fl
                                              (static_cast<uint32_t>(s[2]) << 24)) >> 8;
       block[i] = static_cast<float>(v) * (1.0f / 8388608.0f);
     }}
-    FrontEndPushFloat(fe, block, k, input, logmel);
+    FrontEndPushFloat(fe, block, k, columns, logmel);
     pcm += 3 * k;
     n -= k;
   }}
   return fe->frames;
 }}
 
-int FrontEndFinish(FrontEnd* fe, int8_t* input, float* logmel) {{
-  while (fe->frames < kNumFrames) {{
+int FrontEndFinish(FrontEnd* fe, int8_t* columns, float* logmel) {{
+  while (fe->frames < kFrontEndFrames) {{
     if (fe->skip > 0) {{
       fe->skip = 0;
       continue;
     }}
     memset(fe->frame + fe->filled, 0, sizeof(float) * (kFftLength - fe->filled));
     fe->filled = kFftLength;
-    ProcessFrame(fe, input, logmel);
+    ProcessFrame(fe, columns, logmel);
   }}
   fe->samples = kClipSamples;
   return fe->frames;

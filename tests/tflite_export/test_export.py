@@ -69,7 +69,7 @@ def test_ram_figures_and_fit_table_of_the_tiny_export(tiny_export):
     ram = exp.ram
     assert ram.arena_bytes == exp.size.arena_recommended_bytes
     assert ram.needed_bytes == ram.arena_bytes + ram.frontend_state_bytes + RAM_BESIDES_ARENA_ESTIMATE
-    assert ram.frontend_state_bytes == 3 * 4 * 2048 + 64 and ram.budget_bytes is None
+    assert ram.frontend_state_bytes == 3 * 4 * 2048 + 96 and ram.budget_bytes is None
     # the activation peak is a lower bound of what TFLM measured, and its list adds up
     assert 0 < ram.peak.live_bytes <= exp.size.arena_min_bytes
     assert sum(t.nbytes for t in ram.peak.tensors) == ram.peak.live_bytes

@@ -1,5 +1,5 @@
-"""A windowed run exports (window input, clip accumulator in the header) and validates per window
-and per clip; the firmware program refuses it, saying why."""
+"""A windowed run exports (window input, clip accumulator in the header), validates per window and
+per clip, and runs as firmware bit-exact, from log-mel and from PCM."""
 from __future__ import annotations
 
 import shutil
@@ -9,12 +9,12 @@ import pytest
 
 from firmware_harness.firmware import check_firmware
 from firmware_harness.runners import make_runner
-from firmware_harness.third_party import FirmwareError
+from tests.firmware_harness.conftest import require_targets
 from firmware_harness.validate import validate_export
 from keras_asc.training import TrainConfig, train
 from keras_asc.windows import split_windows
 from tests.conftest import TINY_TRAIN
-from tflite_export.export import export_run
+from tflite_export.export import C_SOURCE_FILES, export_run
 from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, read_model
 from tflite_export.input_quant import quantize_input
@@ -37,7 +37,7 @@ def test_windowed_export_takes_a_window_and_carries_the_accumulator(windowed_exp
     assert inp.shape == (1, 128, 16, 1) and exp.windows.starts == (0, 16, 32, 42)
     settings = (windowed_export / "model_settings.h").read_text()
     assert "constexpr int kNumWindows = 4;" in settings and "ClipAccumulatorAdd" in settings
-    assert "model_frontend.cc" not in exp.c_sources and not (windowed_export / "model_frontend.cc").exists()
+    assert exp.c_sources == C_SOURCE_FILES and "#define MODEL_WINDOWED 1" in settings
     assert exp.size.macs_per_clip == 4 * exp.size.macs_per_inference
     full = read_export(tiny_export)
     # 16 of 58 frames: every feature map shrinks, and so does the measured arena
@@ -62,8 +62,21 @@ def test_windowed_validation_scores_clips_from_the_accumulated_windows(windowed_
     assert "Windowed model: 4 windows of 16 frames" in (windowed_export / "validation_report.md").read_text()
 
 
-def test_firmware_refuses_a_windowed_export(windowed_export, tiny_dataset, tiny_work, tmp_path):
+def test_windowed_firmware_is_bit_exact_from_log_mel_and_from_pcm(windowed_export, tiny_dataset, tiny_work,
+                                                                   tiny_features, tmp_path):
+    require_targets("host", "cortex-m4")
     export = tmp_path / "export"
     shutil.copytree(windowed_export, export)
-    with pytest.raises(FirmwareError, match="a windowed model .*whole-clip models only"):
-        check_firmware(export, tiny_dataset, tiny_work, targets=("host",), **QUIET)
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=("host", "cortex-m4"), clips=2,
+                            host_clips=10, from_audio=True, **QUIET)
+    assert report.passed, report.failures
+    host, m4 = report.targets
+    assert (host.clips, m4.clips) == (10, 2)
+    assert host.outputs_identical == 10 and m4.outputs_identical == 2  # every window of every clip
+    outputs = np.load(export / "firmware" / "host" / "outputs.npy")
+    assert outputs.shape == (10 * 4, 10)  # one row per window
+    for t in (host, m4):
+        a = t.from_audio
+        assert a.model_bit_exact == a.clips and a.top1_agreement == a.clips
+        assert a.input_identical_fraction >= 0.999
+    assert m4.footprint.ram_by_part["tensor_arena"] == m4.header_arena_bytes == read_export(export).size.arena_recommended_bytes

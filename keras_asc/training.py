@@ -53,7 +53,10 @@ class TrainConfig:
     mixup_alpha: float = 0.0  # 0 disables mixup
     device_aug: float = 0.0  # max per-band EQ deviation in normalized units; 0 disables
     seed: int = 0
-    window_frames: int | None = None  # frames per inference (random crops in training); None: the whole clip
+    # frames per inference; None: the whole clip. Training draws random crops of this many frames,
+    # ceil(clip frames / window_frames) of each clip per epoch, so that an epoch covers as many
+    # frames as a whole-clip epoch and the same recipe (epochs, learning-rate schedule) applies.
+    window_frames: int | None = None
     window_hop: int | None = None  # hop between a clip's windows at evaluation; None: window_frames
 
     def __post_init__(self) -> None:
@@ -159,7 +162,11 @@ def make_train_pipeline(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, n_
         by.set_shape((None, n_classes))
         return bx, by
 
-    ds = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    crops = 1 if config.window_frames is None else -(-x.shape[2] // config.window_frames)
+    ds = tf.data.Dataset.range(len(x) * crops)
+    if crops > 1:
+        ds = ds.map(lambda i: i % len(x))  # each clip `crops` times per epoch, each time its own crop
+    ds = ds.shuffle(len(x) * crops, seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if config.window_frames is not None:
         ds = ds.map(lambda a, b: (_random_crop(a, config.window_frames, tf), b), num_parallel_calls=tf.data.AUTOTUNE)

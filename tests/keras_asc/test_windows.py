@@ -73,3 +73,13 @@ def test_windowed_run_takes_windows_and_evaluates_whole_clips(windowed_run, tiny
     assert combo["used"] == "mean of window probabilities"
     assert set(combo) == {"used", "mean_probabilities", "mean_pre_softmax_scores"}
     assert combo["mean_probabilities"]["accuracy"] == metrics["scores"][0]["accuracy"]
+
+
+def test_an_epoch_of_crops_covers_the_clip_frames():
+    """ceil(20 / 5) = 4 crops of each of 3 clips per epoch: as many frames as one whole-clip epoch."""
+    x = np.arange(3 * 2 * 20).reshape(3, 2, 20, 1).astype(np.float32)
+    cfg = TrainConfig(batch_size=5, window_frames=5, seed=0)
+    batches = [bx.numpy() for bx, _ in make_train_pipeline(x, np.zeros(3, np.int64), config=cfg, n_classes=10)]
+    crops = np.concatenate(batches)
+    assert crops.shape == (12, 2, 5, 1)
+    assert sorted(int(c[0, 0, 0]) // 40 for c in crops) == [0] * 4 + [1] * 4 + [2] * 4

@@ -1,26 +1,27 @@
 // The firmware program: the exported model run by TFLM, on the host or on a Cortex-M under QEMU.
 //
 // It uses only what `asc export` wrote (model_data.h/.cc, model_settings.h, model_input.h,
-// model_frontend.h/.cc) with TFLM and CMSIS-DSP. The tensor arena is the static kTensorArenaSize array a real firmware would have, so the
-// linked image's flash and RAM are the real ones. File I/O goes through the C library
+// model_frontend.h/.cc) with TFLM and CMSIS-DSP. The tensor arena is the static kTensorArenaSize
+// array a real firmware would have, so the linked image's flash and RAM are the real ones. File I/O goes through the C library
 // (semihosting on Cortex-M: the paths are the host's).
 //
 //   asc_firmware --logmel FILE | --int8 FILE | --wav-list FILE   --clips N --out FILE
-//                [--inputs-out FILE] [--logmel-out FILE] [--chunk SAMPLES]
+//                [--inputs-out FILE] [--logmel-out FILE] [--clip-out FILE] [--chunk SAMPLES]
 //                [--dump FILE --dump-clip K] [--measure-arena]
 //
-//   --logmel FILE      N clips of float32 log-mel [kNumMels][kNumFrames] (dB), quantized here by
+//   --logmel FILE      N clips of float32 log-mel [kNumMels][clip frames] (dB), quantized here by
 //                      the header's QuantizeLogMel; --int8 FILE: N ready int8 input tensors
 //   --wav-list FILE    N WAV paths, one per line (mono 16/24-bit PCM at kFrontEndSampleRate): the
 //                      PCM is streamed through the front end (model_frontend.h) in chunks of
 //                      --chunk samples (default kHopLength), as a microphone driver would;
-//                      --logmel-out FILE: the float log-mel it computed (N x kNumMels x kNumFrames)
+//                      --logmel-out FILE: the float log-mel it computed (N x kNumMels x clip frames)
 //   --out FILE         the int8 outputs of every inference (kNumClasses each); --inputs-out FILE:
 //                      the int8 inputs used. A windowed model (MODEL_WINDOWED in model_settings.h)
 //                      runs kNumWindows inferences per clip from --logmel and --wav-list and
 //                      writes each clip's ClipAccumulator to --clip-out FILE (kNumClasses int32
 //                      sums, then the int32 decision); --int8 FILE always holds N single inferences
-//   --dump FILE        also runs clip K once with every tensor preserved and writes them all
+//   --dump FILE        also runs item K (--int8) or clip K's first window (--logmel) once with
+//                      every tensor preserved and writes them all
 //   --measure-arena    reports the arena this build needs using a large scratch arena
 //
 // Prints key=value lines (arena_used_bytes, invoke_seconds, stack_used_bytes, ...); exit status

@@ -10,14 +10,19 @@ invokes TFLM; the harness compares
 * the int8 inputs with :func:`tflite_export.input_quant.quantize_input` (the Python formula), and
 * the int8 outputs with the ``tflite-micro`` Python runtime run on the Python inputs (the truth).
 
-Any difference fails. The first clip whose outputs differ is run again with every tensor dumped,
+A windowed model runs every window of each clip (``kWindowStarts``) and the program's
+``ClipAccumulator`` is compared with the Python accumulation (:mod:`tflite_export.window_combine`).
+With ``from_audio`` the same clips' WAV files also go through the exported front end
+(:mod:`firmware_harness.from_audio`).
+
+Any difference fails. The first inference whose outputs differ is run again with every tensor dumped,
 and the dump is compared operator by operator with the Python runtime's preserved tensors
 (:func:`firmware_harness.layers.first_divergence`). The header's ``kTensorArenaSize`` must be at
 least what each target's TFLM build needs (measured, never assumed); Cortex-M images get a
 footprint (:mod:`firmware_harness.footprint`).
 
 Writes ``EXPORT_DIR/firmware/<target>/`` (the program, ``inputs.npy``, ``outputs.npy`` of shape
-clips x classes in evaluate-split order, ``clips.csv``) and ``EXPORT_DIR/firmware/firmware_report.json``
+inferences x classes in evaluate-split order, windows clip-major, ``clips.csv``) and ``EXPORT_DIR/firmware/firmware_report.json``
 and ``.md``. The folder is built aside and renamed into place, so a crash leaves the previous one.
 """
 from __future__ import annotations
@@ -271,7 +276,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         clips=len(rows), inputs_identical=int(in_same.sum()), outputs_identical=int(out_same.sum()),
         first_input_difference=first_in, first_output_divergence=first_out,
         arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
-        seconds_per_inference=run.invoke_seconds / max(len(rows), 1), build_seconds=round(prog.build_seconds, 1),
+        seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
         tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio)
     return result, failures
 

@@ -177,7 +177,7 @@ def format_report(r: ValidationReport) -> str:
     if r.windows:
         lines += [f"Windowed model: {r.windows.per_clip} windows of {r.windows.frames} frames per clip (starts "
                   f"{list(r.windows.starts)}); the clip's class is the largest sum of its windows' int8 outputs "
-                  "(model_settings.h's ClipAccumulator), its probabilities their mean.", ""]
+                  "(model_settings.h's ClipAccumulator), its probabilities their mean."]
     lines += ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
               "|---|---|---|---|"]
     for n, a in r.agreement_with_tflm.items():

@@ -202,7 +202,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         size = size_figures(data, model, budget=budget, keras_model=keras_model,
                             arena_min=max(arena_needs.values()), arena=arena_bytes,
                             windows_per_clip=windows.per_clip if windows else 1)
-        ram = _ram_figures(model, feat, arena_bytes=arena_bytes, budget=ram_budget)
+        ram = _ram_figures(model, feat, arena_bytes=arena_bytes, budget=ram_budget,
+                           window_frames=windows.frames if windows else None)
         if ram_budget is not None and ram.needed_bytes > ram_budget:
             raise RamBudgetError(
                 f"the firmware needs about {ram.needed_bytes:,d} bytes of RAM ({_ram_text(ram)}), over the RAM "
@@ -240,8 +241,10 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     return result
 
 
-def _ram_figures(model, feat: FeatureConfig, *, arena_bytes: int, budget: int | None) -> RamFigures:
-    state = frontend.frontend_state_bytes(feat)
+def _ram_figures(model, feat: FeatureConfig, *, arena_bytes: int, budget: int | None, window_frames: int | None
+                 ) -> RamFigures:
+    # a windowed model's front end also keeps a ring of its last window_frames int8 columns
+    state = frontend.frontend_state_bytes(feat) + (feat.n_mels * window_frames if window_frames else 0)
     return RamFigures(arena_bytes=arena_bytes, frontend_state_bytes=state, besides_estimate_bytes=RAM_BESIDES_ARENA_ESTIMATE,
                       needed_bytes=arena_bytes + state + RAM_BESIDES_ARENA_ESTIMATE, budget_bytes=budget,
                       peak=peak_live_tensors(model))

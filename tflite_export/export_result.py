@@ -85,7 +85,7 @@ class RamFigures:
     """The firmware's RAM as the export estimates it (``asc firmware`` measures the linked image)."""
 
     arena_bytes: int  # kTensorArenaSize
-    frontend_state_bytes: int  # bound of sizeof(FrontEnd)
+    frontend_state_bytes: int  # bound of sizeof(FrontEnd), plus the int8 column ring of a windowed model
     besides_estimate_bytes: int  # static data and stack, mcu_targets.RAM_BESIDES_ARENA_ESTIMATE
     needed_bytes: int  # the sum
     budget_bytes: int | None  # --ram-budget (or the --target's largest SRAM block)

@@ -93,12 +93,12 @@ def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int
 
     weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
     nonzero = nonzero_params(keras_model)
+    macs = count_macs(keras_model)
     return SizeFigures(
         flatbuffer_bytes=len(data), budget_bytes=budget, budget_used_percent=round(100 * len(data) / budget, 1),
         constant_tensor_bytes=weights, flatbuffer_overhead_bytes=len(data) - weights,
         trainable_params=trainable_params(keras_model), dcase2021_nonzero_params=nonzero,
-        dcase2021_size_bytes_at_8_bits=nonzero, macs_per_inference=count_macs(keras_model),
-        macs_per_clip=count_macs(keras_model) * windows_per_clip,
+        dcase2021_size_bytes_at_8_bits=nonzero, macs_per_inference=macs, macs_per_clip=macs * windows_per_clip,
         arena_min_bytes=arena_min, arena_recommended_bytes=arena, ops=tuple(sorted(set(operator_names(model)))))
 
 
@@ -158,7 +158,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, run_cfg, epochs=qat_epochs, seed=seed, log=log)
         path, qat_seconds = "qat", time.perf_counter() - t0
-    log(f"export: converting ({path}, {len(calib)} calibration clips)")
+    log(f"export: converting ({path}, {len(calib)} calibration clips"
+        f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()
     data = convert_int8(keras_model, calib_x)
     convert_seconds = time.perf_counter() - t0
@@ -209,8 +210,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                 f"the firmware needs about {ram.needed_bytes:,d} bytes of RAM ({_ram_text(ram)}), over the RAM "
                 f"budget of {ram_budget:,d} bytes{f' ({mcu_target})' if mcu_target else ''} by "
                 f"{ram.needed_bytes - ram_budget:,d}. Nothing was written. Shrink what is live at the activation "
-                f"peak (fewer frames per inference, fewer channels in the early layers, a stride-2 stem) or "
-                f"raise --ram-budget. The {ram.peak.describe()}", ram.needed_bytes)
+                f"peak: fewer frames per inference (`asc train --window-frames W`; the README's windowed table "
+                f"shows the arena per W) or fewer channels in the early layers; or raise --ram-budget. "
+                f"The {ram.peak.describe()}", ram.needed_bytes)
         fits = tuple(fit_table(flash_needed=len(data) + FLASH_BESIDES_MODEL_ESTIMATE, ram_needed=ram.needed_bytes))
         artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + _ram_report(ram, fits))
         import tensorflow as tf

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from keras_asc import artifacts
@@ -108,12 +107,12 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     Raises the stage's own errors (BudgetError, ...)."""
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import read_validation_report
-    from tflite_export.export_result import read_export
     from keras_asc.evaluation import evaluate_run
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
     from keras_asc.training import RunExists, TrainConfig, train
     from tflite_export.export import export_run
+    from tflite_export.export_result import read_export
 
     timings = {}
     t = _stage("features", log)
@@ -155,15 +154,15 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
         from firmware_harness.firmware import arena_probes
 
         exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
-                             seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
-                             log=log)
+                         seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log), log=log)
     else:
         log("export: reusing export/")
     timings["export"] = time.perf_counter() - t
 
     t = _stage("validate (TFLM vs LiteRT, int8 vs float)", log)
     report = _read_record(read_validation_report, run_dir / "export")
-    if report is None or report.tflite_sha256 != exp.tflite_sha256 or report.data_dir != str(Path(data_dir).resolve()):
+    if (report is None or report.tflite_sha256 != exp.tflite_sha256 or report.data_dir != str(Path(data_dir).resolve())
+            or not _same_runtimes(report.packages)):
         report = validate_export(run_dir / "export" / "model.tflite", data_dir, work_dir, workers=workers,
                                  max_drop=max_drop, log=log)
     else:
@@ -189,7 +188,7 @@ def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: t
     from firmware_harness.third_party import locate_third_party
 
     old = _read_record(read_firmware_report, export_dir)
-    if (old is not None and old.passed and old.tflite_sha256 == exp.tflite_sha256
+    if (old is not None and old.passed and old.tflite_sha256 == exp.tflite_sha256 and _same_runtimes(old.packages)
             and old.build_inputs_sha256 == build_inputs_sha256(export_dir, locate_third_party(), targets)
             and old.data_dir == str(Path(data_dir).resolve())
             and tuple(t.target for t in old.targets) == tuple(targets)
@@ -198,6 +197,16 @@ def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: t
         return old
     return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips="all",
                           from_audio=True, workers=workers, log=log)
+
+
+#: the packages whose version changes what validation and the firmware check compare against
+RUNTIME_PACKAGES = ("tflite-micro", "ai-edge-litert", "tensorflow")
+
+
+def _same_runtimes(recorded: dict[str, str]) -> bool:
+    """A stored report was made with the interpreters installed now (else it is stale)."""
+    now = artifacts.package_versions()
+    return all(recorded.get(p) == now.get(p) for p in RUNTIME_PACKAGES)
 
 
 def _read_record(reader: Callable[[Path], R], folder: Path) -> R | None:

@@ -35,6 +35,24 @@ def test_demo_second_run_reuses_every_stage(tiny_demo):
     assert again.export == result.export and again.validation == result.validation
 
 
+def test_report_made_with_another_tflm_version_is_not_reused(tiny_demo, tmp_path):
+    import shutil
+
+    from keras_asc import artifacts
+
+    work, result = tiny_demo
+    copy = tmp_path / "work"
+    shutil.copytree(work, copy)
+    report = copy / "runs" / result.name / "export" / "validation_report.json"
+    data = artifacts.read_json(report)
+    data["packages"]["tflite-micro"] = "0.dev20200101000000"
+    artifacts.write_json(report, data)
+    messages = []
+    again = run_demo(copy, size="tiny", cfg=result.config, log=messages.append)
+    assert "validate: reusing validation_report.json" not in "\n".join(map(str, messages))
+    assert again.validation.packages["tflite-micro"] == artifacts.package_versions()["tflite-micro"]
+
+
 def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
     base = PipelineConfig(model_overrides=(("width", 0.25),), epochs=2, calibration_size=20)
     first = grid_configs(base, models=["resnet11"], frames=[28], mels=[128], losses=["ce"])

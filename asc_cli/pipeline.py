@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from keras_asc import artifacts
-from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
+from tflite_export.export import C_SOURCE_FILES, DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:
     from firmware_harness.firmware import FirmwareReport
@@ -147,7 +147,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     t = _stage("export (int8)", log)
     exp = _read_record(read_export, run_dir / "export")
-    if (exp is None or not all((run_dir / "export" / f).is_file() for f in exp.c_sources)
+    if (exp is None or not all((run_dir / "export" / f).is_file() for f in C_SOURCE_FILES)
             or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
             or exp.calibration.requested != cfg.calibration_size or exp.calibration.seed != cfg.seed
             or exp.quantization_path != "ptq"):

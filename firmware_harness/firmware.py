@@ -48,6 +48,7 @@ from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
 from keras_asc.windows import split_windows
 from tflite_export.window_combine import accumulate_windows, clip_decisions
+from tflite_export.export import C_SOURCE_FILES
 from tflite_export.mcu_targets import fit_table, format_fit_table
 
 DEFAULT_EMULATED_CLIPS = 20
@@ -87,7 +88,7 @@ def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: t
     import hashlib
 
     h = hashlib.sha256(tp.key.encode())
-    files = sorted(fw_program.FIRMWARE_DIR.rglob("*")) + [Path(export_dir) / f for f in fw_program.EXPORT_SOURCES]
+    files = sorted(fw_program.FIRMWARE_DIR.rglob("*")) + [Path(export_dir) / f for f in C_SOURCE_FILES]
     for f in files:
         if f.is_file():
             h.update(f.name.encode() + f.read_bytes())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class FromAudioResult:
     frontend_state_bytes: int  # sizeof(FrontEnd): frame + two FFT buffers + FFT instance
     pcm_chunk_bytes: int  # the program's microphone-chunk buffer
     stack_used_bytes: int | None  # Cortex-M: deepest stack of the whole run (front end + inference)
-    JSON_PROPERTIES = ("input_identical_fraction", "top1_agreement_fraction")
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("input_identical_fraction", "top1_agreement_fraction")
 
     @property
     def input_identical_fraction(self) -> float:

@@ -26,7 +26,6 @@ from firmware_harness.third_party import FirmwareError
 from tflite_export.export import C_SOURCE_FILES
 
 FIRMWARE_DIR = third_party.repo_root() / "firmware"
-EXPORT_SOURCES = C_SOURCE_FILES
 PROGRAM_OPT = "-O2"
 MAX_CHUNK_SAMPLES = 2048  # kMaxChunkSamples in firmware/main.cc: the program's microphone buffer
 
@@ -56,7 +55,7 @@ def _run_tool(cmd: list[str], what: str) -> None:
 def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
     export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
-    missing = [f for f in EXPORT_SOURCES if not (export_dir / f).is_file()]
+    missing = [f for f in C_SOURCE_FILES if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
                             "or is incomplete: re-run `asc export`")

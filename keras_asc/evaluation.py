@@ -6,15 +6,14 @@ The same functions score the float model here and TFLM's int8 outputs in firmwar
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from keras_asc import artifacts
+from keras_asc import artifacts, records
 from keras_asc.dataset import DEVICES, SCENE_LABELS, UNSEEN_DEVICES
-from keras_asc.windows import WindowPlan, combine_windows, split_windows, window_plan
+from keras_asc.windows import WindowPlan, combine_windows, split_windows
 
 EPS = 1e-15
 
@@ -115,7 +114,7 @@ def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: Window
         by_scores = np.exp(mean - mean.max(1, keepdims=True))
         by_scores /= by_scores.sum(1, keepdims=True)
         combination["mean_pre_softmax_scores"] = {"accuracy": accuracy(by_scores, y), "log_loss": log_loss(by_scores, y)}
-    return probs, {"windows": {**dataclasses.asdict(windows), "per_clip": windows.per_clip},
+    return probs, {"windows": records.to_json(windows),
                    "combination": combination}
 
 
@@ -134,7 +133,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int 
     table = fs.table("evaluate")
     model = load_run_model(run_dir)
     tc = TrainConfig.from_dict(cfg["train"])
-    windows = window_plan(frames=tc.window_frames, hop=tc.window_hop, clip_frames=x.shape[2])
+    windows = tc.windows(x.shape[2])
     extra = {}
     if windows is None:
         probs = model.predict(x, batch_size=64, verbose=0)

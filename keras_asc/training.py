@@ -33,7 +33,7 @@ from keras_asc.dataset import SCENE_LABELS  # noqa: E402
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet  # noqa: E402
 from keras_asc.features import Normalization  # noqa: E402
-from keras_asc.windows import split_windows, window_starts  # noqa: E402
+from keras_asc.windows import WindowPlan, split_windows, window_plan  # noqa: E402
 
 LOSSES = ("ce", "focal")
 
@@ -74,9 +74,9 @@ class TrainConfig:
             raise ValueError(f"--window-frames {self.window_frames} is longer than the clip's {clip_frames} frames")
         return self.window_frames or clip_frames
 
-    @property
-    def hop_frames(self) -> int | None:
-        return self.window_hop or self.window_frames
+    def windows(self, clip_frames: int) -> WindowPlan | None:
+        """How a clip of ``clip_frames`` frames is cut into inferences (None: the whole clip)."""
+        return window_plan(frames=self.window_frames, hop=self.window_hop, clip_frames=clip_frames)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -305,8 +305,8 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     n_classes = len(SCENE_LABELS)
     train_ds = make_train_pipeline(x, y, config=config, n_classes=n_classes)
     if config.window_frames is not None:  # validation on every window (the best epoch by window log loss)
-        k = len(window_starts(n_frames=clip_frames, window=config.window_frames, hop=config.hop_frames))
-        xv, yv = split_windows(xv, window=config.window_frames, hop=config.hop_frames), np.repeat(yv, k)
+        plan = config.windows(clip_frames)
+        xv, yv = split_windows(xv, window=plan.frames, hop=plan.hop), np.repeat(yv, plan.per_clip)
     val = (xv, np.eye(n_classes, dtype=np.float32)[yv])
 
     class EpochEnd(keras.callbacks.Callback):

@@ -8,6 +8,7 @@ so every frame is seen. A clip's probabilities are the mean of its windows' prob
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,6 +21,7 @@ class WindowPlan:
     hop: int
     clip_frames: int
     starts: tuple[int, ...]
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("per_clip",)
 
     @property
     def per_clip(self) -> int:

@@ -32,7 +32,7 @@ from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
-from keras_asc.windows import split_windows, window_plan
+from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.convert import convert_int8
@@ -146,7 +146,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     raw = fs.features("train")
     calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     train_cfg = TrainConfig.from_dict(run_cfg["train"])
-    windows = window_plan(frames=train_cfg.window_frames, hop=train_cfg.window_hop, clip_frames=feat.n_frames)
+    windows = train_cfg.windows(feat.n_frames)
     if windows is not None:  # every window of the calibration clips, as the firmware will see them
         calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
     keras_model = load_run_model(run_dir)
@@ -190,7 +190,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
 
         arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
         settings = settings_for(arena_needs)
-        written = _write_c_sources(tmp, data, settings, quant, feat)
+        _write_c_sources(tmp, data, settings, quant, feat)
         for name, probe in (arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             arena_needs[name] = int(probe(tmp))
@@ -231,7 +231,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                                     std=quant.std, scale=quant.scale, zero_point=quant.zero_point),
             output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],
                                       zero_point=out.zero_points[0]),
-            labels=tuple(SCENE_LABELS), features=feat, windows=windows, c_sources=written, ops=ops, size=size,
+            labels=tuple(SCENE_LABELS), features=feat, windows=windows, ops=ops, size=size,
             ram=ram, mcu_target=mcu_target, fits=fits, arena_needs=arena_needs,
             arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
             converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
@@ -267,8 +267,8 @@ def _ram_report(ram: RamFigures, fits) -> str:
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,
-                     feat: FeatureConfig) -> tuple[str, ...]:
-    """Write the C sources; returns their names."""
+                     feat: FeatureConfig) -> None:
+    """Write :data:`C_SOURCE_FILES`."""
     tables = frontend.frontend_tables(feat)
     artifacts.atomic_write_text(folder / "model_frontend.h", frontend.model_frontend_header(feat, tables))
     artifacts.atomic_write_text(folder / "model_frontend.cc", frontend.model_frontend_source(feat, tables))
@@ -277,4 +277,3 @@ def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSetting
     artifacts.atomic_write_text(folder / "model_input.h", c_sources.model_input_header(
         input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
     artifacts.atomic_write_text(folder / "model_settings.h", c_sources.model_settings_header(settings))
-    return C_SOURCE_FILES

@@ -108,7 +108,6 @@ class ExportResult:
     labels: tuple[str, ...]
     features: FeatureConfig
     windows: WindowPlan | None  # a windowed model: input kNumFrames = windows.frames, combined per clip
-    c_sources: tuple[str, ...]  # the C/C++ files written for the firmware
     ops: tuple[str, ...]  # in first-use order, as model_settings.h registers them
     size: SizeFigures
     ram: RamFigures

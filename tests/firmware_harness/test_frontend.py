@@ -24,7 +24,7 @@ from keras_asc.audio import load_audio
 from keras_asc.features import log_mel, mel_filterbank
 from tests.firmware_harness.conftest import EMULATED_CLIPS, QUIET, TARGETS_TESTED, require_targets
 from tflite_export.export_result import read_export
-from tflite_export.frontend import frontend_tables
+from tflite_export.frontend import frontend_state_bytes, frontend_tables
 from tflite_export.input_quant import quantize_input
 
 MAX_LOGMEL_DIFF_DB = 1e-2
@@ -69,6 +69,9 @@ def test_cortex_m4_footprint_has_the_front_end(firmware_run):
     # the 2048-point real FFT: its twiddles (2048 floats) and the 1024-point complex FFT's (2048 floats)
     assert 16 * 1024 < f.flash_by_part["frontend_fft"] < 40 * 1024
     assert a.frontend_state_bytes <= f.ram_by_part["frontend"] < a.frontend_state_bytes + 64
+    # the export's RAM estimate bounds the real sizeof(FrontEnd) on every target
+    assert all(frontend_state_bytes(read_export(export).features) >= t.from_audio.frontend_state_bytes
+               for t in report.targets)
     assert a.stack_used_bytes is not None and f.stack_bytes >= a.stack_used_bytes
     md = (export / "firmware" / "firmware_report.md").read_text()
     assert "PCM to class" in md and "| cortex-m4 | 3 | 1536 |" in md

@@ -220,13 +220,17 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import arena_probes
+    from tflite_export.compression import CompressionConfig
     from tflite_export.export import export_run
 
+    compression = (CompressionConfig(bits=a.compress_bits, granularity=a.compress_granularity,
+                                     finetune_epochs=a.compress_epochs) if a.compress else None)
     probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
+    out = Path(a.out) if a.out else Path(a.run_dir) / "export"
     exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
                      qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
-                     mcu_target=a.target)
+                     mcu_target=a.target, compression=compression, export_dir=out)
     size = exp.size
     print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
           f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "
@@ -234,7 +238,12 @@ def cmd_export(a: argparse.Namespace) -> None:
     budget = f" of {exp.ram.budget_bytes:,d} budget" if exp.ram.budget_bytes is not None else ""
     print(f"firmware RAM about {exp.ram.needed_bytes:,d} bytes{budget}; fits: "
           + ", ".join(f"{f.target} {'yes' if f.fits else 'no'}" for f in exp.fits))
-    print(f"export: wrote {Path(a.run_dir) / 'export'} ({exp.quantization_path}; size_report.txt has "
+    if exp.compression is not None:
+        c = exp.compression
+        print(f"compression: {c.config.describe()}: {c.uncompressed_bytes:,d} -> {c.compressed_bytes:,d} bytes; "
+              f"{len(c.tensors)} tensors decode to the uncompressed weights, TFLM outputs identical on "
+              f"{c.checked_inputs} calibration inputs")
+    print(f"export: wrote {out} ({exp.quantization_path}; size_report.txt has "
           "the per-tensor table, the activation peak and the fit table)")
 
 
@@ -354,6 +363,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -414,6 +424,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=non_negative_int, default=0, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
     s.add_argument("--qat-epochs", type=positive_int, default=3)
+    d = CompressionConfig()
+    s.add_argument("--compress", action="store_true",
+                   help="cluster the weights (tensorflow-model-optimization), fine-tune, and store them as TFLM "
+                        "look-up-table indices decoded at run time; refused unless they decode exactly")
+    s.add_argument("--compress-bits", type=int, choices=range(1, 8), default=d.bits, metavar="B",
+                   help=f"index bits: 2**B values per table (default {d.bits})")
+    s.add_argument("--compress-granularity", choices=GRANULARITIES, default=d.granularity,
+                   help="one value table (and int8 scale) per weight tensor, or per output channel "
+                        f"(default {d.granularity}: per-channel tables and scales cost more flash than 4-bit "
+                        "indices save on ResNet11)")
+    s.add_argument("--compress-epochs", type=non_negative_int, default=d.finetune_epochs,
+                   help=f"fine-tuning epochs of the clustered model (default {d.finetune_epochs})")
+    s.add_argument("--out", default=None, help="export folder (default RUN_DIR/export)")
     s.add_argument("--arena-targets", type=_targets_or_none, default=("host", "host-cmsis-nn", "cortex-m4"),
                    help="firmware builds whose arena need sizes the header's kTensorArenaSize, besides TFLM "
                         "Python's (default: host,host-cmsis-nn,cortex-m4, those whose toolchain is installed); "

@@ -31,6 +31,9 @@ from firmware_harness.third_party import DOWNLOADS, FirmwareError
 KERNELS_DIR = "tensorflow/lite/micro/kernels/"
 #: Kernel-folder sources every model needs (shared helpers, no registration of their own).
 KERNEL_SUPPORT = ("kernel_util.cc", "micro_tensor_utils.cc")
+#: Kernel-folder sources a kernel needs besides its own and its ``<stem>_common.cc``.
+KERNEL_HELPERS = {"decode": ("decode_state.cc", "decode_state_lut.cc", "decode_state_huffman.cc",
+                             "decode_state_prune.cc")}
 #: Library sources a firmware never calls: test doubles and TFLM's signal-processing library.
 NOT_FOR_FIRMWARE = ("test_helpers.cc", "test_helper_custom_ops.cc", "mock_micro_graph.cc",
                     "fake_micro_context.cc", "kernels/kernel_runner.cc")
@@ -81,7 +84,10 @@ def _registrations(tree: Path) -> dict[str, str]:
     text = (tree / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
     pat = re.compile(r"TfLiteStatus\s+(Add\w+)\(\s*const\s+TFLMRegistration&\s+registration\s*=\s*"
                      r"(?:tflite::)?(Register_\w+)\(\)")
-    return dict(pat.findall(text))
+    # custom operators register inside the body: AddDecode() { ... = tflite::Register_DECODE(); ...
+    custom = re.compile(r"TfLiteStatus\s+(Add\w+)\(\)\s*{\s*const\s+TFLMRegistration&\s+registration\s*=\s*"
+                        r"(?:tflite::)?(Register_\w+)\(\)")
+    return {**dict(custom.findall(text)), **dict(pat.findall(text))}
 
 
 def select_sources(tree: Path, sources: list[str], resolver_methods: list[str]) -> list[str]:
@@ -107,6 +113,7 @@ def select_sources(tree: Path, sources: list[str], resolver_methods: list[str]) 
     if wanted - defined:
         raise FirmwareError(f"no TFLM kernel source defines {sorted(wanted - defined)}")
     helpers = {f"{s}_common.cc" for s in kernel_stems} | set(KERNEL_SUPPORT)
+    helpers |= {h for s in kernel_stems for h in KERNEL_HELPERS.get(s, ())}
     keep += [s for s in sources if s.startswith(KERNELS_DIR) and s.count("/") == KERNELS_DIR.count("/")
              and Path(s).name in helpers]
     return sorted(set(keep))

@@ -32,7 +32,7 @@ from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
 from keras_asc.windows import combine_windows, split_windows
 from tflite_export.arena import measure_arena
-from tflite_export.export_result import ExportMissing, ExportResult, read_export
+from tflite_export.export_result import UNCOMPRESSED_MODEL, ExportMissing, ExportResult, read_export
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 from tflite_export.window_combine import accumulate_windows, clip_probabilities
@@ -96,28 +96,56 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, ExportResult, InputQu
 _WORKER: dict = {}
 
 
-def _init_worker(model: bytes, arena: int) -> None:
-    _WORKER["runners"] = [make_runner(n, model, arena_bytes=arena) for n in RUNNERS]
+def _init_worker(model: bytes, arena: int, runners: tuple[str, ...]) -> None:
+    _WORKER["runners"] = [make_runner(n, model, arena_bytes=arena) for n in runners]
 
 
 def _run_chunk(x: np.ndarray) -> np.ndarray:
-    """``x``: (n, 1, H, W, 1) int8 -> (len(RUNNERS), n, n_classes) int8."""
+    """``x``: (n, 1, H, W, 1) int8 -> (runners, n, n_classes) int8."""
     return np.stack([np.concatenate([r.run(xi) for xi in x]) for r in _WORKER["runners"]])
 
 
-def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16) -> dict[str, np.ndarray]:
-    """Outputs of every runner for every input; ``x`` is (n, 1, H, W, 1) int8."""
+def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16,
+            runners: tuple[str, ...] = RUNNERS) -> dict[str, np.ndarray]:
+    """Outputs of each of ``runners`` for every input; ``x`` is (n, 1, H, W, 1) int8."""
     from keras_asc.parallel import parallel_map
 
     starts = list(range(0, len(x), chunk))
     parts: dict[int, np.ndarray] = {}
     calls = [(x[s:s + chunk],) for s in starts]
-    for k, part in parallel_map(_run_chunk, calls, workers=workers, desc="validate (TFLM + LiteRT ref + opt)",
+    for k, part in parallel_map(_run_chunk, calls, workers=workers, desc=f"validate ({' + '.join(runners)})",
                                 unit="clip", sizes=[len(c[0]) for c in calls], initializer=_init_worker,
-                                initargs=(model, arena)):
+                                initargs=(model, arena, runners)):
         parts[starts[k]] = part
     out = np.concatenate([parts[s] for s in starts], axis=1)
-    return {n: out[i] for i, n in enumerate(RUNNERS)}
+    return {n: out[i] for i, n in enumerate(runners)}
+
+
+def uncompressed_twin(export_dir: Path, exp: ExportResult) -> bytes | None:
+    """A compressed export's ``model_uncompressed.tflite`` (checked against config.json), else None."""
+    if exp.compression is None:
+        return None
+    path = Path(export_dir) / UNCOMPRESSED_MODEL
+    if not path.is_file() or artifacts.sha256_file(path) != exp.compression.uncompressed_sha256:
+        raise ValidationError(f"{path}: missing, or not the uncompressed model config.json records (sha256): the "
+                              "harness compares LiteRT on it. Re-run `asc export --compress`")
+    return path.read_bytes()
+
+
+def export_float_model(export_dir: Path, exp: ExportResult):
+    """The float model the export's int8 model was converted from: the export's own
+    (``--compress``: clustered, BatchNorm folded) or the run's ``model.keras``."""
+    from keras_asc.training import load_run_model
+
+    if exp.float_model is None:
+        return load_run_model(exp.source_run)
+    import tf_keras as keras
+
+    path = Path(export_dir) / exp.float_model
+    if not path.is_file():
+        raise ValidationError(f"{path}: missing; the export's float model is needed to compare int8 with float. "
+                              "Re-run `asc export`")
+    return keras.models.load_model(path, compile=False)
 
 
 # ----------------------------------------------------------------------------- comparisons
@@ -175,7 +203,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     from keras_asc.dataset import SCENE_LABELS
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import Normalization
-    from keras_asc.training import load_run_model, load_split
+    from keras_asc.training import load_split
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
@@ -201,14 +229,24 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
     x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
     t0 = time.perf_counter()
-    outs = run_all(data, x_int8, arena=run_arena, workers=workers)
+    twin = uncompressed_twin(export_dir, exp)  # LiteRT cannot run a compressed model's TFLM_DECODE
+    outs = run_all(twin or data, x_int8, arena=run_arena, workers=workers)
+    compressed = None
+    if twin is not None:
+        outs_compressed = run_all(data, x_int8, arena=run_arena, workers=workers, runners=("tflm",))["tflm"]
+        compressed = agreement(outs["tflm"], outs_compressed)
+        if compressed.clips_with_any_difference:
+            failures.append(f"TFLM's outputs on the compressed model differ from the uncompressed model's on "
+                            f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
+                            "weights do not decode to the uncompressed ones on this runtime")
+        outs["tflm"] = outs_compressed
     run_seconds = time.perf_counter() - t0
-    log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x 3 runtimes in {run_seconds:.1f} s")
+    log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x {3 + (twin is not None)} runs in {run_seconds:.1f} s")
 
     # agreement with TFLM, and localization of every reference-kernel disagreement
     agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
     idx = agree["litert_ref"].differing_clip_indices
-    comparer = LayerComparer(data, arena_bytes=run_arena) if idx else None
+    comparer = LayerComparer(twin or data, arena_bytes=run_arena) if idx else None
     divergences = tuple(ClipDivergence(clip=str(table["filename"].iloc[i // per_clip]), index=int(i),
                                        divergence=comparer.first_divergence(x_int8[i])) for i in idx)
     unknown = [d for d in divergences if not d.known]
@@ -220,7 +258,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     # int8 (TFLM) against float
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
-    keras_model = load_run_model(exp.source_run)
+    keras_model = export_float_model(export_dir, exp)
     if windows:  # the clip decision the firmware's ClipAccumulator makes, from TFLM's window outputs
         sums = accumulate_windows(outs["tflm"], windows_per_clip=per_clip)
         int8_probs = clip_probabilities(sums, windows_per_clip=per_clip, scale=exp.output.scale,
@@ -254,7 +292,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         throughput=Throughput(workers=workers, seconds=round(run_seconds, 2),
                               clips_per_second=round(len(table) / max(run_seconds, 1e-9), 2)),
         failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), windows=windows,
-        **artifacts.provenance())
+        compressed_agreement=compressed, **artifacts.provenance())
     _write_reports(export_dir, report, float_probs, int8_probs)
     return report
 

@@ -147,6 +147,9 @@ class ValidationReport:
     packages: dict[str, str]
     git_commit: str
     windows: WindowPlan | None = None  # a windowed model: agreement counts windows, scores clips
+    # a compressed export: TFLM on model.tflite against TFLM on model_uncompressed.tflite (which
+    # LiteRT runs, as it has no TFLM_DECODE); any difference is a failure
+    compressed_agreement: Agreement | None = None
     stage: str = "validate"
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
 
@@ -178,6 +181,11 @@ def format_report(r: ValidationReport) -> str:
         lines += [f"Windowed model: {r.windows.per_clip} windows of {r.windows.frames} frames per clip (starts "
                   f"{list(r.windows.starts)}); the clip's class is the largest sum of its windows' int8 outputs "
                   "(model_settings.h's ClipAccumulator), its probabilities their mean."]
+    c = r.compressed_agreement
+    if c is not None:
+        lines += ["", f"Compressed model: TFLM's outputs on model.tflite (LUT-compressed weights) and on "
+                  f"model_uncompressed.tflite differ on {c.clips_with_any_difference} of {c.clips} {unit}. LiteRT has "
+                  "no TFLM_DECODE operator, so it runs model_uncompressed.tflite below."]
     lines += ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
               "|---|---|---|---|"]
     for n, a in r.agreement_with_tflm.items():

@@ -73,6 +73,18 @@ def tiny_export(tiny_run, tiny_dataset, tiny_work) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_compressed_export(tiny_run, tiny_dataset, tiny_work, tmp_path_factory) -> Path:
+    """``tiny_run`` clustered (2 fine-tuning epochs) and exported with 4-bit LUT weights."""
+    from tflite_export.compression import CompressionConfig
+    from tflite_export.export import export_run
+
+    out = tmp_path_factory.mktemp("lut") / "export"
+    export_run(tiny_run, tiny_dataset, tiny_work, calibration_size=40, export_dir=out, arena_probes={},
+               compression=CompressionConfig(bits=4, finetune_epochs=2), log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def float_io_tflite() -> bytes:
     """A small conv net converted with float input and output (which the toolkit must refuse)."""
     import numpy as np

@@ -30,10 +30,12 @@ def representative_dataset(x: np.ndarray) -> Callable[[], Iterable[list[np.ndarr
     return gen
 
 
-def convert_int8(model, calibration_x: np.ndarray) -> bytes:
+def convert_int8(model, calibration_x: np.ndarray, *, per_channel_weights: bool = True) -> bytes:
     """Convert ``model`` (float input ``(batch, H, W, 1)``) to a full-integer flatbuffer.
 
-    Batch is fixed at 1 through the concrete function's input signature. Raises
+    Batch is fixed at 1 through the concrete function's input signature. Weights are quantized
+    per output channel, or with one scale per tensor when ``per_channel_weights`` is false (a
+    clustered model for one LUT table per tensor, :mod:`tflite_export.compression`). Raises
     :class:`ConversionError` with the converter's reason if any op has no int8 builtin kernel.
     """
     import tensorflow as tf
@@ -47,6 +49,7 @@ def convert_int8(model, calibration_x: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
+    conv._experimental_disable_per_channel = not per_channel_weights  # the converter's only switch for it
     try:
         return bytes(conv.convert())
     except Exception as e:  # ConverterError and friends; keep the converter's own explanation

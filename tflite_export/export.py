@@ -11,7 +11,13 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
     calibration.csv     the representative clips (stratified, deterministic)
     size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
     config.json         source model hash, calibration list hash, budget, I/O quantization,
-                        path (ptq or qat), converter and package versions
+                        path (ptq, qat or clustered), converter and package versions
+
+and with ``--compress`` (:mod:`tflite_export.compression`) also::
+
+    model_uncompressed.tflite  the same int8 model with whole weights (LiteRT cannot run
+                        TFLM_DECODE, so the harness compares LiteRT on this one)
+    float_model.keras   the clustered, BatchNorm-folded float model it was converted from
 
 An over-budget model raises :class:`BudgetError` with the per-tensor table, and nothing is
 written (a previous successful export stays as it was).
@@ -35,14 +41,16 @@ from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
-from tflite_export.convert import convert_int8
-from tflite_export.export_result import (CalibrationRecord, ExportResult, InputTensorRecord, OutputTensorRecord,
-                                         RamFigures, SizeFigures, write_export_result)
+from tflite_export.compression import CompressionConfig, compress_model, compression_report
+from tflite_export.convert import ConversionError, convert_int8
+from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
+                                         InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
+                                         write_export_result)
 from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES_ARENA_ESTIMATE, fit_table,
                                        format_fit_table, get_mcu_target)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model, tensor_size_table)
-from tflite_export.input_quant import InputQuantization
+from tflite_export.input_quant import InputQuantization, quantize_input
 
 #: the C/C++ files an export writes for the firmware
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
@@ -50,6 +58,7 @@ C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_setti
 DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
+CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on the host
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
                      "rounded up to 16")
 
@@ -122,8 +131,15 @@ def size_report(size: SizeFigures, model) -> str:
 def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
                calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
                qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
-               ram_budget: int | None = None, mcu_target: str | None = None, log=print) -> ExportResult:
-    """Export ``run_dir``'s best model; returns what config.json records.
+               ram_budget: int | None = None, mcu_target: str | None = None,
+               compression: CompressionConfig | None = None, export_dir: Path | None = None,
+               log=print) -> ExportResult:
+    """Export ``run_dir``'s best model into ``export_dir`` (default ``run_dir/export``); returns
+    what config.json records.
+
+    ``compression`` clusters, converts and LUT-compresses the weights
+    (:mod:`tflite_export.compression`); the compressed model must decode to the uncompressed one
+    and give identical TFLM outputs on every calibration input, or nothing is written.
 
     ``mcu_target`` (a name of :data:`~tflite_export.mcu_targets.MCU_TARGETS`) lowers ``budget``
     to its flash minus the runtime estimate and ``ram_budget`` to its largest SRAM block. A
@@ -151,7 +167,16 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
     keras_model = load_run_model(run_dir)
 
-    path, qat_seconds = "ptq", 0.0
+    path, qat_seconds, finetune_seconds = "ptq", 0.0, 0.0
+    if qat and compression is not None:
+        raise ConversionError("--qat and --compress cannot be combined: compression fine-tunes the clustered "
+                              "model itself; choose one")
+    if compression is not None:
+        from tflite_export.compression import cluster_finetune
+
+        t0 = time.perf_counter()
+        keras_model = cluster_finetune(keras_model, fs, norm, run_cfg, config=compression, seed=seed, log=log)
+        path, finetune_seconds = "clustered", time.perf_counter() - t0
     if qat:
         from tflite_export.qat import quantize_aware_finetune
 
@@ -161,8 +186,17 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     log(f"export: converting ({path}, {len(calib)} calibration clips"
         f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()
-    data = convert_int8(keras_model, calib_x)
+    data = convert_int8(keras_model, calib_x,
+                        per_channel_weights=compression is None or compression.per_channel)
     convert_seconds = time.perf_counter() - t0
+    uncompressed, compressed_record = data, None
+    if compression is not None:
+        calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=input_quantization(read_model(data), norm))
+        if windows is not None:
+            calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
+        data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
+                                                 arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
+                                                 log=log)
     model = read_model(data)
     check_int8_model(model)
     check_budget(data, budget, model)
@@ -172,9 +206,12 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     quant = input_quantization(model, norm)
     ops = tuple(dict.fromkeys(operator_names(model)))
 
-    final = run_dir / "export"
+    final = Path(export_dir) if export_dir is not None else run_dir / "export"
     with artifacts.staging_dir(final) as tmp:
         artifacts.atomic_write_bytes(tmp / "model.tflite", data)
+        if compressed_record is not None:
+            artifacts.atomic_write_bytes(tmp / UNCOMPRESSED_MODEL, uncompressed)
+            keras_model.save(tmp / FLOAT_MODEL)
         log("export: measuring the TFLM tensor arena")
         arena = measure_arena(tmp / "model.tflite")
 
@@ -214,7 +251,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                 f"shows the arena per W) or fewer channels in the early layers; or raise --ram-budget. "
                 f"The {ram.peak.describe()}", ram.needed_bytes)
         fits = tuple(fit_table(flash_needed=len(data) + FLASH_BESIDES_MODEL_ESTIMATE, ram_needed=ram.needed_bytes))
-        artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + _ram_report(ram, fits))
+        compression_text = "\n" + compression_report(compressed_record) if compressed_record else ""
+        artifacts.atomic_write_text(tmp / "size_report.txt",
+                                    size_report(size, model) + compression_text + _ram_report(ram, fits))
         import tensorflow as tf
 
         result = ExportResult(
@@ -235,7 +274,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             ram=ram, mcu_target=mcu_target, fits=fits, arena_needs=arena_needs,
             arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
             converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
-                       "supported_ops": "TFLITE_BUILTINS_INT8", "weights": "int8 per-channel"},
+                       "supported_ops": "TFLITE_BUILTINS_INT8",
+                       "weights": "int8 per-tensor" if compression and not compression.per_channel else "int8 per-channel"},
+            compression=compressed_record, float_model=FLOAT_MODEL if compressed_record else None,
             **artifacts.provenance())
         write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "

@@ -14,8 +14,13 @@ from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig
 from keras_asc.windows import WindowPlan
 from tflite_export.arena import RamPeak
+from tflite_export.compression import CompressionRecord
 from tflite_export.input_quant import InputQuantization
 from tflite_export.mcu_targets import Fit
+
+
+UNCOMPRESSED_MODEL = "model_uncompressed.tflite"  # --compress: the int8 model before LUT compression
+FLOAT_MODEL = "float_model.keras"  # --compress: the clustered float model the int8 model comes from
 
 
 class ExportMissing(AscError, FileNotFoundError):
@@ -96,7 +101,7 @@ class RamFigures:
 class ExportResult:
     """An export folder's ``config.json``."""
 
-    quantization_path: str  # "ptq" or "qat"
+    quantization_path: str  # "ptq", "qat" or "clustered" (--compress)
     source_run: str  # the run folder
     source_model_sha256: str  # of source_run/model.keras when exported
     tflite_sha256: str
@@ -120,6 +125,10 @@ class ExportResult:
     converter: dict[str, str]
     packages: dict[str, str]
     git_commit: str
+    compression: CompressionRecord | None = None  # --compress: LUT-compressed weights (model.tflite)
+    # the float model the int8 model was converted from when it is not the run's model.keras (the
+    # clustered, BatchNorm-folded model of --compress), a file in the export folder
+    float_model: str | None = None
     stage: str = "export"
 
 

@@ -22,6 +22,7 @@ TFLM_RESOLVER_METHODS: dict[str, str] = {
     "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad", "QUANTIZE": "AddQuantize",
     "REDUCE_MAX": "AddReduceMax", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
     "SOFTMAX": "AddSoftmax", "SQUEEZE": "AddSqueeze",
+    "TFLM_DECODE": "AddDecode",  # custom: decodes LUT-compressed weights (tflite_export.compression)
 }
 
 
@@ -89,13 +90,18 @@ def describe_tensors(model) -> list[TensorInfo]:
 
 
 def operator_names(model) -> list[str]:
-    """Builtin operator name of every operator in execution order (e.g. ``CONV_2D``)."""
+    """Operator name of every operator in execution order: the builtin's (``CONV_2D``), or a
+    custom operator's own code (``TFLM_DECODE``)."""
     s = _schema()
     names = _enum_names(s.BuiltinOperator)
     codes = []
     for oc in model.operatorCodes:
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-        codes.append("CUSTOM" if code == s.BuiltinOperator.CUSTOM else names.get(code, f"UNKNOWN_{code}"))
+        if code == s.BuiltinOperator.CUSTOM:
+            custom = oc.customCode.decode() if isinstance(oc.customCode, bytes) else oc.customCode
+            codes.append(str(custom or "CUSTOM"))
+        else:
+            codes.append(names.get(code, f"UNKNOWN_{code}"))
     return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
 
 

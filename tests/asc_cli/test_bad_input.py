@@ -48,6 +48,8 @@ NUMERIC = [
     (["train", "--data", "D", "--out", "O", "--window-frames", "0"], "--window-frames"),
     (["export", "R", "--data", "D", "--ram-budget", "0"], "--ram-budget"),
     (["export", "R", "--data", "D", "--target", "stm32f4"], "--target"),
+    (["export", "R", "--data", "D", "--compress", "--compress-bits", "8"], "--compress-bits"),
+    (["export", "R", "--data", "D", "--compress", "--compress-granularity", "layer"], "--compress-granularity"),
     (["firmware", "E", "--data", "D", "--chunk", "4096"], "--chunk"),
     (["firmware", "E", "--data", "D", "--clips", "0"], "--clips"),
     (["firmware", "E", "--data", "D", "--targets", "cortex-m3"], "--targets"),

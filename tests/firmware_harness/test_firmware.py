@@ -133,6 +133,28 @@ def test_only_the_models_kernels_are_compiled():
         tflm_build.select_sources(tree, ref, ["AddNoSuchOp"])
 
 
+def test_the_decode_operator_brings_its_lut_decoder():
+    _require()
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(), **QUIET)
+    picked = tflm_build.select_sources(tree, third_party.library_sources(tree, kernels="cmsis_nn"), ["AddDecode"])
+    kernels = {s.rsplit("/", 1)[-1] for s in picked if s.startswith(tflm_build.KERNELS_DIR)}
+    assert {"decode.cc", "decode_state.cc", "decode_state_lut.cc"} <= kernels
+
+
+def test_compressed_export_is_bit_identical_on_host_and_cortex_m4(tiny_compressed_export, tiny_dataset, tiny_work,
+                                                                 tmp_path):
+    """LUT-compressed weights decoded by the pinned C++ TFLM_DECODE, on every host clip and under QEMU."""
+    _require("host", "cortex-m4")
+    export = tmp_path / "export"
+    shutil.copytree(tiny_compressed_export, export)
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=("host", "cortex-m4"), clips=2, **QUIET)
+    assert report.passed, report.failures
+    assert all(t.bit_identical for t in report.targets)
+    m4 = next(t for t in report.targets if t.target == "cortex-m4")
+    model_bytes = export.joinpath("model.tflite").stat().st_size
+    assert m4.clips == 2 and model_bytes <= m4.footprint.flash_by_part["model"] < model_bytes + 64
+
+
 MAP = """\
 Discarded input sections
  .text.unused   0x00000000       0x40 /x/obj/main.cc.o

@@ -435,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {d.granularity}: per-channel tables and scales cost more flash than 4-bit "
                         "indices save on ResNet11)")
     s.add_argument("--compress-epochs", type=non_negative_int, default=d.finetune_epochs,
-                   help=f"fine-tuning epochs of the clustered model (default {d.finetune_epochs})")
+                   help="fine-tuning epochs of the clustered model (default: as many as the run was trained for)")
     s.add_argument("--out", default=None, help="export folder (default RUN_DIR/export)")
     s.add_argument("--arena-targets", type=_targets_or_none, default=("host", "host-cmsis-nn", "cortex-m4"),
                    help="firmware builds whose arena need sizes the header's kTensorArenaSize, besides TFLM "

@@ -55,7 +55,9 @@ class CompressionConfig:
 
     bits: int = 4  # index bits: at most 2**bits values per table
     granularity: str = "tensor"  # "tensor": one table and one int8 scale per tensor; "channel": per output channel
-    finetune_epochs: int = 20  # measured on the demo data: 10 epochs left the float model 4 points lower
+    # fine-tuning epochs; None: as many as the run was trained for (the export records the number).
+    # On the demo run, 10, 20 and 40 (its own count) epochs gave 65.0, 69.2 and 70.0 % float accuracy.
+    finetune_epochs: int | None = None
     learning_rate_divisor: float = 10.0  # fine-tune at the run's learning rate / this (as QAT)
 
     def __post_init__(self) -> None:
@@ -63,7 +65,7 @@ class CompressionConfig:
             raise ValueError(f"compression bits must be 1-7 (TFLM's LUT decoder), got {self.bits}")
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"compression granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        if self.finetune_epochs < 0 or self.learning_rate_divisor <= 0:
+        if (self.finetune_epochs is not None and self.finetune_epochs < 0) or self.learning_rate_divisor <= 0:
             raise ValueError(f"invalid compression fine-tuning: {self}")
 
     @property
@@ -144,7 +146,8 @@ def fold_batchnorm(model):
 def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: CompressionConfig, seed: int,
                      log=print):
     """Fold BatchNorm, cluster every Conv2D kernel to ``2**bits`` values with tfmot, fine-tune for
-    ``config.finetune_epochs`` on the training split (the run's pipeline, without mixup), strip.
+    ``config.finetune_epochs`` (None: the run's epochs) on the training split (the run's pipeline,
+    without mixup, at a constant learning rate), strip.
 
     Returns the plain tf_keras model whose kernels hold the clustered values."""
     import tensorflow_model_optimization as tfmot
@@ -169,12 +172,13 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
     ft_cfg = dataclasses.replace(train_cfg, mixup_alpha=0.0, seed=seed,
                                  learning_rate=train_cfg.learning_rate / config.learning_rate_divisor)
     compile_model(clustered, ft_cfg)
-    if config.finetune_epochs:
+    epochs = train_cfg.epochs if config.finetune_epochs is None else config.finetune_epochs
+    if epochs:
         x, y = load_split(fs, "train", normalization=normalization)
         log(f"export: clustering to {2 ** config.bits} values per {config.granularity}, fine-tuning for "
-            f"{config.finetune_epochs} epoch(s)")
+            f"{epochs} epoch(s)")
         clustered.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=len(run_cfg["labels"])),
-                      epochs=config.finetune_epochs, verbose=2)
+                      epochs=epochs, verbose=2)
     return clustering.strip_clustering(clustered)
 
 

@@ -30,6 +30,7 @@ package never depends on the firmware builds.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -174,6 +175,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     if compression is not None:
         from tflite_export.compression import cluster_finetune
 
+        if compression.finetune_epochs is None:  # recorded as the number it stands for
+            compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()
         keras_model = cluster_finetune(keras_model, fs, norm, run_cfg, config=compression, seed=seed, log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0

@@ -48,7 +48,7 @@ from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
 from keras_asc.windows import split_windows
 from tflite_export.window_combine import accumulate_windows, clip_decisions
-from tflite_export.export import C_SOURCE_FILES
+from tflite_export.export import C_SOURCE_FILES, BuildProbe
 from tflite_export.mcu_targets import fit_table, format_fit_table
 
 DEFAULT_EMULATED_CLIPS = 20
@@ -174,10 +174,11 @@ def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: i
 
 
 def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = None,
-                 log=print) -> dict[str, Callable[[Path], int]]:
+                 log=print) -> dict[str, Callable[[Path], BuildProbe]]:
     """For ``asc export``: per target whose tools are installed, a callable that builds the
-    program for a (staged) export folder and returns the arena that build needs. Targets whose
-    toolchain or archives are missing are left out, with a log line saying why."""
+    program for a (staged) export folder and returns the arena that build needs and, for a
+    microcontroller, its linked image's flash. Targets whose toolchain or archives are missing
+    are left out, with a log line saying why."""
     try:
         tp = third_party.locate_third_party(third_party_dir)
     except FirmwareError as e:
@@ -190,12 +191,16 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
             log(f"export: no arena probe for {name}: {', '.join(target.missing_tools())} not installed")
             continue
 
-        def probe(export_dir: Path, target=target) -> int:
+        def probe(export_dir: Path, target=target) -> BuildProbe:
             tree = third_party.prepare_tflm_tree(tp, log=log)
             with tempfile.TemporaryDirectory(prefix="asc-arena-") as tmp:
                 prog = fw_program.build_program(export_dir, target, Path(tmp), tree=tree, log=log)
-                return fw_program.measure_arena(prog, Path(tmp) / "work",
-                                                input_elements=_input_elements(export_dir))
+                arena = fw_program.measure_arena(prog, Path(tmp) / "work", input_elements=_input_elements(export_dir))
+                flash = None
+                if prog.map_file is not None:
+                    flash = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size",
+                                              stack_bytes=None).flash_bytes
+                return BuildProbe(arena_bytes=arena, image_flash_bytes=flash)
         probes[name] = probe
     return probes
 

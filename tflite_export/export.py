@@ -63,8 +63,18 @@ CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on th
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
                      "rounded up to 16")
 
-#: name -> callable(staged export folder) -> arena bytes that build needs
-ArenaProbes = Mapping[str, Callable[[Path], int]]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildProbe:
+    """What one firmware build of the staged export measured."""
+
+    arena_bytes: int  # the arena that build needs
+    image_flash_bytes: int | None = None  # text + data of its linked microcontroller image (None: a host build)
+
+
+#: name -> callable(staged export folder) -> what that build measured
+ArenaProbes = Mapping[str, Callable[[Path], BuildProbe]]
 
 
 class BudgetError(AscError, ValueError):
@@ -229,11 +239,15 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                 feature_text=feat.describe(), windows=windows)
 
         arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
+        image_flash: dict[str, int] = {}  # linked microcontroller images' text + data
         settings = settings_for(arena_needs)
         _write_c_sources(tmp, data, settings, quant, feat)
         for name, probe in (arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
-            arena_needs[name] = int(probe(tmp))
+            measured = probe(tmp)
+            arena_needs[name] = int(measured.arena_bytes)
+            if measured.image_flash_bytes is not None:  # the arena size changes only .bss, never the flash
+                image_flash[name] = int(measured.image_flash_bytes)
         if len(arena_needs) > 1:  # only the arena size changes
             settings = settings_for(arena_needs)
             artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
@@ -253,10 +267,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                 f"peak: fewer frames per inference (`asc train --window-frames W`; the README's windowed table "
                 f"shows the arena per W) or fewer channels in the early layers; or raise --ram-budget. "
                 f"The {ram.peak.describe()}", ram.needed_bytes)
-        fits = tuple(fit_table(flash_needed=len(data) + FLASH_BESIDES_MODEL_ESTIMATE, ram_needed=ram.needed_bytes))
+        flash_needed = max(image_flash.values(), default=len(data) + FLASH_BESIDES_MODEL_ESTIMATE)
+        fits = tuple(fit_table(flash_needed=flash_needed, ram_needed=ram.needed_bytes))
         compression_text = "\n" + compression_report(compressed_record) if compressed_record else ""
-        artifacts.atomic_write_text(tmp / "size_report.txt",
-                                    size_report(size, model) + compression_text + _ram_report(ram, fits))
+        artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + compression_text
+                                    + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash)))
         import tensorflow as tf
 
         result = ExportResult(
@@ -274,7 +289,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],
                                       zero_point=out.zero_points[0]),
             labels=tuple(SCENE_LABELS), features=feat, windows=windows, ops=ops, size=size,
-            ram=ram, mcu_target=mcu_target, fits=fits, arena_needs=arena_needs,
+            ram=ram, mcu_target=mcu_target, fits=fits, arena_needs=arena_needs, image_flash_bytes=image_flash,
             arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
             converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
                        "supported_ops": "TFLITE_BUILTINS_INT8",
@@ -301,13 +316,20 @@ def _ram_text(ram: RamFigures) -> str:
             f"about {ram.besides_estimate_bytes:,d}")
 
 
-def _ram_report(ram: RamFigures, fits) -> str:
+def _flash_basis(image_flash: dict[str, int]) -> str:
+    if image_flash:
+        name = max(image_flash, key=image_flash.get)
+        return f"flash: the linked {name} image (text + data), built by the arena probe"
+    return (f"flash: flatbuffer + {FLASH_BESIDES_MODEL_ESTIMATE:,d} bytes of runtime, front end and C library measured "
+            "on the Cortex-M4 image (no microcontroller image was linked)")
+
+
+def _ram_report(ram: RamFigures, fits, *, flash_basis: str) -> str:
     budget = f" of a {ram.budget_bytes:,d}-byte budget" if ram.budget_bytes is not None else ""
     return "\n".join([
         "", f"firmware RAM: about {ram.needed_bytes:,d} bytes{budget} ({_ram_text(ram)})", f"activation {ram.peak.describe()}",
-        "", format_fit_table(list(fits), basis=f"flash: flatbuffer + {FLASH_BESIDES_MODEL_ESTIMATE:,d} bytes of runtime, "
-                             "front end and C library measured on the Cortex-M4 image; RAM: the estimate above; "
-                             "`asc firmware` gives the linked image's figures"), ""])
+        "", format_fit_table(list(fits), basis=f"{flash_basis}; RAM: the estimate above; `asc firmware` gives the "
+                             "linked image's RAM"), ""])
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,

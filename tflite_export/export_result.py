@@ -117,7 +117,7 @@ class ExportResult:
     size: SizeFigures
     ram: RamFigures
     mcu_target: str | None  # --target
-    fits: tuple[Fit, ...]  # flash: flatbuffer + runtime estimate; RAM: ram.needed_bytes
+    fits: tuple[Fit, ...]  # flash: the linked image (image_flash_bytes) or flatbuffer + runtime estimate; RAM: ram.needed_bytes
     arena_needs: dict[str, int]  # measured arena bytes per interpreter build
     arena_report: str  # TFLM's allocation report (reference kernels)
     convert_seconds: float
@@ -125,6 +125,7 @@ class ExportResult:
     converter: dict[str, str]
     packages: dict[str, str]
     git_commit: str
+    image_flash_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # probe build -> linked text + data
     compression: CompressionRecord | None = None  # --compress: LUT-compressed weights (model.tflite)
     # the float model the int8 model was converted from when it is not the run's model.keras (the
     # clustered, BatchNorm-folded model of --compress), a file in the export folder

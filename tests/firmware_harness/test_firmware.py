@@ -207,7 +207,7 @@ def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):
 def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, tiny_work, tmp_path):
     """`asc export` passes firmware arena probes; the header takes the largest need plus the margin."""
     from tflite_export.arena import recommended_arena
-    from tflite_export.export import export_run
+    from tflite_export.export import BuildProbe, export_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -215,18 +215,22 @@ def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, t
 
     def big_probe(export_dir):
         seen.append(sorted(p.name for p in export_dir.iterdir()))
-        return 1_000_000
+        return BuildProbe(arena_bytes=1_000_000, image_flash_bytes=123_456)
 
     cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes={"fake build": big_probe}, **QUIET)
     assert {"model.tflite", "model_data.cc", "model_input.h", "model_settings.h"} <= set(seen[0])
     assert cfg.arena_needs["fake build"] == 1_000_000
     assert f"kTensorArenaSize = {recommended_arena(1_000_000)};" in (run / "export" / "model_settings.h").read_text()
+    # the fit table's flash is the linked image's, and the size report says so
+    assert cfg.image_flash_bytes == {"fake build": 123_456} and {f.flash_needed for f in cfg.fits} == {123_456}
+    assert "flash: the linked fake build image" in (run / "export" / "size_report.txt").read_text()
 
 
 def test_host_arena_probe_measures_the_build(tiny_export):
     _require("host")
     from firmware_harness.firmware import arena_probes
 
-    need = arena_probes(("host",), **QUIET)["host"](tiny_export)
+    measured = arena_probes(("host",), **QUIET)["host"](tiny_export)
     python_need = read_export(tiny_export).size.arena_min_bytes
-    assert 0.9 * python_need < need <= 1.1 * python_need
+    assert 0.9 * python_need < measured.arena_bytes <= 1.1 * python_need
+    assert measured.image_flash_bytes is None  # a host build has no microcontroller image

@@ -6,10 +6,12 @@
    folded into that convolution's kernel and bias, exactly as the converter would fold it. The
    clusters are then formed on the weights the flatbuffer stores (clustering before the fold
    would be undone by the fold's per-channel scaling: 16 values per layer become 16 per channel).
-2. :func:`cluster_finetune`: tensorflow-model-optimization clusters every convolution kernel to
-   ``2**bits`` values (per layer, or per output channel), fine-tunes it briefly at a tenth of the
-   run's learning rate (as QAT does), and strips the wrappers. Each kernel then has at most
-   ``2**bits`` distinct float values (per tensor or per channel).
+2. :func:`cluster_finetune`: tensorflow-model-optimization clusters every convolution and dense
+   kernel to ``2**bits`` values (per layer, or per output channel), fine-tunes it at a tenth of
+   the run's learning rate (as QAT does) for as many epochs as the run trained, keeps the epoch
+   with the lowest evaluate-split log loss (as training picked the run's model), and strips the
+   wrappers. Each kernel then has at most ``2**bits`` distinct float values (per tensor or per
+   channel).
 3. Conversion as for PTQ, with **per-tensor** int8 weights for ``granularity="tensor"`` (one
    scale per tensor keeps at most ``2**bits`` distinct int8 values per tensor) and per-channel
    weights for ``"channel"``.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import time
 
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
@@ -39,6 +42,7 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 import numpy as np  # noqa: E402
 
 from keras_asc.errors import AscError  # noqa: E402
+from keras_asc.windows import split_windows  # noqa: E402
 
 GRANULARITIES = ("tensor", "channel")
 DECODE_OP = "TFLM_DECODE"  # the custom operator's name in the flatbuffer
@@ -100,6 +104,7 @@ class CompressionRecord:
     tensors: tuple[CompressedTensorRecord, ...]
     checked_inputs: int  # calibration inputs whose TFLM outputs were identical in both models
     finetune_seconds: float
+    finetune_best_epoch: int | None  # the fine-tuning epoch kept (lowest evaluate-split log loss)
 
 
 # ----------------------------------------------------------------------------- float model
@@ -144,12 +149,14 @@ def fold_batchnorm(model):
 
 
 def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: CompressionConfig, seed: int,
-                     log=print):
-    """Fold BatchNorm, cluster every Conv2D kernel to ``2**bits`` values with tfmot, fine-tune for
-    ``config.finetune_epochs`` (None: the run's epochs) on the training split (the run's pipeline,
-    without mixup, at a constant learning rate), strip.
+                     log=print) -> tuple[object, int | None]:
+    """Fold BatchNorm, cluster every Conv2D and Dense kernel to ``2**bits`` values with tfmot,
+    fine-tune for ``config.finetune_epochs`` (None: the run's epochs) on the training split (the
+    run's pipeline, without mixup, at a constant learning rate) and keep the epoch with the lowest
+    log loss on the evaluate split, as training chose the run's model; strip the wrappers.
 
-    Returns the plain tf_keras model whose kernels hold the clustered values."""
+    Returns the plain tf_keras model whose kernels hold the clustered values, and the epoch kept
+    (None when there was no fine-tuning)."""
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
     from tf_keras import layers
@@ -161,7 +168,7 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
     folded = fold_batchnorm(model)
 
     def wrap(layer):  # the folded model is ours alone, so its other layers are reused as they are
-        if isinstance(layer, layers.Conv2D):
+        if isinstance(layer, (layers.Conv2D, layers.Dense)):
             return clustering.cluster_weights(
                 layer, number_of_clusters=2 ** config.bits, cluster_per_channel=config.per_channel,
                 cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS)
@@ -173,13 +180,28 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
                                  learning_rate=train_cfg.learning_rate / config.learning_rate_divisor)
     compile_model(clustered, ft_cfg)
     epochs = train_cfg.epochs if config.finetune_epochs is None else config.finetune_epochs
-    if epochs:
-        x, y = load_split(fs, "train", normalization=normalization)
-        log(f"export: clustering to {2 ** config.bits} values per {config.granularity}, fine-tuning for "
-            f"{epochs} epoch(s)")
-        clustered.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=len(run_cfg["labels"])),
-                      epochs=epochs, verbose=2)
-    return clustering.strip_clustering(clustered)
+    if not epochs:
+        return clustering.strip_clustering(clustered), None
+    x, y = load_split(fs, "train", normalization=normalization)
+    xv, yv = load_split(fs, "evaluate", normalization=normalization)
+    windows = train_cfg.windows(xv.shape[2])
+    if windows is not None:  # as training validates: every window
+        xv, yv = split_windows(xv, window=windows.frames, hop=windows.hop), np.repeat(yv, windows.per_clip)
+    n_classes = len(run_cfg["labels"])
+    best = {"loss": math.inf, "epoch": None, "weights": None}
+
+    class KeepBest(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs["val_log_loss"] < best["loss"]:
+                best.update(loss=logs["val_log_loss"], epoch=epoch + 1, weights=self.model.get_weights())
+
+    log(f"export: clustering to {2 ** config.bits} values per {config.granularity}, fine-tuning for {epochs} "
+        "epoch(s), keeping the one with the lowest evaluate-split log loss")
+    clustered.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=n_classes), epochs=epochs, verbose=2,
+                  validation_data=(xv, np.eye(n_classes, dtype=np.float32)[yv]), callbacks=[KeepBest()])
+    clustered.set_weights(best["weights"])
+    log(f"export: kept fine-tuning epoch {best['epoch']} (log loss {best['loss']:.4f})")
+    return clustering.strip_clustering(clustered), best["epoch"]
 
 
 # ----------------------------------------------------------------------------- flatbuffer
@@ -332,7 +354,8 @@ def check_compressed(compressed: bytes, uncompressed: bytes, inputs: np.ndarray,
 
 
 def compress_model(uncompressed: bytes, inputs: np.ndarray, *, config: CompressionConfig, arena_bytes: int,
-                   finetune_seconds: float, log=print) -> tuple[bytes, CompressionRecord]:
+                   finetune_seconds: float, finetune_best_epoch: int | None = None,
+                   log=print) -> tuple[bytes, CompressionRecord]:
     """:func:`lut_compress` + :func:`check_compressed`; the compressed flatbuffer and its record."""
     from keras_asc import artifacts
 
@@ -344,7 +367,7 @@ def compress_model(uncompressed: bytes, inputs: np.ndarray, *, config: Compressi
     return compressed, CompressionRecord(
         config=config, uncompressed_bytes=len(uncompressed), compressed_bytes=len(compressed),
         uncompressed_sha256=artifacts.sha256_bytes(uncompressed), tensors=tensors, checked_inputs=checked,
-        finetune_seconds=round(finetune_seconds, 2))
+        finetune_seconds=round(finetune_seconds, 2), finetune_best_epoch=finetune_best_epoch)
 
 
 def compression_report(record: CompressionRecord) -> str:

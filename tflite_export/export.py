@@ -178,7 +178,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
     keras_model = load_run_model(run_dir)
 
-    path, qat_seconds, finetune_seconds = "ptq", 0.0, 0.0
+    path, qat_seconds, finetune_seconds, best_epoch = "ptq", 0.0, 0.0, None
     if qat and compression is not None:
         raise ConversionError("--qat and --compress cannot be combined: compression fine-tunes the clustered "
                               "model itself; choose one")
@@ -188,7 +188,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         if compression.finetune_epochs is None:  # recorded as the number it stands for
             compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()
-        keras_model = cluster_finetune(keras_model, fs, norm, run_cfg, config=compression, seed=seed, log=log)
+        keras_model, best_epoch = cluster_finetune(keras_model, fs, norm, run_cfg, config=compression, seed=seed,
+                                                   log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
     if qat:
         from tflite_export.qat import quantize_aware_finetune
@@ -209,7 +210,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
         data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
                                                  arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
-                                                 log=log)
+                                                 finetune_best_epoch=best_epoch, log=log)
     model = read_model(data)
     check_int8_model(model)
     check_budget(data, budget, model)

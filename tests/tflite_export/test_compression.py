@@ -43,7 +43,9 @@ def _int8_inputs(n: int) -> np.ndarray:
 
 def _clustered(model, config: CompressionConfig):
     run_cfg = {"train": TrainConfig().to_dict(), "labels": list(SCENE_LABELS)}
-    return cluster_finetune(model, None, None, run_cfg, config=config, seed=0, log=lambda *_: None)
+    clustered, kept_epoch = cluster_finetune(model, None, None, run_cfg, config=config, seed=0, log=lambda *_: None)
+    assert kept_epoch is None  # no fine-tuning asked
+    return clustered
 
 
 def _weight_tables(data: bytes) -> list[tuple[str, list[np.ndarray]]]:
@@ -149,6 +151,7 @@ def test_compressed_export_writes_the_twin_the_float_model_and_the_record(tiny_c
     assert artifacts.sha256_file(twin) == exp.compression.uncompressed_sha256
     assert "TFLM_DECODE" in exp.ops and "AddDecode()" in (tiny_compressed_export / "model_settings.h").read_text()
     assert exp.compression.checked_inputs == exp.calibration.size
+    assert exp.compression.config.finetune_epochs == 2 and exp.compression.finetune_best_epoch in (1, 2)
     assert exp.converter["weights"] == "int8 per-tensor"
     report = (tiny_compressed_export / "size_report.txt").read_text()
     assert "LUT compression (4-bit LUT, one table per tensor)" in report

@@ -131,7 +131,8 @@ def test_unclustered_weights_are_refused_before_compressing(bn_model):
         lut_compress(data, bits=2)
 
 
-@pytest.mark.parametrize("kwargs", [dict(bits=0), dict(bits=8), dict(granularity="layer"), dict(finetune_epochs=-1)])
+@pytest.mark.parametrize("kwargs", [dict(bits=0), dict(bits=8), dict(granularity="layer"), dict(finetune_epochs=-1),
+                                    dict(label_weight=1.5)])
 def test_invalid_compression_configs_are_refused(kwargs):
     with pytest.raises(ValueError):
         CompressionConfig(**kwargs)

@@ -42,7 +42,7 @@ from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
-from tflite_export.compression import CompressionConfig, compress_model, compression_report
+from tflite_export.compression import CompressionConfig, cluster_finetune, compress_model, compression_report
 from tflite_export.convert import ConversionError, convert_int8
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
@@ -62,7 +62,6 @@ DEFAULT_CALIBRATION = 200
 CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on the host
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
                      "rounded up to 16")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,8 +182,6 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         raise ConversionError("--qat and --compress cannot be combined: compression fine-tunes the clustered "
                               "model itself; choose one")
     if compression is not None:
-        from tflite_export.compression import cluster_finetune
-
         if compression.finetune_epochs is None:  # recorded as the number it stands for
             compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()

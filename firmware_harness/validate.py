@@ -142,9 +142,9 @@ def export_float_model(export_dir: Path, exp: ExportResult):
     import tf_keras as keras
 
     path = Path(export_dir) / exp.float_model
-    if not path.is_file():
-        raise ValidationError(f"{path}: missing; the export's float model is needed to compare int8 with float. "
-                              "Re-run `asc export`")
+    if not path.is_file() or artifacts.sha256_file(path) != exp.float_model_sha256:
+        raise ValidationError(f"{path}: missing, or not the float model config.json records (sha256); it is needed "
+                              "to compare int8 with float. Re-run `asc export`")
     return keras.models.load_model(path, compile=False)
 
 
@@ -212,6 +212,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     if exp.labels != tuple(SCENE_LABELS):
         raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
     header_arena = header_arena_bytes(export_dir)
+    twin = uncompressed_twin(export_dir, exp)  # LiteRT cannot run a compressed model's TFLM_DECODE
+    keras_model = export_float_model(export_dir, exp)
     log("validate: measuring the TFLM tensor arena")
     arena = measure_arena(tflite_path)
     failures: list[str] = []
@@ -229,7 +231,6 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
     x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
     t0 = time.perf_counter()
-    twin = uncompressed_twin(export_dir, exp)  # LiteRT cannot run a compressed model's TFLM_DECODE
     outs = run_all(twin or data, x_int8, arena=run_arena, workers=workers)
     compressed = None
     if twin is not None:
@@ -258,7 +259,6 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     # int8 (TFLM) against float
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
-    keras_model = export_float_model(export_dir, exp)
     if windows:  # the clip decision the firmware's ClipAccumulator makes, from TFLM's window outputs
         sums = accumulate_windows(outs["tflm"], windows_per_clip=per_clip)
         int8_probs = clip_probabilities(sums, windows_per_clip=per_clip, scale=exp.output.scale,

@@ -225,6 +225,10 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             keras_model.save(tmp / FLOAT_MODEL)
         log("export: measuring the TFLM tensor arena")
         arena = measure_arena(tmp / "model.tflite")
+        if compressed_record is not None:  # the decoded weights' share of the arena
+            compressed_record = dataclasses.replace(
+                compressed_record, arena_bytes=arena.min_bytes,
+                uncompressed_arena_bytes=measure_arena(tmp / UNCOMPRESSED_MODEL).min_bytes)
 
         def settings_for(needs: dict[str, int]) -> c_sources.ModelSettings:
             need = max(needs.values())
@@ -293,6 +297,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                        "supported_ops": "TFLITE_BUILTINS_INT8",
                        "weights": "int8 per-tensor" if compression and not compression.per_channel else "int8 per-channel"},
             compression=compressed_record, float_model=FLOAT_MODEL if compressed_record else None,
+            float_model_sha256=artifacts.sha256_file(tmp / FLOAT_MODEL) if compressed_record else None,
             **artifacts.provenance())
         write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "

@@ -130,6 +130,7 @@ class ExportResult:
     # the float model the int8 model was converted from when it is not the run's model.keras (the
     # clustered, BatchNorm-folded model of --compress), a file in the export folder
     float_model: str | None = None
+    float_model_sha256: str | None = None
     stage: str = "export"
 
 

@@ -153,9 +153,15 @@ def test_compressed_export_writes_the_twin_the_float_model_and_the_record(tiny_c
     assert "TFLM_DECODE" in exp.ops and "AddDecode()" in (tiny_compressed_export / "model_settings.h").read_text()
     assert exp.compression.checked_inputs == exp.calibration.size
     assert exp.compression.config.finetune_epochs == 2 and exp.compression.finetune_best_epoch in (1, 2)
+    assert artifacts.sha256_file(tiny_compressed_export / FLOAT_MODEL) == exp.float_model_sha256
+    # the decoded weights' share of the arena is measured and reported
+    c = exp.compression
+    assert c.arena_bytes == exp.arena_needs["reference kernels (tflite-micro Python)"]
+    assert c.arena_bytes >= c.uncompressed_arena_bytes > 0
     assert exp.converter["weights"] == "int8 per-tensor"
     report = (tiny_compressed_export / "size_report.txt").read_text()
     assert "LUT compression (4-bit LUT, one table per tensor)" in report
+    assert f"+{c.arena_bytes - c.uncompressed_arena_bytes:,d} for the decoded weights" in report
     assert all(t.name in report for t in exp.compression.tensors)
 
 
@@ -167,6 +173,19 @@ def test_compressed_export_validates_against_its_uncompressed_twin(tiny_compress
     assert report.passed, report.failures
     assert report.compressed_agreement.clips == report.clips
     assert report.compressed_agreement.clips_with_any_difference == 0
+
+
+def test_a_replaced_float_model_is_refused_by_validation(tiny_compressed_export, tiny_dataset, tiny_work, tmp_path):
+    import shutil
+
+    from firmware_harness.validate import ValidationError, validate_export
+    from tflite_export.export_result import FLOAT_MODEL
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_compressed_export, export)
+    (export / FLOAT_MODEL).write_bytes((export / FLOAT_MODEL).read_bytes() + b"x")
+    with pytest.raises(ValidationError, match="float_model.keras: missing, or not the float model"):
+        validate_export(export / "model.tflite", tiny_dataset, tiny_work, log=lambda *_: None)
 
 
 def test_qat_and_compression_together_are_refused_with_nothing_written(tiny_run, tiny_dataset, tiny_work, tmp_path):

@@ -2,11 +2,19 @@
 
 Each subcommand is a thin function that parses arguments, calls one stage and prints where its
 artifacts went. Heavy imports (TensorFlow) happen inside the subcommand, never at import time.
-Every option value is checked where it is parsed, before any work (argparse: exit status 2).
-Errors a user can fix (:class:`keras_asc.errors.AscError`: bad dataset, bad audio, over-budget
-model, disagreement found, stale artifact; and a full disk or an unwritable folder) exit with
-status 1 and a one-paragraph message, not a traceback. Anything else is a bug: its traceback
-is shown with a line saying so, and the exit status is 2.
+Every option value is checked before any work: alone where it is parsed (argparse), against the
+model and data by :func:`check_run_options` (one check per option, shared by ``train`` and
+``grid``). Exit statuses, so that scripts can tell them apart:
+
+* 1 (:data:`EXIT_USER_ERROR`): a mistake the user can fix (:class:`keras_asc.errors.AscError`: bad
+  dataset, bad audio, over-budget model, disagreement found, stale artifact, a full disk or an
+  unwritable folder): a one-paragraph message naming the file and the fix, never a traceback;
+* 2 (:data:`EXIT_BAD_OPTION`): an option value the command cannot take (:class:`OptionError`),
+  named with what it accepts;
+* 70 (:data:`EXIT_BUG`, ``EX_SOFTWARE`` of sysexits.h): a bug in asc-tinyml: its traceback and a
+  line saying so.
+
+An option that another option overrides or that has no effect is named in a warning.
 """
 from __future__ import annotations
 
@@ -20,8 +28,21 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
 
 
+EXIT_USER_ERROR = 1
+EXIT_BAD_OPTION = 2  # argparse's own status for a value it refuses
+EXIT_BUG = 70
+
+
 class UserError(AscError):
-    """A problem with the command line the user can fix; printed without a traceback."""
+    """A problem the user can fix, found by the command itself; printed without a traceback."""
+
+
+class OptionError(UserError):
+    """An option value the command cannot take with this model or data (exit status 2)."""
+
+
+def warn(message: str) -> None:
+    print(f"asc: warning: {message}", file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------- option types
@@ -152,14 +173,10 @@ def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.training import train
 
-    check_model_names([a.model])
-    config = train_config_from_args(a)
     features = _feature_config(a)
-    if a.window_hop is not None and a.window_frames is None:
-        raise UserError("--window-hop needs --window-frames")
-    if a.window_frames is not None and a.window_frames > features.n_frames:
-        raise UserError(f"--window-frames {a.window_frames} is longer than the clip's {features.n_frames} frames "
-                        f"at these feature settings")
+    check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), feature_configs=[features],
+                      windows=[a.window_frames], window_hop=a.window_hop)
+    config = train_config_from_args(a)
     fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers)
     train(fs, Path(a.out), config=config, resume=a.resume)
 
@@ -190,7 +207,44 @@ def check_model_names(names: list[str]) -> None:
 
     unknown = [n for n in names if n not in list_models()]
     if unknown:
-        raise UserError(f"unknown model(s) {unknown}; registered: {', '.join(list_models())} (see `asc models`)")
+        raise OptionError(f"unknown model(s) {unknown}; registered: {', '.join(list_models())} (see `asc models`)")
+
+
+def check_run_options(*, models: list[str], overrides: tuple[tuple[str, float], ...], feature_configs: list,
+                      windows: list[int | None], window_hop: int | None) -> None:
+    """The run options of ``train`` and ``grid`` against what the models and features allow, before
+    any work: every model x feature configuration x window must build (a window the network's
+    pooling cannot process, a ``--model-arg`` the builder does not take), a window must fit in the
+    clip, a hop needs a window; a hop longer than the window leaves frames unclassified (warned)."""
+    from keras_asc.models import build_model
+
+    check_model_names(models)
+    if window_hop is not None and all(w is None for w in windows):
+        raise OptionError("--window-hop needs --window-frames (the whole clip is one inference, it has no hop)")
+    for w in windows:
+        if w is not None and window_hop is not None and window_hop > w:
+            warn(f"--window-hop {window_hop} is longer than --window-frames {w}: the {window_hop - w} frames between "
+                 "windows are never classified; use a hop of at most the window")
+    for feat in feature_configs:
+        for w in windows:
+            if w is not None and w > feat.n_frames:
+                raise OptionError(f"--window-frames {w} is longer than the clip's {feat.n_frames} frames at "
+                                  f"{feat.describe()}; use at most {feat.n_frames}, or 'clip' for the whole clip")
+            for model in models:
+                shape = (feat.n_mels, w or feat.n_frames, 1)
+                try:
+                    build_model(model, shape, **dict(overrides))
+                except TypeError as e:
+                    raise OptionError(f"--model-arg {', '.join(f'{k}={v:g}' for k, v in overrides)}: model {model} "
+                                      f"does not take it ({e}); see keras_asc/models.py for its arguments") from None
+                except ValueError as e:
+                    import re
+
+                    layer = re.search(r'layer "([^"]+)"', str(e))
+                    what = f"--window-frames {w}" if w is not None else f"--n-mels/--frames-per-second ({feat.describe()})"
+                    raise OptionError(f"{what}: model {model} cannot process an input of {shape[0]} mel bands x "
+                                      f"{shape[1]} frames (it shrinks to nothing at layer "
+                                      f"{layer.group(1) if layer else '?'}); use more frames per inference") from None
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -223,6 +277,26 @@ def cmd_export(a: argparse.Namespace) -> None:
     from tflite_export.compression import CompressionConfig
     from tflite_export.export import export_run
 
+    from tflite_export.export import DEFAULT_BUDGET
+    from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, get_mcu_target
+
+    d = CompressionConfig()
+    if not a.compress:
+        for option, value, default in (("--compress-bits", a.compress_bits, d.bits),
+                                       ("--compress-granularity", a.compress_granularity, d.granularity),
+                                       ("--compress-epochs", a.compress_epochs, d.finetune_epochs)):
+            if value != default:
+                warn(f"{option} {value} has no effect without --compress")
+    if not a.qat and a.qat_epochs != 3:
+        warn(f"--qat-epochs {a.qat_epochs} has no effect without --qat")
+    if a.target is not None:
+        t = get_mcu_target(a.target)
+        if a.budget != DEFAULT_BUDGET and t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE < a.budget:
+            warn(f"--budget {a.budget} is lowered by --target {a.target} to {t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE:,d} "
+                 "(its flash minus the runtime estimate)")
+        if a.ram_budget is not None and a.ram_budget > t.largest_sram_bytes:
+            warn(f"--ram-budget {a.ram_budget} is lowered by --target {a.target} to its largest SRAM block "
+                 f"{t.largest_sram_bytes:,d}")
     compression = (CompressionConfig(bits=a.compress_bits, granularity=a.compress_granularity,
                                      finetune_epochs=a.compress_epochs) if a.compress else None)
     probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
@@ -279,6 +353,9 @@ def _targets(value: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in TARGETS]
     if not names or unknown:
         raise argparse.ArgumentTypeError(f"unknown target(s) {unknown or value!r}; one or more of {', '.join(TARGETS)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"target(s) {twice} listed more than once in {value!r}; name each once")
     return names
 
 
@@ -306,7 +383,16 @@ def _targets_or_none(value: str) -> tuple[str, ...]:
 
 def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
+    from firmware_harness.targets import get_target
 
+    emulated = [n for n in a.targets if get_target(n).emulated]
+    if a.chunk is not None and not a.from_audio:
+        warn(f"--chunk {a.chunk} has no effect without --from-audio")
+    if a.clips != 20 and not emulated:
+        warn(f"--clips {a.clips} has no effect: no emulated target in --targets ({','.join(a.targets)}); "
+             "host targets take --host-clips")
+    if a.host_clips != "all" and len(emulated) == len(a.targets):
+        warn(f"--host-clips {a.host_clips} has no effect: no host target in --targets ({','.join(a.targets)})")
     report = check_firmware(Path(a.export_dir), Path(a.data), Path(a.work), targets=a.targets, clips=a.clips,
                             host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk,
                             third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
@@ -340,7 +426,12 @@ def cmd_demo(a: argparse.Namespace) -> None:
 def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
-    check_model_names(a.models)
+    from keras_asc.features import FeatureConfig
+
+    feats = [FeatureConfig.seed(frames_per_second=f, n_mels=n, clip_seconds=a.clip_seconds)
+             for f in a.frames for n in a.mels]
+    check_run_options(models=a.models, overrides=_parse_overrides(a.model_arg), feature_configs=feats,
+                      windows=a.window_frames, window_hop=None)
     configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
                            windows=a.window_frames)
     run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
@@ -506,25 +597,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except OptionError as e:
+        print(f"asc {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_OPTION
     except (AscError, FileNotFoundError, FileExistsError) as e:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        message = describe_os_error(e)
-        if message is None:
-            raise
-        print(f"asc {args.command}: error: {message}", file=sys.stderr)
-        return 1
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"asc {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
-    except Exception:
+    except Exception as e:
+        message = describe_os_error(e) if isinstance(e, OSError) else None
+        if message is not None:
+            print(f"asc {args.command}: error: {message}", file=sys.stderr)
+            return EXIT_USER_ERROR
         import traceback
 
         traceback.print_exc()
-        print(f"asc {args.command}: this is a bug in asc-tinyml, not a problem with your input: please "
-              "report it with the traceback above", file=sys.stderr)
-        return 2
+        print(f"asc {args.command}: this is a bug in asc-tinyml, not a problem with your input (exit status "
+              f"{EXIT_BUG}): please report it with the traceback above", file=sys.stderr)
+        return EXIT_BUG
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from keras_asc import artifacts
-from tflite_export.export import C_SOURCE_FILES, DEFAULT_BUDGET, DEFAULT_CALIBRATION
+from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:
     from firmware_harness.firmware import FirmwareReport
@@ -147,7 +147,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     t = _stage("export (int8)", log)
     exp = _read_record(read_export, run_dir / "export")
-    if (exp is None or not all((run_dir / "export" / f).is_file() for f in C_SOURCE_FILES)
+    if (exp is None or not _export_files_intact(run_dir / "export", exp)
             or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
             or exp.calibration.requested != cfg.calibration_size or exp.calibration.seed != cfg.seed
             or exp.quantization_path != "ptq"):
@@ -207,6 +207,17 @@ def _same_runtimes(recorded: dict[str, str]) -> bool:
     """A stored report was made with the interpreters installed now (else it is stale)."""
     now = artifacts.package_versions()
     return all(recorded.get(p) == now.get(p) for p in RUNTIME_PACKAGES)
+
+
+def _export_files_intact(export_dir: Path, exp: ExportResult) -> bool:
+    """The export's files are the ones it wrote (by content); else it is made again."""
+    from tflite_export.export_result import StaleExport, check_export_files
+
+    try:
+        check_export_files(export_dir, exp)
+    except StaleExport:
+        return False
+    return True
 
 
 def _read_record(reader: Callable[[Path], R], folder: Path) -> R | None:

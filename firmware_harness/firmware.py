@@ -22,8 +22,9 @@ least what each target's TFLM build needs (measured, never assumed); Cortex-M im
 footprint (:mod:`firmware_harness.footprint`).
 
 Writes ``EXPORT_DIR/firmware/<target>/`` (the program, ``inputs.npy``, ``outputs.npy`` of shape
-inferences x classes in evaluate-split order, windows clip-major, ``clips.csv``) and ``EXPORT_DIR/firmware/firmware_report.json``
-and ``.md``. The folder is built aside and renamed into place, so a crash leaves the previous one.
+inferences x classes in evaluate-split order, windows clip-major, ``clips.csv``; with ``from_audio`` also
+``inputs_from_audio.npy`` and ``outputs_from_audio.npy``, what the device computed from PCM, same rows) and
+``EXPORT_DIR/firmware/firmware_report.json`` and ``.md``. The folder is built aside and renamed into place, so a crash leaves the previous one.
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ import numpy as np
 from firmware_harness import program as fw_program
 from firmware_harness import third_party
 from firmware_harness.footprint import Footprint, measure_footprint
-from firmware_harness.from_audio import FromAudioResult, check_audio_files, format_from_audio, run_from_audio
+from firmware_harness.from_audio import (FromAudioResult, check_audio_files, dataset_audio, format_from_audio,
+                                        run_from_audio)
 from firmware_harness.layers import first_divergence
 from firmware_harness.runners import make_runner
 from firmware_harness.targets import DEFAULT_TARGETS, get_target
@@ -180,7 +182,7 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
     microcontroller, its linked image's flash. Targets whose toolchain or archives are missing
     are left out, with a log line saying why."""
     try:
-        tp = third_party.locate_third_party(third_party_dir)
+        tp = third_party.locate_third_party(third_party_dir, log=log)
     except FirmwareError as e:
         log(f"export: no firmware arena probes: {e}")
         return {}
@@ -213,6 +215,7 @@ def _input_elements(export_dir: Path) -> int:
 
 def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, model: bytes, table,
                  logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth, windows_per_clip: int,
+                 wav_paths: list[Path] | None = None,
                  truth_arena: int, clips: int | str, host_clips: int | str, from_audio: bool = False,
                  chunk: int | None = None, log=print) -> tuple[TargetResult, list[str]]:
     """Build, run and compare one target; returns its result and its failures.
@@ -264,10 +267,13 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     stack = run.stack_used_bytes
     if from_audio:
         log(f"firmware: {name}: PCM -> class on {len(rows)} clip(s) through the exported front end")
-        audio, f = run_from_audio(prog, table=table, rows=rows, train_logmel=logmel[rows], expected_inputs=exp_in,
-                                  harness_outputs=truth_out, truth_for=truth.run, work=work, n_mels=logmel.shape[1],
-                                  windows_per_clip=k_per, chunk=chunk, name=name)
+        audio, f, audio_run = run_from_audio(
+            prog, table=table, wav_paths=wav_paths, rows=rows, train_logmel=logmel[rows], expected_inputs=exp_in,
+            harness_outputs=truth_out, truth_for=truth.run, work=work, n_mels=logmel.shape[1],
+            windows_per_clip=k_per, chunk=chunk, name=name)
         failures += f
+        np.save(out_dir / "inputs_from_audio.npy", audio_run.inputs)  # rows as outputs.npy's
+        np.save(out_dir / "outputs_from_audio.npy", audio_run.outputs)
         stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
     footprint = None
     if prog.map_file is not None:
@@ -303,10 +309,12 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
 
     t0 = time.perf_counter()
     export_dir = Path(export_dir)
+    inputs = (Path(data_dir), Path(work_dir))
+    artifacts.check_replaceable(export_dir / "firmware", stage="firmware", inputs=inputs)  # before any work
     for name in targets:
         get_target(name).check_tools()
-    model, exp, quant = load_checked_export(export_dir / "model.tflite")
-    tp = third_party.locate_third_party(third_party_dir)
+    model, exp, quant = load_checked_export(export_dir / "model.tflite", log=log)
+    tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
@@ -314,19 +322,21 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     expected_inputs = quantize_input(logmel, quant=quant)
     if exp.windows is not None:  # per window, clip-major: what the firmware's inferences see
         expected_inputs = split_windows(expected_inputs, window=exp.windows.frames, hop=exp.windows.hop)
-    if from_audio:
-        check_audio_files([Path(p) for p in table["path"]], sample_rate=exp.features.sample_rate)
+    wav_paths = None
+    if from_audio:  # --data's audio, checked by content against the features it is compared with
+        wav_paths = dataset_audio(data_dir, table)
+        check_audio_files(wav_paths, sample_rate=exp.features.sample_rate)
     # The truth runs in the arena measured at export (the sha256 check ties it to this model), never
     # in the header's: TFLM's Python runtime can crash the process on a too-small arena, and the
     # header is what is being checked.
     arena = max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes)
     truth = TflmTruth(model, expected_inputs, arena=arena)
     results, failures = [], []
-    with artifacts.staging_dir(export_dir / "firmware") as tmp:
+    with artifacts.staging_dir(export_dir / "firmware", stage="firmware", inputs=inputs) as tmp:
         for name in targets:
             r, f = check_target(name, export_dir=export_dir, out_dir=tmp / name, tree=tree, model=model, table=table,
                                 logmel=logmel, expected_inputs=expected_inputs, truth=truth,
-                                windows_per_clip=exp.windows.per_clip if exp.windows else 1,
+                                windows_per_clip=exp.windows.per_clip if exp.windows else 1, wav_paths=wav_paths,
                                 truth_arena=arena, clips=clips, host_clips=host_clips, from_audio=from_audio,
                                 chunk=chunk, log=log)
             results.append(r)

@@ -77,6 +77,31 @@ class FromAudioResult:
         return self.top1_agreement / max(self.clips, 1)
 
 
+def dataset_audio(data_dir: Path, table) -> list[Path]:
+    """The WAV files under ``data_dir`` of the cached evaluate ``table``'s rows (same order), each
+    checked by content against the sha256 the features were computed from; a file that is missing
+    or holds other audio is refused, naming it. The paths the cache recorded are never used: the
+    audio streamed is ``--data``'s, and provably the audio of the features it is compared with."""
+    from keras_asc import artifacts
+    from keras_asc.dataset import read_split
+
+    data_dir = Path(data_dir)
+    here = dict(zip(read_split(data_dir, "evaluate")["filename"], read_split(data_dir, "evaluate")["path"]))
+    missing = [f for f in table["filename"] if f not in here]
+    if missing:
+        raise FirmwareError(f"{data_dir}: its evaluate split has no {missing[0]} ({len(missing)} clip(s) missing), but "
+                            "the features compared with come from a dataset that has: --data must be the dataset the "
+                            "export was validated on")
+    paths = [Path(here[f]) for f in table["filename"]]
+    for path, want in zip(paths, table["sha256"]):
+        if artifacts.sha256_file(path) != want:
+            raise FirmwareError(
+                f"{path}: holds other audio than the file the cached features were computed from (sha256 differs), "
+                "so PCM -> class could not be compared with them. Restore the file, or recompute the features of "
+                f"{data_dir} (delete its entry under WORK/features/ or use another --work) and run again")
+    return paths
+
+
 def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
     """Refuse, naming them, files the front end cannot stream (it neither mixes nor resamples)."""
     import soundfile as sf
@@ -98,11 +123,14 @@ def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
             f"`sox IN -c 1 -r {sample_rate} -b 24 OUT.wav`) or run `asc firmware` without --from-audio")
 
 
-def run_from_audio(prog: fw_program.Program, *, table, rows: np.ndarray, train_logmel: np.ndarray,
+def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], rows: np.ndarray,
+                   train_logmel: np.ndarray,
                    expected_inputs: np.ndarray, harness_outputs: np.ndarray, truth_for, work: Path,
                    n_mels: int, windows_per_clip: int, chunk: int | None, name: str
-                   ) -> tuple[FromAudioResult, list[str]]:
-    """PCM -> class on ``prog`` for evaluate rows ``rows``; returns the result and its failures.
+                   ) -> tuple[FromAudioResult, list[str], fw_program.AudioRun]:
+    """PCM -> class on ``prog`` for evaluate rows ``rows`` (``wav_paths``: the evaluate split's
+    files, checked by :func:`dataset_audio`); returns the result, its failures and the program's
+    run (what the device produced: int8 inputs and outputs per inference).
 
     ``train_logmel`` (clips, mels, clip frames) holds the training features of those rows;
     ``expected_inputs`` (inferences, elements) their int8 quantization and ``harness_outputs``
@@ -112,8 +140,7 @@ def run_from_audio(prog: fw_program.Program, *, table, rows: np.ndarray, train_l
     from tflite_export.window_combine import accumulate_windows, clip_decisions
 
     k = windows_per_clip
-    run = fw_program.run_program_audio(prog, work, wav_paths=[Path(p) for p in table["path"].iloc[rows]],
-                                       n_mels=n_mels, chunk=chunk)
+    run = fw_program.run_program_audio(prog, work, wav_paths=[wav_paths[r] for r in rows], n_mels=n_mels, chunk=chunk)
     db = np.abs(run.logmel.astype(np.float64) - train_logmel.astype(np.float64))
     diff = np.abs(run.inputs.astype(np.int32) - expected_inputs.astype(np.int32))
     infer_in_same = (diff == 0).all(axis=1)
@@ -159,7 +186,7 @@ def run_from_audio(prog: fw_program.Program, *, table, rows: np.ndarray, train_l
     if result.top1_agreement_fraction < MIN_TOP1_AGREEMENT:
         failures.append(f"{name} --from-audio: top-1 agrees with the harness on {result.top1_agreement}/{result.clips} "
                         f"clips (gate {100 * MIN_TOP1_AGREEMENT} %); see differing_clips")
-    return result, failures
+    return result, failures, run
 
 
 def format_from_audio(rows: list[tuple[str, bool, FromAudioResult]]) -> list[str]:

@@ -88,9 +88,10 @@ class ThirdParty:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def locate_third_party(folder: Path | None = None) -> ThirdParty:
+def locate_third_party(folder: Path | None = None, *, log=print) -> ThirdParty:
     """Find every archive in ``folder`` (default :func:`default_third_party_dir`) and check
-    the ones listed in its ``SHA256SUMS``. Raises :class:`FirmwareError` naming what is missing."""
+    the ones listed in its ``SHA256SUMS``. Raises :class:`FirmwareError` naming what is missing;
+    warns when ``SHA256SUMS`` is missing or does not list an archive (it cannot be checked)."""
     folder = Path(folder) if folder else default_third_party_dir()
     missing = [n for n in ARCHIVES if not (folder / n).is_file()]
     if missing:
@@ -105,6 +106,11 @@ def locate_third_party(folder: Path | None = None) -> ThirdParty:
             parts = line.split()
             if len(parts) == 2:
                 listed[parts[1].lstrip("*")] = parts[0]
+    unchecked = [n for n in ARCHIVES if n not in listed]
+    if unchecked:
+        log(f"firmware: warning: {sums} {'lists no sha256 for ' + str(unchecked) if sums.is_file() else 'is missing'}: "
+            "those archives cannot be checked against the pinned commits (a corrupt one is still refused when it "
+            "is extracted). Keep SHA256SUMS beside the archives")
     got = {n: artifacts.sha256_file(folder / n) for n in ARCHIVES}
     bad = [n for n in ARCHIVES if n in listed and listed[n] != got[n]]
     if bad:
@@ -114,8 +120,17 @@ def locate_third_party(folder: Path | None = None) -> ThirdParty:
 
 
 def _extract(archive: Path, top: str, dest: Path) -> None:
-    with tarfile.open(archive) as tar:
-        tar.extractall(dest.parent / ".x", filter="data")
+    import zlib
+
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest.parent / ".x", filter="data")
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise FirmwareError(f"{archive}: not a readable gzip'd tar archive ({type(e).__name__}: {e}); it is corrupt or "
+                            f"truncated. Replace it with the pinned archive. {FETCH_HELP}") from None
+    if not (dest.parent / ".x" / top).is_dir():
+        raise FirmwareError(f"{archive}: has no top-level folder {top}/; it is not the archive "
+                            f"../shared/third_party/SOURCES.md describes. {FETCH_HELP}")
     os.replace(dest.parent / ".x" / top, dest)
     shutil.rmtree(dest.parent / ".x")
 

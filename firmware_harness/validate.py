@@ -32,7 +32,8 @@ from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
 from keras_asc.windows import combine_windows, split_windows
 from tflite_export.arena import measure_arena
-from tflite_export.export_result import UNCOMPRESSED_MODEL, ExportMissing, ExportResult, read_export
+from tflite_export.export_result import (UNCOMPRESSED_MODEL, ExportMissing, ExportResult, check_export_files,
+                                         check_source_run, read_export, source_run_dir)
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 from tflite_export.window_combine import accumulate_windows, clip_probabilities
@@ -50,13 +51,14 @@ def header_arena_bytes(export_dir: Path) -> int:
     return int(m.group(1))
 
 
-def load_checked_export(tflite_path: Path) -> tuple[bytes, ExportResult, InputQuantization]:
+def load_checked_export(tflite_path: Path, *, log=print) -> tuple[bytes, ExportResult, InputQuantization]:
     """The model bytes, its export config and input quantization, cross-checked.
 
-    Refuses: float input/output or ops TFLM cannot run; a model whose bytes differ from the
-    export's record (tampered or replaced); an export made from an earlier state of the run's
-    float model (stale); a config whose input quantization disagrees with the model's own input
-    tensor.
+    Refuses: float input/output or ops TFLM cannot run; a model or any other exported file whose
+    bytes differ from the export's record (edited, or copied from another export: named); an
+    export made from an earlier state of the run's float model (stale, by content hash, the run
+    found relative to the export); a config whose input quantization disagrees with the model's
+    own input tensor. Warns when the source run cannot be found (the staleness check could not run).
     """
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
@@ -76,11 +78,8 @@ def load_checked_export(tflite_path: Path) -> tuple[bytes, ExportResult, InputQu
         raise ValidationError(f"{tflite_path}: bytes differ from the model recorded in config.json "
                               "(sha256 mismatch): the model was modified or replaced after export; "
                               "re-run `asc export`")
-    source = Path(exp.source_run) / "model.keras"
-    if source.is_file() and artifacts.sha256_file(source) != exp.source_model_sha256:
-        raise ValidationError(f"{tflite_path.parent}: this export was made from an earlier state of {source} (the "
-                              "run was resumed or retrained since): its accuracy and C sources describe a model the "
-                              f"run no longer has. Re-run `asc export {source.parent}`")
+    check_export_files(tflite_path.parent, exp)
+    check_source_run(tflite_path.parent, exp, log=log)
     (inp,), _ = io_tensors(model)
     quant = exp.input.quantization
     if (not np.isclose(quant.scale, inp.scales[0], rtol=1e-6, atol=0) or quant.zero_point != inp.zero_points[0]):
@@ -138,7 +137,12 @@ def export_float_model(export_dir: Path, exp: ExportResult):
     from keras_asc.training import load_run_model
 
     if exp.float_model is None:
-        return load_run_model(exp.source_run)
+        run = source_run_dir(export_dir, exp)
+        if not (run / "model.keras").is_file():
+            raise ValidationError(f"{run / 'model.keras'}: not found; int8 is compared with the float model of the run "
+                                  f"{Path(export_dir)} was exported from (config.json records it relative to the "
+                                  "export). Keep the export inside its run folder, or re-run `asc export`")
+        return load_run_model(run)
     import tf_keras as keras
 
     path = Path(export_dir) / exp.float_model
@@ -208,7 +212,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
     export_dir = tflite_path.parent
-    data, exp, quant = load_checked_export(tflite_path)
+    data, exp, quant = load_checked_export(tflite_path, log=log)
     if exp.labels != tuple(SCENE_LABELS):
         raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
     header_arena = header_arena_bytes(export_dir)

@@ -102,24 +102,77 @@ def remove_abandoned_staging(final: Path) -> list[Path]:
     return removed
 
 
+#: The file every staged artifact folder holds: which stage wrote it (JSON ``{"stage": ...}``).
+STAGE_MARKER = ".asc-stage.json"
+#: Folders written before the marker existed: the record in them that names their stage.
+_LEGACY_RECORDS = {"export": "config.json", "features": "config.json", "firmware": "firmware_report.json",
+                   "make-dataset": "synth_config.json"}
+
+
+class RefusedOverwrite(AscError, FileExistsError):
+    """An artifact would replace a file or folder that its stage did not write, or its own input."""
+
+
+def written_by(folder: Path, stage: str) -> bool:
+    """Whether ``folder`` is an artifact folder that ``stage`` wrote (its marker, or for folders
+    older than the marker, its record's ``"stage"``)."""
+    folder = Path(folder)
+    for name in (STAGE_MARKER, _LEGACY_RECORDS.get(stage)):
+        if name and (folder / name).is_file():
+            try:
+                return json.loads((folder / name).read_text()).get("stage") == stage
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                return False
+    return False
+
+
+def check_replaceable(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse (:class:`RefusedOverwrite`, naming the path and the fix) to write ``stage``'s folder
+    ``final`` over anything but nothing, an empty folder or a folder the same stage wrote; or
+    over (or around) one of the stage's own ``inputs``."""
+    final = Path(final)
+    resolved = final.resolve()
+    for inp in inputs:
+        inp = Path(inp).resolve()
+        if resolved == inp or resolved in inp.parents:
+            raise RefusedOverwrite(
+                f"{final}: is {'the' if resolved == inp else 'a folder holding the'} input {inp} of asc {stage}; "
+                f"writing the {stage} there would replace it. Choose another output folder (--out)")
+    if not final.exists() and not final.is_symlink():
+        return
+    if not final.is_dir() or final.is_symlink():
+        raise RefusedOverwrite(f"{final}: exists and is not a folder asc {stage} wrote; nothing was changed. "
+                               "Choose another output folder (--out), or move that file away yourself")
+    if any(final.iterdir()) and not written_by(final, stage):
+        raise RefusedOverwrite(
+            f"{final}: exists and holds files asc {stage} did not write (no {STAGE_MARKER} of stage "
+            f"{stage!r}); nothing was changed. Choose another output folder (--out), or empty or remove "
+            "that folder yourself")
+
+
 @contextlib.contextmanager
-def staging_dir(final: Path) -> Iterator[Path]:
+def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> Iterator[Path]:
     """Yield a temp folder next to ``final``; on success it replaces ``final`` in one rename.
 
-    A crash leaves ``final`` as it was (absent or the previous complete version); the staging
-    folder a killed process left behind is removed by the next call. The folder gets the user's
-    umask (``mkdtemp`` alone would leave it 0700).
+    ``final`` may only be absent, an empty folder or a folder that the same ``stage`` wrote
+    (:func:`check_replaceable`, checked before and again just before the rename); it must not be
+    or hold one of the stage's ``inputs``. The staged folder gets :data:`STAGE_MARKER`. A crash
+    leaves ``final`` as it was (absent or the previous complete version); the staging folder a
+    killed process left behind is removed by the next call. The folder gets the user's umask
+    (``mkdtemp`` alone would leave it 0700).
     """
     final = Path(final)
+    check_replaceable(final, stage=stage, inputs=inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_staging(final)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{os.getpid()}.", suffix=".partial"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        write_json(tmp / STAGE_MARKER, {"stage": stage})
+        check_replaceable(final, stage=stage, inputs=inputs)  # nothing appeared there meanwhile
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = final.with_name(f".{final.name}.{os.getpid()}.old")
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)

@@ -4,7 +4,8 @@ Layout of one cache entry, ``WORK/features/<key>/``::
 
     config.json      feature parameters, normalization (fitted on train), labels, file-list hashes
     train.npy        float32 (n_train, n_mels, n_frames), un-normalized dB
-    train.csv        the clip table of :func:`keras_asc.dataset.read_split`, same row order
+    train.csv        the clip table of :func:`keras_asc.dataset.read_split`, same row order, plus
+                     ``sha256``: the content hash of the audio each row's features were computed from
     evaluate.npy / evaluate.csv
 
 The key hashes every feature parameter plus each split's file list (names and byte sizes), so a
@@ -72,7 +73,8 @@ MAX_WARNINGS_LOGGED = 10
 
 #: Bumped whenever the feature computation changes its numbers, so old caches are not reused.
 #: 2: mel projection in float64 (bit-identical for any number of workers).
-FEATURE_CODE_VERSION = 2
+#: 3: the clip tables record each audio file's sha256 (``sha256`` column).
+FEATURE_CODE_VERSION = 3
 
 
 def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
@@ -81,20 +83,25 @@ def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
     return artifacts.sha256_bytes(json.dumps(payload, sort_keys=True).encode())[:16]
 
 
-def _extract_chunk(paths: list[str], config_dict: dict) -> tuple[np.ndarray, list[str]]:
+def _extract_chunk(paths: list[str], config_dict: dict) -> tuple[np.ndarray, list[str], list[str]]:
     config = FeatureConfig.from_dict(config_dict)
     out = np.empty((len(paths), *config.shape), np.float32)
     warnings: list[str] = []
+    hashes = []
     for i, p in enumerate(paths):
         audio = load_audio(p, sample_rate=config.sample_rate, clip_seconds=config.clip_seconds, warnings=warnings)
         out[i] = log_mel(audio, config=config)
-    return out, warnings
+        hashes.append(artifacts.sha256_file(Path(p)))  # the bytes were just read: in the page cache
+    return out, warnings, hashes
 
 
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
-                     workers: int = 2, chunk: int = 8, desc: str = "log-mel") -> list[str]:
+                     workers: int = 2, chunk: int = 8, desc: str = "log-mel",
+                     audio_sha256: list[str] | None = None) -> list[str]:
     """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes; returns the
-    suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order.
+    suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order. When given,
+    ``audio_sha256`` is filled with each file's sha256 (hex), in file order: what the features
+    were computed from, by content.
 
     ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
     that already imported TensorFlow is safe.
@@ -102,9 +109,12 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
     starts = list(range(0, len(paths), chunk))
     calls = [(paths[i:i + chunk], config.to_dict()) for i in starts]
     warnings: dict[int, list[str]] = {}
-    for k, (features, warnings[k]) in parallel_map(_extract_chunk, calls, workers=workers, desc=desc, unit="clip",
-                                                   sizes=[len(c[0]) for c in calls]):
+    hashes: dict[int, list[str]] = {}
+    for k, (features, warnings[k], hashes[k]) in parallel_map(_extract_chunk, calls, workers=workers, desc=desc,
+                                                               unit="clip", sizes=[len(c[0]) for c in calls]):
         out[starts[k]:starts[k] + len(features)] = features
+    if audio_sha256 is not None:
+        audio_sha256[:] = [h for k in sorted(hashes) for h in hashes[k]]
     return [w for k in sorted(warnings) for w in warnings[k]]
 
 
@@ -116,21 +126,24 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
     final = Path(work_dir) / "features" / key
     if (final / "config.json").is_file():
         log(f"features: reusing cache {final}")
-        return FeatureSet.open(final)
+        fs = FeatureSet.open(final)
+        _log_warnings(fs.config.get("warnings", []), final, log)  # data warnings every time, not only once
+        return fs
     log(f"features: computing {sum(len(t) for t in tables.values())} clips into {final}")
     warnings = split_warnings(Path(data_dir), tables)
-    with artifacts.staging_dir(final) as tmp:
+    with artifacts.staging_dir(final, stage="features", inputs=(Path(data_dir),)) as tmp:
         for split in CACHED_SPLITS:
             table = tables[split]
             arr = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.float32,
                                             shape=(len(table), *config.shape))
+            hashes: list[str] = []
             warnings += extract_features(table["path"].tolist(), config=config, out=arr, workers=workers,
-                                         desc=f"log-mel {split}")
+                                         desc=f"log-mel {split}", audio_sha256=hashes)
             if not np.isfinite(arr).all():
                 raise ValueError(f"non-finite features in split {split}; check the audio files")
             arr.flush()
             del arr
-            table.to_csv(tmp / f"{split}.csv", index=False)
+            table.assign(sha256=hashes).to_csv(tmp / f"{split}.csv", index=False)
         norm = Normalization.fit(np.load(tmp / "train.npy", mmap_mode="r"))
         artifacts.write_json(tmp / "config.json", {
             "stage": "features",
@@ -145,8 +158,12 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
             "warnings": warnings,
             **artifacts.provenance(),
         })
+    _log_warnings(warnings, final, log)
+    return FeatureSet.open(final)
+
+
+def _log_warnings(warnings: list[str], final: Path, log) -> None:
     for w in warnings[:MAX_WARNINGS_LOGGED]:
         log(f"features: warning: {w}")
     if len(warnings) > MAX_WARNINGS_LOGGED:
         log(f"features: ... {len(warnings) - MAX_WARNINGS_LOGGED} more warning(s) in {final / 'config.json'}")
-    return FeatureSet.open(final)

@@ -438,7 +438,7 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new folder")
     segs = plan_segments(spec, seed)
-    with artifacts.staging_dir(out_dir) as tmp:
+    with artifacts.staging_dir(out_dir, stage="make-dataset") as tmp:
         (tmp / "audio").mkdir()
         (tmp / "evaluation_setup").mkdir()
         calls = [(s, spec.clip_seconds, str(tmp)) for s in segs]

@@ -418,6 +418,10 @@ def compress_model(uncompressed: bytes, inputs: np.ndarray, *, config: Compressi
     tensors, checked = check_compressed(compressed, uncompressed, inputs, arena_bytes=arena_bytes)
     log(f"export: LUT-compressed {len(tensors)} weight tensors, {len(uncompressed):,d} -> {len(compressed):,d} bytes; "
         f"decoded weights and TFLM outputs on {checked} calibration inputs identical ({time.perf_counter() - t0:.1f} s)")
+    if len(compressed) >= len(uncompressed):
+        log(f"warning: --compress made the model larger ({len(uncompressed):,d} -> {len(compressed):,d} bytes): its "
+            f"tensors are too small for {2 ** config.bits}-entry tables{' per channel' if config.per_channel else ''} "
+            "to pay; export without --compress, or with --compress-granularity tensor or fewer --compress-bits")
     return compressed, CompressionRecord(
         config=config, uncompressed_bytes=len(uncompressed), compressed_bytes=len(compressed),
         uncompressed_sha256=artifacts.sha256_bytes(uncompressed), tensors=tensors, checked_inputs=checked,

@@ -31,6 +31,7 @@ package never depends on the firmware builds.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Callable, Mapping
@@ -46,7 +47,7 @@ from tflite_export.compression import CompressionConfig, cluster_finetune, compr
 from tflite_export.convert import ConversionError, convert_int8
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
-                                         write_export_result)
+                                         hash_export_files, write_export_result)
 from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES_ARENA_ESTIMATE, fit_table,
                                        format_fit_table, get_mcu_target)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
@@ -163,6 +164,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     from keras_asc.training import TrainConfig, load_run_model, read_run_config
 
     run_dir = Path(run_dir)
+    final = Path(export_dir) if export_dir is not None else run_dir / "export"
+    inputs = (run_dir, Path(data_dir), Path(work_dir))
+    artifacts.check_replaceable(final, stage="export", inputs=inputs)  # before any work
     run_cfg = read_run_config(run_dir)
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])
@@ -217,8 +221,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     quant = input_quantization(model, norm)
     ops = tuple(dict.fromkeys(operator_names(model)))
 
-    final = Path(export_dir) if export_dir is not None else run_dir / "export"
-    with artifacts.staging_dir(final) as tmp:
+    with artifacts.staging_dir(final, stage="export", inputs=inputs) as tmp:
         artifacts.atomic_write_bytes(tmp / "model.tflite", data)
         if compressed_record is not None:
             artifacts.atomic_write_bytes(tmp / UNCOMPRESSED_MODEL, uncompressed)
@@ -277,7 +280,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         import tensorflow as tf
 
         result = ExportResult(
-            quantization_path=path, source_run=str(run_dir.resolve()),
+            quantization_path=path, source_run=os.path.relpath(run_dir.resolve(), final.resolve()),
             source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
             tflite_sha256=artifacts.sha256_bytes(data), budget_bytes=budget,
             calibration=CalibrationRecord(
@@ -298,6 +301,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                        "weights": "int8 per-tensor" if compression and not compression.per_channel else "int8 per-channel"},
             compression=compressed_record, float_model=FLOAT_MODEL if compressed_record else None,
             float_model_sha256=artifacts.sha256_file(tmp / FLOAT_MODEL) if compressed_record else None,
+            files_sha256=hash_export_files(tmp, [f.name for f in tmp.iterdir() if f.is_file()]),
             **artifacts.provenance())
         write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "

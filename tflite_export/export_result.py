@@ -27,6 +27,10 @@ class ExportMissing(AscError, FileNotFoundError):
     """The folder holds no export (no config.json)."""
 
 
+class StaleExport(AscError, ValueError):
+    """An export's files are not the ones it wrote, or its source run's model has moved on."""
+
+
 @dataclasses.dataclass(frozen=True)
 class CalibrationRecord:
     """The representative clips: a stratified, seeded sample of the training split."""
@@ -102,7 +106,7 @@ class ExportResult:
     """An export folder's ``config.json``."""
 
     quantization_path: str  # "ptq", "qat" or "clustered" (--compress)
-    source_run: str  # the run folder
+    source_run: str  # the run folder, relative to the export folder (absolute in exports before 2026-11-30)
     source_model_sha256: str  # of source_run/model.keras when exported
     tflite_sha256: str
     budget_bytes: int
@@ -131,6 +135,9 @@ class ExportResult:
     # clustered, BatchNorm-folded model of --compress), a file in the export folder
     float_model: str | None = None
     float_model_sha256: str | None = None
+    # every file the export wrote (name -> sha256), config.json and the stage marker aside: the
+    # generated C sources are compiled into the firmware as code, so an edited one is refused
+    files_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
     stage: str = "export"
 
 
@@ -145,3 +152,60 @@ def read_export(export_dir: Path) -> ExportResult:
     if not path.is_file():
         raise ExportMissing(f"{path}: not an export folder (no config.json); run `asc export RUN_DIR` first")
     return records.read(ExportResult, path)
+
+
+def source_run_dir(export_dir: Path, exp: ExportResult) -> Path:
+    """The run the export was made from: ``source_run`` resolved against the export folder (so a
+    renamed or copied run with its export inside is found where it is now)."""
+    return (Path(export_dir) / exp.source_run).resolve()
+
+
+def hash_export_files(folder: Path, names) -> dict[str, str]:
+    """``{name: sha256}`` of the files ``names`` in ``folder``."""
+    from keras_asc import artifacts
+
+    return {name: artifacts.sha256_file(Path(folder) / name) for name in sorted(names)}
+
+
+def check_export_files(export_dir: Path, exp: ExportResult) -> None:
+    """Refuse (:class:`StaleExport`, naming the file) an export whose files are not the ones it
+    wrote: edited, replaced by another export's, or missing."""
+    from keras_asc import artifacts
+
+    export_dir = Path(export_dir)
+    if not exp.files_sha256:
+        raise StaleExport(f"{export_dir / 'config.json'}: records no hashes of the files the export wrote (made by an "
+                          "older version of asc), so its C sources cannot be tied to model.tflite. Re-run `asc export`")
+    for name, digest in exp.files_sha256.items():
+        path = export_dir / name
+        if not path.is_file():
+            raise StaleExport(f"{path}: missing; it is one of the files `asc export` wrote into {export_dir}. "
+                              "Re-run `asc export` (or restore the file)")
+        if artifacts.sha256_file(path) != digest:
+            raise StaleExport(
+                f"{path}: differs from the file `asc export` wrote (its sha256 is recorded in config.json): it was "
+                "edited, or copied from another export. The generated sources and headers are compiled into the "
+                "firmware as code, so the firmware would no longer be the model that was validated. Re-run `asc "
+                "export` to regenerate it (change the model or the export options, never the generated files)")
+
+
+def check_source_run(export_dir: Path, exp: ExportResult, *, log=print) -> Path | None:
+    """The source run's folder when its ``model.keras`` is the one exported (by content hash);
+    :class:`StaleExport` when it holds another model; ``None``, with a warning that the check
+    could not run, when the run is not where the export says (e.g. the export was moved)."""
+    from keras_asc import artifacts
+
+    run = source_run_dir(export_dir, exp)
+    model = run / "model.keras"
+    if not model.is_file():
+        log(f"warning: {Path(export_dir)}: the staleness check could not run: the run this export was made from "
+            f"is not at {run} (recorded in config.json relative to the export), so whether the export still "
+            "matches its float model is unknown. Keep the export inside its run folder (the default), or re-run "
+            "`asc export` where the run is")
+        return None
+    if artifacts.sha256_file(model) != exp.source_model_sha256:
+        raise StaleExport(
+            f"{model}: is not the model {Path(export_dir)} was exported from (sha256 differs): the run was "
+            "retrained or resumed since, or the export was moved next to another run; its accuracy and C sources "
+            f"describe a model that is not there. Re-run `asc export {run}`")
+    return run

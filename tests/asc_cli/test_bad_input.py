@@ -138,18 +138,6 @@ def test_unfinished_run_is_named(tmp_path, tiny_run, tiny_dataset, capsys):
         assert status == 1 and "has not finished" in err and str(run) in err and "--resume" in err
 
 
-# ----------------------------------------------------------------------------- internal bugs
-def test_an_internal_bug_shows_its_traceback_and_says_so(capsys, monkeypatch, tmp_path):
-    import keras_asc.dataset
-
-    def broken(*a, **k):
-        raise KeyError("oops")
-
-    monkeypatch.setattr(keras_asc.dataset, "read_fold1", broken)
-    status, err = _run(["describe", "--data", tmp_path], capsys)
-    assert status == 2 and "Traceback" in err and "KeyError" in err and "bug" in err
-
-
 # ----------------------------------------------------------------------------- suspect data
 def _split_case(tmp_path, tiny_dataset, case):
     from tests.conftest import copy_dataset

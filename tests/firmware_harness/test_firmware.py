@@ -53,6 +53,20 @@ def test_outputs_files_match_tflm_python(firmware_run, tiny_features):
     np.testing.assert_array_equal(host[rows], outputs)
 
 
+def test_what_the_device_computed_from_pcm_is_kept(firmware_run):
+    """``inputs_from_audio.npy``/``outputs_from_audio.npy`` beside ``inputs.npy``/``outputs.npy``,
+    same rows: where the front end's int8 input equals the training features', so do the outputs."""
+    export, report = firmware_run
+    for r in report.targets:
+        folder = export / "firmware" / r.target
+        inputs, outputs = np.load(folder / "inputs.npy"), np.load(folder / "outputs.npy")
+        pcm_in, pcm_out = np.load(folder / "inputs_from_audio.npy"), np.load(folder / "outputs_from_audio.npy")
+        assert pcm_in.shape == inputs.shape and pcm_out.shape == outputs.shape and pcm_out.dtype == np.int8
+        same = (pcm_in == inputs).all(axis=1)
+        assert same.mean() > 0.5, r.target
+        np.testing.assert_array_equal(pcm_out[same], outputs[same])
+
+
 def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
     export, report = firmware_run
     m4 = next(r for r in report.targets if r.target == "cortex-m4")
@@ -85,12 +99,8 @@ def test_too_small_arena_fails_with_the_need(target, kernels, tiny_export, tiny_
     assert not (export / "firmware").exists()  # nothing half-written
 
 
-def test_tampered_c_array_is_localized_to_its_operator(tiny_export, tiny_dataset, tiny_work, tmp_path):
-    """A weight changed in model_data.cc only (the .tflite untouched): the firmware differs and
-    the difference is pinned on the first operator that reads that weight."""
-    _require("host")
-    export = tmp_path / "export"
-    shutil.copytree(tiny_export, export)
+def _tamper_first_weight(export) -> object:
+    """Change one weight of the first convolution in model_data.cc only (the .tflite untouched)."""
     data = bytearray((export / "model.tflite").read_bytes())
     model = read_model(bytes(data))
     first_conv = model.subgraphs[0].operators[0]
@@ -99,6 +109,33 @@ def test_tampered_c_array_is_localized_to_its_operator(tiny_export, tiny_dataset
     assert at > 0 and data.find(weights, at + 1) < 0
     data[at] = (data[at] + 64) % 256
     (export / "model_data.cc").write_text(c_sources.cc_array_source(bytes(data)))
+    return model
+
+
+def test_an_edited_c_source_is_refused_by_name(tiny_export, tiny_dataset, tiny_work, tmp_path):
+    """One weight byte edited in model_data.cc: refused before anything is built, naming the file,
+    never blamed on an operator."""
+    from tflite_export.export_result import StaleExport
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    _tamper_first_weight(export)
+    with pytest.raises(StaleExport, match=rf"{export / 'model_data.cc'}: differs from the file `asc export` wrote"):
+        check_firmware(export, tiny_dataset, tiny_work, targets=("host",), **QUIET)
+    assert not (export / "firmware").exists()
+
+
+def test_a_differing_firmware_is_localized_to_its_operator(tiny_export, tiny_dataset, tiny_work, tmp_path,
+                                                           monkeypatch):
+    """With the export's hash gate bypassed, the same edited weight makes the firmware differ, and
+    the difference is pinned on the first operator that reads that weight."""
+    import firmware_harness.validate as validate
+
+    _require("host")
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    model = _tamper_first_weight(export)
+    monkeypatch.setattr(validate, "check_export_files", lambda *a, **k: None)
     report = check_firmware(export, tiny_dataset, tiny_work, targets=("host",), **QUIET)
     assert not report.passed
     host = report.targets[0]

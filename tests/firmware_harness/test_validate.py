@@ -22,9 +22,10 @@ def tiny_report(tiny_export, tiny_dataset, tiny_work):
 
 
 def _copy_export(tiny_export, tmp_path):
-    dst = tmp_path / "export"
-    shutil.copytree(tiny_export, dst)
-    return dst
+    """A copy of the run with its export inside (the export finds its float model relative to itself)."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_export.parent, run)
+    return run / tiny_export.name
 
 
 def test_report_uses_tflm_outputs(tiny_report, tiny_export, tiny_features):
@@ -57,11 +58,13 @@ def test_arena_measurement_and_header(tiny_report, tiny_export, tiny_dataset, ti
     assert m.min_bytes == a.measured_min_bytes  # the measurement is repeatable
     assert tflm_runs_in_child(tiny_export / "model.tflite", m.min_bytes)  # runs at the minimum...
     assert not tflm_runs_in_child(tiny_export / "model.tflite", m.min_bytes - 16)  # ...not 16 bytes below
-    # a header promising less than TFLM needs fails validation
+    # a header promising less than TFLM needs (as a broken export would write it, hash recorded) fails validation
     exp = _copy_export(tiny_export, tmp_path)
     h = exp / "model_settings.h"
     h.write_text(re.sub(r"kTensorArenaSize = \d+;", f"kTensorArenaSize = {m.min_bytes - 512};", h.read_text()))
-    (exp / "config.json").write_text((tiny_export / "config.json").read_text())
+    cfg = artifacts.read_json(exp / "config.json")
+    artifacts.write_json(exp / "config.json", {**cfg, "files_sha256": {**cfg["files_sha256"],
+                                                                       "model_settings.h": artifacts.sha256_file(h)}})
     r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=1, layer_clips=1, **QUIET)
     assert not r.passed and any(f.startswith("arena:") for f in r.failures)
     assert "FAILED" in format_report(r)

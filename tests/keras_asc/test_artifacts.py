@@ -19,7 +19,7 @@ def umask_022():
 
 def test_files_and_folders_get_the_users_umask(tmp_path, umask_022):
     artifacts.atomic_write_text(tmp_path / "a.txt", "x")
-    with artifacts.staging_dir(tmp_path / "stage") as tmp:
+    with artifacts.staging_dir(tmp_path / "stage", stage="test") as tmp:
         (tmp / "f").write_text("y")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "stage").stat().st_mode & 0o777 == 0o755
@@ -33,7 +33,7 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
     old_style = tmp_path / ".export.ijkl9012.partial"  # made before staging names carried the pid
     for d in (abandoned, live, old_style):
         d.mkdir()
-    with artifacts.staging_dir(tmp_path / "export") as tmp:
+    with artifacts.staging_dir(tmp_path / "export", stage="export") as tmp:
         (tmp / "f").write_text("y")
     assert not abandoned.exists() and not old_style.exists() and live.exists()
     assert (tmp_path / "export" / "f").read_text() == "y"

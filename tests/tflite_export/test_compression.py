@@ -178,13 +178,13 @@ def test_compressed_export_validates_against_its_uncompressed_twin(tiny_compress
 def test_a_replaced_float_model_is_refused_by_validation(tiny_compressed_export, tiny_dataset, tiny_work, tmp_path):
     import shutil
 
-    from firmware_harness.validate import ValidationError, validate_export
-    from tflite_export.export_result import FLOAT_MODEL
+    from firmware_harness.validate import validate_export
+    from tflite_export.export_result import FLOAT_MODEL, StaleExport
 
     export = tmp_path / "export"
     shutil.copytree(tiny_compressed_export, export)
     (export / FLOAT_MODEL).write_bytes((export / FLOAT_MODEL).read_bytes() + b"x")
-    with pytest.raises(ValidationError, match="float_model.keras: missing, or not the float model"):
+    with pytest.raises(StaleExport, match="float_model.keras: differs from the file `asc export` wrote"):
         validate_export(export / "model.tflite", tiny_dataset, tiny_work, log=lambda *_: None)
 
 

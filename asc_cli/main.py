@@ -402,6 +402,46 @@ def cmd_firmware(a: argparse.Namespace) -> None:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
+# ----------------------------------------------------------------------------- profile
+def _profile_targets(value: str) -> tuple[str, ...]:
+    from firmware_harness.profile import PROFILE_TARGETS
+
+    names = _targets(value)
+    other = [n for n in names if n not in PROFILE_TARGETS]
+    if other:
+        raise argparse.ArgumentTypeError(f"{other} cannot be profiled (instruction counts come from a Cortex-M image "
+                                         f"under QEMU); one or more of {', '.join(PROFILE_TARGETS)}")
+    return names
+
+
+def _mcus(value: str) -> tuple[str, ...]:
+    names = tuple(v for v in value.split(",") if v)
+    for n in names:
+        _mcu_target(n)
+    if not names or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"takes a comma-separated list of distinct microcontrollers, got {value!r}")
+    return names
+
+
+def cmd_profile(a: argparse.Namespace) -> None:
+    from firmware_harness.profile import export_sources, format_profile, profile_sources
+
+    source = Path(a.source)
+    export_dir = source.parent if source.suffix == ".tflite" else source
+    if not (export_dir / "config.json").is_file():
+        raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
+                        "run `asc export RUN` first")
+    sources = export_sources(export_dir)
+    out = Path(a.out) if a.out else export_dir / "profile"
+    report = profile_sources(sources, out, source=str(source), targets=a.targets, mcus=a.mcu,
+                             inferences=a.inferences, seed=a.seed,
+                             third_party_dir=Path(a.third_party) if a.third_party else None)
+    print(format_profile(report))
+    print(f"profile: profile_report.md/.json and profile_operators.png in {out}")
+    if report.failures:
+        raise UserError("profile failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
+
+
 # ----------------------------------------------------------------------------- demo / grid
 def _pipeline_config(a: argparse.Namespace, **kw):
     from asc_cli.pipeline import PipelineConfig
@@ -566,6 +606,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "../shared/third_party beside this checkout)")
     s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_firmware)
+
+    s = sub.add_parser("profile", help="estimated ms per inference and per clip on Cortex-M microcontrollers, from "
+                                       "exact per-operator instruction counts under QEMU and a cycle model per core")
+    s.add_argument("source", help="an export folder (RUN_DIR/export) or its model.tflite")
+    s.add_argument("--targets", type=_profile_targets, default=("cortex-m4",),
+                   help="Cortex-M images to count: cortex-m4, cortex-m7, cortex-m33, cortex-m55 (default cortex-m4)")
+    s.add_argument("--mcu", type=_mcus, default=None, metavar="NAME,...",
+                   help="microcontrollers to estimate (default: every one whose core is in --targets)")
+    s.add_argument("--inferences", type=positive_int, default=1, help="seeded random int8 inputs counted (default 1)")
+    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--out", default=None, help="profile folder (default SOURCE's export folder/profile)")
+    s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
+    s.set_defaults(func=cmd_profile)
 
     s = sub.add_parser("demo", help="generated dataset -> features -> ResNet11 -> int8 + C -> TFLM validation")
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")

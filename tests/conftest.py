@@ -130,3 +130,19 @@ def tiny_demo(tmp_path_factory) -> tuple[Path, dict]:
     work = tmp_path_factory.mktemp("demo")
     cfg = PipelineConfig(model_overrides=(("width", 0.25),), epochs=4, calibration_size=40)
     return work, run_demo(work, size="tiny", cfg=cfg, log=lambda *_: None)
+
+
+# ----------------------------------------------------------------------------- the fast lane
+#: Fixtures whose first use builds firmware, runs QEMU, fine-tunes or runs the whole pipeline.
+SLOW_FIXTURES = {"firmware_run", "host_program", "tiny_demo", "tiny_compressed_export", "windowed_run",
+                 "windowed_export"}
+#: Test modules whose every test compiles TFLM programs or runs them under QEMU.
+SLOW_MODULES = {"test_firmware.py", "test_frontend.py", "test_icount.py", "test_pipeline.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` what needs the heavy fixtures or modules above, so that
+    ``./dev.sh test -m "not slow"`` is the daily fast lane; CI runs everything."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -149,3 +149,27 @@ def tensor_size_table(model, top: int | None = None) -> str:
     lines = [f"{'bytes':>9}  {'dtype':<7} {'shape':<20} name"]
     lines += [f"{t.nbytes:>9,d}  {t.dtype:<7} {str(t.shape):<20} {t.name}" for t in rows]
     return "\n".join(lines)
+
+
+#: Operators whose multiply-accumulates :func:`operator_macs` counts (int8 MACs of the weights).
+MAC_OPERATORS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+def operator_macs(model) -> list[int]:
+    """Multiply-accumulates of every operator in execution order, from the tensors' shapes:
+    CONV_2D: output elements x kernel height x width x input channels per group (filter
+    ``[out, kh, kw, in]``); DEPTHWISE_CONV_2D: output elements x kernel height x width (filter
+    ``[1, kh, kw, out]``); FULLY_CONNECTED: output elements x input features (weights
+    ``[out, in]``); every other operator 0 (the convention of DCASE and MLPerf Tiny)."""
+    tensors = describe_tensors(model)
+    out = []
+    for name, op in zip(operator_names(model), model.subgraphs[0].operators):
+        if name not in MAC_OPERATORS:
+            out.append(0)
+            continue
+        outputs = int(np.prod(tensors[op.outputs[0]].shape))
+        w = tensors[op.inputs[1]].shape
+        per_output = {"CONV_2D": lambda: w[1] * w[2] * w[3], "DEPTHWISE_CONV_2D": lambda: w[1] * w[2],
+                      "FULLY_CONNECTED": lambda: w[-1]}[name]()
+        out.append(int(outputs * per_output))
+    return out

@@ -1,0 +1,365 @@
+"""``asc profile SOURCE``: how fast the model is on a chip, estimated from what the image executes.
+
+For each Cortex-M firmware target (:mod:`firmware_harness.targets`), the program is built from the
+model's C sources and run under QEMU with the instruction-counting plugin
+(:mod:`firmware_harness.icount`): exact instruction counts per operator, per Invoke and per
+front-end frame. The cycle model (:mod:`firmware_harness.cycle_model`) turns each operator's
+executed instruction mix into core cycles (zero wait states: the target's row), and each
+microcontroller of :mod:`tflite_export.mcu_targets` whose core was profiled into cycles with its
+documented flash and SRAM wait states, then milliseconds at its clock:
+
+* per operator: index, type, output shape, MACs, instructions, estimated cycles, MACs per cycle
+  (against the core's peak int8 MACs per cycle: an estimate above it is a bug in one of them and
+  fails the profile), share of the Invoke;
+* per MCU: ms per inference, per clip (all windows of a windowed model), the front end's ms per
+  frame against the hop, and the real-time factor (compute time / audio time, per clip);
+* ``profile_report.json`` / ``.md`` and ``profile_operators.png`` (time per operator).
+
+A cycle estimate is a model, not a measurement: the report states the model's assumptions, and
+``benchmarks/bench_latency.py`` checks it against published board measurements.
+
+Inputs: ``inferences`` seeded random int8 rows (instruction counts of TFLM's int8 kernels barely
+depend on the values; the report says which inputs ran) and, for a model with the exported audio
+front end, one generated clip of noise streamed through it (:func:`_noise_wav`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from firmware_harness import cycle_model, icount
+from firmware_harness import program as fw_program
+from firmware_harness import third_party
+from firmware_harness.targets import get_target
+from firmware_harness.third_party import FirmwareError
+from keras_asc import artifacts, records
+from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
+
+PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+DEFAULT_PROFILE_TARGETS = ("cortex-m4",)
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorRow:
+    op_index: int
+    op_type: str
+    output_shape: tuple[int, ...]
+    macs: int
+    instructions: int  # exact, the marking's own few excluded
+    cycles: float  # core cycles at zero wait states
+    macs_per_cycle: float
+    share: float  # of the Invoke's cycles
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetProfile:
+    """One Cortex-M target: exact counts, and core cycles at zero wait states."""
+
+    target: str
+    core: str
+    inferences: int  # profiled (the counts are of the first; the others must equal it)
+    invoke_instructions: int
+    interpreter_instructions: int  # TFLM's own, before, between and after the operators
+    invoke_cycles: float
+    operators: tuple[OperatorRow, ...]
+    macs: int
+    peak_int8_macs_per_cycle: float
+    frontend_frames: int  # 0: no front end profiled
+    frontend_instructions_per_frame: float
+    frontend_cycles_per_frame: float
+    unclassified_instructions: int
+    qemu_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class McuLatency:
+    """One microcontroller: its core's profile behind its memory, at its clock."""
+
+    mcu: str
+    core: str
+    target: str  # the firmware target whose image was profiled
+    clock_hz: int
+    cycles_per_inference: int  # wait states included
+    wait_state_cycles: float
+    ms_per_inference: float
+    windows_per_clip: int
+    ms_per_clip: float
+    frontend_ms_per_frame: float | None
+    hop_ms: float | None
+    real_time_factor: float | None  # (front end + inferences) of a clip / the clip's duration
+    assumptions: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileReport:
+    """``profile_report.json``."""
+
+    source: str
+    tflite_sha256: str
+    inputs: str  # what the profiled inferences ran on
+    targets: tuple[TargetProfile, ...]
+    mcus: tuple[McuLatency, ...]
+    failures: tuple[str, ...]
+    seconds: float
+    packages: dict[str, str]
+    git_commit: str
+    note: str = ("Estimated from exact instruction counts (QEMU TCG plugin) with a documented cycle model per core "
+                 "(firmware_harness/cycle_model.py), not measured on a chip; QEMU's own run time means nothing here.")
+    stage: str = "profile"
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSources:
+    """What a profile builds: a folder of C sources the firmware program compiles, and its model."""
+
+    folder: Path  # model_data.cc, model_settings.h, ... (an export folder, or generated for a .tflite)
+    model: bytes
+    windows_per_clip: int = 1
+    frontend: tuple[int, int, float] | None = None  # (sample rate, hop length, clip seconds) with a front end
+
+
+def _noise_wav(path: Path, *, sample_rate: int, seconds: float, seed: int = 0) -> Path:
+    """A mono 24-bit WAV of seeded noise: what the front end streams when profiled."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    sf.write(path, (0.1 * rng.standard_normal(int(round(sample_rate * seconds)))).astype(np.float32), sample_rate,
+             subtype="PCM_24")
+    return path
+
+
+def _input_elements(model: bytes) -> int:
+    from tflite_export.flatbuffer import io_tensors, read_model
+
+    (inp,), _ = io_tensors(read_model(model))
+    return int(np.prod(inp.shape))
+
+
+def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Path, inputs: np.ndarray,
+                   log=print) -> tuple[TargetProfile, icount.ExecutionProfile, icount.ExecutionProfile | None,
+                                       dict[int, cycle_model.Instruction]]:
+    """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8,
+    one Invoke each; with a front end, also one generated clip through it. Returns the target's
+    profile, the raw inference and front-end profiles, and the image's disassembly."""
+    from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model
+
+    target = get_target(name)
+    if name not in PROFILE_TARGETS:
+        raise FirmwareError(f"target {name} cannot be profiled: instruction counts come from a Cortex-M image under "
+                            f"QEMU; one of {', '.join(PROFILE_TARGETS)}")
+    core = cycle_model.get_core(name)
+    prog = fw_program.build_program(sources.folder, target, out_dir, tree=tree, log=log)
+    t0 = time.perf_counter()
+    log(f"profile: {name}: counting {len(inputs)} inference(s) under QEMU")
+    run = icount.profile_inferences(prog, out_dir / "work", int8=inputs, model=sources.model, mode="ops", log=log)
+    first = run.invokes[0]
+    for other in run.invokes[1:]:
+        if [o.net_instructions for o in other.operators] != [o.net_instructions for o in first.operators]:
+            log(f"profile: {name}: instruction counts differ between inputs (data-dependent kernels); the table "
+                "shows the first inference")
+    disasm = cycle_model.disassemble(prog.path, objdump=f"{target.prefix}objdump")
+    fb = read_model(sources.model)
+    tensors = describe_tensors(fb)
+    macs = operator_macs(fb)
+    rows, unclassified = [], 0
+    for op in first.operators:
+        counts, taken = icount.merge_counts(run.operator_segments(op.op_index, invoke=0))
+        est = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+        unclassified += est.unclassified_instructions
+        rows.append((op, est.core_cycles, macs[op.op_index]))
+    counts, taken = icount.merge_counts(run.invoke_segments(0))
+    whole = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+    operators = tuple(OperatorRow(
+        op_index=op.op_index, op_type=op.op_type,
+        output_shape=tuple(tensors[fb.subgraphs[0].operators[op.op_index].outputs[0]].shape),
+        macs=m, instructions=op.net_instructions, cycles=round(c, 1), macs_per_cycle=m / c if c else 0.0,
+        share=c / whole.core_cycles if whole.core_cycles else 0.0) for op, c, m in rows)
+    fe_frames, fe_instr, fe_cycles = 0, 0.0, 0.0
+    audio = None
+    if sources.frontend is not None:
+        rate, _, seconds = sources.frontend
+        wav = _noise_wav(out_dir / "work" / "noise.wav", sample_rate=rate, seconds=seconds)
+        log(f"profile: {name}: counting the front end on one clip")
+        audio = icount.profile_audio(prog, out_dir / "work", wav_paths=[wav], n_mels=_n_mels(sources.folder),
+                                     model=sources.model, mode="invoke", log=log)
+        fe = audio.frontend[0]
+        fe_frames = len(fe.frame_instructions)
+        counts, taken = icount.merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
+        est = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+        fe_instr, fe_cycles = fe.instructions / fe_frames, est.core_cycles / fe_frames
+        unclassified += est.unclassified_instructions
+    profile = TargetProfile(
+        target=name, core=core.name, inferences=len(inputs), invoke_instructions=first.net_instructions,
+        interpreter_instructions=first.interpreter_instructions, invoke_cycles=round(whole.core_cycles, 1),
+        operators=operators, macs=int(sum(macs)), peak_int8_macs_per_cycle=core.peak_int8_macs_per_cycle,
+        frontend_frames=fe_frames, frontend_instructions_per_frame=round(fe_instr, 1),
+        frontend_cycles_per_frame=round(fe_cycles, 1), unclassified_instructions=unclassified + whole.unclassified_instructions,
+        qemu_seconds=round(time.perf_counter() - t0, 1))
+    return profile, run, audio, disasm
+
+
+def _n_mels(folder: Path) -> int:
+    import re
+
+    text = (Path(folder) / "model_input.h").read_text()
+    return int(re.search(r"constexpr int kNumMels = (\d+);", text).group(1))
+
+
+def mcu_latency(mcu_name: str, target: TargetProfile, run: icount.ExecutionProfile,
+                audio: icount.ExecutionProfile | None, disasm, sources: ModelSources) -> McuLatency:
+    """``target``'s counts behind microcontroller ``mcu_name``'s memory, at its clock."""
+    mcu = get_mcu_target(mcu_name)
+    counts, taken = icount.merge_counts(run.invoke_segments(0))
+    est = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu)
+    per_inference = cycle_model.ms(est.cycles, mcu.clock_hz)
+    per_clip = per_inference * sources.windows_per_clip
+    fe_ms = hop_ms = rtf = None
+    assumptions = list(est.assumptions)
+    if audio is not None and sources.frontend is not None:
+        rate, hop, seconds = sources.frontend
+        counts, taken = icount.merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
+        fe = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu)
+        frames = target.frontend_frames
+        fe_ms = cycle_model.ms(fe.cycles, mcu.clock_hz) / frames
+        hop_ms = 1000.0 * hop / rate
+        rtf = (fe_ms * frames + per_clip) / (1000.0 * seconds)
+        assumptions += [a for a in fe.assumptions if a not in assumptions]
+    return McuLatency(mcu=mcu.name, core=mcu.core, target=target.target, clock_hz=mcu.clock_hz,
+                      cycles_per_inference=int(est.cycles), wait_state_cycles=round(est.wait_state_cycles, 1),
+                      ms_per_inference=round(per_inference, 3), windows_per_clip=sources.windows_per_clip,
+                      ms_per_clip=round(per_clip, 3), frontend_ms_per_frame=None if fe_ms is None else round(fe_ms, 4),
+                      hop_ms=None if hop_ms is None else round(hop_ms, 3),
+                      real_time_factor=None if rtf is None else round(rtf, 4), assumptions=tuple(assumptions))
+
+
+def mcus_for(targets: tuple[str, ...], mcus: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The microcontrollers to report: ``mcus`` (each needs its core's target among ``targets``),
+    or every one whose core was profiled."""
+    if mcus is None:
+        return tuple(n for n, m in MCU_TARGETS.items() if m.core in targets)
+    missing = [f"{n} ({get_mcu_target(n).core})" for n in mcus if get_mcu_target(n).core not in targets]
+    if missing:
+        raise FirmwareError(f"--mcu {','.join(mcus)}: {', '.join(missing)} need their core profiled: add it to "
+                            f"--targets (now {','.join(targets)})")
+    return tuple(mcus)
+
+
+def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, targets: tuple[str, ...] = DEFAULT_PROFILE_TARGETS,
+                    mcus: tuple[str, ...] | None = None, inferences: int = 1, seed: int = 0,
+                    third_party_dir: Path | None = None, inputs_of: Path | None = None, log=print) -> ProfileReport:
+    """Profile ``sources`` on ``targets`` and report ``mcus``; writes ``out_dir`` (its own folder:
+    ``profile_report.json/.md``, ``profile_operators.png``, the programs) and returns the report."""
+    t0 = time.perf_counter()
+    mcus = mcus_for(targets, mcus)
+    for name in targets:
+        get_target(name).check_tools()
+    artifacts.check_replaceable(out_dir, stage="profile", inputs=(sources.folder,))
+    tp = third_party.locate_third_party(third_party_dir, log=log)
+    tree = third_party.prepare_tflm_tree(tp, log=log)
+    rng = np.random.default_rng(seed)
+    inputs = rng.integers(-128, 128, size=(inferences, _input_elements(sources.model)), dtype=np.int8)
+    profiles, failures, latencies = [], [], []
+    with artifacts.staging_dir(out_dir, stage="profile", inputs=(sources.folder,)) as tmp:
+        for name in targets:
+            prof, run, audio, disasm = profile_target(name, sources, tree=tree, out_dir=tmp / name, inputs=inputs,
+                                                      log=log)
+            profiles.append(prof)
+            for row in prof.operators:
+                check = cycle_model.check_against_peak(row.macs, row.cycles, prof.core) if row.cycles else None
+                if check is not None and not check.ok:
+                    failures.append(f"{name}: operator {row.op_index} {row.op_type}: {check.message}")
+            latencies += [mcu_latency(m, prof, run, audio, disasm, sources) for m in mcus
+                          if get_mcu_target(m).core == prof.core]
+        report = ProfileReport(
+            source=source, tflite_sha256=artifacts.sha256_bytes(sources.model),
+            inputs=f"{inferences} seeded random int8 input(s) (seed {seed})"
+                   + (", one generated noise clip through the front end" if sources.frontend else ""),
+            targets=tuple(profiles), mcus=tuple(latencies), failures=tuple(failures),
+            seconds=round(time.perf_counter() - t0, 1), **artifacts.provenance())
+        records.write(tmp / "profile_report.json", report)
+        artifacts.atomic_write_text(tmp / "profile_report.md", format_profile(report))
+        plot_operators(report, tmp / "profile_operators.png")
+    return report
+
+
+def read_profile_report(folder: Path) -> ProfileReport:
+    return records.read(ProfileReport, Path(folder) / "profile_report.json")
+
+
+def format_profile(r: ProfileReport) -> str:
+    lines = [f"# Latency profile of {r.source}", "", r.note, "", f"Inputs: {r.inputs}.", "",
+             f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
+    lines += [f"- FAILURE: {f}" for f in r.failures]
+    if r.mcus:
+        lines += ["## Per microcontroller (estimated)", "",
+                  "| MCU | core | clock | cycles per inference | ms per inference | ms per clip | front end ms per "
+                  "frame / hop ms | real-time factor |", "|---|---|---|---|---|---|---|---|"]
+        for m in r.mcus:
+            fe = "-" if m.frontend_ms_per_frame is None else f"{m.frontend_ms_per_frame:.3f} / {m.hop_ms:.1f}"
+            rtf = "-" if m.real_time_factor is None else f"{m.real_time_factor:.3f}"
+            lines.append(f"| {m.mcu} | {m.core} | {m.clock_hz / 1e6:.0f} MHz | {m.cycles_per_inference:,d} | "
+                         f"{m.ms_per_inference:.2f} | {m.ms_per_clip:.2f} ({m.windows_per_clip} inference(s)) | {fe} | "
+                         f"{rtf} |")
+        lines += ["", "Real-time factor: the front end's and the model's time for one clip over the clip's duration "
+                      "(below 1: keeps up)."]
+    for t in r.targets:
+        lines += ["", f"## {t.target} ({t.core}): {t.invoke_instructions:,d} instructions, "
+                      f"{t.invoke_cycles:,.0f} cycles per inference at zero wait states", "",
+                  f"{t.macs:,d} MACs; {t.macs / t.invoke_cycles if t.invoke_cycles else 0:.3f} MACs per cycle over the "
+                  f"whole Invoke (peak of the core: {t.peak_int8_macs_per_cycle:g} int8 MACs per cycle). "
+                  f"QEMU took {t.qemu_seconds} s (host time, not the chip's).", "",
+                  "| # | operator | output shape | MACs | instructions | est. cycles | MACs per cycle | share |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for o in t.operators:
+            lines.append(f"| {o.op_index} | {o.op_type} | {'x'.join(map(str, o.output_shape))} | {o.macs:,d} | "
+                         f"{o.instructions:,d} | {o.cycles:,.0f} | {o.macs_per_cycle:.3f} | {o.share:.1%} |")
+        lines.append(f"| | interpreter (TFLM between operators) | | | {t.interpreter_instructions:,d} | | | |")
+        if t.frontend_frames:
+            lines.append(f"\nFront end: {t.frontend_instructions_per_frame:,.0f} instructions, "
+                         f"{t.frontend_cycles_per_frame:,.0f} cycles per frame ({t.frontend_frames} frames).")
+        if t.unclassified_instructions:
+            lines.append(f"\nInstructions the cycle model could not price: {t.unclassified_instructions:,d}.")
+    assumptions = sorted({a for m in r.mcus for a in m.assumptions})
+    if assumptions:
+        lines += ["", "## Assumptions of the cycle model", ""] + [f"- {a}" for a in assumptions]
+    return "\n".join(lines) + "\n"
+
+
+def plot_operators(r: ProfileReport, path: Path) -> None:
+    """``profile_operators.png``: estimated cycles per operator, one panel per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(r.targets), 1, figsize=(9, 0.9 + 0.28 * max(len(t.operators) for t in r.targets)
+                                                            * len(r.targets)), squeeze=False)
+    for ax, t in zip(axes[:, 0], r.targets):
+        labels = [f"{o.op_index} {o.op_type}" for o in t.operators]
+        ax.barh(range(len(labels)), [o.cycles / 1e6 for o in t.operators], color="#4878a8")
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("estimated M cycles (zero wait states)")
+        ax.set_title(f"{t.target}: {t.invoke_cycles / 1e6:.1f} M cycles per inference (estimate)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def export_sources(export_dir: Path, *, log=print) -> ModelSources:
+    """An export folder as profile sources, checked like ``asc firmware`` checks it."""
+    from firmware_harness.validate import load_checked_export
+
+    model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite", log=log)
+    f = exp.features
+    return ModelSources(folder=Path(export_dir), model=model, windows_per_clip=exp.windows.per_clip if exp.windows else 1,
+                        frontend=(f.sample_rate, f.hop_length, f.clip_seconds))

@@ -7,7 +7,7 @@
 //
 //   asc_firmware --logmel FILE | --int8 FILE | --wav-list FILE   --clips N --out FILE
 //                [--inputs-out FILE] [--logmel-out FILE] [--clip-out FILE] [--chunk SAMPLES]
-//                [--dump FILE --dump-clip K] [--measure-arena]
+//                [--dump FILE --dump-clip K] [--measure-arena] [--profile ops|invoke]
 //
 //   --logmel FILE      N clips of float32 log-mel [kNumMels][clip frames] (dB), quantized here by
 //                      the header's QuantizeLogMel; --int8 FILE: N ready int8 input tensors
@@ -23,6 +23,12 @@
 //   --dump FILE        also runs item K (--int8) or clip K's first window (--logmel) once with
 //                      every tensor preserved and writes them all
 //   --measure-arena    reports the arena this build needs using a large scratch arena
+//   --profile ops      calls the segment marks of asc_profile.h (for QEMU's instruction-count
+//                      plugin, firmware_harness/icount.py) around every Invoke, every operator
+//                      (TFLM's profiler interface) and every front-end call and frame;
+//                      --profile invoke: the same without the operator marks (the interpreter
+//                      then runs without a profiler, exactly as without --profile). Nothing else
+//                      changes: the outputs are bit-identical with and without it
 //
 // Prints key=value lines (arena_used_bytes, invoke_seconds, stack_used_bytes, ...); exit status
 // 0 on success, 2 on bad arguments or I/O, 3 when TFLM cannot allocate or invoke.
@@ -36,6 +42,7 @@
 #include "model_frontend.h"
 #include "model_input.h"
 #include "model_settings.h"
+#include "asc_profile.h"
 #include "tensorflow/lite/micro/memory_helpers.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
@@ -114,7 +121,13 @@ struct Args {
   long clips = -1;
   long dump_clip = 0;
   bool measure_arena = false;
+  int profile = 0;  // 0: no marks; kProfileInvoke; kProfileOps
 };
+
+constexpr int kProfileInvoke = 1;
+constexpr int kProfileOps = 2;
+bool profile_marks = false;  // --profile: call the asc_profile.h marks (tested once per mark site)
+AscOpProfiler op_profiler;
 
 int Fail(int status, const char* what, const char* detail) {
   fprintf(stdout, "status=error\nerror=%s %s\n", what, detail ? detail : "");
@@ -128,6 +141,12 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
     if (!strcmp(k, "--measure-arena")) { a->measure_arena = true; continue; }
     if (v == nullptr) return false;
+    if (!strcmp(k, "--profile")) {
+      a->profile = !strcmp(v, "ops") ? kProfileOps : (!strcmp(v, "invoke") ? kProfileInvoke : -1);
+      if (a->profile < 0) return false;
+      ++i;
+      continue;
+    }
     if (!strcmp(k, "--logmel")) a->logmel = v;
     else if (!strcmp(k, "--int8")) a->int8 = v;
     else if (!strcmp(k, "--wav-list")) a->wav_list = v;
@@ -187,7 +206,7 @@ bool RunInference(Inference* r) {
     return r->ok = false;
   }
   const clock_t t0 = clock();
-  if (r->interpreter->Invoke() != kTfLiteOk) return r->ok = false;
+  if ((profile_marks ? AscProfiledInvoke(r->interpreter) : r->interpreter->Invoke()) != kTfLiteOk) return r->ok = false;
   r->invoke_seconds += static_cast<double>(clock() - t0) / CLOCKS_PER_SEC;
   const int8_t* output = r->interpreter->output(0)->data.int8;
   if (fwrite(output, 1, kNumClasses, r->out) != static_cast<size_t>(kNumClasses)) return r->ok = false;
@@ -205,14 +224,16 @@ struct StreamState {
 };
 
 void OnFrame(int frame, void* context) {
+  if (profile_marks) AscMarkFrame();
   StreamState* st = static_cast<StreamState*>(context);
   while (st->next_window < kWindowsPerClip && frame == kStarts[st->next_window] + kNumFrames - 1) {
 #ifdef MODEL_WINDOWED
     FrontEndCopyWindow(column_ring, kStarts[st->next_window], st->inference->interpreter->input(0)->data.int8);
 #endif
-    if (!RunInference(st->inference)) return;
+    if (!RunInference(st->inference)) break;
     st->next_window += 1;
   }
+  if (profile_marks) AscMarkFrontEndBegin();  // back into the front end
 }
 
 // --- WAV input (--wav-list) ---------------------------------------------------------------------
@@ -279,21 +300,29 @@ bool RunFrontEnd(const char* path, long chunk, Inference* inference, float* logm
   uint32_t left = data_bytes / bytes;
   const clock_t t0 = clock();
   clock_t io = 0;
+  if (profile_marks) AscMarkClipBegin();
   bool ok = FrontEndBegin(&frontend, OnFrame, &stream);
+  if (profile_marks) AscMarkFrontEndEnd();
   while (ok && left > 0) {
     const uint32_t n = left < static_cast<uint32_t>(chunk) ? left : static_cast<uint32_t>(chunk);
     const clock_t r0 = clock();
     const size_t got = fread(pcm_chunk, bytes, n, f);
     io += clock() - r0;
     if (got == 0) break;  // a truncated file: the front end zero-pads, as training does
+    if (profile_marks) AscMarkFrontEndBegin();
     if (bytes == 2) {
       FrontEndPushPcm16(&frontend, reinterpret_cast<const int16_t*>(pcm_chunk), static_cast<int>(got), columns, logmel);
     } else {
       FrontEndPushPcm24(&frontend, pcm_chunk, static_cast<int>(got), columns, logmel);
     }
+    if (profile_marks) AscMarkFrontEndEnd();
     left -= static_cast<uint32_t>(got);
   }
-  if (ok) FrontEndFinish(&frontend, columns, logmel);
+  if (ok) {
+    if (profile_marks) AscMarkFrontEndBegin();
+    FrontEndFinish(&frontend, columns, logmel);
+    if (profile_marks) AscMarkFrontEndEnd();
+  }
   *seconds += static_cast<double>(clock() - t0 - io) / CLOCKS_PER_SEC - (inference->invoke_seconds - invoke_before);
   fclose(f);
   if (!ok) return Fail(3, "FrontEndBegin failed for", path), false;
@@ -341,7 +370,7 @@ int main(int argc, char** argv) {
   if (!ParseArgs(argc, argv, &a)) {
     return Fail(2, "usage:", "--logmel FILE | --int8 FILE | --wav-list FILE --clips N --out FILE "
                 "[--inputs-out FILE] [--logmel-out FILE] [--clip-out FILE] [--chunk SAMPLES] [--dump FILE --dump-clip K] "
-                "[--measure-arena]");
+                "[--measure-arena] [--profile ops|invoke]");
   }
   const tflite::Model* model = tflite::GetModel(g_model_data);
   if (RegisterModelOps(op_resolver) != kTfLiteOk) return Fail(3, "RegisterModelOps failed", nullptr);
@@ -353,7 +382,9 @@ int main(int argc, char** argv) {
     arena_size = kScratchBytes;
     if (arena == nullptr) return Fail(3, "no scratch memory for --measure-arena", nullptr);
   }
-  tflite::MicroInterpreter interpreter(model, op_resolver, arena, arena_size);
+  profile_marks = a.profile != 0;
+  tflite::MicroInterpreter interpreter(model, op_resolver, arena, arena_size, nullptr,
+                                       a.profile == kProfileOps ? &op_profiler : nullptr);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     fprintf(stdout, "kTensorArenaSize=%d\n", kTensorArenaSize);
     return Fail(3, "AllocateTensors failed: the tensor arena is too small for this build", nullptr);

@@ -17,6 +17,7 @@ import re
 import subprocess
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -112,8 +113,9 @@ class ArenaTooSmall(FirmwareError):
 SEMIHOSTING_CMDLINE_MAX = 255
 
 
-def _command(program: Program, args: list[str]) -> list[str]:
-    """The command line; file arguments are names relative to the run's work folder (its cwd)."""
+def _command(program: Program, args: list[str], qemu_args: Sequence[str] = ()) -> list[str]:
+    """The command line; file arguments are names relative to the run's work folder (its cwd).
+    ``qemu_args`` go to ``qemu-system-arm`` (e.g. ``-plugin``: :mod:`firmware_harness.icount`)."""
     if not program.target.emulated:
         return [str(program.path), *args]
     argv = ["asc_firmware", *args]
@@ -122,20 +124,22 @@ def _command(program: Program, args: list[str]) -> list[str]:
     # QEMU's option syntax: a comma inside a value is written twice
     cmdline = ",".join(f"arg={a.replace(',', ',,')}" for a in argv)
     return ["qemu-system-arm", *program.target.qemu, "-nographic", "-monitor", "none", "-serial", "none",
-            "-semihosting-config", f"enable=on,target=native,{cmdline}", "-kernel", str(program.path)]
+            "-semihosting-config", f"enable=on,target=native,{cmdline}", "-kernel", str(program.path), *qemu_args]
 
 
 def _parse(stdout: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line and " " not in line.split("=", 1)[0])
 
 
-def _execute(program: Program, args: list[str], work: Path, *, timeout: float) -> dict[str, str]:
+def _execute(program: Program, args: list[str], work: Path, *, timeout: float,
+             qemu_args: Sequence[str] = ()) -> dict[str, str]:
     """Run the program in ``work`` (file arguments are relative to it); its ``key=value`` lines.
 
     Raises :class:`ArenaTooSmall` when TFLM cannot allocate in the arena, and
     :class:`FirmwareError` for any other failure (with the program's output)."""
     try:
-        proc = subprocess.run(_command(program, args), capture_output=True, text=True, timeout=timeout, cwd=work)
+        proc = subprocess.run(_command(program, args, qemu_args), capture_output=True, text=True, timeout=timeout,
+                              cwd=work)
     except subprocess.TimeoutExpired:
         raise FirmwareError(f"{program.path} ({program.target.name}) did not finish in {timeout:.0f} s "
                             f"({' '.join(args)})") from None
@@ -152,8 +156,10 @@ def _execute(program: Program, args: list[str], work: Path, *, timeout: float) -
 
 
 def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = None, int8: np.ndarray | None = None,
-                dump_clip: int | None = None, timeout: float | None = None) -> ProgramRun:
+                dump_clip: int | None = None, timeout: float | None = None, extra_args: Sequence[str] = (),
+                qemu_args: Sequence[str] = ()) -> ProgramRun:
     """Run ``program`` on ``logmel`` (clips, mels, frames) float32 or ``int8`` (clips, elements).
+    ``extra_args`` are appended to the program's arguments (``--profile ops``), ``qemu_args`` to QEMU's.
 
     Raises :class:`ArenaTooSmall` when TFLM cannot allocate in the header's arena, and
     :class:`FirmwareError` for any other failure (with the program's output).
@@ -175,7 +181,7 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
         args += ["--dump", dump.name, "--dump-clip", str(dump_clip)]
     timeout = timeout or 120 + (5 if program.target.emulated else 2) * clips
     t0 = time.perf_counter()
-    kv = _execute(program, args, work, timeout=timeout)
+    kv = _execute(program, [*args, *extra_args], work, timeout=timeout, qemu_args=qemu_args)
     wall = time.perf_counter() - t0
     outputs, inputs, sums, decisions = _read_outputs(kv, out, used_inputs, clip_out, clips=clips)
     for f in (src, out, used_inputs, clip_out):
@@ -217,8 +223,10 @@ class AudioRun:
 
 
 def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_mels: int,
-                      chunk: int | None = None, timeout: float | None = None) -> AudioRun:
-    """Run ``program`` on WAV files (absolute paths): front end, then inference, per clip."""
+                      chunk: int | None = None, timeout: float | None = None, extra_args: Sequence[str] = (),
+                      qemu_args: Sequence[str] = ()) -> AudioRun:
+    """Run ``program`` on WAV files (absolute paths): front end, then inference, per clip.
+    ``extra_args`` and ``qemu_args`` as for :func:`run_program`."""
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     listing = work / "wavs.txt"
@@ -230,7 +238,7 @@ def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_
     if chunk is not None:
         args += ["--chunk", str(chunk)]
     timeout = timeout or 120 + (15 if program.target.emulated else 2) * clips
-    kv = _execute(program, args, work, timeout=timeout)
+    kv = _execute(program, [*args, *extra_args], work, timeout=timeout, qemu_args=qemu_args)
     outputs, inputs, sums, decisions = _read_outputs(kv, out, used_inputs, clip_out, clips=clips)
     run = AudioRun(
         outputs=outputs, inputs=inputs, clip_sums=sums, clip_decisions=decisions,

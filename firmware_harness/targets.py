@@ -7,12 +7,17 @@ name               compiler                    kernels    runs on
 host               g++ (x86-64)                reference  this machine
 host-cmsis-nn      g++ (x86-64)                cmsis_nn   this machine (CMSIS-NN's portable C)
 cortex-m4          arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an386 (DSP ext.)
+cortex-m7          arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an500 (DSP ext.)
+cortex-m33         arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an505 (DSP ext.)
 cortex-m55         arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps3-an547 (Helium)
 =================  ==========================  =========  ==========================================
 
 The common flags are TFLM's Makefile's (``-fno-rtti -fno-exceptions ... -DTF_LITE_STATIC_MEMORY``,
 core ``-Os``, kernels ``-O2``) for its ``release_with_logs`` build type (``-DNDEBUG``); the Cortex-M flags are TFLM's ``cortex_m_generic`` ones for
-``TARGET_ARCH=cortex-m4+fp`` / ``cortex-m55`` with gcc. TFLM's ``cortex_m_qemu`` target forces
+``TARGET_ARCH=cortex-m4+fp`` / ``cortex-m7+fp`` / ``cortex-m33`` / ``cortex-m55`` with gcc (for
+``cortex-m7+fp`` and ``cortex-m33`` its ``-mfpu=auto``: FPv5 double precision on the M7, FPv5
+single precision on the M33; both have the DSP extension, so CMSIS-NN's ``arm_nn_math_types.h``
+sets ``ARM_MATH_DSP`` as on the M4). TFLM's ``cortex_m_qemu`` target forces
 ``-mfloat-abi=soft`` and runs under ``qemu-arm`` (user mode), which Debian 12's QEMU 7.2 aborts on
 for every Cortex-M CPU; these targets run under ``qemu-system-arm`` with semihosting instead
 (``firmware/cortex_m/``: vector table, FPU enable, a C start-up of its own in place of rdimon's
@@ -91,6 +96,16 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            arch_flags=("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", *_ARM_COMMON),
            link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an386.ld",
            qemu=("-M", "mps2-an386", "-cpu", "cortex-m4"), debian_packages=_ARM_PACKAGES),
+    Target("cortex-m7", "Cortex-M7 (hard float FPv5-D16, DSP extension), CMSIS-NN, QEMU mps2-an500",
+           kernels="cmsis_nn", prefix="arm-none-eabi-",
+           arch_flags=("-mcpu=cortex-m7", "-mfpu=auto", "-mfloat-abi=hard", *_ARM_COMMON),
+           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an500.ld",
+           qemu=("-M", "mps2-an500", "-cpu", "cortex-m7"), debian_packages=_ARM_PACKAGES),
+    Target("cortex-m33", "Cortex-M33 (hard float FPv5-SP, DSP extension, Secure state), CMSIS-NN, QEMU mps2-an505",
+           kernels="cmsis_nn", prefix="arm-none-eabi-",
+           arch_flags=("-mcpu=cortex-m33", "-mfpu=auto", "-mfloat-abi=hard", *_ARM_COMMON),
+           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an505.ld",
+           qemu=("-M", "mps2-an505", "-cpu", "cortex-m33"), debian_packages=_ARM_PACKAGES),
     Target("cortex-m55", "Cortex-M55 (hard float, Helium MVE), CMSIS-NN, QEMU mps3-an547",
            kernels="cmsis_nn", prefix="arm-none-eabi-",
            arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),

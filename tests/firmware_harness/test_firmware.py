@@ -1,5 +1,5 @@
-"""The exported C sources compiled with TFLM C++ (host, host CMSIS-NN, Cortex-M4 under QEMU) are
-bit-exact with TFLM's Python runtime; a too-small arena and a tampered C array are caught.
+"""The exported C sources compiled with TFLM C++ (host, host CMSIS-NN, Cortex-M4, -M7 and -M33 under
+QEMU) are bit-exact with TFLM's Python runtime; a too-small arena and a tampered C array are caught.
 
 Skips only when a toolchain or the source archives are absent, saying which; `.ci/run` installs
 the Debian packages, so CI always runs these.
@@ -84,7 +84,8 @@ def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
     assert read_firmware_report(export) == report
 
 
-@pytest.mark.parametrize("target,kernels", [("host", "reference"), ("cortex-m4", "cmsis_nn")])
+@pytest.mark.parametrize("target,kernels", [("host", "reference"), ("cortex-m4", "cmsis_nn"),
+                                            ("cortex-m33", "cmsis_nn")])
 def test_too_small_arena_fails_with_the_need(target, kernels, tiny_export, tiny_dataset, tiny_work, tmp_path):
     """TFLM crashes (host: SIGSEGV, QEMU: HardFault) rather than failing AllocateTensors on a
     4 KiB arena; either way the check names the header and the arena the target needs."""
@@ -190,6 +191,43 @@ def test_compressed_export_is_bit_identical_on_host_and_cortex_m4(tiny_compresse
     m4 = next(t for t in report.targets if t.target == "cortex-m4")
     model_bytes = export.joinpath("model.tflite").stat().st_size
     assert m4.clips == 2 and model_bytes <= m4.footprint.flash_by_part["model"] < model_bytes + 64
+
+
+@pytest.mark.slow
+def test_cortex_m7_and_m33_are_bit_identical_with_tflm_python(tiny_export, tiny_dataset, tiny_work, tmp_path):
+    """The AN500 (Cortex-M7) and AN505 (Cortex-M33, Secure aliases) boards: two clips each, from
+    log-mel, with their own footprints and the scratch memory outside the image."""
+    _require("cortex-m7", "cortex-m33")
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=("cortex-m7", "cortex-m33"), clips=2, **QUIET)
+    assert report.passed, report.failures
+    for t in report.targets:
+        assert t.clips == 2 and t.bit_identical and t.emulated and t.kernels == "cmsis_nn"
+        f = t.footprint
+        assert f.ram_by_part["tensor_arena"] == t.header_arena_bytes and 0 < f.stack_bytes < 64 * 1024
+        assert f.flash_by_part["tflm_kernels"] > 10_000
+
+
+@pytest.mark.parametrize("target,dsp,mve", [("cortex-m4", True, False), ("cortex-m7", True, False),
+                                            ("cortex-m33", True, False), ("cortex-m55", True, True),
+                                            ("host-cmsis-nn", False, False)])
+def test_cmsis_nn_takes_the_cores_fast_path(target, dsp, mve):
+    """CMSIS-NN's arm_nn_math_types.h turns the compiler's __ARM_FEATURE_DSP/MVE into
+    ARM_MATH_DSP/ARM_MATH_MVEI: with each target's exact flags (preprocessor only)."""
+    import subprocess
+
+    from firmware_harness.targets import get_target
+
+    t = get_target(target)
+    _require(target)
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(), **QUIET)
+    header = tree / tflm_build.DOWNLOADS / "cmsis_nn" / "Include" / "arm_nn_math_types.h"
+    cmd = [c for c in tflm_build.compile_command(tree, t, str(header), opt="-O2") if c != "-c"] + ["-E", "-dM"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    macros = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("#define ")}
+    assert ("ARM_MATH_DSP" in macros, "ARM_MATH_MVEI" in macros) == (dsp, mve)
 
 
 MAP = """\

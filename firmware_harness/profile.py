@@ -199,12 +199,27 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
         unclassified += est.unclassified_instructions
     profile = TargetProfile(
         target=name, core=core.name, inferences=len(inputs), invoke_instructions=first.net_instructions,
-        interpreter_instructions=first.interpreter_instructions, invoke_cycles=round(whole.core_cycles, 1),
+        # the interpreter's own row makes the rows add up exactly to the Invoke (marking excluded everywhere)
+        interpreter_instructions=first.net_instructions - sum(o.instructions for o in operators),
+        invoke_cycles=round(whole.core_cycles, 1),
         operators=operators, macs=int(sum(macs)), peak_int8_macs_per_cycle=core.peak_int8_macs_per_cycle,
         frontend_frames=fe_frames, frontend_instructions_per_frame=round(fe_instr, 1),
         frontend_cycles_per_frame=round(fe_cycles, 1), unclassified_instructions=unclassified + whole.unclassified_instructions,
         qemu_seconds=round(time.perf_counter() - t0, 1))
     return profile, run, audio, disasm
+
+
+def invoke_latency_ms(prog: fw_program.Program, model: bytes, work: Path, *, seed: int = 0,
+                      log=print) -> dict[str, float]:
+    """Microcontroller -> estimated ms per inference on Cortex-M image ``prog`` (one seeded random
+    int8 input, the interpreter exactly as in a normal run), for every MCU of ``prog``'s core."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(1, _input_elements(model)), dtype=np.int8)
+    run = icount.profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
+    disasm = cycle_model.disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
+    counts, taken = icount.merge_counts(run.invoke_segments(0))
+    return {m.name: round(cycle_model.ms(cycle_model.estimate_cycles(counts, taken, disasm, mcu=m).cycles, m.clock_hz), 2)
+            for m in MCU_TARGETS.values() if m.core == prog.target.name}
 
 
 def _n_mels(folder: Path) -> int:

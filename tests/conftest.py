@@ -137,12 +137,16 @@ def tiny_demo(tmp_path_factory) -> tuple[Path, dict]:
 SLOW_FIXTURES = {"firmware_run", "host_program", "tiny_demo", "tiny_compressed_export", "windowed_run",
                  "windowed_export"}
 #: Test modules whose every test compiles TFLM programs or runs them under QEMU.
-SLOW_MODULES = {"test_firmware.py", "test_frontend.py", "test_icount.py", "test_pipeline.py"}
+SLOW_MODULES = {"test_firmware.py", "test_frontend.py", "test_icount.py", "test_pipeline.py",
+                "test_every_model_converts.py"}
+#: Single tests of over 20 s on a quiet 2-core machine (the fast lane's budget is 3 minutes).
+SLOW_TESTS = {"test_qat_export_records_its_path", "test_disk_errors_name_the_file"}
 
 
 def pytest_collection_modifyitems(config, items):
     """Mark ``slow`` what needs the heavy fixtures or modules above, so that
     ``./dev.sh test -m "not slow"`` is the daily fast lane; CI runs everything."""
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES:
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.name in SLOW_MODULES
+                or item.originalname in SLOW_TESTS):
             item.add_marker(pytest.mark.slow)

@@ -71,6 +71,8 @@ class BuildProbe:
 
     arena_bytes: int  # the arena that build needs
     image_flash_bytes: int | None = None  # text + data of its linked microcontroller image (None: a host build)
+    # microcontroller -> estimated ms per inference, from the linked image's instruction counts (Cortex-M builds)
+    estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 #: name -> callable(staged export folder) -> what that build measured
@@ -108,7 +110,7 @@ def input_quantization(model, normalization: Normalization) -> InputQuantization
 
 
 def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int,
-                 windows_per_clip: int = 1) -> SizeFigures:
+                 windows_per_clip: int = 1, clip_seconds: float = 10.0) -> SizeFigures:
     from keras_asc.models import count_macs, nonzero_params, trainable_params
 
     weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
@@ -119,6 +121,7 @@ def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int
         constant_tensor_bytes=weights, flatbuffer_overhead_bytes=len(data) - weights,
         trainable_params=trainable_params(keras_model), dcase2021_nonzero_params=nonzero,
         dcase2021_size_bytes_at_8_bits=nonzero, macs_per_inference=macs, macs_per_clip=macs * windows_per_clip,
+        macs_per_second_of_audio=int(round(macs * windows_per_clip / clip_seconds)),
         arena_min_bytes=arena_min, arena_recommended_bytes=arena, ops=tuple(sorted(set(operator_names(model)))))
 
 
@@ -131,9 +134,9 @@ def size_report(size: SizeFigures, model) -> str:
         f"DCASE 2021 model size: {size.dcase2021_nonzero_params:,d} non-zero parameters "
         f"= {size.dcase2021_size_bytes_at_8_bits:,d} bytes at 8 bits "
         f"({size.trainable_params:,d} trainable parameters in the float model)",
-        f"MACs per inference: {size.macs_per_inference:,d} ({size.macs_per_inference / DCASE_MAC_LIMIT:.2f}x the "
-        f"{DCASE_MAC_LIMIT / 1e6:.0f} M MACs per inference DCASE 2022-2025 allow for low-complexity scene classification); "
-        f"per clip {size.macs_per_clip:,d}",
+        f"MACs per inference: {size.macs_per_inference:,d}; per clip {size.macs_per_clip:,d}; per second of audio "
+        f"{size.macs_per_second_of_audio:,d} ({size.macs_per_second_of_audio / DCASE_MAC_LIMIT:.2f}x the "
+        f"{DCASE_MAC_LIMIT / 1e6:.0f} M MACs DCASE 2022-2025 allow per inference on one second of audio)",
         f"tensor arena: {size.arena_min_bytes:,d} bytes measured minimum, {size.arena_recommended_bytes:,d} recommended",
         f"operators: {', '.join(size.ops)}",
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
@@ -245,6 +248,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
 
         arena_needs = {"reference kernels (tflite-micro Python)": arena.min_bytes}
         image_flash: dict[str, int] = {}  # linked microcontroller images' text + data
+        latency_ms: dict[str, float] = {}  # microcontroller -> estimated ms per inference
         settings = settings_for(arena_needs)
         _write_c_sources(tmp, data, settings, quant, feat)
         for name, probe in (arena_probes or {}).items():
@@ -253,6 +257,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             arena_needs[name] = int(measured.arena_bytes)
             if measured.image_flash_bytes is not None:  # the arena size changes only .bss, never the flash
                 image_flash[name] = int(measured.image_flash_bytes)
+            latency_ms.update(measured.estimated_ms)
         if len(arena_needs) > 1:  # only the arena size changes
             settings = settings_for(arena_needs)
             artifacts.atomic_write_text(tmp / "model_settings.h", c_sources.model_settings_header(settings))
@@ -261,7 +266,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
         size = size_figures(data, model, budget=budget, keras_model=keras_model,
                             arena_min=max(arena_needs.values()), arena=arena_bytes,
-                            windows_per_clip=windows.per_clip if windows else 1)
+                            windows_per_clip=windows.per_clip if windows else 1, clip_seconds=feat.clip_seconds)
         ram = _ram_figures(model, feat, arena_bytes=arena_bytes, budget=ram_budget,
                            window_frames=windows.frames if windows else None)
         if ram_budget is not None and ram.needed_bytes > ram_budget:
@@ -276,7 +281,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         fits = tuple(fit_table(flash_needed=flash_needed, ram_needed=ram.needed_bytes))
         compression_text = "\n" + compression_report(compressed_record) if compressed_record else ""
         artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + compression_text
-                                    + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash)))
+                                    + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash),
+                                                  latency_ms=latency_ms if latency_ms else None))
         import tensorflow as tf
 
         result = ExportResult(
@@ -295,6 +301,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                                       zero_point=out.zero_points[0]),
             labels=tuple(SCENE_LABELS), features=feat, windows=windows, ops=ops, size=size,
             ram=ram, mcu_target=mcu_target, fits=fits, arena_needs=arena_needs, image_flash_bytes=image_flash,
+            estimated_ms_per_inference=latency_ms,
             arena_report=arena.report, convert_seconds=round(convert_seconds, 2), qat_seconds=round(qat_seconds, 2),
             converter={"tensorflow": tf.__version__, "optimizations": "DEFAULT",
                        "supported_ops": "TFLITE_BUILTINS_INT8",
@@ -331,12 +338,12 @@ def _flash_basis(image_flash: dict[str, int]) -> str:
             "on the Cortex-M4 image (no microcontroller image was linked)")
 
 
-def _ram_report(ram: RamFigures, fits, *, flash_basis: str) -> str:
+def _ram_report(ram: RamFigures, fits, *, flash_basis: str, latency_ms: dict[str, float] | None = None) -> str:
     budget = f" of a {ram.budget_bytes:,d}-byte budget" if ram.budget_bytes is not None else ""
     return "\n".join([
         "", f"firmware RAM: about {ram.needed_bytes:,d} bytes{budget} ({_ram_text(ram)})", f"activation {ram.peak.describe()}",
         "", format_fit_table(list(fits), basis=f"{flash_basis}; RAM: the estimate above; `asc firmware` gives the "
-                             "linked image's RAM"), ""])
+                             "linked image's RAM", latency_ms=latency_ms), ""])
 
 
 def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSettings, quant: InputQuantization,

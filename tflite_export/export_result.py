@@ -84,6 +84,8 @@ class SizeFigures:
     dcase2021_size_bytes_at_8_bits: int
     macs_per_inference: int  # one window for a windowed model
     macs_per_clip: int  # macs_per_inference x windows per clip
+    # DCASE 2022-2025's measure (30 M allowed per inference on one second of audio): macs_per_clip / clip seconds
+    macs_per_second_of_audio: int
     arena_min_bytes: int  # the largest arena need measured (see ExportResult.arena_needs)
     arena_recommended_bytes: int  # kTensorArenaSize in model_settings.h
     ops: tuple[str, ...]
@@ -130,6 +132,8 @@ class ExportResult:
     packages: dict[str, str]
     git_commit: str
     image_flash_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # probe build -> linked text + data
+    # microcontroller -> estimated ms per inference (the Cortex-M probes' instruction counts, firmware_harness.profile)
+    estimated_ms_per_inference: dict[str, float] = dataclasses.field(default_factory=dict)
     compression: CompressionRecord | None = None  # --compress: LUT-compressed weights (model.tflite)
     # the float model the int8 model was converted from when it is not the run's model.keras (the
     # clustered, BatchNorm-folded model of --compress), a file in the export folder

@@ -159,10 +159,18 @@ def fit_table(*, flash_needed: int, ram_needed: int) -> list[Fit]:
     return [Fit(t.name, flash_needed, t.flash_bytes, ram_needed, t.largest_sram_bytes) for t in MCU_TARGETS.values()]
 
 
-def format_fit_table(fits: list[Fit], *, basis: str) -> str:
-    lines = [f"fits ({basis}):", "| target | flash needed / available | RAM needed / largest block | fits |",
-             "|---|---|---|---|"]
+def format_fit_table(fits: list[Fit], *, basis: str, latency_ms: dict[str, float] | None = None) -> str:
+    """The fit table in Markdown; ``latency_ms`` (microcontroller -> estimated ms per inference,
+    from ``firmware_harness.profile``) adds a latency column ("-": its core was not profiled)."""
+    latency = latency_ms is not None
+    lines = [f"fits ({basis}):", "| target | flash needed / available | RAM needed / largest block | fits |"
+             + (" est. ms per inference |" if latency else ""), "|---|---|---|---|" + ("---|" if latency else "")]
     for f in fits:
+        ms = "" if not latency else (f" {latency_ms[f.target]:,.1f} |" if f.target in latency_ms else " - |")
         lines.append(f"| {f.target} | {f.flash_needed:,d} / {f.flash_available:,d} | {f.ram_needed:,d} / "
-                     f"{f.ram_available:,d} | {'yes' if f.fits else 'no'} |")
+                     f"{f.ram_available:,d} | {'yes' if f.fits else 'no'} |{ms}")
+    if latency:
+        lines.append("(est. ms: exact instruction counts of the linked image under QEMU priced by the cycle model of the "
+                     "MCU's core with its flash wait states, at its clock; `asc profile` has the details; '-': that "
+                     "core was not profiled)")
     return "\n".join(lines)

@@ -203,6 +203,8 @@ OPTION_CASES = {
     "a firmware target twice": (["firmware", "E", "--data", "D", "--targets", "host,host"], "--targets"),
     "an arena target twice": (["export", "R", "--data", "D", "--arena-targets", "host,cortex-m4,host"],
                               "--arena-targets"),
+    "a profile of a host target": (["profile", "E", "--targets", "host"], "--targets"),
+    "a profile of an unknown MCU": (["profile", "E", "--mcu", "stm32f4"], "--mcu"),
 }
 
 

@@ -201,3 +201,29 @@ def test_qat_export_records_its_path(tiny_run, tiny_dataset, tiny_work, tmp_path
     exp = export_run(run, tiny_dataset, tiny_work, qat=True, qat_epochs=1, calibration_size=20, **QUIET)
     assert exp.quantization_path == "qat" and exp.qat_epochs == 1 and read_export(run / "export") == exp
     check_int8_model(read_model((run / "export" / "model.tflite").read_bytes()))
+
+
+def test_probe_latency_goes_into_the_fit_table_and_the_record(tiny_run, tiny_dataset, tiny_work, tmp_path):
+    """A Cortex-M probe's estimated ms per inference becomes the fit table's latency column; MCUs
+    whose core was not profiled show '-'. MACs per second of audio are DCASE 2022-2025's measure."""
+    from tflite_export.export import BuildProbe, export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    probe = {"m4 build": lambda export_dir: BuildProbe(arena_bytes=1000, image_flash_bytes=200_000,
+                                                       estimated_ms={"stm32f407": 12.5})}
+    cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes=probe, log=lambda *_: None)
+    assert cfg.estimated_ms_per_inference == {"stm32f407": 12.5}
+    report = (run / "export" / "size_report.txt").read_text()
+    row = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}
+    assert row["stm32f407"].startswith("| stm32f407 | 200,000 / 1,048,576 |") and row["stm32f407"].endswith(" 12.5 |")
+    assert row["nrf5340"].endswith(" - |")
+    assert cfg.size.macs_per_second_of_audio == round(cfg.size.macs_per_clip / cfg.features.clip_seconds)
+    assert f"per second of audio {cfg.size.macs_per_second_of_audio:,d}" in report
+
+
+def test_fit_table_without_latency_has_no_latency_column():
+    from tflite_export.mcu_targets import fit_table, format_fit_table
+
+    text = format_fit_table(fit_table(flash_needed=1, ram_needed=1), basis="b")
+    assert "est. ms" not in text and text.count("| yes |") == len(MCU_TARGETS)

@@ -1,0 +1,65 @@
+"""``asc profile``: exact per-operator counts priced by the cycle model, per microcontroller.
+
+The tiny export on the Cortex-M4 under QEMU: rows that add up, milliseconds that follow from
+the cycles and the clock, a front end per frame, and the export's arena probe giving the same
+latency for the fit table.
+"""
+from __future__ import annotations
+
+import pytest
+
+from firmware_harness.profile import export_sources, profile_sources, read_profile_report
+from tflite_export.mcu_targets import MCU_TARGETS
+
+from tests.firmware_harness.conftest import QUIET, require_targets
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def m4_profile(tiny_export, tmp_path_factory):
+    require_targets("cortex-m4")
+    out = tmp_path_factory.mktemp("profile") / "profile"
+    return out, profile_sources(export_sources(tiny_export, **QUIET), out, source=str(tiny_export),
+                                targets=("cortex-m4",), **QUIET)
+
+
+def test_operator_rows_and_the_interpreter_add_up_to_the_invoke(m4_profile):
+    _, report = m4_profile
+    (t,) = report.targets
+    assert report.passed and t.core == "cortex-m4"
+    assert sum(o.instructions for o in t.operators) + t.interpreter_instructions == t.invoke_instructions
+    assert 0 < t.interpreter_instructions < 0.01 * t.invoke_instructions
+    assert abs(sum(o.share for o in t.operators) - 1) < 0.02
+    assert all(o.macs_per_cycle <= t.peak_int8_macs_per_cycle for o in t.operators)
+
+
+def test_every_mcu_of_the_core_gets_milliseconds_from_cycles_and_clock(m4_profile):
+    _, report = m4_profile
+    names = {m.mcu for m in report.mcus}
+    assert names == {n for n, m in MCU_TARGETS.items() if m.core == "cortex-m4"}
+    for m in report.mcus:
+        assert m.ms_per_inference == pytest.approx(1000 * m.cycles_per_inference / m.clock_hz, rel=1e-3)
+        assert m.cycles_per_inference >= report.targets[0].invoke_cycles  # wait states only add
+        assert m.frontend_ms_per_frame > 0 and m.hop_ms == pytest.approx(1000 * 1536 / 44100, rel=1e-3)
+        clip_ms = m.frontend_ms_per_frame * report.targets[0].frontend_frames + m.ms_per_clip
+        assert m.real_time_factor == pytest.approx(clip_ms / 2000, rel=1e-3)  # the tiny clips are 2 s
+
+
+def test_report_files(m4_profile):
+    out, report = m4_profile
+    assert read_profile_report(out) == report
+    md = (out / "profile_report.md").read_text()
+    assert "| 0 | CONV_2D |" in md and "not measured on a chip" in md
+    assert (out / "profile_operators.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_arena_probe_gives_the_fit_tables_latency(tiny_export, m4_profile):
+    from firmware_harness.firmware import arena_probes
+
+    _, report = m4_profile
+    probe = arena_probes(("cortex-m4",), **QUIET)["cortex-m4"](tiny_export)
+    by_mcu = {m.mcu: m.ms_per_inference for m in report.mcus}
+    assert set(probe.estimated_ms) == set(by_mcu)
+    for name, ms in probe.estimated_ms.items():  # without the profiler's marks: a hair less
+        assert ms == pytest.approx(by_mcu[name], rel=0.01)

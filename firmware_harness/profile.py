@@ -100,6 +100,7 @@ class ProfileReport:
 
     source: str
     tflite_sha256: str
+    inputs_sha256: str  # profile_inputs_sha256: what the figures depend on besides the data
     inputs: str  # what the profiled inferences ran on
     targets: tuple[TargetProfile, ...]
     mcus: tuple[McuLatency, ...]
@@ -296,6 +297,7 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
                           if get_mcu_target(m).core == prof.core]
         report = ProfileReport(
             source=source, tflite_sha256=artifacts.sha256_bytes(sources.model),
+            inputs_sha256=profile_inputs_sha256(sources, targets, inferences=inferences, seed=seed, tp=tp),
             inputs=f"{inferences} seeded random int8 input(s) (seed {seed})"
                    + (", one generated noise clip through the front end" if sources.frontend else ""),
             targets=tuple(profiles), mcus=tuple(latencies), failures=tuple(failures),
@@ -304,6 +306,26 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
         artifacts.atomic_write_text(tmp / "profile_report.md", format_profile(report))
         plot_operators(report, tmp / "profile_operators.png")
     return report
+
+
+def profile_inputs_sha256(sources: ModelSources, targets: tuple[str, ...], *, inferences: int = 1, seed: int = 0,
+                          tp: third_party.ThirdParty | None = None) -> str:
+    """Hash of everything a profile's figures depend on: the model's C sources, the firmware
+    program and its build flags (:func:`firmware_harness.firmware.build_inputs_sha256`), the
+    counting plugin, the cycle model, the MCU table, the inputs' count and seed."""
+    import hashlib
+
+    from firmware_harness.firmware import build_inputs_sha256
+
+    tp = tp or third_party.locate_third_party(log=lambda *_: None)
+    h = hashlib.sha256(build_inputs_sha256(sources.folder, tp, targets).encode())
+    here = Path(__file__).resolve().parent
+    for f in [here / "icount.py", here / "cycle_model.py", here / "profile.py",
+              here.parent / "tflite_export" / "mcu_targets.py", *sorted(icount.PLUGIN_DIR.glob("*"))]:
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    h.update(f"{inferences},{seed}".encode())
+    return h.hexdigest()
 
 
 def read_profile_report(folder: Path) -> ProfileReport:

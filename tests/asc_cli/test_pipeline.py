@@ -23,13 +23,27 @@ def test_demo_end_to_end(tiny_demo):
         assert (run / name).is_file()
 
 
+def test_demo_estimates_latency_on_the_three_named_mcus(tiny_demo):
+    work, result = tiny_demo
+    if result.profile is None:
+        pytest.skip("no Arm toolchain or QEMU: the demo ran without a latency estimate")
+    summary = (work / "demo_summary.md").read_text()
+    rows = {m.mcu: m for m in result.profile.mcus}
+    for name in ("stm32f407", "stm32h743", "nrf5340"):
+        m = rows[name]
+        assert f"{name.upper()} ({m.core}, {m.clock_hz / 1e6:.0f} MHz) {m.ms_per_inference:,.1f} ms per inference" in summary
+        assert m.real_time_factor > 0
+    assert (result.run_dir / "export" / "profile" / "profile_report.md").is_file()
+
+
 def test_demo_second_run_reuses_every_stage(tiny_demo):
     work, result = tiny_demo
     messages = []
     again = run_demo(work, size="tiny", cfg=result.config, log=messages.append)
     text = "\n".join(map(str, messages))
     for reused in ("already holds this dataset; reusing it", "features: reusing cache", "train: reusing finished run",
-                   "evaluate: reusing metrics.json", "export: reusing export/", "validate: reusing validation_report.json"):
+                   "evaluate: reusing metrics.json", "export: reusing export/", "validate: reusing validation_report.json",
+                   *(("profile: reusing profile/profile_report.json",) if result.profile else ())):
         assert reused in text
     assert again.validation.tflite_sha256 == result.validation.tflite_sha256
     assert again.export == result.export and again.validation == result.validation

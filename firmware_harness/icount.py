@@ -517,6 +517,20 @@ def _qemu_args(plugin: Path, marks: Sequence[int], out_name: str) -> list[str]:
     return ["-plugin", spec]
 
 
+def _run(plugin: Path, call):
+    """``call()`` (a program run with the plugin); a plugin QEMU refuses is named with the fix."""
+    try:
+        return call()
+    except FirmwareError as e:
+        if "Could not load plugin" not in str(e):
+            raise
+        raise FirmwareError(
+            f"qemu-system-arm could not load {plugin} (firmware/qemu_plugin/icount_plugin.c, built for QEMU 7.2's "
+            f"plugin API version 1): {' '.join(str(e).split())[-600:]} If this QEMU supports other API versions, declare one it "
+            "accepts in firmware/qemu_plugin/qemu_plugin_api.h (ASC_QEMU_PLUGIN_API_VERSION) after checking that "
+            "the declarations there still match its qemu-plugin.h; icount.build_plugin rebuilds it") from None
+
+
 def _op_types(model: bytes) -> list[str]:
     from tflite_export.flatbuffer import operator_names, read_model
 
@@ -536,9 +550,9 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
     out.unlink(missing_ok=True)
     int8 = np.asarray(int8, np.int8).reshape(len(int8), -1)
     t0 = time.perf_counter()
-    run = fw_program.run_program(program, work, int8=int8, extra_args=["--profile", mode],
-                                 qemu_args=_qemu_args(plugin, marks, out.name),
-                                 timeout=timeout or 300 + 60 * len(int8))
+    run = _run(plugin, lambda: fw_program.run_program(
+        program, work, int8=int8, extra_args=["--profile", mode], qemu_args=_qemu_args(plugin, marks, out.name),
+        timeout=timeout or 300 + 60 * len(int8)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()
@@ -561,9 +575,9 @@ def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_
     out = work / "icount.bin"
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    run = fw_program.run_program_audio(program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk,
-                                       extra_args=["--profile", mode], qemu_args=_qemu_args(plugin, marks, out.name),
-                                       timeout=timeout or 300 + 120 * len(wav_paths))
+    run = _run(plugin, lambda: fw_program.run_program_audio(
+        program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk, extra_args=["--profile", mode],
+        qemu_args=_qemu_args(plugin, marks, out.name), timeout=timeout or 300 + 120 * len(wav_paths)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()

@@ -268,3 +268,13 @@ def test_host_targets_are_refused_by_name(tmp_path):
     prog = program.Program(get_target("host"), tmp_path / "asc_firmware", None, None, None, 0.0)
     with pytest.raises(FirmwareError, match="target host runs natively: instruction counts need a Cortex-M target"):
         icount.profile_inferences(prog, tmp_path, int8=np.zeros((1, 4), np.int8), model=b"", **QUIET)
+
+
+@pytest.mark.slow
+def test_a_plugin_qemu_refuses_is_named_with_the_fix(m4_program, inputs, tiny_export, tmp_path, monkeypatch):
+    broken = tmp_path / "broken.so"
+    broken.write_bytes(b"not a shared object")
+    monkeypatch.setattr(icount, "build_plugin", lambda **_: broken)
+    with pytest.raises(FirmwareError, match=r"qemu-system-arm could not load .*broken.so .*qemu_plugin_api.h"):
+        icount.profile_inferences(m4_program, tmp_path / "run", int8=inputs[:1],
+                                  model=(tiny_export / "model.tflite").read_bytes(), **QUIET)

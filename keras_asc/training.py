@@ -44,9 +44,11 @@ class TrainConfig:
 
     model: str = "resnet11"
     model_overrides: tuple[tuple[str, float], ...] = ()  # e.g. (("width", 0.25),)
-    epochs: int = 30
+    # the recipe of every figure in the README (the demo's): `asc train`, the demo and the grid
+    # take these (asc_cli.pipeline.PipelineConfig reads them from here)
+    epochs: int = 40
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     min_learning_rate: float = 1e-5  # cosine decay from learning_rate to this over all epochs
     loss: str = "ce"  # "ce" or "focal" (Table 5)
     focal_gamma: float = 2.0
@@ -310,6 +312,21 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     val = (xv, np.eye(n_classes, dtype=np.float32)[yv])
 
     class EpochEnd(keras.callbacks.Callback):
+        """One hook for what a kill must never leave inconsistent, instead of tf_keras' stock callbacks:
+
+        * ``ModelCheckpoint(save_best_only=True)`` writes ``model.keras`` in place (a kill mid-save
+          leaves a corrupt best model) and forgets the best loss on resume: here the best model is
+          saved atomically and ``best_val_log_loss`` lives in ``state.json``;
+        * ``CSVLogger(append=True)`` would repeat the rows of epochs run again after a kill between
+          its write and the checkpoint: here history is in ``state.json``, written with the
+          checkpoint, and ``history.csv`` is written once at the end;
+        * ``TerminateOnNaN`` only stops fitting, silently: here a non-finite metric is an error that
+          names the fix;
+        * ``BackupAndRestore`` deletes its backup when fitting ends and restores whatever it finds,
+          not the epoch ``state.json`` records as finished (and refuses no changed options):
+          ``--resume`` restores exactly that epoch's checkpoint and refuses other options.
+        """
+
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             logs["lr"] = config.learning_rate_at(epoch)

@@ -81,9 +81,10 @@ Modelling rules (what the counts can and cannot tell):
 * Memory (the MCU's): see :func:`wait_state_cycles`. Code and literal pools in flash behind a
   cache: misses are the distinct flash lines the segment touched (compulsory misses; the loops of
   a segment are assumed to fit the cache -- reported when the executed code is larger); weight
-  reads from flash: only when the caller knows how many there were (``flash_data_reads``, from a
-  memory trace), each 32-bit read of a streamed weight tensor missing once per flash line;
-  SRAM wait states on every data read from SRAM.
+  and constant reads from flash (literal pools excluded): only when the caller knows how many
+  there were (``flash_data_reads`` and ``flash_data_bytes``, counted by the QEMU plugin of
+  ``firmware_harness/icount.py``), priced as streamed reads: one miss per flash line's worth of
+  bytes read; SRAM wait states on every data read from SRAM.
 * Conditional instructions in IT blocks are counted as executed (QEMU counts them whether or not
   their condition passed): an upper bound by at most a cycle per failed load.
 
@@ -828,15 +829,17 @@ def _mcu(mcu: str | McuTarget | None) -> McuTarget | None:
 
 def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int, int],
                     instructions: Mapping[int, Instruction], *, core: str | CoreModel | None = None,
-                    mcu: str | McuTarget | None = None, flash_data_reads: int | None = None) -> CycleEstimate:
+                    mcu: str | McuTarget | None = None, flash_data_reads: int | None = None,
+                    flash_data_bytes: int | None = None) -> CycleEstimate:
     """Cycles of one profiled segment on ``core`` (a :data:`CORES` key) behind ``mcu``'s memory.
 
     ``address_counts``: executions per instruction address (bytes); ``taken_counts``: per
     block-ending instruction, the executions after which control did not continue at the next
     address; ``instructions``: :func:`disassemble` of the ELF that ran. ``core`` defaults to the
-    MCU's. ``flash_data_reads``: data reads (<= 32 bits each) the segment made from flash outside
-    literal pools, e.g. weight reads counted by a memory trace; None leaves them unpriced (said in
-    ``assumptions``). Returns cycles of the core clock."""
+    MCU's. ``flash_data_reads``: data reads the segment made from flash outside literal pools
+    (weights, constants), e.g. ``firmware_harness.icount.merge_flash_reads`` of its segments;
+    ``flash_data_bytes``: their bytes (None: 32-bit reads assumed); None leaves them unpriced
+    (said in ``assumptions``). Returns cycles of the core clock."""
     target = _mcu(mcu)
     if core is None:
         if target is None:
@@ -953,7 +956,8 @@ def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int
     total_core = core_cycles + sum(adjustments.values())
 
     waits = wait_state_cycles(address_counts, instructions, classes, mcu=target,
-                              flash_data_reads=flash_data_reads, assumptions=assumptions)
+                              flash_data_reads=flash_data_reads, flash_data_bytes=flash_data_bytes,
+                              assumptions=assumptions)
     unclassified_n = sum(unclassified.values())
     if unclassified_n:
         assumptions.append(f"{unclassified_n} executions of unclassified instructions are not priced")
@@ -1010,7 +1014,8 @@ def flash_read_penalty(mcu: str | McuTarget) -> float | None:
     """Expected wait cycles (core clock) of one 32-bit data read from flash while streaming a
     weight tensor: a miss once per flash line of ``flash_read_bytes`` (4 when not documented: every
     read misses), each ``flash_wait_states x flash_clock_divider`` cycles. 0 when the constants
-    are in zero-wait-state memory (ITCM); None when the flash wait states are not documented."""
+    are in zero-wait-state memory (ITCM); None when the flash wait states are not documented.
+    (:func:`flash_data_cycles` prices counted reads by their bytes.)"""
     t = _mcu(mcu)
     if t is None:
         raise CycleModelError("flash_read_penalty needs a microcontroller (a tflite_export.mcu_targets name)")
@@ -1022,9 +1027,43 @@ def flash_read_penalty(mcu: str | McuTarget) -> float | None:
     return min(1.0, 4 / line) * t.flash_wait_states * t.flash_clock_divider
 
 
+def flash_data_cycles(mcu: str | McuTarget, reads: int, nbytes: int | None = None) -> float | None:
+    """Wait cycles (core clock) of ``reads`` data reads from flash of ``nbytes`` bytes in all
+    (literal pools excluded: those are priced with the code's flash lines), read as a stream.
+
+    A flash access returns a whole flash line of ``flash_read_bytes`` and the cache or
+    accelerator in front of the flash serves the rest of that line, so streaming through a
+    weight tensor misses once per line's worth of bytes: ``nbytes / flash_read_bytes`` misses of
+    ``flash_wait_states x flash_clock_divider`` cycles each (never more than one per read). Bytes,
+    not reads, because the kernels read weights with any access size: an int8 LDRB uses a
+    sixteenth of a 128-bit line, an LDRD two words of it. Line widths: each family's flash read
+    width as ``tflite_export/mcu_targets.py`` records it from the reference manuals (recalled
+    there, not re-read): STM32F4 128 bits (RM0090 3.5.2; ART data cache of 8 x 128-bit lines),
+    STM32L4+ 64 bits (RM0432 "Read access latency"), STM32F7 and STM32H7 256-bit flash words
+    (RM0385, RM0433; the Cortex-M7 L1 data cache's lines are 32 bytes too, [M7-TRM]). Data the
+    cache keeps between two passes over a tensor is not credited (an upper bound when a segment's
+    flash data fits the data cache: small tensors re-read by every output pixel). When the line width
+    is not documented (RA6M4) every read misses, as when only ``reads`` is known (``nbytes`` None)
+    on a documented line: ``reads x`` :func:`flash_read_penalty` (32-bit reads assumed).
+    0 in zero-wait-state code memory (ITCM); None when the flash wait states are not documented."""
+    t = _mcu(mcu)
+    if t is None:
+        raise CycleModelError("flash_data_cycles needs a microcontroller (a tflite_export.mcu_targets name)")
+    if t.code_memory != "flash":
+        return 0.0
+    if t.flash_wait_states is None:
+        return None
+    per_miss = t.flash_wait_states * t.flash_clock_divider
+    if t.flash_read_bytes is None:
+        return float(reads * per_miss)
+    if nbytes is None:
+        return reads * flash_read_penalty(t)
+    return min(float(reads), nbytes / t.flash_read_bytes) * per_miss
+
+
 def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[int, Instruction],
                       classes: Mapping[int, str], *, mcu: McuTarget | None, flash_data_reads: int | None,
-                      assumptions: list[str]) -> WaitStates:
+                      assumptions: list[str], flash_data_bytes: int | None = None) -> WaitStates:
     """Memory wait cycles of a segment (core clock cycles); appends its assumptions.
 
     * Instruction fetch and literal pools (code memory in flash behind the MCU's cache or
@@ -1032,10 +1071,12 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
       4 when not documented), each ``flash_wait_states x flash_clock_divider`` cycles. The
       segment's loops are assumed to fit the cache; when the executed code is larger than
       ``cache_bytes`` that is said in the assumptions (capacity misses are not priced).
-    * Weight reads from flash: ``flash_data_reads`` x :func:`flash_read_penalty`.
+    * Weight and constant reads from flash (``flash_data_reads`` reads of ``flash_data_bytes``
+      bytes, literal loads not among them): :func:`flash_data_cycles`, one miss per flash line of
+      bytes streamed.
     * SRAM: ``sram_wait_states`` per 32-bit data read that is not from flash (loads, LDM words,
-      4 per 128-bit vector load). Stores retire into the write buffer ([M4-TRM] 3.3.2) and are
-      not charged."""
+      4 per 128-bit vector load, less the flash data reads). Stores retire into the write buffer
+      ([M4-TRM] 3.3.2) and are not charged."""
     if mcu is None:
         assumptions.append("no microcontroller given: zero wait states")
         return WaitStates()
@@ -1072,7 +1113,17 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
                 assumptions.append(f"{mcu.name}: weight reads from flash not counted (no memory trace: pass "
                                    f"flash_data_reads=); each would add about {pen:.2f} cycles")
             else:
-                flash = flash_data_reads * (flash_read_penalty(mcu) or 0.0)
+                flash = flash_data_cycles(mcu, flash_data_reads, flash_data_bytes) or 0.0
+                if mcu.flash_read_bytes is None:
+                    assumptions.append(f"{mcu.name}: flash read width not documented here: every data read from "
+                                       f"flash (weights, constants) misses, {per_miss} wait cycles")
+                elif flash_data_bytes is None:
+                    assumptions.append(f"{mcu.name}: data reads from flash assumed 32-bit, streamed: one "
+                                       f"{per_miss}-cycle miss per {line}-byte flash line")
+                else:
+                    assumptions.append(f"{mcu.name}: data reads from flash (weights, constants; literal pools "
+                                       f"excluded) priced as streamed: one {per_miss}-cycle miss per {line} bytes "
+                                       f"read (flash line), reuse in the {mcu.cache or 'cache'} not credited")
     if mcu.sram_wait_states:
         from_sram = max(0, data_reads - (flash_data_reads or 0))
         sram = from_sram * mcu.sram_wait_states

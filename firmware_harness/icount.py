@@ -16,6 +16,26 @@ translation. QEMU also adds 1 to an inline counter before every executed instruc
 (independently of the plugin's bookkeeping); its value at each segment start lets this module
 check every segment's total (see *Invariants*).
 
+**Flash data reads.** On a microcontroller the model's weights (``g_model_data``) and every other
+constant (CMSIS-DSP tables, mel weights, vtables) stay in flash, and reading them pays flash wait
+states. :func:`flash_ranges` takes the image's flash contents from the ELF (the loaded sections
+that the linker put in the ``FLASH`` region of ``firmware/cortex_m/*.ld``, as the map file's
+*Memory Configuration* gives it: ``.text`` with code and ``.rodata``, ``.ARM.exidx``,
+``.init_array``...) and the plugin is given them (``flash=LO:HI``). It then registers a
+memory callback on every load instruction except PC-relative literal loads and loads based on
+SP (the stack is in RAM; POP and SP-relative loads are more than half of the executed loads),
+both decoded from the encoding at translation, and counts, per segment, the data reads whose
+address is in flash and their bytes (the access size): ``Segment.flash_data_reads`` /
+``flash_data_bytes``. One count per access QEMU makes: ``LDM`` one per register, ``LDRD`` two
+4-byte reads, ``VLDR.64`` one 8-byte read. Literal loads of a core register (``ldr rX, [pc,
+#imm]``, also LDRB/LDRH/LDRSB/LDRSH) are NOT counted: the cycle model prices exactly those as its
+``LOAD_LITERAL`` class, 2 cycles plus a compulsory miss per literal-pool flash line, so nothing
+is priced twice; ``LDRD`` and ``VLDR`` with a PC base are counted, as the cycle model prices
+them as data loads (tests check, over every translated instruction, that the plugin's loads and
+literal loads are the cycle model's). Stores, instruction fetches and the core's own
+vector/stack accesses on exceptions are not data reads of the program and are never counted.
+``count_flash_reads=False`` registers no memory callback at all (and the counts are None).
+
 **The plugin build.** Debian 12's QEMU 7.2 loads plugins (``-plugin file.so,key=value,...``)
 but ships neither plugins nor ``qemu-plugin.h``, so ``firmware/qemu_plugin/qemu_plugin_api.h``
 declares the few API functions and types the plugin uses (QEMU 7.2, plugin API version 1).
@@ -43,7 +63,9 @@ segment, sum over its TBs of executions x TB length equals the inline counter's 
 between its start and the next segment's start; the operator rows plus the interpreter's own
 rows of an Invoke add up exactly to the whole Invoke (the inline counter between its two marks);
 every Invoke has exactly one row per operator of the model, in the model's order; no mark
-address lies inside a TB. Tests also check that two runs give identical counts in every Invoke
+address lies inside a TB; a segment's flash data reads are at most 32 per executed instrumented
+load (VLDM of 32 S registers) and each is 1 to 8 bytes (reads <= bytes <= 8 x reads), all 0
+when they were not counted. Tests also check that two runs give identical counts in every Invoke
 and front-end segment (the program's own segments around them call ``clock()`` through
 semihosting, whose host-time values can change how many instructions the C library's
 arithmetic and printing take).
@@ -59,10 +81,13 @@ arithmetic and printing take).
   ``address_counts[a] - taken_counts[a]``); an unconditional branch, call or return has
   ``taken == executions`` (unless it jumps to the next instruction); a TB QEMU ended for another
   reason (page boundary, 512 instructions) has 0. Instructions not in the dict never ended a TB.
+* ``flash_data_reads`` / ``flash_data_bytes``: the segment's data reads from flash outside literal
+  pools and their bytes (None when not counted), for ``estimate_cycles(flash_data_reads=,
+  flash_data_bytes=)``.
 
 :meth:`ExecutionProfile.operator_segments` gives the segments of one operator,
-:meth:`ExecutionProfile.invoke_segments` those of one whole Invoke, and
-:func:`merge_counts` adds several segments' dicts.
+:meth:`ExecutionProfile.invoke_segments` those of one whole Invoke,
+:func:`merge_counts` adds several segments' dicts and :func:`merge_flash_reads` their flash reads.
 
 Data file format: see ``firmware/qemu_plugin/icount_plugin.c`` (:func:`read_plugin_output`).
 """
@@ -105,7 +130,13 @@ SEGMENT_KINDS = {START: "startup", INVOKE_BEGIN: "interpreter", INVOKE_END: "pro
                  CLIP_BEGIN: "frontend"}
 MODES = ("ops", "invoke")
 FORMAT_MAGIC = b"ASCICNT1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Per-instruction flags in the plugin's TB records (``InstructionFlags`` in icount_plugin.c): a
+#: load; a PC-relative literal load of a core register; a load based on SP (the stack, in RAM).
+#: Only loads with FLAG_LOAD alone get a read callback.
+FLAG_LOAD, FLAG_LITERAL, FLAG_STACK = 1, 2, 4
+#: The most data reads one instruction makes (VLDM of 32 S registers) and the largest read (VLDR.64).
+MAX_READS_PER_LOAD, MAX_READ_BYTES = 32, 8
 
 
 # --- the plugin ---------------------------------------------------------------------------------
@@ -177,13 +208,87 @@ def read_functions(elf: Path, *, nm: str = "arm-none-eabi-nm") -> FunctionTable:
     return FunctionTable(tuple(order), tuple(rows[s][0] for s in order), tuple(rows[s][1] for s in order))
 
 
+#: Marks only a program with the exported audio front end has (a model of your own has none).
+FRONTEND_MARKS = ("AscMarkFrontEndBegin", "AscMarkFrontEndEnd", "AscMarkFrame", "AscMarkClipBegin")
+#: The address given to the plugin for a mark the image does not contain: never executed.
+NO_MARK_ADDRESS = 0xFFFFFFFF
+
+
 def mark_addresses(functions: FunctionTable, elf: Path) -> tuple[int, ...]:
-    try:
-        return tuple(functions.address_of(name) for name in MARK_SYMBOLS)
-    except KeyError as e:
-        raise FirmwareError(f"{elf} has no mark function {e.args[0]}: it was built from a firmware/main.cc without "
-                            "--profile (firmware/asc_profile.h). Rebuild it with firmware_harness.program."
-                            "build_program") from None
+    """The mark functions' addresses, in :data:`MARK_SYMBOLS` order; a front-end mark the image
+    lacks (no front end linked) gets :data:`NO_MARK_ADDRESS`."""
+    out = []
+    for name in MARK_SYMBOLS:
+        try:
+            out.append(functions.address_of(name))
+        except KeyError:
+            if name not in FRONTEND_MARKS:
+                raise FirmwareError(f"{elf} has no mark function {name}: it was built from a firmware/main.cc without "
+                                    "--profile (firmware/asc_profile.h). Rebuild it with firmware_harness.program."
+                                    "build_program") from None
+            out.append(NO_MARK_ADDRESS)
+    return tuple(out)
+
+
+# --- the image's flash ---------------------------------------------------------------------------
+
+def _sections(elf: Path, objdump: str) -> list[tuple[str, int, int, int, set[str]]]:
+    """(name, size, VMA, LMA, flags) of every section, from ``objdump -h``."""
+    proc = subprocess.run([objdump, "-h", str(elf)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FirmwareError(f"`{objdump} -h {elf}` failed: {proc.stderr[-1000:]}")
+    rows, lines = [], proc.stdout.splitlines()
+    for line, nxt in zip(lines, lines[1:] + [""]):
+        parts = line.split()
+        if len(parts) >= 7 and parts[0].isdigit():
+            rows.append((parts[1], int(parts[2], 16), int(parts[3], 16), int(parts[4], 16),
+                         {f.strip() for f in nxt.split(",")}))
+    return rows
+
+
+def _map_region(map_file: Path | None, name: str) -> tuple[int, int] | None:
+    """(origin, end) of the linker's memory region ``name`` (the map file's *Memory Configuration*)."""
+    if map_file is None or not Path(map_file).is_file():
+        return None
+    text = Path(map_file).read_text(errors="replace")
+    head, _, rest = text.partition("Memory Configuration")
+    for line in rest.splitlines()[:40]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == name:
+            origin, length = int(parts[1], 16), int(parts[2], 16)
+            return origin, origin + length
+    return None
+
+
+def flash_ranges(elf: Path, *, map_file: Path | None = None, objdump: str = "arm-none-eabi-objdump",
+                 gap: int = 64) -> tuple[tuple[int, int], ...]:
+    """Address ranges [first, end) of the image's contents in flash: the loaded sections (ALLOC,
+    LOAD) whose load address the linker put in the ``FLASH`` region (``firmware/cortex_m/*.ld``:
+    ``.text`` with code and ``.rodata``, ``.ARM.exidx``, ``.init_array``...), read from the map
+    file's *Memory Configuration*; without a map file, the READONLY loaded sections. Ranges less
+    than ``gap`` bytes apart (alignment padding) are merged."""
+    region = _map_region(map_file, "FLASH")
+    spans = []
+    for name, size, vma, lma, flags in _sections(elf, objdump):
+        if not size or not {"ALLOC", "LOAD"} <= flags:
+            continue
+        if region is not None:
+            lo, hi = max(lma, region[0]), min(lma + size, region[1])
+            if lo < hi:
+                spans.append((lo, hi))
+        elif "READONLY" in flags:
+            spans.append((vma, vma + size))
+    merged: list[list[int]] = []
+    for lo, hi in sorted(spans):
+        if merged and lo <= merged[-1][1] + gap:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    if not merged:
+        raise FirmwareError(f"{elf}: no loaded section in flash (objdump -h found none"
+                            f"{' in the FLASH region of ' + str(map_file) if region else ''}): is it a Cortex-M image "
+                            "linked with firmware/cortex_m/*.ld?")
+    return tuple((lo, hi) for lo, hi in merged)
 
 
 # --- the plugin's output ------------------------------------------------------------------------
@@ -195,6 +300,8 @@ class RawSegment:
     tb_ids: np.ndarray  # uint32
     executions: np.ndarray  # uint64
     not_fallthrough: np.ndarray  # uint64
+    flash_reads: int = 0  # data reads from the flash ranges (0 when none were given)
+    flash_bytes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +311,8 @@ class RawProfile:
     end_icount: int
     marks_inside_tbs: int
     translation_blocks: int
+    flash_ranges: tuple[tuple[int, int], ...] = ()  # [first, end) given to the plugin; () = not counted
+    tb_flags: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # TB id -> FLAG_* per insn (uint8)
 
 
 _ENTRY = np.dtype([("id", "<u4"), ("pad", "<u4"), ("count", "<u8"), ("taken", "<u8")])
@@ -215,26 +324,38 @@ def read_plugin_output(path: Path) -> RawProfile:
     if raw[:8] != FORMAT_MAGIC or len(raw) < 16:
         raise FirmwareError(f"{path}: not an instruction-count file of firmware/qemu_plugin/icount_plugin.c "
                             "(QEMU probably stopped before the plugin wrote it)")
-    version, n_marks = np.frombuffer(raw, "<u4", 2, 8)
-    if version != FORMAT_VERSION or n_marks != len(MARK_SYMBOLS):
-        raise FirmwareError(f"{path}: format version {version} with {n_marks} marks; this reader expects "
-                            f"{FORMAT_VERSION} and {len(MARK_SYMBOLS)}: the cached plugin is stale, delete "
+    version, n_marks = (int(v) for v in np.frombuffer(raw, "<u4", 2, 8))
+    if version != FORMAT_VERSION:
+        raise FirmwareError(f"{path}: instruction-count file format version {version}; this reader "
+                            f"(firmware_harness/icount.py) reads only version {FORMAT_VERSION}, the format of "
+                            "firmware/qemu_plugin/icount_plugin.c (kFormatVersion). The file comes from another "
+                            f"build of the plugin: delete {third_party.cache_root() / 'qemu_plugin'} and profile again")
+    if n_marks != len(MARK_SYMBOLS):
+        raise FirmwareError(f"{path}: {n_marks} mark kinds; this reader expects {len(MARK_SYMBOLS)} "
+                            f"({', '.join(MARK_SYMBOLS)}): the cached plugin is stale, delete "
                             f"{third_party.cache_root() / 'qemu_plugin'}")
-    pos, tbs, segments, end = 16, {}, [], None
+    if len(raw) < 24:
+        raise FirmwareError(f"{path}: the header is cut short (QEMU probably stopped before the plugin wrote it)")
+    n_flash = int(np.frombuffer(raw, "<u4", 1, 16)[0])
+    bounds = np.frombuffer(raw, "<u8", 2 * n_flash, 24).reshape(n_flash, 2)
+    flash = tuple((int(lo), int(hi)) for lo, hi in bounds)
+    pos, tbs, flags, segments, end = 24 + 16 * n_flash, {}, {}, [], None
     while pos < len(raw):
         tag = int(np.frombuffer(raw, "<u4", 1, pos)[0])
         if tag == 1:
             tb_id, _, _, n = (int(v) for v in np.frombuffer(raw, "<u4", 4, pos + 4))
             pos += 24
             tbs[tb_id] = np.frombuffer(raw, "<u8", n, pos).copy()
-            pos += 8 * n + n + (-n % 4)
+            flags[tb_id] = np.frombuffer(raw, "u1", n, pos + 9 * n).copy()
+            pos += 10 * n + (-2 * n % 4)
         elif tag == 2:
             kind = int(np.frombuffer(raw, "<i4", 1, pos + 4)[0])
-            start = int(np.frombuffer(raw, "<u8", 1, pos + 8)[0])
-            n = int(np.frombuffer(raw, "<u4", 1, pos + 16)[0])
-            e = np.frombuffer(raw, _ENTRY, n, pos + 24)
-            segments.append(RawSegment(kind, start, e["id"].copy(), e["count"].copy(), e["taken"].copy()))
-            pos += 24 + _ENTRY.itemsize * n
+            start, reads, nbytes = (int(v) for v in np.frombuffer(raw, "<u8", 3, pos + 8))
+            n = int(np.frombuffer(raw, "<u4", 1, pos + 32)[0])
+            e = np.frombuffer(raw, _ENTRY, n, pos + 40)
+            segments.append(RawSegment(kind, start, e["id"].copy(), e["count"].copy(), e["taken"].copy(), reads,
+                                       nbytes))
+            pos += 40 + _ENTRY.itemsize * n
         elif tag == 3:
             inside = int(np.frombuffer(raw, "<u4", 1, pos + 4)[0])
             icount, n_tbs = (int(v) for v in np.frombuffer(raw, "<u8", 2, pos + 8))
@@ -245,7 +366,7 @@ def read_plugin_output(path: Path) -> RawProfile:
     if end is None:
         raise FirmwareError(f"{path}: no end record: QEMU did not exit normally, so the plugin's last segment "
                             "was never written")
-    return RawProfile(tbs, tuple(segments), end[0], end[1], end[2])
+    return RawProfile(tbs, tuple(segments), end[0], end[1], end[2], flash, flags)
 
 
 # --- typed results ------------------------------------------------------------------------------
@@ -266,6 +387,9 @@ class Segment:
     marker_instructions: int  # of those, inside the mark functions (the marking's own cost)
     address_counts: dict[int, int]
     taken_counts: dict[int, int]
+    # data reads from flash outside literal pools, and their bytes; None: not counted (count_flash_reads=False)
+    flash_data_reads: int | None = None
+    flash_data_bytes: int | None = None
 
     @property
     def net_instructions(self) -> int:
@@ -327,6 +451,10 @@ class ExecutionProfile:
     outputs: np.ndarray = dataclasses.field(repr=False, compare=False)  # (inferences, classes) int8
     wall_seconds: float = dataclasses.field(compare=False, default=0.0)  # QEMU with the plugin, host time
     granularity_instructions: int = 1
+    flash_ranges: tuple[tuple[int, int], ...] = ()  # [first, end) whose data reads were counted; () = none
+    #: every instruction QEMU translated: address -> FLAG_LOAD | FLAG_LITERAL | FLAG_STACK as the plugin
+    #: decoded it (0: not a load); FLAG_LOAD alone: a read callback when flash reads are counted
+    instruction_flags: dict[int, int] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def operator_segments(self, op_index: int, invoke: int | None = None) -> list[Segment]:
         return [s for s in self.segments if s.op_index == op_index and (invoke is None or s.invoke == invoke)]
@@ -356,7 +484,27 @@ def merge_counts(segments: Iterable[Segment]) -> tuple[dict[int, int], dict[int,
     return dict(counts), dict(taken)
 
 
+def merge_flash_reads(segments: Iterable[Segment]) -> tuple[int | None, int | None]:
+    """(flash_data_reads, flash_data_bytes) of several segments added up; (None, None) when any of
+    them was profiled without counting them (``estimate_cycles`` then says they are not priced)."""
+    reads = nbytes = 0
+    for s in segments:
+        if s.flash_data_reads is None or s.flash_data_bytes is None:
+            return None, None
+        reads += s.flash_data_reads
+        nbytes += s.flash_data_bytes
+    return reads, nbytes
+
+
 # --- labelling and checking ---------------------------------------------------------------------
+
+def _loads_per_tb(raw: RawProfile) -> np.ndarray:
+    """Per TB id: its load instructions that had a read callback (FLAG_LOAD without FLAG_LITERAL)."""
+    out = np.zeros(max(raw.tb_flags, default=-1) + 1, np.int64)
+    for i, f in raw.tb_flags.items():
+        out[i] = np.count_nonzero(f == FLAG_LOAD)
+    return out
+
 
 def _segment_counts(raw: RawProfile, seg: RawSegment, path: Path) -> tuple[dict[int, int], dict[int, int], int]:
     if not len(seg.tb_ids):
@@ -403,6 +551,7 @@ def _label(raw: RawProfile, *, path: Path, functions: FunctionTable, op_types: S
         return int(c[inside].sum())
 
     n_ops = len(op_types)
+    loads_per_tb = _loads_per_tb(raw)
     icounts = [s.start_icount for s in raw.segments] + [raw.end_icount]
     segments: list[Segment] = []
     invokes: list[InvokeCount] = []
@@ -434,6 +583,16 @@ def _label(raw: RawProfile, *, path: Path, functions: FunctionTable, op_types: S
                 f"{where}: {total} instructions by its TB counts but {icounts[k + 1] - icounts[k]} by QEMU's "
                 "per-instruction counter: a TB was left before its end (an exception inside it?), so TB counts "
                 "are not exact here")
+        if not raw.flash_ranges and (seg.flash_reads or seg.flash_bytes):
+            raise FirmwareError(f"{where}: {seg.flash_reads} flash data reads although no flash range was given")
+        if not seg.flash_reads <= seg.flash_bytes <= MAX_READ_BYTES * seg.flash_reads:
+            raise FirmwareError(f"{where}: {seg.flash_reads} flash data reads of {seg.flash_bytes} bytes: every read "
+                                f"is 1 to {MAX_READ_BYTES} bytes; the file is corrupt")
+        if seg.flash_reads:  # (every TB id was checked by _segment_counts)
+            loads = int((seg.executions.astype(np.int64) * loads_per_tb[seg.tb_ids.astype(np.int64)]).sum())
+            if seg.flash_reads > MAX_READS_PER_LOAD * loads:
+                raise FirmwareError(f"{where}: {seg.flash_reads} flash data reads but {loads} executions of "
+                                    "instrumented load instructions: reads were counted in the wrong segment")
         if seg.kind == INVOKE_BEGIN:
             if invoke is not None:
                 raise FirmwareError(f"{where}: an Invoke began inside Invoke {invoke}")
@@ -457,7 +616,8 @@ def _label(raw: RawProfile, *, path: Path, functions: FunctionTable, op_types: S
                     invoke=invoke if kind in ("interpreter", "operator") else None, op_index=op_index,
                     op_type=op_type, clip=clip if frontend else None, frame=len(frames) if frontend else None,
                     instructions=total, marker_instructions=marker_count(counts), address_counts=counts,
-                    taken_counts=taken)
+                    taken_counts=taken, flash_data_reads=seg.flash_reads if raw.flash_ranges else None,
+                    flash_data_bytes=seg.flash_bytes if raw.flash_ranges else None)
         segments.append(s)
         if frontend:
             pending += total
@@ -495,12 +655,15 @@ def _label(raw: RawProfile, *, path: Path, functions: FunctionTable, op_types: S
     return ExecutionProfile(target=target, mode=mode, segments=tuple(segments), invokes=tuple(invokes),
                             frontend=tuple(clips), total_instructions=raw.end_icount,
                             translation_blocks=raw.translation_blocks, functions=functions, outputs=outputs,
-                            wall_seconds=wall)
+                            wall_seconds=wall, flash_ranges=raw.flash_ranges,
+                            instruction_flags={int(a): int(f) for i, addrs in raw.tb_addresses.items()
+                                               for a, f in zip(addrs, raw.tb_flags.get(i, ()))})
 
 
 # --- running ------------------------------------------------------------------------------------
 
-def _prepare(program: Program, mode: str, *, log) -> tuple[Path, FunctionTable, tuple[int, ...]]:
+def _prepare(program: Program, mode: str, *, count_flash_reads: bool,
+             log) -> tuple[Path, FunctionTable, tuple[int, ...], tuple[tuple[int, int], ...]]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if not program.target.emulated:
@@ -508,12 +671,16 @@ def _prepare(program: Program, mode: str, *, log) -> tuple[Path, FunctionTable, 
                             "run under qemu-system-arm (cortex-m4, cortex-m7, cortex-m33, cortex-m55)")
     plugin = build_plugin(log=log)
     functions = read_functions(program.path, nm=f"{program.target.prefix}nm")
-    return plugin, functions, mark_addresses(functions, program.path)
+    flash = (flash_ranges(program.path, map_file=program.map_file, objdump=f"{program.target.prefix}objdump")
+             if count_flash_reads else ())
+    return plugin, functions, mark_addresses(functions, program.path), flash
 
 
-def _qemu_args(plugin: Path, marks: Sequence[int], out_name: str) -> list[str]:
+def _qemu_args(plugin: Path, marks: Sequence[int], out_name: str,
+               flash: Sequence[tuple[int, int]] = ()) -> list[str]:
     # QEMU's option syntax: a comma inside a value is written twice
-    spec = ",".join([str(plugin).replace(",", ",,"), f"out={out_name}", *(f"mark=0x{a:x}" for a in marks)])
+    spec = ",".join([str(plugin).replace(",", ",,"), f"out={out_name}", *(f"mark=0x{a:x}" for a in marks),
+                     *(f"flash=0x{lo:x}:0x{hi:x}" for lo, hi in flash)])
     return ["-plugin", spec]
 
 
@@ -538,12 +705,14 @@ def _op_types(model: bytes) -> list[str]:
 
 
 def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model: bytes, mode: str = "ops",
-                       timeout: float | None = None, log=print) -> ExecutionProfile:
+                       count_flash_reads: bool = True, timeout: float | None = None, log=print) -> ExecutionProfile:
     """Run ``program`` (a Cortex-M build of ``model``, the export's ``.tflite`` bytes) under QEMU
     with the plugin on ``int8`` (inferences, input elements), one Invoke per row, and return the
     labelled, checked counts. ``mode="ops"``: a segment per operator; ``"invoke"``: whole Invokes
-    with the interpreter exactly as in a normal run."""
-    plugin, functions, marks = _prepare(program, mode, log=log)
+    with the interpreter exactly as in a normal run. ``count_flash_reads``: also count each
+    segment's data reads from the image's flash (:func:`flash_ranges`; False: no memory callbacks,
+    the segments' flash counts are None)."""
+    plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = work / "icount.bin"
@@ -551,8 +720,8 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
     int8 = np.asarray(int8, np.int8).reshape(len(int8), -1)
     t0 = time.perf_counter()
     run = _run(plugin, lambda: fw_program.run_program(
-        program, work, int8=int8, extra_args=["--profile", mode], qemu_args=_qemu_args(plugin, marks, out.name),
-        timeout=timeout or 300 + 60 * len(int8)))
+        program, work, int8=int8, extra_args=["--profile", mode],
+        qemu_args=_qemu_args(plugin, marks, out.name, flash), timeout=timeout or 300 + 60 * len(int8)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()
@@ -564,12 +733,12 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
 
 
 def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_mels: int, model: bytes,
-                  mode: str = "ops", chunk: int | None = None, timeout: float | None = None,
-                  log=print) -> ExecutionProfile:
+                  mode: str = "ops", chunk: int | None = None, count_flash_reads: bool = True,
+                  timeout: float | None = None, log=print) -> ExecutionProfile:
     """Like :func:`profile_inferences` on WAV files streamed through the exported front end
     (``--wav-list``, chunks of ``chunk`` samples, default the hop): the profile's ``frontend``
     holds each clip's per-frame counts, and every Invoke (one per clip, or per window) its rows."""
-    plugin, functions, marks = _prepare(program, mode, log=log)
+    plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = work / "icount.bin"
@@ -577,7 +746,7 @@ def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_
     t0 = time.perf_counter()
     run = _run(plugin, lambda: fw_program.run_program_audio(
         program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk, extra_args=["--profile", mode],
-        qemu_args=_qemu_args(plugin, marks, out.name), timeout=timeout or 300 + 120 * len(wav_paths)))
+        qemu_args=_qemu_args(plugin, marks, out.name, flash), timeout=timeout or 300 + 120 * len(wav_paths)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()

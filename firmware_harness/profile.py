@@ -219,7 +219,9 @@ def invoke_latency_ms(prog: fw_program.Program, model: bytes, work: Path, *, see
     run = icount.profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
     disasm = cycle_model.disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
     counts, taken = icount.merge_counts(run.invoke_segments(0))
-    return {m.name: round(cycle_model.ms(cycle_model.estimate_cycles(counts, taken, disasm, mcu=m).cycles, m.clock_hz), 2)
+    reads, nbytes = icount.merge_flash_reads(run.invoke_segments(0))
+    return {m.name: round(cycle_model.ms(cycle_model.estimate_cycles(
+        counts, taken, disasm, mcu=m, flash_data_reads=reads, flash_data_bytes=nbytes).cycles, m.clock_hz), 2)
             for m in MCU_TARGETS.values() if m.core == prog.target.name}
 
 
@@ -235,15 +237,19 @@ def mcu_latency(mcu_name: str, target: TargetProfile, run: icount.ExecutionProfi
     """``target``'s counts behind microcontroller ``mcu_name``'s memory, at its clock."""
     mcu = get_mcu_target(mcu_name)
     counts, taken = icount.merge_counts(run.invoke_segments(0))
-    est = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu)
+    reads, nbytes = icount.merge_flash_reads(run.invoke_segments(0))
+    est = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes)
     per_inference = cycle_model.ms(est.cycles, mcu.clock_hz)
     per_clip = per_inference * sources.windows_per_clip
     fe_ms = hop_ms = rtf = None
     assumptions = list(est.assumptions)
     if audio is not None and sources.frontend is not None:
         rate, hop, seconds = sources.frontend
-        counts, taken = icount.merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
-        fe = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu)
+        fe_segments = [s for s in audio.segments if s.kind == "frontend" and s.clip == 0]
+        counts, taken = icount.merge_counts(fe_segments)
+        reads, nbytes = icount.merge_flash_reads(fe_segments)
+        fe = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads,
+                                         flash_data_bytes=nbytes)
         frames = target.frontend_frames
         fe_ms = cycle_model.ms(fe.cycles, mcu.clock_hz) / frames
         hop_ms = 1000.0 * hop / rate

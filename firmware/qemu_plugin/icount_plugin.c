@@ -1,6 +1,8 @@
-/* Exact instruction counts per program segment, for qemu-system-arm (QEMU 7.2 TCG plugin).
+/* Exact instruction counts per program segment, for qemu-system-arm (QEMU 7.2 TCG plugin), and
+ * optionally the data reads each segment made from the image's flash.
  *
  *   qemu-system-arm ... -plugin icount_plugin.so,out=FILE,mark=0xADDR[,mark=0xADDR...]
+ *                                                [,flash=0xLO:0xHI...]
  *
  * The firmware marks segment boundaries by calling small no-inline functions (firmware/asc_profile.cc);
  * each `mark=` is the address of one of them, and its position in the argument list is its kind
@@ -17,15 +19,48 @@
  * snapshotted at each segment start, so the reader can check that count x TB length summed over
  * a segment equals the instructions actually executed in it.
  *
+ * Flash data reads (`flash=LO:HI`, one argument per address range [LO, HI), at most
+ * kMaxFlashRanges; firmware_harness/icount.py passes the ELF's code+constants region): at
+ * translation each instruction's encoding is decoded (Thumb-2, InstructionFlags below) and a
+ * memory callback is registered on every load instruction except PC-relative literal loads of
+ * a core register (LDR/LDRB/LDRH/LDRSB/LDRSH [pc, #imm]): the cycle model prices exactly those
+ * as its LOAD_LITERAL class, with their flash lines, so they are not counted here. LDRD and
+ * VLDR with a PC base are counted, as the cycle model prices them as data loads. Loads based on
+ * SP (POP, VPOP, LDR/LDRD/VLDR [sp, ...], LDM sp) read the stack, which the linker scripts put
+ * in RAM (firmware/cortex_m/cortex_m_sections.ld: __stack_top at the end of RAM), so they can
+ * never read flash and get no callback either (they are more than half of the executed loads).
+ * The callback checks the address against the ranges and adds 1 and the access's bytes
+ * (1 << qemu_plugin_mem_size_shift) to the current segment's two accumulators, which are
+ * written with the segment record. Each access is one callback: LDM one per register, LDRD
+ * two 4-byte reads, VLDR.64 one 8-byte read. Stores and instruction fetches are never counted.
+ * Without `flash=` no memory callback is registered at all (no cost) and the counts are 0.
+ * The callback is registered for QEMU_PLUGIN_MEM_RW and skips a store in a range
+ * (qemu_plugin_mem_is_store; load instructions make none): QEMU 7.2's filter is off by one
+ * (accel/tcg/plugin-gen.c op_rw tests `cb->rw & (rw + 1)`, so a QEMU_PLUGIN_MEM_R callback runs
+ * on stores only; fixed after 7.2 by "accel/tcg/plugin: Fix op_rw", R. Henderson, qemu-devel
+ * 2022-11-21), while RW is called for every access on either side of the fix.
+ *
+ * Instruction sizes come from the first halfword (Thumb-2: 32 bits when its top five bits are
+ * 11101, 11110 or 11111), not from qemu_plugin_insn_size: QEMU 7.2's Thumb translator, after an
+ * instruction that ends 2 bytes before a page boundary, reads the next halfword to see whether
+ * the next instruction crosses the page (target/arm/translate.c insn_crosses_page), and that
+ * read is appended to the plugin's bytes of the instruction just translated (2 bytes too many).
+ *
  * The per-TB callback only bumps two counters in dense arrays indexed by TB id and remembers the
  * TB; a segment's counters are written and cleared when the segment ends (only the TBs it
  * touched). One vCPU (the MPS2/MPS3 boards have one).
  *
  * Output (little-endian, every record starting on a 4-byte boundary):
- *   header   "ASCICNT1" (8 bytes), u32 format version (1), u32 number of mark kinds
+ *   header   "ASCICNT1" (8 bytes), u32 format version (2), u32 number of mark kinds,
+ *            u32 number of flash ranges (0: flash reads not counted), u32 0,
+ *            per range u64 first address, u64 end address (exclusive)
  *   TB       u32 1, u32 tb id, u64 start address, u32 n insns, u32 0,
- *            n x u64 insn address, n x u8 insn size, zero padding to a multiple of 4
+ *            n x u64 insn address, n x u8 insn size, n x u8 insn flags (bit 0: a load, bit 1: a
+ *            PC-relative literal load of a core register, bit 2: a load based on SP; a read
+ *            callback is registered on the loads with neither bit 1 nor bit 2 when flash ranges
+ *            were given), zero padding to a multiple of 4
  *   segment  u32 2, i32 kind, u64 inline instruction count at the segment's start,
+ *            u64 flash data reads, u64 flash data bytes (both 0 without flash ranges),
  *            u32 n entries, u32 0, n x {u32 tb id, u32 0, u64 executions, u64 not-fall-through}
  *   end      u32 3, u32 marks found inside a TB (not at its start: the segment boundaries are
  *            then wrong and the reader refuses the file), u64 inline instruction count at exit,
@@ -42,7 +77,8 @@
 
 ASC_PLUGIN_EXPORT int qemu_plugin_version = ASC_QEMU_PLUGIN_API_VERSION;
 
-enum { kMaxMarks = 32, kFormatVersion = 1, kTagTb = 1, kTagSegment = 2, kTagEnd = 3 };
+enum { kMaxMarks = 32, kMaxFlashRanges = 8, kFormatVersion = 2, kTagTb = 1, kTagSegment = 2, kTagEnd = 3 };
+enum { kFlagLoad = 1, kFlagLiteral = 2, kFlagStack = 4 }; /* per instruction, see InstructionFlags */
 
 typedef struct {
   uint64_t vaddr;
@@ -52,6 +88,10 @@ typedef struct {
 static FILE* out;
 static uint64_t marks[kMaxMarks];
 static int n_marks;
+static uint64_t flash_lo[kMaxFlashRanges];
+static uint64_t flash_size[kMaxFlashRanges]; /* vaddr is in range i when vaddr - flash_lo[i] < flash_size[i] */
+static uint64_t flash_hi[kMaxFlashRanges];
+static uint32_t n_flash;
 
 static TbInfo* tbs;          /* by TB id */
 static int8_t* tb_mark_kind; /* by TB id: kind of the mark the TB starts at, or -1 */
@@ -64,6 +104,8 @@ static uint32_t n_tbs, cap_tbs;
 static int64_t prev_tb = -1;
 static int32_t seg_kind = -1;
 static uint64_t seg_start_icount;
+static uint64_t seg_flash_reads; /* data reads from the flash ranges in the current segment */
+static uint64_t seg_flash_bytes; /* and their bytes */
 static uint64_t icount; /* QEMU adds 1 to it inline for every executed instruction */
 static uint32_t marks_inside;
 static int finished;
@@ -121,6 +163,10 @@ static void FlushSegment(void) {
   WriteU32(kTagSegment);
   WriteU32((uint32_t)seg_kind);
   WriteU64(seg_start_icount);
+  WriteU64(seg_flash_reads);
+  WriteU64(seg_flash_bytes);
+  seg_flash_reads = 0;
+  seg_flash_bytes = 0;
   WriteU32(n_touched);
   WriteU32(0);
   for (uint32_t i = 0; i < n_touched; ++i) {
@@ -152,6 +198,65 @@ static void OnMarkTb(unsigned int vcpu, void* userdata) {
   Count(id);
 }
 
+/* A read by a load instruction (registered only with flash ranges): counted when it is in one. */
+static void OnLoad(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void* userdata) {
+  (void)vcpu;
+  (void)userdata;
+  for (uint32_t i = 0; i < n_flash; ++i) {
+    if (vaddr - flash_lo[i] < flash_size[i]) {
+      if (qemu_plugin_mem_is_store(info)) return;
+      seg_flash_reads += 1;
+      seg_flash_bytes += (uint64_t)1 << qemu_plugin_mem_size_shift(info);
+      return;
+    }
+  }
+}
+
+/* The size of the Thumb instruction whose bytes QEMU gave (`available` of them, see the header). */
+static size_t ThumbSize(const uint8_t* b, size_t available) {
+  if (available < 2) return available;
+  const uint32_t top5 = b[1] >> 3;
+  return top5 >= 0x1D && available >= 4 ? 4 : 2;
+}
+
+/* Whether a Thumb/Thumb-2 instruction (M profile) reads data memory: kFlagLoad, plus kFlagLiteral
+ * for a PC-relative literal load (Rn = PC) of one core register, kFlagStack for a load based on
+ * SP (10011 LDR (SP), POP, and every 32-bit load with Rn = 1101). Decoded from the encoding
+ * (Armv7-M / Armv8-M ARM, "Thumb instruction set encoding"; halfwords little-endian, hw1 first):
+ *   16-bit  01001 LDR (literal); 0101 with opB >= 011 LDRSB/LDR/LDRH/LDRB/LDRSH (register);
+ *           01101 LDR, 01111 LDRB, 10001 LDRH (immediate); 10011 LDR (SP); 1011110 POP; 11001 LDM
+ *   32-bit  1110100 xx0x1 LDM/LDMDB/POP.W; 1110100 xx1x1 LDRD, LDREX*, LDA*, TBB/TBH (except SG);
+ *           1111100 xxxx1 LDR/LDRB/LDRH/LDRSB/LDRSH (all forms; Rt = PC with a byte or halfword
+ *           size is PLD/PLI: no access); 111x110 PUxW1 (not P=U=W=0: MRRC) coprocessor/FP/MVE loads:
+ *           VLDR, VLDM, VPOP, VLLDM, LDC, VLDR<x>/VLD2/VLD4 (MVE). A literal load is a single
+ *           load of a core register with Rn = PC (01001, and 1111100 xxxx1 with Rn = 1111), the
+ *           cycle model's LOAD_LITERAL class; LDRD and VLDR with Rn = PC are data reads for the
+ *           cycle model (classes load_multiple and load) and are counted like any other load. */
+static uint8_t InstructionFlags(const uint8_t* b, size_t size) {
+  const uint32_t hw1 = (uint32_t)b[0] | (uint32_t)b[1] << 8;
+  if (size == 2) {
+    if ((hw1 & 0xF800) == 0x4800) return kFlagLoad | kFlagLiteral;
+    if ((hw1 & 0xF000) == 0x5000 && ((hw1 >> 9) & 7) >= 3) return kFlagLoad;
+    const uint32_t top5 = hw1 >> 11;
+    if (top5 == 0x13 || (hw1 & 0xFE00) == 0xBC00) return kFlagLoad | kFlagStack;
+    if (top5 == 0x0D || top5 == 0x0F || top5 == 0x11 || top5 == 0x19) return kFlagLoad;
+    return 0;
+  }
+  if (size != 4) return 0;
+  const uint32_t hw2 = (uint32_t)b[2] | (uint32_t)b[3] << 8;
+  const uint32_t rn = hw1 & 0xF;
+  const uint8_t load = rn == 0xD ? kFlagLoad | kFlagStack : kFlagLoad;
+  if ((hw1 & 0xFE50) == 0xE810) return load;
+  if ((hw1 & 0xFE50) == 0xE850) return hw1 == 0xE97F && hw2 == 0xE97F ? 0 : load;
+  if ((hw1 & 0xFE10) == 0xF810) {
+    const uint32_t size_bits = (hw1 >> 5) & 3;
+    if (size_bits == 3 || ((hw2 >> 12) == 0xF && size_bits != 2)) return 0;
+    return rn == 0xF ? kFlagLoad | kFlagLiteral : load;
+  }
+  if ((hw1 & 0xEE10) == 0xEC10 && (hw1 & 0x01A0) != 0) return load;
+  return 0;
+}
+
 static int MarkKind(uint64_t vaddr) {
   for (int k = 0; k < n_marks; ++k) {
     if (marks[k] == vaddr) return k;
@@ -166,12 +271,18 @@ static void OnTranslate(qemu_plugin_id_t plugin, struct qemu_plugin_tb* tb) {
   const uint64_t start = qemu_plugin_tb_vaddr(tb);
   uint64_t addrs[n];
   uint8_t sizes[n];
+  uint8_t flags[n];
   for (size_t i = 0; i < n; ++i) {
     struct qemu_plugin_insn* insn = qemu_plugin_tb_get_insn(tb, i);
     addrs[i] = qemu_plugin_insn_vaddr(insn);
-    sizes[i] = (uint8_t)qemu_plugin_insn_size(insn);
+    const uint8_t* bytes = qemu_plugin_insn_data(insn);
+    sizes[i] = (uint8_t)ThumbSize(bytes, qemu_plugin_insn_size(insn));
+    flags[i] = InstructionFlags(bytes, sizes[i]);
     if (i > 0 && MarkKind(addrs[i]) >= 0) marks_inside += 1;
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &icount, 1);
+    if (n_flash > 0 && flags[i] == kFlagLoad) {
+      qemu_plugin_register_vcpu_mem_cb(insn, OnLoad, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
+    }
   }
   const int kind = MarkKind(start);
   const uint32_t id = NewTb(start, addrs[n - 1] + sizes[n - 1], kind);
@@ -184,8 +295,9 @@ static void OnTranslate(qemu_plugin_id_t plugin, struct qemu_plugin_tb* tb) {
   WriteU32(0);
   Write(addrs, n * sizeof addrs[0]);
   Write(sizes, n);
+  Write(flags, n);
   static const uint8_t zeros[4] = {0, 0, 0, 0};
-  if (n % 4) Write(zeros, 4 - n % 4);
+  if (2 * n % 4) Write(zeros, 4 - 2 * n % 4);
 }
 
 static void Finish(qemu_plugin_id_t plugin, void* userdata) {
@@ -211,6 +323,16 @@ static int ParseArgs(int argc, char** argv, const char** path) {
       const unsigned long long v = strtoull(a + 5, &end, 0);
       if (end == a + 5 || *end != 0 || n_marks == kMaxMarks) return -1;
       marks[n_marks++] = (uint64_t)v & ~(uint64_t)1; /* a Thumb symbol's bit 0 is not part of the address */
+    } else if (strncmp(a, "flash=", 6) == 0) {
+      char* colon = NULL;
+      char* end = NULL;
+      const unsigned long long lo = strtoull(a + 6, &colon, 0);
+      if (colon == a + 6 || *colon != ':' || n_flash == kMaxFlashRanges) return -1;
+      const unsigned long long hi = strtoull(colon + 1, &end, 0);
+      if (end == colon + 1 || *end != 0 || hi <= lo) return -1;
+      flash_lo[n_flash] = lo;
+      flash_hi[n_flash] = hi;
+      flash_size[n_flash++] = hi - lo;
     } else {
       return -1;
     }
@@ -221,7 +343,8 @@ static int ParseArgs(int argc, char** argv, const char** path) {
 ASC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info, int argc, char** argv) {
   const char* path = NULL;
   if (ParseArgs(argc, argv, &path) != 0) {
-    qemu_plugin_outs("icount_plugin: usage: -plugin icount_plugin.so,out=FILE,mark=0xADDR[,mark=0xADDR...]\n");
+    qemu_plugin_outs("icount_plugin: usage: -plugin icount_plugin.so,out=FILE,mark=0xADDR[,mark=0xADDR...]"
+                     "[,flash=0xLO:0xHI...] (at most 32 marks and 8 flash ranges, LO < HI)\n");
     return -1;
   }
   if (info->system_emulation && info->system.smp_vcpus != 1) {
@@ -238,6 +361,12 @@ ASC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t
   Write("ASCICNT1", 8);
   WriteU32(kFormatVersion);
   WriteU32((uint32_t)n_marks);
+  WriteU32(n_flash);
+  WriteU32(0);
+  for (uint32_t i = 0; i < n_flash; ++i) {
+    WriteU64(flash_lo[i]);
+    WriteU64(flash_hi[i]);
+  }
   qemu_plugin_register_vcpu_tb_trans_cb(id, OnTranslate);
   qemu_plugin_register_atexit_cb(id, Finish, NULL);
   return 0;

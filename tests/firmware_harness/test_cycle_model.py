@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 from firmware_harness.cycle_model import (CORES, Instruction, PeakExceeded, check_against_peak, classify,
-                                          CycleModelError, disassemble, estimate_cycles, flash_read_penalty,
-                                          format_estimate, ms, parse_objdump, register_list, transfer_words,
-                                          branch_kind, writes_pc)
+                                          CycleModelError, disassemble, estimate_cycles, flash_data_cycles,
+                                          flash_read_penalty, format_estimate, ms, parse_objdump, register_list,
+                                          transfer_words, branch_kind, writes_pc)
 from tflite_export.mcu_targets import MCU_TARGETS, estimated_ms
 
 GCC = "arm-none-eabi-gcc"
@@ -236,6 +236,32 @@ def test_flash_weight_reads_and_sram_wait_states(tmp_path):
     # words; 2 of them declared flash reads.
     ra = estimate_cycles(ac, tc, ins, core="cortex-m33", mcu="ek-ra6m4", flash_data_reads=2)
     assert ra.wait_states.sram == 3 + 4 + 3 - 2
+
+
+def test_counted_flash_reads_are_priced_by_the_flash_lines_their_bytes_fill():
+    # streamed reads miss once per flash line of bytes: STM32F407 16-byte lines, 5 wait states
+    assert flash_data_cycles("stm32f407", 100, 400) == 400 / 16 * 5  # 32-bit reads: 4 per line
+    assert flash_data_cycles("stm32f407", 400, 400) == 400 / 16 * 5  # int8 LDRB: 16 per line, same lines
+    assert flash_data_cycles("nucleo-l4r5zi", 50, 400) == 400 / 8 * 5  # LDRD-sized reads, 8-byte lines
+    assert flash_data_cycles("nucleo-l4r5zi", 100, None) == 100 * flash_read_penalty("nucleo-l4r5zi")
+    assert flash_data_cycles("stm32h743", 10, 320) == 320 / 32 * 4 * 2  # 32-byte lines, 2 core cycles per AXI wait
+    assert flash_data_cycles("stm32f407", 3, 3) == 3 / 16 * 5  # never more than a miss per read ...
+    assert flash_data_cycles("stm32f407", 1, 8) == 8 / 16 * 5
+    assert flash_data_cycles("ek-ra6m4", 10, 10) == 10 * 3  # ... which is every read when the width is unknown
+    assert flash_data_cycles("corstone-300", 10, 40) == 0.0  # constants in the ITCM
+    assert flash_data_cycles("nrf5340", 10, 40) is None  # wait states not documented
+
+
+@needs_gcc
+def test_counted_flash_reads_replace_the_not_counted_assumption(tmp_path):
+    ins = build(tmp_path, M4_MIX, cpu="cortex-m4", fpu="fpv4-sp-d16")
+    ac, tc = counts(ins, ("sub",), LOOP_TRIPS)
+    est = estimate_cycles(ac, tc, ins, mcu="stm32f407", flash_data_reads=40, flash_data_bytes=160)
+    assert est.wait_states.flash_data == 160 / 16 * 5
+    assert not any("not counted" in a for a in est.assumptions)
+    assert any("priced as streamed: one 5-cycle miss per 16 bytes" in a for a in est.assumptions)
+    base = estimate_cycles(ac, tc, ins, mcu="stm32f407")
+    assert est.cycles == base.cycles + 50
 
 
 def test_every_microcontroller_row_has_a_modelled_core_and_a_clock():

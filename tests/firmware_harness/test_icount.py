@@ -1,11 +1,13 @@
 """Exact instruction counts from the linked Cortex-M image under QEMU with our TCG plugin
 (firmware_harness/icount.py): deterministic, adding up to the whole Invoke, the same kernels'
-counts with and without operator marks, per-frame front-end counts, and a checker that refuses
+counts with and without operator marks, per-frame front-end counts, flash data reads (weights at
+least once per inference, literal loads left to the cycle model), and a checker that refuses
 inconsistent plugin output.
 
 The QEMU tests run the tiny export, 1-2 inferences (or one clip) each."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections import Counter
@@ -14,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import icount, program, third_party
+from firmware_harness import cycle_model, icount, program, third_party
 from firmware_harness.targets import get_target
 from firmware_harness.third_party import FirmwareError
-from tflite_export.flatbuffer import operator_names, read_model
+from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
 
 from tests.firmware_harness.conftest import QUIET, require_targets
 
@@ -119,6 +121,85 @@ def test_two_runs_give_identical_counts(m4_profiles):
 
 
 @pytest.mark.slow
+def test_flash_data_reads_cover_the_weights_and_are_deterministic(m4_profiles, m4_program, tiny_export):
+    """Every CONV_2D reads its filter from flash at least once per inference; the counts repeat
+    exactly; the Invoke's epilogue after its last operator (returns, POPs from the SRAM stack)
+    reads nothing from flash."""
+    a, b, whole = m4_profiles
+    model = read_model((tiny_export / "model.tflite").read_bytes())
+    tensors, ops = describe_tensors(model), model.subgraphs[0].operators
+    (lo, hi), = a.flash_ranges
+    nm = subprocess.run(["arm-none-eabi-nm", str(m4_program.path)], capture_output=True, text=True).stdout
+    weights = int(next(line.split()[0] for line in nm.splitlines() if line.endswith(" g_model_data")), 16)
+    assert lo <= weights < hi and hi < 0x20000000  # the model is in flash, the RAM is not
+    convs = 0
+    for inv in range(2):
+        for o in a.invokes[inv].operators:
+            (seg,) = a.operator_segments(o.op_index, invoke=inv)
+            assert seg.flash_data_reads <= seg.flash_data_bytes <= 8 * seg.flash_data_reads
+            if o.op_type == "CONV_2D":
+                flt = tensors[ops[o.op_index].inputs[1]]
+                assert flt.constant and seg.flash_data_bytes >= flt.nbytes > 0, (o.op_index, flt.name)
+                assert seg.flash_data_reads >= flt.nbytes // 4
+                convs += 1
+        segs = a.invoke_segments(inv)
+        assert segs[-1].kind == "interpreter" and segs[-1].flash_data_reads == segs[-1].flash_data_bytes == 0
+        reads, nbytes = icount.merge_flash_reads(segs)
+        assert reads == sum(s.flash_data_reads for s in segs) and nbytes > sum(t.nbytes for t in tensors if t.constant)
+        # the same work without operator marks reads the same weights (the profiler's own reads aside)
+        plain_reads, _ = icount.merge_flash_reads(whole.invoke_segments(inv))
+        assert 0 < reads - plain_reads < 10 * len(ops)
+    assert convs > 0
+    assert [(s.flash_data_reads, s.flash_data_bytes) for s in a.deterministic_segments()] == \
+        [(s.flash_data_reads, s.flash_data_bytes) for s in b.deterministic_segments()]
+    assert icount.merge_flash_reads(a.invoke_segments(0)) == icount.merge_flash_reads(a.invoke_segments(1))
+
+
+@pytest.mark.slow
+def test_literal_loads_are_left_to_the_cycle_model(m4_profiles, m4_program):
+    """The plugin's loads are exactly the loads the cycle model prices as data reads plus its
+    LOAD_LITERAL class, which the plugin leaves out (priced with the code's flash lines): nothing
+    twice, nothing missed, over every instruction QEMU translated. Loads based on SP (the stack, in
+    RAM) are not instrumented either."""
+    p, _, _ = m4_profiles
+    code = cycle_model.disassemble(m4_program.path)
+    data = (cycle_model.LOAD, cycle_model.LOAD_MULTIPLE, cycle_model.MVE_LOAD)
+    load, literal, stack = icount.FLAG_LOAD, icount.FLAG_LITERAL, icount.FLAG_STACK
+
+    def on_stack(ins) -> bool:
+        m = re.search(r"\[\s*(\w+)", ins.operands)
+        return ins.base in ("pop", "vpop") or (m.group(1) if m else ins.operands.split(",")[0].strip("! ")) == "sp"
+
+    wrong = {}
+    for a, flags in p.instruction_flags.items():
+        ins = code.get(a)
+        if ins is None:
+            wrong[hex(a)] = ("no instruction in the ELF's disassembly", flags)
+            continue
+        cls = cycle_model.classify(ins)
+        want = (load | literal if cls == cycle_model.LOAD_LITERAL
+                else load | (stack if on_stack(ins) else 0) if cls in data or ins.base in ("tbb", "tbh") else 0)
+        if flags != want:
+            wrong[hex(a)] = (ins.mnemonic, ins.operands, flags, want)
+    assert not wrong
+    kinds = Counter(p.instruction_flags.values())
+    assert kinds[load] > 1000 and kinds[load | literal] > 50 and kinds[load | stack] > 500
+
+
+@pytest.mark.slow
+def test_without_flash_ranges_no_reads_are_counted_and_instructions_are_the_same(m4_profiles, m4_program, inputs,
+                                                                                  tiny_export, tmp_path):
+    p, _, _ = m4_profiles
+    model = (tiny_export / "model.tflite").read_bytes()
+    q = icount.profile_inferences(m4_program, tmp_path, int8=inputs[:1], model=model, count_flash_reads=False,
+                                  **QUIET)
+    assert q.flash_ranges == () and all(s.flash_data_reads is s.flash_data_bytes is None for s in q.segments)
+    assert icount.merge_flash_reads(q.invoke_segments(0)) == (None, None)
+    assert q.invokes[0] == p.invokes[0]  # memory callbacks change no count
+    assert [s.address_counts for s in q.invoke_segments(0)] == [s.address_counts for s in p.invoke_segments(0)]
+
+
+@pytest.mark.slow
 def test_operator_marks_leave_the_kernels_counts_unchanged(m4_profiles, tiny_export):
     """--profile invoke runs the interpreter without a profiler, as a normal run does; with
     operator marks the only extra instructions are the profiler's own, a constant per operator."""
@@ -187,19 +268,19 @@ def test_the_plugin_builds_once_and_exports_the_api():
     assert {"qemu_plugin_install", "qemu_plugin_version"} <= {line.split()[-1] for line in syms.splitlines()}
 
 
-def _tb(tb_id: int, addrs: list[int], sizes: list[int]) -> bytes:
+def _tb(tb_id: int, addrs: list[int], sizes: list[int], flags: list[int] | None = None) -> bytes:
     n = len(addrs)
     return (np.array([1, tb_id], "<u4").tobytes() + np.array([addrs[0]], "<u8").tobytes()
             + np.array([n, 0], "<u4").tobytes() + np.array(addrs, "<u8").tobytes()
-            + np.array(sizes, "u1").tobytes() + bytes(-n % 4))
+            + np.array(sizes, "u1").tobytes() + np.array(flags or [0] * n, "u1").tobytes() + bytes(-2 * n % 4))
 
 
-def _segment(kind: int, start: int, entries: list[tuple[int, int, int]]) -> bytes:
+def _segment(kind: int, start: int, entries: list[tuple[int, int, int]], flash: tuple[int, int] = (0, 0)) -> bytes:
     e = np.zeros(len(entries), icount._ENTRY)
     for i, (tb, count, taken) in enumerate(entries):
         e[i] = (tb, 0, count, taken)
-    return (np.array([2], "<u4").tobytes() + np.array([kind], "<i4").tobytes() + np.array([start], "<u8").tobytes()
-            + np.array([len(entries), 0], "<u4").tobytes() + e.tobytes())
+    return (np.array([2], "<u4").tobytes() + np.array([kind], "<i4").tobytes()
+            + np.array([start, *flash], "<u8").tobytes() + np.array([len(entries), 0], "<u4").tobytes() + e.tobytes())
 
 
 def _end(icount_at_exit: int, inside: int = 0) -> bytes:
@@ -209,21 +290,27 @@ def _end(icount_at_exit: int, inside: int = 0) -> bytes:
 FUNCS = icount.FunctionTable(starts=(0x100, 0x200), ends=(0x104, 0x300), names=("AscMarkOpBegin", "kernel"))
 
 
-def _file(tmp_path, *records: bytes) -> Path:
+def _file(tmp_path, *records: bytes, flash: tuple[tuple[int, int], ...] = ((0, 0x1000),),
+          version: int = icount.FORMAT_VERSION) -> Path:
     path = tmp_path / "icount.bin"
-    head = icount.FORMAT_MAGIC + np.array([icount.FORMAT_VERSION, len(icount.MARK_SYMBOLS)], "<u4").tobytes()
+    head = (icount.FORMAT_MAGIC + np.array([version, len(icount.MARK_SYMBOLS), len(flash), 0], "<u4").tobytes()
+            + np.array(flash, "<u8").tobytes())
     path.write_bytes(head + b"".join(records))
     return path
 
 
-def _synthetic(tmp_path, *, op_tb_count: int = 10, inline_end: int = 46) -> Path:
-    """start (2 insns) | invoke begin (1) | op begin: mark (2) + kernel loop (3 x count) | op end (1) | invoke end (1)."""
+def _synthetic(tmp_path, *, op_tb_count: int = 10, inline_end: int = 46, op_flash: tuple[int, int] = (20, 50),
+               flash: tuple[tuple[int, int], ...] = ((0, 0x1000),)) -> Path:
+    """start (2 insns) | invoke begin (1) | op begin: mark (2) + kernel loop (3 x count, one load) | op end (1) |
+    invoke end (1). The kernel's loop reads flash (``op_flash``: reads, bytes), nothing else does."""
     return _file(tmp_path, _tb(0, [0x10, 0x12], [2, 2]), _tb(1, [0x50], [2]), _tb(2, [0x100, 0x102], [2, 2]),
-                 _tb(3, [0x200, 0x202, 0x204], [2, 2, 2]), _tb(4, [0x60], [2]), _tb(5, [0x70], [2]),
+                 _tb(3, [0x200, 0x202, 0x204], [2, 2, 2],
+                     [icount.FLAG_LOAD, icount.FLAG_LOAD | icount.FLAG_LITERAL, icount.FLAG_LOAD | icount.FLAG_STACK]),
+                 _tb(4, [0x60], [2]), _tb(5, [0x70], [2]),
                  _segment(-1, 0, [(0, 1, 1)]), _segment(icount.INVOKE_BEGIN, 2, [(1, 1, 1)]),
-                 _segment(icount.OP_BEGIN, 3, [(2, 1, 1), (3, op_tb_count, 1)]),
+                 _segment(icount.OP_BEGIN, 3, [(2, 1, 1), (3, op_tb_count, 1)], op_flash),
                  _segment(icount.OP_END, 35, [(4, 1, 1)]), _segment(icount.INVOKE_END, 36, [(5, 10, 9)]),
-                 _end(inline_end))
+                 _end(inline_end), flash=flash)
 
 
 def _label(path: Path, **kw):
@@ -242,6 +329,47 @@ def test_synthetic_plugin_output_is_labelled(tmp_path):
     assert op.taken_counts == {0x102: 1, 0x204: 1} and op.op_type == "CONV_2D" and op.invoke == 0
     assert [s.kind for s in p.segments] == ["startup", "interpreter", "operator", "interpreter", "program"]
     assert p.function_counts([op]) == {"AscMarkOpBegin": 2, "kernel": 30}
+    assert (op.flash_data_reads, op.flash_data_bytes) == (20, 50) and p.flash_ranges == ((0, 0x1000),)
+    assert [s.flash_data_reads for s in p.segments] == [0, 0, 20, 0, 0]
+    assert icount.merge_flash_reads(p.invoke_segments(0)) == (20, 50)
+    assert [p.instruction_flags[a] for a in (0x200, 0x202, 0x204, 0x10)] == [icount.FLAG_LOAD, 3, 5, 0]
+    # without flash ranges the counts are None, not 0: the cycle model then says they are not priced
+    q = _label(_synthetic(tmp_path, op_flash=(0, 0), flash=()))
+    assert all(s.flash_data_reads is None for s in q.segments) and q.flash_ranges == ()
+    assert icount.merge_flash_reads(q.invoke_segments(0)) == (None, None)
+
+
+def test_inconsistent_flash_reads_are_refused(tmp_path):
+    with pytest.raises(FirmwareError, match=r"segment 2 .*20 flash data reads although no flash range was given"):
+        _label(_synthetic(tmp_path, flash=()))
+    with pytest.raises(FirmwareError, match=r"segment 2 .*20 flash data reads of 200 bytes: every read is 1 to 8"):
+        _label(_synthetic(tmp_path, op_flash=(20, 200)))
+    # 10 executions of the loop's one instrumented load (not the literal nor the SP-based one): at most 320 reads
+    _label(_synthetic(tmp_path, op_flash=(320, 320)))
+    with pytest.raises(FirmwareError, match=r"321 flash data reads but 10 executions of instrumented load"):
+        _label(_synthetic(tmp_path, op_flash=(321, 321)))
+
+
+def test_other_format_versions_are_refused_by_name(tmp_path):
+    path = _file(tmp_path, _end(0), version=1)
+    with pytest.raises(FirmwareError, match=r"format version 1; this reader .* reads only version 2.*delete"):
+        icount.read_plugin_output(path)
+
+
+@pytest.mark.slow
+def test_the_flash_ranges_are_the_images_flash_region(m4_program):
+    """The loaded sections the linker put in FLASH (firmware/cortex_m/cortex_m_sections.ld: .text with
+    .rodata, .ARM.exidx, .init_array) as one range; without the map file the read-only ones."""
+    ranges = icount.flash_ranges(m4_program.path, map_file=m4_program.map_file)
+    out = subprocess.run(["arm-none-eabi-objdump", "-h", str(m4_program.path)], capture_output=True, text=True).stdout
+    sections = {p[1]: (int(p[3], 16), int(p[2], 16)) for p in (line.split() for line in out.splitlines())
+                if len(p) >= 7 and p[0].isdigit()}
+    text, data = sections[".text"], sections[".data"]
+    in_flash = (".text", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array")
+    assert ranges == ((text[0], max(sections[n][0] + sections[n][1] for n in in_flash if n in sections)),)
+    assert not ranges[0][0] <= data[0] < ranges[0][1]
+    (lo, hi), = icount.flash_ranges(m4_program.path)
+    assert lo == text[0] and text[0] + text[1] <= hi <= ranges[0][1]
 
 
 def test_a_tb_left_early_is_refused(tmp_path):

@@ -44,6 +44,11 @@ def test_every_mcu_of_the_core_gets_milliseconds_from_cycles_and_clock(m4_profil
         assert m.frontend_ms_per_frame > 0 and m.hop_ms == pytest.approx(1000 * 1536 / 44100, rel=1e-3)
         clip_ms = m.frontend_ms_per_frame * report.targets[0].frontend_frames + m.ms_per_clip
         assert m.real_time_factor == pytest.approx(clip_ms / 2000, rel=1e-3)  # the tiny clips are 2 s
+        # the weights' and constants' flash reads are counted (QEMU plugin) and priced, for the
+        # inference and the front end alike
+        assert not any("not counted" in a for a in m.assumptions), m.assumptions
+        assert any(a.startswith(f"{m.mcu}: data reads from flash (weights, constants; literal pools excluded) "
+                                "priced as streamed") for a in m.assumptions)
 
 
 def test_report_files(m4_profile):

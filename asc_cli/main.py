@@ -322,10 +322,76 @@ def cmd_export(a: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- validate
+def _is_any_model(path: Path) -> bool:
+    """A ``.tflite`` with no export's ``config.json`` beside it: validated and built on int8 inputs
+    (:mod:`firmware_harness.any_model`). An unreadable config.json counts as an export's, so that
+    the export's own checks name it."""
+    import json
+
+    if path.suffix != ".tflite":
+        return False
+    config = path.parent / "config.json"
+    if not config.is_file():
+        return True
+    try:
+        return json.loads(config.read_text()).get("stage") != "export"
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return False
+
+
+def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None:
+    """``--inputs | --random N``, ``--seed``, ``--out``: a .tflite without an export folder."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--inputs", default=None, metavar="X.npy",
+                   help="a .tflite without an export: int8 inputs, one per row, shape (N, *input shape) with or "
+                        "without its batch dimension")
+    g.add_argument("--random", type=positive_int, default=None, metavar="N",
+                   help="a .tflite without an export: N seeded random int8 inputs (the default, with N = 20)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of --random (default 0)")
+    p.add_argument("--out", default=None, help=f"a .tflite without an export: output folder (default {out_default} "
+                                               "beside the model)")
+
+
+def _any_model_kwargs(a: argparse.Namespace) -> dict:
+    if a.seed is not None and a.inputs is not None:
+        warn(f"--seed {a.seed} has no effect with --inputs (it seeds --random)")
+    return dict(inputs_path=Path(a.inputs) if a.inputs is not None else None, random_count=a.random,
+                seed=a.seed if a.seed is not None else 0, out_dir=Path(a.out) if a.out is not None else None)
+
+
+def _refuse_any_model_options(a: argparse.Namespace, model: Path) -> None:
+    """An export's model runs on its dataset's evaluate clips and writes into the export folder."""
+    for option, value in (("--inputs", a.inputs), ("--random", a.random), ("--seed", a.seed), ("--out", a.out)):
+        if value is not None:
+            raise OptionError(f"{option} is for a .tflite without an export folder; {model} is an export's (its "
+                              "config.json is beside it), which runs on the evaluate clips of --data and writes into "
+                              f"the export folder. Leave out {option}, or give a .tflite of its own")
+    if a.data is None:
+        raise OptionError(f"--data is required for {model}, an export's: it runs on the evaluate clips of the dataset "
+                          "it was trained on (--data DIR)")
+
+
 def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import format_report
 
+    model = Path(a.model)
+    if _is_any_model(model):
+        from firmware_harness.any_model import default_out_dir, format_model_validation, validate_model
+
+        for option, value in (("--data", a.data), ("--max-drop", a.max_drop)):
+            if value is not None:
+                warn(f"{option} {value} has no effect on a .tflite without an export folder (no dataset, no float "
+                     "model)")
+        kwargs = _any_model_kwargs(a)
+        report = validate_model(model, workers=a.workers, **kwargs)
+        print(format_model_validation(report))
+        print(f"validate: reports in {kwargs['out_dir'] or default_out_dir(model, 'validation')} "
+              "(validation_report.md/.json, inputs.npy, outputs.npy)")
+        if report.failures:
+            raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
+        return
+    _refuse_any_model_options(a, model)
     report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
     print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")
@@ -385,6 +451,13 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
     from firmware_harness.targets import get_target
 
+    source = Path(a.export_dir)
+    if _is_any_model(source):
+        _firmware_any_model(a, source)
+        return
+    if source.suffix == ".tflite":  # an export's model.tflite: its folder
+        a.export_dir = str(source.parent)
+    _refuse_any_model_options(a, source)
     emulated = [n for n in a.targets if get_target(n).emulated]
     if a.chunk is not None and not a.from_audio:
         warn(f"--chunk {a.chunk} has no effect without --from-audio")
@@ -398,6 +471,27 @@ def cmd_firmware(a: argparse.Namespace) -> None:
                             third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
     print(format_report(report))
     print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
+    if report.failures:
+        raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
+
+
+def _firmware_any_model(a: argparse.Namespace, model: Path) -> None:
+    from firmware_harness.any_model import check_model_firmware, default_out_dir, format_model_firmware
+
+    if a.from_audio:
+        raise OptionError(f"--from-audio needs an export's front end; {model} is a .tflite without an export folder "
+                          "(no audio front end), run on int8 inputs only (--inputs or --random)")
+    for option, value, default in (("--data", a.data, None), ("--clips", a.clips, 20),
+                                   ("--host-clips", a.host_clips, "all"), ("--chunk", a.chunk, None)):
+        if value != default:
+            warn(f"{option} {value} has no effect on a .tflite without an export folder: every target runs the "
+                 "--inputs/--random inputs")
+    kwargs = _any_model_kwargs(a)
+    report = check_model_firmware(model, targets=a.targets,
+                                  third_party_dir=Path(a.third_party) if a.third_party else None, **kwargs)
+    print(format_model_firmware(report))
+    print(f"firmware: sources, programs, outputs and firmware_report.md/.json in "
+          f"{kwargs['out_dir'] or default_out_dir(model, 'firmware')}")
     if report.failures:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
@@ -576,18 +670,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=positive_int, default=2)
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("validate", help="run every evaluate clip through TFLM and LiteRT; int8 vs float; arena")
-    s.add_argument("model", help="RUN_DIR/export/model.tflite (its config.json must be beside it)")
-    s.add_argument("--data", required=True)
+    s = sub.add_parser("validate", help="run every evaluate clip (or any int8 .tflite's int8 inputs) through TFLM and "
+                                        "LiteRT; int8 vs float; arena")
+    s.add_argument("model", help="RUN_DIR/export/model.tflite (its config.json beside it), or any int8 .tflite")
+    s.add_argument("--data", default=None, help="the dataset (required for an export's model)")
     s.add_argument("--work", default="work")
     s.add_argument("--workers", type=positive_int, default=2)
     s.add_argument("--max-drop", type=non_negative_float, default=None, metavar="PP",
                    help="fail if int8 accuracy is more than PP points below float")
+    _add_any_model_args(s, out_default="MODEL.validation")
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("firmware", help="compile the export with TFLM C++ per target; bit-exact against TFLM Python")
-    s.add_argument("export_dir", help="RUN_DIR/export (model.tflite, C sources, config.json)")
-    s.add_argument("--data", required=True)
+    s.add_argument("export_dir", metavar="SOURCE",
+                   help="RUN_DIR/export (model.tflite, C sources, config.json) or its model.tflite, or any int8 .tflite "
+                        "(its C sources are generated)")
+    s.add_argument("--data", default=None, help="the dataset (required for an export)")
     s.add_argument("--work", default="work")
     s.add_argument("--targets", type=_targets, default=("host", "host-cmsis-nn", "cortex-m4"),
                    help="comma-separated: host, host-cmsis-nn, cortex-m4, cortex-m55 (default the first three)")
@@ -605,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
     s.add_argument("--workers", type=positive_int, default=2)
+    _add_any_model_args(s, out_default="MODEL.firmware")
     s.set_defaults(func=cmd_firmware)
 
     s = sub.add_parser("profile", help="estimated ms per inference and per clip on Cortex-M microcontrollers, from "

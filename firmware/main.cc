@@ -30,6 +30,10 @@
 //                      then runs without a profiler, exactly as without --profile). Nothing else
 //                      changes: the outputs are bit-identical with and without it
 //
+// A model without the log-mel input and front end (any int8 .tflite: `asc firmware MODEL.tflite`
+// generates model_data.h/.cc and a model_settings.h that defines MODEL_NO_FRONTEND) builds
+// without model_input.h and model_frontend.h/.cc and takes --int8 only.
+//
 // Prints key=value lines (arena_used_bytes, invoke_seconds, stack_used_bytes, ...); exit status
 // 0 on success, 2 on bad arguments or I/O, 3 when TFLM cannot allocate or invoke.
 #include <stdint.h>
@@ -39,9 +43,11 @@
 #include <time.h>
 
 #include "model_data.h"
+#include "model_settings.h"
+#ifndef MODEL_NO_FRONTEND
 #include "model_frontend.h"
 #include "model_input.h"
-#include "model_settings.h"
+#endif
 #include "asc_profile.h"
 #include "tensorflow/lite/micro/memory_helpers.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
@@ -51,6 +57,7 @@ namespace {
 
 alignas(16) uint8_t tensor_arena[kTensorArenaSize];
 ModelOpResolver op_resolver;
+#ifndef MODEL_NO_FRONTEND
 float band_values[kNumFrames];  // one mel band of one inference (--logmel)
 #ifdef MODEL_WINDOWED
 constexpr int kClipLength = kClipFrames;
@@ -67,6 +74,12 @@ static_assert(kClipLength == kFrontEndFrames, "the model's clip and the front en
 FrontEnd frontend;              // the front end's state (--wav-list)
 constexpr int kMaxChunkSamples = 2048;
 alignas(4) uint8_t pcm_chunk[kMaxChunkSamples * 3];  // one microphone chunk, 16- or 24-bit
+constexpr long kDefaultChunkSamples = kHopLength < kMaxChunkSamples ? kHopLength : kMaxChunkSamples;
+#else  // no front end: --int8 inputs only, one inference each
+constexpr int kWindowsPerClip = 1;
+constexpr int kMaxChunkSamples = 1;
+constexpr long kDefaultChunkSamples = 1;
+#endif
 
 #if defined(__arm__)
 // Board memory the linker script leaves outside the image (QEMU's PSRAM/DDR): used only by the
@@ -114,7 +127,7 @@ struct Args {
   const char* wav_list = nullptr;
   const char* logmel_out = nullptr;
   const char* clip_out = nullptr;
-  long chunk = kHopLength < kMaxChunkSamples ? kHopLength : kMaxChunkSamples;
+  long chunk = kDefaultChunkSamples;
   const char* out = nullptr;
   const char* inputs_out = nullptr;
   const char* dump = nullptr;
@@ -163,6 +176,9 @@ bool ParseArgs(int argc, char** argv, Args* a) {
   }
   // --measure-arena and --dump both use the scratch memory, so never together.
   const int sources = (a->logmel != nullptr) + (a->int8 != nullptr) + (a->wav_list != nullptr);
+#ifdef MODEL_NO_FRONTEND
+  if (a->int8 == nullptr) return false;  // no log-mel or PCM input without the front end
+#endif
   return sources == 1 && a->clips >= 0 && a->out != nullptr && a->chunk >= 1 && a->chunk <= kMaxChunkSamples &&
          (a->logmel_out == nullptr || a->wav_list != nullptr) &&
          // --logmel-out, --dump and --measure-arena all use the scratch memory; --dump re-reads its input
@@ -178,6 +194,9 @@ bool ReadInput(FILE* f, const Args& a, long index, int window, int8_t* input) {
     if (fseek(f, index * static_cast<long>(kInputElements), SEEK_SET) != 0) return false;
     return fread(input, 1, kInputElements, f) == static_cast<size_t>(kInputElements);
   }
+#ifdef MODEL_NO_FRONTEND
+  return false;
+#else
   for (int band = 0; band < kNumMels; ++band) {
     const long at = ((index * kNumMels + band) * static_cast<long>(kClipLength) + kStarts[window]) * 4;
     if (fseek(f, at, SEEK_SET) != 0) return false;
@@ -185,6 +204,7 @@ bool ReadInput(FILE* f, const Args& a, long index, int window, int8_t* input) {
     QuantizeLogMelBand(band_values, band, input);
   }
   return true;
+#endif
 }
 
 // One inference: invoke, write its input and output, add it to the clip's accumulator.
@@ -217,6 +237,7 @@ bool RunInference(Inference* r) {
   return true;
 }
 
+#ifndef MODEL_NO_FRONTEND
 // The front end's frame callback: run every window whose last frame this is.
 struct StreamState {
   Inference* inference;
@@ -330,6 +351,7 @@ bool RunFrontEnd(const char* path, long chunk, Inference* inference, float* logm
   return (FrontEndClipComplete(&frontend) && stream.next_window == kWindowsPerClip) ||
          (Fail(3, "clip incomplete for", path), false);
 }
+#endif  // MODEL_NO_FRONTEND
 
 bool ReadLine(FILE* f, char* line, size_t size) {
   if (fgets(line, static_cast<int>(size), f) == nullptr) return false;
@@ -403,10 +425,12 @@ int main(int argc, char** argv) {
   if (out == nullptr) return Fail(2, "cannot open", a.out);
   if (a.inputs_out && inputs_out == nullptr) return Fail(2, "cannot open", a.inputs_out);
   if (a.logmel_out && logmel_out == nullptr) return Fail(2, "cannot open", a.logmel_out);
+#ifndef MODEL_NO_FRONTEND
   // the float log-mel is for checking only: diagnostic memory, outside the image on Cortex-M
   constexpr long kClipElements = static_cast<long>(kNumMels) * kFrontEndFrames;
   float* logmel = a.logmel_out ? reinterpret_cast<float*>(ScratchBuffer(kClipElements * sizeof(float))) : nullptr;
   if (a.logmel_out && logmel == nullptr) return Fail(3, "no scratch memory for --logmel-out", nullptr);
+#endif
   int8_t* input = interpreter.input(0)->data.int8;
   Inference inference = {&interpreter, out, inputs_out, 0.0, 0, true};
   double frontend_seconds = 0.0;
@@ -417,11 +441,13 @@ int main(int argc, char** argv) {
     ClipAccumulatorReset(&inference.acc);
 #endif
     if (a.wav_list != nullptr) {
+#ifndef MODEL_NO_FRONTEND
       if (!ReadLine(in, wav_path, sizeof(wav_path))) return Fail(2, "short read from", in_path);
       if (!RunFrontEnd(wav_path, a.chunk, &inference, logmel, &frontend_seconds)) return 2;
       if (logmel_out && fwrite(logmel, sizeof(float), kClipElements, logmel_out) != static_cast<size_t>(kClipElements)) {
         return Fail(2, "write failed:", a.logmel_out);
       }
+#endif
     } else {
       const int windows = a.int8 != nullptr ? 1 : kWindowsPerClip;
       for (int w = 0; w < windows; ++w) {
@@ -446,9 +472,11 @@ int main(int argc, char** argv) {
   fprintf(stdout, "clips=%ld\ninferences=%ld\nwindows_per_clip=%d\ninvoke_seconds=%.6f\n", a.clips, inference.count,
           kWindowsPerClip, inference.invoke_seconds);
   if (a.wav_list != nullptr) {
+#ifndef MODEL_NO_FRONTEND
     fprintf(stdout, "chunk_samples=%ld\nfrontend_seconds=%.6f\nfrontend_frames=%ld\nfrontend_state_bytes=%lu\n"
             "pcm_chunk_bytes=%lu\n", a.chunk, frontend_seconds, a.clips * kFrontEndFrames,
             static_cast<unsigned long>(sizeof(FrontEnd)), static_cast<unsigned long>(sizeof(pcm_chunk)));
+#endif
   }
 #if defined(__arm__)
   fprintf(stdout, "stack_used_bytes=%lu\n", static_cast<unsigned long>(StackUsedBytes()));

@@ -159,8 +159,10 @@ class TflmTruth:
         return np.stack([self._runner.run(x.reshape(shape)[None])[0] for x in x_int8])
 
 
-def _localize(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int, work: Path) -> dict:
-    """Run one int8 input with every tensor dumped; the first operator differing from TFLM Python."""
+def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int,
+                               work: Path) -> dict:
+    """Run one int8 input ``x`` (the model's input shape, batch 1 included) with every tensor dumped;
+    the first operator differing from TFLM Python (:func:`~firmware_harness.layers.first_divergence`)."""
     from tflite_export.flatbuffer import read_model
 
     run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
@@ -259,7 +261,8 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     if not out_same.all():
         i = int(np.flatnonzero((run.outputs != truth_out).any(axis=1))[0])  # the first differing inference
         first_out = {"clip": str(table["filename"].iloc[rows[i // k_per]]), "window": i % k_per,
-                     **_localize(prog, model, expected_inputs[inferences[i]], arena=truth_arena, work=work)}
+                     **localize_output_difference(prog, model, expected_inputs[inferences[i]], arena=truth_arena,
+                                                  work=work)}
         failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
                         f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
                         f"(clip {first_out['clip']})")
@@ -362,20 +365,30 @@ def format_report(r: FirmwareReport) -> str:
     lines = [f"# Firmware check of {Path(r.export_dir).name}/model.tflite", "",
              f"Truth: TFLM's Python runtime on the same clips. Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
-    lines += ["", "| target | kernels | clips | inputs identical | outputs identical | arena used | "
-                  "kTensorArenaSize | time per inference |", "|---|---|---|---|---|---|---|---|"]
-    for t in r.targets:
-        unit = "s (QEMU emulation)" if t.emulated else "ms (host)"
+    lines += targets_section(r.targets)
+    lines += format_from_audio([(t.target, t.emulated, t.from_audio) for t in r.targets if t.from_audio])
+    lines += ["", QEMU_NOTE, ""]
+    return "\n".join(lines)
+
+
+def targets_section(targets: tuple[TargetResult, ...], *, unit: str = "clips") -> list[str]:
+    """The firmware report's table of targets (``unit``: what a row counts), each target's first
+    differing operator and each Cortex-M image's footprint and fit table."""
+    lines = ["", f"| target | kernels | {unit} | inputs identical | outputs identical | arena used | "
+                 "kTensorArenaSize | time per inference |", "|---|---|---|---|---|---|---|---|"]
+    for t in targets:
+        time_unit = "s (QEMU emulation)" if t.emulated else "ms (host)"
         per = t.seconds_per_inference if t.emulated else 1000 * t.seconds_per_inference
         lines.append(f"| {t.target} | {t.kernels} | {t.clips} | {t.inputs_identical} | {t.outputs_identical} | "
-                     f"{t.arena_used_bytes:,d} | {t.header_arena_bytes:,d} | {per:.3f} {unit} |")
-    for t in r.targets:
+                     f"{t.arena_used_bytes:,d} | {t.header_arena_bytes:,d} | {per:.3f} {time_unit} |")
+    for t in targets:
         if t.first_output_divergence:
             d = t.first_output_divergence
+            where = f"clip {d['clip']}" if "clip" in d else f"input {d['input']}"
             lines += ["", f"{t.target}: first differing operator {d.get('op_index')} {d.get('op')} "
                           f"(tensor {d.get('tensor')}, {d.get('elements_differing')} element(s), up to "
-                          f"{d.get('max_abs_diff_lsb')} LSB) on clip {d['clip']}"]
-    for t in r.targets:
+                          f"{d.get('max_abs_diff_lsb')} LSB) on {where}"]
+    for t in targets:
         if t.footprint is None:
             continue
         f = t.footprint
@@ -393,6 +406,4 @@ def format_report(r: FirmwareReport) -> str:
                   "", format_fit_table(fit_table(flash_needed=f.flash_bytes, ram_needed=f.ram_bytes),
                                        basis=f"this {t.target} image's flash and RAM in use, which include the "
                                              "semihosting C library a product firmware would not have")]
-    lines += format_from_audio([(t.target, t.emulated, t.from_audio) for t in r.targets if t.from_audio])
-    lines += ["", QEMU_NOTE, ""]
-    return "\n".join(lines)
+    return lines

@@ -4,6 +4,8 @@ The program is compiled from the export's files (``model_data.cc``, ``model_inpu
 ``model_settings.h``, ``model_frontend.cc/.h``) and ``firmware/``, linked with the cached TFLM
 and CMSIS-DSP libraries (:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
 with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
+A folder generated for any int8 .tflite (:mod:`firmware_harness.any_model`: ``model_data.cc/.h`` and
+a ``model_settings.h`` that defines ``MODEL_NO_FRONTEND``) builds the same program without the front end.
 
 A run writes its inputs to files (or lists WAV files for the front end), starts the program
 natively or under ``qemu-system-arm`` with semihosting (the program's ``fopen`` then opens host
@@ -29,6 +31,8 @@ from tflite_export.export import C_SOURCE_FILES
 FIRMWARE_DIR = third_party.repo_root() / "firmware"
 PROGRAM_OPT = "-O2"
 MAX_CHUNK_SAMPLES = 2048  # kMaxChunkSamples in firmware/main.cc: the program's microphone buffer
+#: the files of a sources folder generated for a model without the front end (MODEL_NO_FRONTEND)
+MODEL_ONLY_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_settings.h")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +51,13 @@ def resolver_methods(export_dir: Path) -> list[str]:
     return re.findall(r"resolver\.(Add\w+)\(\)", header)
 
 
+def has_frontend(export_dir: Path) -> bool:
+    """Whether the folder's ``model_settings.h`` is an export's (log-mel input, front end), not one
+    generated for a model without them (``#define MODEL_NO_FRONTEND``)."""
+    header = Path(export_dir) / "model_settings.h"
+    return not (header.is_file() and "#define MODEL_NO_FRONTEND" in header.read_text())
+
+
 def _run_tool(cmd: list[str], what: str) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -56,7 +67,8 @@ def _run_tool(cmd: list[str], what: str) -> None:
 def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path, log=print) -> Program:
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
     export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
-    missing = [f for f in C_SOURCE_FILES if not (export_dir / f).is_file()]
+    frontend = has_frontend(export_dir)
+    missing = [f for f in (C_SOURCE_FILES if frontend else MODEL_ONLY_SOURCE_FILES) if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
                             "or is incomplete: re-run `asc export`")
@@ -67,7 +79,8 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     objs_dir = out_dir / "obj"
     objs_dir.mkdir(exist_ok=True)
-    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc", export_dir / "model_frontend.cc"]
+    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc"]
+    sources += [export_dir / "model_frontend.cc"] if frontend else []
     if target.emulated:
         sources += [FIRMWARE_DIR / "cortex_m" / "startup.S", FIRMWARE_DIR / "cortex_m" / "cstart.c"]
     objects = []

@@ -11,21 +11,28 @@ the XNNPACK delegate), in parallel worker processes. Then:
   agreement, output RMSE / max abs diff / cosine, per-layer quantization error;
 * the smallest tensor arena, measured, against the header's ``kTensorArenaSize``.
 
+The runtime comparison (run the three interpreters, agreement, localization) is
+:func:`compare_runtimes`, shared with the validation of any int8 .tflite without an export
+folder (:mod:`firmware_harness.any_model`); the float model, the scores per device and the input
+formula are the export's own.
+
 Reports go to the export folder: ``validation_report.json``, ``validation_report.md``,
 ``validation_per_device.png`` and ``validation_output_diff.png``.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.runners import RUNNERS, make_runner
-from firmware_harness.validation_report import (ArenaCheck, ClipDivergence, LayerError, ScoreRow, Throughput,
-                                                ValidationReport, agreement, format_report, output_error,
+from firmware_harness.validation_report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
+                                                Throughput, ValidationReport, agreement, format_report, output_error,
                                                 write_validation_report)
 from keras_asc import artifacts
 from keras_asc.errors import AscError
@@ -118,6 +125,54 @@ def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk:
         parts[starts[k]] = part
     out = np.concatenate([parts[s] for s in starts], axis=1)
     return {n: out[i] for i, n in enumerate(runners)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeComparison:
+    """TFLM against LiteRT on the same int8 inputs (:func:`compare_runtimes`); held in memory, the
+    reports take its parts."""
+
+    outputs: dict[str, np.ndarray]  # runner -> (inferences, output elements) int8; "tflm" is the truth
+    agreement: dict[str, Agreement]  # litert_ref and litert_opt against TFLM
+    divergences: tuple[ClipDivergence, ...]  # every litert_ref disagreement, localized
+    failures: tuple[str, ...]  # first divergences that are not a documented kernel difference
+    seconds: float  # running the interpreters (the localization excluded)
+    tflm_twin_agreement: Agreement | None = None  # with tflm_model: TFLM on it against TFLM on the model
+
+
+def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, name_of: Callable[[int], str],
+                     unit: str = "clip", tflm_model: bytes | None = None) -> RuntimeComparison:
+    """Run ``x`` (inferences, *input shape*, batch 1 included) int8 through TFLM (the truth), LiteRT's
+    reference kernels and LiteRT's default interpreter (:func:`run_all`, ``workers`` processes),
+    compare both LiteRT flavours with TFLM, and localize every reference-kernel disagreement to its
+    first diverging operator (:class:`~firmware_harness.layers.LayerComparer`); a first divergence
+    that is not in :data:`~firmware_harness.layers.KNOWN_DIFFERENCES` is a failure. ``name_of(i)``
+    names inference ``i`` in the report (a clip's file name), ``unit`` counts them in the failure.
+
+    ``tflm_model``: the truth is TFLM on this model instead (a LUT-compressed export: LiteRT cannot
+    run its TFLM_DECODE, so ``model`` is its uncompressed twin, which LiteRT runs and the layers are
+    compared on); ``tflm_twin_agreement`` is TFLM on it against TFLM on ``model``."""
+    t0 = time.perf_counter()
+    outs = run_all(model, x, arena=arena, workers=workers)
+    twin = None
+    if tflm_model is not None:
+        truth = run_all(tflm_model, x, arena=arena, workers=workers, runners=("tflm",))["tflm"]
+        twin = agreement(outs["tflm"], truth)
+        outs["tflm"] = truth
+    seconds = time.perf_counter() - t0
+    agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
+    idx = agree["litert_ref"].differing_clip_indices
+    comparer = LayerComparer(model, arena_bytes=arena) if idx else None
+    divergences = tuple(ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
+                        for i in idx)
+    unknown = [d for d in divergences if not d.known]
+    failures = []
+    if unknown:
+        ops = sorted({str(d.op) for d in unknown})
+        failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
+                        f"kernel difference, on {len(unknown)} {unit}(s), e.g. {[d.clip for d in unknown[:3]]}")
+    return RuntimeComparison(outputs=outs, agreement=agree, divergences=divergences, failures=tuple(failures),
+                             seconds=seconds, tflm_twin_agreement=twin)
 
 
 def uncompressed_twin(export_dir: Path, exp: ExportResult) -> bytes | None:
@@ -234,31 +289,18 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     if windows:  # quantization is per element, so the windows of the quantized clip are the firmware's
         x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
     x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
-    t0 = time.perf_counter()
-    outs = run_all(twin or data, x_int8, arena=run_arena, workers=workers)
-    compressed = None
-    if twin is not None:
-        outs_compressed = run_all(data, x_int8, arena=run_arena, workers=workers, runners=("tflm",))["tflm"]
-        compressed = agreement(outs["tflm"], outs_compressed)
-        if compressed.clips_with_any_difference:
-            failures.append(f"TFLM's outputs on the compressed model differ from the uncompressed model's on "
-                            f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
-                            "weights do not decode to the uncompressed ones on this runtime")
-        outs["tflm"] = outs_compressed
-    run_seconds = time.perf_counter() - t0
+    # TFLM, LiteRT reference and LiteRT default on every input; every reference-kernel disagreement localized
+    cmp = compare_runtimes(twin or data, x_int8, arena=run_arena, workers=workers,
+                           name_of=lambda i: str(table["filename"].iloc[i // per_clip]),
+                           tflm_model=data if twin is not None else None)
+    outs, agree, divergences, run_seconds, compressed = (cmp.outputs, cmp.agreement, cmp.divergences, cmp.seconds,
+                                                         cmp.tflm_twin_agreement)
+    if compressed is not None and compressed.clips_with_any_difference:
+        failures.append(f"TFLM's outputs on the compressed model differ from the uncompressed model's on "
+                        f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
+                        "weights do not decode to the uncompressed ones on this runtime")
     log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x {3 + (twin is not None)} runs in {run_seconds:.1f} s")
-
-    # agreement with TFLM, and localization of every reference-kernel disagreement
-    agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
-    idx = agree["litert_ref"].differing_clip_indices
-    comparer = LayerComparer(twin or data, arena_bytes=run_arena) if idx else None
-    divergences = tuple(ClipDivergence(clip=str(table["filename"].iloc[i // per_clip]), index=int(i),
-                                       divergence=comparer.first_divergence(x_int8[i])) for i in idx)
-    unknown = [d for d in divergences if not d.known]
-    if unknown:
-        ops = sorted({str(d.op) for d in unknown})
-        failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
-                        f"kernel difference, on {len(unknown)} clip(s), e.g. {[d.clip for d in unknown[:3]]}")
+    failures += cmp.failures
 
     # int8 (TFLM) against float
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})

@@ -170,6 +170,32 @@ def read_validation_report(export_dir: Path) -> ValidationReport:
     return records.read(ValidationReport, Path(export_dir) / "validation_report.json")
 
 
+def litert_section(agreement_with_tflm: dict[str, Agreement], divergences: tuple[ClipDivergence, ...], *,
+                   optimized_note: str, unit: str, item: str = "clip(s)") -> list[str]:
+    """The report's "LiteRT against TFLM" lines: agreement per runtime (``unit``: what the counts
+    count, e.g. clips), then the first diverging operator of every reference-kernel disagreement
+    (``item``: one of them, counted)."""
+    lines = ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
+             "|---|---|---|---|"]
+    for n, a in agreement_with_tflm.items():
+        lines.append(f"| {n} | {a.clips_with_any_difference} / {a.clips} | {a.max_abs_diff_lsb} | {a.top1_changed} |")
+    divs = divergences
+    if divs:
+        by_op = Counter(str(d.op) for d in divs)
+        lines += ["", f"First diverging operator of the reference kernels ({len(divs)} {item}, each localized): "
+                  + ", ".join(f"{op} x{c}" for op, c in by_op.most_common())]
+        for op, _ in by_op.most_common():
+            ex = next(d for d in divs if str(d.op) == op)
+            v = ex.divergence
+            where = (f"tensor {v.tensor} {list(v.shape)}, {v.elements_differing} element(s) differ by up to "
+                     f"{v.max_abs_diff_lsb} LSB. " if v else "")
+            lines.append(f"- {op}: {'documented' if ex.known else 'NOT a documented difference'}; "
+                         f"e.g. {ex.clip}, {where}{ex.explanation}")
+    if agreement_with_tflm["litert_opt"].clips_with_any_difference:
+        lines += ["", f"litert_opt: {optimized_note}"]
+    return lines
+
+
 def format_report(r: ValidationReport) -> str:
     """The Markdown report; also what the CLI prints."""
     lines = [f"# Validation of {Path(r.model).name}", "",
@@ -186,24 +212,7 @@ def format_report(r: ValidationReport) -> str:
         lines += ["", f"Compressed model: TFLM's outputs on model.tflite (LUT-compressed weights) and on "
                   f"model_uncompressed.tflite differ on {c.clips_with_any_difference} of {c.clips} {unit}. LiteRT has "
                   "no TFLM_DECODE operator, so it runs model_uncompressed.tflite below."]
-    lines += ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
-              "|---|---|---|---|"]
-    for n, a in r.agreement_with_tflm.items():
-        lines.append(f"| {n} | {a.clips_with_any_difference} / {a.clips} | {a.max_abs_diff_lsb} | {a.top1_changed} |")
-    divs = r.reference_divergences
-    if divs:
-        by_op = Counter(str(d.op) for d in divs)
-        lines += ["", f"First diverging operator of the reference kernels ({len(divs)} clip(s), each localized): "
-                  + ", ".join(f"{op} x{c}" for op, c in by_op.most_common())]
-        for op, _ in by_op.most_common():
-            ex = next(d for d in divs if str(d.op) == op)
-            v = ex.divergence
-            where = (f"tensor {v.tensor} {list(v.shape)}, {v.elements_differing} element(s) differ by up to "
-                     f"{v.max_abs_diff_lsb} LSB. " if v else "")
-            lines.append(f"- {op}: {'documented' if ex.known else 'NOT a documented difference'}; "
-                         f"e.g. {ex.clip}, {where}{ex.explanation}")
-    if r.agreement_with_tflm["litert_opt"].clips_with_any_difference:
-        lines += ["", f"litert_opt: {r.optimized_note}"]
+    lines += litert_section(r.agreement_with_tflm, r.reference_divergences, optimized_note=r.optimized_note, unit=unit)
     e = r.output_error
     drop = r.accuracy_drop_pp
     lines += ["", "## int8 (TFLM) against float", "",

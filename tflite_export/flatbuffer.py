@@ -25,6 +25,49 @@ TFLM_RESOLVER_METHODS: dict[str, str] = {
     "TFLM_DECODE": "AddDecode",  # custom: decodes LUT-compressed weights (tflite_export.compression)
 }
 
+#: Every operator the pinned TFLM's ``MicroMutableOpResolver`` (micro_mutable_op_resolver.h of the
+#: ``tflite-micro`` archive) registers with a default kernel that the firmware builds select
+#: (:func:`firmware_harness.tflm_build.select_sources`): op name -> registration method. A superset
+#: of :data:`TFLM_RESOLVER_METHODS` with the same methods; ``asc validate``/``asc firmware`` of any
+#: int8 .tflite (:mod:`firmware_harness.any_model`) take a model whose operators are all here.
+#: ``tests/firmware_harness/test_any_model.py`` checks it against the header.
+TFLM_MUTABLE_RESOLVER_METHODS: dict[str, str] = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
+    "ASSIGN_VARIABLE": "AddAssignVariable", "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_MATMUL": "AddBatchMatMul", "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast", "CEIL": "AddCeil",
+    "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D", "COS": "AddCos", "CUMSUM": "AddCumSum",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEPTH_TO_SPACE": "AddDepthToSpace", "DEQUANTIZE": "AddDequantize",
+    "DIV": "AddDiv", "ELU": "AddElu", "EMBEDDING_LOOKUP": "AddEmbeddingLookup", "EQUAL": "AddEqual", "EXP": "AddExp",
+    "EXPAND_DIMS": "AddExpandDims", "FILL": "AddFill", "FLOOR": "AddFloor", "FLOOR_DIV": "AddFloorDiv",
+    "FLOOR_MOD": "AddFloorMod", "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather",
+    "GATHER_ND": "AddGatherNd", "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish", "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization", "L2_POOL_2D": "AddL2Pool2D",
+    "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess", "LESS_EQUAL": "AddLessEqual", "LOG": "AddLog",
+    "LOGICAL_AND": "AddLogicalAnd", "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr",
+    "LOGISTIC": "AddLogistic", "LOG_SOFTMAX": "AddLogSoftmax", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D",
+    "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MIRROR_PAD": "AddMirrorPad", "MUL": "AddMul", "NEG": "AddNeg",
+    "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2", "PRELU": "AddPrelu",
+    "QUANTIZE": "AddQuantize", "READ_VARIABLE": "AddReadVariable", "REDUCE_ALL": "AddReduceAll",
+    "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu", "RELU6": "AddRelu6",
+    "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear", "REVERSE_V2": "AddReverseV2", "ROUND": "AddRound",
+    "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape", "SIN": "AddSin", "SLICE": "AddSlice",
+    "SOFTMAX": "AddSoftmax", "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt", "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference", "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice",
+    "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf", "TANH": "AddTanh", "TFLM_DECODE": "AddDecode",
+    "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM", "UNPACK": "AddUnpack",
+    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+}
+
+#: Operators the pinned TFLM has but registers without a default argument, which the firmware
+#: builds' source selection does not read: refused with this note rather than "TFLM lacks it".
+TFLM_OPS_NOT_BUILT: dict[str, str] = {
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "CIRCULAR_BUFFER": "AddCircularBuffer",
+    "TFLite_Detection_PostProcess": "AddDetectionPostprocess",
+}
+
 
 class ModelCheckError(AscError, ValueError):
     """The flatbuffer is not something the firmware can run as intended."""

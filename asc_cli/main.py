@@ -68,6 +68,15 @@ positive_float = _number(float, minimum=0, inclusive=False, what="a finite numbe
 non_negative_float = _number(float, minimum=0, inclusive=True, what="a finite number of at least 0")
 
 
+DEFAULT_WORKERS = 2  # worker processes of every stage that has them (2 cores: the project's machines)
+
+
+def add_workers_arg(p: argparse.ArgumentParser) -> None:
+    """``--workers``, the same for every subcommand that runs worker processes."""
+    p.add_argument("--workers", type=positive_int, default=DEFAULT_WORKERS,
+                   help=f"worker processes (default {DEFAULT_WORKERS})")
+
+
 def _dataset_size(text: str) -> str:
     if text in ("tiny", "demo") or (text.isdigit() and int(text) > 0):
         return text
@@ -518,18 +527,28 @@ def _mcus(value: str) -> tuple[str, ...]:
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
-    from firmware_harness.profile import export_sources, format_profile, profile_sources
+    import tempfile
+
+    from firmware_harness.profile import export_sources, format_profile, profile_sources, tflite_sources
 
     source = Path(a.source)
     export_dir = source.parent if source.suffix == ".tflite" else source
-    if not (export_dir / "config.json").is_file():
-        raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
-                        "run `asc export RUN` first")
-    sources = export_sources(export_dir)
-    out = Path(a.out) if a.out else export_dir / "profile"
-    report = profile_sources(sources, out, source=str(source), targets=a.targets, mcus=a.mcu,
-                             inferences=a.inferences, seed=a.seed,
-                             third_party_dir=Path(a.third_party) if a.third_party else None)
+    options = dict(source=str(source), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
+                   third_party_dir=Path(a.third_party) if a.third_party else None)
+    if (export_dir / "config.json").is_file():  # an export: its own C sources, front end included
+        out = Path(a.out) if a.out else export_dir / "profile"
+        report = profile_sources(export_sources(export_dir), out, **options)
+    elif source.suffix == ".tflite":  # any int8 model: its C sources generated aside
+        from firmware_harness.any_model import default_out_dir
+
+        out = Path(a.out) if a.out else default_out_dir(source, "profile")
+        with tempfile.TemporaryDirectory(prefix="asc-profile-") as tmp:
+            sources = tflite_sources(source, Path(tmp) / "sources", targets=a.targets,
+                                     third_party_dir=options["third_party_dir"])
+            report = profile_sources(sources, out, **options)
+    else:
+        raise UserError(f"{source}: neither an export folder (no config.json) nor a .tflite file; give RUN_DIR/export, "
+                        "its model.tflite, or any int8 .tflite")
     print(format_profile(report))
     print(f"profile: profile_report.md/.json and profile_operators.png in {out}")
     if report.failures:
@@ -583,7 +602,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=non_negative_int, default=d.seed)
     p.add_argument("--budget", type=positive_int, default=d.budget)
     p.add_argument("--calibration-size", type=positive_int, default=d.calibration_size)
-    p.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(p)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -599,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--size", type=_dataset_size, default="demo", help="tiny (tests), demo (default) or segments per scene")
     s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--clip-seconds", type=positive_float, default=None, help="override the clip length")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     s.set_defaults(func=cmd_make_dataset)
 
     s = sub.add_parser("describe", help="clips per split x device and per scene of a dataset")
@@ -610,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("features", help="compute and cache log-mel features for train and evaluate")
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True, help="work folder; the cache goes to OUT/features/<key>/")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     add_feature_args(s)
     s.set_defaults(func=cmd_features)
 
@@ -619,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder (model.keras, config.json, checkpoints/)")
     s.add_argument("--work", default="work", help="feature cache folder (default ./work)")
     s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     add_feature_args(s)
     add_train_args(s)
     s.set_defaults(func=cmd_train)
@@ -632,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.add_argument("--data", required=True)
     s.add_argument("--work", default="work")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("export", help="int8 .tflite under the flash budget + C sources for TFLM")
@@ -667,7 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Python's (default: host,host-cmsis-nn,cortex-m4, those whose toolchain is installed); "
                         "'none' for TFLM Python's only")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("validate", help="run every evaluate clip (or any int8 .tflite's int8 inputs) through TFLM and "
@@ -675,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="RUN_DIR/export/model.tflite (its config.json beside it), or any int8 .tflite")
     s.add_argument("--data", default=None, help="the dataset (required for an export's model)")
     s.add_argument("--work", default="work")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     s.add_argument("--max-drop", type=non_negative_float, default=None, metavar="PP",
                    help="fail if int8 accuracy is more than PP points below float")
     _add_any_model_args(s, out_default="MODEL.validation")
@@ -702,20 +721,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--third-party", default=None,
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
-    s.add_argument("--workers", type=positive_int, default=2)
+    add_workers_arg(s)
     _add_any_model_args(s, out_default="MODEL.firmware")
     s.set_defaults(func=cmd_firmware)
 
     s = sub.add_parser("profile", help="estimated ms per inference and per clip on Cortex-M microcontrollers, from "
                                        "exact per-operator instruction counts under QEMU and a cycle model per core")
-    s.add_argument("source", help="an export folder (RUN_DIR/export) or its model.tflite")
+    s.add_argument("source", help="an export folder (RUN_DIR/export) or its model.tflite, or any int8 .tflite")
     s.add_argument("--targets", type=_profile_targets, default=("cortex-m4",),
                    help="Cortex-M images to count: cortex-m4, cortex-m7, cortex-m33, cortex-m55 (default cortex-m4)")
     s.add_argument("--mcu", type=_mcus, default=None, metavar="NAME,...",
                    help="microcontrollers to estimate (default: every one whose core is in --targets)")
     s.add_argument("--inferences", type=positive_int, default=1, help="seeded random int8 inputs counted (default 1)")
     s.add_argument("--seed", type=non_negative_int, default=0)
-    s.add_argument("--out", default=None, help="profile folder (default SOURCE's export folder/profile)")
+    s.add_argument("--out", default=None, help="profile folder (default EXPORT/profile, or MODEL.profile/ beside a .tflite)")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     s.set_defaults(func=cmd_profile)
 

@@ -18,14 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from keras_asc import artifacts
+from keras_asc.errors import AscError
+from keras_asc.training import TrainConfig
 from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:
     from firmware_harness.firmware import FirmwareReport
+    from firmware_harness.profile import ProfileReport
     from firmware_harness.validation_report import ValidationReport
     from tflite_export.export_result import ExportResult
 
 R = TypeVar("R")
+
+
+_TRAIN_DEFAULTS = TrainConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +43,10 @@ class PipelineConfig:
     frames_per_second: int = 28
     n_mels: int = 128
     loss: str = "ce"
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    seed: int = 0
+    epochs: int = _TRAIN_DEFAULTS.epochs  # training defaults live in keras_asc.training.TrainConfig
+    batch_size: int = _TRAIN_DEFAULTS.batch_size
+    learning_rate: float = _TRAIN_DEFAULTS.learning_rate
+    seed: int = _TRAIN_DEFAULTS.seed
     budget: int = DEFAULT_BUDGET
     calibration_size: int = DEFAULT_CALIBRATION
     firmware_clips: int = 10  # the demo's stratified sample per emulated firmware target (hosts run all)
@@ -67,6 +73,7 @@ class PipelineResult:
     timings_seconds: dict[str, float]
     data_dir: Path | None = None  # set by the demo (the generated dataset)
     wall_seconds: float | None = None
+    profile: ProfileReport | None = None  # the demo's latency estimate (asc profile)
 
     @property
     def name(self) -> str:
@@ -249,13 +256,38 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
     result = run_pipeline(data_dir, work_dir, work_dir / "runs" / cfg.name, cfg,
                           clip_seconds=resolve_size(size).clip_seconds, workers=workers,
                           firmware_targets=available_firmware_targets(log=log), log=log)
-    result = dataclasses.replace(
-        result, timings_seconds={"make_dataset": round(gen_seconds, 1), **result.timings_seconds},
-        data_dir=Path(data_dir), wall_seconds=round(time.perf_counter() - t0, 1))
+    timings = {"make_dataset": round(gen_seconds, 1), **result.timings_seconds}
+    profile = None
+    targets = available_firmware_targets(DEMO_PROFILE_TARGETS, log=log)
+    if targets:
+        t = _stage(f"profile (estimated latency: {', '.join(targets)})", log)
+        profile = _profile_stage(result.run_dir / "export", targets, log=log)
+        timings["profile"] = round(time.perf_counter() - t, 1)
+    result = dataclasses.replace(result, timings_seconds=timings, data_dir=Path(data_dir),
+                                 wall_seconds=round(time.perf_counter() - t0, 1), profile=profile)
     summary = demo_summary(result)
     artifacts.atomic_write_text(work_dir / "demo_summary.md", summary)
     log("\n" + summary)
     return result
+
+
+#: The demo's latency estimate: the cores of the three microcontrollers its summary names.
+DEMO_PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33")
+DEMO_SUMMARY_MCUS = ("stm32f407", "stm32h743", "nrf5340")
+
+
+def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> ProfileReport:
+    """``asc profile EXPORT --targets ...``, reused when the stored report profiled the same model
+    and targets with the same code (firmware program, counting plugin, cycle model, MCU table)."""
+    from firmware_harness.profile import export_sources, profile_inputs_sha256, profile_sources, read_profile_report
+
+    sources = export_sources(export_dir, log=log)
+    old = _read_record(read_profile_report, export_dir / "profile")
+    digest = profile_inputs_sha256(sources, targets)
+    if old is not None and old.passed and old.inputs_sha256 == digest:
+        log("profile: reusing profile/profile_report.json")
+        return old
+    return profile_sources(sources, export_dir / "profile", source=str(export_dir), targets=targets, log=log)
 
 
 def demo_summary(result: PipelineResult) -> str:
@@ -289,6 +321,7 @@ def demo_summary(result: PipelineResult) -> str:
               f"top-1 changed: {ref.top1_changed} / {opt.top1_changed}",
               f"- validation: {'PASSED' if v.passed else 'FAILED: ' + '; '.join(v.failures)}",
               *_firmware_lines(result.firmware),
+              *_latency_lines(result.profile),
               "- stage times (s): " + ", ".join(f"{k} {s}" for k, s in result.timings_seconds.items()) + total,
               "", "Artifacts:",
               f"- dataset: {result.data_dir or ''}",
@@ -300,6 +333,16 @@ def demo_summary(result: PipelineResult) -> str:
               f"- firmware: {run / 'export'}/firmware/firmware_report.md, firmware/<target>/ (program, outputs.npy)",
               ""]
     return "\n".join(lines)
+
+
+def _latency_lines(profile: ProfileReport | None) -> list[str]:
+    if profile is None:
+        return ["- latency: not estimated (no Arm toolchain or QEMU; see the log)"]
+    rows = {m.mcu: m for m in profile.mcus}
+    parts = [f"{m.mcu.upper()} ({m.core}, {m.clock_hz / 1e6:.0f} MHz) {m.ms_per_inference:,.1f} ms per inference, "
+             f"real-time factor {m.real_time_factor:.3f}" for name in DEMO_SUMMARY_MCUS if (m := rows.get(name))]
+    return [f"- latency (estimated from exact instruction counts with the cycle model, not measured; "
+            f"profile/profile_report.md): {'; '.join(parts)}"]
 
 
 def _firmware_lines(fw: FirmwareReport | None) -> list[str]:

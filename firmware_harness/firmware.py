@@ -181,8 +181,11 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
                  log=print) -> dict[str, Callable[[Path], BuildProbe]]:
     """For ``asc export``: per target whose tools are installed, a callable that builds the
     program for a (staged) export folder and returns the arena that build needs and, for a
-    microcontroller, its linked image's flash. Targets whose toolchain or archives are missing
-    are left out, with a log line saying why."""
+    microcontroller, its linked image's flash and the estimated ms per inference on every MCU of
+    its core (:func:`firmware_harness.profile.invoke_latency_ms`). Targets whose toolchain or
+    archives are missing are left out, with a log line saying why."""
+    from firmware_harness.profile import PROFILE_TARGETS, invoke_latency_ms
+
     try:
         tp = third_party.locate_third_party(third_party_dir, log=log)
     except FirmwareError as e:
@@ -200,11 +203,14 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
             with tempfile.TemporaryDirectory(prefix="asc-arena-") as tmp:
                 prog = fw_program.build_program(export_dir, target, Path(tmp), tree=tree, log=log)
                 arena = fw_program.measure_arena(prog, Path(tmp) / "work", input_elements=_input_elements(export_dir))
-                flash = None
+                flash, latency = None, {}
                 if prog.map_file is not None:
                     flash = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size",
                                               stack_bytes=None).flash_bytes
-                return BuildProbe(arena_bytes=arena, image_flash_bytes=flash)
+                if target.name in PROFILE_TARGETS:
+                    latency = invoke_latency_ms(prog, (Path(export_dir) / "model.tflite").read_bytes(),
+                                                Path(tmp) / "work", log=log)
+                return BuildProbe(arena_bytes=arena, image_flash_bytes=flash, estimated_ms=latency)
         probes[name] = probe
     return probes
 

@@ -277,9 +277,11 @@ def mcus_for(targets: tuple[str, ...], mcus: tuple[str, ...] | None) -> tuple[st
 
 def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, targets: tuple[str, ...] = DEFAULT_PROFILE_TARGETS,
                     mcus: tuple[str, ...] | None = None, inferences: int = 1, seed: int = 0,
-                    third_party_dir: Path | None = None, inputs_of: Path | None = None, log=print) -> ProfileReport:
+                    third_party_dir: Path | None = None, raw_runs: dict | None = None, log=print) -> ProfileReport:
     """Profile ``sources`` on ``targets`` and report ``mcus``; writes ``out_dir`` (its own folder:
-    ``profile_report.json/.md``, ``profile_operators.png``, the programs) and returns the report."""
+    ``profile_report.json/.md``, ``profile_operators.png``, the programs) and returns the report.
+    ``raw_runs``, when given, receives per target ``(icount.ExecutionProfile, disassembly)`` for
+    analyses beyond the report (``benchmarks/bench_latency.py``)."""
     t0 = time.perf_counter()
     mcus = mcus_for(targets, mcus)
     for name in targets:
@@ -295,6 +297,8 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
             prof, run, audio, disasm = profile_target(name, sources, tree=tree, out_dir=tmp / name, inputs=inputs,
                                                       log=log)
             profiles.append(prof)
+            if raw_runs is not None:
+                raw_runs[name] = (run, disasm)
             for row in prof.operators:
                 check = cycle_model.check_against_peak(row.macs, row.cycles, prof.core) if row.cycles else None
                 if check is not None and not check.ok:
@@ -396,6 +400,21 @@ def plot_operators(r: ProfileReport, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def tflite_sources(model_path: Path, folder: Path, *, targets: tuple[str, ...],
+                   third_party_dir: Path | None = None, log=print) -> ModelSources:
+    """Any int8 ``.tflite`` as profile sources: its C sources generated into the empty or new
+    ``folder`` (:func:`firmware_harness.any_model.prepare_model_sources`; refused there, naming the
+    op, for float models, ops TFLM lacks, dynamic shapes or several subgraphs), with the header's
+    arena sized for every build of ``targets`` (:func:`~firmware_harness.any_model.fit_arena_to_builds`:
+    a Helium build can need more than TFLM Python plus the margin)."""
+    from firmware_harness.any_model import fit_arena_to_builds, prepare_model_sources
+
+    prepared = prepare_model_sources(model_path, folder, log=log)
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(third_party_dir, log=log), log=log)
+    prepared = fit_arena_to_builds(prepared, targets, tree=tree, work=Path(folder).parent / "arena-builds", log=log)
+    return ModelSources(folder=prepared.folder, model=prepared.model.data)
 
 
 def export_sources(export_dir: Path, *, log=print) -> ModelSources:

@@ -3,8 +3,8 @@
 * ``text``/``data``/``bss``: ``arm-none-eabi-size`` (Berkeley format) of the ELF. Flash holds
   ``text + data`` (initialized data is copied from flash at boot on a chip), RAM ``data + bss``.
 * Each input section of the map file is attributed to a part by the object it came from: the
-  model (``model_data.cc``), the front end (``model_frontend.cc`` and the program's ``FrontEnd``
-  state) and its FFT (the CMSIS-DSP objects), TFLM's kernels (TFLM and CMSIS-NN kernel sources), TFLM's runtime
+  model (``model_data.cc``), the front end (``model_frontend.cc``, ``asc_frontend.cc`` and the
+  program's ``FrontEnd`` state) and its FFT (the CMSIS-DSP objects), TFLM's kernels (TFLM and CMSIS-NN kernel sources), TFLM's runtime
   (everything else in the TFLM library), the program (``main.cc``: argument parsing, file I/O,
   the input quantization; its ``tensor_arena`` is counted apart; the start-up), and the C/C++
   runtime (newlib, libgcc, semihosting).
@@ -64,7 +64,7 @@ def part_of(section: str, obj: str) -> str:
         return "model"
     if "libcmsisdsp-" in obj:
         return "frontend_fft"  # CMSIS-DSP's real FFT: code, twiddles and bit-reversal table actually linked
-    if member.endswith("model_frontend.cc.o") or "frontend" in section:
+    if member.endswith(("model_frontend.cc.o", "asc_frontend.cc.o")) or "frontend" in section:
         return "frontend"  # its code and tables (window, sparse mel), the program's FrontEnd state
     if "libtflm-" in obj:
         return "tflm_kernels" if ("__kernels__" in member or "cmsis_nn" in member) else "tflm_runtime"

@@ -1,7 +1,9 @@
 """Build the firmware program (``firmware/main.cc``) for an export and a target, and run it.
 
-The program is compiled from the export's files (``model_data.cc``, ``model_input.h``,
-``model_settings.h``, ``model_frontend.cc/.h``) and ``firmware/``, linked with the cached TFLM
+The program is compiled from the export's files (:data:`~tflite_export.export.C_SOURCE_FILES`: the
+generated ``model_data.cc``, ``model_input.h``, ``model_settings.h``, ``model_frontend.cc/.h`` and
+the fixed C++ copied beside them, ``asc_*.h``/``asc_frontend.cc``; every ``.cc`` among them is
+compiled) and ``firmware/``, linked with the cached TFLM
 and CMSIS-DSP libraries (:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
 with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
 A folder generated for any int8 .tflite (:mod:`firmware_harness.any_model`: ``model_data.cc/.h`` and
@@ -68,7 +70,8 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
     """Compile and link the firmware program for ``export_dir`` into ``out_dir``."""
     export_dir, out_dir = Path(export_dir).resolve(), Path(out_dir).resolve()
     frontend = has_frontend(export_dir)
-    missing = [f for f in (C_SOURCE_FILES if frontend else MODEL_ONLY_SOURCE_FILES) if not (export_dir / f).is_file()]
+    files = C_SOURCE_FILES if frontend else MODEL_ONLY_SOURCE_FILES
+    missing = [f for f in files if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing; this export predates the firmware sources "
                             "or is incomplete: re-run `asc export`")
@@ -79,8 +82,7 @@ def build_program(export_dir: Path, target: Target, out_dir: Path, *, tree: Path
     out_dir.mkdir(parents=True, exist_ok=True)
     objs_dir = out_dir / "obj"
     objs_dir.mkdir(exist_ok=True)
-    sources = [FIRMWARE_DIR / "main.cc", export_dir / "model_data.cc"]
-    sources += [export_dir / "model_frontend.cc"] if frontend else []
+    sources = [FIRMWARE_DIR / "main.cc", *(export_dir / f for f in files if f.endswith(".cc"))]
     if target.emulated:
         sources += [FIRMWARE_DIR / "cortex_m" / "startup.S", FIRMWARE_DIR / "cortex_m" / "cstart.c"]
     objects = []

@@ -2,12 +2,18 @@
 
 * ``model_data.h`` / ``model_data.cc``: the flatbuffer as ``alignas(16) const unsigned char``
   and its length;
-* ``model_input.h``: the input shape, the feature normalization, the input quantization and
-  the log-mel -> int8 functions (``QuantizeLogMel``, ``QuantizeLogMelBand``, ``QuantizeLogMelClip``);
-  it needs only ``<stdint.h>`` and ``<math.h>``, so it compiles on its own;
+* ``model_input.h``: the input shape, the feature normalization and the input quantization;
+  it includes ``asc_input_quant.h``, the log-mel -> int8 functions (``QuantizeLogMel``,
+  ``QuantizeLogMelBand``, ``QuantizeLogMelClip``), and needs nothing else;
 * ``model_settings.h``: includes ``model_input.h``; output scale and zero point, class labels,
   the recommended tensor arena size, and a function that registers exactly the model's
-  operators on a MicroMutableOpResolver.
+  operators on a MicroMutableOpResolver; a windowed model's window plan and
+  ``asc_clip_accumulator.h``.
+
+Only data is generated: the fixed C++ (``asc_input_quant.h``, ``asc_clip_accumulator.h`` and the
+front end's ``asc_frontend.h``/``.cc``) are real files in ``tflite_export/cc/`` (:data:`CC_DIR`),
+compiled against the generated constants; :func:`copy_static_sources` copies them beside the
+generated files.
 
 For any other int8 model (no log-mel input, no front end: :mod:`firmware_harness.any_model`),
 :func:`model_only_settings_header` writes a ``model_settings.h`` that holds the input and output
@@ -17,15 +23,27 @@ tensors' shapes and quantization, the arena and the op registration, and defines
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
 from keras_asc.windows import WindowPlan
 from tflite_export.flatbuffer import TFLM_MUTABLE_RESOLVER_METHODS
-from tflite_export.input_quant import C_FUNCTIONS, InputQuantization
-from tflite_export.window_combine import C_ACCUMULATOR
+from keras_asc import artifacts
+from tflite_export import input_quant, window_combine
+from tflite_export.input_quant import InputQuantization
 
 ARRAY_NAME = "g_model_data"
+#: the fixed C++ of the firmware's model side (compiled and formatted as C++, copied unchanged)
+CC_DIR = Path(__file__).resolve().parent / "cc"
+#: the files of CC_DIR every export holds beside its generated sources
+STATIC_SOURCE_FILES = (input_quant.C_HEADER, window_combine.C_HEADER, "asc_frontend.h", "asc_frontend.cc")
+
+
+def copy_static_sources(folder: Path) -> None:
+    """Copy :data:`STATIC_SOURCE_FILES` from :data:`CC_DIR` into ``folder``."""
+    for name in STATIC_SOURCE_FILES:
+        artifacts.atomic_write_text(Path(folder) / name, (CC_DIR / name).read_text())
 
 
 def _c_float(v: float) -> str:
@@ -112,7 +130,9 @@ constexpr float kFeatureStd[kNumMels] = {{
 {c_float_array(quant.std)}
 }};
 
-{C_FUNCTIONS}"""
+// QuantizeLogMel, QuantizeLogMelBand, QuantizeLogMelClip: the fixed C++ copied beside this file.
+#include "{input_quant.C_HEADER}"
+"""
 
 
 def model_settings_header(s: ModelSettings) -> str:
@@ -152,7 +172,9 @@ constexpr int kClipFrames = {w.clip_frames};
 constexpr int kNumWindows = {w.per_clip};
 constexpr int kWindowStarts[kNumWindows] = {{{starts}}};
 
-{C_ACCUMULATOR}"""
+// ClipAccumulator: the fixed C++ copied beside this file.
+#include "{window_combine.C_HEADER}"
+"""
 
 
 def _c_int_list(values) -> str:

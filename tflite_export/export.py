@@ -4,10 +4,13 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
 
     model.tflite        full-integer int8 flatbuffer, batch 1
     model_data.cc/.h    the flatbuffer as a C array
-    model_input.h       input shape, normalization, input quantization, log-mel -> int8 functions
+    model_input.h       input shape, normalization, input quantization (includes asc_input_quant.h)
     model_settings.h    output quantization, labels, arena, op registration (includes model_input.h)
-    model_frontend.h/.cc  the on-device front end: streaming PCM -> log-mel -> int8 input tensor
-                        (CMSIS-DSP real FFT; :mod:`tflite_export.frontend`)
+    model_frontend.h/.cc  the on-device front end's constants and tables (:mod:`tflite_export.frontend`)
+    asc_input_quant.h, asc_clip_accumulator.h, asc_frontend.h/.cc
+                        the fixed C++, copied from ``tflite_export/cc/``: log-mel -> int8, a windowed
+                        model's clip decision, the front end (streaming PCM -> log-mel -> int8 input
+                        tensor, CMSIS-DSP real FFT)
     calibration.csv     the representative clips (stratified, deterministic)
     size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
     config.json         source model hash, calibration list hash, budget, I/O quantization,
@@ -54,9 +57,10 @@ from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describ
                                       operator_names, read_model, tensor_size_table)
 from tflite_export.input_quant import InputQuantization, quantize_input
 
-#: the C/C++ files an export writes for the firmware
+#: the C/C++ files an export writes for the firmware: generated (data only), then the fixed C++
+#: copied from tflite_export/cc/ (c_sources.STATIC_SOURCE_FILES); every .cc is compiled
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
-                  "model_frontend.h")
+                  "model_frontend.h", *c_sources.STATIC_SOURCE_FILES)
 DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
@@ -357,3 +361,4 @@ def _write_c_sources(folder: Path, data: bytes, settings: c_sources.ModelSetting
     artifacts.atomic_write_text(folder / "model_input.h", c_sources.model_input_header(
         input_shape=settings.input_shape, quant=quant, feature_text=settings.feature_text))
     artifacts.atomic_write_text(folder / "model_settings.h", c_sources.model_settings_header(settings))
+    c_sources.copy_static_sources(folder)

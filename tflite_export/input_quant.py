@@ -1,9 +1,9 @@
 """From log-mel values to the int8 input tensor: the one definition of the firmware's formula.
 
-The formula exists twice, side by side in this module and nowhere else: :func:`quantize_input`
-(numpy, used by the export's calibration check, the harness and the tests) and
-:data:`C_FUNCTIONS`, the C++ the export writes into ``model_input.h`` for the firmware. A test
-compiles the C++ and checks that both give the same int8 on adversarial and real values.
+The formula exists twice and nowhere else: :func:`quantize_input` here (numpy, used by the
+export's calibration check, the harness and the tests) and ``tflite_export/cc/asc_input_quant.h``
+(:data:`C_HEADER`), the C++ the export copies beside ``model_input.h`` for the firmware. A test
+compiles that file and checks that both give the same int8 on adversarial and real values.
 
 For band ``b`` (0 .. n_mels-1) and frame ``t`` of a clip's log-mel ``x[b][t]`` (dB)::
 
@@ -27,31 +27,10 @@ import dataclasses
 
 import numpy as np
 
-#: The C++ of the formula, written into the export's ``model_input.h`` after the constants
-#: ``kNumMels``, ``kNumFrames``, ``kFeatureMean``, ``kFeatureStd``, ``kInputScale``, ``kInputZeroPoint``.
-C_FUNCTIONS = """\
-// int8 input value of log-mel x (dB) in mel band `band` (0 .. kNumMels-1).
-inline int8_t QuantizeLogMel(float x, int band) {
-  const float v = ((x - kFeatureMean[band]) / kFeatureStd[band]) / kInputScale;
-  // |v| > 512 saturates below anyway; bounding it keeps lroundf defined (a NaN gives -128).
-  const float bounded = v > 512.0f ? 512.0f : (v > -512.0f ? v : -512.0f);
-  long q = lroundf(bounded) + kInputZeroPoint;  // round half away from zero
-  if (q < -128) q = -128;
-  if (q > 127) q = 127;
-  return static_cast<int8_t>(q);
-}
-
-// One mel band of a clip, values[t] for t < kNumFrames, into the input tensor
-// (1, kNumMels, kNumFrames, 1): input[band * kNumFrames + t].
-inline void QuantizeLogMelBand(const float* values, int band, int8_t* input) {
-  for (int t = 0; t < kNumFrames; ++t) input[band * kNumFrames + t] = QuantizeLogMel(values[t], band);
-}
-
-// A whole clip, logmel[b * kNumFrames + t], into the input tensor.
-inline void QuantizeLogMelClip(const float* logmel, int8_t* input) {
-  for (int b = 0; b < kNumMels; ++b) QuantizeLogMelBand(logmel + b * kNumFrames, b, input);
-}
-"""
+#: The C++ of the formula, a real header under ``tflite_export/cc/`` that the export copies beside
+#: ``model_input.h``; the generated header defines ``kNumMels``, ``kNumFrames``, ``kFeatureMean``,
+#: ``kFeatureStd``, ``kInputScale``, ``kInputZeroPoint`` and then includes it.
+C_HEADER = "asc_input_quant.h"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +63,7 @@ class InputQuantization:
 def quantize_input(logmel: np.ndarray, *, quant: InputQuantization) -> np.ndarray:
     """Log-mel ``(..., n_mels, n_frames)`` float (dB) -> int8 ``(..., n_mels, n_frames, 1)``.
 
-    Implements :data:`C_FUNCTIONS` exactly, in float32. Raises ``ValueError`` on non-finite
+    Implements ``QuantizeLogMel`` (:data:`C_HEADER`) exactly, in float32. Raises ``ValueError`` on non-finite
     input or a band count that does not match the normalization.
     """
     x = np.asarray(logmel, dtype=np.float32)

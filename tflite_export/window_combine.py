@@ -1,9 +1,10 @@
 """A windowed model's clip decision from its windows' int8 outputs: the one definition.
 
-Like :mod:`tflite_export.input_quant`, the rule exists twice, side by side here and nowhere
-else: :func:`accumulate_windows` (numpy, used by the harness) and :data:`C_ACCUMULATOR`, the C++
-the export writes into ``model_settings.h``; a test compiles the C++ and checks that both give
-the same sums and decisions.
+Like :mod:`tflite_export.input_quant`, the rule exists twice and nowhere else:
+:func:`accumulate_windows` here (numpy, used by the harness) and
+``tflite_export/cc/asc_clip_accumulator.h`` (:data:`C_HEADER`), the C++ the export copies beside
+``model_settings.h``; a test compiles that file and checks that both give the same sums and
+decisions.
 
 Every window's output has the same scale and zero point, so the mean of the windows'
 probabilities is ``scale * (sum_w q_w[k] / n - zero_point)``: an exact int32 sum of the int8
@@ -17,37 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: The C++ written into a windowed export's ``model_settings.h`` (after kNumClasses,
-#: kOutputScale and kOutputZeroPoint).
-C_ACCUMULATOR = """\
-// A clip's decision from its windows: call ClipAccumulatorAdd after each window's Invoke.
-struct ClipAccumulator {
-  int32_t sum[kNumClasses];  // sum over windows of the int8 outputs (exact)
-  int32_t windows;
-};
-
-inline void ClipAccumulatorReset(ClipAccumulator* acc) {
-  for (int k = 0; k < kNumClasses; ++k) acc->sum[k] = 0;
-  acc->windows = 0;
-}
-
-inline void ClipAccumulatorAdd(ClipAccumulator* acc, const int8_t* output) {
-  for (int k = 0; k < kNumClasses; ++k) acc->sum[k] += output[k];
-  acc->windows += 1;
-}
-
-// The class with the largest sum (the lowest index on a tie).
-inline int ClipAccumulatorDecision(const ClipAccumulator* acc) {
-  int best = 0;
-  for (int k = 1; k < kNumClasses; ++k) if (acc->sum[k] > acc->sum[best]) best = k;
-  return best;
-}
-
-// The mean of the windows' probabilities for class k.
-inline float ClipAccumulatorProbability(const ClipAccumulator* acc, int k) {
-  return kOutputScale * (static_cast<float>(acc->sum[k]) / static_cast<float>(acc->windows) - kOutputZeroPoint);
-}
-"""
+#: The C++ of the rule, a real header under ``tflite_export/cc/`` that the export copies; a windowed
+#: export's ``model_settings.h`` defines kNumClasses, kOutputScale and kOutputZeroPoint and then
+#: includes it.
+C_HEADER = "asc_clip_accumulator.h"
 
 
 def accumulate_windows(outputs: np.ndarray, *, windows_per_clip: int) -> np.ndarray:

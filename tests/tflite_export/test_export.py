@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from keras_asc import artifacts
+from tflite_export.c_sources import CC_DIR, STATIC_SOURCE_FILES
 from tflite_export.export import BudgetError, RamBudgetError, export_run
 from tflite_export.export_result import read_export
 from tflite_export.mcu_targets import MCU_TARGETS, RAM_BESIDES_ARENA_ESTIMATE, UnknownTarget, get_mcu_target
@@ -37,7 +38,12 @@ def test_tiny_export_is_full_integer(tiny_export, tiny_run):
     assert set(calib["device"]) == {"a", "b", "c", "s1", "s2", "s3"}
     header = (tiny_export / "model_settings.h").read_text() + (tiny_export / "model_input.h").read_text()
     assert f"constexpr int kInputZeroPoint = {inp.zero_points[0]};" in header
-    assert "lroundf" in header and "kTensorArenaSize" in header and '"street_traffic"' in header
+    assert '#include "asc_input_quant.h"' in header and "kTensorArenaSize" in header and '"street_traffic"' in header
+    # only data is generated: the fixed C++ is copied unchanged from tflite_export/cc/, its sha256 recorded
+    for name in STATIC_SOURCE_FILES:
+        assert (tiny_export / name).read_bytes() == (CC_DIR / name).read_bytes()
+        assert exp.files_sha256[name] == artifacts.sha256_file(tiny_export / name)
+    assert "lroundf" in (tiny_export / "asc_input_quant.h").read_text() and "lroundf" not in header
 
 
 def test_over_budget_writes_nothing(tiny_run, tiny_dataset, tiny_work, tiny_export, tmp_path):

@@ -1,4 +1,5 @@
-"""The Python input formula equals the generated C++ one, compiled, on every value tried."""
+"""The Python input formula equals the C++ one (tflite_export/cc/asc_input_quant.h, included by the
+generated model_input.h), compiled, on every value tried."""
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_asc import artifacts
-from tflite_export.c_sources import model_input_header
+from tflite_export.c_sources import CC_DIR, model_input_header
 from tflite_export.input_quant import InputQuantization, quantize_input
 
 PROGRAM = r"""
@@ -60,11 +61,13 @@ def compiler():
 
 def _compile(tmp_path, quant: InputQuantization, shape, cxx: str):
     header = model_input_header(input_shape=shape, quant=quant, feature_text="test")
+    assert '#include "asc_input_quant.h"' in header and "lroundf" not in header  # only data is generated
     artifacts.atomic_write_text(tmp_path / "model_input.h", header)
     (tmp_path / "main.cc").write_text(PROGRAM)
     exe = tmp_path / "formula"
-    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-I", str(tmp_path), str(tmp_path / "main.cc"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    # the formula is compiled from the file the export copies (tflite_export/cc/), not a copy of it
+    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-I", str(tmp_path), "-I", str(CC_DIR),
+                    str(tmp_path / "main.cc"), "-o", str(exe)], check=True, capture_output=True, text=True)
     return exe
 
 

@@ -1,4 +1,5 @@
-"""The Python clip accumulator equals the generated C++ one (model_settings.h), compiled."""
+"""The Python clip accumulator equals the C++ one (tflite_export/cc/asc_clip_accumulator.h, included by
+a windowed export's model_settings.h), compiled."""
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_asc.windows import window_plan
-from tflite_export.c_sources import ModelSettings, model_input_header, model_settings_header
+from tflite_export.c_sources import CC_DIR, ModelSettings, model_input_header, model_settings_header
 from tflite_export.input_quant import InputQuantization
 from tflite_export.window_combine import accumulate_windows, clip_decisions, clip_probabilities
 
@@ -54,14 +55,16 @@ def test_c_accumulator_matches_python_bit_for_bit(tmp_path):
                                                                feature_text="test"))
     header = model_settings_header(settings)
     assert "constexpr int kWindowStarts[kNumWindows] = {0, 8, 16, 24, 32, 40, 42};" in header
+    assert '#include "asc_clip_accumulator.h"' in header and "struct ClipAccumulator" not in header  # only data
     # the program needs no TFLM: drop the resolver part and its include
     header = header.replace('#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"\n', "")
     header = header[:header.index("constexpr int kNumModelOps")]
     (tmp_path / "model_settings.h").write_text(header)
     (tmp_path / "main.cc").write_text(PROGRAM)
     exe = tmp_path / "acc"
-    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-I", str(tmp_path), str(tmp_path / "main.cc"),
-                    "-o", str(exe)], check=True, capture_output=True, text=True)
+    # compiled from the files the export copies (tflite_export/cc/), not copies of them
+    subprocess.run([cxx, "-std=c++17", "-O2", "-Wall", "-Werror", "-I", str(tmp_path), "-I", str(CC_DIR),
+                    str(tmp_path / "main.cc"), "-o", str(exe)], check=True, capture_output=True, text=True)
     rng = np.random.default_rng(0)
     clips = 500
     outputs = rng.integers(-128, 128, (clips * plan.per_clip, 10)).astype(np.int8)

@@ -36,7 +36,8 @@ def test_windowed_export_takes_a_window_and_carries_the_accumulator(windowed_exp
     (inp,), _ = io_tensors(read_model((windowed_export / "model.tflite").read_bytes()))
     assert inp.shape == (1, 128, 16, 1) and exp.windows.starts == (0, 16, 32, 42)
     settings = (windowed_export / "model_settings.h").read_text()
-    assert "constexpr int kNumWindows = 4;" in settings and "ClipAccumulatorAdd" in settings
+    assert "constexpr int kNumWindows = 4;" in settings and '#include "asc_clip_accumulator.h"' in settings
+    assert "ClipAccumulatorAdd" in (windowed_export / "asc_clip_accumulator.h").read_text()  # copied, not generated
     assert all((windowed_export / f).is_file() for f in C_SOURCE_FILES) and "#define MODEL_WINDOWED 1" in settings
     assert exp.size.macs_per_clip == 4 * exp.size.macs_per_inference
     full = read_export(tiny_export)

@@ -607,6 +607,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
+    from firmware_harness.targets import DEFAULT_TARGETS, TARGETS
     from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
@@ -681,9 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compress-epochs", type=non_negative_int, default=d.finetune_epochs,
                    help="fine-tuning epochs of the clustered model (default: as many as the run was trained for)")
     s.add_argument("--out", default=None, help="export folder (default RUN_DIR/export)")
-    s.add_argument("--arena-targets", type=_targets_or_none, default=("host", "host-cmsis-nn", "cortex-m4"),
+    s.add_argument("--arena-targets", type=_targets_or_none, default=DEFAULT_TARGETS,
                    help="firmware builds whose arena need sizes the header's kTensorArenaSize, besides TFLM "
-                        "Python's (default: host,host-cmsis-nn,cortex-m4, those whose toolchain is installed); "
+                        f"Python's (default: {','.join(DEFAULT_TARGETS)}, those whose toolchain is installed); "
                         "'none' for TFLM Python's only")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     add_workers_arg(s)
@@ -706,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(its C sources are generated)")
     s.add_argument("--data", default=None, help="the dataset (required for an export)")
     s.add_argument("--work", default="work")
-    s.add_argument("--targets", type=_targets, default=("host", "host-cmsis-nn", "cortex-m4"),
-                   help="comma-separated: host, host-cmsis-nn, cortex-m4, cortex-m55 (default the first three)")
+    s.add_argument("--targets", type=_targets, default=DEFAULT_TARGETS,
+                   help=f"comma-separated: {', '.join(TARGETS)} (default {','.join(DEFAULT_TARGETS)})")
     s.add_argument("--clips", type=_clips, default=20,
                    help="evaluate clips per emulated target, a stratified sample (default 20), or 'all'")
     s.add_argument("--host-clips", type=_clips, default="all",

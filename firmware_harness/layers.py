@@ -4,9 +4,10 @@ another runtime (LiteRT's reference kernels, or a firmware build's tensor dump).
 Each side gives every intermediate tensor by the flatbuffer's tensor index (TFLM's
 ``kPreserveAllTensors``, LiteRT's ``experimental_preserve_all_tensors``, the firmware program's
 ``--dump``). :func:`first_divergence` walks the operators in execution order; the first whose
-output tensor differs is the divergence. For LiteRT its type is looked up in
-:data:`KNOWN_DIFFERENCES`; anything else (and any firmware difference at all) means a bug in the
-model, the harness or a runtime, and validation fails.
+output tensor differs is the divergence. For a localizable runner of the registry
+(:mod:`firmware_harness.runners`) its type is looked up in the entry's known differences (LiteRT's
+reference kernels: :data:`KNOWN_DIFFERENCES`); anything else (and any firmware difference at all)
+means a bug in the model, the harness or a runtime, and validation fails.
 
 LiteRT's default (optimized, XNNPACK-delegated) interpreter is compared on outputs only: a
 delegate computes whole subgraphs itself, so its intermediate tensors are not observable.
@@ -18,7 +19,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from firmware_harness.runners import make_runner
+from firmware_harness.runners import LOCALIZABLE, REGISTRY, make_runner, truth_runner, with_role
+from firmware_harness.runners import OPTIMIZED_KERNELS_NOTE  # noqa: F401  (the registry's note, imported from here)
 from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
 
 #: First diverging op of LiteRT's reference kernels -> why it legitimately differs from TFLM.
@@ -31,13 +33,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "(measured with ai-edge-litert 2.3.0 vs tflite-micro 0.dev20261023), by one output LSB "
         "before later layers spread it"),
 }
-
-#: Why LiteRT's default optimized interpreter may differ from TFLM; reported, never a failure.
-OPTIMIZED_KERNELS_NOTE = (
-    "LiteRT's default interpreter (optimized builtin kernels and the XNNPACK delegate) is not "
-    "bit-exact with the reference kernels by design: its fixed-point paths requantize and round "
-    "differently, by one LSB on some elements. Reported for information, never a failure; its "
-    "intermediate tensors are not observable inside the delegate, so it is not localized.")
 
 
 def explain(op: str, known: Mapping[str, str] | None = None) -> tuple[bool, str]:
@@ -92,15 +87,20 @@ def first_divergence(fb, truth: Callable[[int], np.ndarray], other: Callable[[in
 
 
 class LayerComparer:
-    """Holds preserve-all-tensors interpreters of TFLM and LiteRT's reference kernels."""
+    """Holds preserve-all-tensors interpreters of the truth and of ``runner``, a
+    :data:`~firmware_harness.runners.LOCALIZABLE` runner of the registry (default: the first)."""
 
-    def __init__(self, model: bytes, *, arena_bytes: int):
-        self._tflm = make_runner("tflm", model, arena_bytes=arena_bytes, preserve=True)
-        self._other = make_runner("litert_ref", model, arena_bytes=arena_bytes, preserve=True)
+    def __init__(self, model: bytes, *, arena_bytes: int, runner: str | None = None):
+        self.runner = runner or with_role(LOCALIZABLE)[0]
+        if REGISTRY[self.runner].role != LOCALIZABLE:
+            raise ValueError(f"{self.runner}: not a localizable runner; its intermediate tensors are not observable")
+        self._truth = make_runner(truth_runner(), model, arena_bytes=arena_bytes, preserve=True)
+        self._other = make_runner(self.runner, model, arena_bytes=arena_bytes, preserve=True)
         self._fb = read_model(model)
 
     def first_divergence(self, x: np.ndarray) -> Divergence | None:
         """Run ``x`` through both; None if every operator output is identical."""
-        self._tflm.run(x)
+        self._truth.run(x)
         self._other.run(x)
-        return first_divergence(self._fb, self._tflm.tensor, self._other.tensor, runner="litert_ref")
+        return first_divergence(self._fb, self._truth.tensor, self._other.tensor, runner=self.runner,
+                                known=REGISTRY[self.runner].known_differences())

@@ -1,5 +1,8 @@
 """The interpreters the harness compares: one small protocol (:class:`Runner`) and a registry
-(:data:`REGISTRY`) that says each one's role, so adding an interpreter touches this file only.
+(:data:`REGISTRY`) that says each one's role, so adding an interpreter touches this file only:
+validation (:func:`firmware_harness.validate.compare_runtimes`), the layer localization
+(:class:`firmware_harness.layers.LayerComparer`) and the reports loop over the registry by role
+(:data:`TRUTH`, :data:`LOCALIZABLE`, :data:`OUTPUTS_ONLY`) and never name an interpreter.
 
 * :class:`TflmRunner`: TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
   reference kernels built for the host). Its outputs are the truth.
@@ -15,7 +18,7 @@ intermediate tensors are not computed by the interpreter and cannot be compared)
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -88,12 +91,24 @@ LOCALIZABLE = "localizable"  # compared with the truth on every clip; intermedia
 OUTPUTS_ONLY = "outputs only"  # compared on outputs, never a failure, never localized
 
 
+#: Why LiteRT's default optimized interpreter may differ from TFLM; reported, never a failure.
+OPTIMIZED_KERNELS_NOTE = (
+    "LiteRT's default interpreter (optimized builtin kernels and the XNNPACK delegate) is not "
+    "bit-exact with the reference kernels by design: its fixed-point paths requantize and round "
+    "differently, by one LSB on some elements. Reported for information, never a failure; its "
+    "intermediate tensors are not observable inside the delegate, so it is not localized.")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunnerSpec:
     name: str
     role: str
     description: str
     make: Callable[[bytes, int, bool], Runner]  # (model, arena bytes, preserve all tensors)
+    # LOCALIZABLE: first diverging op -> why it legitimately differs from the truth (read at each
+    # localization); a first divergence at any other op fails validation
+    known_differences: Callable[[], Mapping[str, str]] = dict
+    note: str = ""  # OUTPUTS_ONLY: why its outputs may differ, printed when they do
 
 
 def _tflm(model: bytes, arena_bytes: int, preserve: bool) -> Runner:
@@ -101,14 +116,42 @@ def _tflm(model: bytes, arena_bytes: int, preserve: bool) -> Runner:
     return TflmRunner(model, arena_bytes=arena, preserve=preserve)
 
 
+def _litert_reference_known() -> Mapping[str, str]:
+    from firmware_harness import layers  # layers imports this module
+
+    return layers.KNOWN_DIFFERENCES
+
+
 REGISTRY: dict[str, RunnerSpec] = {r.name: r for r in (
     RunnerSpec("tflm", TRUTH, "TFLM's Python runtime (tflite-micro), reference kernels", _tflm),
     RunnerSpec("litert_ref", LOCALIZABLE, "LiteRT with BUILTIN_REF kernels",
-               lambda m, a, p: LiteRTRunner(m, kernels="reference", preserve=p)),
+               lambda m, a, p: LiteRTRunner(m, kernels="reference", preserve=p),
+               known_differences=_litert_reference_known),
     RunnerSpec("litert_opt", OUTPUTS_ONLY, "LiteRT's default interpreter (optimized kernels, XNNPACK)",
-               lambda m, a, p: LiteRTRunner(m, kernels="optimized", preserve=p)),
+               lambda m, a, p: LiteRTRunner(m, kernels="optimized", preserve=p), note=OPTIMIZED_KERNELS_NOTE),
 )}
 RUNNERS = tuple(REGISTRY)
+
+
+def with_role(role: str) -> tuple[str, ...]:
+    """The registered runners of ``role``, in registry order."""
+    return tuple(n for n, r in REGISTRY.items() if r.role == role)
+
+
+def truth_runner() -> str:
+    """The one :data:`TRUTH` runner: its outputs define what the microcontroller outputs."""
+    (name,) = with_role(TRUTH)
+    return name
+
+
+def documented_differences() -> dict[str, str]:
+    """Every localizable runner's known differences (first diverging op -> why), for the report."""
+    return {op: why for n in with_role(LOCALIZABLE) for op, why in REGISTRY[n].known_differences().items()}
+
+
+def compared_runners() -> tuple[str, ...]:
+    """Every runner compared with the truth (localizable and outputs-only), in registry order."""
+    return tuple(n for n in RUNNERS if REGISTRY[n].role != TRUTH)
 
 
 def make_runner(name: str, model: bytes, *, arena_bytes: int, preserve: bool = False) -> Runner:

@@ -29,8 +29,9 @@ from typing import Callable
 
 import numpy as np
 
-from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE, LayerComparer
-from firmware_harness.runners import RUNNERS, make_runner
+from firmware_harness.layers import OPTIMIZED_KERNELS_NOTE, LayerComparer
+from firmware_harness.runners import (LOCALIZABLE, REGISTRY, RUNNERS, compared_runners, documented_differences,
+                                      make_runner, truth_runner, with_role)
 from firmware_harness.validation_report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
                                                 Throughput, ValidationReport, agreement, format_report, output_error,
                                                 write_validation_report)
@@ -132,9 +133,9 @@ class RuntimeComparison:
     """TFLM against LiteRT on the same int8 inputs (:func:`compare_runtimes`); held in memory, the
     reports take its parts."""
 
-    outputs: dict[str, np.ndarray]  # runner -> (inferences, output elements) int8; "tflm" is the truth
-    agreement: dict[str, Agreement]  # litert_ref and litert_opt against TFLM
-    divergences: tuple[ClipDivergence, ...]  # every litert_ref disagreement, localized
+    outputs: dict[str, np.ndarray]  # runner -> (inferences, output elements) int8; truth_runner() is the truth
+    agreement: dict[str, Agreement]  # every compared runner of the registry against the truth
+    divergences: tuple[ClipDivergence, ...]  # every disagreement of a localizable runner, localized
     failures: tuple[str, ...]  # first divergences that are not a documented kernel difference
     seconds: float  # running the interpreters (the localization excluded)
     tflm_twin_agreement: Agreement | None = None  # with tflm_model: TFLM on it against TFLM on the model
@@ -142,11 +143,13 @@ class RuntimeComparison:
 
 def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, name_of: Callable[[int], str],
                      unit: str = "clip", tflm_model: bytes | None = None) -> RuntimeComparison:
-    """Run ``x`` (inferences, *input shape*, batch 1 included) int8 through TFLM (the truth), LiteRT's
-    reference kernels and LiteRT's default interpreter (:func:`run_all`, ``workers`` processes),
-    compare both LiteRT flavours with TFLM, and localize every reference-kernel disagreement to its
-    first diverging operator (:class:`~firmware_harness.layers.LayerComparer`); a first divergence
-    that is not in :data:`~firmware_harness.layers.KNOWN_DIFFERENCES` is a failure. ``name_of(i)``
+    """Run ``x`` (inferences, *input shape*, batch 1 included) int8 through every interpreter of the
+    registry (:mod:`firmware_harness.runners`: TFLM, the truth, LiteRT's reference kernels and LiteRT's
+    default interpreter; :func:`run_all`, ``workers`` processes), compare each with the truth, and
+    localize every disagreement of a localizable runner to its first diverging operator
+    (:class:`~firmware_harness.layers.LayerComparer`); a first divergence that is not among the
+    runner's known differences (LiteRT's reference kernels:
+    :data:`~firmware_harness.layers.KNOWN_DIFFERENCES`) is a failure. ``name_of(i)``
     names inference ``i`` in the report (a clip's file name), ``unit`` counts them in the failure.
 
     ``tflm_model``: the truth is TFLM on this model instead (a LUT-compressed export: LiteRT cannot
@@ -154,24 +157,29 @@ def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, n
     compared on); ``tflm_twin_agreement`` is TFLM on it against TFLM on ``model``."""
     t0 = time.perf_counter()
     outs = run_all(model, x, arena=arena, workers=workers)
+    name = truth_runner()
     twin = None
     if tflm_model is not None:
-        truth = run_all(tflm_model, x, arena=arena, workers=workers, runners=("tflm",))["tflm"]
-        twin = agreement(outs["tflm"], truth)
-        outs["tflm"] = truth
+        truth = run_all(tflm_model, x, arena=arena, workers=workers, runners=(name,))[name]
+        twin = agreement(outs[name], truth)
+        outs[name] = truth
     seconds = time.perf_counter() - t0
-    agree = {n: agreement(outs["tflm"], outs[n]) for n in ("litert_ref", "litert_opt")}
-    idx = agree["litert_ref"].differing_clip_indices
-    comparer = LayerComparer(model, arena_bytes=arena) if idx else None
-    divergences = tuple(ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
-                        for i in idx)
-    unknown = [d for d in divergences if not d.known]
+    agree = {n: agreement(outs[name], outs[n]) for n in compared_runners()}
+    divergences: list[ClipDivergence] = []
     failures = []
-    if unknown:
-        ops = sorted({str(d.op) for d in unknown})
-        failures.append(f"LiteRT reference kernels diverge from TFLM first at {ops}, not a documented "
-                        f"kernel difference, on {len(unknown)} {unit}(s), e.g. {[d.clip for d in unknown[:3]]}")
-    return RuntimeComparison(outputs=outs, agreement=agree, divergences=divergences, failures=tuple(failures),
+    for n in with_role(LOCALIZABLE):
+        idx = agree[n].differing_clip_indices
+        comparer = LayerComparer(model, arena_bytes=arena, runner=n) if idx else None
+        found = [ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
+                 for i in idx]
+        unknown = [d for d in found if not d.known]
+        if unknown:
+            ops = sorted({str(d.op) for d in unknown})
+            failures.append(f"{REGISTRY[n].description} ({n}) diverges from the truth ({name}) first at {ops}, not a "
+                            f"documented kernel difference, on {len(unknown)} {unit}(s), "
+                            f"e.g. {[d.clip for d in unknown[:3]]}")
+        divergences += found
+    return RuntimeComparison(outputs=outs, agreement=agree, divergences=tuple(divergences), failures=tuple(failures),
                              seconds=seconds, tflm_twin_agreement=twin)
 
 
@@ -236,7 +244,7 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
     probe = keras.Model(keras_model.input, [layer.output for _, layer in pairs])
     flo = probe.predict(x_float, verbose=0, batch_size=8)
     flo = flo if isinstance(flo, list) else [flo]
-    tflm = make_runner("tflm", model, arena_bytes=arena, preserve=True)
+    tflm = make_runner(truth_runner(), model, arena_bytes=arena, preserve=True)
     acc = np.zeros((len(pairs), 3))
     for c in range(len(x_int8)):
         tflm.run(x_int8[c])
@@ -306,13 +314,13 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
     if windows:  # the clip decision the firmware's ClipAccumulator makes, from TFLM's window outputs
-        sums = accumulate_windows(outs["tflm"], windows_per_clip=per_clip)
+        sums = accumulate_windows(outs[truth_runner()], windows_per_clip=per_clip)
         int8_probs = clip_probabilities(sums, windows_per_clip=per_clip, scale=exp.output.scale,
                                         zero_point=exp.output.zero_point)
         x_float = split_windows(x_float, window=windows.frames, hop=windows.hop)
         float_probs = combine_windows(keras_model.predict(x_float, batch_size=64, verbose=0), windows_per_clip=per_clip)
     else:
-        int8_probs = dequantize_output(outs["tflm"], scale=exp.output.scale, zero_point=exp.output.zero_point)
+        int8_probs = dequantize_output(outs[truth_runner()], scale=exp.output.scale, zero_point=exp.output.zero_point)
         float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
     s_float, s_int8 = score_table(float_probs, table), score_table(int8_probs, table)
     scores = tuple(ScoreRow(group=f.group, name=f.name, clips=int(f.clips), unseen_device=bool(f.unseen_device),
@@ -328,8 +336,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
     report = ValidationReport(
         model=str(tflite_path.resolve()), tflite_sha256=exp.tflite_sha256, data_dir=str(Path(data_dir).resolve()),
-        split="evaluate", clips=int(len(table)), truth="tflm", quantization_path=exp.quantization_path,
-        agreement_with_tflm=agree, reference_divergences=divergences, known_differences=dict(KNOWN_DIFFERENCES),
+        split="evaluate", clips=int(len(table)), truth=truth_runner(), quantization_path=exp.quantization_path,
+        agreement_with_tflm=agree, reference_divergences=divergences, known_differences=documented_differences(),
         optimized_note=OPTIMIZED_KERNELS_NOTE, scores=scores, accuracy_drop_pp=drop,
         output_error=output_error(float_probs, int8_probs), worst_layers=tuple(layers),
         arena=ArenaCheck(measured_min_bytes=arena.min_bytes, recorded_total_bytes=arena.recorded_total,

@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from firmware_harness.layers import Divergence
+from firmware_harness.runners import OUTPUTS_ONLY, REGISTRY, with_role
 from keras_asc.windows import WindowPlan
 from keras_asc import records
 
@@ -130,7 +131,7 @@ class ValidationReport:
     clips: int
     truth: str
     quantization_path: str
-    agreement_with_tflm: dict[str, Agreement]  # litert_ref, litert_opt
+    agreement_with_tflm: dict[str, Agreement]  # every compared runner of the registry (runners.py)
     reference_divergences: tuple[ClipDivergence, ...]
     known_differences: dict[str, str]
     optimized_note: str
@@ -172,9 +173,11 @@ def read_validation_report(export_dir: Path) -> ValidationReport:
 
 def litert_section(agreement_with_tflm: dict[str, Agreement], divergences: tuple[ClipDivergence, ...], *,
                    optimized_note: str, unit: str, item: str = "clip(s)") -> list[str]:
-    """The report's "LiteRT against TFLM" lines: agreement per runtime (``unit``: what the counts
-    count, e.g. clips), then the first diverging operator of every reference-kernel disagreement
-    (``item``: one of them, counted)."""
+    """The report's "LiteRT against TFLM" lines: agreement per runtime of the registry
+    (``unit``: what the counts count, e.g. clips), then the first diverging operator of every
+    disagreement of a localizable runner (``item``: one of them, counted), then the note of each
+    outputs-only runner that differed (the registry's, else ``optimized_note``)."""
+
     lines = ["", "## LiteRT against TFLM", "", f"| runtime | {unit} differing | max diff (LSB) | top-1 changed |",
              "|---|---|---|---|"]
     for n, a in agreement_with_tflm.items():
@@ -191,8 +194,9 @@ def litert_section(agreement_with_tflm: dict[str, Agreement], divergences: tuple
                      f"{v.max_abs_diff_lsb} LSB. " if v else "")
             lines.append(f"- {op}: {'documented' if ex.known else 'NOT a documented difference'}; "
                          f"e.g. {ex.clip}, {where}{ex.explanation}")
-    if agreement_with_tflm["litert_opt"].clips_with_any_difference:
-        lines += ["", f"litert_opt: {optimized_note}"]
+    for n in with_role(OUTPUTS_ONLY):
+        if n in agreement_with_tflm and agreement_with_tflm[n].clips_with_any_difference:
+            lines += ["", f"{n}: {REGISTRY[n].note or optimized_note}"]
     return lines
 
 

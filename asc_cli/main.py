@@ -555,6 +555,21 @@ def cmd_profile(a: argparse.Namespace) -> None:
         raise UserError("profile failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
+# ----------------------------------------------------------------------------- bundle
+def cmd_bundle(a: argparse.Namespace) -> None:
+    from firmware_harness.bundle import make_bundle
+
+    source = Path(a.export_dir)
+    export_dir = source.parent if source.suffix == ".tflite" else source
+    if not (export_dir / "config.json").is_file():
+        raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
+                        "run `asc export RUN` first")
+    b = make_bundle(export_dir, Path(a.out), target=a.target,
+                    third_party_dir=Path(a.third_party) if a.third_party else None)
+    print(f"bundle: build it with `cmake -S {b.out} -B {b.out / 'build'} && cmake --build {b.out / 'build'} -j 2` "
+          f"(no Python, no network); {b.out / 'BUNDLE.md'} says what it holds")
+
+
 # ----------------------------------------------------------------------------- demo / grid
 def _pipeline_config(a: argparse.Namespace, **kw):
     from asc_cli.pipeline import PipelineConfig
@@ -738,6 +753,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="profile folder (default EXPORT/profile, or MODEL.profile/ beside a .tflite)")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     s.set_defaults(func=cmd_profile)
+
+    s = sub.add_parser("bundle", help="a self-contained CMake folder: the export, TFLM and only the sources it needs, "
+                                      "an example main, the verified flags")
+    s.add_argument("export_dir", metavar="EXPORT", help="RUN_DIR/export or its model.tflite")
+    s.add_argument("--out", required=True, help="the bundle folder (replaced only if an earlier asc bundle wrote it)")
+    s.add_argument("--target", choices=("host", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"), default="host",
+                   help="host (default: g++, TFLM reference kernels) or a Cortex-M (arm-none-eabi, CMSIS-NN)")
+    s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
+    s.set_defaults(func=cmd_bundle)
 
     s = sub.add_parser("demo", help="generated dataset -> features -> ResNet11 -> int8 + C -> TFLM validation")
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")

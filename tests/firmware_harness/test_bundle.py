@@ -1,0 +1,119 @@
+"""``asc bundle``: the bundle of the tiny export builds with CMake alone and its harness program is
+bit-identical to TFLM Python, on the host and on Cortex-M4 under QEMU.
+
+Each build compiles TFLM from the bundle's sources (no cache). Measured on the shared 2-core
+machine (load average about 12): the host bundle's CMake configure + build 355 s (the test
+11 min 53 s with the tiny export's training), the Cortex-M4 bundle's (177 sources, CMSIS-NN)
+about 10 min.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_harness import program as fw_program
+from firmware_harness.bundle import make_bundle
+from firmware_harness.targets import get_target
+from tests.firmware_harness.conftest import QUIET, require_targets
+
+pytestmark = pytest.mark.slow
+HOST_CLIPS = 4
+QEMU_CLIPS = 1
+
+
+def _cmake(folder: Path, *options: str) -> float:
+    """Configure and build ``folder`` as a user would, without this project; the wall seconds."""
+    t0 = time.perf_counter()
+    for cmd in (["cmake", "-B", "build", *options], ["cmake", "--build", "build", "-j", "2"]):
+        proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+        assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return time.perf_counter() - t0
+
+
+def _truth(export: Path, logmel: np.ndarray):
+    """The header's int8 inputs (the Python formula) and TFLM Python's outputs for ``logmel`` clips."""
+    from firmware_harness.firmware import TflmTruth
+    from firmware_harness.validate import header_arena_bytes, load_checked_export
+    from tflite_export.input_quant import quantize_input
+
+    model, exp, quant = load_checked_export(export / "model.tflite", **QUIET)
+    x = quantize_input(logmel, quant=quant)
+    arena = max(header_arena_bytes(export), exp.size.arena_recommended_bytes)
+    truth = TflmTruth(model, x, arena=arena)
+    return x.reshape(len(x), -1), truth.outputs(np.arange(len(x)))
+
+
+def _check_bit_exact(exe: Path, target: str, export: Path, logmel: np.ndarray, work: Path) -> None:
+    prog = fw_program.Program(get_target(target), exe, None, None, None, 0.0)
+    run = fw_program.run_program(prog, work, logmel=logmel)
+    inputs, outputs = _truth(export, logmel)
+    assert np.array_equal(run.inputs, inputs)
+    assert np.array_equal(run.outputs, outputs)
+
+
+def _example_class(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "status=ok" in proc.stdout, proc.stdout + proc.stderr
+    return dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)["label"]
+
+
+def test_host_bundle_builds_with_cmake_and_is_bit_exact(tiny_export, tiny_features, tmp_path):
+    require_targets("host")
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not installed (Debian: cmake)")
+    out = tmp_path / "bundle"
+    b = make_bundle(tiny_export, out, target="host", **QUIET)
+    assert (out / "model" / "model_data.cc").is_file() and (out / "tflm" / "LICENSE").is_file()
+    assert (out / "tflm/tensorflow/lite/micro/tools/make/downloads/cmsis_dsp/LICENSE").is_file()
+    assert not (out / "tflm/tensorflow/lite/micro/tools/make/downloads/cmsis_nn").exists()  # reference kernels
+    assert "90b983c2b" in (out / "BUNDLE.md").read_text()
+    seconds = _cmake(out)
+    print(f"host bundle: {b.files} files, {b.sources} sources, cmake build {seconds:.0f} s")
+    logmel = np.asarray(tiny_features.features("evaluate")[:HOST_CLIPS], np.float32)
+    _check_bit_exact(out / "build" / "asc_harness", "host", tiny_export, logmel, tmp_path / "work")
+    labels = list(tiny_features.table("evaluate")["scene_label"].unique())
+    assert _example_class([str(out / "build" / "asc_example")]) in labels
+
+    # the bundle stage replaces its own folder, nothing else, and refuses an edited export
+    make_bundle(tiny_export, out, target="host", **QUIET)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(Exception, match="notes|bundle|not"):
+        make_bundle(tiny_export, other, target="host", **QUIET)
+    assert (other / "notes.txt").read_text() == "x"
+    edited = tmp_path / "edited" / "export"
+    shutil.copytree(tiny_export, edited)
+    with open(edited / "model_settings.h", "a") as f:
+        f.write("// edited\n")
+    with pytest.raises(Exception, match="model_settings.h"):
+        make_bundle(edited, tmp_path / "b2", target="host", **QUIET)
+    assert not (tmp_path / "b2").exists()
+
+
+def test_cortex_m4_bundle_builds_with_the_toolchain_file_and_is_bit_exact_under_qemu(tiny_export, tiny_features,
+                                                                                      tmp_path):
+    require_targets("cortex-m4")
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake not installed (Debian: cmake)")
+    out = tmp_path / "bundle"
+    b = make_bundle(tiny_export, out, target="cortex-m4", **QUIET)
+    assert (out / "tflm/tensorflow/lite/micro/tools/make/downloads/cmsis_nn/LICENSE").is_file()
+    # as a user builds it: the placeholder board (the toolchain file is picked up by itself) ...
+    seconds = _cmake(out)
+    assert (out / "build" / "asc_example.elf").is_file()
+    # ... then QEMU's board in the same build folder: only the programs are compiled again
+    seconds += _cmake(out, "-DASC_QEMU_BOARD=mps2_an386")
+    print(f"cortex-m4 bundle: {b.files} files, {b.sources} sources, cmake builds {seconds:.0f} s")
+    logmel = np.asarray(tiny_features.features("evaluate")[:QEMU_CLIPS], np.float32)
+    _check_bit_exact(out / "build" / "asc_harness.elf", "cortex-m4", tiny_export, logmel, tmp_path / "work")
+    labels = list(tiny_features.table("evaluate")["scene_label"].unique())
+    qemu = ["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
+            "-serial", "none", "-semihosting-config", "enable=on,target=native", "-kernel",
+            str(out / "build" / "asc_example.elf")]
+    assert _example_class(qemu) in labels

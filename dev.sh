@@ -21,6 +21,9 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.installed" 2>/dev/null)" != "
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -r requirements.txt
   "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
+  # the optional extras (pyproject.toml), pinned, without moving any pin of requirements.txt:
+  # ray for `asc grid --engine ray` and its tests
+  "$venv/bin/python" -m pip install --quiet --no-build-isolation -c requirements.txt -e ".[ray]"
   echo "$want" > "$venv/.installed"
 fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"

@@ -591,19 +591,48 @@ def cmd_demo(a: argparse.Namespace) -> None:
         raise UserError("firmware check failed: " + "; ".join(result.firmware.failures))
 
 
+def _ray_address(text: str) -> str:
+    """``auto``, ``ray://HOST:PORT`` or ``HOST:PORT`` (a Ray head's GCS address)."""
+    host, sep, port = text.removeprefix("ray://").rpartition(":")
+    if text == "auto" or (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        return text
+    raise argparse.ArgumentTypeError(f"takes auto, HOST:PORT or ray://HOST:PORT (a running Ray cluster), got {text!r}")
+
+
 def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
     from keras_asc.features import FeatureConfig
 
+    ray_options = (("--address", a.address, None), ("--cpus-per-cell", a.cpus_per_cell, 1),
+                   ("--gpus-per-cell", a.gpus_per_cell, 0), ("--max-failures", a.max_failures, 3),
+                   ("--storage", a.storage, None))
+    if a.engine == "local":
+        for option, value, default in ray_options:
+            if value != default:
+                warn(f"{option} {value} has no effect with --engine local (the default); add --engine ray")
+    elif a.workers != DEFAULT_WORKERS:
+        warn(f"--workers {a.workers} has no effect with --engine ray: each cell runs --cpus-per-cell "
+             f"({a.cpus_per_cell:g}) worker processes")
+    if a.engine == "ray":
+        from asc_cli.grid_ray import import_ray
+
+        import_ray(local_only=a.address is None)  # before any work: an error naming the fix without Ray
     feats = [FeatureConfig.seed(frames_per_second=f, n_mels=n, clip_seconds=a.clip_seconds)
              for f in a.frames for n in a.mels]
     check_run_options(models=a.models, overrides=_parse_overrides(a.model_arg), feature_configs=feats,
                       windows=a.window_frames, window_hop=None)
     configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
                            windows=a.window_frames)
-    run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
-             work_dir=Path(a.work) if a.work else None, workers=a.workers)
+    if a.engine == "ray":
+        from asc_cli.grid_ray import run_grid_ray
+
+        run_grid_ray(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
+                     work_dir=Path(a.work) if a.work else None, address=a.address, cpus_per_cell=a.cpus_per_cell,
+                     gpus_per_cell=a.gpus_per_cell, max_failures=a.max_failures, storage=a.storage)
+    else:
+        run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
+                 work_dir=Path(a.work) if a.work else None, workers=a.workers)
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
@@ -785,6 +814,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
     s.add_argument("--clip-seconds", type=positive_float, default=10.0)
     add_pipeline_args(s)
+    g = s.add_argument_group("engine (see README: Grids on Ray)")
+    g.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local (default): the cells one after the other in this process; ray: each cell a Ray Tune "
+                        "trial, on a local Ray or the cluster at --address (needs the ray extra)")
+    g.add_argument("--address", type=_ray_address, default=None,
+                   help="a running Ray cluster: auto (on one of its nodes), HOST:PORT or ray://HOST:PORT; default: "
+                        "start a local Ray. --out and --data must be the same path on every node")
+    g.add_argument("--cpus-per-cell", type=positive_float, default=1,
+                   help="CPUs Ray reserves per cell, also its worker processes (default 1)")
+    g.add_argument("--gpus-per-cell", type=non_negative_float, default=0, help="GPUs Ray reserves per cell (default 0)")
+    g.add_argument("--max-failures", type=non_negative_int, default=3,
+                   help="retries of a cell whose node or process dies (Tune's FailureConfig; default 3)")
+    g.add_argument("--storage", default=None, metavar="PATH|URI",
+                   help="Ray Tune's storage_path for its experiment records (default OUT/ray_results)")
     s.set_defaults(func=cmd_grid)
     return p
 

@@ -11,8 +11,10 @@ Stage folders under ``WORK``::
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
@@ -388,28 +390,112 @@ def grid_configs(base: PipelineConfig, *, models, frames, mels, losses, windows=
             for m in models for f in frames for n in mels for loss in losses for w in windows]
 
 
-def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
-             work_dir: Path | None = None, workers: int = 2, log=print):
-    """Run every configuration (each in ``out_dir/<name>/``) and write ``results.csv``/``.md``.
+#: A finished cell's row, in its run folder (the grid skips a cell that has one for the same
+#: configuration).
+GRID_RESULT = "grid_result.json"
+#: Beside the run folders (a run folder must hold only what training writes until it has its first
+#: epoch): ``OUT/grid_attempts/<name>.json``, one record per attempt at the cell (where it ran, the
+#: epoch it resumed from), and ``<name>.lock``, held while a process runs the cell.
+GRID_ATTEMPTS = "grid_attempts"
+#: Columns of a row that say where and how the cell ran, not what it produced (the same for
+#: both engines: the local engine records this machine).
+PLACEMENT_COLUMNS = ("hostname", "node_ip", "attempts")
 
-    A finished configuration leaves ``grid_result.json`` and is skipped next time; an
-    interrupted one resumes its training from the last epoch.
-    """
-    import pandas as pd
 
+def finished_cell_row(run_dir: Path, cfg: PipelineConfig) -> dict | None:
+    """The row of a cell finished earlier with this very configuration, else None."""
+    done = _read(Path(run_dir) / GRID_RESULT)
+    if done.get("config") == json.loads(json.dumps(dataclasses.asdict(cfg))) and "row" in done:
+        return done["row"]
+    return None
+
+
+def this_machine() -> dict:
+    """Where a local cell runs: hostname and this host's address (no network traffic)."""
+    import socket
+
+    host = socket.gethostname()
+    try:
+        ip = socket.gethostbyname(host)
+    except OSError:
+        ip = "127.0.0.1"
+    return {"hostname": host, "node_ip": ip}
+
+
+@contextlib.contextmanager
+def cell_lock(run_dir: Path, *, timeout: float = 600.0, log=print):
+    """Hold ``OUT/grid_attempts/<name>.lock`` (a POSIX lock: also across NFS clients) while a cell runs, so two
+    processes never write one run folder: a second `asc grid` on the same folder, or a retried
+    Ray trial while its first attempt still winds down. A dead process holds no lock."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    path = run_dir.parent / GRID_ATTEMPTS / f"{run_dir.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        deadline, said = time.monotonic() + timeout, False
+        while True:
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    f.seek(0)
+                    raise CellBusy(f"{path}: another process ({f.read().strip() or 'unknown'}) has been running this "
+                                   f"grid cell for over {timeout:.0f} s; wait for it to finish or stop that process, "
+                                   "then run the grid again") from None
+                if not said:
+                    log(f"grid: {run_dir.name} is being run by another process; waiting for it")
+                    said = True
+                time.sleep(0.5)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} on {this_machine()['hostname']}\n")
+            f.flush()
+            yield
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+
+
+class CellBusy(AscError):
+    """A grid cell's folder is locked by another live process."""
+
+
+def _record_attempt(run_dir: Path, placement: dict) -> list[dict]:
+    """Append this attempt (where it runs, from which finished epoch it resumes) to the cell's
+    ``OUT/grid_attempts/<name>.json``; returns every attempt so far."""
+    record = attempts_file(run_dir)
+    attempts = _read(record).get("attempts", [])
+    state = _read(run_dir / "state.json")
+    attempts.append({**placement, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                     "resumed_from_epoch": int(state.get("epoch", 0)),
+                     "training_done": _read(run_dir / "config.json").get("status") == "done"})
+    artifacts.write_json(record, {"cell": run_dir.name, "attempts": attempts})
+    return attempts
+
+
+def attempts_file(run_dir: Path) -> Path:
+    """``OUT/grid_attempts/<name>.json`` of the cell whose run folder is ``run_dir``."""
+    return Path(run_dir).parent / GRID_ATTEMPTS / f"{Path(run_dir).name}.json"
+
+
+def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
+                  workers: int = 2, placement: dict | None = None, log=print) -> dict:
+    """One grid cell, for either engine: under the cell's lock, record the attempt, run the
+    pipeline (resuming what an earlier attempt left), build the row and write ``grid_result.json``.
+    A cell already finished with this configuration returns its row without running again."""
     from tflite_export.export import BudgetError
 
-    out_dir = Path(out_dir)
-    work_dir = Path(work_dir or out_dir / "work")
-    rows = []
-    for i, cfg in enumerate(configs, 1):
-        run_dir = out_dir / cfg.name
-        done = run_dir / "grid_result.json"
-        log(f"\n##### grid {i}/{len(configs)}: {cfg.name}")
-        if done.is_file() and _read(done).get("config") == json.loads(json.dumps(dataclasses.asdict(cfg))):
+    run_dir = Path(run_dir)
+    with cell_lock(run_dir, log=log):
+        old = finished_cell_row(run_dir, cfg)
+        if old is not None:
             log("grid: already finished; reusing")
-            rows.append(_read(done)["row"])
-            continue
+            return old
+        placement = {**this_machine(), "pid": os.getpid(), **(placement or {})}
+        t0 = time.perf_counter()
+        attempts = _record_attempt(run_dir, placement)
         row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
                "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
                "arena_bytes": None, "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": None}
@@ -427,21 +513,70 @@ def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, cl
             row.update(float_accuracy=metrics.get("accuracy"), float_log_loss=metrics.get("log_loss"),
                        params=run_cfg.get("model", {}).get("trainable_params"),
                        int8_bytes=e.nbytes, within_budget=False, int8_accuracy=None, int8_log_loss=None)
-        artifacts.write_json(done, {"config": dataclasses.asdict(cfg), "row": row})
-        rows.append(row)
+        row.update(hostname=placement["hostname"], node_ip=placement["node_ip"], attempts=len(attempts))
+        attempts[-1]["seconds"] = round(time.perf_counter() - t0, 1)  # this attempt, start to finish
+        artifacts.write_json(attempts_file(run_dir), {"cell": run_dir.name, "attempts": attempts})
+        artifacts.write_json(run_dir / GRID_RESULT, {"config": dataclasses.asdict(cfg), "row": row})
+    return row
+
+
+def cell_line(row: dict, done: int, total: int) -> str:
+    """The grid's own line per finished cell (both engines)."""
+    pct = lambda v: "-" if v is None or v != v else f"{100 * v:.1f} %"  # noqa: E731
+    budget = "" if row.get("within_budget") else " (over budget)"
+    return (f"grid: finished {done}/{total} {row['name']} on {row.get('hostname')} ({row.get('node_ip')}) after "
+            f"{row.get('attempts')} attempt(s): float {pct(row.get('float_accuracy'))}, int8 "
+            f"{pct(row.get('int8_accuracy'))}, {row.get('int8_bytes') or 0:,d} bytes{budget}")
+
+
+def write_grid_tables(out_dir: Path, rows: list[dict], *, log=print):
+    """``results.csv`` and ``results.md`` from the rows, in grid order (both engines)."""
+    import pandas as pd
+
     table = pd.DataFrame(rows)
-    artifacts.atomic_write_text(out_dir / "results.csv", table.to_csv(index=False))
-    artifacts.atomic_write_text(out_dir / "results.md", _grid_markdown(table))
+    artifacts.atomic_write_text(Path(out_dir) / "results.csv", table.to_csv(index=False))
+    artifacts.atomic_write_text(Path(out_dir) / "results.md", _grid_markdown(table))
     log("\n" + _grid_markdown(table))
     return table
 
 
+def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
+             work_dir: Path | None = None, workers: int = 2, log=print):
+    """Run every configuration (each in ``out_dir/<name>/``), one after the other in this process
+    (the local engine; :func:`asc_cli.grid_ray.run_grid_ray` is the Ray one), and write
+    ``results.csv``/``.md``.
+
+    A finished configuration leaves ``grid_result.json`` and is skipped next time; an
+    interrupted one resumes its training from the last epoch.
+    """
+    out_dir = Path(out_dir)
+    work_dir = Path(work_dir or out_dir / "work")
+    rows = []
+    for i, cfg in enumerate(configs, 1):
+        run_dir = out_dir / cfg.name
+        log(f"\n##### grid {i}/{len(configs)}: {cfg.name}")
+        row = finished_cell_row(run_dir, cfg)
+        if row is not None:
+            log("grid: already finished; reusing")
+        else:
+            row = run_grid_cell(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers,
+                                placement={"engine": "local"}, log=log)
+            log(cell_line(row, i, len(configs)))
+        rows.append(row)
+    return write_grid_tables(out_dir, rows, log=log)
+
+
 def _grid_markdown(table) -> str:
     lines = ["| configuration | window | params | float acc | float log loss | int8 bytes | int8 acc | arena | "
-             "M MACs per inference / clip | RAM estimate |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "M MACs per inference / clip | RAM estimate | ran on | attempts |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def missing(v) -> bool:
         return v is None or v != v
+
+    def where(r) -> str:
+        host, ip = r.get("hostname"), r.get("node_ip")
+        return "-" if missing(host) else f"{host} ({ip})" if not missing(ip) and ip != host else str(host)
 
     for _, r in table.iterrows():
         pct = lambda v: "-" if missing(v) else f"{100 * v:.1f} %"  # noqa: E731
@@ -453,5 +588,5 @@ def _grid_markdown(table) -> str:
                 f"{r['macs_per_inference'] / 1e6:.1f} / {r['macs_per_clip'] / 1e6:.1f}")
         lines.append(f"| {r['name']} | {window} | {r['params']:,} | {pct(r['float_accuracy'])} | {ll} | "
                      f"{r['int8_bytes']:,}{budget} | {pct(r['int8_accuracy'])} | {num(r['arena_bytes'])} | {macs} | "
-                     f"{num(r['ram_estimate_bytes'])} |")
+                     f"{num(r['ram_estimate_bytes'])} | {where(r)} | {num(r.get('attempts'))} |")
     return "\n".join(lines) + "\n"

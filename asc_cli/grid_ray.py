@@ -1,0 +1,353 @@
+"""The Ray engine of ``asc grid``: each grid cell is one Ray Tune trial, from one machine to a cluster.
+
+``asc grid ... --engine ray [--address auto|HOST:PORT|ray://HOST:PORT]`` runs the same cells as the
+local engine (:func:`asc_cli.pipeline.run_grid`): a ``tune.grid_search`` over the names of the cells
+still to run (their :class:`~asc_cli.pipeline.PipelineConfig` objects travel by
+``tune.with_parameters``, never through ``param_space``), each trial calling the shared
+:func:`asc_cli.pipeline.run_grid_cell`, so the rows, ``grid_result.json`` and the
+``results.csv``/``results.md`` tables are those of the local engine.
+
+Storage: the grid folder (``--out``: run folders, ``work/features``, ``grid_attempts/``, the
+tables) and ``--data`` must be the same path on every node and on the machine running ``asc grid``
+(a shared file system); this is checked on every node before any cell starts. Tune's own records
+(experiment state, each trial's reported results) go to ``--storage`` (Ray's ``storage_path``:
+``OUT/ray_results`` by default, or a shared path or an ``s3://``/``gs://`` URI).
+
+Order of work: (1) cells that already have ``grid_result.json`` for their configuration are
+reused, never run; (2) every node is checked to see ``--out`` and ``--data``; (3) each distinct
+feature configuration's cache is built once, by one Ray task per configuration (so no two
+processes ever build the same cache entry: ``keras_asc.feature_cache`` stages an entry in a folder
+next to it and renames it, and its clean-up of abandoned staging folders trusts process ids, which
+mean nothing on another node); (4) the cells run as trials, ``--cpus-per-cell``/``--gpus-per-cell``
+reserved each, retried up to ``--max-failures`` times when their node or process dies; a retried
+cell resumes its training from the run folder's last finished epoch (``state.json`` +
+``checkpoints/``), and ``OUT/grid_attempts/<name>.json`` records every attempt (node, process,
+resumed epoch). A cell's folder is locked while a process runs it (:func:`asc_cli.pipeline.cell_lock`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+from keras_asc.errors import AscError
+
+#: The exact Ray the engine is tested with (pyproject.toml's ``ray`` extra).
+RAY_REQUIREMENT = "ray[tune]==2.60.0"
+INSTALL_HINT = ("install the pinned extra in this checkout with `pip install -e '.[ray]'` (./dev.sh installs it), "
+                "or run the grid with --engine local")
+
+
+class RayUnavailable(AscError):
+    """``--engine ray`` without Ray installed."""
+
+
+class ClusterError(AscError):
+    """The Ray cluster cannot be joined, or a node cannot see the grid folder or the data."""
+
+
+class CellFailed(AscError):
+    """A grid cell failed on every attempt (its error is named)."""
+
+
+def import_ray(*, local_only: bool = False):
+    """``(ray, ray.tune)``, or :class:`RayUnavailable` naming the fix. ``local_only`` (no
+    ``--address``: a Ray started here for this grid alone) keeps that Ray on 127.0.0.1: Ray otherwise
+    binds a single-machine instance to the host's routed address (its switch for single-machine
+    clusters, read when Ray is imported)."""
+    if local_only:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+        from ray import tune
+    except ImportError as e:
+        raise RayUnavailable(f"--engine ray needs Ray ({RAY_REQUIREMENT}), which is not installed here ({e}); "
+                             f"{INSTALL_HINT}") from None
+    return ray, tune
+
+
+# ----------------------------------------------------------------------------- on the nodes
+def _cell_trainable(params: dict, *, cells: dict, data_dir: str, work_dir: str, out_dir: str,
+                    clip_seconds: float, workers: int) -> None:
+    """One Tune trial: one grid cell (:func:`asc_cli.pipeline.run_grid_cell`), its row reported.
+
+    A mistake the user can fix (:class:`AscError`) is reported, not raised, so that Tune does not
+    retry what would fail again; anything else (a lost node, a killed process, a bug) fails the
+    trial and Tune retries it."""
+    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3; before TensorFlow)
+    import ray
+    from ray import tune
+
+    from asc_cli.pipeline import run_grid_cell
+
+    name = params["cell"]
+    cfg = cells[name]
+    node_id = ray.get_runtime_context().get_node_id()
+    placement = {"engine": "ray", "node_ip": _node_ip(ray, node_id), "node_id": node_id,
+                 "trial_id": tune.get_context().get_trial_id()}
+    try:
+        row = run_grid_cell(Path(data_dir), Path(work_dir), Path(out_dir) / name, cfg, clip_seconds=clip_seconds,
+                            workers=workers, placement=placement, log=print)
+    except AscError as e:
+        tune.report({"cell": name, "row_json": "", "error": f"{type(e).__name__}: {e}"})
+        return
+    tune.report({"cell": name, "row_json": json.dumps(row), "error": "", "attempts": row["attempts"],
+                 "float_accuracy": row.get("float_accuracy"), "int8_accuracy": row.get("int8_accuracy")})
+
+
+def _node_ip(ray, node_id: str) -> str:
+    """The address the node joined the cluster with (``ray start --node-ip-address``), which is
+    what ``ray status`` shows; not the host's routed address."""
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id:
+            return node.get("NodeManagerAddress") or ray.util.get_node_ip_address()
+    return ray.util.get_node_ip_address()
+
+
+def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers: int) -> dict:
+    """A Ray task: one feature configuration's cache (computed, or found complete)."""
+    import socket
+
+    import keras_asc.tf_setup  # noqa: F401
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.features import FeatureConfig
+
+    lines: list[str] = []
+    fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),
+                             workers=workers, log=lambda m: lines.append(str(m)))
+    return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
+            "hostname": socket.gethostname(), "log": lines}
+
+
+def _node_sees(marker: str, data_dir: str) -> dict:
+    """A Ray task pinned to one node: does it see the driver's marker in OUT and the dataset?"""
+    import socket
+
+    import ray
+
+    return {"hostname": socket.gethostname(), "node_ip": _node_ip(ray, ray.get_runtime_context().get_node_id()),
+            "out": Path(marker).is_file(), "data": (Path(data_dir) / "meta.csv").is_file()}
+
+
+# ----------------------------------------------------------------------------- on the driver
+def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: float, log) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine unless asked
+    env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
+    try:
+        if address:
+            log(f"grid: joining the Ray cluster at {address}")
+            ray.init(address=address, runtime_env=env, logging_level="warning")
+        else:
+            log("grid: starting a local Ray (no --address); it stops with this command")
+            ray.init(include_dashboard=False, runtime_env=env, logging_level="warning",
+                     object_store_memory=200 * 1024 * 1024)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise ClusterError(f"--address {address}: could not join a Ray cluster there ({e}). Start one with "
+                           "`ray start --head` on the head node (and `ray start --address HEAD:PORT` on the "
+                           "others), pass its address (`auto` on a node of it), or leave --address out to start "
+                           "a local Ray") from None
+    total = ray.cluster_resources()
+    if total.get("CPU", 0) < cpus_per_cell or total.get("GPU", 0) < gpus_per_cell:
+        ray.shutdown()
+        raise ClusterError(f"--cpus-per-cell {cpus_per_cell:g} --gpus-per-cell {gpus_per_cell:g}: the Ray cluster "
+                           f"has {total.get('CPU', 0):g} CPUs and {total.get('GPU', 0):g} GPUs in all, so no cell "
+                           "could ever start; ask for less per cell or add nodes")
+
+
+def _check_shared(ray, out_dir: Path, data_dir: Path, log) -> list[dict]:
+    """Every alive node must see ``--out`` (a marker written here) and ``--data``, at the same paths."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    marker = out_dir / f".asc-grid-shared-check-{uuid.uuid4().hex}"
+    marker.write_text("written by the asc grid driver; removed when the check is done\n")
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        task = ray.remote(num_cpus=0, max_retries=0)(_node_sees)
+        refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+                .remote(str(marker), str(data_dir)) for n in nodes]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=300)
+        if len(ready) < len(refs):
+            raise ClusterError("not every Ray node answered within 300 s whether it sees --out and --data; check "
+                               "`ray status` and the nodes' logs, then run the grid again")
+        seen = ray.get(refs)
+    finally:
+        marker.unlink(missing_ok=True)
+    blind = [s for s in seen if not (s["out"] and s["data"])]
+    if blind:
+        what = "; ".join(f"{s['hostname']} ({s['node_ip']}) does not see "
+                         + " and ".join(x for x, ok in (("--out " + str(out_dir), s["out"]),
+                                                        ("--data " + str(data_dir), s["data"])) if not ok)
+                         for s in blind)
+        raise ClusterError(f"{what}. With --engine ray the grid folder and the dataset must be the same path on "
+                           "every node and on the machine running `asc grid`: put them on a shared file system "
+                           "(NFS, EFS, Filestore, a ReadWriteMany volume) mounted at the same place everywhere")
+    log(f"grid: {len(seen)} Ray node(s) see --out and --data: "
+        + ", ".join(sorted({f"{s['hostname']} ({s['node_ip']})" for s in seen})))
+    return seen
+
+
+def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_seconds: float,
+                          cpus_per_cell: float, workers: int, log) -> None:
+    """One Ray task per distinct feature configuration, before any trial: each cache is computed
+    once, by one process, and the trials only read it."""
+    from keras_asc.features import FeatureConfig
+
+    distinct = sorted({(c.frames_per_second, c.n_mels) for c in configs})
+    task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
+    refs = [task.remote(str(data_dir), str(work_dir), FeatureConfig.seed(
+        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers) for f, n in distinct]
+    for (f, n), ref in zip(distinct, refs):
+        try:
+            got = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            cause = e.as_instanceof_cause()
+            if isinstance(cause, AscError):
+                raise cause from None
+            raise
+        log(f"grid: features {f} frames/s, {n} mel: {'computed' if got['computed'] else 'reused'} on "
+            f"{got['hostname']} -> {got['path']}")
+        for line in got["log"]:
+            if "warning" in line:
+                log(line)
+
+
+def _cell_lines_callback(tune, total: int, already: int, log):
+    class CellLines(tune.Callback):
+        """The grid's own line per finished cell, and one per retry, beside Ray's progress. Tune
+        pickles its callbacks with the experiment: the log function is not part of the state."""
+
+        def __init__(self, total: int, already: int, log):
+            self.total, self.done, self.log = total, already, log
+
+        def __getstate__(self):
+            return {k: v for k, v in self.__dict__.items() if k != "log"}
+
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            self.log = _print
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            from asc_cli.pipeline import cell_line
+
+            result = trial.last_result or {}
+            if result.get("row_json"):
+                self.done += 1
+                self.log(cell_line(json.loads(result["row_json"]), self.done, self.total))
+            elif result.get("error"):
+                self.log(f"grid: {result.get('cell', trial.config.get('cell'))} failed: {result['error']}")
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self.log(f"grid: {trial.config.get('cell')} failed on its node (lost node or process); Tune retries it, "
+                     f"resuming from its run folder (failure {trial.num_failures} of at most {trial.max_failures})")
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self.log(f"grid: {trial.config.get('cell')} failed {trial.num_failures} time(s); no retries left")
+
+    return CellLines(total, already, log)
+
+
+def _print(*args) -> None:
+    print(*args, flush=True)
+
+
+def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: float,
+                 work_dir: Path | None = None, address: str | None = None, cpus_per_cell: float = 1,
+                 gpus_per_cell: float = 0, max_failures: int = 3, storage: str | None = None,
+                 verbose: int = 1, log=print):
+    """The grid on Ray; returns the same table as :func:`asc_cli.pipeline.run_grid` and writes
+    the same ``results.csv``/``results.md``. Each cell runs with ``--cpus-per-cell`` worker processes
+    (rounded down, at least 1)."""
+    from asc_cli.pipeline import finished_cell_row, write_grid_tables
+
+    ray, tune = import_ray(local_only=not address)
+    data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
+    work_dir = Path(work_dir).resolve() if work_dir else out_dir / "work"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(1, int(cpus_per_cell))
+    rows = {c.name: finished_cell_row(out_dir / c.name, c) for c in configs}
+    for i, c in enumerate(configs, 1):
+        if rows[c.name] is not None:
+            log(f"grid: {i}/{len(configs)} {c.name}: already finished; reusing")
+    pending = [c for c in configs if rows[c.name] is None]
+    if pending:
+        t0 = time.perf_counter()
+        _connect(ray, address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, log=log)
+        try:
+            _check_shared(ray, out_dir, data_dir, log)
+            _build_feature_caches(ray, pending, data_dir=data_dir, work_dir=work_dir, clip_seconds=clip_seconds,
+                                  cpus_per_cell=cpus_per_cell, workers=workers, log=log)
+            results = _run_trials(ray, tune, pending, data_dir=data_dir, work_dir=work_dir, out_dir=out_dir,
+                                  clip_seconds=clip_seconds, workers=workers, cpus_per_cell=cpus_per_cell,
+                                  gpus_per_cell=gpus_per_cell, max_failures=max_failures, storage=storage,
+                                  already=len(configs) - len(pending), total=len(configs), verbose=verbose, log=log)
+        finally:
+            ray.shutdown()
+        log(f"grid: {len(pending)} cell(s) on Ray in {time.perf_counter() - t0:.1f} s")
+        failures = []
+        for c in pending:
+            row, error = results.get(c.name, (None, "no result reported"))
+            if row is not None:
+                rows[c.name] = row
+            else:
+                failures.append(f"{c.name}: {error}")
+        if failures:
+            raise CellFailed(f"{len(failures)} of {len(configs)} grid cells failed (the others are kept in "
+                             f"{out_dir}, and a rerun of the same command runs only these):\n"
+                             + "\n".join(f"  - {f}" for f in failures))
+    else:
+        log("grid: every cell already finished; Ray not started")
+    return write_grid_tables(out_dir, [rows[c.name] for c in configs], log=log)
+
+
+def _storage_path(storage: str | None, out_dir: Path) -> str:
+    """Ray Tune's storage_path: a URI as given, a path made absolute (trials run elsewhere)."""
+    if storage is None:
+        return str(out_dir / "ray_results")
+    return storage if "://" in storage else str(Path(storage).resolve())
+
+
+def _run_trials(ray, tune, pending: list, *, data_dir: Path, work_dir: Path, out_dir: Path, clip_seconds: float,
+                workers: int, cpus_per_cell: float, gpus_per_cell: float, max_failures: int, storage: str | None,
+                already: int, total: int, verbose: int, log) -> dict[str, tuple[dict | None, str]]:
+    """The pending cells as one Tune experiment; returns ``{name: (row or None, error)}``."""
+    from asc_cli.pipeline import finished_cell_row
+
+    trainable = tune.with_resources(
+        tune.with_parameters(_cell_trainable, cells={c.name: c for c in pending}, data_dir=str(data_dir),
+                             work_dir=str(work_dir), out_dir=str(out_dir), clip_seconds=clip_seconds,
+                             workers=workers),
+        {"cpu": cpus_per_cell, "gpu": gpus_per_cell})
+    name = f"asc-grid-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([c.name for c in pending])},
+        tune_config=tune.TuneConfig(reuse_actors=False),
+        run_config=tune.RunConfig(
+            name=name, storage_path=_storage_path(storage, out_dir), verbose=verbose,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=[_cell_lines_callback(tune, total, already, log)]))
+    log(f"grid: {len(pending)} cell(s) as Ray Tune trials of experiment {name} "
+        f"({cpus_per_cell:g} CPU, {gpus_per_cell:g} GPU each; up to {max_failures} retries)")
+    grid = tuner.fit()
+    out: dict[str, tuple[dict | None, str]] = {}
+    for result in grid:
+        cell = (result.config or {}).get("cell")
+        metrics = result.metrics or {}
+        if result.error is None and metrics.get("row_json"):
+            out[cell] = (json.loads(metrics["row_json"]), "")
+        elif result.error is None and metrics.get("error"):
+            out[cell] = (None, metrics["error"])
+        else:
+            last = (str(result.error).strip().splitlines() or [""])[-1]
+            out[cell] = (None, f"{type(result.error).__name__}: {last} (after {max_failures} retries; Tune's "
+                               f"records: {result.path})")
+    for c in pending:  # the row on the shared folder is the truth: a cell counted once, from its grid_result.json
+        row = finished_cell_row(out_dir / c.name, c)
+        if c.name in out and out[c.name][0] is not None:
+            if row is None:
+                raise ClusterError(f"{out_dir / c.name}: the cell finished on a Ray node but its grid_result.json "
+                                   "is not visible here; --out must be on a file system every node shares")
+            out[c.name] = (row, "")
+    return out

@@ -654,6 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     from firmware_harness.targets import DEFAULT_TARGETS, TARGETS
     from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
+    from firmware_harness.profile import DEFAULT_PROFILE_TARGETS
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -773,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("profile", help="estimated ms per inference and per clip on Cortex-M microcontrollers, from "
                                        "exact per-operator instruction counts under QEMU and a cycle model per core")
     s.add_argument("source", help="an export folder (RUN_DIR/export) or its model.tflite, or any int8 .tflite")
-    s.add_argument("--targets", type=_profile_targets, default=("cortex-m4",),
+    s.add_argument("--targets", type=_profile_targets, default=DEFAULT_PROFILE_TARGETS,
                    help="Cortex-M images to count: cortex-m4, cortex-m7, cortex-m33, cortex-m55 (default cortex-m4)")
     s.add_argument("--mcu", type=_mcus, default=None, metavar="NAME,...",
                    help="microcontrollers to estimate (default: every one whose core is in --targets)")

@@ -88,14 +88,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _staging_owner() -> str:
+    """``PID@HOST``: who a staging folder belongs to (on a shared file system a process id alone
+    says nothing about another host's processes)."""
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname().replace('.', '_')}"
+
+
 def remove_abandoned_staging(final: Path) -> list[Path]:
-    """Remove the ``.NAME.PID.*.partial`` folders next to ``final`` whose process is gone (a
-    killed run); a staging folder of a live process is left alone. Returns what was removed."""
+    """Remove the ``.NAME.PID@HOST.*.partial`` folders next to ``final`` whose process on this
+    host is gone (a killed run); a staging folder of a live process, or of another host (whose
+    processes this one cannot see), is left alone. Returns what was removed."""
     final = Path(final)
+    here = _staging_owner().partition("@")[2]
     removed = []
     for tmp in final.parent.glob(f".{final.name}.*.partial"):
-        parts = tmp.name[len(final.name) + 2:].split(".")
-        pid = int(parts[0]) if parts[0].isdigit() else None
+        owner = tmp.name[len(final.name) + 2:].split(".")[0]
+        pid_text, _, host = owner.partition("@")
+        if host and host != here:
+            continue
+        pid = int(pid_text) if pid_text.isdigit() else None
         if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
             removed.append(tmp)
@@ -165,7 +178,7 @@ def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> It
     check_replaceable(final, stage=stage, inputs=inputs)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_staging(final)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{os.getpid()}.", suffix=".partial"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{_staging_owner()}.", suffix=".partial"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp

@@ -31,11 +31,12 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
     abandoned = tmp_path / f".export.{dead}.abcd1234.partial"
     live = tmp_path / f".export.{os.getppid()}.efgh5678.partial"  # a process that is still running
     old_style = tmp_path / ".export.ijkl9012.partial"  # made before staging names carried the pid
-    for d in (abandoned, live, old_style):
+    other_host = tmp_path / f".export.{dead}@another-host.mnop3456.partial"  # its process is not ours to judge
+    for d in (abandoned, live, old_style, other_host):
         d.mkdir()
     with artifacts.staging_dir(tmp_path / "export", stage="export") as tmp:
         (tmp / "f").write_text("y")
-    assert not abandoned.exists() and not old_style.exists() and live.exists()
+    assert not abandoned.exists() and not old_style.exists() and live.exists() and other_host.exists()
     assert (tmp_path / "export" / "f").read_text() == "y"
 
 

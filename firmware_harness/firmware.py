@@ -76,6 +76,9 @@ class TargetResult:
     tflm_objects_compiled: int
     footprint: Footprint | None
     from_audio: FromAudioResult | None = None  # --from-audio: PCM through the exported front end
+    # Cortex-M: microcontroller of this core -> estimated ms per inference (one counted inference of
+    # this image, firmware_harness.profile.invoke_latency_ms): the fit table's latency column
+    estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
 
     @property
@@ -284,9 +287,13 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         np.save(out_dir / "inputs_from_audio.npy", audio_run.inputs)  # rows as outputs.npy's
         np.save(out_dir / "outputs_from_audio.npy", audio_run.outputs)
         stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
-    footprint = None
+    footprint, latency = None, {}
     if prog.map_file is not None:
+        from firmware_harness.profile import PROFILE_TARGETS, invoke_latency_ms
+
         footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size", stack_bytes=stack)
+        if name in PROFILE_TARGETS:
+            latency = invoke_latency_ms(prog, model, work / "latency", log=log)
     np.save(out_dir / "inputs.npy", run.inputs)
     np.save(out_dir / "outputs.npy", run.outputs)
     clip_list = table.iloc[rows][["filename", "scene_label", "device"]].assign(evaluate_index=rows)
@@ -298,7 +305,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         first_input_difference=first_in, first_output_divergence=first_out,
         arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
         seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
-        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio)
+        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio, estimated_ms=latency)
     return result, failures
 
 
@@ -411,5 +418,6 @@ def targets_section(targets: tuple[TargetResult, ...], *, unit: str = "clips") -
                   "merges (under 1 %). The heap newlib's stdio takes for the semihosted files is not counted.",
                   "", format_fit_table(fit_table(flash_needed=f.flash_bytes, ram_needed=f.ram_bytes),
                                        basis=f"this {t.target} image's flash and RAM in use, which include the "
-                                             "semihosting C library a product firmware would not have")]
+                                             "semihosting C library a product firmware would not have",
+                                       latency_ms=t.estimated_ms)]
     return lines

@@ -80,6 +80,10 @@ def test_cortex_m4_footprint_is_the_linked_image(firmware_run):
     assert abs(sum(f.flash_by_part.values()) - f.flash_bytes) < 0.02 * f.flash_bytes
     md = (export / "firmware" / "firmware_report.md").read_text()
     assert "Footprint: cortex-m4" in md and "QEMU emulation" in md and "PASSED" in md
+    # the fit table's latency column: this image's counted inference on each Cortex-M4 MCU
+    assert set(m4.estimated_ms) == {"stm32f407", "nucleo-l4r5zi"} and all(v > 0 for v in m4.estimated_ms.values())
+    row = next(line for line in md.splitlines() if line.startswith("| stm32f407 |"))
+    assert row.endswith(f" {m4.estimated_ms['stm32f407']:,.1f} |") and "est. ms per inference" in md
     assert artifacts.read_json(export / "firmware" / "firmware_report.json")["passed"] is True
     assert read_firmware_report(export) == report
 

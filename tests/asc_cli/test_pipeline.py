@@ -119,7 +119,7 @@ def test_cli_errors_are_messages_not_tracebacks(tiny_dataset, tmp_path, capsys):
     assert "meta.csv: file not found" in err and "Traceback" not in err
     assert main(["evaluate", str(tmp_path), "--data", str(tiny_dataset)]) == 1
     assert "not a training run folder" in capsys.readouterr().err
-    assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet12"]) == 1
+    assert main(["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"), "--model", "resnet12"]) == 2
     assert "unknown model(s) ['resnet12']; registered: cnn5" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["features", "--data", str(tiny_dataset), "--out", str(tmp_path), "--n-mels", "100"])

@@ -19,6 +19,7 @@ An option that another option overrides or that has no effect is named in a warn
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def add_workers_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _dataset_size(text: str) -> str:
-    if text in ("tiny", "demo") or (text.isdigit() and int(text) > 0):
+    if text in ("tiny", "demo") or (text.isdigit() and int(text) >= 3):
         return text
-    raise argparse.ArgumentTypeError(f"takes tiny, demo or a whole number of segments per scene, got {text!r}")
+    raise argparse.ArgumentTypeError(f"takes tiny, demo or a whole number of segments per scene of at least 3 (a "
+                                     f"scene needs train and evaluate locations), got {text!r}")
 
 
 def _model_arg(text: str) -> tuple[str, float]:
@@ -89,8 +91,9 @@ def _model_arg(text: str) -> tuple[str, float]:
         number = float(value)
     except ValueError:
         number = None
-    if not sep or not key or number is None or number != number:
-        raise argparse.ArgumentTypeError(f"takes KEY=NUMBER (e.g. width=0.5), got {text!r}")
+    if not sep or not key or number is None or not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"takes KEY=NUMBER with a finite number above 0 (every model argument "
+                                         f"is a width or a channel count, e.g. width=0.5), got {text!r}")
     return key, number
 
 
@@ -117,6 +120,9 @@ def _csv_of(parse, allowed: tuple | None = None):
                 raise argparse.ArgumentTypeError(
                     f"takes a comma-separated list{f' of {allowed}' if allowed else ''}, got {item!r} in {text!r}")
             items.append(value)
+        twice = sorted({str(v) for v in items if items.count(v) > 1})
+        if twice:
+            raise argparse.ArgumentTypeError(f"{twice} listed more than once in {text!r}; name each once")
         if not items:
             raise argparse.ArgumentTypeError(f"takes a non-empty comma-separated list, got {text!r}")
         return items
@@ -166,6 +172,10 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- train / evaluate
 def _parse_overrides(items: list[tuple[str, float]] | None) -> tuple[tuple[str, float], ...]:
+    keys = [k for k, _ in items or []]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise OptionError(f"--model-arg {', '.join(twice)} given more than once; give each argument once")
     return tuple(sorted(dict(items or []).items()))
 
 
@@ -581,8 +591,11 @@ def _pipeline_config(a: argparse.Namespace, **kw):
 
 def cmd_demo(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import run_demo
+    from keras_asc.features import FeatureConfig
+    from keras_asc.synth import resolve_size
 
-    check_model_names([a.model])
+    check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), windows=[None], window_hop=None,
+                      feature_configs=[FeatureConfig.seed(clip_seconds=resolve_size(a.size).clip_seconds)])
     result = run_demo(Path(a.work), size=a.size, seed=a.seed, workers=a.workers,
                       cfg=_pipeline_config(a, model=a.model, firmware_clips=a.firmware_clips))
     if not result.validation.passed:
@@ -602,6 +615,7 @@ def _ray_address(text: str) -> str:
 def cmd_grid(a: argparse.Namespace) -> None:
     from asc_cli.pipeline import grid_configs, run_grid
 
+    from keras_asc import artifacts
     from keras_asc.features import FeatureConfig
 
     ray_options = (("--address", a.address, None), ("--cpus-per-cell", a.cpus_per_cell, 1),
@@ -624,6 +638,10 @@ def cmd_grid(a: argparse.Namespace) -> None:
                       windows=a.window_frames, window_hop=None)
     configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
                            windows=a.window_frames)
+    # never write results into a folder of the user's; a grid folder of an earlier version has results.csv
+    # and cells with grid_result.json
+    artifacts.claim_folder(Path(a.out), stage="grid", legacy=lambda f: (f / "results.csv").is_file() and any(
+        f.glob("*/grid_result.json")))
     if a.engine == "ray":
         from asc_cli.grid_ray import run_grid_ray
 

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from keras_asc.errors import AscError
 
@@ -161,6 +161,25 @@ def check_replaceable(final: Path, *, stage: str, inputs: tuple[Path, ...] = ())
             f"{final}: exists and holds files asc {stage} did not write (no {STAGE_MARKER} of stage "
             f"{stage!r}); nothing was changed. Choose another output folder (--out), or empty or remove "
             "that folder yourself")
+
+
+def claim_folder(folder: Path, *, stage: str, legacy: Callable[[Path], bool] | None = None) -> Path:
+    """For a stage that writes into a folder over time instead of replacing it at once (``asc grid``):
+    the folder must be absent, empty or already ``stage``'s (its :data:`STAGE_MARKER`, or ``legacy``
+    says so for folders made before the marker); it is then created and marked. Anything else is
+    refused (:class:`RefusedOverwrite`) before a file is written, so a user's folder is never written into."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RefusedOverwrite(f"{folder}: exists and is not a folder; nothing was changed. Choose another output "
+                               "folder (--out)")
+    if folder.is_dir() and any(folder.iterdir()) and not written_by(folder, stage) and not (legacy and legacy(folder)):
+        raise RefusedOverwrite(f"{folder}: exists and holds files asc {stage} did not write (no {STAGE_MARKER} of stage "
+                               f"{stage!r}); nothing was changed. Choose another output folder (--out), or empty or "
+                               "remove that folder yourself")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not written_by(folder, stage):
+        write_json(folder / STAGE_MARKER, {"stage": stage})
+    return folder
 
 
 @contextlib.contextmanager

@@ -204,6 +204,14 @@ OPTION_CASES = {
     "an arena target twice": (["export", "R", "--data", "D", "--arena-targets", "host,cortex-m4,host"],
                               "--arena-targets"),
     "a profile of a host target": (["profile", "E", "--targets", "host"], "--targets"),
+    "a model argument of 0": (TRAIN + ["--model-arg", "width=0"], "--model-arg"),
+    "an infinite model argument": (TRAIN + ["--model-arg", "width=inf"], "--model-arg"),
+    "a model argument given twice": (TRAIN + ["--model-arg", "width=0.25", "--model-arg", "width=0.5"],
+                                     "--model-arg width given more than once"),
+    "a grid model listed twice": (GRID + ["--models", "resnet11,resnet11"], "listed more than once"),
+    "a grid frame rate listed twice": (GRID + ["--frames", "28,28"], "listed more than once"),
+    "a demo of too few segments": (["demo", "--size", "2"], "--size"),
+    "a demo model argument the builder does not take": (["demo", "--model-arg", "depth=3"], "--model-arg"),
     "a profile of an unknown MCU": (["profile", "E", "--mcu", "stm32f4"], "--mcu"),
 }
 
@@ -303,3 +311,19 @@ def test_user_error_and_bad_option_exit_statuses_differ(tmp_path, capsys):
     assert status == EXIT_USER_ERROR
     status, _ = _run(["train", "--data", "D", "--out", "O", "--epochs", "0"], capsys)
     assert status == EXIT_BAD_OPTION
+
+
+def test_grid_never_writes_into_a_folder_of_the_users(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "results.md").write_text("keep")
+    status, err = _run(GRID[:4] + [mine, "--model-arg", "width=0.25"], capsys)
+    assert status == EXIT_USER_ERROR and str(mine) in err and "--out" in err
+    assert _tree(mine) == {mine.joinpath("results.md").relative_to(mine): b"keep"}
+
+
+def test_grid_claims_an_empty_or_its_own_folder(tmp_path):
+    out = artifacts.claim_folder(tmp_path / "g", stage="grid")
+    assert artifacts.written_by(out, "grid")
+    (out / "results.csv").write_text("x")
+    assert artifacts.claim_folder(out, stage="grid") == out  # a rerun of the same grid

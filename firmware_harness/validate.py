@@ -377,7 +377,13 @@ def _plots(export_dir: Path, report: ValidationReport, float_probs: np.ndarray, 
     save_figure(fig, export_dir / "validation_output_diff.png")
 
 
+#: What ``asc validate`` adds to an export folder.
+VALIDATION_FILES = ("validation_report.json", "validation_report.md", "validation_per_device.png",
+                    "validation_output_diff.png")
+
+
 def _write_reports(export_dir: Path, report: ValidationReport, float_probs, int8_probs) -> None:
     write_validation_report(export_dir, report)
     artifacts.atomic_write_text(export_dir / "validation_report.md", format_report(report))
     _plots(export_dir, report, float_probs, int8_probs)
+    artifacts.record_added(export_dir, VALIDATION_FILES)  # asc's, not the user's, when the export is replaced

@@ -139,6 +139,67 @@ def written_by(folder: Path, stage: str) -> bool:
     return False
 
 
+def _marker_files(folder: Path) -> set[str] | None:
+    """The files (relative to ``folder``) its stage marker lists as written by asc, or None when the
+    marker predates the list (or is unreadable)."""
+    try:
+        files = json.loads((Path(folder) / STAGE_MARKER).read_text()).get("files")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    return set(files) if isinstance(files, list) else None
+
+
+def _listed_files(folder: Path) -> list[str]:
+    """Every file under ``folder``, relative to it and in POSIX form; staging and replaced
+    folders of a stage running inside it (``.NAME.*.partial``, ``.NAME.*.old``) are not its files."""
+    out = []
+    for p in sorted(Path(folder).rglob("*")):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") and part.endswith((".partial", ".old")) for part in rel.parts):
+            continue
+        if p.is_file() or p.is_symlink():
+            out.append(rel.as_posix())
+    return out
+
+
+def files_not_written_by_asc(folder: Path) -> list[str]:
+    """The files under ``folder`` (relative paths) that no asc stage recorded writing: not in its
+    marker's list, nor in the list of a marked sub-folder (another stage's artifact inside it, such
+    as an export's ``firmware/``), nor added later with :func:`record_added`. Empty for folders whose
+    marker predates the list (nothing can be told about them)."""
+    folder = Path(folder)
+    known = _marker_files(folder)
+    if known is None:
+        return []
+    unknown = []
+    marked = sorted((p for p in folder.rglob(STAGE_MARKER) if p.parent != folder), key=lambda p: len(p.parts))
+    inner = {m.parent.relative_to(folder).as_posix(): files_not_written_by_asc(m.parent) for m in marked}
+    for rel in _listed_files(folder):
+        if rel == STAGE_MARKER:
+            continue
+        owner = next((d for d in inner if rel == d or rel.startswith(d + "/")), None)
+        if owner is None and rel not in known:
+            unknown.append(rel)
+    for d, files in inner.items():
+        if not any(d.startswith(o + "/") for o in inner if o != d):  # nested ones are reported by their parent
+            unknown.extend(f"{d}/{f}" for f in files)
+    return sorted(unknown)
+
+
+def record_added(folder: Path, names: tuple[str, ...]) -> None:
+    """Record in ``folder``'s stage marker that asc added ``names`` (relative paths) to it after the
+    folder was written (for example ``asc validate``'s reports in an export), so a later
+    replacement of the folder knows they are asc's and not the user's."""
+    folder = Path(folder)
+    marker = folder / STAGE_MARKER
+    known = _marker_files(folder)
+    if known is None:
+        return
+    record = json.loads(marker.read_text())
+    record["files"] = sorted(known | set(names))
+    write_json(marker, record)
+
+
 def check_replaceable(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> None:
     """Refuse (:class:`RefusedOverwrite`, naming the path and the fix) to write ``stage``'s folder
     ``final`` over anything but nothing, an empty folder or a folder the same stage wrote; or
@@ -161,6 +222,14 @@ def check_replaceable(final: Path, *, stage: str, inputs: tuple[Path, ...] = ())
             f"{final}: exists and holds files asc {stage} did not write (no {STAGE_MARKER} of stage "
             f"{stage!r}); nothing was changed. Choose another output folder (--out), or empty or remove "
             "that folder yourself")
+    if final.is_dir():
+        unknown = files_not_written_by_asc(final)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise RefusedOverwrite(
+                f"{final}: is a folder asc {stage} wrote, but it now also holds files no asc stage wrote ({shown}); "
+                f"replacing the folder would delete them, so nothing was changed. Move those files out of {final} "
+                "(or choose another output folder with --out) and run the command again")
 
 
 def claim_folder(folder: Path, *, stage: str, legacy: Callable[[Path], bool] | None = None) -> Path:
@@ -201,7 +270,7 @@ def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> It
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        write_json(tmp / STAGE_MARKER, {"stage": stage})
+        write_json(tmp / STAGE_MARKER, {"stage": stage, "files": [f for f in _listed_files(tmp) if f != STAGE_MARKER]})
         check_replaceable(final, stage=stage, inputs=inputs)  # nothing appeared there meanwhile
         if final.exists():
             old = final.with_name(f".{final.name}.{os.getpid()}.old")

@@ -50,7 +50,7 @@ from tflite_export.compression import CompressionConfig, cluster_finetune, compr
 from tflite_export.convert import ConversionError, convert_int8
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
-                                         hash_export_files, write_export_result)
+                                         check_replaces_own_export, hash_export_files, write_export_result)
 from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES_ARENA_ESTIMATE, fit_table,
                                        format_fit_table, get_mcu_target)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
@@ -174,6 +174,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     final = Path(export_dir) if export_dir is not None else run_dir / "export"
     inputs = (run_dir, Path(data_dir), Path(work_dir))
     artifacts.check_replaceable(final, stage="export", inputs=inputs)  # before any work
+    check_replaces_own_export(final, run_dir)
     run_cfg = read_run_config(run_dir)
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])

@@ -164,6 +164,27 @@ def source_run_dir(export_dir: Path, exp: ExportResult) -> Path:
     return (Path(export_dir) / exp.source_run).resolve()
 
 
+def check_replaces_own_export(final: Path, run_dir: Path) -> None:
+    """Refuse (:class:`keras_asc.artifacts.RefusedOverwrite`) to replace the export at ``final`` by an
+    export of ``run_dir`` when it is another run's export (its ``source_run`` resolves elsewhere, or
+    nowhere): that export and the reports beside it are that run's, not this one's."""
+    from keras_asc import artifacts
+
+    final = Path(final)
+    if not (final / "config.json").is_file() or not artifacts.written_by(final, "export"):
+        return
+    try:
+        exp = records.read(ExportResult, final / "config.json")
+    except AscError:
+        return  # an unreadable record: check_replaceable and the export's own checks decide
+    source = source_run_dir(final, exp)
+    if source != Path(run_dir).resolve():
+        raise artifacts.RefusedOverwrite(
+            f"{final}: holds the export of another run ({source}{'' if source.is_dir() else ', not found'}), not of "
+            f"{run_dir}; replacing it would delete that run's export and its reports, so nothing was changed. "
+            "Choose another output folder (--out), or remove that export yourself if it is no longer wanted")
+
+
 def hash_export_files(folder: Path, names) -> dict[str, str]:
     """``{name: sha256}`` of the files ``names`` in ``folder``."""
     from keras_asc import artifacts

@@ -92,6 +92,64 @@ def test_export_out_never_replaces_what_it_did_not_write(case, tmp_path, tiny_ru
     assert _tree(tmp_path) == before
 
 
+def _staged(folder, stage, files):
+    with artifacts.staging_dir(folder, stage=stage) as tmp:
+        for name, text in files.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_text(text)
+    return folder
+
+
+def test_staging_refuses_its_own_folder_once_a_user_added_a_file(tmp_path):
+    export = _staged(tmp_path / "export", "export", {"model.tflite": "m", "sub/x.h": "h"})
+    (export / "sub" / "NOTES.md").write_text("keep")
+    with pytest.raises(artifacts.RefusedOverwrite, match=r"no asc stage wrote \(sub/NOTES.md\)"):
+        _staged(export, "export", {"model.tflite": "new"})
+    assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "m"
+
+
+def test_staging_sees_a_users_file_inside_another_stages_subfolder(tmp_path):
+    export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
+    _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
+    (export / "firmware" / "NOTES.md").write_text("keep")
+    with pytest.raises(artifacts.RefusedOverwrite, match=r"firmware/NOTES.md"):
+        _staged(export, "export", {"model.tflite": "new"})
+    with pytest.raises(artifacts.RefusedOverwrite, match=r"NOTES.md"):
+        _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
+    assert (export / "firmware" / "NOTES.md").read_text() == "keep"
+
+
+def test_staging_replaces_its_folder_with_later_stages_files_in_it(tmp_path):
+    export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
+    _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
+    (export / "validation_report.md").write_text("v")
+    artifacts.record_added(export, ("validation_report.md",))
+    _staged(export, "export", {"model.tflite": "new"})
+    assert sorted(p.name for p in export.iterdir()) == [artifacts.STAGE_MARKER, "model.tflite"]
+
+
+def test_reexport_refuses_a_run_export_holding_a_users_file(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
+                                                            capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "export" / "NOTES.md").write_text("keep")
+    before = _tree(tmp_path)
+    status, err = _run(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--arena-targets", "none"], capsys)
+    assert status == EXIT_USER_ERROR and "NOTES.md" in err and "Traceback" not in err, err
+    assert _tree(tmp_path) == before
+
+
+def test_export_out_refuses_another_runs_export(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work, capsys):
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    shutil.copytree(tiny_run, ours)
+    shutil.copytree(tiny_run, theirs)
+    before = _tree(tmp_path)
+    status, err = _run(["export", ours, "--data", tiny_dataset, "--work", tiny_work, "--out", theirs / "export",
+                        "--arena-targets", "none"], capsys)
+    assert status == EXIT_USER_ERROR and "holds the export of another run" in err and str(theirs) in err, err
+    assert _tree(tmp_path) == before
+
+
 # ----------------------------------------------------------------------------- 2. --from-audio streams --data
 def test_pcm_audio_comes_from_data_and_is_the_features_audio(tmp_path, tiny_dataset, tiny_features):
     """A copy of the dataset has the same cache key (hard links keep name, size and mtime): the

@@ -1,16 +1,20 @@
-"""Reader for the TAU Urban Acoustic Scenes 2020 Mobile development set (and generated copies).
+"""Reader for the TAU Urban Acoustic Scenes 2020 and 2022 Mobile development sets (and generated copies).
 
-Layout (see ``shared/reference/tau2020_mobile_layout.md``)::
+Layout (see ``shared/reference/tau2020_mobile_layout.md``; what differs between 2020 and 2022 is
+in :mod:`keras_asc.layouts`, detected from meta.csv's file names)::
 
     ROOT/meta.csv                         filename, scene_label, identifier, source_label
     ROOT/evaluation_setup/fold1_train.csv     filename, scene_label
     ROOT/evaluation_setup/fold1_evaluate.csv  filename, scene_label
     ROOT/evaluation_setup/fold1_test.csv      filename
-    ROOT/audio/<scene>-<city>-<location>-<segment>-<device>.wav
+    ROOT/audio/<scene>-<city>-<location>-<segment>-<device>.wav         (2020, 10 s)
+    ROOT/audio/<scene>-<city>-<location>-<segment>-<part>-<device>.wav  (2022, 1 s)
+    ROOT/split_setup/split{5,10,25,50,100}.csv  filename, scene_label   (2022 only: DCASE 2024 subsets)
 
 All files are tab-separated with a header. The device is taken from ``source_label`` and the
-recording location from ``identifier``; nothing is parsed out of file names. Counts are read
-from the files, never assumed.
+recording location from ``identifier``; nothing but the layout is told from file names. Counts
+are read from the files, never assumed. With a train split (``read_fold1(train_split=25)``) the
+train table is that subset of fold1_train, read from its split file.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from keras_asc.errors import AscError
+from keras_asc.layouts import DatasetError, Layout, LayoutError, detect_layout_of_names, resolve_train_split
 
 #: The 10 TAU 2020 scene labels, sorted. Label index = position in this tuple; it is stored
 #: with every artifact and never derived from a directory listing.
@@ -42,8 +46,7 @@ SPLIT_COLUMNS = {
 TABLE_COLUMNS = ("filename", "path", "scene_label", "label", "device", "location")
 
 
-class DatasetError(AscError, ValueError):
-    """The dataset folder is not a usable TAU 2020 Mobile layout; the message says how to fix it."""
+__all__ = ["DatasetError", "LayoutError"]  # re-exported: raised by every reader here
 
 
 def split_file(root: Path, split: str) -> Path:
@@ -97,6 +100,12 @@ def _check_labels(df: pd.DataFrame, path: Path) -> None:
                            f"{list(SCENE_LABELS)}. Fix the labels or the file.")
 
 
+def dataset_layout(root: Path) -> Layout:
+    """The layout of the dataset at ``root`` (:mod:`keras_asc.layouts`), told from meta.csv."""
+    root = Path(root)
+    return detect_layout_of_names(read_meta(root)["filename"], source=root / "meta.csv")
+
+
 def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFrame:
     """One fold1 split as a table with columns :data:`TABLE_COLUMNS`, in file order.
 
@@ -110,9 +119,38 @@ def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFr
     root = Path(root).resolve()
     meta = read_meta(root)
     path = split_file(root, split)
-    df = _read_tsv(path, SPLIT_COLUMNS[split])
+    return _clip_table(root, meta, path, _read_tsv(path, SPLIT_COLUMNS[split]), what=f"the {split} split",
+                       check_audio=check_audio)
+
+
+def read_train_split(root: Path, train_split: str | int, *, check_audio: bool = True) -> pd.DataFrame:
+    """The DCASE 2024 training subset ``train_split`` (``5`` ... ``100`` or a split file's path,
+    :func:`keras_asc.layouts.resolve_train_split`) as a table like :func:`read_split`'s, in the
+    split file's order. Every clip must be in fold1_train.csv (a subset of the train split).
+    ``table.attrs["source"]`` is the split file."""
+    root = Path(root).resolve()
+    meta = read_meta(root)
+    layout = detect_layout_of_names(meta["filename"], source=root / "meta.csv")
+    path = resolve_train_split(root, train_split, layout)
+    table = _clip_table(root, meta, path, _read_tsv(path, SPLIT_COLUMNS["train"]), what="the training subset",
+                        check_audio=check_audio)
+    train = _read_tsv(split_file(root, "train"), SPLIT_COLUMNS["train"])
+    outside = ~table["filename"].isin(set(train["filename"]))
+    if outside.any():
+        names = table.loc[outside, "filename"].tolist()
+        raise DatasetError(
+            f"{path}: {len(names)} clip(s) not in {split_file(root, 'train')}, e.g. {names[:3]}; a DCASE training "
+            "subset must come from the train split (clips of the evaluate split would leak into training). "
+            "Use the official split file of this dataset")
+    table.attrs["source"] = str(path)
+    return table
+
+
+def _clip_table(root: Path, meta: pd.DataFrame, path: Path, df: pd.DataFrame, *, what: str,
+                check_audio: bool) -> pd.DataFrame:
+    """The :data:`TABLE_COLUMNS` table of the clips ``df`` (read from ``path``) lists."""
     if df.empty:
-        raise DatasetError(f"{path}: the {split} split lists no clips; restore the file from the dataset")
+        raise DatasetError(f"{path}: {what} lists no clips; restore the file from the dataset")
     dup = df["filename"].duplicated()
     if dup.any():
         raise DatasetError(f"{path}: {int(dup.sum())} duplicate row(s), first {df.loc[dup, 'filename'].iloc[0]!r} "
@@ -148,6 +186,11 @@ def read_split(root: Path, split: str, *, check_audio: bool = True) -> pd.DataFr
     return table
 
 
+def _source(root: Path, split: str, table: pd.DataFrame) -> Path:
+    """The file a table was read from: its split file, or ``fold1_<split>.csv``."""
+    return Path(table.attrs["source"]) if "source" in table.attrs else split_file(root, split)
+
+
 def split_warnings(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     """Suspect but usable splits: a scene with no clips in a split (its accuracy is undefined
     there, and a model never trained on it cannot predict it)."""
@@ -155,17 +198,22 @@ def split_warnings(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     for split, table in tables.items():
         missing = [s for s in SCENE_LABELS if s not in set(table["scene_label"])]
         if missing:
-            out.append(f"{split_file(root, split)}: no clips of scene(s) {missing} in the {split} split")
+            out.append(f"{_source(root, split, table)}: no clips of scene(s) {missing} in the {split} split")
     return out
 
 
-def read_fold1(root: Path, *, check_audio: bool = True) -> dict[str, pd.DataFrame]:
-    """Train and evaluate tables, checked for recording-location leakage between them."""
-    tables = {s: read_split(root, s, check_audio=check_audio) for s in ("train", "evaluate")}
+def read_fold1(root: Path, *, check_audio: bool = True, train_split: str | int | None = None) -> dict[str, pd.DataFrame]:
+    """Train and evaluate tables, checked for recording-location leakage between them.
+
+    ``train_split`` (2022 layout only): train on that DCASE 2024 subset (:func:`read_train_split`)
+    instead of the whole fold1_train.csv."""
+    tables = {"train": (read_split(root, "train", check_audio=check_audio) if train_split is None
+                        else read_train_split(root, train_split, check_audio=check_audio)),
+              "evaluate": read_split(root, "evaluate", check_audio=check_audio)}
     shared = sorted(set(tables["train"]["location"]) & set(tables["evaluate"]["location"]))
     if shared:
         raise DatasetError(
-            f"{split_file(root, 'train')} and {split_file(root, 'evaluate')}: {len(shared)} recording "
+            f"{_source(root, 'train', tables['train'])} and {split_file(root, 'evaluate')}: {len(shared)} recording "
             f"location(s) appear in both, e.g. {shared[:3]}. Clips of one location must stay in one "
             "split; use the official fold1 files.")
     return tables

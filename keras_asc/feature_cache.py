@@ -119,9 +119,11 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
 
 
 def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,
-                        workers: int = 2, log=print) -> FeatureSet:
-    """Return the cache entry for (dataset, config), computing it only if it is not complete."""
-    tables = read_fold1(data_dir)
+                        workers: int = 2, log=print, train_split: str | None = None) -> FeatureSet:
+    """Return the cache entry for (dataset, config), computing it only if it is not complete.
+    ``train_split`` (TAU 2022 layout): the train split is that DCASE 2024 subset
+    (:func:`keras_asc.dataset.read_train_split`); its file list is in the key like any other."""
+    tables = read_fold1(data_dir, train_split=train_split)
     key = cache_key(config, tables)
     final = Path(work_dir) / "features" / key
     if (final / "config.json").is_file():
@@ -154,6 +156,7 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
             "labels": list(SCENE_LABELS),
             "normalization": norm.to_dict(),
             "clips": {s: len(tables[s]) for s in CACHED_SPLITS},
+            "train_split": None if train_split is None else str(train_split),
             "file_lists": {s: _file_list_digest(tables[s]) for s in CACHED_SPLITS},
             "warnings": warnings,
             **artifacts.provenance(),

@@ -1,4 +1,4 @@
-"""A generated dataset in exactly the TAU Urban Acoustic Scenes 2020 Mobile layout.
+"""A generated dataset in exactly the TAU Urban Acoustic Scenes 2020 (or 2022) Mobile layout.
 
 It exists so every stage runs on a machine without the 30 GB of real audio. It is NOT a
 substitute for TAU: figures measured on it say the pipeline works, not how well a model
@@ -12,6 +12,13 @@ clip is "device A". Other devices are the same clip through a fixed device simul
 impulse response, an EQ curve, dynamic range compression and a noise floor, different for each
 of b, c and s1-s6. As in TAU, s4-s6 occur only in the evaluate split and every recording
 location belongs to exactly one split.
+
+One-second clips (``clip_seconds=1``) are written in the TAU 2022 layout
+(:func:`keras_asc.layouts.layout_for_clip_seconds`): each recording segment is rendered
+``parts_per_segment`` seconds long, through each device, and cut into one-second parts named
+``<scene>-<city>-<location>-<segment>-<part>-<device>.wav``; the DCASE 2024 training subsets
+``split_setup/split{5,10,25,50,100}.csv`` list whole segments of fold1_train, nested, with every
+scene in each (at least one segment per scene, else about that percent of its train segments).
 
 Determinism: every segment draws from its own ``numpy.random.SeedSequence`` built from the
 dataset seed and the segment's indices, so the bytes do not depend on the number of workers.
@@ -27,6 +34,7 @@ import scipy.signal
 
 from keras_asc import artifacts
 from keras_asc.dataset import DEVICES, SCENE_LABELS, UNSEEN_DEVICES
+from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, Layout, layout_for_clip_seconds
 
 SR = 44100
 CITIES = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon", "madrid", "milan",
@@ -40,6 +48,11 @@ class SynthSize:
     segments_per_scene: int
     clip_seconds: float
     eval_extra_devices_per_segment: int = 3
+    parts_per_segment: int = 10  # one-second parts of a segment (TAU 2022 layout only)
+
+    @property
+    def layout(self) -> Layout:
+        return layout_for_clip_seconds(self.clip_seconds)
 
 
 SIZES = {
@@ -361,8 +374,9 @@ class Segment:
     def identifier(self) -> str:
         return f"{self.city}-{self.location_id}"
 
-    def filename(self, device: str) -> str:
-        return f"audio/{self.scene}-{self.city}-{self.location_id}-{self.segment_id}-{device}.wav"
+    def filename(self, device: str, part: int = 0, layout: Layout = LAYOUTS["tau2020"]) -> str:
+        return layout.filename(scene=self.scene, city=self.city, location=self.location_id,
+                               segment=self.segment_id, device=device, part=part)
 
 
 def plan_segments(size: SynthSize, seed: int) -> list[Segment]:
@@ -395,10 +409,16 @@ def plan_segments(size: SynthSize, seed: int) -> list[Segment]:
     return segs
 
 
-def _render_segment(seg: Segment, clip_seconds: float, out_dir: str) -> list[str]:
+def _render_segment(seg: Segment, clip_seconds: float, out_dir: str, layout_name: str = "tau2020",
+                    parts: int = 1) -> list[str]:
+    """Render ``seg`` through each of its devices; in the 2022 layout the segment is ``parts``
+    clips long and cut into ``parts`` files (as TAU 2022 cut the 2020 recordings)."""
     import soundfile as sf
 
-    n = int(round(SR * clip_seconds))
+    layout = LAYOUTS[layout_name]
+    parts = parts if layout.parts_per_segment > 1 else 1
+    clip_n = int(round(SR * clip_seconds))
+    n = clip_n * parts
     seed, si, li, k = seg.seed_path
     clean = scene_audio(seg.scene, n=n, segment_seed=np.random.SeedSequence([seed, si, li, k, 1]),
                         location_seed=np.random.SeedSequence([seed, si, li, 0]))
@@ -408,17 +428,37 @@ def _render_segment(seg: Segment, clip_seconds: float, out_dir: str) -> list[str
         peak = float(np.max(np.abs(y)))
         if peak > 0.98:
             y = y * (0.98 / peak)
-        path = Path(out_dir) / seg.filename(dev)
-        sf.write(path, y, SR, subtype="PCM_24", format="WAV")
-        written.append(seg.filename(dev))
+        for part in range(parts):
+            name = seg.filename(dev, part, layout)
+            sf.write(Path(out_dir) / name, y[part * clip_n:(part + 1) * clip_n], SR, subtype="PCM_24", format="WAV")
+            written.append(name)
     return written
 
 
-def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_seconds: float | None = None,
-                 workers: int = 2, log=print) -> Path:
-    """Write a TAU-layout dataset to ``out_dir`` (which must not exist, or be a finished one).
+def train_subsets(train_rows, *, seed: int) -> dict[int, list[str]]:
+    """The DCASE 2024-style training subsets of generated fold1_train rows ``(filename, scene,
+    segment key)``: percent -> file names in fold1_train order. Whole segments, nested (each
+    subset holds the smaller ones), per scene ``max(1, round(p / 100 * segments of the scene))``."""
+    rng = np.random.default_rng([seed, 2024])
+    by_scene: dict[str, list[str]] = {}
+    for _, scene, key in train_rows:
+        if key not in by_scene.setdefault(scene, []):
+            by_scene[scene].append(key)
+    order = {scene: [keys[i] for i in rng.permutation(len(keys))] for scene, keys in sorted(by_scene.items())}
+    out = {}
+    for p in TRAIN_SPLITS:
+        keep = {k for keys in order.values() for k in keys[:max(1, round(p / 100 * len(keys)))]}
+        out[p] = [f for f, _, key in train_rows if key in keep]
+    return out
 
-    Returns the dataset root. Written into a temp folder and renamed, so an interrupted run
+
+def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_seconds: float | None = None,
+                 parts_per_segment: int | None = None, workers: int = 2, log=print) -> Path:
+    """Write a TAU-layout dataset to ``out_dir`` (which must not exist, or be a finished one):
+    the 2022 layout (with the DCASE 2024 split files) for one-second clips, else the 2020 one.
+
+    ``parts_per_segment`` overrides the ten one-second parts a 2022-layout segment is cut into (tests
+    use fewer). Returns the dataset root. Written into a temp folder and renamed, so an interrupted run
     leaves nothing that looks like a dataset. Same arguments -> the same bytes.
     """
     import pandas as pd
@@ -427,7 +467,13 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
 
     out_dir = Path(out_dir)
     spec = resolve_size(size, clip_seconds)
+    if parts_per_segment is not None:  # fewer one-second parts per segment than TAU's 10 (small test sets)
+        if parts_per_segment < 1:
+            raise ValueError("parts_per_segment must be at least 1")
+        spec = dataclasses.replace(spec, parts_per_segment=int(parts_per_segment))
     params = {"size": size, "seed": seed, **dataclasses.asdict(spec)}
+    if not spec.layout.has_train_splits:  # 2020 layout: not cut into parts (and older datasets' params stay equal)
+        params.pop("parts_per_segment")
     done = out_dir / "synth_config.json"
     if done.is_file():
         if artifacts.read_json(done).get("params") == params:
@@ -438,22 +484,35 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists and is not empty; choose a new folder")
     segs = plan_segments(spec, seed)
+    layout = spec.layout
+    parts = spec.parts_per_segment if layout.parts_per_segment > 1 else 1
     with artifacts.staging_dir(out_dir, stage="make-dataset") as tmp:
         (tmp / "audio").mkdir()
         (tmp / "evaluation_setup").mkdir()
-        calls = [(s, spec.clip_seconds, str(tmp)) for s in segs]
+        calls = [(s, spec.clip_seconds, str(tmp), layout.name, parts) for s in segs]
         for _ in parallel_map(_render_segment, calls, workers=workers, desc="make-dataset", unit="segment"):
             pass
-        rows = [(s.filename(d), s.scene, s.identifier, d, s.split) for s in segs for d in s.devices]
+        rows = [(s.filename(d, part, layout), s.scene, s.identifier, d, s.split)
+                for s in segs for d in s.devices for part in range(parts)]
         df = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "split"])
         df[["filename", "scene_label", "identifier", "source_label"]].to_csv(tmp / "meta.csv", sep="\t", index=False)
         for split in ("train", "evaluate"):
             part = df[df["split"] == split]
             part[["filename", "scene_label"]].to_csv(tmp / "evaluation_setup" / f"fold1_{split}.csv", sep="\t", index=False)
         df.loc[df["split"] == "evaluate", ["filename"]].to_csv(tmp / "evaluation_setup" / "fold1_test.csv", sep="\t", index=False)
+        subsets = {}
+        if layout.has_train_splits:
+            (tmp / "split_setup").mkdir()
+            train = df[df["split"] == "train"]
+            subsets = train_subsets([(f, sc, layout.segment_of(f)) for f, sc in zip(train["filename"], train["scene_label"])],
+                                    seed=seed)
+            for p, names in subsets.items():
+                train[train["filename"].isin(set(names))][["filename", "scene_label"]].to_csv(
+                    tmp / "split_setup" / f"split{p}.csv", sep="\t", index=False)
         artifacts.write_json(tmp / "synth_config.json", {
-            "stage": "make-dataset", "params": params, "clips": len(df),
-            "note": "generated data in the TAU 2020 Mobile layout; not TAU, not comparable to TAU results",
+            "stage": "make-dataset", "params": params, "clips": len(df), "layout": layout.name,
+            "train_split_clips": {str(p): len(v) for p, v in subsets.items()},
+            "note": f"generated data in the {layout.title} layout; not TAU, not comparable to TAU results",
             **artifacts.provenance()})
-    log(f"make-dataset: wrote {len(rows)} clips ({len(segs)} segments) to {out_dir}")
+    log(f"make-dataset: wrote {len(rows)} clips ({len(segs)} segments) in the {layout.title} layout to {out_dir}")
     return out_dir

@@ -47,15 +47,15 @@ def warn(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- option types
-def _number(kind, *, minimum: float, inclusive: bool, what: str):
-    """An argparse type: a finite ``kind`` number >= (or >) ``minimum``."""
+def _number(kind, *, minimum: float, inclusive: bool, what: str, maximum: float | None = None):
+    """An argparse type: a finite ``kind`` number >= (or >) ``minimum`` and <= ``maximum``."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             value = None
         ok = value is not None and value == value and abs(value) != float("inf") and (
-            value >= minimum if inclusive else value > minimum)
+            value >= minimum if inclusive else value > minimum) and (maximum is None or value <= maximum)
         if not ok:
             raise argparse.ArgumentTypeError(f"takes {what}, got {text!r}")
         return value
@@ -67,6 +67,11 @@ positive_int = _number(int, minimum=0, inclusive=False, what="a whole number of 
 non_negative_int = _number(int, minimum=0, inclusive=True, what="a whole number of at least 0")
 positive_float = _number(float, minimum=0, inclusive=False, what="a finite number above 0")
 non_negative_float = _number(float, minimum=0, inclusive=True, what="a finite number of at least 0")
+seed_int = _number(int, minimum=0, inclusive=True, maximum=2**32 - 1,
+                   what="a whole number from 0 to 4294967295 (NumPy's and TensorFlow's seeds are 32-bit)")
+MAX_CLIP_SECONDS = 60.0  # TAU's clips are 10 s (2020-21) or 1 s (2022-25); longer audio is cut into clips first
+clip_seconds_float = _number(float, minimum=0.1, inclusive=True, maximum=MAX_CLIP_SECONDS,
+                             what=f"a clip length in seconds from 0.1 to {MAX_CLIP_SECONDS:g}")
 
 
 DEFAULT_WORKERS = 2  # worker processes of every stage that has them (2 cores: the project's machines)
@@ -166,7 +171,7 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frames-per-second", type=int, default=28, choices=(28, 43),
                    help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
     g.add_argument("--n-mels", type=int, default=128, choices=(64, 128, 256))
-    g.add_argument("--clip-seconds", type=positive_float, default=10.0,
+    g.add_argument("--clip-seconds", type=clip_seconds_float, default=10.0,
                    help="clip length the audio is padded/cropped to (TAU: 10)")
 
 
@@ -206,10 +211,16 @@ def cmd_models(a: argparse.Namespace) -> None:
     try:
         shape = tuple(int(v) for v in a.input.lower().split("x"))
     except ValueError:
-        raise UserError(f"--input must look like 128x288, got {a.input!r}") from None
+        shape = ()
+    if len(shape) != 2 or min(shape) < 8 or max(shape) > 4096:
+        raise OptionError(f"--input takes mel bands x frames, each from 8 to 4096 (e.g. 128x288), got {a.input!r}")
     print(f"{'model':<20} {'params':>12} {'seed (128x288)':>15} {'M MACs':>9}")
     for name in list_models():
-        m = build_model(name, (*shape, 1))
+        try:
+            m = build_model(name, (*shape, 1))
+        except ValueError:  # its pooling shrinks this input to nothing
+            print(f"{name:<20} cannot process {shape[0]}x{shape[1]} (too small for its pooling)")
+            continue
         print(f"{name:<20} {trainable_params(m):>12,d} {SEED_PARAMS.get(name, 0):>15,d} {count_macs(m) / 1e6:>9.1f}")
 
 
@@ -281,7 +292,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--mixup", type=non_negative_float, default=d.mixup_alpha, help="mixup alpha; 0 disables")
     g.add_argument("--device-aug", type=non_negative_float, default=d.device_aug,
                    help="random per-band EQ strength in normalized units; 0 disables")
-    g.add_argument("--seed", type=non_negative_int, default=d.seed)
+    g.add_argument("--seed", type=seed_int, default=d.seed)
     g.add_argument("--window-frames", type=positive_int, default=d.window_frames, metavar="W",
                    help="frames per inference: train on random crops of W frames, classify every window of a "
                         "clip and average their probabilities (default: the whole clip)")
@@ -366,7 +377,7 @@ def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None
                         "without its batch dimension")
     g.add_argument("--random", type=positive_int, default=None, metavar="N",
                    help="a .tflite without an export: N seeded random int8 inputs (the default, with N = 20)")
-    p.add_argument("--seed", type=non_negative_int, default=None, help="seed of --random (default 0)")
+    p.add_argument("--seed", type=seed_int, default=None, help="seed of --random (default 0)")
     p.add_argument("--out", default=None, help=f"a .tflite without an export: output folder (default {out_default} "
                                                "beside the model)")
 
@@ -661,7 +672,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=positive_int, default=d.epochs)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
     p.add_argument("--lr", type=positive_float, default=d.learning_rate)
-    p.add_argument("--seed", type=non_negative_int, default=d.seed)
+    p.add_argument("--seed", type=seed_int, default=d.seed)
     p.add_argument("--budget", type=positive_int, default=d.budget)
     p.add_argument("--calibration-size", type=positive_int, default=d.calibration_size)
     add_workers_arg(p)
@@ -680,8 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("make-dataset", help="write a generated dataset in the TAU 2020 Mobile layout")
     s.add_argument("out_dir")
     s.add_argument("--size", type=_dataset_size, default="demo", help="tiny (tests), demo (default) or segments per scene")
-    s.add_argument("--seed", type=non_negative_int, default=0)
-    s.add_argument("--clip-seconds", type=positive_float, default=None, help="override the clip length")
+    s.add_argument("--seed", type=seed_int, default=0)
+    s.add_argument("--clip-seconds", type=clip_seconds_float, default=None, help="override the clip length")
     add_workers_arg(s)
     s.set_defaults(func=cmd_make_dataset)
 
@@ -729,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a microcontroller (stm32h743, nrf5340, stm32f746, stm32f407, corstone-300): lowers "
                         "--budget to its flash minus the runtime and --ram-budget to its largest SRAM block")
     s.add_argument("--calibration-size", type=positive_int, default=DEFAULT_CALIBRATION)
-    s.add_argument("--seed", type=non_negative_int, default=0, help="calibration sample seed")
+    s.add_argument("--seed", type=seed_int, default=0, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
     s.add_argument("--qat-epochs", type=positive_int, default=3)
     d = CompressionConfig()
@@ -797,7 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mcu", type=_mcus, default=None, metavar="NAME,...",
                    help="microcontrollers to estimate (default: every one whose core is in --targets)")
     s.add_argument("--inferences", type=positive_int, default=1, help="seeded random int8 inputs counted (default 1)")
-    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--out", default=None, help="profile folder (default EXPORT/profile, or MODEL.profile/ beside a .tflite)")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     s.set_defaults(func=cmd_profile)
@@ -831,7 +842,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--losses", type=_csv_of(str, ("ce", "focal")), default=["ce"], help="ce,focal")
     s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
-    s.add_argument("--clip-seconds", type=positive_float, default=10.0)
+    s.add_argument("--clip-seconds", type=clip_seconds_float, default=10.0)
     add_pipeline_args(s)
     g = s.add_argument_group("engine (see README: Grids on Ray)")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -866,6 +877,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:
         message = describe_os_error(e) if isinstance(e, OSError) else None
+        if isinstance(e, RuntimeError) and str(e).startswith("Symlink loop"):  # Path.resolve() in Python 3.11
+            message = (f"{str(e).removeprefix('Symlink loop from ').strip(chr(39))}: a symbolic link that points "
+                       "(through others) back to itself; give a real file or folder")
         if message is not None:
             print(f"asc {args.command}: error: {message}", file=sys.stderr)
             return EXIT_USER_ERROR

@@ -35,6 +35,10 @@ def describe_os_error(e: OSError) -> str | None:
                 "or remove the file")
     if e.errno == errno.EISDIR:
         return f"{where}: is a folder where a file is expected; give the path of a file"
+    if e.errno == errno.ELOOP:
+        return f"{where}: a symbolic link that points (through others) back to itself; give a real file or folder"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"{where}: the path (or a part of it) is longer than the file system allows; give a shorter path"
     if e.errno == errno.ENOENT and e.filename:
         return f"{Path(where)}: no such file or folder; check the path"
     return None

@@ -126,9 +126,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int 
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    if cfg["labels"] != list(SCENE_LABELS):
-        raise ValueError(f"{run_dir}/config.json: label list differs from this version's {SCENE_LABELS}")
-    fs = feature_set_for_run(cfg, data_dir, work_dir, workers=workers, log=log)
+    fs = feature_set_for_run(cfg, data_dir, work_dir, run_dir=run_dir, workers=workers, log=log)
     x, y = load_split(fs, "evaluate", normalization=Normalization.from_dict(cfg["normalization"]))
     table = fs.table("evaluate")
     model = load_run_model(run_dir)

@@ -272,9 +272,13 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
             raise RunExists(f"{run_dir} already holds a training run; pass --resume to continue it "
                             "or choose a new --out folder")
         old = artifacts.read_json(config_path)
-        if TrainConfig.from_dict(old["train"]) != config:  # fields added later take their defaults
-            raise RunExists(f"{config_path}: the run was started with different training options; "
-                            "resume with the same options or use a new --out folder")
+        started = TrainConfig.from_dict(old["train"])  # fields added later take their defaults
+        if started != config:
+            differ = [f"{f.name} {getattr(started, f.name)!r} (now {getattr(config, f.name)!r})"
+                      for f in dataclasses.fields(TrainConfig) if getattr(started, f.name) != getattr(config, f.name)]
+            raise RunExists(f"{config_path}: the run was started with different training options: {'; '.join(differ)}. "
+                            "Resume with the options it was started with (a default may have changed since: give "
+                            "those values explicitly) or use a new --out folder")
         for key in ("features", "normalization", "labels"):
             if old[key] != cfg[key]:
                 raise RunExists(f"{config_path}: the run was started with different {key!r}; "
@@ -375,7 +379,23 @@ def load_run_model(run_dir: Path):
     path = Path(run_dir) / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model; run `asc train --out {run_dir}` first")
-    return keras.models.load_model(path, compile=False, safe_mode=False)
+    recorded = _recorded_model_sha256(Path(run_dir))
+    if recorded is not None and artifacts.sha256_file(path) != recorded:
+        raise RunError(f"{path}: is not the model this run trained (its sha256 differs from config.json's "
+                       "model_sha256): it was replaced or edited. Restore it, or train again (`asc train`)")
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=False)
+    except Exception as e:  # a truncated zip, another file renamed .keras: Keras raises many types
+        raise RunError(f"{path}: not a readable Keras model ({type(e).__name__}: {str(e)[:200]}); it is truncated "
+                       "or not a model. Restore it, or train again (`asc train`)") from None
+
+
+def _recorded_model_sha256(run_dir: Path) -> str | None:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return None
+    cfg = artifacts.read_json(path)
+    return cfg.get("model_sha256") if isinstance(cfg, dict) and cfg.get("status") == "done" else None
 
 
 class RunError(AscError, ValueError):
@@ -389,7 +409,7 @@ def read_run_config(run_dir: Path, *, finished: bool = True) -> dict:
     if not path.is_file():
         raise RunError(f"{path}: not a training run folder (no config.json); give the --out folder of `asc train`")
     cfg = artifacts.read_json(path)
-    if cfg.get("stage") != "train":
+    if not isinstance(cfg, dict) or cfg.get("stage") != "train":
         raise RunError(f"{path}: not written by `asc train`; give the --out folder of `asc train`")
     if finished and cfg.get("status") != "done":
         epochs = cfg.get("train", {}).get("epochs", "?")
@@ -398,14 +418,56 @@ def read_run_config(run_dir: Path, *, finished: bool = True) -> dict:
         raise RunError(f"{run_dir}: training has not finished ({done} of {epochs} epochs, status "
                        f"{cfg.get('status')!r}): it was interrupted. Continue it with `asc train --out {run_dir} "
                        "--resume` and the same options, or delete the folder to start again")
+    _check_run_config_fields(cfg, path)
     return cfg
 
 
-def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, workers: int = 2, log=print) -> FeatureSet:
+def _check_run_config_fields(cfg: dict, path: Path) -> None:
+    """Every field later stages read from a run's ``config.json`` parses as its typed record; a
+    missing or edited field is named (:class:`RunError`), never a ``KeyError`` deep in a stage."""
+    from keras_asc.features import FeatureConfig, Normalization
+
+    def bad(field: str, why: str) -> RunError:
+        return RunError(f"{path}: field {field!r} {why}; config.json is written by `asc train` and read by every "
+                        "later stage, so it must not be edited. Restore it, or train the run again")
+
+    for field, parse in (("train", TrainConfig.from_dict), ("features", FeatureConfig.from_dict),
+                         ("normalization", Normalization.from_dict)):
+        if not isinstance(cfg.get(field), dict):
+            raise bad(field, "is missing or not an object")
+        try:
+            parse(cfg[field])
+        except (KeyError, TypeError, ValueError) as e:
+            raise bad(field, f"does not parse ({type(e).__name__}: {e})") from None
+    shape = cfg.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise bad("input_shape", f"is {shape!r}, not [mel bands, frames, 1]")
+    if cfg.get("labels") != list(SCENE_LABELS):
+        raise bad("labels", f"is {cfg.get('labels')!r}, not this version's scene labels in their order "
+                  f"{list(SCENE_LABELS)} (the model's outputs are in that order)")
+    if not isinstance(cfg.get("model"), dict) or not isinstance(cfg["model"].get("name"), str):
+        raise bad("model", "is missing or has no 'name'")
+
+
+def warn_if_other_training_data(run_cfg: dict, fs: FeatureSet, *, run_dir: Path, data_dir: Path, log=print) -> None:
+    """Warn when ``fs`` (the features of ``--data``) is not the data the run was trained on: the
+    normalization computed from its train split differs from the one the run recorded (or
+    ``config.json``'s was edited). Figures and calibration are then on other data; the run's
+    normalization is still the one used."""
+    if fs.config["normalization"] != run_cfg["normalization"]:
+        log(f"warning: --data {data_dir}: its train split is not the data {run_dir} was trained on (the log-mel "
+            "normalization computed from it differs from the one in the run's config.json, or that was edited); "
+            "the run's normalization is used, and what follows is on other data. Give the run's own dataset with "
+            "--data if that was not intended")
+
+def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
+                        log=print) -> FeatureSet:
     """The feature cache for ``data_dir`` computed with the run's feature parameters."""
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
 
-    return build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(run_cfg["features"]),
-                               workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(run_cfg["features"]),
+                             workers=workers, log=log)
+    warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=data_dir, log=log)
+    return fs
 

@@ -168,7 +168,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
         ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.training import TrainConfig, load_run_model, read_run_config
+    from keras_asc.training import TrainConfig, load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
     final = Path(export_dir) if export_dir is not None else run_dir / "export"
@@ -179,6 +179,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])
     fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log)
+    warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)
     raw = fs.features("train")

@@ -14,6 +14,7 @@ import pytest
 
 from asc_cli.main import EXIT_BAD_OPTION, EXIT_BUG, EXIT_USER_ERROR, main
 from keras_asc import artifacts
+from keras_asc.errors import AscError
 
 
 def _run(argv, capsys) -> tuple[int, str]:
@@ -385,3 +386,77 @@ def test_grid_claims_an_empty_or_its_own_folder(tmp_path):
     assert artifacts.written_by(out, "grid")
     (out / "results.csv").write_text("x")
     assert artifacts.claim_folder(out, stage="grid") == out  # a rerun of the same grid
+
+
+# ----------------------------------------------------------------------------- a run's files, checked by content
+@pytest.fixture
+def run_copy(tmp_path, tiny_run, tiny_export):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    return run
+
+
+def test_a_truncated_model_is_named(run_copy, tiny_dataset, tiny_work, capsys):
+    model = run_copy / "model.keras"
+    model.write_bytes(model.read_bytes()[:5000])
+    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
+    assert status == EXIT_USER_ERROR and f"{model}: is not the model this run trained" in err, err
+    cfg = artifacts.read_json(run_copy / "config.json")
+    del cfg["model_sha256"]  # a run of an older version: the model itself cannot be read
+    artifacts.write_json(run_copy / "config.json", cfg)
+    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
+    assert status == EXIT_USER_ERROR and f"{model}: not a readable Keras model" in err and "Traceback" not in err, err
+
+
+def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work, capsys):
+    import tf_keras as keras
+
+    from keras_asc.models import build_model
+    from keras_asc.training import load_run_model
+
+    other = build_model("resnet11", (128, 56, 1), width=0.25)
+    other.save(run_copy / "model.keras")  # a valid model, not the one trained
+    with pytest.raises(AscError, match="is not the model this run trained"):
+        load_run_model(run_copy)
+    assert isinstance(other, keras.Model)
+
+
+@pytest.mark.parametrize("edit", ["no normalization", "labels reordered", "input shape edited", "train not an object"])
+def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny_work, capsys):
+    cfg = artifacts.read_json(run_copy / "config.json")
+    field = {"no normalization": "normalization", "labels reordered": "labels", "input shape edited": "input_shape",
+             "train not an object": "train"}[edit]
+    if edit == "no normalization":
+        del cfg["normalization"]
+    elif edit == "labels reordered":
+        cfg["labels"] = cfg["labels"][::-1]
+    elif edit == "input shape edited":
+        cfg["input_shape"] = [128, "56"]
+    else:
+        cfg["train"] = 3
+    artifacts.write_json(run_copy / "config.json", cfg)
+    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
+    assert status == EXIT_USER_ERROR and f"field {field!r}" in err and "Traceback" not in err, err
+
+
+def test_evaluate_on_other_training_data_warns(run_copy, tiny_dataset, tiny_work, capsys):
+    cfg = artifacts.read_json(run_copy / "config.json")
+    cfg["normalization"]["mean"] = [v + 0.5 for v in cfg["normalization"]["mean"]] if isinstance(
+        cfg["normalization"]["mean"], list) else cfg["normalization"]["mean"] + 0.5
+    artifacts.write_json(run_copy / "config.json", cfg)
+    from keras_asc.training import feature_set_for_run
+
+    logged = []
+    feature_set_for_run(cfg, tiny_dataset, tiny_work, run_dir=run_copy, log=logged.append)
+    assert any(m.startswith(f"warning: --data {tiny_dataset}: its train split is not the data") for m in logged)
+
+
+def test_resume_with_other_options_names_them(tiny_features, tmp_path):
+    from keras_asc.training import RunExists, TrainConfig, train
+    from tests.conftest import TINY_TRAIN
+
+    run = tmp_path / "run"
+    train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 1}), log=lambda *_: None)
+    with pytest.raises(RunExists, match=r"learning_rate 0\.003 \(now 0\.001\)"):
+        train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "learning_rate": 0.001}),
+              resume=True, log=lambda *_: None)

@@ -112,6 +112,43 @@ def _window_or_clip(text: str) -> int | None:
     return n
 
 
+def _unit_interval(text: str) -> float:
+    """A probability or a weight: a finite number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"takes a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _freq_mixstyle(text: str) -> tuple[float, float]:
+    """``P,ALPHA``: the probability per batch (0 to 1) and the Beta distribution's alpha (> 0)."""
+    p, sep, alpha = text.partition(",")
+    try:
+        value = (float(p), float(alpha))
+    except ValueError:
+        value = None
+    if not sep or value is None or not 0.0 <= value[0] <= 1.0 or not (math.isfinite(value[1]) and value[1] > 0):
+        raise argparse.ArgumentTypeError(f"takes P,ALPHA: a probability per batch from 0 to 1 and the Beta "
+                                         f"distribution's alpha above 0 (e.g. 0.4,0.3), got {text!r}")
+    return value
+
+
+def _dir_aug(text: str) -> tuple[str, float]:
+    """``FOLDER,P``: a folder of impulse response WAVs and the probability per clip (0 to 1)."""
+    folder, sep, p = text.rpartition(",")
+    try:
+        prob = float(p)
+    except ValueError:
+        prob = None
+    if not sep or not folder or prob is None or not 0.0 <= prob <= 1.0:
+        raise argparse.ArgumentTypeError(f"takes FOLDER,P: a folder of impulse response WAV files and the probability "
+                                         f"per clip from 0 to 1 (e.g. data/impulse_responses,0.6), got {text!r}")
+    return str(Path(folder).resolve()), prob
+
+
 def _csv_of(parse, allowed: tuple | None = None):
     """A comma-separated list, each item parsed (and checked against ``allowed``)."""
     def parse_list(text: str) -> list:
@@ -190,7 +227,27 @@ def train_config_from_args(a: argparse.Namespace):
     return TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
                        batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
                        mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed, window_frames=a.window_frames,
-                       window_hop=a.window_hop)
+                       window_hop=a.window_hop, **recipe_options(a))
+
+
+def recipe_options(a: argparse.Namespace) -> dict:
+    """TrainConfig's distillation, Freq-MixStyle and impulse-response fields from ``asc train``'s options
+    (the defaults, off, where an option is not given)."""
+    from keras_asc.training import TrainConfig
+
+    d = TrainConfig()
+    out = {"kd_weight": a.kd_weight, "kd_temperature": a.kd_temperature}
+    if a.teacher:
+        out["teachers"] = tuple(str(Path(t).resolve()) for t in a.teacher)
+    if a.freq_mixstyle is not None:
+        out["freq_mixstyle_p"], out["freq_mixstyle_alpha"] = a.freq_mixstyle
+    if a.dir_aug is not None and a.dir_aug[1] > 0:
+        out["dir_folder"], out["dir_p"] = a.dir_aug
+    elif a.dir_aug is not None:
+        warn("--dir-aug with probability 0 has no effect; give a probability above 0")
+    if not a.teacher and (a.kd_weight != d.kd_weight or a.kd_temperature != d.kd_temperature):
+        warn("--kd-weight/--kd-temperature have no effect without --teacher")
+    return out
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -198,11 +255,12 @@ def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.training import train
 
     features = _feature_config(a)
-    check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), feature_configs=[features],
-                      windows=[a.window_frames], window_hop=a.window_hop)
     config = train_config_from_args(a)
+    check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), feature_configs=[features],
+                      windows=[a.window_frames], window_hop=a.window_hop, teachers=config.teachers,
+                      dir_folder=config.dir_folder)
     fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers)
-    train(fs, Path(a.out), config=config, resume=a.resume)
+    train(fs, Path(a.out), config=config, resume=a.resume, workers=a.workers)
 
 
 def cmd_models(a: argparse.Namespace) -> None:
@@ -241,14 +299,29 @@ def check_model_names(names: list[str]) -> None:
 
 
 def check_run_options(*, models: list[str], overrides: tuple[tuple[str, float], ...], feature_configs: list,
-                      windows: list[int | None], window_hop: int | None) -> None:
+                      windows: list[int | None], window_hop: int | None, teachers: tuple[str, ...] = (),
+                      dir_folder: str | None = None) -> None:
     """The run options of ``train`` and ``grid`` against what the models and features allow, before
     any work: every model x feature configuration x window must build (a window the network's
     pooling cannot process, a ``--model-arg`` the builder does not take), a window must fit in the
-    clip, a hop needs a window; a hop longer than the window leaves frames unclassified (warned)."""
+    clip, a hop needs a window; a hop longer than the window leaves frames unclassified (warned).
+    Every ``--teacher`` must be a finished run on the same features and classes
+    (:func:`keras_asc.distill.check_teachers`); a ``--dir-aug`` folder must hold impulse response WAVs."""
     from keras_asc.models import build_model
 
     check_model_names(models)
+    if teachers:
+        from keras_asc.distill import check_teachers
+
+        for feat in feature_configs:
+            check_teachers(teachers, features=feat)
+    if dir_folder is not None:
+        from keras_asc.augment import ImpulseResponseError, list_impulse_responses
+
+        try:
+            list_impulse_responses(Path(dir_folder))
+        except ImpulseResponseError as e:
+            raise OptionError(str(e)) from None
     if window_hop is not None and all(w is None for w in windows):
         raise OptionError("--window-hop needs --window-frames (the whole clip is one inference, it has no hop)")
     for w in windows:
@@ -299,6 +372,21 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window-hop", type=positive_int, default=d.window_hop, metavar="H",
                    help="frames between a clip's windows at evaluation (default W; the last window ends at the "
                         "clip's end)")
+    g = p.add_argument_group("distillation and device augmentation (README: Today's recipe)")
+    g.add_argument("--teacher", type=_csv_of(str), default=None, metavar="RUN[,RUN...]",
+                   help="finished runs (same features and classes) whose mean logits the model learns from, "
+                        "computed once per training clip (default: none)")
+    g.add_argument("--kd-weight", type=_unit_interval, default=d.kd_weight, metavar="A",
+                   help=f"loss = (1 - A) * label loss + A * T^2 * KL(teachers || model) (default {d.kd_weight:g})")
+    g.add_argument("--kd-temperature", type=positive_float, default=d.kd_temperature, metavar="T",
+                   help=f"distillation temperature (default {d.kd_temperature:g})")
+    g.add_argument("--freq-mixstyle", type=_freq_mixstyle, default=None, metavar="P,ALPHA",
+                   help="Freq-MixStyle: with probability P per batch, mix per-mel-band statistics between clips "
+                        "with Beta(ALPHA, ALPHA) weights (default off; CP-JKU use e.g. 0.4,0.3)")
+    g.add_argument("--dir-aug", type=_dir_aug, default=None, metavar="FOLDER,P",
+                   help=f"device impulse responses: train each clip with probability P on one of {d.dir_copies} "
+                        "copies convolved with responses from FOLDER's WAVs (computed once; default off)")
+
 
 
 # ----------------------------------------------------------------------------- export

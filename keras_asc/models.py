@@ -320,3 +320,58 @@ def count_macs(model: keras.Model) -> int:
         elif isinstance(layer, layers.Dense):
             total += int(layer.input.shape[-1]) * layer.units
     return int(total)
+
+
+# ----------------------------------------------------------------------------- DCASE 2024 baseline
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """Round a channel count to a multiple of ``divisor``, never more than 10 % down (MobileNet's rule)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _cp_block(x, out_channels: int, *, expansion_rate: float, strides: tuple[int, int], name: str):
+    """Inverted bottleneck of CP-Mobile: 1x1 expand -> 3x3 depthwise (the stride) -> 1x1 project, each
+    Conv-BN(-ReLU); identity shortcut where channels stay, through a 3x3 average pool where the block
+    strides; ReLU after the addition."""
+    cin = x.shape[-1]
+    exp = _make_divisible(cin * expansion_rate)
+    y = conv_bn_relu(x, exp, 1, name=f"{name}_expand")
+    y = layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_dw_conv")(y)
+    y = layers.ReLU(name=f"{name}_dw_relu")(_bn(name=f"{name}_dw_bn")(y))
+    y = conv_bn_relu(y, out_channels, 1, relu=False, name=f"{name}_project")
+    if cin == out_channels:
+        shortcut = x if strides == (1, 1) else layers.AveragePooling2D(3, strides=strides, padding="same",
+                                                                       name=f"{name}_shortcut_pool")(x)
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+    return layers.ReLU(name=f"{name}_relu")(y)
+
+
+@register("dcase2024_baseline")
+def dcase2024_baseline(*, input_shape, n_classes, width=1.0, channels_multiplier=1.8, expansion_rate=2.1
+                       ) -> keras.Model:
+    """The DCASE 2024 Task 1 baseline (CPJKU/dcase2024_task1_baseline, a simplified CP-Mobile):
+    two 3x3 stride-2 Conv-BN-ReLU (8 and 32 channels), three stages of 3, 2 and 1 inverted
+    bottleneck blocks (32, 56, 104 channels: base 32 times 1.8 per stage; expansion 2.1; block 3
+    strides time by 2, block 4 frequency by 2), a 1x1 convolution to the classes (no bias) + BN,
+    global average pooling and softmax. 61,148 trainable parameters as the baseline's README counts
+    them; at its 256 x 65 input 29.4 M MACs there (``count_macs`` counts convolutions only).
+    One difference: Keras' "same" average pooling of a strided shortcut divides by the cells inside
+    the map, PyTorch's ``AvgPool2d(padding=1)`` by 9 at the borders too.
+    ``width`` scales every channel count (teachers: width=2, ...).
+    """
+    base = _make_divisible(32 * width)
+    stages = [base] + [_make_divisible(base * channels_multiplier ** s) for s in range(3)]
+    strides = {3: (1, 2), 4: (2, 1)}
+    inp = keras.Input(shape=input_shape, name="logmel")
+    x = conv_bn_relu(inp, base // 4, 3, strides=2, name="in_c0")
+    x = conv_bn_relu(x, base, 3, strides=2, name="in_c1")
+    block = 0
+    for s, n_blocks in enumerate((3, 2, 1)):
+        for _ in range(n_blocks):
+            block += 1
+            x = _cp_block(x, stages[s + 1], expansion_rate=expansion_rate, strides=strides.get(block, (1, 1)),
+                          name=f"b{block}")
+    x = layers.Conv2D(n_classes, 1, use_bias=False, name="classifier_conv")(x)
+    x = _bn(name="classifier_bn")(x)
+    x = layers.GlobalAveragePooling2D(name="global_pool")(x)
+    return keras.Model(inp, layers.Softmax(name="probabilities")(x), name="dcase2024_baseline")

@@ -492,6 +492,9 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
         calls = [(s, spec.clip_seconds, str(tmp), layout.name, parts) for s in segs]
         for _ in parallel_map(_render_segment, calls, workers=workers, desc="make-dataset", unit="segment"):
             pass
+        from keras_asc.augment import write_simulated_irs  # simulated device responses for `asc train --dir-aug`
+
+        write_simulated_irs(tmp / "impulse_responses", seed=seed)
         rows = [(s.filename(d, part, layout), s.scene, s.identifier, d, s.split)
                 for s in segs for d in s.devices for part in range(parts)]
         df = pd.DataFrame(rows, columns=["filename", "scene_label", "identifier", "source_label", "split"])

@@ -60,6 +60,18 @@ class TrainConfig:
     # frames as a whole-clip epoch and the same recipe (epochs, learning-rate schedule) applies.
     window_frames: int | None = None
     window_hop: int | None = None  # hop between a clip's windows at evaluation; None: window_frames
+    # knowledge distillation (keras_asc.distill): finished runs whose mean logits teach; () disables
+    teachers: tuple[str, ...] = ()  # absolute run folders
+    kd_weight: float = 0.5  # A: loss = (1 - A) * label loss + A * T^2 * KL(teacher || student)
+    kd_temperature: float = 2.0  # T
+    # Freq-MixStyle (keras_asc.augment): probability per batch (0 disables) and the Beta's alpha
+    freq_mixstyle_p: float = 0.0
+    freq_mixstyle_alpha: float = 0.3
+    # device impulse responses (keras_asc.augment): a folder of WAVs, the probability per clip and
+    # epoch of training on a DIR-convolved copy instead of the clip (0 disables), copies per clip
+    dir_folder: str | None = None  # absolute folder
+    dir_p: float = 0.0
+    dir_copies: int = 4
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -69,6 +81,13 @@ class TrainConfig:
         if (self.window_frames is not None and self.window_frames < 1) or (self.window_hop is not None and (
                 self.window_hop < 1 or self.window_frames is None)):
             raise ValueError(f"invalid windows (frames >= 1, a hop only with frames): {self}")
+        if not (0.0 <= self.kd_weight <= 1.0 and self.kd_temperature > 0 and 0.0 <= self.freq_mixstyle_p <= 1.0
+                and self.freq_mixstyle_alpha > 0 and 0.0 <= self.dir_p <= 1.0 and self.dir_copies >= 1
+                and all(math.isfinite(v) for v in (self.kd_weight, self.kd_temperature, self.freq_mixstyle_alpha))):
+            raise ValueError(f"invalid distillation/augmentation values (weight and probabilities in [0, 1], "
+                             f"temperature, alpha > 0, copies >= 1): {self}")
+        if self.dir_p > 0 and not self.dir_folder:
+            raise ValueError(f"dir_p > 0 needs dir_folder: {self}")
 
     def input_frames(self, clip_frames: int) -> int:
         """Frames the model takes per inference."""
@@ -89,6 +108,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         d["model_overrides"] = tuple(sorted(dict(d.get("model_overrides", {})).items()))
+        d["teachers"] = tuple(d.get("teachers", ()))
         return cls(**d)
 
     def learning_rate_at(self, epoch: int) -> float:
@@ -146,22 +166,49 @@ def _mixup(x, y, alpha: float, tf):
     return lx * x + (1 - lx) * tf.gather(x, perm), ly * y + (1 - ly) * tf.gather(y, perm)
 
 
-def make_train_pipeline(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, n_classes: int):
+def make_train_pipeline(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, n_classes: int,
+                        teacher_logits: np.ndarray | None = None, dir_features: np.ndarray | None = None,
+                        normalization: Normalization | None = None):
     """tf.data pipeline: shuffled index batches -> gather from the in-memory array ->
     augmentation as batched graph ops -> prefetch. Gathering by index avoids embedding a
-    multi-GB array in the graph; the parallel map and prefetch keep both cores busy."""
+    multi-GB array in the graph; the parallel map and prefetch keep both cores busy.
+
+    ``x``: ``(n, mels, frames, 1)`` normalized float32, ``y``: ``(n,)`` labels. With
+    ``teacher_logits`` ``(n, n_classes)`` the targets are ``(batch, 2 * n_classes)``: one-hot labels,
+    then the teachers' logits (:func:`make_loss` splits them). With ``dir_features``
+    ``(n, copies, mels, frames)`` (un-normalized dB, :func:`keras_asc.augment.dir_feature_cache`) and
+    ``normalization``, each clip is replaced with probability ``config.dir_p`` by a copy picked uniformly.
+    Then, per batch: random crop (windows), device EQ, Freq-MixStyle, mixup.
+    """
     import tensorflow as tf
 
-    shape = x.shape[1:]
+    from keras_asc.augment import random_freq_mixstyle
 
-    def gather(idx):
-        idx = np.sort(idx)
-        return x[idx], np.eye(n_classes, dtype=np.float32)[y[idx]]
+    shape = x.shape[1:]
+    eye = np.eye(n_classes, dtype=np.float32)
+    width = 2 * n_classes if teacher_logits is not None else n_classes
+    copies = 1 if dir_features is None else dir_features.shape[1]
+    dir_p = config.dir_p if dir_features is not None else 0.0
+
+    def gather(idx, use, which):
+        order = np.argsort(idx)
+        idx, use, which = idx[order], use[order], which[order]
+        bx = x[idx]
+        if dir_p > 0 and use.any():
+            sel = np.flatnonzero(use)
+            bx[sel, ..., 0] = normalization.apply(np.stack([dir_features[i, k] for i, k in zip(idx[sel], which[sel])]))
+        by = eye[y[idx]]
+        if teacher_logits is not None:
+            by = np.concatenate([by, teacher_logits[idx].astype(np.float32)], axis=1)
+        return bx, by
 
     def load(idx):
-        bx, by = tf.numpy_function(gather, [idx], (tf.float32, tf.float32))
+        n = tf.shape(idx)[0]
+        use = tf.random.uniform((n,)) < dir_p
+        which = tf.random.uniform((n,), 0, copies, dtype=tf.int64)
+        bx, by = tf.numpy_function(gather, [idx, use, which], (tf.float32, tf.float32))
         bx.set_shape((None, *shape))
-        by.set_shape((None, n_classes))
+        by.set_shape((None, width))
         return bx, by
 
     crops = 1 if config.window_frames is None else -(-x.shape[2] // config.window_frames)
@@ -174,31 +221,57 @@ def make_train_pipeline(x: np.ndarray, y: np.ndarray, *, config: TrainConfig, n_
         ds = ds.map(lambda a, b: (_random_crop(a, config.window_frames, tf), b), num_parallel_calls=tf.data.AUTOTUNE)
     if config.device_aug > 0:
         ds = ds.map(lambda a, b: (_device_eq(a, config.device_aug, tf), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if config.freq_mixstyle_p > 0:
+        ds = ds.map(lambda a, b: (random_freq_mixstyle(a, p=config.freq_mixstyle_p, alpha=config.freq_mixstyle_alpha), b),
+                    num_parallel_calls=tf.data.AUTOTUNE)
     if config.mixup_alpha > 0:
         ds = ds.map(lambda a, b: _mixup(a, b, config.mixup_alpha, tf), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 # ----------------------------------------------------------------------------- losses
-def make_loss(config: TrainConfig):
+def _focal(y_true, p, gamma: float, tf):
+    """Multi-class focal loss (Lin et al. 2017): CE weighted by (1 - p)^gamma; ``p`` probabilities."""
+    p = tf.clip_by_value(p, 1e-7, 1.0)
+    return tf.reduce_sum(-y_true * tf.pow(1.0 - p, gamma) * tf.math.log(p), axis=-1)
+
+
+def make_loss(config: TrainConfig, n_classes: int = len(SCENE_LABELS)):
+    """The training loss on the model's probabilities. With teachers it takes targets
+    ``(batch, 2 * n_classes)`` (labels, then teacher logits; :mod:`keras_asc.distill`'s loss) and
+    targets of ``n_classes`` columns (validation) with the label loss alone."""
     import tensorflow as tf
     import tf_keras as keras
 
-    if config.loss == "ce":
-        return keras.losses.CategoricalCrossentropy()
     gamma = config.focal_gamma
+    if not config.teachers:
+        if config.loss == "ce":
+            return keras.losses.CategoricalCrossentropy()
 
-    def focal_loss(y_true, y_pred):
-        """Multi-class focal loss (Lin et al. 2017): CE weighted by (1 - p)^gamma."""
-        p = tf.clip_by_value(y_pred, 1e-7, 1.0)
-        return tf.reduce_sum(-y_true * tf.pow(1.0 - p, gamma) * tf.math.log(p), axis=-1)
+        def focal_loss(y_true, y_pred):
+            return _focal(y_true, y_pred, gamma, tf)
 
-    return focal_loss
+        return focal_loss
+    from keras_asc.distill import kd_loss, student_logits
+
+    def label_loss(labels, logits):
+        if config.loss == "ce":
+            return tf.nn.softmax_cross_entropy_with_logits(labels, logits)
+        return _focal(labels, tf.nn.softmax(logits), gamma, tf)
+
+    def distillation_loss(y_true, y_pred):
+        z = student_logits(y_pred)
+        if y_true.shape[-1] == n_classes:  # validation: labels only
+            return label_loss(y_true, z)
+        return kd_loss(y_true[:, :n_classes], y_true[:, n_classes:], z, weight=config.kd_weight,
+                       temperature=config.kd_temperature, label_loss=label_loss)
+
+    return distillation_loss
 
 
 # ----------------------------------------------------------------------------- the run
 #: What a run writes before its first epoch ends (removed when such a killed run starts again).
-RUN_FOLDERS = ("tensorboard", "checkpoints")
+RUN_FOLDERS = ("tensorboard", "checkpoints", "teacher_logits")
 RUN_FILES = ("config.json", "history.csv")
 
 
@@ -220,12 +293,24 @@ class RunExists(AscError):
 
 
 def compile_model(model, config: TrainConfig) -> None:
-    """Adam at the configured rate, the configured loss, accuracy and log-loss metrics."""
+    """Adam at the configured rate, the configured loss, accuracy and log-loss metrics (on the label
+    columns of the targets: with teachers the training targets also hold their logits)."""
     import tf_keras as keras
 
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                           keras.metrics.CategoricalCrossentropy(name="log_loss")])
+    n = model.output_shape[-1]
+    if config.teachers:
+        def label_accuracy(y_true, y_pred):
+            return keras.metrics.categorical_accuracy(y_true[:, :n], y_pred)
+
+        def label_log_loss(y_true, y_pred):
+            return keras.losses.categorical_crossentropy(y_true[:, :n], y_pred)
+
+        metrics = [keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy"),
+                   keras.metrics.MeanMetricWrapper(label_log_loss, name="log_loss")]
+    else:
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy"),
+                   keras.metrics.CategoricalCrossentropy(name="log_loss")]
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config, n), metrics=metrics)
 
 
 def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
@@ -246,7 +331,7 @@ def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
 
 
 def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = False,
-          log=print) -> dict:
+          workers: int = 2, log=print) -> dict:
     """Train ``config.model`` on ``fs``'s train split; return the final ``config.json`` dict."""
     import tensorflow as tf
     import tf_keras as keras
@@ -261,6 +346,15 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
                         **dict(config.model_overrides))
     compile_model(model, config)
     cfg = run_config(fs, config, model)
+    if config.teachers:
+        from keras_asc.distill import teacher_identity
+
+        cfg["distillation"] = teacher_identity(config.teachers, fs)
+    if config.dir_p > 0:
+        from keras_asc.augment import list_impulse_responses
+
+        cfg["dir_aug"] = {"folder": config.dir_folder, "impulse_responses": {
+            p.name: artifacts.sha256_file(p) for p in list_impulse_responses(Path(config.dir_folder))}}
     m = cfg["model"]
     seed_text = (f"; the seed reports {m['seed_reported_params']:,d} at 128 x 288"
                  if m["seed_reported_params"] and not config.model_overrides else "")
@@ -279,8 +373,8 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
             raise RunExists(f"{config_path}: the run was started with different training options: {'; '.join(differ)}. "
                             "Resume with the options it was started with (a default may have changed since: give "
                             "those values explicitly) or use a new --out folder")
-        for key in ("features", "normalization", "labels"):
-            if old[key] != cfg[key]:
+        for key in ("features", "normalization", "labels", "distillation", "dir_aug"):
+            if old.get(key) != cfg.get(key):
                 raise RunExists(f"{config_path}: the run was started with different {key!r}; "
                                 "resume with the same options or use a new --out folder")
         state = artifacts.read_json(state_path)
@@ -309,7 +403,20 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     x, y = load_split(fs, "train")
     xv, yv = load_split(fs, "evaluate")
     n_classes = len(SCENE_LABELS)
-    train_ds = make_train_pipeline(x, y, config=config, n_classes=n_classes)
+    teacher = dir_x = None
+    if config.teachers:
+        from keras_asc.distill import teacher_logits
+
+        teacher, _ = teacher_logits(fs, run_dir, runs=config.teachers, log=log)
+    if config.dir_p > 0:
+        from keras_asc.augment import dir_feature_cache
+
+        dirs = dir_feature_cache(fs, folder=Path(config.dir_folder), copies=config.dir_copies, seed=config.seed,
+                                 workers=workers, log=log)
+        cfg["dir_aug_cache"] = str(dirs.path)  # outside "dir_aug", which --resume compares
+        dir_x = dirs.features()
+    train_ds = make_train_pipeline(x, y, config=config, n_classes=n_classes, teacher_logits=teacher,
+                                   dir_features=dir_x, normalization=fs.normalization)
     if config.window_frames is not None:  # validation on every window (the best epoch by window log loss)
         plan = config.windows(clip_frames)
         xv, yv = split_windows(xv, window=plan.frames, hop=plan.hop), np.repeat(yv, plan.per_clip)

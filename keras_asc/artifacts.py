@@ -186,6 +186,24 @@ def files_not_written_by_asc(folder: Path) -> list[str]:
     return sorted(unknown)
 
 
+#: The records a stage writes that later stages read and trust: their sha256 is kept in the stage
+#: marker, so an edit is found (:func:`record_unchanged`); a record cannot hold its own hash.
+HASHED_RECORDS = ("config.json",)
+
+
+def record_unchanged(folder: Path, name: str = "config.json") -> bool | None:
+    """Whether ``folder/name`` is the record its stage wrote (sha256 kept in the stage marker);
+    None when the marker keeps no hash of it (a folder of an older version)."""
+    try:
+        recorded = json.loads((Path(folder) / STAGE_MARKER).read_text()).get("sha256", {}).get(name)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return None
+    if recorded is None:
+        return None
+    path = Path(folder) / name
+    return path.is_file() and sha256_file(path) == recorded
+
+
 def record_added(folder: Path, names: tuple[str, ...]) -> None:
     """Record in ``folder``'s stage marker that asc added ``names`` (relative paths) to it after the
     folder was written (for example ``asc validate``'s reports in an export), so a later
@@ -270,7 +288,9 @@ def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> It
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
-        write_json(tmp / STAGE_MARKER, {"stage": stage, "files": [f for f in _listed_files(tmp) if f != STAGE_MARKER]})
+        write_json(tmp / STAGE_MARKER, {
+            "stage": stage, "files": [f for f in _listed_files(tmp) if f != STAGE_MARKER],
+            "sha256": {name: sha256_file(tmp / name) for name in HASHED_RECORDS if (tmp / name).is_file()}})
         check_replaceable(final, stage=stage, inputs=inputs)  # nothing appeared there meanwhile
         if final.exists():
             old = final.with_name(f".{final.name}.{os.getpid()}.old")

@@ -198,6 +198,12 @@ def check_export_files(export_dir: Path, exp: ExportResult) -> None:
     from keras_asc import artifacts
 
     export_dir = Path(export_dir)
+    if artifacts.record_unchanged(export_dir, "config.json") is False:
+        raise StaleExport(
+            f"{export_dir / 'config.json'}: differs from the record `asc export` wrote (its sha256 is kept in "
+            f"{artifacts.STAGE_MARKER}): it was edited. Validation and the firmware read the input quantization, "
+            "normalization and output scale from it, so an edited record would check the wrong thing. Re-run "
+            "`asc export` (change the export options, never config.json)")
     if not exp.files_sha256:
         raise StaleExport(f"{export_dir / 'config.json'}: records no hashes of the files the export wrote (made by an "
                           "older version of asc), so its C sources cannot be tied to model.tflite. Re-run `asc export`")

@@ -460,3 +460,16 @@ def test_resume_with_other_options_names_them(tiny_features, tmp_path):
     with pytest.raises(RunExists, match=r"learning_rate 0\.003 \(now 0\.001\)"):
         train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "learning_rate": 0.001}),
               resume=True, log=lambda *_: None)
+
+
+def test_an_edited_export_record_is_refused(tmp_path, tiny_export):
+    from tflite_export.export_result import StaleExport, check_export_files, read_export
+
+    export = tmp_path / "export"
+    shutil.copytree(tiny_export, export)
+    exp = read_export(export)
+    check_export_files(export, exp)  # as written
+    text = (export / "config.json").read_text()
+    (export / "config.json").write_text(text + " ")  # one byte more
+    with pytest.raises(StaleExport, match=r"config.json: differs from the record `asc export` wrote"):
+        check_export_files(export, exp)

@@ -12,7 +12,8 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
                         model's clip decision, the front end (streaming PCM -> log-mel -> int8 input
                         tensor, CMSIS-DSP real FFT)
     calibration.csv     the representative clips (stratified, deterministic)
-    size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts, MACs
+    size_report.txt     flatbuffer bytes vs budget, per-tensor sizes, DCASE counts under the chosen
+                        year's rules (:mod:`tflite_export.dcase_rules`), MACs
     config.json         source model hash, calibration list hash, budget, I/O quantization,
                         path (ptq, qat or clustered), converter and package versions
 
@@ -23,7 +24,10 @@ and with ``--compress`` (:mod:`tflite_export.compression`) also::
     float_model.keras   the clustered, BatchNorm-folded float model it was converted from
 
 An over-budget model raises :class:`BudgetError` with the per-tensor table, and nothing is
-written (a previous successful export stays as it was).
+written (a previous successful export stays as it was). A model over the limits of the chosen
+DCASE year (``dcase_year``; by default the one of the data's layout: 2021 for TAU 2020's 10 s
+clips, 2025 for TAU 2022's one-second clips) raises
+:class:`~tflite_export.dcase_rules.DcaseLimitError` the same way, before any conversion.
 
 The tensor arena in the header is the largest need measured: TFLM's Python runtime (reference
 kernels) and every *arena probe* the caller passes (a callable that gets the staged export folder
@@ -48,6 +52,7 @@ from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.compression import CompressionConfig, cluster_finetune, compress_model, compression_report
 from tflite_export.convert import ConversionError, convert_int8
+from tflite_export.dcase_rules import DcaseComplexity, check_dcase_limits, dcase_complexity
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
                                          check_replaces_own_export, hash_export_files, write_export_result)
@@ -61,7 +66,9 @@ from tflite_export.input_quant import InputQuantization, quantize_input
 #: copied from tflite_export/cc/ (c_sources.STATIC_SOURCE_FILES); every .cc is compiled
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
                   "model_frontend.h", *c_sources.STATIC_SOURCE_FILES)
-DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference
+DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference (dcase_rules.DCASE_RULES[2022+])
+#: --dcase-year default: the rules of the challenge that used the data's layout (keras_asc.layouts)
+DCASE_YEAR_AUTO = "auto"
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200
 CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on the host
@@ -113,8 +120,48 @@ def input_quantization(model, normalization: Normalization) -> InputQuantization
     return InputQuantization(normalization.mean, normalization.std, inp.scales[0], inp.zero_points[0])
 
 
+def dcase_figures(keras_model, *, year: int, windows_per_clip: int = 1, clip_seconds: float = 10.0
+                  ) -> DcaseComplexity:
+    """``keras_model``'s complexity under DCASE ``year``'s rules: its parameters, and the MACs of
+    ``windows_per_clip`` inferences per clip of ``clip_seconds`` per second of audio."""
+    from keras_asc.models import count_macs, nonzero_params, trainable_params
+
+    return dcase_complexity(year=year, trainable_params=trainable_params(keras_model),
+                            nonzero_params=nonzero_params(keras_model),
+                            macs_per_second_of_audio=int(round(count_macs(keras_model) * windows_per_clip / clip_seconds)))
+
+
+def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_seconds: float) -> int | None:
+    """``--dcase-year``: a year, ``None`` (no DCASE check) or ``"auto"``: the year of the data's
+    layout (:func:`keras_asc.dataset.dataset_layout`; from the clip length when the layout cannot
+    be told)."""
+    if dcase_year != DCASE_YEAR_AUTO:
+        return None if dcase_year is None else int(dcase_year)
+    from keras_asc.dataset import dataset_layout
+    from keras_asc.layouts import LayoutError, layout_for_clip_seconds
+
+    try:
+        return dataset_layout(data_dir).default_dcase_year
+    except LayoutError:
+        return layout_for_clip_seconds(clip_seconds).default_dcase_year
+
+
+def run_train_split(run_cfg: dict) -> str | None:
+    """The DCASE 2024 training subset a run was trained on (``--train-split``), as its feature
+    cache recorded it; None for the whole fold1 train split (and runs made before the option)."""
+    cache = run_cfg.get("feature_cache") or {}
+    if cache.get("train_split") is not None:
+        return str(cache["train_split"])
+    config = Path(cache.get("path", "")) / "config.json"
+    if cache.get("path") and config.is_file():
+        value = artifacts.read_json(config).get("train_split")
+        return None if value is None else str(value)
+    return None
+
+
 def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int,
-                 windows_per_clip: int = 1, clip_seconds: float = 10.0) -> SizeFigures:
+                 windows_per_clip: int = 1, clip_seconds: float = 10.0,
+                 dcase: DcaseComplexity | None = None) -> SizeFigures:
     from keras_asc.models import count_macs, nonzero_params, trainable_params
 
     weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
@@ -126,7 +173,8 @@ def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int
         trainable_params=trainable_params(keras_model), dcase2021_nonzero_params=nonzero,
         dcase2021_size_bytes_at_8_bits=nonzero, macs_per_inference=macs, macs_per_clip=macs * windows_per_clip,
         macs_per_second_of_audio=int(round(macs * windows_per_clip / clip_seconds)),
-        arena_min_bytes=arena_min, arena_recommended_bytes=arena, ops=tuple(sorted(set(operator_names(model)))))
+        arena_min_bytes=arena_min, arena_recommended_bytes=arena, ops=tuple(sorted(set(operator_names(model)))),
+        dcase=dcase)
 
 
 def size_report(size: SizeFigures, model) -> str:
@@ -143,6 +191,7 @@ def size_report(size: SizeFigures, model) -> str:
         f"{DCASE_MAC_LIMIT / 1e6:.0f} M MACs DCASE 2022-2025 allow per inference on one second of audio)",
         f"tensor arena: {size.arena_min_bytes:,d} bytes measured minimum, {size.arena_recommended_bytes:,d} recommended",
         f"operators: {', '.join(size.ops)}",
+        *(["", size.dcase.describe()] if size.dcase is not None else []),
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
 
 
@@ -151,7 +200,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
                ram_budget: int | None = None, mcu_target: str | None = None,
                compression: CompressionConfig | None = None, export_dir: Path | None = None,
-               log=print) -> ExportResult:
+               dcase_year: int | str | None = DCASE_YEAR_AUTO, log=print) -> ExportResult:
     """Export ``run_dir``'s best model into ``export_dir`` (default ``run_dir/export``); returns
     what config.json records.
 
@@ -162,7 +211,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     ``mcu_target`` (a name of :data:`~tflite_export.mcu_targets.MCU_TARGETS`) lowers ``budget``
     to its flash minus the runtime estimate and ``ram_budget`` to its largest SRAM block. A
     firmware RAM estimate over ``ram_budget`` raises :class:`RamBudgetError` with the
-    activation peak, and nothing is written."""
+    activation peak, and nothing is written.
+
+    ``dcase_year`` (a year of :data:`~tflite_export.dcase_rules.DCASE_RULES`, ``"auto"`` or None):
+    the DCASE rules the model is counted and checked against (:func:`resolve_dcase_year`); over a
+    limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written."""
     if mcu_target is not None:
         t = get_mcu_target(mcu_target)
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
@@ -178,7 +231,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     run_cfg = read_run_config(run_dir)
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])
-    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log,
+                             train_split=run_train_split(run_cfg))
     warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)
@@ -207,6 +261,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, run_cfg, epochs=qat_epochs, seed=seed, log=log)
         path, qat_seconds = "qat", time.perf_counter() - t0
+    year = resolve_dcase_year(dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
+    dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
+                                                    windows_per_clip=windows.per_clip if windows else 1)
+    if dcase is not None:
+        check_dcase_limits(dcase)  # before any conversion, like the flash budget: nothing written
     log(f"export: converting ({path}, {len(calib)} calibration clips"
         f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()
@@ -272,7 +331,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_text(tmp / "calibration.csv", calib_out.to_csv(index=False))
         size = size_figures(data, model, budget=budget, keras_model=keras_model,
                             arena_min=max(arena_needs.values()), arena=arena_bytes,
-                            windows_per_clip=windows.per_clip if windows else 1, clip_seconds=feat.clip_seconds)
+                            windows_per_clip=windows.per_clip if windows else 1, clip_seconds=feat.clip_seconds,
+                            dcase=dcase)
         ram = _ram_figures(model, feat, arena_bytes=arena_bytes, budget=ram_budget,
                            window_frames=windows.frames if windows else None)
         if ram_budget is not None and ram.needed_bytes > ram_budget:

@@ -15,6 +15,7 @@ from keras_asc.features import FeatureConfig
 from keras_asc.windows import WindowPlan
 from tflite_export.arena import RamPeak
 from tflite_export.compression import CompressionRecord
+from tflite_export.dcase_rules import DcaseComplexity
 from tflite_export.input_quant import InputQuantization
 from tflite_export.mcu_targets import Fit
 
@@ -89,6 +90,9 @@ class SizeFigures:
     arena_min_bytes: int  # the largest arena need measured (see ExportResult.arena_needs)
     arena_recommended_bytes: int  # kTensorArenaSize in model_settings.h
     ops: tuple[str, ...]
+    # the figures under the chosen DCASE year's rules (--dcase-year; None: not checked, or an export
+    # made before 2026-11-30)
+    dcase: DcaseComplexity | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,25 +180,46 @@ def cmd_make_dataset(a: argparse.Namespace) -> None:
 
 
 def cmd_describe(a: argparse.Namespace) -> None:
-    from keras_asc.dataset import describe, read_fold1, split_warnings
+    from keras_asc.dataset import dataset_layout, describe, read_fold1, split_warnings
 
-    tables = read_fold1(Path(a.data), check_audio=not a.no_audio_check)
+    layout = dataset_layout(Path(a.data))
+    tables = read_fold1(Path(a.data), check_audio=not a.no_audio_check, train_split=a.train_split)
+    print(f"layout: {layout.title}" + (f"; train split: {tables['train'].attrs['source']}" if a.train_split else ""))
     print(describe(tables))
     for warning in split_warnings(Path(a.data), tables):
         print(f"warning: {warning}")
 
 
 def _feature_config(a: argparse.Namespace):
+    """The features of ``asc features``/``train``; without --clip-seconds the clip length of the
+    data's layout (10 s for TAU 2020, 1 s for TAU 2022: :mod:`keras_asc.layouts`)."""
+    from keras_asc.dataset import dataset_layout
     from keras_asc.features import FeatureConfig
+    from keras_asc.layouts import LAYOUTS, LayoutError
 
-    return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels,
-                              clip_seconds=a.clip_seconds)
+    clip_seconds = a.clip_seconds
+    if clip_seconds is None:
+        try:
+            clip_seconds = dataset_layout(Path(a.data)).clip_seconds
+        except LayoutError:  # names of neither form: TAU 2020's length, and the reader checks the rest
+            clip_seconds = LAYOUTS["tau2020"].clip_seconds
+    return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels, clip_seconds=clip_seconds)
+
+
+def add_data_args(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    """``--data`` and ``--train-split`` (a DCASE 2024 training subset of a TAU 2022 layout)."""
+    p.add_argument("--data", required=True, help=help)
+    p.add_argument("--train-split", default=None, metavar="N|FILE",
+                   help="TAU 2022 layout: train on a DCASE 2024 subset, 5, 10, 25, 50 or 100 (splitN.csv in "
+                        "DATA/split_setup/, DATA/evaluation_setup/ or DATA) or a split file's path (default: "
+                        "all of fold1_train.csv)")
 
 
 def cmd_features(a: argparse.Namespace) -> None:
     from keras_asc.feature_cache import build_feature_cache
 
-    fs = build_feature_cache(Path(a.data), Path(a.out), config=_feature_config(a), workers=a.workers)
+    fs = build_feature_cache(Path(a.data), Path(a.out), config=_feature_config(a), workers=a.workers,
+                             train_split=a.train_split)
     print(f"features: {fs.path}  shape per clip {tuple(fs.config['shape'])}  "
           f"clips {fs.config['clips']}")
 
@@ -259,7 +280,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), feature_configs=[features],
                       windows=[a.window_frames], window_hop=a.window_hop, teachers=config.teachers,
                       dir_folder=config.dir_folder)
-    fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers)
+    fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers,
+                             train_split=a.train_split)
     train(fs, Path(a.out), config=config, resume=a.resume, workers=a.workers)
 
 
@@ -422,7 +444,8 @@ def cmd_export(a: argparse.Namespace) -> None:
     exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
                      calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
                      qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
-                     mcu_target=a.target, compression=compression, export_dir=out)
+                     mcu_target=a.target, compression=compression, export_dir=out,
+                     dcase_year=None if a.dcase_year == "none" else a.dcase_year)
     size = exp.size
     print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
           f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "
@@ -437,6 +460,17 @@ def cmd_export(a: argparse.Namespace) -> None:
               f"{c.checked_inputs} calibration inputs")
     print(f"export: wrote {out} ({exp.quantization_path}; size_report.txt has "
           "the per-tensor table, the activation peak and the fit table)")
+
+
+def _dcase_year(text: str) -> int | str:
+    """``--dcase-year``: a year of tflite_export.dcase_rules.DCASE_RULES, ``auto`` or ``none``."""
+    from tflite_export.dcase_rules import DCASE_RULES
+
+    if text in ("auto", "none"):
+        return text
+    if not text.isdigit() or int(text) not in DCASE_RULES:
+        raise argparse.ArgumentTypeError(f"takes auto, none or one of {', '.join(map(str, DCASE_RULES))}, got {text!r}")
+    return int(text)
 
 
 # ----------------------------------------------------------------------------- validate
@@ -772,6 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
     from firmware_harness.profile import DEFAULT_PROFILE_TARGETS
+    from tflite_export.export import DCASE_YEAR_AUTO
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -785,26 +820,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_make_dataset)
 
     s = sub.add_parser("describe", help="clips per split x device and per scene of a dataset")
-    s.add_argument("--data", required=True, help="dataset root (holds meta.csv, evaluation_setup/)")
+    add_data_args(s, help="dataset root (holds meta.csv, evaluation_setup/)")
     s.add_argument("--no-audio-check", action="store_true", help="do not check the audio files exist")
     s.set_defaults(func=cmd_describe)
 
     s = sub.add_parser("features", help="compute and cache log-mel features for train and evaluate")
-    s.add_argument("--data", required=True)
+    add_data_args(s)
     s.add_argument("--out", required=True, help="work folder; the cache goes to OUT/features/<key>/")
     add_workers_arg(s)
     add_feature_args(s)
-    s.set_defaults(func=cmd_features)
+    s.set_defaults(func=cmd_features, clip_seconds=None)  # None: the clip length of the data's layout
 
     s = sub.add_parser("train", help="train a registered model on cached log-mel features")
-    s.add_argument("--data", required=True)
+    add_data_args(s)
     s.add_argument("--out", required=True, help="run folder (model.keras, config.json, checkpoints/)")
     s.add_argument("--work", default="work", help="feature cache folder (default ./work)")
     s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     add_workers_arg(s)
     add_feature_args(s)
     add_train_args(s)
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=cmd_train, clip_seconds=None)  # None: the clip length of the data's layout
 
     s = sub.add_parser("models", help="the model registry: parameters beside the seed's, MACs")
     s.add_argument("--input", default="128x288", help="mel bands x frames (default 128x288)")
@@ -822,6 +857,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset the run was trained on (calibration clips)")
     s.add_argument("--work", default="work")
     s.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="max flatbuffer bytes (default 128 KiB)")
+    s.add_argument("--dcase-year", type=_dcase_year, default=DCASE_YEAR_AUTO, metavar="YEAR|auto|none",
+                   help="count parameters and MACs per second of audio as DCASE Task 1 of YEAR did (2021: 128 KB of "
+                        "non-zero parameters; 2022-2025: 128 kB of parameters and 30 M MACs per one-second inference) "
+                        "and refuse a model over its limits; auto (default): 2021 for the TAU 2020 layout, 2025 for "
+                        "TAU 2022; none: no DCASE check")
     s.add_argument("--ram-budget", type=positive_int, default=None, metavar="BYTES",
                    help="max firmware RAM (arena + front end + static data and stack estimate); default none")
     s.add_argument("--target", type=_mcu_target, default=None, metavar="NAME",

@@ -420,6 +420,9 @@ def cmd_export(a: argparse.Namespace) -> None:
     from tflite_export.export import DEFAULT_BUDGET
     from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, get_mcu_target
 
+    if a.qat and a.compress:
+        raise OptionError("--qat and --compress cannot be combined: compression fine-tunes the clustered model "
+                          "itself; choose one")
     d = CompressionConfig()
     if not a.compress:
         for option, value, default in (("--compress-bits", a.compress_bits, d.bits),
@@ -471,6 +474,34 @@ def _dcase_year(text: str) -> int | str:
     if not text.isdigit() or int(text) not in DCASE_RULES:
         raise argparse.ArgumentTypeError(f"takes auto, none or one of {', '.join(map(str, DCASE_RULES))}, got {text!r}")
     return int(text)
+
+
+def check_model_source(path: Path) -> None:
+    """The EXPORT/MODEL argument of validate, firmware, profile and bundle is an export folder, a
+    file in one, or a .tflite; anything else is named with what to give instead (:class:`UserError`)."""
+    import json
+
+    give = ("give the folder `asc export` wrote (RUN_DIR/export by default), its model.tflite, or an int8 .tflite "
+            "file")
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder; {give}")
+    if path.is_dir():
+        record = path / "config.json"
+        try:
+            stage = json.loads(record.read_text()).get("stage") if record.is_file() else None
+        except (ValueError, UnicodeDecodeError, AttributeError, OSError):
+            stage = "export"  # unreadable: the export's own checks name it
+        if stage == "train":
+            raise UserError(f"{path}: is a training run folder, not an export; give {path / 'export'} (run `asc export "
+                            f"{path}` first if it has none)")
+        if record.is_file():
+            return
+        if (path / "model.tflite").is_file():
+            raise UserError(f"{path}: holds model.tflite but no export config.json; give {path / 'model.tflite'} to "
+                            "check it as a .tflite of its own (with --inputs or --random), or re-run `asc export`")
+        raise UserError(f"{path}: not an export folder (no config.json, no model.tflite); {give}")
+    if path.suffix != ".tflite":
+        raise UserError(f"{path}: not a .tflite file or an export folder; {give}")
 
 
 # ----------------------------------------------------------------------------- validate
@@ -527,6 +558,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import format_report
 
+    check_model_source(model)
     model = Path(a.model)
     if _is_any_model(model):
         from firmware_harness.any_model import default_out_dir, format_model_validation, validate_model
@@ -544,9 +576,11 @@ def cmd_validate(a: argparse.Namespace) -> None:
             raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
         return
     _refuse_any_model_options(a, model)
-    report = validate_export(Path(a.model), Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
+    if model.is_dir():  # an export folder: its model
+        model = model / "model.tflite"
+    report = validate_export(model, Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
-    print(f"validate: reports in {Path(a.model).parent} (validation_report.md/.json, *.png)")
+    print(f"validate: reports in {model.parent} (validation_report.md/.json, *.png)")
     if report.failures:
         raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
@@ -603,6 +637,7 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
     from firmware_harness.targets import get_target
 
+    check_model_source(source)
     source = Path(a.export_dir)
     if _is_any_model(source):
         _firmware_any_model(a, source)
@@ -674,6 +709,7 @@ def cmd_profile(a: argparse.Namespace) -> None:
 
     from firmware_harness.profile import export_sources, format_profile, profile_sources, tflite_sources
 
+    check_model_source(source)
     source = Path(a.source)
     export_dir = source.parent if source.suffix == ".tflite" else source
     options = dict(source=str(source), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
@@ -702,6 +738,7 @@ def cmd_profile(a: argparse.Namespace) -> None:
 def cmd_bundle(a: argparse.Namespace) -> None:
     from firmware_harness.bundle import make_bundle
 
+    check_model_source(source)
     source = Path(a.export_dir)
     export_dir = source.parent if source.suffix == ".tflite" else source
     if not (export_dir / "config.json").is_file():

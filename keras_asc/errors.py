@@ -27,9 +27,16 @@ def describe_os_error(e: OSError) -> str | None:
     if e.errno == errno.ENOSPC:
         return (f"{where}: no space left on the device. Nothing already written was lost (every "
                 "artifact is written to a temporary file first); free some space and run the command again")
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"{where}: not writable (permission denied or a read-only file system); choose another "
-                "output folder (--out/--work) or fix the folder's permissions")
+    if e.errno == errno.EROFS:
+        return (f"{where}: on a read-only file system; choose another output folder (--out/--work)")
+    if e.errno in (errno.EACCES, errno.EPERM):
+        import os
+
+        if e.filename and os.path.exists(where) and not os.access(where, os.R_OK):
+            return (f"{where}: not readable (permission denied); make it readable by this user (chmod/chown) or "
+                    "give another path")
+        return (f"{where}: permission denied (not writable, or a folder above it cannot be entered); choose another "
+                "output folder (--out/--work) or fix the permissions")
     if e.errno == errno.ENOTDIR:
         return (f"{where}: a part of this path is a file where a folder is expected; give a folder path "
                 "or remove the file")

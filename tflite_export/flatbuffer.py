@@ -104,15 +104,17 @@ def read_model(data: bytes):
     """Parse ``data`` into the schema's object API (``ModelT``)."""
     s = _schema()
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelCheckError("not a readable TFLite flatbuffer (the 'TFL3' file identifier is "
-                              "missing); is this a .tflite file?")
+        what = "empty" if not data else "the TFL3 file identifier is missing"
+        raise ModelCheckError(f"not a readable TFLite flatbuffer ({what}): it is truncated or not a .tflite. Give a "
+                              "model written by the TFLite converter (or re-run `asc export`)")
     try:
         model = s.ModelT.InitFromObj(s.Model.GetRootAsModel(data, 0))
         if not model.subgraphs:
             raise ValueError("no subgraphs")
         return model
     except Exception as e:  # the flatbuffers library raises assorted errors on garbage
-        raise ModelCheckError(f"not a readable TFLite flatbuffer ({type(e).__name__}: {e})") from e
+        raise ModelCheckError(f"not a readable TFLite flatbuffer ({type(e).__name__}: {e}): it is truncated or "
+                              "damaged. Give a model written by the TFLite converter (or re-run `asc export`)") from e
 
 
 def describe_tensors(model) -> list[TensorInfo]:

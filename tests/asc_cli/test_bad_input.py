@@ -6,6 +6,7 @@ One parametrized test per class of mistake (issue "Code health and bad input").
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 
 import pytest
@@ -100,7 +101,7 @@ def test_bad_paths_name_the_file(case, tmp_path, tiny_dataset, tiny_export, caps
 
 
 @pytest.mark.parametrize("code,words", [(errno.ENOSPC, "no space left"), (errno.EACCES, "not writable"),
-                                        (errno.EROFS, "not writable")])
+                                        (errno.EROFS, "read-only file system")])
 def test_disk_errors_name_the_file(code, words, tmp_path, tiny_dataset, capsys, monkeypatch):
     """A full disk or a read-only folder while writing (simulated: CI runs as root, which ignores
     permissions) is a message naming the file, not a traceback."""
@@ -246,3 +247,40 @@ def test_a_folder_that_is_not_a_run_is_still_refused(tmp_path, tiny_dataset, tin
     status, err = _run(["train", "--data", tiny_dataset, "--out", run, "--work", tiny_work, "--epochs", "1"], capsys)
     assert status == 1 and str(run) in err and "not a training run" in err
     assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_an_unreadable_file_is_called_unreadable(tmp_path, monkeypatch):
+    """Permission denied on a file that exists and cannot be read is not a writing problem (CI
+    runs as root, which reads everything: the permission check is simulated)."""
+    from keras_asc.errors import describe_os_error
+
+    meta = tmp_path / "meta.csv"
+    meta.write_text("filename\n")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    message = describe_os_error(OSError(errno.EACCES, "Permission denied", str(meta)))
+    assert message.startswith(f"{meta}: not readable") and "writable" not in message
+
+
+@pytest.mark.parametrize("case,words", [
+    ("missing", "no such file or folder; give the folder `asc export` wrote"),
+    ("a run folder", "is a training run folder, not an export; give"),
+    ("a folder with only model.tflite", "holds model.tflite but no export config.json"),
+    ("an empty folder", "not an export folder (no config.json, no model.tflite)"),
+    ("a text file", "not a .tflite file or an export folder"),
+])
+@pytest.mark.parametrize("command", ["validate", "firmware", "profile", "bundle"])
+def test_the_export_argument_is_named_with_what_to_give(case, words, command, tmp_path, capsys):
+    path = {"missing": tmp_path / "nothing", "a run folder": tmp_path / "run", "an empty folder": tmp_path / "empty",
+            "a folder with only model.tflite": tmp_path / "bare", "a text file": tmp_path / "notes.txt"}[case]
+    if case == "a run folder":
+        path.mkdir()
+        (path / "config.json").write_text('{"stage": "train"}')
+    elif case == "a folder with only model.tflite":
+        path.mkdir()
+        (path / "model.tflite").write_bytes(b"x")
+    elif case == "an empty folder":
+        path.mkdir()
+    elif case == "a text file":
+        path.write_text("x")
+    status, err = _run([command, path] + (["--out", tmp_path / "bundle"] if command == "bundle" else []), capsys)
+    assert status == 1 and f"{path}: {words}" in err and "Traceback" not in err, err

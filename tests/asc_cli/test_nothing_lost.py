@@ -272,6 +272,7 @@ OPTION_CASES = {
     "a demo of too few segments": (["demo", "--size", "2"], "--size"),
     "a demo model argument the builder does not take": (["demo", "--model-arg", "depth=3"], "--model-arg"),
     "a profile of an unknown MCU": (["profile", "E", "--mcu", "stm32f4"], "--mcu"),
+    "--qat with --compress": (["export", "R", "--data", "D", "--qat", "--compress"], "--qat and --compress"),
 }
 
 

@@ -453,6 +453,8 @@ def cmd_export(a: argparse.Namespace) -> None:
     print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
           f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "
           f"{size.arena_recommended_bytes:,d} in model_settings.h; {size.macs_per_inference:,d} MACs")
+    if size.dcase is not None:
+        print(size.dcase.describe())
     budget = f" of {exp.ram.budget_bytes:,d} budget" if exp.ram.budget_bytes is not None else ""
     print(f"firmware RAM about {exp.ram.needed_bytes:,d} bytes{budget}; fits: "
           + ", ".join(f"{f.target} {'yes' if f.fits else 'no'}" for f in exp.fits))

@@ -146,6 +146,25 @@ def read_train_split(root: Path, train_split: str | int, *, check_audio: bool = 
     return table
 
 
+def train_split_of_run(run_cfg: dict) -> str | None:
+    """The training subset a run was trained on (``--train-split``, as its feature cache recorded
+    it in ``config.json``), for the stages that rebuild that cache (export, evaluate); None for the
+    whole fold1 train split, for runs made before the option, and when the cache is gone."""
+    import json
+
+    cache = run_cfg.get("feature_cache") or {}
+    if cache.get("train_split") is not None:
+        return str(cache["train_split"])
+    config = Path(cache["path"]) / "config.json" if cache.get("path") else None
+    if config is None or not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text()).get("train_split")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return None if value is None else str(value)
+
+
 def _clip_table(root: Path, meta: pd.DataFrame, path: Path, df: pd.DataFrame, *, what: str,
                 check_audio: bool) -> pd.DataFrame:
     """The :data:`TABLE_COLUMNS` table of the clips ``df`` (read from ``path``) lists."""

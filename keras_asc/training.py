@@ -570,11 +570,12 @@ def warn_if_other_training_data(run_cfg: dict, fs: FeatureSet, *, run_dir: Path,
 def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
                         log=print) -> FeatureSet:
     """The feature cache for ``data_dir`` computed with the run's feature parameters."""
+    from keras_asc.dataset import train_split_of_run
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
 
     fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(run_cfg["features"]),
-                             workers=workers, log=log)
+                             workers=workers, log=log, train_split=train_split_of_run(run_cfg))
     warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=data_dir, log=log)
     return fs
 

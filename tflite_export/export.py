@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from keras_asc import artifacts
-from keras_asc.dataset import SCENE_LABELS, stratified_sample
+from keras_asc.dataset import SCENE_LABELS, stratified_sample, train_split_of_run
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.windows import split_windows
@@ -146,19 +146,6 @@ def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_sec
         return layout_for_clip_seconds(clip_seconds).default_dcase_year
 
 
-def run_train_split(run_cfg: dict) -> str | None:
-    """The DCASE 2024 training subset a run was trained on (``--train-split``), as its feature
-    cache recorded it; None for the whole fold1 train split (and runs made before the option)."""
-    cache = run_cfg.get("feature_cache") or {}
-    if cache.get("train_split") is not None:
-        return str(cache["train_split"])
-    config = Path(cache.get("path", "")) / "config.json"
-    if cache.get("path") and config.is_file():
-        value = artifacts.read_json(config).get("train_split")
-        return None if value is None else str(value)
-    return None
-
-
 def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int,
                  windows_per_clip: int = 1, clip_seconds: float = 10.0,
                  dcase: DcaseComplexity | None = None) -> SizeFigures:
@@ -232,7 +219,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])
     fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log,
-                             train_split=run_train_split(run_cfg))
+                             train_split=train_split_of_run(run_cfg))
     warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)

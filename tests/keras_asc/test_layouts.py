@@ -140,3 +140,15 @@ def test_generated_one_second_dataset_is_the_shipped_2022_layout(tmp_path):
 def test_layout_of_generated_clip_lengths():
     assert layout_for_clip_seconds(1) is LAYOUTS["tau2022"]
     assert layout_for_clip_seconds(10) is layout_for_clip_seconds(2) is LAYOUTS["tau2020"]
+
+
+def test_a_runs_train_split_is_read_from_its_feature_cache(tmp_path):
+    import json
+
+    from keras_asc.dataset import train_split_of_run
+
+    (tmp_path / "config.json").write_text(json.dumps({"train_split": "25"}))
+    assert train_split_of_run({"feature_cache": {"path": str(tmp_path)}}) == "25"
+    assert train_split_of_run({"feature_cache": {"path": str(tmp_path / "gone")}}) is None
+    assert train_split_of_run({"feature_cache": {"path": str(tmp_path), "train_split": 10}}) == "10"
+    assert train_split_of_run({}) is None

@@ -1,0 +1,49 @@
+"""`asc` on the TAU 2022 one-second layout: --train-split and --dcase-year through the CLI."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from asc_cli.main import main
+
+COPY_2022 = Path(__file__).parents[1] / "keras_asc" / "layout_copies" / "tau2022"
+
+
+def test_describe_reads_a_training_subset(capsys):
+    assert main(["describe", "--data", str(COPY_2022), "--no-audio-check", "--train-split", "25"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("layout: TAU Urban Acoustic Scenes 2022 Mobile (1 s clips); train split: ")
+    assert "split_setup/split25.csv" in out.splitlines()[0]
+
+
+def test_an_unknown_training_subset_is_one_line_and_exit_1(capsys):
+    assert main(["describe", "--data", str(COPY_2022), "--no-audio-check", "--train-split", "30"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--train-split 30" in err and "5, 10, 25, 50, 100" in err
+
+
+@pytest.mark.slow
+def test_one_second_dataset_features_train_export(tmp_path, capsys):
+    """make-dataset --clip-seconds 1 -> features and a one-window-per-W model on the 50 % subset ->
+    export under DCASE 2025's rules (the layout's default); calibration comes from the subset only."""
+    import json
+
+    from keras_asc.synth import make_dataset
+
+    data = make_dataset(tmp_path / "data", size="3", seed=0, clip_seconds=1, parts_per_segment=2, workers=1,
+                        log=lambda *_: None)
+    work, run = tmp_path / "work", tmp_path / "run"
+    common = ["--data", str(data), "--train-split", "50", "--frames-per-second", "43", "--workers", "1"]
+    assert main(["features", "--out", str(work), *common]) == 0
+    assert main(["train", "--out", str(run), "--work", str(work), *common, "--epochs", "1", "--window-frames", "32",
+                 "--model", "resnet11", "--model-arg", "width=0.25"]) == 0
+    assert main(["export", str(run), "--data", str(data), "--work", str(work), "--arena-targets", "none",
+                 "--calibration-size", "20", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "DCASE 2025 complexity" in out and "within the limits" in out
+    cfg = json.loads((run / "export" / "config.json").read_text())
+    assert cfg["features"]["clip_seconds"] == 1.0 and cfg["size"]["dcase"]["year"] == 2025
+    assert cfg["size"]["dcase"]["macs_per_second_of_audio"] == cfg["size"]["macs_per_clip"]  # one-second clips
+    subset = set(pd.read_csv(data / "split_setup" / "split50.csv", sep="\t")["filename"])
+    calibration = set(pd.read_csv(run / "export" / "calibration.csv")["filename"])
+    assert calibration <= subset

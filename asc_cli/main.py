@@ -338,10 +338,10 @@ def check_run_options(*, models: list[str], overrides: tuple[tuple[str, float], 
         for feat in feature_configs:
             check_teachers(teachers, features=feat)
     if dir_folder is not None:
-        from keras_asc.augment import ImpulseResponseError, list_impulse_responses
+        from keras_asc.augment import ImpulseResponseError, check_impulse_responses
 
         try:
-            list_impulse_responses(Path(dir_folder))
+            check_impulse_responses(Path(dir_folder))
         except ImpulseResponseError as e:
             raise OptionError(str(e)) from None
     if window_hop is not None and all(w is None for w in windows):

@@ -114,8 +114,18 @@ def list_impulse_responses(folder: Path) -> list[Path]:
     return files
 
 
-def load_impulse_response(path: Path, *, sample_rate: int) -> np.ndarray:
-    """One impulse response, mono (channels averaged), resampled to ``sample_rate``: float64 ``(m,)``."""
+def check_impulse_responses(folder: Path) -> list[Path]:
+    """:func:`list_impulse_responses`, each file also read (they are small): before any work, a folder
+    holding an unreadable, empty, silent or non-finite WAV is refused naming the file."""
+    files = list_impulse_responses(folder)
+    for path in files:
+        load_impulse_response(path, sample_rate=None)
+    return files
+
+
+def load_impulse_response(path: Path, *, sample_rate: int | None) -> np.ndarray:
+    """One impulse response, mono (channels averaged), resampled to ``sample_rate`` (None: as stored):
+    float64 ``(m,)``."""
     import soundfile as sf
 
     try:
@@ -123,7 +133,7 @@ def load_impulse_response(path: Path, *, sample_rate: int) -> np.ndarray:
     except (RuntimeError, sf.LibsndfileError) as e:
         raise ImpulseResponseError(f"--dir-aug: {path} is not a readable WAV file ({e}); remove or replace it") from None
     ir = data.mean(axis=1)
-    if sr != sample_rate:
+    if sample_rate is not None and sr != sample_rate:
         import librosa
 
         ir = librosa.resample(ir, orig_sr=sr, target_sr=sample_rate)

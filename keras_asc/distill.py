@@ -116,13 +116,13 @@ def teacher_logits(fs, run_dir: Path, *, runs: tuple[str, ...], log=print) -> tu
     identity = teacher_identity(runs, fs)
     key = artifacts.sha256_bytes(json.dumps(identity, sort_keys=True).encode())[:16]
     path = Path(run_dir) / "teacher_logits" / f"{key}.npy"
-    n = fs.config["clips"]["train"]
+    raw = fs.features("train")
+    n = raw.shape[0]
     if path.is_file():
         stored = np.load(path)
         if stored.shape == (n, len(SCENE_LABELS)) and np.isfinite(stored).all():
             log(f"distill: reusing the teachers' logits {path}")
             return stored, {**identity, "key": key}
-    raw = fs.features("train")
     total = np.zeros((n, len(SCENE_LABELS)), np.float64)
     for run in runs:
         cfg = read_run_config(Path(run))

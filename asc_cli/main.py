@@ -206,10 +206,16 @@ def _feature_config(a: argparse.Namespace):
     return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels, clip_seconds=clip_seconds)
 
 
+def _train_split(text: str) -> str:
+    """``--train-split``: a percentage as given, a file as its absolute path (recorded in the
+    feature cache, so later stages find it from any folder)."""
+    return text.strip() if text.strip().isdigit() else str(Path(text).resolve())
+
+
 def add_data_args(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
     """``--data`` and ``--train-split`` (a DCASE 2024 training subset of a TAU 2022 layout)."""
     p.add_argument("--data", required=True, help=help)
-    p.add_argument("--train-split", default=None, metavar="N|FILE",
+    p.add_argument("--train-split", type=_train_split, default=None, metavar="N|FILE",
                    help="TAU 2022 layout: train on a DCASE 2024 subset, 5, 10, 25, 50 or 100 (splitN.csv in "
                         "DATA/split_setup/, DATA/evaluation_setup/ or DATA) or a split file's path (default: "
                         "all of fold1_train.csv)")

@@ -218,8 +218,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     run_cfg = read_run_config(run_dir)
     norm = Normalization.from_dict(run_cfg["normalization"])
     feat = FeatureConfig.from_dict(run_cfg["features"])
-    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log,
-                             train_split=train_split_of_run(run_cfg))
+    train_split = train_split_of_run(run_cfg)
+    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log, train_split=train_split)
     warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)
@@ -362,6 +362,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             compression=compressed_record, float_model=FLOAT_MODEL if compressed_record else None,
             float_model_sha256=artifacts.sha256_file(tmp / FLOAT_MODEL) if compressed_record else None,
             files_sha256=hash_export_files(tmp, [f.name for f in tmp.iterdir() if f.is_file()]),
+            train_split=train_split,
             **artifacts.provenance())
         write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "

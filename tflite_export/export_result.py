@@ -146,6 +146,9 @@ class ExportResult:
     # every file the export wrote (name -> sha256), config.json and the stage marker aside: the
     # generated C sources are compiled into the firmware as code, so an edited one is refused
     files_sha256: dict[str, str] = dataclasses.field(default_factory=dict)
+    # the DCASE 2024 training subset the run was trained on (asc train --train-split; None: all of
+    # fold1_train.csv): stages that rebuild the feature cache pass it on (build_feature_cache(train_split=...))
+    train_split: str | None = None
     stage: str = "export"
 
 

@@ -43,6 +43,7 @@ def test_one_second_dataset_features_train_export(tmp_path, capsys):
     assert "DCASE 2025 complexity" in out and "within the limits" in out
     cfg = json.loads((run / "export" / "config.json").read_text())
     assert cfg["features"]["clip_seconds"] == 1.0 and cfg["size"]["dcase"]["year"] == 2025
+    assert cfg["train_split"] == "50"
     assert cfg["size"]["dcase"]["macs_per_second_of_audio"] == cfg["size"]["macs_per_clip"]  # one-second clips
     subset = set(pd.read_csv(data / "split_setup" / "split50.csv", sep="\t")["filename"])
     calibration = set(pd.read_csv(run / "export" / "calibration.csv")["filename"])

@@ -1,5 +1,7 @@
-"""The end-to-end pipeline behind ``asc demo`` and ``asc grid``: stages chained, each reused
-when its artifacts are complete and match what would be produced.
+"""The end-to-end pipeline behind ``asc demo`` and ``asc grid``: stages chained. Each stage
+decides its own reuse (``finished_run_matches``, ``metrics_up_to_date``, ``reusable_export``,
+``reusable_validation``, ``reusable_firmware_report``, ``reusable_profile``, beside the stage's code):
+the pipeline asks, and runs the stage when the answer is no.
 
 Stage folders under ``WORK``::
 
@@ -17,7 +19,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING
 
 from keras_asc import artifacts
 from keras_asc.errors import AscError
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
     from firmware_harness.profile import ProfileReport
     from firmware_harness.validation_report import ValidationReport
     from tflite_export.export_result import ExportResult
-
-R = TypeVar("R")
-
 
 _TRAIN_DEFAULTS = TrainConfig()
 
@@ -120,13 +119,13 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     Raises the stage's own errors (BudgetError, ...)."""
     from firmware_harness.validate import validate_export
-    from firmware_harness.validation_report import read_validation_report
-    from keras_asc.evaluation import evaluate_run
+    from firmware_harness.validation_report import reusable_validation
+    from keras_asc.evaluation import evaluate_run, metrics_up_to_date
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
-    from keras_asc.training import RunExists, TrainConfig, train
+    from keras_asc.training import TrainConfig, finished_run_matches, train
     from tflite_export.export import export_run
-    from tflite_export.export_result import read_export
+    from tflite_export.export_result import reusable_export
 
     timings = {}
     t = _stage("features", log)
@@ -138,33 +137,23 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed,
                        window_frames=cfg.window_frames, window_hop=cfg.window_hop)
-    run_cfg = _read(run_dir / "config.json")
-    matches = ("train" in run_cfg and TrainConfig.from_dict(run_cfg["train"]) == tcfg
-               and run_cfg.get("feature_cache", {}).get("key") == fs.config["key"])
-    if run_cfg.get("status") == "done" and matches:
+    if finished_run_matches(run_dir, config=tcfg, feature_key=fs.config["key"]):
         log(f"train: reusing finished run {run_dir}")
-    elif run_cfg.get("status") == "done":
-        raise RunExists(f"{run_dir} holds a finished run made with other settings or features (e.g. by an "
-                        "older version of this toolkit); delete that folder to retrain, or use another --work")
     else:  # absent, or interrupted: train() resumes it and refuses a mismatch
-        run_cfg = train(fs, run_dir, config=tcfg, resume=(run_dir / "state.json").is_file(), log=log)
+        train(fs, run_dir, config=tcfg, resume=(run_dir / "state.json").is_file(), log=log)
     timings["train"] = time.perf_counter() - t
 
     t = _stage("evaluate (float)", log)
-    model_sha = artifacts.sha256_file(run_dir / "model.keras")
-    metrics = _read(run_dir / "metrics.json")
-    if metrics.get("model_sha256") != model_sha or metrics.get("data_dir") != str(Path(data_dir).resolve()):
+    if not metrics_up_to_date(run_dir, data_dir):
         evaluate_run(run_dir, data_dir, work_dir, workers=workers, log=log)
     else:
         log("evaluate: reusing metrics.json")
     timings["evaluate"] = time.perf_counter() - t
 
     t = _stage("export (int8)", log)
-    exp = _read_record(read_export, run_dir / "export")
-    if (exp is None or not _export_files_intact(run_dir / "export", exp)
-            or exp.source_model_sha256 != model_sha or exp.budget_bytes != cfg.budget
-            or exp.calibration.requested != cfg.calibration_size or exp.calibration.seed != cfg.seed
-            or exp.quantization_path != "ptq"):
+    exp = reusable_export(run_dir / "export", source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
+                          budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed)
+    if exp is None:
         from firmware_harness.firmware import arena_probes
 
         exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
@@ -174,9 +163,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings["export"] = time.perf_counter() - t
 
     t = _stage("validate (TFLM vs LiteRT, int8 vs float)", log)
-    report = _read_record(read_validation_report, run_dir / "export")
-    if (report is None or report.tflite_sha256 != exp.tflite_sha256 or report.data_dir != str(Path(data_dir).resolve())
-            or not _same_runtimes(report.packages)):
+    report = reusable_validation(run_dir / "export", tflite_sha256=exp.tflite_sha256, data_dir=data_dir)
+    if report is None:
         report = validate_export(run_dir / "export" / "model.tflite", data_dir, work_dir, workers=workers,
                                  max_drop=max_drop, log=log)
     else:
@@ -198,48 +186,15 @@ def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: t
     """``asc firmware --from-audio``: every evaluate clip on host targets, a stratified sample of
     ``clips`` on emulated ones; reused when the stored report was made from the same model,
     sources, targets and data."""
-    from firmware_harness.firmware import build_inputs_sha256, check_firmware, read_firmware_report
-    from firmware_harness.third_party import locate_third_party
+    from firmware_harness.firmware import check_firmware, reusable_firmware_report
 
-    old = _read_record(read_firmware_report, export_dir)
-    if (old is not None and old.passed and old.tflite_sha256 == exp.tflite_sha256 and _same_runtimes(old.packages)
-            and old.build_inputs_sha256 == build_inputs_sha256(export_dir, locate_third_party(), targets)
-            and old.data_dir == str(Path(data_dir).resolve())
-            and tuple(t.target for t in old.targets) == tuple(targets)
-            and all(t.clips == (clips if t.emulated else old.evaluate_clips) and t.from_audio for t in old.targets)):
+    old = reusable_firmware_report(export_dir, tflite_sha256=exp.tflite_sha256, data_dir=data_dir, targets=targets,
+                                   clips=clips)
+    if old is not None:
         log("firmware: reusing firmware/firmware_report.json")
         return old
     return check_firmware(export_dir, data_dir, work_dir, targets=targets, clips=clips, host_clips="all",
                           from_audio=True, workers=workers, log=log)
-
-
-#: the packages whose version changes what validation and the firmware check compare against
-RUNTIME_PACKAGES = ("tflite-micro", "ai-edge-litert", "tensorflow")
-
-
-def _same_runtimes(recorded: dict[str, str]) -> bool:
-    """A stored report was made with the interpreters installed now (else it is stale)."""
-    now = artifacts.package_versions()
-    return all(recorded.get(p) == now.get(p) for p in RUNTIME_PACKAGES)
-
-
-def _export_files_intact(export_dir: Path, exp: ExportResult) -> bool:
-    """The export's files are the ones it wrote (by content); else it is made again."""
-    from tflite_export.export_result import StaleExport, check_export_files
-
-    try:
-        check_export_files(export_dir, exp)
-    except StaleExport:
-        return False
-    return True
-
-
-def _read_record(reader: Callable[[Path], R], folder: Path) -> R | None:
-    """A stored stage result, or None when it is absent or unreadable (the stage then runs again)."""
-    try:
-        return reader(folder)
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 def _read(path: Path) -> dict:
@@ -286,12 +241,11 @@ DEMO_SUMMARY_MCUS = ("stm32f407", "stm32h743", "nrf5340")
 def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> ProfileReport:
     """``asc profile EXPORT --targets ...``, reused when the stored report profiled the same model
     and targets with the same code (firmware program, counting plugin, cycle model, MCU table)."""
-    from firmware_harness.profile import export_sources, profile_inputs_sha256, profile_sources, read_profile_report
+    from firmware_harness.profile import export_sources, profile_sources, reusable_profile
 
     sources = export_sources(export_dir, log=log)
-    old = _read_record(read_profile_report, export_dir / "profile")
-    digest = profile_inputs_sha256(sources, targets)
-    if old is not None and old.passed and old.inputs_sha256 == digest:
+    old = reusable_profile(sources, export_dir / "profile", targets=targets)
+    if old is not None:
         log("profile: reusing profile/profile_report.json")
         return old
     return profile_sources(sources, export_dir / "profile", source=str(export_dir), targets=targets, log=log)

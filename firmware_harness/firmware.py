@@ -421,3 +421,20 @@ def targets_section(targets: tuple[TargetResult, ...], *, unit: str = "clips") -
                                              "semihosting C library a product firmware would not have",
                                        latency_ms=t.estimated_ms)]
     return lines
+
+
+def reusable_firmware_report(export_dir: Path, *, tflite_sha256: str, data_dir: Path, targets: tuple[str, ...],
+                             clips: int) -> FirmwareReport | None:
+    """The stored ``asc firmware --from-audio`` report of ``export_dir`` when it passed for this
+    model, these sources and toolchains (``build_inputs_sha256``), ``data_dir``, ``targets`` (every
+    evaluate clip on host targets, ``clips`` on emulated ones) and the interpreters installed now;
+    None when the check must run again."""
+    old = artifacts.read_or_none(read_firmware_report, export_dir)
+    if (old is not None and old.passed and old.tflite_sha256 == tflite_sha256
+            and artifacts.same_runtime_packages(old.packages)
+            and old.build_inputs_sha256 == build_inputs_sha256(export_dir, third_party.locate_third_party(), targets)
+            and old.data_dir == str(Path(data_dir).resolve())
+            and tuple(t.target for t in old.targets) == tuple(targets)
+            and all(t.clips == (clips if t.emulated else old.evaluate_clips) and t.from_audio for t in old.targets)):
+        return old
+    return None

@@ -425,3 +425,13 @@ def export_sources(export_dir: Path, *, log=print) -> ModelSources:
     f = exp.features
     return ModelSources(folder=Path(export_dir), model=model, windows_per_clip=exp.windows.per_clip if exp.windows else 1,
                         frontend=(f.sample_rate, f.hop_length, f.clip_seconds))
+
+
+def reusable_profile(sources, out_dir: Path, *, targets: tuple[str, ...]) -> ProfileReport | None:
+    """The stored profile in ``out_dir`` when it passed and profiled the same sources and targets
+    with the same code (firmware program, counting plugin, cycle model, MCU table); None when
+    ``asc profile`` must run again."""
+    old = artifacts.read_or_none(read_profile_report, out_dir)
+    if old is not None and old.passed and old.inputs_sha256 == profile_inputs_sha256(sources, targets):
+        return old
+    return None

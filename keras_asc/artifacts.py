@@ -344,3 +344,22 @@ def git_commit() -> str:
 def provenance() -> dict[str, Any]:
     """What produced an artifact: package versions and the code's git commit."""
     return {"packages": package_versions(), "git_commit": git_commit()}
+
+
+#: The packages whose version changes what validation and the firmware check compare against.
+RUNTIME_PACKAGES = ("tflite-micro", "ai-edge-litert", "tensorflow")
+
+
+def same_runtime_packages(recorded: dict[str, str]) -> bool:
+    """Whether a stored report was made with the interpreters installed now (else it is stale)."""
+    now = package_versions()
+    return all(recorded.get(p) == now.get(p) for p in RUNTIME_PACKAGES)
+
+
+def read_or_none(reader: Callable[[Path], Any], folder: Path) -> Any:
+    """A stored stage result read by ``reader``, or None when it is absent or unreadable (its stage
+    then runs again)."""
+    try:
+        return reader(folder)
+    except (FileNotFoundError, ValueError, AscError):
+        return None

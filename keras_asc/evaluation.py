@@ -151,3 +151,16 @@ def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int 
     plot_confusion(confusion_matrix(y, probs.argmax(axis=1)), run_dir / "confusion.png",
                    title=f"{cfg['model']['name']}: evaluate split, float")
     return scores
+
+
+def metrics_up_to_date(run_dir: Path, data_dir: Path) -> bool:
+    """Whether ``run_dir/metrics.json`` scores the run's current ``model.keras`` (by sha256) on
+    ``data_dir``: then ``asc evaluate`` need not run again."""
+    path = Path(run_dir) / "metrics.json"
+    model = Path(run_dir) / "model.keras"
+    try:
+        metrics = artifacts.read_json(path)
+    except (FileNotFoundError, ValueError):
+        return False
+    return (model.is_file() and metrics.get("model_sha256") == artifacts.sha256_file(model)
+            and metrics.get("data_dir") == str(Path(data_dir).resolve()))

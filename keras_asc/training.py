@@ -579,3 +579,20 @@ def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, run_di
     warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=data_dir, log=log)
     return fs
 
+
+def finished_run_matches(run_dir: Path, *, config: TrainConfig, feature_key: str) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``config`` on the features ``feature_key``: then
+    training need not run. A finished run of other settings is refused (:class:`RunExists`), never
+    overwritten; an absent or interrupted run is False (``train`` starts or resumes it)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        cfg = artifacts.read_json(path) if path.is_file() else {}
+    except ValueError:
+        cfg = {}
+    if not isinstance(cfg, dict) or cfg.get("status") != "done":
+        return False
+    if ("train" in cfg and TrainConfig.from_dict(cfg["train"]) == config
+            and cfg.get("feature_cache", {}).get("key") == feature_key):
+        return True
+    raise RunExists(f"{run_dir} holds a finished run made with other settings or features (e.g. by an older version "
+                    "of this toolkit); delete that folder to retrain, or use another --work")

@@ -247,3 +247,22 @@ def check_source_run(export_dir: Path, exp: ExportResult, *, log=print) -> Path 
             "retrained or resumed since, or the export was moved next to another run; its accuracy and C sources "
             f"describe a model that is not there. Re-run `asc export {run}`")
     return run
+
+
+def reusable_export(export_dir: Path, *, source_model_sha256: str, budget: int, calibration_size: int, seed: int,
+                    quantization_path: str = "ptq") -> ExportResult | None:
+    """The export in ``export_dir`` when its files are the ones it wrote and it was made from this
+    model (by sha256) with this budget, calibration sample and quantization path; None when
+    ``asc export`` must run again."""
+    from keras_asc import artifacts
+
+    exp = artifacts.read_or_none(read_export, export_dir)
+    if (exp is None or exp.source_model_sha256 != source_model_sha256 or exp.budget_bytes != budget
+            or exp.calibration.requested != calibration_size or exp.calibration.seed != seed
+            or exp.quantization_path != quantization_path):
+        return None
+    try:
+        check_export_files(export_dir, exp)
+    except StaleExport:
+        return None
+    return exp

@@ -129,6 +129,20 @@ def dcase_complexity(*, year: int, trainable_params: int, nonzero_params: int, m
                            over_limits=tuple(over))
 
 
+def complexity_table(*, trainable_params: int, nonzero_params: int, macs_per_second_of_audio: int,
+                     bits_per_param: int = EXPORT_PARAM_BITS) -> str:
+    """A Markdown table of the model's figures under every year's rules (:data:`DCASE_RULES`)."""
+    rows = ["| DCASE year | parameters counted | parameter bytes / limit | MACs per second of audio / limit | within |",
+            "|---|---|---|---|---|"]
+    for year in DCASE_RULES:
+        c = dcase_complexity(year=year, trainable_params=trainable_params, nonzero_params=nonzero_params,
+                             macs_per_second_of_audio=macs_per_second_of_audio, bits_per_param=bits_per_param)
+        macs = f"{c.macs_per_second_of_audio:,d} / " + ("no limit" if c.mac_limit is None else f"{c.mac_limit:,d}")
+        rows.append(f"| {year} | {c.params_counted:,d} ({'all' if c.count_zeros else 'non-zero'}) | "
+                    f"{c.param_bytes:,d} / {c.param_limit_bytes:,d} | {macs} | {'yes' if c.within_limits else 'NO'} |")
+    return "\n".join(rows)
+
+
 def check_dcase_limits(c: DcaseComplexity) -> None:
     """Refuse (:class:`DcaseLimitError`) a model over its DCASE year's limits, as an over-budget
     flatbuffer is refused: nothing is written."""

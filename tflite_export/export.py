@@ -52,7 +52,7 @@ from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.compression import CompressionConfig, cluster_finetune, compress_model, compression_report
 from tflite_export.convert import ConversionError, convert_int8
-from tflite_export.dcase_rules import DcaseComplexity, check_dcase_limits, dcase_complexity
+from tflite_export.dcase_rules import DcaseComplexity, check_dcase_limits, complexity_table, dcase_complexity
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
                                          check_replaces_own_export, hash_export_files, write_export_result)
@@ -179,6 +179,9 @@ def size_report(size: SizeFigures, model) -> str:
         f"tensor arena: {size.arena_min_bytes:,d} bytes measured minimum, {size.arena_recommended_bytes:,d} recommended",
         f"operators: {', '.join(size.ops)}",
         *(["", size.dcase.describe()] if size.dcase is not None else []),
+        "", "under each year's rules (tflite_export/dcase_rules.py):",
+        complexity_table(trainable_params=size.trainable_params, nonzero_params=size.dcase2021_nonzero_params,
+                         macs_per_second_of_audio=size.macs_per_second_of_audio),
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
 
 

@@ -53,6 +53,15 @@ def test_counts_of_a_tiny_model_equal_a_hand_count():
     assert (d24.macs_per_second_of_audio, d24.mac_limit) == (6300, 30_000_000)
 
 
+def test_each_years_figures_in_one_table():
+    from tflite_export.dcase_rules import complexity_table
+
+    rows = complexity_table(trainable_params=128_001, nonzero_params=10, macs_per_second_of_audio=29_000_000).splitlines()
+    assert len(rows) == 2 + len(DCASE_RULES)
+    assert rows[2] == "| 2021 | 10 (non-zero) | 10 / 131,072 | 29,000,000 / no limit | yes |"
+    assert rows[-1] == "| 2025 | 128,001 (all) | 128,001 / 128,000 | 29,000,000 / 30,000,000 | NO |"
+
+
 def test_rules_table():
     assert DCASE_RULES[2021].mac_limit is None and not DCASE_RULES[2021].count_zeros
     for year in (2022, 2023, 2024, 2025):
@@ -84,7 +93,8 @@ def test_export_reports_the_layouts_year(tiny_export):
     want = dcase_figures(load_run_model(source_run_dir(tiny_export, exp)), year=2021,
                          clip_seconds=exp.features.clip_seconds)
     assert exp.size.dcase == want and want.params_counted == exp.size.dcase2021_nonzero_params
-    assert want.describe() in (tiny_export / "size_report.txt").read_text()
+    report = (tiny_export / "size_report.txt").read_text()
+    assert want.describe() in report and "| 2025 | " in report
 
 
 def test_export_over_the_chosen_years_limit_writes_nothing(tiny_run, tiny_dataset, tiny_work, tmp_path, monkeypatch):

@@ -127,12 +127,16 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
     key = cache_key(config, tables)
     final = Path(work_dir) / "features" / key
     if (final / "config.json").is_file():
-        log(f"features: reusing cache {final}")
-        fs = FeatureSet.open(final)
-        _log_warnings(fs.config.get("warnings", []), final, log)  # data warnings every time, not only once
-        return fs
+        problems = damaged_entry(final)
+        if not problems:
+            log(f"features: reusing cache {final}")
+            fs = FeatureSet.open(final)
+            _log_warnings(fs.config.get("warnings", []), final, log)  # data warnings every time, not only once
+            return fs
+        log(f"features: warning: the cache entry {final} is damaged, so it is computed again: {'; '.join(problems)}")
     log(f"features: computing {sum(len(t) for t in tables.values())} clips into {final}")
     warnings = split_warnings(Path(data_dir), tables)
+    arrays: dict[str, dict] = {}
     with artifacts.staging_dir(final, stage="features", inputs=(Path(data_dir),)) as tmp:
         for split in CACHED_SPLITS:
             table = tables[split]
@@ -145,9 +149,11 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
                 raise ValueError(f"non-finite features in split {split}; check the audio files")
             arr.flush()
             del arr
+            arrays[split] = _array_record(tmp / f"{split}.npy")
             table.assign(sha256=hashes).to_csv(tmp / f"{split}.csv", index=False)
         norm = Normalization.fit(np.load(tmp / "train.npy", mmap_mode="r"))
         artifacts.write_json(tmp / "config.json", {
+            "arrays": arrays,  # each .npy's size and sha256 as written, checked on every reuse (damaged_entry)
             "stage": "features",
             "key": key,
             "data_dir": str(Path(data_dir).resolve()),
@@ -163,6 +169,47 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
         })
     _log_warnings(warnings, final, log)
     return FeatureSet.open(final)
+
+
+def _array_record(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": artifacts.sha256_file(path)}
+
+
+def damaged_entry(path: Path) -> list[str]:
+    """What is wrong with a complete-looking cache entry (its ``config.json`` exists), one sentence per
+    file naming it: an unreadable config.json; a split's .npy missing, of another byte size or content
+    (sha256) than written (entries from before the record: another shape or dtype than the config says,
+    or not a readable .npy, e.g. truncated). Empty when the entry can be used."""
+    path = Path(path)
+    try:
+        config = artifacts.read_json(path / "config.json")
+        shape, clips = tuple(config["shape"]), config["clips"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{path / 'config.json'} is unreadable ({e})"]
+    problems = []
+    for split in CACHED_SPLITS:
+        f = path / f"{split}.npy"
+        rec = (config.get("arrays") or {}).get(split)
+        if not f.is_file():
+            problems.append(f"{f} is missing")
+            continue
+        if rec and f.stat().st_size != rec.get("bytes"):
+            problems.append(f"{f} has {f.stat().st_size:,d} bytes, {rec.get('bytes'):,d} were written (truncated or "
+                            "replaced)")
+            continue
+        try:
+            arr = np.load(f, mmap_mode="r")
+            ok = arr.shape == (int(clips[split]), *shape) and arr.dtype == np.float32
+            what = f"shape {arr.shape} {arr.dtype}"
+            del arr
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as e:
+            problems.append(f"{f} is not a readable .npy ({e})")
+            continue
+        if not ok:
+            problems.append(f"{f} holds {what}, not ({clips[split]}, {', '.join(map(str, shape))}) float32")
+        elif rec and artifacts.sha256_file(f) != rec.get("sha256"):
+            problems.append(f"{f} holds other bytes than were written (sha256 differs: corrupted or edited)")
+    return problems
 
 
 def _log_warnings(warnings: list[str], final: Path, log) -> None:

@@ -182,8 +182,8 @@ def cmd_make_dataset(a: argparse.Namespace) -> None:
 def cmd_describe(a: argparse.Namespace) -> None:
     from keras_asc.dataset import dataset_layout, describe, read_fold1, split_warnings
 
-    layout = dataset_layout(Path(a.data))
     tables = read_fold1(Path(a.data), check_audio=not a.no_audio_check, train_split=a.train_split)
+    layout = dataset_layout(Path(a.data))
     print(f"layout: {layout.title}" + (f"; train split: {tables['train'].attrs['source']}" if a.train_split else ""))
     print(describe(tables))
     for warning in split_warnings(Path(a.data), tables):
@@ -195,14 +195,14 @@ def _feature_config(a: argparse.Namespace):
     data's layout (10 s for TAU 2020, 1 s for TAU 2022: :mod:`keras_asc.layouts`)."""
     from keras_asc.dataset import dataset_layout
     from keras_asc.features import FeatureConfig
-    from keras_asc.layouts import LAYOUTS, LayoutError
+    from keras_asc.layouts import LAYOUTS, DatasetError
 
     clip_seconds = a.clip_seconds
     if clip_seconds is None:
         try:
             clip_seconds = dataset_layout(Path(a.data)).clip_seconds
-        except LayoutError:  # names of neither form: TAU 2020's length, and the reader checks the rest
-            clip_seconds = LAYOUTS["tau2020"].clip_seconds
+        except (DatasetError, OSError):  # no readable layout: TAU 2020's length; the stage's reader names the
+            clip_seconds = LAYOUTS["tau2020"].clip_seconds  # problem after the options are checked
     return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels, clip_seconds=clip_seconds)
 
 

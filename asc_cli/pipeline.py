@@ -157,7 +157,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
         from firmware_harness.firmware import arena_probes
 
         exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
-                         seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log), log=log)
+                         seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
+                         dcase_refuse=False, log=log)  # a cell over DCASE's limits is still compared (warned)
     else:
         log("export: reusing export/")
     timings["export"] = time.perf_counter() - t

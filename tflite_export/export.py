@@ -190,7 +190,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
                qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
                ram_budget: int | None = None, mcu_target: str | None = None,
                compression: CompressionConfig | None = None, export_dir: Path | None = None,
-               dcase_year: int | str | None = DCASE_YEAR_AUTO, log=print) -> ExportResult:
+               dcase_year: int | str | None = DCASE_YEAR_AUTO, dcase_refuse: bool = True, log=print) -> ExportResult:
     """Export ``run_dir``'s best model into ``export_dir`` (default ``run_dir/export``); returns
     what config.json records.
 
@@ -205,7 +205,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
 
     ``dcase_year`` (a year of :data:`~tflite_export.dcase_rules.DCASE_RULES`, ``"auto"`` or None):
     the DCASE rules the model is counted and checked against (:func:`resolve_dcase_year`); over a
-    limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written."""
+    limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written, or, with
+    ``dcase_refuse=False`` (the demo and the grid, which compare models), is a warning and the
+    figures are recorded."""
     if mcu_target is not None:
         t = get_mcu_target(mcu_target)
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
@@ -254,8 +256,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     year = resolve_dcase_year(dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
                                                     windows_per_clip=windows.per_clip if windows else 1)
-    if dcase is not None:
+    if dcase is not None and dcase_refuse:
         check_dcase_limits(dcase)  # before any conversion, like the flash budget: nothing written
+    elif dcase is not None and not dcase.within_limits:
+        log(f"warning: {run_dir}: over DCASE {dcase.year}'s complexity limits ({'; '.join(dcase.over_limits)}); "
+            "exported anyway, the figures are in size_report.txt (`asc export` refuses such a model)")
     log(f"export: converting ({path}, {len(calib)} calibration clips"
         f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()

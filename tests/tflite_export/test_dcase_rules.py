@@ -108,3 +108,8 @@ def test_export_over_the_chosen_years_limit_writes_nothing(tiny_run, tiny_datase
     assert not (run / "export").exists()
     exp = export_run(run, tiny_dataset, tiny_work, calibration_size=20, dcase_year=None, **QUIET)
     assert exp.size.dcase is None
+    messages = []  # the pipeline's way: exported, warned, figures recorded
+    exp = export_run(run, tiny_dataset, tiny_work, calibration_size=20, dcase_year=2024, dcase_refuse=False,
+                     log=messages.append)
+    assert exp.size.dcase.year == 2024 and not exp.size.dcase.within_limits
+    assert any(m.startswith("warning:") and "over DCASE 2024's complexity limits" in m for m in messages)

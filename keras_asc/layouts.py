@@ -10,12 +10,9 @@ Both development sets share their folder and their metadata files (see
 
 They differ in what one file is:
 
-========  ===============================================================  ========  ============
-layout    audio file name                                                  clip      DCASE rules
-========  ===============================================================  ========  ============
-tau2020   ``audio/<scene>-<city>-<location>-<segment>-<device>.wav``        10 s      2021
-tau2022   ``audio/<scene>-<city>-<location>-<segment>-<part>-<device>.wav`` 1 s       2025
-========  ===============================================================  ========  ============
+- ``tau2020``: ``audio/<scene>-<city>-<location>-<segment>-<device>.wav``, 10 s clips, DCASE 2021 rules;
+- ``tau2022``: ``audio/<scene>-<city>-<location>-<segment>-<part>-<device>.wav``, 1 s clips, DCASE
+  2022-2025 rules (2025 by default).
 
 TAU Urban Acoustic Scenes 2022 Mobile is the 2020 recordings cut into ten one-second parts
 (``<part>`` 0-9), e.g. ``audio/airport-lisbon-1000-40000-0-a.wav``; ``identifier`` is still
@@ -25,7 +22,8 @@ TAU Urban Acoustic Scenes 2022 Mobile is the 2020 recordings cut into ten one-se
 ...), a 10-second segment wholly in a subset or not at all, split100 being the whole fold1 train
 split (the CPJKU ``dcase2024_task1_baseline`` downloads them into a ``split_setup/`` folder).
 
-The layout is detected from ``meta.csv``'s file names (:func:`detect_layout`); names of neither
+The layout is detected from ``meta.csv``'s file names (:func:`detect_layout_of_names`, which
+:func:`keras_asc.dataset.dataset_layout` applies to a dataset); names of neither
 form, or of both, are a :class:`LayoutError` naming an example and the two forms.
 """
 from __future__ import annotations

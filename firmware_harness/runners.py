@@ -4,7 +4,7 @@ validation (:func:`firmware_harness.validate.compare_runtimes`), the layer local
 (:class:`firmware_harness.layers.LayerComparer`) and the reports loop over the registry by role
 (:data:`TRUTH`, :data:`LOCALIZABLE`, :data:`OUTPUTS_ONLY`) and never name an interpreter.
 
-* :class:`TflmRunner`: TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
+* :class:`TflmRunner` (:mod:`tflite_export.tflm_runtime`): TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
   reference kernels built for the host). Its outputs are the truth.
 * :class:`LiteRTRunner` with ``kernels="reference"``: ai-edge-litert with ``BUILTIN_REF``
   kernels; ``kernels="optimized"``: the interpreter as a PC user gets it by default (op
@@ -22,6 +22,8 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
+from tflite_export.tflm_runtime import TflmRunner  # the truth, shared with tflite_export
+
 
 class Runner(Protocol):
     name: str
@@ -31,26 +33,6 @@ class Runner(Protocol):
 
     def tensor(self, index: int) -> np.ndarray:
         """Tensor ``index`` of the last run (only with ``preserve=True``)."""
-
-
-class TflmRunner:
-    name = "tflm"
-
-    def __init__(self, model: bytes, *, arena_bytes: int, preserve: bool = False):
-        from tflite_micro.python.tflite_micro import runtime
-
-        config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else runtime.InterpreterConfig.kAllocationRecording
-        self._it = runtime.Interpreter.from_bytes(model, arena_size=int(arena_bytes), intrepreter_config=config)
-        self.input_details = self._it.get_input_details(0)
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        self._it.set_input(x, 0)
-        self._it.invoke()
-        return np.array(self._it.get_output(0), copy=True)
-
-    def tensor(self, index: int) -> np.ndarray:
-        d = self._it.GetTensor(int(index), 0)
-        return np.asarray(d["tensor_data"]).reshape(d["shape"])
 
 
 class LiteRTRunner:

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from keras_asc.errors import AscError
+from tflite_export.tflm_runtime import TflmRunner
 
 ALIGN = 16
 _TOTAL_RE = re.compile(r"Arena allocation total (\d+) bytes")
@@ -101,58 +100,42 @@ def peak_live_tensors(model) -> RamPeak:
     return RamPeak(k, names[k], total, tuple(rows))
 
 
-def _runs(model: bytes, arena: int, input_shape, runtime) -> bool:
+def _runs(model: bytes, arena: int, input_shape) -> bool:
     try:
-        it = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
-        it.set_input(np.zeros(input_shape, np.int8), 0)
-        it.invoke()
+        TflmRunner(model, arena_bytes=arena).run(np.zeros(input_shape, np.int8))
         return True
     except (RuntimeError, ValueError):
         return False
 
 
-def _allocation_report(model: bytes, arena: int, input_shape, runtime) -> str:
+def _allocation_report(model: bytes, arena: int, input_shape) -> str:
     """Run once and capture what ``print_allocations`` writes to the C-level stderr."""
-    it = runtime.Interpreter.from_bytes(model, arena_size=int(arena))
-    it.set_input(np.zeros(input_shape, np.int8), 0)
-    it.invoke()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            it.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        tmp.seek(0)
-        return tmp.read().decode(errors="replace")
+    runner = TflmRunner(model, arena_bytes=arena)
+    runner.run(np.zeros(input_shape, np.int8))
+    return runner.allocation_report()
 
 
 def _probe(path: Path) -> dict:
-    from tflite_micro.python.tflite_micro import runtime
-
     model = Path(path).read_bytes()
     big = 64 << 20
-    probe = runtime.Interpreter.from_bytes(model, arena_size=big)
-    shape = tuple(probe.get_input_details(0)["shape"])
-    report = _allocation_report(model, big, shape, runtime)
+    shape = tuple(TflmRunner(model, arena_bytes=big).input_details["shape"])
+    report = _allocation_report(model, big, shape)
     m = _TOTAL_RE.search(report)
     total = int(m.group(1)) if m else big
     hi = -(-total // ALIGN) * ALIGN
-    while not _runs(model, hi, shape, runtime):
+    while not _runs(model, hi, shape):
         hi *= 2
         if hi > big:
             raise RuntimeError("TFLM does not run this model even with a 64 MiB arena")
     lo = max(ALIGN, (hi // 2) // ALIGN * ALIGN)
-    while lo > 4096 and _runs(model, lo, shape, runtime):
+    while lo > 4096 and _runs(model, lo, shape):
         lo = (lo // 2) // ALIGN * ALIGN
-    if _runs(model, lo, shape, runtime):
+    if _runs(model, lo, shape):
         hi = lo
     # invariant: hi runs, lo does not
     while hi - lo > ALIGN:
         mid = (lo + hi) // 2 // ALIGN * ALIGN
-        if _runs(model, mid, shape, runtime):
+        if _runs(model, mid, shape):
             hi = mid
         else:
             lo = mid

@@ -394,17 +394,11 @@ def check_compressed(compressed: bytes, uncompressed: bytes, inputs: np.ndarray,
 
 
 def _tflm_outputs(model: bytes, inputs: np.ndarray, *, arena_bytes: int) -> np.ndarray:
-    """TFLM's Python runtime (the truth) on every input. (``firmware_harness.runners.TflmRunner``
-    does the same for the harness; ``tflite_export`` does not depend on ``firmware_harness``.)"""
-    from tflite_micro.python.tflite_micro import runtime
+    """TFLM's Python runtime (the truth) on every input."""
+    from tflite_export.tflm_runtime import TflmRunner
 
-    interpreter = runtime.Interpreter.from_bytes(model, arena_size=int(arena_bytes))
-    out = []
-    for x in inputs:
-        interpreter.set_input(x, 0)
-        interpreter.invoke()
-        out.append(np.array(interpreter.get_output(0), copy=True))
-    return np.stack(out)
+    runner = TflmRunner(model, arena_bytes=arena_bytes)
+    return np.stack([runner.run(x) for x in inputs])
 
 
 def compress_model(uncompressed: bytes, inputs: np.ndarray, *, config: CompressionConfig, arena_bytes: int,

@@ -297,7 +297,9 @@ def compile_model(model, config: TrainConfig) -> None:
     columns of the targets: with teachers the training targets also hold their logits)."""
     import tf_keras as keras
 
-    n = model.output_shape[-1]
+    # a subclassed model that was never called (compression's fine-tuning wrapper) has no output
+    # shape yet; its outputs are the scene classes like every registered model's
+    n = model.output_shape[-1] if model.built and getattr(model, "outputs", None) else len(SCENE_LABELS)
     if config.teachers:
         def label_accuracy(y_true, y_pred):
             return keras.metrics.categorical_accuracy(y_true[:, :n], y_pred)

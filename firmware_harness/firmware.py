@@ -79,6 +79,7 @@ class TargetResult:
     # Cortex-M: microcontroller of this core -> estimated ms per inference (one counted inference of
     # this image, firmware_harness.profile.invoke_latency_ms): the fit table's latency column
     estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    worker_processes: int = 1  # program processes that shared the clips (host: --workers, emulated: 1)
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
 
     @property
@@ -142,24 +143,50 @@ def _sample(table, *, clips: int | str) -> np.ndarray:
 
 
 class TflmTruth:
-    """TFLM Python's outputs for the clips' int8 inputs, computed once per clip when first asked."""
+    """TFLM Python's outputs for the inferences' int8 inputs ``x_int8`` (inferences, *input shape without
+    the batch*), each computed once, when first asked, in ``workers`` processes
+    (:func:`firmware_harness.validate.run_all`), or taken from ``asc validate``'s run of the same
+    interpreter on the same inputs (:func:`firmware_harness.validate.read_validated_truth`: same model,
+    same input bytes, same tflite-micro version, all by content hash)."""
 
-    def __init__(self, model: bytes, x_int8: np.ndarray, *, arena: int):
-        self._runner = make_runner("tflm", model, arena_bytes=arena)
+    def __init__(self, model: bytes, x_int8: np.ndarray, *, arena: int, workers: int = 1,
+                 validated: np.ndarray | None = None):
+        self._model, self._arena, self._workers = model, arena, workers
+        self._runner = None
         self._x = x_int8
-        self._out: dict[int, np.ndarray] = {}
+        self._out: np.ndarray | None = validated
+        self._have = np.full(len(x_int8), validated is not None)
+        self.reused = validated is not None  # the outputs came from asc validate's run
 
     def outputs(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), classes) int8."""
-        for r in rows:
-            if int(r) not in self._out:
-                self._out[int(r)] = self._runner.run(self._x[r][None])[0]
-        return np.stack([self._out[int(r)] for r in rows])
+        from firmware_harness.validate import run_all
+
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.unique(rows[~self._have[rows]])
+        if len(todo):
+            out = run_all(self._model, self._x[todo][:, None], arena=self._arena, workers=self._workers,
+                          runners=("tflm",))["tflm"]
+            if self._out is None:
+                self._out = np.zeros((len(self._x), out.shape[1]), np.int8)
+            self._out[todo] = out
+            self._have[todo] = True
+        return self._out[rows]
 
     def run(self, x_int8: np.ndarray) -> np.ndarray:
         """Outputs for other inputs, ``x_int8`` (n, elements) int8 -> (n, classes) int8."""
+        if self._runner is None:
+            self._runner = make_runner("tflm", self._model, arena_bytes=self._arena)
         shape = self._x.shape[1:]
         return np.stack([self._runner.run(x.reshape(shape)[None])[0] for x in x_int8])
+
+
+def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``a[rows]``; a contiguous run of rows (every clip) is a slice, so a memory-mapped array is not copied."""
+    rows = np.asarray(rows)
+    if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
+        return a[int(rows[0]):int(rows[0]) + len(rows)]
+    return a[rows]
 
 
 def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int,
@@ -228,19 +255,24 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
                  logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth, windows_per_clip: int,
                  wav_paths: list[Path] | None = None,
                  truth_arena: int, clips: int | str, host_clips: int | str, from_audio: bool = False,
-                 chunk: int | None = None, log=print) -> tuple[TargetResult, list[str]]:
+                 chunk: int | None = None, workers: int = 1, log=print) -> tuple[TargetResult, list[str]]:
     """Build, run and compare one target; returns its result and its failures.
 
     ``expected_inputs`` and ``truth`` are per inference: per clip, or per window (clip-major,
-    ``windows_per_clip`` each) for a windowed model, whose clip accumulator is compared too."""
+    ``windows_per_clip`` each) for a windowed model, whose clip accumulator is compared too. A host
+    target's clips are split among ``workers`` program processes (each clip's outputs depend on that clip
+    only), and with ``from_audio`` an inference whose PCM-path input equals its log-mel-path input is not
+    invoked twice (:func:`~firmware_harness.program.run_program_audio`); every clip is still compared."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
     rows = _sample(table, clips=clips if target.emulated else host_clips)
-    log(f"firmware: {name}: running {len(rows)} clip(s){' under QEMU' if target.emulated else ''}")
+    procs = 1 if target.emulated else max(1, min(workers, len(rows)))
+    log(f"firmware: {name}: running {len(rows)} clip(s){' under QEMU' if target.emulated else ''}"
+        f"{f' in {procs} processes' if procs > 1 else ''}")
     failures = []
     work = out_dir / "work"
     try:
-        run = fw_program.run_program(prog, work, logmel=logmel[rows])
+        run = fw_program.run_program_parallel(prog, work, logmel=_take(logmel, rows), workers=procs)
     except fw_program.ArenaTooSmall:
         need = fw_program.measure_arena(prog, work, input_elements=_input_elements(export_dir))
         raise FirmwareError(
@@ -263,26 +295,30 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         c = int(np.flatnonzero(~in_same)[0])
         a, b = run.inputs.reshape(len(rows), -1)[c], exp_in.reshape(len(rows), -1)[c]
         diff = np.abs(a.astype(int) - b.astype(int))
-        first_in = {"clip": str(table["filename"].iloc[rows[c]]), "elements_differing": int((diff > 0).sum()),
-                    "max_abs_diff": int(diff.max())}
+        first_in = {"clip": str(table["filename"].iloc[rows[c]]), "index": int(rows[c]),
+                    "elements_differing": int((diff > 0).sum()), "max_abs_diff": int(diff.max())}
         failures.append(f"{name}: the header's QuantizeLogMel gave other int8 inputs than the Python formula on "
                         f"{int((~in_same).sum())} of {len(rows)} clip(s), e.g. {first_in}")
     if not out_same.all():
         i = int(np.flatnonzero((run.outputs != truth_out).any(axis=1))[0])  # the first differing inference
-        first_out = {"clip": str(table["filename"].iloc[rows[i // k_per]]), "window": i % k_per,
+        first_out = {"clip": str(table["filename"].iloc[rows[i // k_per]]), "index": int(rows[i // k_per]),
+                     "window": i % k_per,
                      **localize_output_difference(prog, model, expected_inputs[inferences[i]], arena=truth_arena,
                                                   work=work)}
-        failures.append(f"{name}: int8 outputs differ from TFLM Python on {int((~out_same).sum())} of {len(rows)} "
+        bad = [int(rows[c]) for c in np.flatnonzero(~out_same)]
+        failures.append(f"{name}: int8 outputs differ from TFLM Python on {len(bad)} of {len(rows)} "
                         f"clip(s); first at operator {first_out.get('op_index')} {first_out.get('op')} "
-                        f"(clip {first_out['clip']})")
+                        f"(clip {first_out['clip']}, evaluate index {first_out['index']}); evaluate indices "
+                        f"{bad[:10]}{' ...' if len(bad) > 10 else ''}")
     audio = None
     stack = run.stack_used_bytes
     if from_audio:
         log(f"firmware: {name}: PCM -> class on {len(rows)} clip(s) through the exported front end")
         audio, f, audio_run = run_from_audio(
-            prog, table=table, wav_paths=wav_paths, rows=rows, train_logmel=logmel[rows], expected_inputs=exp_in,
+            prog, table=table, wav_paths=wav_paths, rows=rows, train_logmel=_take(logmel, rows), expected_inputs=exp_in,
             harness_outputs=truth_out, truth_for=truth.run, work=work, n_mels=logmel.shape[1],
-            windows_per_clip=k_per, chunk=chunk, name=name)
+            windows_per_clip=k_per, chunk=chunk, name=name, workers=procs,
+            known=None if target.emulated else (run.inputs, run.outputs))
         failures += f
         np.save(out_dir / "inputs_from_audio.npy", audio_run.inputs)  # rows as outputs.npy's
         np.save(out_dir / "outputs_from_audio.npy", audio_run.outputs)
@@ -305,7 +341,8 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         first_input_difference=first_in, first_output_divergence=first_out,
         arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
         seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
-        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio, estimated_ms=latency)
+        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio, estimated_ms=latency,
+        worker_processes=procs)
     return result, failures
 
 
@@ -319,9 +356,9 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     ``host_clips`` (default every clip); "all" for every clip. ``from_audio`` also streams the
     same clips' PCM through the exported front end (:mod:`firmware_harness.from_audio`) in
     chunks of ``chunk`` samples (default: the hop)."""
-    from firmware_harness.validate import header_arena_bytes, load_checked_export
+    from firmware_harness.validate import (header_arena_bytes, load_checked_export, quantize_features,
+                                           read_validated_truth)
     from keras_asc.feature_cache import build_feature_cache
-    from tflite_export.input_quant import quantize_input
 
     t0 = time.perf_counter()
     export_dir = Path(export_dir)
@@ -334,8 +371,8 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
     table = fs.table("evaluate")
-    logmel = np.asarray(fs.features("evaluate"), np.float32)
-    expected_inputs = quantize_input(logmel, quant=quant)
+    logmel = fs.features("evaluate")  # memory-mapped: sliced per program process, never copied whole
+    expected_inputs = quantize_features(logmel, quant=quant)
     if exp.windows is not None:  # per window, clip-major: what the firmware's inferences see
         expected_inputs = split_windows(expected_inputs, window=exp.windows.frames, hop=exp.windows.hop)
     wav_paths = None
@@ -346,7 +383,9 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     # in the header's: TFLM's Python runtime can crash the process on a too-small arena, and the
     # header is what is being checked.
     arena = max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes)
-    truth = TflmTruth(model, expected_inputs, arena=arena)
+    validated = read_validated_truth(export_dir, expected_inputs, tflite_sha256=exp.tflite_sha256)
+    truth = TflmTruth(model, expected_inputs, arena=arena, workers=workers, validated=validated)
+    log(f"firmware: TFLM Python's outputs {'from asc validate (same model, inputs and tflite-micro, by sha256)' if truth.reused else f'computed in {workers} process(es) as needed'}")
     results, failures = [], []
     with artifacts.staging_dir(export_dir / "firmware", stage="firmware", inputs=inputs) as tmp:
         for name in targets:
@@ -354,7 +393,7 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
                                 logmel=logmel, expected_inputs=expected_inputs, truth=truth,
                                 windows_per_clip=exp.windows.per_clip if exp.windows else 1, wav_paths=wav_paths,
                                 truth_arena=arena, clips=clips, host_clips=host_clips, from_audio=from_audio,
-                                chunk=chunk, log=log)
+                                chunk=chunk, workers=workers, log=log)
             results.append(r)
             failures += f
             log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "

@@ -66,6 +66,10 @@ class FromAudioResult:
     frontend_state_bytes: int  # sizeof(FrontEnd): frame + two FFT buffers + FFT instance
     pcm_chunk_bytes: int  # the program's microphone-chunk buffer
     stack_used_bytes: int | None  # Cortex-M: deepest stack of the whole run (front end + inference)
+    # host: inferences whose PCM-path int8 input was identical to the log-mel path's, so the same program's
+    # output for it was reused instead of a second Invoke (same binary, same input: same output); still
+    # compared like every other
+    invokes_skipped: int = 0
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("input_identical_fraction", "top1_agreement_fraction")
 
     @property
@@ -92,9 +96,13 @@ def dataset_audio(data_dir: Path, table) -> list[Path]:
         raise FirmwareError(f"{data_dir}: its evaluate split has no {missing[0]} ({len(missing)} clip(s) missing), but "
                             "the features compared with come from a dataset that has: --data must be the dataset the "
                             "export was validated on")
+    import concurrent.futures as cf
+
     paths = [Path(here[f]) for f in table["filename"]]
-    for path, want in zip(paths, table["sha256"]):
-        if artifacts.sha256_file(path) != want:
+    with cf.ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL: the reads and hashes overlap
+        hashes = list(pool.map(artifacts.sha256_file, paths))
+    for path, want, got in zip(paths, table["sha256"], hashes):
+        if got != want:
             raise FirmwareError(
                 f"{path}: holds other audio than the file the cached features were computed from (sha256 differs), "
                 "so PCM -> class could not be compared with them. Restore the file, or recompute the features of "
@@ -126,7 +134,8 @@ def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
 def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], rows: np.ndarray,
                    train_logmel: np.ndarray,
                    expected_inputs: np.ndarray, harness_outputs: np.ndarray, truth_for, work: Path,
-                   n_mels: int, windows_per_clip: int, chunk: int | None, name: str
+                   n_mels: int, windows_per_clip: int, chunk: int | None, name: str, workers: int = 1,
+                   known: tuple[np.ndarray, np.ndarray] | None = None
                    ) -> tuple[FromAudioResult, list[str], fw_program.AudioRun]:
     """PCM -> class on ``prog`` for evaluate rows ``rows`` (``wav_paths``: the evaluate split's
     files, checked by :func:`dataset_audio`); returns the result, its failures and the program's
@@ -136,13 +145,25 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
     ``expected_inputs`` (inferences, elements) their int8 quantization and ``harness_outputs``
     (inferences, classes) the harness's outputs, per inference: one per clip, or
     ``windows_per_clip`` per clip (clip-major) for a windowed model, whose clip decision is the
-    accumulated windows'. ``truth_for(x_int8)`` runs TFLM Python on (n, elements) inputs."""
+    accumulated windows'. ``truth_for(x_int8)`` runs TFLM Python on (n, elements) inputs.
+
+    ``workers``: program processes sharing the clips (host). ``known``: the same program's (inputs,
+    outputs) per inference from the log-mel path (host); an inference whose PCM-path input is identical is
+    not invoked again (:func:`~firmware_harness.program.run_program_audio`), counted in ``invokes_skipped``."""
     from tflite_export.window_combine import accumulate_windows, clip_decisions
 
     k = windows_per_clip
-    run = fw_program.run_program_audio(prog, work, wav_paths=[wav_paths[r] for r in rows], n_mels=n_mels, chunk=chunk)
-    db = np.abs(run.logmel.astype(np.float64) - train_logmel.astype(np.float64))
-    diff = np.abs(run.inputs.astype(np.int32) - expected_inputs.astype(np.int32))
+    run = fw_program.run_program_audio_parallel(prog, work, wav_paths=[wav_paths[r] for r in rows], n_mels=n_mels,
+                                                chunk=chunk, workers=workers,
+                                                known_inputs=None if known is None else known[0],
+                                                known_outputs=None if known is None else known[1])
+    db_max, db_sum = np.zeros(len(rows)), 0.0  # per clip, in blocks: no float64 copy of the whole split
+    for a in range(0, len(rows), 64):
+        d = np.abs(run.logmel[a:a + 64].astype(np.float64) - np.asarray(train_logmel[a:a + 64], np.float64))
+        db_max[a:a + 64] = d.reshape(len(d), -1).max(axis=1)
+        db_sum += float(d.sum())
+    db_mean = db_sum / max(run.logmel.size, 1)
+    diff = np.abs(run.inputs.astype(np.int16) - expected_inputs.astype(np.int16))
     infer_in_same = (diff == 0).all(axis=1)
     infer_out_same = (run.outputs == harness_outputs).all(axis=1)
     # the model part must stay bit-exact: inferences with identical inputs share the harness's truth
@@ -161,25 +182,27 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
     clip_diff = diff.reshape(len(rows), -1)
     differing = tuple(ClipDifference(
         clip=str(table["filename"].iloc[rows[c]]), elements_differing=int((clip_diff[c] > 0).sum()),
-        max_steps=int(clip_diff[c].max()), max_abs_diff_db=float(db[c].max()), outputs_identical=bool(out_same[c]),
+        max_steps=int(clip_diff[c].max()), max_abs_diff_db=float(db_max[c]), outputs_identical=bool(out_same[c]),
         top1_changed=bool(not top1_same[c])) for c in np.flatnonzero(~in_same))
     result = FromAudioResult(
-        clips=len(rows), chunk_samples=run.chunk_samples, logmel_max_abs_diff_db=float(db.max()),
-        logmel_mean_abs_diff_db=float(db.mean()), input_elements=int(diff.size),
+        clips=len(rows), chunk_samples=run.chunk_samples, logmel_max_abs_diff_db=float(db_max.max(initial=0.0)),
+        logmel_mean_abs_diff_db=float(db_mean), input_elements=int(diff.size),
         input_elements_differing=int((diff > 0).sum()), input_step_counts={str(v): n for v, n in sorted(steps.items())},
         outputs_identical_to_harness=int(out_same.sum()), top1_agreement=int(top1_same.sum()),
         model_bit_exact=int(model_exact.sum()), accuracy_from_pcm=float(np.mean(pcm_class == labels)),
         accuracy_harness_int8=float(np.mean(harness_class == labels)), differing_clips=differing,
         frontend_seconds_per_frame=run.frontend_seconds / max(run.frontend_frames, 1),
         frontend_state_bytes=run.frontend_state_bytes, pcm_chunk_bytes=run.pcm_chunk_bytes,
-        stack_used_bytes=run.stack_used_bytes)
+        stack_used_bytes=run.stack_used_bytes, invokes_skipped=run.invokes_skipped)
     failures = []
     if k > 1 and not (np.array_equal(run.clip_sums, pcm_sums) and np.array_equal(run.clip_decisions, pcm_class)):
         failures.append(f"{name} --from-audio: the program's ClipAccumulator differs from the Python accumulation "
                         "of its own window outputs")
     if result.model_bit_exact < result.clips:
+        bad = np.flatnonzero(~model_exact)
         failures.append(f"{name} --from-audio: the model's int8 outputs differ from TFLM Python on the front end's "
-                        f"own input on {result.clips - result.model_bit_exact} clip(s)")
+                        f"own input on {len(bad)} clip(s): {[str(table['filename'].iloc[rows[c]]) for c in bad[:3]]} "
+                        f"(evaluate indices {[int(rows[c]) for c in bad[:10]]}{' ...' if len(bad) > 10 else ''})")
     if result.input_identical_fraction < MIN_INPUT_IDENTICAL:
         failures.append(f"{name} --from-audio: only {100 * result.input_identical_fraction:.3f} % of int8 input "
                         f"elements equal the training features' (gate {100 * MIN_INPUT_IDENTICAL} %)")
@@ -206,6 +229,11 @@ def format_from_audio(rows: list[tuple[str, bool, FromAudioResult]]) -> list[str
             f"({100 * a.input_identical_fraction:.4f} %) | {a.outputs_identical_to_harness}/{a.clips} | "
             f"{a.top1_agreement}/{a.clips} | {a.model_bit_exact}/{a.clips} | "
             f"{100 * a.accuracy_from_pcm:.1f} % / {100 * a.accuracy_harness_int8:.1f} % | {per} |")
+    for name, _, a in rows:
+        if a.invokes_skipped:
+            lines += ["", f"{name}: {a.invokes_skipped:,d} PCM-path inference(s) had an int8 input identical to the log-mel "
+                          "path's, so the program wrote its log-mel-path output instead of invoking the same binary on "
+                          "the same input again; every one is compared like the others"]
     for name, _, a in rows:
         if a.input_step_counts:
             steps = ", ".join(f"{n:,d} by {s} step(s)" for s, n in a.input_step_counts.items())

@@ -186,7 +186,7 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     data = np.ascontiguousarray(logmel, "<f4") if logmel is not None else np.ascontiguousarray(int8, np.int8)
     clips = len(data)
     src = work / ("inputs_logmel.f32" if logmel is not None else "inputs_given.i8")
-    src.write_bytes(data.tobytes())
+    _write_blocks(data, src)
     out, used_inputs, clip_out = work / "outputs.i8", work / "inputs.i8", work / "clips.i32"
     args = ["--logmel" if logmel is not None else "--int8", src.name, "--clips", str(clips),
             "--out", out.name, "--inputs-out", used_inputs.name, "--clip-out", clip_out.name]
@@ -204,6 +204,55 @@ def run_program(program: Program, work: Path, *, logmel: np.ndarray | None = Non
     stack = kv.get("stack_used_bytes")
     return ProgramRun(outputs, inputs, sums, decisions, int(kv["arena_used_bytes"]), int(kv["kTensorArenaSize"]),
                       float(kv["invoke_seconds"]), int(stack) if stack else None, wall, dump)
+
+
+def _write_blocks(data: np.ndarray, path: Path, *, block: int = 64) -> None:
+    """``data`` (items, ...) to ``path`` as raw bytes, ``block`` items at a time: a memory-mapped feature
+    array is written without a whole in-memory copy."""
+    with open(path, "wb") as f:
+        for i in range(0, len(data), block):
+            np.ascontiguousarray(data[i:i + block]).tofile(f)
+
+
+def _slices(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous, nearly equal ranges covering ``range(n)`` (empty ones dropped)."""
+    edges = np.linspace(0, n, max(1, min(parts, n)) + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _in_parallel(fn, slices: list[tuple[int, int]]) -> list:
+    """``fn(k, start, stop)`` for every slice, each in its own thread (each starts one program process and
+    waits for it, so the threads only wait); results in slice order. A failure in any is raised."""
+    import concurrent.futures as cf
+
+    if len(slices) == 1:
+        return [fn(0, *slices[0])]
+    with cf.ThreadPoolExecutor(len(slices)) as pool:
+        futures = [pool.submit(fn, k, a, b) for k, (a, b) in enumerate(slices)]
+        return [f.result() for f in futures]
+
+
+def _cat(parts: list, name: str):
+    values = [getattr(p, name) for p in parts]
+    return None if values[0] is None else np.concatenate(values)
+
+
+def run_program_parallel(program: Program, work: Path, *, logmel: np.ndarray, workers: int,
+                         timeout: float | None = None) -> ProgramRun:
+    """:func:`run_program` on ``logmel`` (clips, mels, frames) float32, split into ``workers`` contiguous
+    slices of clips, each run by its own program process in ``work/part<k>`` (many clips per process, one
+    start-up each); the results are joined in clip order, exactly as one process would have written them
+    (each clip's inferences depend on that clip only). Emulated targets and ``workers <= 1`` run one process."""
+    if program.target.emulated or workers <= 1 or len(logmel) < 2:
+        return run_program(program, work, logmel=logmel, timeout=timeout)
+    t0 = time.perf_counter()
+    parts = _in_parallel(lambda k, a, b: run_program(program, Path(work) / f"part{k}", logmel=logmel[a:b],
+                                                     timeout=timeout), _slices(len(logmel), workers))
+    return ProgramRun(
+        outputs=_cat(parts, "outputs"), inputs=_cat(parts, "inputs"), clip_sums=_cat(parts, "clip_sums"),
+        clip_decisions=_cat(parts, "clip_decisions"), arena_used_bytes=parts[0].arena_used_bytes,
+        header_arena_bytes=parts[0].header_arena_bytes, invoke_seconds=sum(p.invoke_seconds for p in parts),
+        stack_used_bytes=None, wall_seconds=time.perf_counter() - t0, dump=None)
 
 
 def _read_outputs(kv: dict[str, str], out: Path, inputs: Path, clip_out: Path, *, clips: int):
@@ -235,13 +284,21 @@ class AudioRun:
     pcm_chunk_bytes: int  # the program's microphone-chunk buffer
     invoke_seconds: float
     stack_used_bytes: int | None
+    invokes_skipped: int = 0  # inferences not invoked: input identical to the known (--logmel) input
 
 
 def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_mels: int,
                       chunk: int | None = None, timeout: float | None = None, extra_args: Sequence[str] = (),
-                      qemu_args: Sequence[str] = ()) -> AudioRun:
+                      qemu_args: Sequence[str] = (), known_inputs: np.ndarray | None = None,
+                      known_outputs: np.ndarray | None = None) -> AudioRun:
     """Run ``program`` on WAV files (absolute paths): front end, then inference, per clip.
-    ``extra_args`` and ``qemu_args`` as for :func:`run_program`."""
+    ``extra_args`` and ``qemu_args`` as for :func:`run_program`.
+
+    ``known_inputs`` (inferences, elements) int8 and ``known_outputs`` (inferences, classes) int8 (host
+    targets only): what this same program computed for the same inferences from the training log-mel
+    (:func:`run_program`); an inference whose front-end input is identical to its known input is not
+    invoked again (same binary, same input: same output), its known output is written instead and it is
+    counted in ``invokes_skipped``. Every input is still computed, written and compared by the caller."""
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     listing = work / "wavs.txt"
@@ -250,6 +307,14 @@ def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_
     out, used_inputs, logmel, clip_out = work / "outputs.i8", work / "inputs.i8", work / "logmel.f32", work / "clips.i32"
     args = ["--wav-list", listing.name, "--clips", str(clips), "--out", out.name, "--inputs-out", used_inputs.name,
             "--logmel-out", logmel.name, "--clip-out", clip_out.name]
+    known = []
+    if known_inputs is not None:
+        if program.target.emulated:
+            raise ValueError("known inputs are a host harness speed-up; an emulated run invokes every inference")
+        known = [work / "known_inputs.i8", work / "known_outputs.i8"]
+        _write_blocks(np.asarray(known_inputs, np.int8), known[0])
+        _write_blocks(np.asarray(known_outputs, np.int8), known[1])
+        args += ["--known-inputs", known[0].name, "--known-outputs", known[1].name]
     if chunk is not None:
         args += ["--chunk", str(chunk)]
     timeout = timeout or 120 + (15 if program.target.emulated else 2) * clips
@@ -261,10 +326,39 @@ def run_program_audio(program: Program, work: Path, *, wav_paths: list[Path], n_
         chunk_samples=int(kv["chunk_samples"]), frontend_seconds=float(kv["frontend_seconds"]),
         frontend_frames=int(kv["frontend_frames"]), frontend_state_bytes=int(kv["frontend_state_bytes"]),
         pcm_chunk_bytes=int(kv["pcm_chunk_bytes"]), invoke_seconds=float(kv["invoke_seconds"]),
-        stack_used_bytes=int(kv["stack_used_bytes"]) if "stack_used_bytes" in kv else None)
-    for f in (listing, out, used_inputs, logmel, clip_out):
+        stack_used_bytes=int(kv["stack_used_bytes"]) if "stack_used_bytes" in kv else None,
+        invokes_skipped=int(kv.get("invokes_skipped", 0)))
+    for f in (listing, out, used_inputs, logmel, clip_out, *known):
         f.unlink(missing_ok=True)
     return run
+
+
+def run_program_audio_parallel(program: Program, work: Path, *, wav_paths: list[Path], n_mels: int, workers: int,
+                               chunk: int | None = None, known_inputs: np.ndarray | None = None,
+                               known_outputs: np.ndarray | None = None) -> AudioRun:
+    """:func:`run_program_audio` split into ``workers`` contiguous slices of clips, one program process each
+    (``work/part<k>``), joined in clip order (see :func:`run_program_parallel`). ``known_*`` are per
+    inference, the same number per clip."""
+    if program.target.emulated or workers <= 1 or len(wav_paths) < 2:
+        return run_program_audio(program, work, wav_paths=wav_paths, n_mels=n_mels, chunk=chunk,
+                                 known_inputs=known_inputs, known_outputs=known_outputs)
+    per = len(known_inputs) // len(wav_paths) if known_inputs is not None else 0
+
+    def part(k: int, a: int, b: int) -> AudioRun:
+        ki = known_inputs[a * per:b * per] if known_inputs is not None else None
+        ko = known_outputs[a * per:b * per] if known_outputs is not None else None
+        return run_program_audio(program, Path(work) / f"part{k}", wav_paths=wav_paths[a:b], n_mels=n_mels,
+                                 chunk=chunk, known_inputs=ki, known_outputs=ko)
+
+    parts = _in_parallel(part, _slices(len(wav_paths), workers))
+    p0 = parts[0]
+    return AudioRun(
+        outputs=_cat(parts, "outputs"), inputs=_cat(parts, "inputs"), clip_sums=_cat(parts, "clip_sums"),
+        clip_decisions=_cat(parts, "clip_decisions"), logmel=_cat(parts, "logmel"), chunk_samples=p0.chunk_samples,
+        frontend_seconds=sum(p.frontend_seconds for p in parts), frontend_frames=sum(p.frontend_frames for p in parts),
+        frontend_state_bytes=p0.frontend_state_bytes, pcm_chunk_bytes=p0.pcm_chunk_bytes,
+        invoke_seconds=sum(p.invoke_seconds for p in parts), stack_used_bytes=None,
+        invokes_skipped=sum(p.invokes_skipped for p in parts))
 
 
 def measure_arena(program: Program, work: Path, *, input_elements: int) -> int:

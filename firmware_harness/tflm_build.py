@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,35 @@ KERNEL_HELPERS = {"decode": ("decode_state.cc", "decode_state_lut.cc", "decode_s
 #: Library sources a firmware never calls: test doubles and TFLM's signal-processing library.
 NOT_FOR_FIRMWARE = ("test_helpers.cc", "test_helper_custom_ops.cc", "mock_micro_graph.cc",
                     "fake_micro_context.cc", "kernels/kernel_runner.cc")
+
+
+#: Host (never emulated) builds of the TFLM library only: the harness's speed, with flags that cannot change a
+#: result. The kernels are integer arithmetic; the few float computations TFLM does (quantization multipliers,
+#: softmax and log tables at Prepare) keep IEEE semantics: no -ffast-math, and -ffp-contract=off, because in
+#: C++ GCC's default is to fuse a*b+c into FMA whenever the -march has FMA (x86-64-v3 does). The program itself
+#: (main.cc, the exported front end) and CMSIS-DSP keep the target's flags; the bit-exact checks of every clip
+#: against TFLM Python prove the outputs unchanged. Measured on the demo model: see README "TAU scale".
+HOST_SPEED_OPT = "-O3"
+HOST_SPEED_FLAGS = ("-ffp-contract=off", "-fno-fast-math")
+HOST_MARCH = "-march=x86-64-v3"  # AVX2: only when this machine's CPU has every feature of the level
+_X86_64_V3_CPU_FLAGS = {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+
+
+@functools.lru_cache(maxsize=1)
+def _host_has_x86_64_v3() -> bool:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")), set())
+    return os.uname().machine == "x86_64" and _X86_64_V3_CPU_FLAGS <= flags
+
+
+def host_speed_flags(target: Target, source: str) -> list[str]:
+    """The extra flags of a TFLM library source on a host target (none on Cortex-M, none for CMSIS-DSP)."""
+    if target.emulated or target.prefix or "/cmsis_dsp/" in source:
+        return []
+    return [HOST_SPEED_OPT, *([HOST_MARCH] if _host_has_x86_64_v3() else []), *HOST_SPEED_FLAGS]
 
 
 def include_flags(tree: Path, target: Target) -> list[str]:
@@ -130,9 +160,11 @@ def _tool_version(tool: str) -> str:
 def target_build_dir(tree: Path, target: Target) -> Path:
     """The cache folder of this tree x target x flags x compiler version."""
     cmd = compile_command(tree, target, "x.cc", opt="") + compile_command(tree, target, "x.c", opt="", dsp=True)
-    ident = json.dumps({"cmd": [c.replace(str(tree), "<tree>") for c in cmd],
-                        "core": CORE_OPT, "kernel": KERNEL_OPT,
-                        "compiler": _tool_version(f"{target.prefix}g++")})
+    key = {"cmd": [c.replace(str(tree), "<tree>") for c in cmd], "core": CORE_OPT, "kernel": KERNEL_OPT,
+           "compiler": _tool_version(f"{target.prefix}g++")}
+    if host_speed_flags(target, "x.cc"):  # only then: Cortex-M builds keep their cached objects
+        key["host_speed"] = host_speed_flags(target, "x.cc")
+    ident = json.dumps(key)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
     return third_party.cache_root() / "build" / tree.name / f"{target.name}-{digest}"
 
@@ -149,7 +181,8 @@ def _compile_one(tree: Path, target: Target, src: str, obj: Path) -> str | None:
     opt = KERNEL_OPT if ("/kernels/" in src or "/downloads/" in src) else CORE_OPT
     obj.parent.mkdir(parents=True, exist_ok=True)
     tmp = obj.with_name(f".{obj.name}.{os.getpid()}.tmp")
-    cmd = compile_command(tree, target, str(tree / src), opt=opt, dsp="/cmsis_dsp/" in src) + ["-o", str(tmp)]
+    cmd = compile_command(tree, target, str(tree / src), opt=opt, dsp="/cmsis_dsp/" in src)
+    cmd = cmd[:-2] + host_speed_flags(target, src) + cmd[-2:] + ["-o", str(tmp)]  # later -O wins
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return f"{src}:\n{proc.stderr[-3000:]}"

@@ -103,29 +103,98 @@ def load_checked_export(tflite_path: Path, *, log=print) -> tuple[bytes, ExportR
 _WORKER: dict = {}
 
 
-def _init_worker(model: bytes, arena: int, runners: tuple[str, ...]) -> None:
+def _init_worker(model: bytes, arena: int, runners: tuple[str, ...], inputs: str | np.ndarray) -> None:
+    """``inputs``: the .npy file of every input, opened memory-mapped (each worker reads its ranges from the
+    page cache the parent wrote, no pickled copies), or the array itself in-process."""
     _WORKER["runners"] = [make_runner(n, model, arena_bytes=arena) for n in runners]
+    _WORKER["x"] = np.load(inputs, mmap_mode="r") if isinstance(inputs, str) else inputs
 
 
-def _run_chunk(x: np.ndarray) -> np.ndarray:
-    """``x``: (n, 1, H, W, 1) int8 -> (runners, n, n_classes) int8."""
-    return np.stack([np.concatenate([r.run(xi) for xi in x]) for r in _WORKER["runners"]])
+def _run_chunk(start: int, stop: int) -> np.ndarray:
+    """Inputs ``start:stop`` of the shared (n, 1, H, W, 1) int8 array -> (runners, stop - start, n_classes) int8."""
+    x = _WORKER["x"][start:stop]
+    return np.stack([np.concatenate([r.run(np.ascontiguousarray(xi)) for xi in x]) for r in _WORKER["runners"]])
 
 
 def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16,
             runners: tuple[str, ...] = RUNNERS) -> dict[str, np.ndarray]:
-    """Outputs of each of ``runners`` for every input; ``x`` is (n, 1, H, W, 1) int8."""
+    """Outputs of each of ``runners`` for every input; ``x`` is (n, 1, H, W, 1) int8. With ``workers`` > 1
+    the inputs are written once to a temporary .npy that every worker memory-maps; calls pass index ranges."""
+    import tempfile
+
     from keras_asc.parallel import parallel_map
 
     starts = list(range(0, len(x), chunk))
     parts: dict[int, np.ndarray] = {}
-    calls = [(x[s:s + chunk],) for s in starts]
-    for k, part in parallel_map(_run_chunk, calls, workers=workers, desc=f"validate ({' + '.join(runners)})",
-                                unit="clip", sizes=[len(c[0]) for c in calls], initializer=_init_worker,
-                                initargs=(model, arena, runners)):
-        parts[starts[k]] = part
+    calls = [(s, min(s + chunk, len(x))) for s in starts]
+    with tempfile.TemporaryDirectory(prefix="asc-inputs-") as tmp:
+        shared: str | np.ndarray = x
+        if workers > 1 and len(calls) > 1:
+            shared = str(Path(tmp) / "inputs.npy")
+            np.save(shared, np.asarray(x, np.int8))
+        for k, part in parallel_map(_run_chunk, calls, workers=workers, desc=f"validate ({' + '.join(runners)})",
+                                    unit="clip", sizes=[b - a for a, b in calls], initializer=_init_worker,
+                                    initargs=(model, arena, runners, shared)):
+            parts[starts[k]] = part
     out = np.concatenate([parts[s] for s in starts], axis=1)
     return {n: out[i] for i, n in enumerate(runners)}
+
+
+def quantize_features(features: np.ndarray, *, quant: InputQuantization, block: int = 256) -> np.ndarray:
+    """:func:`~tflite_export.input_quant.quantize_input` of ``features`` (clips, mels, frames) float32 (a
+    memory-mapped cache array is fine) -> (clips, mels, frames, 1) int8, ``block`` clips at a time: the
+    formula's float temporaries stay a block's size, never the whole split's (437 MB at TAU's size)."""
+    out = np.empty((*features.shape, 1), np.int8)
+    for i in range(0, len(features), block):
+        out[i:i + block] = quantize_input(features[i:i + block], quant=quant)
+    return out
+
+
+# ----------------------------------------------------------------------------- TFLM's outputs, for asc firmware
+#: ``asc validate`` keeps TFLM Python's outputs on the evaluate inputs, so ``asc firmware`` compares with them
+#: instead of running the same interpreter on the same inputs again (read_validated_truth checks it is so).
+TRUTH_OUTPUTS = "validation_tflm_outputs.npy"
+TRUTH_RECORD = "validation_tflm_outputs.json"
+
+
+def _truth_key(x_int8: np.ndarray, tflite_sha256: str) -> dict:
+    from keras_asc.artifacts import package_versions
+
+    return {"tflite_sha256": tflite_sha256, "inputs_sha256": artifacts.sha256_bytes(np.ascontiguousarray(x_int8,
+                                                                                                       np.int8).tobytes()),
+            "inputs_shape": list(x_int8.shape), "tflite_micro": package_versions().get("tflite-micro", "unknown")}
+
+
+def write_validated_truth(export_dir: Path, x_int8: np.ndarray, outputs: np.ndarray, *, tflite_sha256: str) -> None:
+    """TFLM Python's ``outputs`` (inferences, classes) int8 on ``x_int8`` (inferences, *input shape*)."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(outputs, np.int8))
+    artifacts.atomic_write_bytes(Path(export_dir) / TRUTH_OUTPUTS, buf.getvalue())
+    artifacts.write_json(Path(export_dir) / TRUTH_RECORD, {**_truth_key(x_int8, tflite_sha256),
+                                                           "outputs_sha256": artifacts.sha256_bytes(buf.getvalue())})
+
+
+def read_validated_truth(export_dir: Path, x_int8: np.ndarray, *, tflite_sha256: str) -> np.ndarray | None:
+    """The outputs :func:`write_validated_truth` kept, when they are TFLM Python's (this tflite-micro) on
+    this model (sha256) and these very input bytes (sha256), and the file is the one written (sha256);
+    otherwise None (the caller runs TFLM itself)."""
+    path, record = Path(export_dir) / TRUTH_OUTPUTS, Path(export_dir) / TRUTH_RECORD
+    if not (path.is_file() and record.is_file()):
+        return None
+    try:
+        rec = artifacts.read_json(record)
+        raw = path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if rec.get("outputs_sha256") != artifacts.sha256_bytes(raw) or \
+            any(rec.get(k) != v for k, v in _truth_key(x_int8, tflite_sha256).items()):
+        return None
+    import io
+
+    out = np.load(io.BytesIO(raw))
+    return out if out.shape[0] == len(x_int8) and out.dtype == np.int8 else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,7 +362,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     table = fs.table("evaluate")
     windows = exp.windows
     per_clip = windows.per_clip if windows else 1
-    x_int8 = quantize_input(fs.features("evaluate"), quant=quant)  # (n, mels, clip frames, 1)
+    x_int8 = quantize_features(fs.features("evaluate"), quant=quant)  # (n, mels, clip frames, 1)
     if windows:  # quantization is per element, so the windows of the quantized clip are the firmware's
         x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
     x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
@@ -308,6 +377,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
                         "weights do not decode to the uncompressed ones on this runtime")
     log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x {3 + (twin is not None)} runs in {run_seconds:.1f} s")
+    write_validated_truth(export_dir, x_int8[:, 0], outs[truth_runner()], tflite_sha256=exp.tflite_sha256)
     failures += cmp.failures
 
     # int8 (TFLM) against float
@@ -379,7 +449,7 @@ def _plots(export_dir: Path, report: ValidationReport, float_probs: np.ndarray, 
 
 #: What ``asc validate`` adds to an export folder.
 VALIDATION_FILES = ("validation_report.json", "validation_report.md", "validation_per_device.png",
-                    "validation_output_diff.png")
+                    "validation_output_diff.png", TRUTH_OUTPUTS, TRUTH_RECORD)
 
 
 def _write_reports(export_dir: Path, report: ValidationReport, float_probs, int8_probs) -> None:

@@ -248,13 +248,14 @@ def _parse_overrides(items: list[tuple[str, float]] | None) -> tuple[tuple[str, 
     return tuple(sorted(dict(items or []).items()))
 
 
-def train_config_from_args(a: argparse.Namespace):
+def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
+    """``asc train``'s TrainConfig; ``recipe`` is :func:`recipe_options` (computed once: it warns)."""
     from keras_asc.training import TrainConfig
 
     return TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
                        batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
                        mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed, window_frames=a.window_frames,
-                       window_hop=a.window_hop, **recipe_options(a))
+                       window_hop=a.window_hop, **recipe)
 
 
 def recipe_options(a: argparse.Namespace) -> dict:
@@ -282,10 +283,11 @@ def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.training import train
 
     features = _feature_config(a)
-    config = train_config_from_args(a)
+    recipe = recipe_options(a)
     check_run_options(models=[a.model], overrides=_parse_overrides(a.model_arg), feature_configs=[features],
-                      windows=[a.window_frames], window_hop=a.window_hop, teachers=config.teachers,
-                      dir_folder=config.dir_folder)
+                      windows=[a.window_frames], window_hop=a.window_hop, teachers=recipe.get("teachers", ()),
+                      dir_folder=recipe.get("dir_folder"))  # before the TrainConfig, which refuses them with less
+    config = train_config_from_args(a, recipe=recipe)
     fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers,
                              train_split=a.train_split)
     train(fs, Path(a.out), config=config, resume=a.resume, workers=a.workers)

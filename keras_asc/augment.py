@@ -168,7 +168,8 @@ def simulated_device_irs(*, count: int = 4, sample_rate: int = 44100, seed: int 
 
 
 def write_simulated_irs(folder: Path, *, count: int = 4, sample_rate: int = 44100, seed: int = 0) -> list[Path]:
-    """Write :func:`simulated_device_irs` as ``folder/sim_device_<k>.wav`` (32-bit float); returns the paths.
+    """Write :func:`simulated_device_irs` as ``folder/sim_device_<k>.wav`` (24-bit PCM: libsndfile stamps float WAVs
+    with the time in a PEAK chunk, which would break same-seed-same-bytes); returns the paths.
     ``folder`` is created; it must not hold these files already (a generated dataset's staging folder)."""
     import soundfile as sf
 
@@ -177,7 +178,7 @@ def write_simulated_irs(folder: Path, *, count: int = 4, sample_rate: int = 4410
     paths = []
     for k, ir in enumerate(simulated_device_irs(count=count, sample_rate=sample_rate, seed=seed)):
         path = folder / f"sim_device_{k}.wav"
-        sf.write(path, ir, sample_rate, subtype="FLOAT", format="WAV")
+        sf.write(path, ir, sample_rate, subtype="PCM_24", format="WAV")
         paths.append(path)
     return paths
 

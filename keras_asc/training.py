@@ -413,8 +413,8 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     if config.dir_p > 0:
         from keras_asc.augment import dir_feature_cache
 
-        dirs = dir_feature_cache(fs, folder=Path(config.dir_folder), copies=config.dir_copies, seed=config.seed,
-                                 workers=workers, log=log)
+        dirs = dir_feature_cache(fs, folder=Path(config.dir_folder), copies=config.dir_copies, workers=workers,
+                                 log=log)  # copies shared by every training seed
         cfg["dir_aug_cache"] = str(dirs.path)  # outside "dir_aug", which --resume compares
         dir_x = dirs.features()
     train_ds = make_train_pipeline(x, y, config=config, n_classes=n_classes, teacher_logits=teacher,
@@ -551,6 +551,10 @@ def _check_run_config_fields(cfg: dict, path: Path) -> None:
     shape = cfg.get("input_shape")
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
         raise bad("input_shape", f"is {shape!r}, not [mel bands, frames, 1]")
+    mels = FeatureConfig.from_dict(cfg["features"]).n_mels
+    bands = len(Normalization.from_dict(cfg["normalization"]).mean)
+    if not shape[0] == mels == bands:
+        raise bad("features", f"says {mels} mel bands, but input_shape has {shape[0]} and the normalization {bands}")
     if cfg.get("labels") != list(SCENE_LABELS):
         raise bad("labels", f"is {cfg.get('labels')!r}, not this version's scene labels in their order "
                   f"{list(SCENE_LABELS)} (the model's outputs are in that order)")
@@ -562,12 +566,19 @@ def warn_if_other_training_data(run_cfg: dict, fs: FeatureSet, *, run_dir: Path,
     """Warn when ``fs`` (the features of ``--data``) is not the data the run was trained on: the
     normalization computed from its train split differs from the one the run recorded (or
     ``config.json``'s was edited). Figures and calibration are then on other data; the run's
-    normalization is still the one used."""
-    if fs.config["normalization"] != run_cfg["normalization"]:
-        log(f"warning: --data {data_dir}: its train split is not the data {run_dir} was trained on (the log-mel "
-            "normalization computed from it differs from the one in the run's config.json, or that was edited); "
-            "the run's normalization is used, and what follows is on other data. Give the run's own dataset with "
-            "--data if that was not intended")
+    normalization is still the one used. The same features (cache key) with another normalization
+    can only be an edited ``config.json``: refused (:class:`RunError`)."""
+    if fs.config["normalization"] == run_cfg["normalization"]:
+        return
+    if fs.config.get("key") == run_cfg.get("feature_cache", {}).get("key"):
+        raise RunError(f"{Path(run_dir) / 'config.json'}: field 'normalization' differs from the one computed from "
+                       "the very features the run was trained on (same cache key): it was edited. config.json is "
+                       "written by `asc train` and read by every later stage; restore it, or train the run again")
+    log(f"warning: --data {data_dir}: its train split is not the data {run_dir} was trained on (the log-mel "
+        "normalization computed from it differs from the one in the run's config.json); the run's normalization "
+        "is used, and what follows is on other data. Give the run's own dataset with --data if that was not "
+        "intended")
+
 
 def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
                         log=print) -> FeatureSet:

@@ -418,7 +418,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "copies convolved with responses from FOLDER's WAVs (computed once; default off)")
 
 
-
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import arena_probes
@@ -428,10 +427,10 @@ def cmd_export(a: argparse.Namespace) -> None:
     from tflite_export.export import DEFAULT_BUDGET
     from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, get_mcu_target
 
+    d = CompressionConfig()
     if a.qat and a.compress:
         raise OptionError("--qat and --compress cannot be combined: compression fine-tunes the clustered model "
                           "itself; choose one")
-    d = CompressionConfig()
     if not a.compress:
         for option, value, default in (("--compress-bits", a.compress_bits, d.bits),
                                        ("--compress-granularity", a.compress_granularity, d.granularity),
@@ -486,6 +485,7 @@ def _dcase_year(text: str) -> int | str:
     return int(text)
 
 
+# ----------------------------------------------------------------------------- validate
 def check_model_source(path: Path) -> None:
     """The EXPORT/MODEL argument of validate, firmware, profile and bundle is an export folder, a
     file in one, or a .tflite; anything else is named with what to give instead (:class:`UserError`)."""
@@ -514,7 +514,6 @@ def check_model_source(path: Path) -> None:
         raise UserError(f"{path}: not a .tflite file or an export folder; {give}")
 
 
-# ----------------------------------------------------------------------------- validate
 def _is_any_model(path: Path) -> bool:
     """A ``.tflite`` with no export's ``config.json`` beside it: validated and built on int8 inputs
     (:mod:`firmware_harness.any_model`). An unreadable config.json counts as an export's, so that
@@ -568,8 +567,8 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import format_report
 
-    check_model_source(model)
     model = Path(a.model)
+    check_model_source(model)
     if _is_any_model(model):
         from firmware_harness.any_model import default_out_dir, format_model_validation, validate_model
 
@@ -647,8 +646,8 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
     from firmware_harness.targets import get_target
 
-    check_model_source(source)
     source = Path(a.export_dir)
+    check_model_source(source)
     if _is_any_model(source):
         _firmware_any_model(a, source)
         return
@@ -719,8 +718,8 @@ def cmd_profile(a: argparse.Namespace) -> None:
 
     from firmware_harness.profile import export_sources, format_profile, profile_sources, tflite_sources
 
-    check_model_source(source)
     source = Path(a.source)
+    check_model_source(source)
     export_dir = source.parent if source.suffix == ".tflite" else source
     options = dict(source=str(source), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
                    third_party_dir=Path(a.third_party) if a.third_party else None)
@@ -748,8 +747,8 @@ def cmd_profile(a: argparse.Namespace) -> None:
 def cmd_bundle(a: argparse.Namespace) -> None:
     from firmware_harness.bundle import make_bundle
 
-    check_model_source(source)
     source = Path(a.export_dir)
+    check_model_source(source)
     export_dir = source.parent if source.suffix == ".tflite" else source
     if not (export_dir / "config.json").is_file():
         raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
@@ -1045,7 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_OPTION
     except (AscError, FileNotFoundError, FileExistsError) as e:
-        print(f"asc {args.command}: error: {e}", file=sys.stderr)
+        described = None if isinstance(e, AscError) else describe_os_error(e)  # an OS error with a bare errno text
+        print(f"asc {args.command}: error: {described or e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"asc {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)

@@ -75,7 +75,8 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
         raise AudioError(f"{path}: truncated: header declares {declared} frames, only "
                          f"{data.shape[0]} present; re-extract or re-download it")
     if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples; the file is corrupt")
+        raise AudioError(f"{path}: contains NaN or infinite samples; the file is corrupt. Replace it with a good "
+                         "copy from the dataset, or remove its rows from meta.csv and the split files")
     missing = _wav_missing_bytes(path)
     if missing > 0:
         raise AudioError(f"{path}: truncated: the WAV header declares {missing} more bytes of "

@@ -54,6 +54,9 @@ def split_file(root: Path, split: str) -> Path:
 
 
 def _read_tsv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    if path.is_dir():
+        raise DatasetError(f"{path}: is a folder where a tab-separated file is expected; put the dataset's own "
+                           f"{path.name} there (copy it again from the dataset, or regenerate it with `asc make-dataset`)")
     if not path.is_file():
         raise DatasetError(f"{path}: file not found. Point --data at the dataset root that holds "
                            "meta.csv and evaluation_setup/ (or generate one with `asc make-dataset`).")
@@ -180,13 +183,17 @@ def _clip_table(root: Path, meta: pd.DataFrame, path: Path, df: pd.DataFrame, *,
     if not_in_meta.any():
         names = df.loc[not_in_meta, "filename"].tolist()
         raise DatasetError(f"{path}: {len(names)} clip(s) not listed in meta.csv, e.g. {names[:3]}. "
-                           "The split and meta.csv come from different dataset versions.")
+                           "The split and meta.csv come from different dataset versions: copy meta.csv and "
+                           "evaluation_setup/ again from one release of the dataset (or regenerate it with "
+                           "`asc make-dataset`).")
     m = meta.loc[df["filename"]]
     if "scene_label" in df.columns:
         clash = df["scene_label"].to_numpy() != m["scene_label"].to_numpy()
         if clash.any():
             raise DatasetError(f"{path}: {int(clash.sum())} clip(s) whose scene differs from "
-                               f"meta.csv, e.g. {df.loc[clash, 'filename'].iloc[0]}.")
+                               f"meta.csv, e.g. {df.loc[clash, 'filename'].iloc[0]}: one of the two was edited. "
+                               "Copy meta.csv and evaluation_setup/ again from one release of the dataset (or "
+                               "regenerate it with `asc make-dataset`).")
     table = pd.DataFrame({
         "filename": df["filename"].to_numpy(),
         "path": [str(root / f) for f in df["filename"]],

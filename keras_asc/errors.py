@@ -42,6 +42,9 @@ def describe_os_error(e: OSError) -> str | None:
                 "or remove the file")
     if e.errno == errno.EISDIR:
         return f"{where}: is a folder where a file is expected; give the path of a file"
+    if e.errno == errno.EEXIST:
+        return (f"{where}: a file of that name is in the way where a folder is needed; give another path, or move "
+                "the file away")
     if e.errno == errno.ELOOP:
         return f"{where}: a symbolic link that points (through others) back to itself; give a real file or folder"
     if e.errno == errno.ENAMETOOLONG:

@@ -282,3 +282,16 @@ def test_the_export_argument_is_named_with_what_to_give(case, words, command, tm
         path.write_text("x")
     status, err = _run([command, path] + (["--out", tmp_path / "bundle"] if command == "bundle" else []), capsys)
     assert status == 1 and f"{path}: {words}" in err and "Traceback" not in err, err
+
+
+def test_a_folder_where_meta_csv_belongs_is_named(tmp_path, capsys):
+    (tmp_path / "data" / "meta.csv").mkdir(parents=True)
+    status, err = _run(["describe", "--data", tmp_path / "data"], capsys)
+    assert status == 1 and f"{tmp_path / 'data' / 'meta.csv'}: is a folder where a tab-separated file" in err, err
+
+
+def test_a_file_in_the_way_of_an_output_folder_is_named(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep")
+    status, err = _run(["make-dataset", tmp_path / "notes.txt" / "data", "--size", "tiny"], capsys)
+    assert status == 1 and "notes.txt" in err and ("in the way" in err or "file where a folder" in err), err
+    assert (tmp_path / "notes.txt").read_text() == "keep"

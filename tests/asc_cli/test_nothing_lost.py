@@ -422,17 +422,20 @@ def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work
     assert isinstance(other, keras.Model)
 
 
-@pytest.mark.parametrize("edit", ["no normalization", "labels reordered", "input shape edited", "train not an object"])
+@pytest.mark.parametrize("edit", ["no normalization", "labels reordered", "input shape edited", "train not an object",
+                                  "mel bands edited"])
 def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny_work, capsys):
     cfg = artifacts.read_json(run_copy / "config.json")
     field = {"no normalization": "normalization", "labels reordered": "labels", "input shape edited": "input_shape",
-             "train not an object": "train"}[edit]
+             "train not an object": "train", "mel bands edited": "features"}[edit]
     if edit == "no normalization":
         del cfg["normalization"]
     elif edit == "labels reordered":
         cfg["labels"] = cfg["labels"][::-1]
     elif edit == "input shape edited":
         cfg["input_shape"] = [128, "56"]
+    elif edit == "mel bands edited":
+        cfg["features"]["n_mels"] = 64  # the model and the normalization have 128
     else:
         cfg["train"] = 3
     artifacts.write_json(run_copy / "config.json", cfg)
@@ -440,13 +443,24 @@ def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny
     assert status == EXIT_USER_ERROR and f"field {field!r}" in err and "Traceback" not in err, err
 
 
-def test_evaluate_on_other_training_data_warns(run_copy, tiny_dataset, tiny_work, capsys):
-    cfg = artifacts.read_json(run_copy / "config.json")
-    cfg["normalization"]["mean"] = [v + 0.5 for v in cfg["normalization"]["mean"]] if isinstance(
-        cfg["normalization"]["mean"], list) else cfg["normalization"]["mean"] + 0.5
-    artifacts.write_json(run_copy / "config.json", cfg)
+def _shifted_normalization(cfg):
+    cfg["normalization"]["mean"] = [v + 0.5 for v in cfg["normalization"]["mean"]]
+    return cfg
+
+
+def test_an_edited_normalization_of_the_same_features_is_refused(run_copy, tiny_dataset, tiny_work):
+    from keras_asc.training import RunError, feature_set_for_run
+
+    cfg = _shifted_normalization(artifacts.read_json(run_copy / "config.json"))
+    with pytest.raises(RunError, match="field 'normalization' differs from the one computed from the very features"):
+        feature_set_for_run(cfg, tiny_dataset, tiny_work, run_dir=run_copy, log=lambda *_: None)
+
+
+def test_other_training_data_is_warned_about(run_copy, tiny_dataset, tiny_work):
     from keras_asc.training import feature_set_for_run
 
+    cfg = _shifted_normalization(artifacts.read_json(run_copy / "config.json"))
+    cfg["feature_cache"]["key"] = "trained-on-other-data"  # what a run trained on another dataset records
     logged = []
     feature_set_for_run(cfg, tiny_dataset, tiny_work, run_dir=run_copy, log=logged.append)
     assert any(m.startswith(f"warning: --data {tiny_dataset}: its train split is not the data") for m in logged)

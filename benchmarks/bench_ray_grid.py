@@ -1,6 +1,6 @@
 """The tiny grid on the local engine against the Ray engine on two one-CPU nodes (127.0.0.1 only).
 
-    .venv/bin/python benchmarks/bench_ray_grid.py [--data DIR] [--local-workers 2] [--keep DIR]
+    .venv/bin/python benchmarks/bench_ray_grid.py [--grid tiny|demo] [--data DIR] [--local-workers 2] [--keep DIR]
 
 Runs the 2 x 2 grid of tests/asc_cli/test_ray_grid.py (frames/s 28,43 x loss ce,focal; ResNet11
 at width 0.25, 64 mel, 3 epochs, 2 s clips of the `tiny` generated dataset) twice, each into a
@@ -29,7 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.asc_cli.test_ray_grid import DRIVER_ENV, GRID_ARGS, LoopbackCluster  # noqa: E402
+from tests.asc_cli.test_ray_grid import DRIVER_ENV, GRID_ARGS, PLACEMENT, LoopbackCluster  # noqa: E402
+
+#: The grids this benchmark runs: the tests' tiny 2 x 2, and the README's reduced demo grid.
+GRIDS = {"tiny": (GRID_ARGS, "tiny"),
+         "demo": (["--models", "resnet11,resnet11_se", "--frames", "28,43", "--epochs", "20"], "demo")}
 
 ASC = Path(sys.executable).with_name("asc")
 
@@ -52,10 +56,12 @@ def cell_seconds(out: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=None, help="a generated tiny dataset (default: make one)")
+    ap.add_argument("--grid", choices=sorted(GRIDS), default="tiny")
+    ap.add_argument("--data", default=None, help="a generated dataset of the grid's size (default: make one)")
     ap.add_argument("--local-workers", type=int, default=2)
     ap.add_argument("--keep", default=None, help="folder to keep the grids in (default: a temp dir, removed)")
     a = ap.parse_args()
+    grid_args, size = GRIDS[a.grid]
 
     work = Path(a.keep or tempfile.mkdtemp(prefix="bench-ray-grid-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -63,9 +69,9 @@ def main() -> None:
           f"Python {platform.python_version()}; load average before {os.getloadavg()[0]:.1f}")
     data = Path(a.data) if a.data else work / "data"
     if not a.data:
-        run([str(ASC), "make-dataset", str(data), "--size", "tiny"], work / "make-dataset.log")
+        run([str(ASC), "make-dataset", str(data), "--size", size], work / "make-dataset.log")
 
-    local_wall = run([str(ASC), "grid", "--data", str(data), "--out", str(work / "local"), *GRID_ARGS,
+    local_wall = run([str(ASC), "grid", "--data", str(data), "--out", str(work / "local"), *grid_args,
                       "--workers", str(a.local_workers)], work / "local.log")
     local_cells = cell_seconds(work / "local")
 
@@ -74,7 +80,7 @@ def main() -> None:
         t0 = time.perf_counter()
         cluster.start(workers=1)
         start_seconds = time.perf_counter() - t0
-        ray_wall = run([str(ASC), "grid", "--data", str(data), "--out", str(work / "ray"), *GRID_ARGS,
+        ray_wall = run([str(ASC), "grid", "--data", str(data), "--out", str(work / "ray"), *grid_args,
                         "--engine", "ray", "--address", cluster.address], work / "ray.log", env=cluster.env)
     finally:
         left = cluster.cleanup()
@@ -84,9 +90,11 @@ def main() -> None:
     n, slots = len(ray_cells), 2
     import pandas as pd
 
-    same = pd.read_csv(work / "local" / "results.csv")[["name", "params", "int8_bytes"]].equals(
-        pd.read_csv(work / "ray" / "results.csv")[["name", "params", "int8_bytes"]])
-    print(f"grid: {n} cells ({' '.join(GRID_ARGS)})")
+    local_table, ray_table = (pd.read_csv(work / e / "results.csv") for e in ("local", "ray"))
+    compared = [c for c in local_table.columns if c not in PLACEMENT and not c.endswith("seconds")]
+    differ = [c for c in compared if not local_table[c].equals(ray_table[c])]
+    same = list(local_table.columns) == list(ray_table.columns) and not differ
+    print(f"grid: {n} cells ({' '.join(grid_args)})")
     print(f"local engine (--workers {a.local_workers}): wall {local_wall:.1f} s; inside cells "
           f"{sum(local_cells.values()):.1f} s, {sum(local_cells.values()) / n:.1f} s per cell (the first cell of each "
           "feature configuration also computes its features)")
@@ -97,8 +105,10 @@ def main() -> None:
     print(f"ray overhead: {overhead:.1f} slot-seconds per cell outside the cells; cells "
           f"{(sum(ray_cells.values()) - sum(local_cells.values())) / n:+.1f} s each against local; "
           f"speed-up local/ray wall {local_wall / ray_wall:.2f}x")
-    print(f"same configurations, parameter counts and int8 sizes: {same}; load average after "
-          f"{os.getloadavg()[0]:.1f}")
+    print(f"same table ({len(compared)} columns compared: all but where a cell ran, its attempts and times): {same}"
+          + (f"; differing columns: {differ}" if differ else "") + f"; load average after {os.getloadavg()[0]:.1f}")
+    show = ["name", "params", "int8_bytes", *[c for c in compared if "accuracy" in c or "agree" in c]]
+    print(local_table[show].merge(ray_table[show], on="name", suffixes=("_local", "_ray")).to_string(index=False))
     if not a.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -46,10 +46,10 @@ class TeacherError(AscError):
     """A --teacher run that cannot teach this student."""
 
 
-def check_teachers(runs: tuple[str, ...], *, features) -> list[dict]:
-    """Each teacher run's ``config.json``, after checking it can teach a student on ``features``
-    (a :class:`keras_asc.features.FeatureConfig`); raises :class:`TeacherError` naming the run and the fix."""
-    from keras_asc.features import FeatureConfig
+def check_teachers(runs: tuple[str, ...], *, features) -> list:
+    """Each teacher run's ``config.json`` (a :class:`keras_asc.training.RunRecord`), after checking it can
+    teach a student on ``features`` (a :class:`keras_asc.features.FeatureConfig`); raises
+    :class:`TeacherError` naming the run and the fix."""
     from keras_asc.training import RunError, read_run_config
 
     configs = []
@@ -58,19 +58,19 @@ def check_teachers(runs: tuple[str, ...], *, features) -> list[dict]:
             cfg = read_run_config(Path(run))
         except RunError as e:
             raise TeacherError(f"--teacher {run}: {e}") from None
-        theirs = FeatureConfig.from_dict(cfg["features"])
+        theirs = cfg.features
         if theirs != features:
             raise TeacherError(f"--teacher {run}: trained on other features ({theirs.describe()}, "
                                f"{theirs.clip_seconds:g} s clips) than this run's ({features.describe()}, "
                                f"{features.clip_seconds:g} s clips); train the student with the teacher's "
                                "--frames-per-second/--n-mels/--clip-seconds, or a teacher with the student's")
-        if cfg.get("labels") != list(SCENE_LABELS):
-            raise TeacherError(f"--teacher {run}: its classes {cfg.get('labels')} are not this version's "
+        if list(cfg.labels) != list(SCENE_LABELS):
+            raise TeacherError(f"--teacher {run}: its classes {list(cfg.labels)} are not this version's "
                                f"{list(SCENE_LABELS)}; train the teacher again with this version")
         model = Path(run) / "model.keras"
         if not model.is_file():
             raise TeacherError(f"--teacher {run}: no model.keras; train the teacher again (`asc train --out {run}`)")
-        if cfg.get("model_sha256") and artifacts.sha256_file(model) != cfg["model_sha256"]:
+        if cfg.model_sha256 and artifacts.sha256_file(model) != cfg.model_sha256:
             raise TeacherError(f"--teacher {run}: model.keras changed since its training finished (sha256 differs "
                                "from config.json's model_sha256); train the teacher again or restore its model")
         configs.append(cfg)
@@ -110,8 +110,7 @@ def teacher_identity(runs: tuple[str, ...], fs) -> dict:
 def teacher_logits(fs, run_dir: Path, *, runs: tuple[str, ...], log=print) -> tuple[np.ndarray, dict]:
     """The mean of the teachers' logits of ``fs``'s training clips, float32 ``(n_train, n_classes)``,
     computed once and stored in ``run_dir/teacher_logits/``; returns it and its identity record."""
-    from keras_asc.features import Normalization
-    from keras_asc.training import TrainConfig, load_run_model, read_run_config
+    from keras_asc.training import load_run_model, read_run_config
 
     identity = teacher_identity(runs, fs)
     key = artifacts.sha256_bytes(json.dumps(identity, sort_keys=True).encode())[:16]
@@ -126,13 +125,13 @@ def teacher_logits(fs, run_dir: Path, *, runs: tuple[str, ...], log=print) -> tu
     total = np.zeros((n, len(SCENE_LABELS)), np.float64)
     for run in runs:
         cfg = read_run_config(Path(run))
-        norm = Normalization.from_dict(cfg["normalization"])
+        norm = cfg.normalization
         x = np.empty((*raw.shape, 1), np.float32)
         for i in range(0, raw.shape[0], 256):
             x[i:i + 256, ..., 0] = norm.apply(raw[i:i + 256])
-        total += compute_clip_logits(load_run_model(Path(run)), x, train_config=TrainConfig.from_dict(cfg["train"]),
+        total += compute_clip_logits(load_run_model(Path(run)), x, train_config=cfg.train,
                                      run=run)
-        log(f"distill: teacher {run} ({cfg['model']['name']}) scored {n} training clips")
+        log(f"distill: teacher {run} ({cfg.model_name}) scored {n} training clips")
     mean = (total / len(runs)).astype(np.float32)
     if not np.isfinite(mean).all():
         raise TeacherError(f"--teacher {', '.join(runs)}: non-finite logits on the training clips; check the teachers")

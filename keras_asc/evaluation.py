@@ -121,16 +121,15 @@ def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: Window
 def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int = 2, log=print) -> pd.DataFrame:
     """Score a run's best model on the evaluate split; write metrics.json/.csv, predictions.csv
     and confusion.png into ``run_dir``. Returns the score table."""
-    from keras_asc.features import Normalization
-    from keras_asc.training import TrainConfig, feature_set_for_run, load_run_model, load_split, read_run_config
+    from keras_asc.training import feature_set_for_run, load_run_model, load_split, read_run_config
 
     run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
-    fs = feature_set_for_run(cfg, data_dir, work_dir, run_dir=run_dir, workers=workers, log=log)
-    x, y = load_split(fs, "evaluate", normalization=Normalization.from_dict(cfg["normalization"]))
+    run = read_run_config(run_dir)
+    fs = feature_set_for_run(run, data_dir, work_dir, run_dir=run_dir, workers=workers, log=log)
+    x, y = load_split(fs, "evaluate", normalization=run.normalization)
     table = fs.table("evaluate")
     model = load_run_model(run_dir)
-    tc = TrainConfig.from_dict(cfg["train"])
+    tc = run.train
     windows = tc.windows(x.shape[2])
     extra = {}
     if windows is None:
@@ -149,7 +148,7 @@ def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int 
     pred.insert(2, "scene_label", table["scene_label"])
     artifacts.atomic_write_text(run_dir / "predictions.csv", pred.to_csv(index=False, float_format="%.6f"))
     plot_confusion(confusion_matrix(y, probs.argmax(axis=1)), run_dir / "confusion.png",
-                   title=f"{cfg['model']['name']}: evaluate split, float")
+                   title=f"{run.model_name}: evaluate split, float")
     return scores
 
 

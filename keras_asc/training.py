@@ -32,7 +32,7 @@ from keras_asc import artifacts  # noqa: E402
 from keras_asc.dataset import SCENE_LABELS  # noqa: E402
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet  # noqa: E402
-from keras_asc.features import Normalization  # noqa: E402
+from keras_asc.features import FeatureConfig, Normalization  # noqa: E402
 from keras_asc.windows import WindowPlan, split_windows, window_plan  # noqa: E402
 
 LOSSES = ("ce", "focal")
@@ -511,9 +511,62 @@ class RunError(AscError, ValueError):
     """A run folder that is not a (finished) training run."""
 
 
-def read_run_config(run_dir: Path, *, finished: bool = True) -> dict:
-    """``RUN_DIR/config.json``; with ``finished`` (evaluate, export) a run whose training never
-    finished is refused, naming how far it got and how to continue it."""
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """A training run's ``config.json`` as the later stages read it: each field its typed record
+    (the file is written by :func:`train`; ``record`` keeps the whole JSON for what no stage reads
+    as a field: provenance, the model's counts, distillation and augmentation records)."""
+
+    train: TrainConfig
+    features: FeatureConfig
+    normalization: Normalization
+    input_shape: tuple[int, int, int]  # (mel bands, frames per inference, 1)
+    labels: tuple[str, ...]
+    model_name: str
+    feature_key: str | None  # the feature cache entry trained on (None: not recorded)
+    status: str  # "training" or "done"
+    model_sha256: str | None  # of model.keras when training finished
+    record: dict
+
+    @classmethod
+    def from_dict(cls, cfg: dict, *, path: Path) -> "RunRecord":
+        """Parse ``cfg`` (read from ``path``); a missing or edited field is named (:class:`RunError`),
+        never a ``KeyError`` deep in a stage."""
+        def bad(field: str, why: str) -> RunError:
+            return RunError(f"{path}: field {field!r} {why}; config.json is written by `asc train` and read by "
+                            "every later stage, so it must not be edited. Restore it, or train the run again")
+
+        parsed = {}
+        for field, parse in (("train", TrainConfig.from_dict), ("features", FeatureConfig.from_dict),
+                             ("normalization", Normalization.from_dict)):
+            if not isinstance(cfg.get(field), dict):
+                raise bad(field, "is missing or not an object")
+            try:
+                parsed[field] = parse(cfg[field])
+            except (KeyError, TypeError, ValueError) as e:
+                raise bad(field, f"does not parse ({type(e).__name__}: {e})") from None
+        shape = cfg.get("input_shape")
+        if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+            raise bad("input_shape", f"is {shape!r}, not [mel bands, frames, 1]")
+        mels, bands = parsed["features"].n_mels, len(parsed["normalization"].mean)
+        if not shape[0] == mels == bands:
+            raise bad("features", f"says {mels} mel bands, but input_shape has {shape[0]} and the normalization "
+                      f"{bands}")
+        if cfg.get("labels") != list(SCENE_LABELS):
+            raise bad("labels", f"is {cfg.get('labels')!r}, not this version's scene labels in their order "
+                      f"{list(SCENE_LABELS)} (the model's outputs are in that order)")
+        if not isinstance(cfg.get("model"), dict) or not isinstance(cfg["model"].get("name"), str):
+            raise bad("model", "is missing or has no 'name'")
+        cache = cfg.get("feature_cache") if isinstance(cfg.get("feature_cache"), dict) else {}
+        return cls(train=parsed["train"], features=parsed["features"], normalization=parsed["normalization"],
+                   input_shape=tuple(shape), labels=tuple(cfg["labels"]), model_name=cfg["model"]["name"],
+                   feature_key=cache.get("key"), status=str(cfg.get("status")), model_sha256=cfg.get("model_sha256"),
+                   record=cfg)
+
+
+def read_run_config(run_dir: Path, *, finished: bool = True) -> RunRecord:
+    """``RUN_DIR/config.json`` as a :class:`RunRecord`; with ``finished`` (evaluate, export) a run
+    whose training never finished is refused, naming how far it got and how to continue it."""
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise RunError(f"{path}: not a training run folder (no config.json); give the --out folder of `asc train`")
@@ -521,56 +574,24 @@ def read_run_config(run_dir: Path, *, finished: bool = True) -> dict:
     if not isinstance(cfg, dict) or cfg.get("stage") != "train":
         raise RunError(f"{path}: not written by `asc train`; give the --out folder of `asc train`")
     if finished and cfg.get("status") != "done":
-        epochs = cfg.get("train", {}).get("epochs", "?")
+        epochs = cfg.get("train", {}).get("epochs", "?") if isinstance(cfg.get("train"), dict) else "?"
         state = Path(run_dir) / "state.json"
         done = artifacts.read_json(state).get("epoch", 0) if state.is_file() else 0
         raise RunError(f"{run_dir}: training has not finished ({done} of {epochs} epochs, status "
                        f"{cfg.get('status')!r}): it was interrupted. Continue it with `asc train --out {run_dir} "
                        "--resume` and the same options, or delete the folder to start again")
-    _check_run_config_fields(cfg, path)
-    return cfg
+    return RunRecord.from_dict(cfg, path=path)
 
 
-def _check_run_config_fields(cfg: dict, path: Path) -> None:
-    """Every field later stages read from a run's ``config.json`` parses as its typed record; a
-    missing or edited field is named (:class:`RunError`), never a ``KeyError`` deep in a stage."""
-    from keras_asc.features import FeatureConfig, Normalization
-
-    def bad(field: str, why: str) -> RunError:
-        return RunError(f"{path}: field {field!r} {why}; config.json is written by `asc train` and read by every "
-                        "later stage, so it must not be edited. Restore it, or train the run again")
-
-    for field, parse in (("train", TrainConfig.from_dict), ("features", FeatureConfig.from_dict),
-                         ("normalization", Normalization.from_dict)):
-        if not isinstance(cfg.get(field), dict):
-            raise bad(field, "is missing or not an object")
-        try:
-            parse(cfg[field])
-        except (KeyError, TypeError, ValueError) as e:
-            raise bad(field, f"does not parse ({type(e).__name__}: {e})") from None
-    shape = cfg.get("input_shape")
-    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
-        raise bad("input_shape", f"is {shape!r}, not [mel bands, frames, 1]")
-    mels = FeatureConfig.from_dict(cfg["features"]).n_mels
-    bands = len(Normalization.from_dict(cfg["normalization"]).mean)
-    if not shape[0] == mels == bands:
-        raise bad("features", f"says {mels} mel bands, but input_shape has {shape[0]} and the normalization {bands}")
-    if cfg.get("labels") != list(SCENE_LABELS):
-        raise bad("labels", f"is {cfg.get('labels')!r}, not this version's scene labels in their order "
-                  f"{list(SCENE_LABELS)} (the model's outputs are in that order)")
-    if not isinstance(cfg.get("model"), dict) or not isinstance(cfg["model"].get("name"), str):
-        raise bad("model", "is missing or has no 'name'")
-
-
-def warn_if_other_training_data(run_cfg: dict, fs: FeatureSet, *, run_dir: Path, data_dir: Path, log=print) -> None:
+def warn_if_other_training_data(run: RunRecord, fs: FeatureSet, *, run_dir: Path, data_dir: Path, log=print) -> None:
     """Warn when ``fs`` (the features of ``--data``) is not the data the run was trained on: the
     normalization computed from its train split differs from the one the run recorded (or
     ``config.json``'s was edited). Figures and calibration are then on other data; the run's
     normalization is still the one used. The same features (cache key) with another normalization
     can only be an edited ``config.json``: refused (:class:`RunError`)."""
-    if fs.config["normalization"] == run_cfg["normalization"]:
+    if fs.config["normalization"] == run.record["normalization"]:
         return
-    if fs.config.get("key") == run_cfg.get("feature_cache", {}).get("key"):
+    if fs.config.get("key") == run.feature_key:
         raise RunError(f"{Path(run_dir) / 'config.json'}: field 'normalization' differs from the one computed from "
                        "the very features the run was trained on (same cache key): it was edited. config.json is "
                        "written by `asc train` and read by every later stage; restore it, or train the run again")
@@ -580,16 +601,15 @@ def warn_if_other_training_data(run_cfg: dict, fs: FeatureSet, *, run_dir: Path,
         "intended")
 
 
-def feature_set_for_run(run_cfg: dict, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
+def feature_set_for_run(run: RunRecord, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
                         log=print) -> FeatureSet:
     """The feature cache for ``data_dir`` computed with the run's feature parameters."""
     from keras_asc.dataset import train_split_of_run
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.features import FeatureConfig
 
-    fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.from_dict(run_cfg["features"]),
-                             workers=workers, log=log, train_split=train_split_of_run(run_cfg))
-    warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=data_dir, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=run.features, workers=workers, log=log,
+                             train_split=train_split_of_run(run.record))
+    warn_if_other_training_data(run, fs, run_dir=run_dir, data_dir=data_dir, log=log)
     return fs
 
 

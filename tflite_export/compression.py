@@ -156,7 +156,7 @@ def fold_batchnorm(model):
     return new
 
 
-def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: CompressionConfig, seed: int,
+def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, config: CompressionConfig, seed: int,
                      log=print) -> tuple[object, int | None]:
     """Fold BatchNorm, cluster every Conv2D and Dense kernel to ``2**bits`` values with tfmot,
     fine-tune for ``config.finetune_epochs`` (None: the run's epochs) on the training split (the
@@ -170,7 +170,7 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
     import tf_keras as keras
     from tf_keras import layers
 
-    from keras_asc.training import TrainConfig, compile_model, load_split, make_train_pipeline
+    from keras_asc.training import compile_model, load_split, make_train_pipeline
 
     clustering = tfmot.clustering.keras
     keras.utils.set_random_seed(seed)
@@ -184,7 +184,7 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
         return layer
 
     clustered = keras.models.clone_model(folded, clone_function=wrap)
-    train_cfg = TrainConfig.from_dict(run_cfg["train"])
+    train_cfg = train_config  # the run's (keras_asc.training.TrainConfig)
     ft_cfg = dataclasses.replace(train_cfg, mixup_alpha=0.0, seed=seed,
                                  learning_rate=train_cfg.learning_rate / config.learning_rate_divisor)
     trainer = _distilling(clustered, model, label_weight=config.label_weight)
@@ -197,7 +197,6 @@ def cluster_finetune(model, fs, normalization, run_cfg: dict, *, config: Compres
     windows = train_cfg.windows(xv.shape[2])
     if windows is not None:  # as training validates: every window
         xv, yv = split_windows(xv, window=windows.frames, hop=windows.hop), np.repeat(yv, windows.per_clip)
-    n_classes = len(run_cfg["labels"])
     best = {"loss": math.inf, "epoch": None, "weights": None}
 
     class KeepBest(keras.callbacks.Callback):

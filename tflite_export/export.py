@@ -213,24 +213,23 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
         ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.training import TrainConfig, load_run_model, read_run_config, warn_if_other_training_data
+    from keras_asc.training import load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
     final = Path(export_dir) if export_dir is not None else run_dir / "export"
     inputs = (run_dir, Path(data_dir), Path(work_dir))
     artifacts.check_replaceable(final, stage="export", inputs=inputs)  # before any work
     check_replaces_own_export(final, run_dir)
-    run_cfg = read_run_config(run_dir)
-    norm = Normalization.from_dict(run_cfg["normalization"])
-    feat = FeatureConfig.from_dict(run_cfg["features"])
-    train_split = train_split_of_run(run_cfg)
+    run = read_run_config(run_dir)
+    norm, feat = run.normalization, run.features
+    train_split = train_split_of_run(run.record)
     fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log, train_split=train_split)
-    warn_if_other_training_data(run_cfg, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
+    warn_if_other_training_data(run, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
     calib = stratified_sample(train_table, size=calibration_size, seed=seed)
     raw = fs.features("train")
     calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
-    train_cfg = TrainConfig.from_dict(run_cfg["train"])
+    train_cfg = run.train
     windows = train_cfg.windows(feat.n_frames)
     if windows is not None:  # every window of the calibration clips, as the firmware will see them
         calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
@@ -244,14 +243,16 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         if compression.finetune_epochs is None:  # recorded as the number it stands for
             compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()
-        keras_model, best_epoch = cluster_finetune(keras_model, fs, norm, run_cfg, config=compression, seed=seed,
+        keras_model, best_epoch = cluster_finetune(keras_model, fs, norm, train_config=run.train,
+                                                   n_classes=len(run.labels), config=compression, seed=seed,
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
     if qat:
         from tflite_export.qat import quantize_aware_finetune
 
         t0 = time.perf_counter()
-        keras_model = quantize_aware_finetune(keras_model, fs, norm, run_cfg, epochs=qat_epochs, seed=seed, log=log)
+        keras_model = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
+                                              epochs=qat_epochs, seed=seed, log=log)
         path, qat_seconds = "qat", time.perf_counter() - t0
     year = resolve_dcase_year(dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
@@ -279,8 +280,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     check_int8_model(model)
     check_budget(data, budget, model)
     (inp,), (out,) = io_tensors(model)
-    if tuple(inp.shape[1:]) != tuple(run_cfg["input_shape"]):
-        raise ModelCheckError(f"input shape {inp.shape} does not match the run's {run_cfg['input_shape']}")
+    if tuple(inp.shape[1:]) != run.input_shape:
+        raise ModelCheckError(f"input shape {inp.shape} does not match the run's {run.input_shape}")
     quant = input_quantization(model, norm)
     ops = tuple(dict.fromkeys(operator_names(model)))
 
@@ -301,7 +302,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             source = ", ".join(f"{name} {n:,d}" for name, n in needs.items())
             return c_sources.ModelSettings(
                 input_shape=tuple(inp.shape), input_quant=quant, output_scale=out.scales[0],
-                output_zero_point=out.zero_points[0], labels=tuple(run_cfg["labels"]), ops=ops,
+                output_zero_point=out.zero_points[0], labels=run.labels, ops=ops,
                 arena_min_bytes=need, arena_bytes=recommended_arena(need),
                 arena_margin_text=f"{ARENA_MARGIN_TEXT} (measured: {source})",
                 feature_text=feat.describe(), windows=windows)

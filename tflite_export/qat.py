@@ -13,14 +13,15 @@ import dataclasses
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
-def quantize_aware_finetune(model, fs, normalization, run_cfg: dict, *, epochs: int, seed: int, log=print):
+def quantize_aware_finetune(model, fs, normalization, *, train_config, n_classes: int, epochs: int, seed: int,
+                            log=print):
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from keras_asc.training import TrainConfig, compile_model, load_split, make_train_pipeline
+    from keras_asc.training import compile_model, load_split, make_train_pipeline
     from tflite_export.convert import ConversionError
 
-    train_cfg = TrainConfig.from_dict(run_cfg["train"])
+    train_cfg = train_config  # the run's (keras_asc.training.TrainConfig)
     try:
         q_model = tfmot.quantization.keras.quantize_model(model)
     except (ValueError, RuntimeError) as e:
@@ -30,6 +31,6 @@ def quantize_aware_finetune(model, fs, normalization, run_cfg: dict, *, epochs: 
     compile_model(q_model, ft_cfg)
     x, y = load_split(fs, "train", normalization=normalization)
     log(f"export: quantize-aware fine-tuning for {epochs} epoch(s)")
-    q_model.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=len(run_cfg["labels"])),
+    q_model.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=n_classes),
                 epochs=epochs, verbose=2)
     return q_model

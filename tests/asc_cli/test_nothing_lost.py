@@ -443,26 +443,37 @@ def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny
     assert status == EXIT_USER_ERROR and f"field {field!r}" in err and "Traceback" not in err, err
 
 
-def _shifted_normalization(cfg):
+def _run_record(run, edit):
+    """The run's config.json as a RunRecord after ``edit`` (applied to the JSON)."""
+    from keras_asc.training import RunRecord
+
+    cfg = artifacts.read_json(run / "config.json")
+    edit(cfg)
+    return RunRecord.from_dict(cfg, path=run / "config.json")
+
+
+def _shift_mean(cfg):
     cfg["normalization"]["mean"] = [v + 0.5 for v in cfg["normalization"]["mean"]]
-    return cfg
 
 
 def test_an_edited_normalization_of_the_same_features_is_refused(run_copy, tiny_dataset, tiny_work):
     from keras_asc.training import RunError, feature_set_for_run
 
-    cfg = _shifted_normalization(artifacts.read_json(run_copy / "config.json"))
+    run = _run_record(run_copy, _shift_mean)
     with pytest.raises(RunError, match="field 'normalization' differs from the one computed from the very features"):
-        feature_set_for_run(cfg, tiny_dataset, tiny_work, run_dir=run_copy, log=lambda *_: None)
+        feature_set_for_run(run, tiny_dataset, tiny_work, run_dir=run_copy, log=lambda *_: None)
 
 
 def test_other_training_data_is_warned_about(run_copy, tiny_dataset, tiny_work):
     from keras_asc.training import feature_set_for_run
 
-    cfg = _shifted_normalization(artifacts.read_json(run_copy / "config.json"))
-    cfg["feature_cache"]["key"] = "trained-on-other-data"  # what a run trained on another dataset records
+    def trained_elsewhere(cfg):  # what a run trained on another dataset records
+        _shift_mean(cfg)
+        cfg["feature_cache"]["key"] = "trained-on-other-data"
+
     logged = []
-    feature_set_for_run(cfg, tiny_dataset, tiny_work, run_dir=run_copy, log=logged.append)
+    feature_set_for_run(_run_record(run_copy, trained_elsewhere), tiny_dataset, tiny_work, run_dir=run_copy,
+                        log=logged.append)
     assert any(m.startswith(f"warning: --data {tiny_dataset}: its train split is not the data") for m in logged)
 
 

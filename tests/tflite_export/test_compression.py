@@ -42,8 +42,8 @@ def _int8_inputs(n: int) -> np.ndarray:
 
 
 def _clustered(model, config: CompressionConfig):
-    run_cfg = {"train": TrainConfig().to_dict(), "labels": list(SCENE_LABELS)}
-    clustered, kept_epoch = cluster_finetune(model, None, None, run_cfg, config=config, seed=0, log=lambda *_: None)
+    clustered, kept_epoch = cluster_finetune(model, None, None, train_config=TrainConfig(), n_classes=len(SCENE_LABELS),
+                                             config=config, seed=0, log=lambda *_: None)
     assert kept_epoch is None  # no fine-tuning asked
     return clustered
 

@@ -379,7 +379,8 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     model, exp, quant = load_checked_export(export_dir / "model.tflite", log=log)
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
-    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log,
+                             train_split=exp.train_split)  # the run's training subset: its own cache entry
     table = fs.table("evaluate")
     logmel = fs.features("evaluate")  # memory-mapped: sliced per program process, never copied whole
     expected_inputs = quantize_features(logmel, quant=quant)

@@ -358,7 +358,8 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"but TFLM needs at least {arena.min_bytes}")
     run_arena = max(header_arena, arena.min_bytes)
 
-    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log)
+    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log,
+                             train_split=exp.train_split)  # the run's training subset: its own cache entry
     table = fs.table("evaluate")
     windows = exp.windows
     per_clip = windows.per_clip if windows else 1

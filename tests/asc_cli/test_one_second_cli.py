@@ -48,3 +48,40 @@ def test_one_second_dataset_features_train_export(tmp_path, capsys):
     subset = set(pd.read_csv(data / "split_setup" / "split50.csv", sep="\t")["filename"])
     calibration = set(pd.read_csv(run / "export" / "calibration.csv")["filename"])
     assert calibration <= subset
+    assert main(["validate", str(run / "export"), "--data", str(data), "--work", str(work), "--workers", "1"]) == 0
+    assert len(list((work / "features").iterdir())) == 1  # validate reused the subset's cache, made no other
+
+
+@pytest.mark.slow
+def test_todays_recipe_goes_through_export_validate_and_firmware(tmp_path, capsys):
+    """Issue #22's end to end: on a one-second generated dataset, a student trained with a teacher,
+    Freq-MixStyle and device impulse responses (all three at once) is exported, validated and built
+    as host firmware from log-mel and from PCM, unchanged."""
+    import json
+
+    from firmware_harness.third_party import FirmwareError, locate_third_party
+    from keras_asc.synth import make_dataset
+
+    data = make_dataset(tmp_path / "data", size="3", seed=0, clip_seconds=1, parts_per_segment=2, workers=1,
+                        log=lambda *_: None)
+    work, teacher, student = tmp_path / "work", tmp_path / "teacher", tmp_path / "student"
+    common = ["--data", str(data), "--work", str(work), "--frames-per-second", "43", "--workers", "1",
+              "--epochs", "1", "--window-frames", "32"]
+    assert main(["train", "--out", str(teacher), *common, "--model", "resnet11", "--model-arg", "width=0.5"]) == 0
+    assert main(["train", "--out", str(student), *common, "--model", "resnet11", "--model-arg", "width=0.25",
+                 "--teacher", str(teacher), "--freq-mixstyle", "0.5,0.3",
+                 "--dir-aug", f"{data / 'impulse_responses'},0.5"]) == 0
+    train = json.loads((student / "config.json").read_text())["train"]
+    assert train["teachers"] and train["freq_mixstyle_p"] == 0.5 and train["dir_p"] == 0.5
+    assert main(["export", str(student), "--data", str(data), "--work", str(work), "--arena-targets", "none",
+                 "--calibration-size", "20", "--workers", "1"]) == 0
+    assert main(["validate", str(student / "export"), "--data", str(data), "--work", str(work), "--workers", "1"]) == 0
+    try:
+        locate_third_party()
+    except FirmwareError as e:
+        pytest.skip(f"no TFLM archives for the firmware step: {e}")
+    assert main(["firmware", str(student / "export"), "--data", str(data), "--work", str(work), "--targets", "host",
+                 "--from-audio", "--workers", "1"]) == 0
+    report = json.loads((student / "export" / "firmware" / "firmware_report.json").read_text())
+    assert report["passed"] and all(t["from_audio"] for t in report["targets"])
+    capsys.readouterr()

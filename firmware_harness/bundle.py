@@ -226,7 +226,8 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
     files = sorted({tree / s for s in tflm_sources + dsp_sources} | headers)
     folders = _archive_folders(tree)
     used = sorted({_owner(f.relative_to(tree), folders, tree) for f in files}, key=list(ARCHIVES).index)
-    with artifacts.staging_dir(out, stage=STAGE, inputs=(export_dir,)) as tmp:
+    # BUNDLE.md says to build into OUT/build: a new bundle replaces that build (it is of the old sources)
+    with artifacts.staging_dir(out, stage=STAGE, inputs=(export_dir,), derived=("build",)) as tmp:
         for f in files:
             dst = tmp / "tflm" / f.relative_to(tree)
             dst.parent.mkdir(parents=True, exist_ok=True)

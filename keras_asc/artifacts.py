@@ -149,6 +149,16 @@ def _marker_files(folder: Path) -> set[str] | None:
     return set(files) if isinstance(files, list) else None
 
 
+def _marker_derived(folder: Path) -> tuple[str, ...]:
+    """The sub-folders the stage's own instructions fill (e.g. a bundle's ``build/``), whose files
+    a rerun of the stage may replace."""
+    try:
+        derived = json.loads((Path(folder) / STAGE_MARKER).read_text()).get("derived", [])
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return ()
+    return tuple(d for d in derived if isinstance(d, str))
+
+
 def _listed_files(folder: Path) -> list[str]:
     """Every file under ``folder``, relative to it and in POSIX form; staging and replaced
     folders of a stage running inside it (``.NAME.*.partial``, ``.NAME.*.old``) are not its files."""
@@ -172,10 +182,11 @@ def files_not_written_by_asc(folder: Path) -> list[str]:
     if known is None:
         return []
     unknown = []
+    derived = _marker_derived(folder)
     marked = sorted((p for p in folder.rglob(STAGE_MARKER) if p.parent != folder), key=lambda p: len(p.parts))
     inner = {m.parent.relative_to(folder).as_posix(): files_not_written_by_asc(m.parent) for m in marked}
     for rel in _listed_files(folder):
-        if rel == STAGE_MARKER:
+        if rel == STAGE_MARKER or any(rel.startswith(d.rstrip("/") + "/") for d in derived):
             continue
         owner = next((d for d in inner if rel == d or rel.startswith(d + "/")), None)
         if owner is None and rel not in known:
@@ -270,14 +281,16 @@ def claim_folder(folder: Path, *, stage: str, legacy: Callable[[Path], bool] | N
 
 
 @contextlib.contextmanager
-def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> Iterator[Path]:
+def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = (),
+                derived: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temp folder next to ``final``; on success it replaces ``final`` in one rename.
 
     ``final`` may only be absent, an empty folder or a folder that the same ``stage`` wrote
     (:func:`check_replaceable`, checked before and again just before the rename); it must not be
     or hold one of the stage's ``inputs``. The staged folder gets :data:`STAGE_MARKER`. A crash
     leaves ``final`` as it was (absent or the previous complete version); the staging folder a
-    killed process left behind is removed by the next call. The folder gets the user's umask
+    killed process left behind is removed by the next call. ``derived`` names sub-folders the
+    stage's own instructions fill (a bundle's ``build/``): a rerun may replace their files. The folder gets the user's umask
     (``mkdtemp`` alone would leave it 0700).
     """
     final = Path(final)
@@ -289,7 +302,7 @@ def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = ()) -> It
     try:
         yield tmp
         write_json(tmp / STAGE_MARKER, {
-            "stage": stage, "files": [f for f in _listed_files(tmp) if f != STAGE_MARKER],
+            "stage": stage, "files": [f for f in _listed_files(tmp) if f != STAGE_MARKER], "derived": list(derived),
             "sha256": {name: sha256_file(tmp / name) for name in HASHED_RECORDS if (tmp / name).is_file()}})
         check_replaceable(final, stage=stage, inputs=inputs)  # nothing appeared there meanwhile
         if final.exists():

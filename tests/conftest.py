@@ -38,6 +38,17 @@ def tiny_features(tiny_dataset, tiny_work):
     return build_feature_cache(tiny_dataset, tiny_work, config=cfg, workers=2, log=lambda *_: None)
 
 
+def write_export_config(export: Path, cfg: dict) -> None:
+    """Write an export's ``config.json`` as a (broken) export would write it: its sha256 recorded
+    in the stage marker too, so only what the test changed is wrong (an edit is refused by itself)."""
+    from keras_asc import artifacts
+
+    artifacts.write_json(export / "config.json", cfg)
+    marker = artifacts.read_json(export / artifacts.STAGE_MARKER)
+    marker.setdefault("sha256", {})["config.json"] = artifacts.sha256_file(export / "config.json")
+    artifacts.write_json(export / artifacts.STAGE_MARKER, marker)
+
+
 def copy_dataset(src: Path, dst: Path) -> Path:
     """A copy of a dataset whose CSVs can be edited; audio files are hard-linked (cheap)."""
     shutil.copytree(src, dst, copy_function=os.link)

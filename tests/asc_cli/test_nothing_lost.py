@@ -129,6 +129,21 @@ def test_staging_replaces_its_folder_with_later_stages_files_in_it(tmp_path):
     assert sorted(p.name for p in export.iterdir()) == [artifacts.STAGE_MARKER, "model.tflite"]
 
 
+def test_staging_replaces_the_build_folder_its_instructions_fill(tmp_path):
+    bundle = tmp_path / "bundle"
+    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
+        (tmp / "CMakeLists.txt").write_text("old")
+    (bundle / "build" / "CMakeFiles").mkdir(parents=True)
+    (bundle / "build" / "CMakeFiles" / "x.o").write_text("built")  # cmake -B OUT/build, as BUNDLE.md says
+    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
+        (tmp / "CMakeLists.txt").write_text("new")
+    assert (bundle / "CMakeLists.txt").read_text() == "new" and not (bundle / "build").exists()
+    (bundle / "NOTES.md").write_text("keep")  # anything else of the user's is still refused
+    with pytest.raises(artifacts.RefusedOverwrite, match="NOTES.md"):
+        with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)):
+            pass
+
+
 def test_reexport_refuses_a_run_export_holding_a_users_file(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
                                                             capsys):
     run = tmp_path / "run"

@@ -20,6 +20,7 @@ from tflite_export import c_sources
 from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, operator_names, read_model
 
+from tests.conftest import write_export_config
 from tests.firmware_harness.conftest import QUIET, TARGETS_TESTED, require_targets as _require
 
 
@@ -100,8 +101,8 @@ def test_too_small_arena_fails_with_the_need(target, kernels, tiny_export, tiny_
     header = export / "model_settings.h"
     header.write_text(re.sub(r"kTensorArenaSize = \d+;", "kTensorArenaSize = 4096;", header.read_text()))
     cfg = artifacts.read_json(export / "config.json")
-    artifacts.write_json(export / "config.json", {**cfg, "files_sha256": {**cfg["files_sha256"],
-                                                                          "model_settings.h": artifacts.sha256_file(header)}})
+    write_export_config(export, {**cfg, "files_sha256": {**cfg["files_sha256"],
+                                                         "model_settings.h": artifacts.sha256_file(header)}})
     with pytest.raises(FirmwareError, match=rf"model_settings.h: kTensorArenaSize is smaller than the [\d,]+ bytes "
                                             rf"TFLM needs on target {target} \({kernels} kernels\)"):
         check_firmware(export, tiny_dataset, tiny_work, targets=(target,), **QUIET)

@@ -11,6 +11,7 @@ from keras_asc import artifacts
 from keras_asc.evaluation import score_table
 from tflite_export.arena import measure_arena
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
+from tests.conftest import write_export_config
 from tests.firmware_harness.test_layers import tflm_runs_in_child
 
 QUIET = dict(log=lambda *_: None)
@@ -63,8 +64,7 @@ def test_arena_measurement_and_header(tiny_report, tiny_export, tiny_dataset, ti
     h = exp / "model_settings.h"
     h.write_text(re.sub(r"kTensorArenaSize = \d+;", f"kTensorArenaSize = {m.min_bytes - 512};", h.read_text()))
     cfg = artifacts.read_json(exp / "config.json")
-    artifacts.write_json(exp / "config.json", {**cfg, "files_sha256": {**cfg["files_sha256"],
-                                                                       "model_settings.h": artifacts.sha256_file(h)}})
+    write_export_config(exp, {**cfg, "files_sha256": {**cfg["files_sha256"], "model_settings.h": artifacts.sha256_file(h)}})
     r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=1, layer_clips=1, **QUIET)
     assert not r.passed and any(f.startswith("arena:") for f in r.failures)
     assert "FAILED" in format_report(r)
@@ -94,7 +94,7 @@ def test_wrong_input_quantization_is_refused(tiny_export, tiny_dataset, tiny_wor
     exp = _copy_export(tiny_export, tmp_path)
     cfg = artifacts.read_json(exp / "config.json")
     cfg["input"]["scale"] *= 2
-    artifacts.write_json(exp / "config.json", cfg)
+    write_export_config(exp, cfg)  # as an export with a wrong record would write it
     with pytest.raises(ValidationError, match="disagrees with the model's input tensor"):
         validate_export(exp / "model.tflite", tiny_dataset, tiny_work, **QUIET)
 

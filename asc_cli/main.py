@@ -112,15 +112,8 @@ def _window_or_clip(text: str) -> int | None:
     return n
 
 
-def _unit_interval(text: str) -> float:
-    """A probability or a weight: a finite number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"takes a number from 0 to 1, got {text!r}")
-    return value
+#: A probability or a weight.
+_unit_interval = _number(float, minimum=0, inclusive=True, maximum=1.0, what="a number from 0 to 1")
 
 
 def _freq_mixstyle(text: str) -> tuple[float, float]:

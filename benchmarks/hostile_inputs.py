@@ -121,11 +121,9 @@ def write_tsv(path: Path, header: list[str], rows: list[list[str]], *, sep: str 
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from keras_asc.artifacts import sha256_file
+
+    return sha256_file(path)
 
 
 def copy_dataset(src: Path, dst: Path) -> Path:

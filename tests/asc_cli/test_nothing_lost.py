@@ -427,8 +427,6 @@ def test_a_truncated_model_is_named(run_copy, tiny_dataset, tiny_work, capsys):
 
 
 def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work, capsys):
-    import tf_keras as keras
-
     from keras_asc.models import build_model
     from keras_asc.training import load_run_model
 
@@ -436,7 +434,6 @@ def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work
     other.save(run_copy / "model.keras")  # a valid model, not the one trained
     with pytest.raises(AscError, match="is not the model this run trained"):
         load_run_model(run_copy)
-    assert isinstance(other, keras.Model)
 
 
 @pytest.mark.parametrize("edit", ["no normalization", "labels reordered", "input shape edited", "train not an object",

@@ -90,13 +90,19 @@ def _dataset_size(text: str) -> str:
                                      f"scene needs train and evaluate locations), got {text!r}")
 
 
+def _finite_float(text: str) -> float | None:
+    """``text`` as a finite float, or None (not a number, NaN or infinite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 def _model_arg(text: str) -> tuple[str, float]:
     key, sep, value = text.partition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if not sep or not key or number is None or not math.isfinite(number) or number <= 0:
+    number = _finite_float(value)
+    if not sep or not key or number is None or number <= 0:
         raise argparse.ArgumentTypeError(f"takes KEY=NUMBER with a finite number above 0 (every model argument "
                                          f"is a width or a channel count, e.g. width=0.5), got {text!r}")
     return key, number
@@ -119,11 +125,8 @@ _unit_interval = _number(float, minimum=0, inclusive=True, maximum=1.0, what="a 
 def _freq_mixstyle(text: str) -> tuple[float, float]:
     """``P,ALPHA``: the probability per batch (0 to 1) and the Beta distribution's alpha (> 0)."""
     p, sep, alpha = text.partition(",")
-    try:
-        value = (float(p), float(alpha))
-    except ValueError:
-        value = None
-    if not sep or value is None or not 0.0 <= value[0] <= 1.0 or not (math.isfinite(value[1]) and value[1] > 0):
+    value = (_finite_float(p), _finite_float(alpha))
+    if not sep or None in value or not 0.0 <= value[0] <= 1.0 or not value[1] > 0:
         raise argparse.ArgumentTypeError(f"takes P,ALPHA: a probability per batch from 0 to 1 and the Beta "
                                          f"distribution's alpha above 0 (e.g. 0.4,0.3), got {text!r}")
     return value
@@ -132,10 +135,7 @@ def _freq_mixstyle(text: str) -> tuple[float, float]:
 def _dir_aug(text: str) -> tuple[str, float]:
     """``FOLDER,P``: a folder of impulse response WAVs and the probability per clip (0 to 1)."""
     folder, sep, p = text.rpartition(",")
-    try:
-        prob = float(p)
-    except ValueError:
-        prob = None
+    prob = _finite_float(p)
     if not sep or not folder or prob is None or not 0.0 <= prob <= 1.0:
         raise argparse.ArgumentTypeError(f"takes FOLDER,P: a folder of impulse response WAV files and the probability "
                                          f"per clip from 0 to 1 (e.g. data/impulse_responses,0.6), got {text!r}")
@@ -273,7 +273,7 @@ def recipe_options(a: argparse.Namespace) -> dict:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.training import train
+    from keras_asc.training import check_run_folder, train
 
     features = _feature_config(a)
     recipe = recipe_options(a)
@@ -281,6 +281,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                       windows=[a.window_frames], window_hop=a.window_hop, teachers=recipe.get("teachers", ()),
                       dir_folder=recipe.get("dir_folder"))  # before the TrainConfig, which refuses them with less
     config = train_config_from_args(a, recipe=recipe)
+    check_run_folder(Path(a.out), resume=a.resume)  # before the features are computed
     fs = build_feature_cache(Path(a.data), Path(a.work), config=features, workers=a.workers,
                              train_split=a.train_split)
     train(fs, Path(a.out), config=config, resume=a.resume, workers=a.workers)
@@ -498,6 +499,9 @@ def check_model_source(path: Path) -> None:
             raise UserError(f"{path}: is a training run folder, not an export; give {path / 'export'} (run `asc export "
                             f"{path}` first if it has none)")
         if record.is_file():
+            if stage == "export" and not (path / "model.tflite").is_file():
+                raise UserError(f"{path}: holds an export's config.json but no model.tflite (removed or never "
+                                "written); re-run `asc export` on the run it came from to write the export again")
             return
         if (path / "model.tflite").is_file():
             raise UserError(f"{path}: holds model.tflite but no export config.json; give {path / 'model.tflite'} to "

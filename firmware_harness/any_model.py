@@ -57,7 +57,7 @@ from keras_asc.errors import AscError
 from tflite_export import c_sources
 from tflite_export.arena import measure_arena, recommended_arena
 from tflite_export.flatbuffer import (TFLM_MUTABLE_RESOLVER_METHODS, TFLM_OPS_NOT_BUILT, ModelCheckError,
-                                      describe_tensors, io_tensors, operator_names, read_model)
+                                      describe_tensors, io_tensors, operator_names, read_model_shared)
 
 VALIDATE_STAGE = "validate-model"  # the folder `asc validate MODEL.tflite` writes
 FIRMWARE_STAGE = "firmware-model"  # the folder `asc firmware MODEL.tflite` writes
@@ -161,7 +161,7 @@ def read_model_file(model_path: Path) -> ModelFile:
         raise AnyModelError(f"{path}: no such file; give the path of an int8 .tflite model")
     data = path.read_bytes()
     try:
-        fb = read_model(data)
+        fb = read_model_shared(data)
     except ModelCheckError as e:
         raise AnyModelError(f"{path}: {e}") from None
     if len(fb.subgraphs) != 1:

@@ -203,7 +203,7 @@ def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.nda
                                work: Path) -> dict:
     """Run one int8 input ``x`` (the model's input shape, batch 1 included) with every tensor dumped;
     the first operator differing from TFLM Python (:func:`~firmware_harness.layers.first_divergence`)."""
-    from tflite_export.flatbuffer import read_model
+    from tflite_export.flatbuffer import read_model_shared
 
     run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
     dump = fw_program.read_tensor_dump(run.dump)
@@ -213,7 +213,7 @@ def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.nda
     def firmware_tensor(i: int) -> np.ndarray:
         return np.frombuffer(dump[i][1], truth.tensor(i).dtype)
 
-    d = first_divergence(read_model(model), truth.tensor, firmware_tensor, runner=prog.target.name, known={})
+    d = first_divergence(read_model_shared(model), truth.tensor, firmware_tensor, runner=prog.target.name, known={})
     return d.to_dict() if d else {"op": None, "explanation": "outputs differed but no operator output did"}
 
 

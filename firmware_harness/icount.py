@@ -699,9 +699,9 @@ def _run(plugin: Path, call):
 
 
 def _op_types(model: bytes) -> list[str]:
-    from tflite_export.flatbuffer import operator_names, read_model
+    from tflite_export.flatbuffer import operator_names, read_model_shared
 
-    return operator_names(read_model(model))
+    return operator_names(read_model_shared(model))
 
 
 def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model: bytes, mode: str = "ops",

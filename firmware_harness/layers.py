@@ -21,7 +21,7 @@ import numpy as np
 
 from firmware_harness.runners import LOCALIZABLE, REGISTRY, make_runner, truth_runner, with_role
 from firmware_harness.runners import OPTIMIZED_KERNELS_NOTE  # noqa: F401  (the registry's note, imported from here)
-from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
+from tflite_export.flatbuffer import describe_tensors, operator_names, read_model_shared
 
 #: First diverging op of LiteRT's reference kernels -> why it legitimately differs from TFLM.
 #: Kept small on purpose; a divergence at any other op fails validation.
@@ -96,7 +96,7 @@ class LayerComparer:
             raise ValueError(f"{self.runner}: not a localizable runner; its intermediate tensors are not observable")
         self._truth = make_runner(truth_runner(), model, arena_bytes=arena_bytes, preserve=True)
         self._other = make_runner(self.runner, model, arena_bytes=arena_bytes, preserve=True)
-        self._fb = read_model(model)
+        self._fb = read_model_shared(model)
 
     def first_divergence(self, x: np.ndarray) -> Divergence | None:
         """Run ``x`` through both; None if every operator output is identical."""

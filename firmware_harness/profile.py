@@ -139,9 +139,9 @@ def _noise_wav(path: Path, *, sample_rate: int, seconds: float, seed: int = 0) -
 
 
 def _input_elements(model: bytes) -> int:
-    from tflite_export.flatbuffer import io_tensors, read_model
+    from tflite_export.flatbuffer import io_tensors, read_model_shared
 
-    (inp,), _ = io_tensors(read_model(model))
+    (inp,), _ = io_tensors(read_model_shared(model))
     return int(np.prod(inp.shape))
 
 
@@ -151,7 +151,7 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
     """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8,
     one Invoke each; with a front end, also one generated clip through it. Returns the target's
     profile, the raw inference and front-end profiles, and the image's disassembly."""
-    from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model
+    from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model_shared
 
     target = get_target(name)
     if name not in PROFILE_TARGETS:
@@ -168,7 +168,7 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
             log(f"profile: {name}: instruction counts differ between inputs (data-dependent kernels); the table "
                 "shows the first inference")
     disasm = cycle_model.disassemble(prog.path, objdump=f"{target.prefix}objdump")
-    fb = read_model(sources.model)
+    fb = read_model_shared(sources.model)
     tensors = describe_tensors(fb)
     macs = operator_macs(fb)
     rows, unclassified = [], 0

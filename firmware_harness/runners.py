@@ -61,9 +61,9 @@ class LiteRTRunner:
 def preserve_arena_bytes(model: bytes, arena_bytes: int) -> int:
     """Arena for TFLM's preserve-all-tensors mode: no activation buffer is reused, so it
     needs room for every activation at once on top of the normal plan."""
-    from tflite_export.flatbuffer import describe_tensors, read_model
+    from tflite_export.flatbuffer import describe_tensors, read_model_shared
 
-    activations = sum(t.activation_bytes for t in describe_tensors(read_model(model)) if not t.constant)
+    activations = sum(t.activation_bytes for t in describe_tensors(read_model_shared(model)) if not t.constant)
     return int(arena_bytes + activations + (64 << 10))
 
 

@@ -42,7 +42,7 @@ from keras_asc.windows import combine_windows, split_windows
 from tflite_export.arena import measure_arena
 from tflite_export.export_result import (UNCOMPRESSED_MODEL, ExportMissing, ExportResult, check_export_files,
                                          check_source_run, read_export, source_run_dir)
-from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model
+from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model_shared
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 from tflite_export.window_combine import accumulate_windows, clip_probabilities
 
@@ -73,7 +73,7 @@ def load_checked_export(tflite_path: Path, *, log=print) -> tuple[bytes, ExportR
         raise ValidationError(f"{tflite_path}: file not found")
     data = tflite_path.read_bytes()
     try:
-        model = read_model(data)
+        model = read_model_shared(data)
         check_int8_model(model)
     except ValueError as e:
         raise ValidationError(f"{tflite_path}: refused: {e}") from None
@@ -295,7 +295,7 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
     """
     import tf_keras as keras
 
-    fb = read_model(model)
+    fb = read_model_shared(model)
     tensors = describe_tensors(fb)
     layer_names = {layer.name for layer in keras_model.layers}
     pairs = []

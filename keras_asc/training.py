@@ -292,6 +292,20 @@ class RunExists(AscError):
     pass
 
 
+def check_run_folder(run_dir: Path, *, resume: bool) -> None:
+    """Refuse ``run_dir`` as a new run's folder before any work (:class:`RunExists`): a folder
+    holding a run is continued only with ``resume``, a folder of anything else never. An absent
+    or empty folder passes, and so does one holding a run killed before its first epoch (nothing
+    in it to keep; :func:`train` starts it again)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "state.json").is_file():
+        if not resume:
+            raise RunExists(f"{run_dir} already holds a training run; pass --resume to continue it "
+                            "or choose a new --out folder")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not _killed_before_first_epoch(run_dir):
+        raise RunExists(f"{run_dir} exists and is not a training run; choose a new --out folder")
+
+
 def compile_model(model, config: TrainConfig) -> None:
     """Adam at the configured rate, the configured loss, accuracy and log-loss metrics (on the label
     columns of the targets: with teachers the training targets also hold their logits)."""
@@ -342,6 +356,7 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
 
     run_dir = Path(run_dir)
     state_path, config_path = run_dir / "state.json", run_dir / "config.json"
+    check_run_folder(run_dir, resume=resume)
     keras.utils.set_random_seed(config.seed)
     n_mels, clip_frames = fs.config["shape"]
     model = build_model(config.model, (n_mels, config.input_frames(clip_frames), 1), len(SCENE_LABELS),
@@ -363,10 +378,7 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
     log(f"train: {config.model} {dict(config.model_overrides) or ''} has {m['trainable_params']:,d} trainable "
         f"parameters at {tuple(cfg['input_shape'])}{seed_text}; {m['macs'] / 1e6:.1f} M MACs")
     state = {"epoch": 0, "best_epoch": None, "best_val_log_loss": None, "history": []}
-    if state_path.is_file():
-        if not resume:
-            raise RunExists(f"{run_dir} already holds a training run; pass --resume to continue it "
-                            "or choose a new --out folder")
+    if state_path.is_file():  # resume (check_run_folder)
         old = artifacts.read_json(config_path)
         started = TrainConfig.from_dict(old["train"])  # fields added later take their defaults
         if started != config:
@@ -381,9 +393,7 @@ def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = 
                                 "resume with the same options or use a new --out folder")
         state = artifacts.read_json(state_path)
         log(f"train: resuming {run_dir} after epoch {state['epoch']}")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        if not _killed_before_first_epoch(run_dir):
-            raise RunExists(f"{run_dir} exists and is not a training run; choose a new --out folder")
+    elif run_dir.exists() and any(run_dir.iterdir()):  # killed before its first epoch (check_run_folder)
         log(f"train: {run_dir} holds a run killed before its first epoch finished (nothing to keep); starting again")
         for name in RUN_FOLDERS:
             shutil.rmtree(run_dir / name, ignore_errors=True)

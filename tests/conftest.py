@@ -35,7 +35,9 @@ def tiny_features(tiny_dataset, tiny_work):
     from keras_asc.features import FeatureConfig
 
     cfg = FeatureConfig.seed(clip_seconds=TINY_CLIP_SECONDS)
-    return build_feature_cache(tiny_dataset, tiny_work, config=cfg, workers=2, log=lambda *_: None)
+    # one process: a spawned worker's start (librosa's first call alone takes ~2 s) costs more than
+    # 140 tiny clips; test_feature_cache.py checks that workers compute identical features
+    return build_feature_cache(tiny_dataset, tiny_work, config=cfg, workers=1, log=lambda *_: None)
 
 
 def write_export_config(export: Path, cfg: dict) -> None:

@@ -256,9 +256,9 @@ def lut_compress(data: bytes, *, bits: int) -> bytes:
     from tflite_micro.tensorflow.lite.micro.compression.compress import compress
     from tflite_micro.tensorflow.lite.micro.compression.compressor import CompressionError as TflmError
 
-    from tflite_export.flatbuffer import read_model
+    from tflite_export.flatbuffer import read_model_shared
 
-    model = read_model(data)
+    model = read_model_shared(data)
     specs = []
     for i, t in enumerate(model.subgraphs[0].tensors):
         if not _is_weight(model, t):
@@ -323,9 +323,9 @@ def compressed_tensors(compressed: bytes, uncompressed: bytes) -> list[tuple[Com
     """For every DECODE operator: its record, the weights decoded as the C++ decoder would,
     and the uncompressed model's weights of the same name. Raises :class:`CompressionError`
     when a decoded tensor has no uncompressed counterpart of the same shape."""
-    from tflite_export.flatbuffer import operator_names, read_model
+    from tflite_export.flatbuffer import operator_names, read_model_shared
 
-    cm, um = read_model(compressed), read_model(uncompressed)
+    cm, um = read_model_shared(compressed), read_model_shared(uncompressed)
     by_name = {_name(t): t for t in um.subgraphs[0].tensors}
     g = cm.subgraphs[0]
     out = []

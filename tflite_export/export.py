@@ -59,7 +59,7 @@ from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, Calibr
 from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES_ARENA_ESTIMATE, fit_table,
                                        format_fit_table, get_mcu_target)
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
-                                      operator_names, read_model, tensor_size_table)
+                                      operator_names, read_model_shared, tensor_size_table)
 from tflite_export.input_quant import InputQuantization, quantize_input
 
 #: the C/C++ files an export writes for the firmware: generated (data only), then the fixed C++
@@ -270,13 +270,14 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     convert_seconds = time.perf_counter() - t0
     uncompressed, compressed_record = data, None
     if compression is not None:
-        calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=input_quantization(read_model(data), norm))
+        calib_quant = input_quantization(read_model_shared(data), norm)
+        calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=calib_quant)
         if windows is not None:
             calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
         data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
                                                  arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
                                                  finetune_best_epoch=best_epoch, log=log)
-    model = read_model(data)
+    model = read_model_shared(data)
     check_int8_model(model)
     check_budget(data, budget, model)
     (inp,), (out,) = io_tensors(model)

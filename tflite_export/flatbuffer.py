@@ -1,12 +1,14 @@
 """Reading a .tflite flatbuffer with the TFLite schema (the copy tflite-micro ships).
 
-Small single-purpose functions: :func:`read_model` parses, :func:`describe_tensors` lists
-tensors with their byte sizes, :func:`operator_names` the builtin ops, and the ``check_*``
-functions raise :class:`ModelCheckError` with a message that says what is wrong and why.
+Small single-purpose functions: :func:`read_model` parses (:func:`read_model_shared` once per
+content, for readers), :func:`describe_tensors` lists tensors with their byte sizes,
+:func:`operator_names` the builtin ops, and the ``check_*`` functions raise
+:class:`ModelCheckError` with a message that says what is wrong and why.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -100,8 +102,21 @@ class TensorInfo:
         return int(np.prod(self.shape)) * itemsize if self.shape else itemsize
 
 
+def read_model_shared(data: bytes):
+    """:func:`read_model` once per content: every reader of the same bytes in this process (a
+    stage's checks, its runners, layer localization) gets the same object back, so it must only
+    be read; code that edits a model parses its own copy with :func:`read_model`."""
+    return _parse_model_cached(bytes(data))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_model_cached(data: bytes):
+    return read_model(data)
+
+
 def read_model(data: bytes):
-    """Parse ``data`` into the schema's object API (``ModelT``)."""
+    """Parse ``data`` into the schema's object API (``ModelT``): a new object, which the caller
+    may edit and repack."""
     s = _schema()
     if len(data) < 8 or data[4:8] != b"TFL3":
         what = "empty" if not data else "the TFL3 file identifier is missing"

@@ -201,7 +201,8 @@ def suspect_features(tiny_dataset, tmp_path_factory):
 
     buf = io.StringIO()
     with redirect_stdout(buf):
-        status = main(["features", "--data", str(data), "--out", str(out), "--clip-seconds", str(TINY_CLIP_SECONDS)])
+        status = main(["features", "--data", str(data), "--out", str(out), "--clip-seconds", str(TINY_CLIP_SECONDS),
+                       "--workers", "1"])
     assert status == 0
     config = artifacts.read_json(next((out / "features").glob("*/config.json")))
     return files, buf.getvalue(), config
@@ -238,13 +239,15 @@ def test_a_run_killed_in_its_first_epoch_can_be_rerun_or_resumed(resume, tmp_pat
     assert not (run / "tensorboard" / "train" / "events.out").exists()
 
 
-def test_a_folder_that_is_not_a_run_is_still_refused(tmp_path, tiny_dataset, tiny_work, capsys):
+def test_a_folder_that_is_not_a_run_is_still_refused(tmp_path, tiny_dataset, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "notes.txt").write_text("mine")
-    status, err = _run(["train", "--data", tiny_dataset, "--out", run, "--work", tiny_work, "--epochs", "1"], capsys)
+    work = tmp_path / "work"
+    status, err = _run(["train", "--data", tiny_dataset, "--out", run, "--work", work, "--epochs", "1"], capsys)
     assert status == 1 and str(run) in err and "not a training run" in err
     assert (run / "notes.txt").read_text() == "mine"
+    assert not work.exists()  # refused before any features were computed
 
 
 def test_an_unreadable_file_is_called_unreadable(tmp_path, monkeypatch):
@@ -263,19 +266,24 @@ def test_an_unreadable_file_is_called_unreadable(tmp_path, monkeypatch):
     ("missing", "no such file or folder; give the folder `asc export` wrote"),
     ("a run folder", "is a training run folder, not an export; give"),
     ("a folder with only model.tflite", "holds model.tflite but no export config.json"),
+    ("an export without model.tflite", "holds an export's config.json but no model.tflite"),
     ("an empty folder", "not an export folder (no config.json, no model.tflite)"),
     ("a text file", "not a .tflite file or an export folder"),
 ])
 @pytest.mark.parametrize("command", ["validate", "firmware", "profile", "bundle"])
 def test_the_export_argument_is_named_with_what_to_give(case, words, command, tmp_path, capsys):
     path = {"missing": tmp_path / "nothing", "a run folder": tmp_path / "run", "an empty folder": tmp_path / "empty",
-            "a folder with only model.tflite": tmp_path / "bare", "a text file": tmp_path / "notes.txt"}[case]
+            "a folder with only model.tflite": tmp_path / "bare", "a text file": tmp_path / "notes.txt",
+            "an export without model.tflite": tmp_path / "export"}[case]
     if case == "a run folder":
         path.mkdir()
         (path / "config.json").write_text('{"stage": "train"}')
     elif case == "a folder with only model.tflite":
         path.mkdir()
         (path / "model.tflite").write_bytes(b"x")
+    elif case == "an export without model.tflite":
+        path.mkdir()
+        (path / "config.json").write_text('{"stage": "export"}')
     elif case == "an empty folder":
         path.mkdir()
     elif case == "a text file":

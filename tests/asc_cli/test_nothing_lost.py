@@ -339,8 +339,9 @@ IGNORED = {
 def test_ignored_or_overridden_options_are_named(case, tmp_path, monkeypatch, capsys):
     argv, words = IGNORED[case]
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "E").mkdir()  # an export folder by its record's stage, but no export in it
+    (tmp_path / "E").mkdir()  # an export folder by its record's stage and files, but not a real export
     (tmp_path / "E" / "config.json").write_text('{"stage": "export"}')
+    (tmp_path / "E" / "model.tflite").write_bytes(b"x")
     status, err = _run(argv, capsys)  # then fails on the missing files: the warning came first
     assert f"asc: warning: {words}" in err and status == EXIT_USER_ERROR, err
 

@@ -56,3 +56,23 @@ def test_input_formula_refuses_bad_input():
 def test_dequantize_output():
     np.testing.assert_allclose(dequantize_output(np.array([-128, 127], np.int8), scale=1 / 256, zero_point=-128),
                                [0.0, 255 / 256])
+
+
+def test_conversion_bytes_do_not_depend_on_the_holder(monkeypatch):
+    """convert_int8 hands the converter a tf.Module holding the model's variables (fast); the
+    flatbuffer is byte for byte the one converted with the Keras model itself as the holder."""
+    import tf_keras as keras
+
+    from tflite_export import convert
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 10, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Softmax()(keras.layers.Dense(3)(x)))
+    calib = np.random.default_rng(0).normal(size=(10, 12, 10, 1)).astype(np.float32)
+    fast = convert.convert_int8(model, calib)
+    monkeypatch.setattr(convert, "variables_holder", lambda m: m)
+    assert convert.convert_int8(model, calib) == fast

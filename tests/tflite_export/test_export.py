@@ -144,6 +144,17 @@ def test_garbage_is_refused():
         read_model(b"\x00" * 64)
 
 
+def test_the_same_bytes_are_parsed_once_for_readers(float_io_tflite, fc_tflite):
+    from tflite_export import flatbuffer
+
+    flatbuffer._parse_model_cached.cache_clear()
+    first = flatbuffer.read_model_shared(float_io_tflite)
+    assert flatbuffer.read_model_shared(bytes(bytearray(float_io_tflite))) is first  # same content, another object
+    assert flatbuffer.read_model_shared(fc_tflite) is not first
+    assert flatbuffer._parse_model_cached.cache_info().misses == 2
+    assert read_model(float_io_tflite) is not first  # a copy of its own, to edit
+
+
 STUB_RESOLVER = """
 #pragma once
 #include <cstdio>

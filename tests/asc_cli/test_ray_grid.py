@@ -138,7 +138,8 @@ class LoopbackCluster:
         self.root = Path(root or tempfile.mkdtemp(prefix="ascray-", dir="/tmp"))
         self.cpus = cpus_per_node
         self.nodes: dict[str, subprocess.Popen] = {}
-        self.port: int | None = None
+        self.port: int | None = None  # the head's GCS
+        self.client_port: int | None = None  # the head's Ray Client server (ray://)
         self.drivers: list[subprocess.Popen] = []  # `asc grid` processes started by the tests
         self.watchdog: subprocess.Popen | None = None
         # Ray's token authentication with a token of this cluster's own (a 0600 file in its temp
@@ -161,8 +162,11 @@ class LoopbackCluster:
                "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
                "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
                "--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()), *args]
+        # 1: a worker node joins a cluster. 0 on the head: the processes it spawns without RAY_START's
+        # patch (the Ray Client server of each ray:// driver) then keep 127.0.0.1 too
+        head = "--head" in args
         env = {**os.environ, **self.env, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}  # a worker node joins a cluster
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0" if head else "1"}
         with open(log, "w") as f:
             self.nodes[name] = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                 start_new_session=True, env=env)
@@ -175,10 +179,11 @@ class LoopbackCluster:
         wait_for(f"Ray node {name} to start (log {log})", started, timeout, interval=0.5)
 
     def start(self, workers: int = 1) -> "LoopbackCluster":
-        self.port = free_port()
+        self.port, self.client_port = free_port(), free_port()
         self._start_watchdog()
         self._start_node("head", ["--head", "--port", str(self.port), "--include-dashboard", "false",
-                                  "--dashboard-port", str(free_port()), "--ray-client-server-port", str(free_port())])
+                                  "--dashboard-port", str(free_port()), "--ray-client-server-port",
+                                  str(self.client_port)])
         for i in range(1, workers + 1):
             self.add_worker(f"worker{i}")
         return self
@@ -503,3 +508,28 @@ def test_rerun_reuses_every_cell_without_ray(ray_grid, tiny_dataset):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("already finished; reusing") == 4 and "Ray not started" in r.stdout
     assert (out / "results.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_a_ray_client_address_runs_a_cell_as_the_local_engine_does(ray_grid, ray_cluster, tiny_dataset):
+    """``--address ray://HOST:PORT`` (Ray Client, through the head's client server) runs one cell of
+    the grid, after the lost-node run: its row is the local engine's, scores included."""
+    out = ray_grid["out"].parent / "client"
+    args = list(GRID_ARGS)
+    args[args.index("--frames") + 1], args[args.index("--losses") + 1] = "28", "ce"
+    address = f"ray://127.0.0.1:{ray_cluster.client_port}"
+    driver = subprocess.Popen([str(ASC_BIN), "grid", "--data", str(tiny_dataset), "--out", str(out), *args,
+                               "--engine", "ray", "--address", address], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+                              env={**os.environ, **DRIVER_ENV, **ray_cluster.env})
+    ray_cluster.drivers.append(driver)
+    ray_cluster.note_session(driver.pid)
+    text, _ = driver.communicate(timeout=600)
+    assert driver.returncode == 0, text[-5000:]
+    assert f"grid: joining the Ray cluster at {address}" in text
+    row = pd.read_csv(out / "results.csv")
+    local = pd.read_csv(ray_grid["local_out"] / "results.csv")
+    local = local[local["name"] == row["name"].iloc[0]].reset_index(drop=True)
+    scores = ["float_accuracy", "float_log_loss", "int8_accuracy", "int8_log_loss"]
+    pd.testing.assert_frame_equal(row[STRUCTURE + scores], local[STRUCTURE + scores])
+    assert row["node_ip"].iloc[0] == "127.0.0.1" and row["attempts"].iloc[0] == 1

@@ -29,10 +29,11 @@ fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 cmd="${1:-}"; shift || true
 
-# The firmware builds' toolchains: Debian packages only, never a downloaded toolchain. Installed
-# when missing and this runs as root (as CI does); otherwise the firmware tests and stages say
-# what is missing and skip.
-debian_packages=(g++ make patch gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+# The firmware builds' toolchains: Debian packages only, never a downloaded toolchain (cmake builds
+# `asc bundle` folders; ccache keeps the bundle tests' TFLM objects between runs). Installed when
+# missing and this runs as root (as CI does); otherwise the firmware tests and stages say what is
+# missing and skip.
+debian_packages=(g++ make patch cmake ccache gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
 ensure_toolchains() {
   command -v dpkg-query >/dev/null || return 0
   local missing=()

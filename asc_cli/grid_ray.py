@@ -106,7 +106,8 @@ def _node_ip(ray, node_id: str) -> str:
     return ray.util.get_node_ip_address()
 
 
-def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers: int) -> dict:
+def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers: int,
+                    train_split: str | None) -> dict:
     """A Ray task: one feature configuration's cache (computed, or found complete)."""
     import socket
 
@@ -116,7 +117,7 @@ def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers:
 
     lines: list[str] = []
     fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),
-                             workers=workers, log=lambda m: lines.append(str(m)))
+                             workers=workers, train_split=train_split, log=lambda m: lines.append(str(m)))
     return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
             "hostname": socket.gethostname(), "log": lines}
 
@@ -195,9 +196,11 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
     from keras_asc.features import FeatureConfig
 
     distinct = sorted({(c.frames_per_second, c.n_mels) for c in configs})
+    (train_split,) = {c.train_split for c in configs}  # one --train-split per grid
     task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
     refs = [task.remote(str(data_dir), str(work_dir), FeatureConfig.seed(
-        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers) for f, n in distinct]
+        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, train_split)
+        for f, n in distinct]
     for (f, n), ref in zip(distinct, refs):
         try:
             got = ray.get(ref)

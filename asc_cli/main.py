@@ -183,20 +183,25 @@ def cmd_describe(a: argparse.Namespace) -> None:
         print(f"warning: {warning}")
 
 
-def _feature_config(a: argparse.Namespace):
-    """The features of ``asc features``/``train``; without --clip-seconds the clip length of the
-    data's layout (10 s for TAU 2020, 1 s for TAU 2022: :mod:`keras_asc.layouts`)."""
+def _clip_seconds(a: argparse.Namespace) -> float:
+    """``--clip-seconds``, or without it the clip length of the data's layout (10 s for TAU 2020,
+    1 s for TAU 2022: :mod:`keras_asc.layouts`)."""
     from keras_asc.dataset import dataset_layout
-    from keras_asc.features import FeatureConfig
     from keras_asc.layouts import LAYOUTS, DatasetError
 
-    clip_seconds = a.clip_seconds
-    if clip_seconds is None:
-        try:
-            clip_seconds = dataset_layout(Path(a.data)).clip_seconds
-        except (DatasetError, OSError):  # no readable layout: TAU 2020's length; the stage's reader names the
-            clip_seconds = LAYOUTS["tau2020"].clip_seconds  # problem after the options are checked
-    return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels, clip_seconds=clip_seconds)
+    if a.clip_seconds is not None:
+        return a.clip_seconds
+    try:
+        return dataset_layout(Path(a.data)).clip_seconds
+    except (DatasetError, OSError):  # no readable layout: TAU 2020's length; the stage's reader names the
+        return LAYOUTS["tau2020"].clip_seconds  # problem after the options are checked
+
+
+def _feature_config(a: argparse.Namespace):
+    """The features of ``asc features``/``train`` (:func:`_clip_seconds`)."""
+    from keras_asc.features import FeatureConfig
+
+    return FeatureConfig.seed(frames_per_second=a.frames_per_second, n_mels=a.n_mels, clip_seconds=_clip_seconds(a))
 
 
 def _train_split(text: str) -> str:
@@ -252,8 +257,8 @@ def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
 
 
 def recipe_options(a: argparse.Namespace) -> dict:
-    """TrainConfig's distillation, Freq-MixStyle and impulse-response fields from ``asc train``'s options
-    (the defaults, off, where an option is not given)."""
+    """TrainConfig's distillation, Freq-MixStyle and impulse-response fields from ``asc train``'s or
+    ``asc grid``'s options (:func:`add_recipe_args`; the defaults, off, where an option is not given)."""
     from keras_asc.training import TrainConfig
 
     d = TrainConfig()
@@ -396,6 +401,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window-hop", type=positive_int, default=d.window_hop, metavar="H",
                    help="frames between a clip's windows at evaluation (default W; the last window ends at the "
                         "clip's end)")
+    add_recipe_args(p)
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """Distillation, Freq-MixStyle and impulse responses: ``train``'s and ``grid``'s (one parser each)."""
+    from keras_asc.training import TrainConfig
+
+    d = TrainConfig()
     g = p.add_argument_group("distillation and device augmentation (README: Today's recipe)")
     g.add_argument("--teacher", type=_csv_of(str), default=None, metavar="RUN[,RUN...]",
                    help="finished runs (same features and classes) whose mean logits the model learns from, "
@@ -808,11 +821,15 @@ def cmd_grid(a: argparse.Namespace) -> None:
         from asc_cli.grid_ray import import_ray
 
         import_ray(local_only=a.address is None)  # before any work: an error naming the fix without Ray
-    feats = [FeatureConfig.seed(frames_per_second=f, n_mels=n, clip_seconds=a.clip_seconds)
+    clip_seconds = _clip_seconds(a)
+    feats = [FeatureConfig.seed(frames_per_second=f, n_mels=n, clip_seconds=clip_seconds)
              for f in a.frames for n in a.mels]
+    recipe = recipe_options(a)
     check_run_options(models=a.models, overrides=_parse_overrides(a.model_arg), feature_configs=feats,
-                      windows=a.window_frames, window_hop=None)
-    configs = grid_configs(_pipeline_config(a), models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
+                      windows=a.window_frames, window_hop=None, teachers=recipe.get("teachers", ()),
+                      dir_folder=recipe.get("dir_folder"))
+    base = _pipeline_config(a, train_split=a.train_split, recipe=tuple(sorted(recipe.items())))
+    configs = grid_configs(base, models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
                            windows=a.window_frames)
     # never write results into a folder of the user's; a grid folder of an earlier version has results.csv
     # and cells with grid_result.json
@@ -821,11 +838,11 @@ def cmd_grid(a: argparse.Namespace) -> None:
     if a.engine == "ray":
         from asc_cli.grid_ray import run_grid_ray
 
-        run_grid_ray(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
+        run_grid_ray(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
                      work_dir=Path(a.work) if a.work else None, address=a.address, cpus_per_cell=a.cpus_per_cell,
                      gpus_per_cell=a.gpus_per_cell, max_failures=a.max_failures, storage=a.storage)
     else:
-        run_grid(Path(a.data), Path(a.out), configs, clip_seconds=a.clip_seconds,
+        run_grid(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
                  work_dir=Path(a.work) if a.work else None, workers=a.workers)
 
 
@@ -1004,7 +1021,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("grid", help="run a grid of configurations (seed Tables 4-5) into one results table")
-    s.add_argument("--data", required=True)
+    add_data_args(s)
     s.add_argument("--out", required=True, help="grid folder: one subfolder per configuration, results.csv/.md")
     s.add_argument("--work", default=None, help="feature cache folder (default OUT/work)")
     s.add_argument("--models", type=_csv_of(str), default=["resnet11"], help="comma-separated registry names")
@@ -1013,8 +1030,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--losses", type=_csv_of(str, ("ce", "focal")), default=["ce"], help="ce,focal")
     s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
-    s.add_argument("--clip-seconds", type=clip_seconds_float, default=10.0)
+    s.add_argument("--clip-seconds", type=clip_seconds_float, default=None,
+                   help="override the clip length (default: the data's layout, 10 s for TAU 2020, 1 s for TAU 2022)")
     add_pipeline_args(s)
+    add_recipe_args(s)
     g = s.add_argument_group("engine (see README: Grids on Ray)")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default): the cells one after the other in this process; ray: each cell a Ray Tune "

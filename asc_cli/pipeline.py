@@ -53,6 +53,10 @@ class PipelineConfig:
     firmware_clips: int = 10  # the demo's stratified sample per emulated firmware target (hosts run all)
     window_frames: int | None = None  # frames per inference; None: the whole clip
     window_hop: int | None = None  # None: window_frames
+    train_split: str | None = None  # a DCASE 2024 training subset of a TAU 2022 layout (--train-split)
+    #: TrainConfig's distillation and augmentation fields as (name, value) pairs, sorted
+    #: (asc_cli.main.recipe_options); their defaults are TrainConfig's
+    recipe: tuple[tuple[str, object], ...] = ()
 
     @property
     def name(self) -> str:
@@ -130,13 +134,14 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings = {}
     t = _stage("features", log)
     fs = build_feature_cache(data_dir, work_dir, config=FeatureConfig.seed(
-        frames_per_second=cfg.frames_per_second, n_mels=cfg.n_mels, clip_seconds=clip_seconds), workers=workers, log=log)
+        frames_per_second=cfg.frames_per_second, n_mels=cfg.n_mels, clip_seconds=clip_seconds), workers=workers,
+        train_split=cfg.train_split, log=log)
     timings["features"] = time.perf_counter() - t
 
     t = _stage(f"train {cfg.name}", log)
     tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
                        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed,
-                       window_frames=cfg.window_frames, window_hop=cfg.window_hop)
+                       window_frames=cfg.window_frames, window_hop=cfg.window_hop, **dict(cfg.recipe))
     if finished_run_matches(run_dir, config=tcfg, feature_key=fs.config["key"]):
         log(f"train: reusing finished run {run_dir}")
     else:  # absent, or interrupted: train() resumes it and refuses a mismatch

@@ -85,3 +85,38 @@ def test_todays_recipe_goes_through_export_validate_and_firmware(tmp_path, capsy
     report = json.loads((student / "export" / "firmware" / "firmware_report.json").read_text())
     assert report["passed"] and all(t["from_audio"] for t in report["targets"])
     capsys.readouterr()
+
+
+def test_grid_takes_the_training_subset_the_recipe_and_the_layouts_clip_length(tmp_path, monkeypatch):
+    import asc_cli.pipeline as pipeline
+    from keras_asc.training import TrainConfig
+
+    seen = {}
+    monkeypatch.setattr(pipeline, "run_grid", lambda data, out, configs, **kw: seen.update(configs=configs, **kw))
+    assert main(["grid", "--data", str(COPY_2022), "--out", str(tmp_path / "g"), "--frames", "43",
+                 "--model-arg", "width=0.25", "--train-split", "25", "--freq-mixstyle", "0.4,0.3"]) == 0
+    (cfg,) = seen["configs"]
+    assert seen["clip_seconds"] == 1.0 and cfg.train_split == "25"  # TAU 2022's one-second clips
+    train = TrainConfig(**dict(cfg.recipe))
+    assert (train.freq_mixstyle_p, train.freq_mixstyle_alpha) == (0.4, 0.3) and not train.teachers
+
+
+@pytest.mark.slow
+def test_a_grid_cell_trains_on_the_subset_with_the_recipe(tmp_path):
+    """`asc grid` on a one-second generated dataset: the cell's run is trained on the 50 % subset,
+    with Freq-MixStyle, on one-second features, and gets its row."""
+    import json
+
+    from keras_asc.dataset import train_split_of_run
+    from keras_asc.synth import make_dataset
+
+    data = make_dataset(tmp_path / "data", size="3", seed=0, clip_seconds=1, parts_per_segment=2, workers=1,
+                        log=lambda *_: None)
+    out = tmp_path / "grid"
+    assert main(["grid", "--data", str(data), "--out", str(out), "--frames", "43", "--model-arg", "width=0.25",
+                 "--epochs", "1", "--calibration-size", "20", "--workers", "1", "--train-split", "50",
+                 "--freq-mixstyle", "0.5,0.3"]) == 0
+    (row,) = pd.read_csv(out / "results.csv").to_dict("records")
+    run = json.loads((out / row["name"] / "config.json").read_text())
+    assert run["train"]["freq_mixstyle_p"] == 0.5 and run["features"]["clip_seconds"] == 1.0
+    assert train_split_of_run(run) == "50"

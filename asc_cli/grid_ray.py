@@ -107,17 +107,26 @@ def _node_ip(ray, node_id: str) -> str:
 
 
 def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers: int,
-                    train_split: str | None) -> dict:
-    """A Ray task: one feature configuration's cache (computed, or found complete)."""
+                    train_split: str | None, recipe: dict) -> dict:
+    """A Ray task: one feature configuration's cache (computed, or found complete), and with
+    ``recipe``'s impulse responses (TrainConfig's fields) their copies of the training clips, which
+    the trials would otherwise each compute at once."""
     import socket
 
     import keras_asc.tf_setup  # noqa: F401
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
+    from keras_asc.training import TrainConfig
 
     lines: list[str] = []
     fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),
                              workers=workers, train_split=train_split, log=lambda m: lines.append(str(m)))
+    train = TrainConfig(**recipe)
+    if train.dir_p > 0:
+        from keras_asc.augment import dir_feature_cache
+
+        dir_feature_cache(fs, folder=Path(train.dir_folder), copies=train.dir_copies, workers=workers,
+                          log=lambda m: lines.append(str(m)))
     return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
             "hostname": socket.gethostname(), "log": lines}
 
@@ -195,13 +204,13 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
     once, by one process, and the trials only read it."""
     from keras_asc.features import FeatureConfig
 
-    distinct = sorted({(c.frames_per_second, c.n_mels) for c in configs})
-    (train_split,) = {c.train_split for c in configs}  # one --train-split per grid
+    distinct = sorted({(c.frames_per_second, c.n_mels, c.train_split, c.recipe) for c in configs},
+                      key=lambda d: (d[0], d[1], repr(d[2:])))
     task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
     refs = [task.remote(str(data_dir), str(work_dir), FeatureConfig.seed(
-        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, train_split)
-        for f, n in distinct]
-    for (f, n), ref in zip(distinct, refs):
+        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, split, dict(recipe))
+        for f, n, split, recipe in distinct]
+    for (f, n, *_), ref in zip(distinct, refs):
         try:
             got = ray.get(ref)
         except ray.exceptions.RayTaskError as e:

@@ -54,6 +54,7 @@ def _number(kind, *, minimum: float, inclusive: bool, what: str, maximum: float 
             value = kind(text)
         except ValueError:
             value = None
+        # finite without math.isfinite, which overflows on an int of 400 digits
         ok = value is not None and value == value and abs(value) != float("inf") and (
             value >= minimum if inclusive else value > minimum) and (maximum is None or value <= maximum)
         if not ok:
@@ -233,8 +234,14 @@ def add_feature_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frames-per-second", type=int, default=28, choices=(28, 43),
                    help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
     g.add_argument("--n-mels", type=int, default=128, choices=(64, 128, 256))
-    g.add_argument("--clip-seconds", type=clip_seconds_float, default=10.0,
-                   help="clip length the audio is padded/cropped to (TAU: 10)")
+    add_clip_seconds_arg(g)
+
+
+def add_clip_seconds_arg(p) -> None:
+    """``--clip-seconds`` of features, train and grid (:func:`_clip_seconds` reads it)."""
+    p.add_argument("--clip-seconds", type=clip_seconds_float, default=None,
+                   help="clip length the audio is padded/cropped to (default: the data's layout, 10 s for TAU "
+                        "2020, 1 s for TAU 2022)")
 
 
 # ----------------------------------------------------------------------------- train / evaluate
@@ -507,14 +514,15 @@ def check_model_source(path: Path) -> None:
         try:
             stage = json.loads(record.read_text()).get("stage") if record.is_file() else None
         except (ValueError, UnicodeDecodeError, AttributeError, OSError):
-            stage = "export"  # unreadable: the export's own checks name it
+            return  # unreadable: the export's own checks name it
         if stage == "train":
             raise UserError(f"{path}: is a training run folder, not an export; give {path / 'export'} (run `asc export "
                             f"{path}` first if it has none)")
         if record.is_file():
             if stage == "export" and not (path / "model.tflite").is_file():
+                again = f"`asc export {path.parent}`" if path.name == "export" else "`asc export` on the run it came from"
                 raise UserError(f"{path}: holds an export's config.json but no model.tflite (removed or never "
-                                "written); re-run `asc export` on the run it came from to write the export again")
+                                f"written); run {again} again to write the export")
             return
         if (path / "model.tflite").is_file():
             raise UserError(f"{path}: holds model.tflite but no export config.json; give {path / 'model.tflite'} to "
@@ -889,7 +897,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="work folder; the cache goes to OUT/features/<key>/")
     add_workers_arg(s)
     add_feature_args(s)
-    s.set_defaults(func=cmd_features, clip_seconds=None)  # None: the clip length of the data's layout
+    s.set_defaults(func=cmd_features)
 
     s = sub.add_parser("train", help="train a registered model on cached log-mel features")
     add_data_args(s)
@@ -899,7 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_workers_arg(s)
     add_feature_args(s)
     add_train_args(s)
-    s.set_defaults(func=cmd_train, clip_seconds=None)  # None: the clip length of the data's layout
+    s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("models", help="the model registry: parameters beside the seed's, MACs")
     s.add_argument("--input", default="128x288", help="mel bands x frames (default 128x288)")
@@ -1030,8 +1038,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--losses", type=_csv_of(str, ("ce", "focal")), default=["ce"], help="ce,focal")
     s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
-    s.add_argument("--clip-seconds", type=clip_seconds_float, default=None,
-                   help="override the clip length (default: the data's layout, 10 s for TAU 2020, 1 s for TAU 2022)")
+    add_clip_seconds_arg(s)
     add_pipeline_args(s)
     add_recipe_args(s)
     g = s.add_argument_group("engine (see README: Grids on Ray)")

@@ -365,7 +365,10 @@ PLACEMENT_COLUMNS = ("hostname", "node_ip", "attempts")
 def finished_cell_row(run_dir: Path, cfg: PipelineConfig) -> dict | None:
     """The row of a cell finished earlier with this very configuration, else None."""
     done = _read(Path(run_dir) / GRID_RESULT)
-    if done.get("config") == json.loads(json.dumps(dataclasses.asdict(cfg))) and "row" in done:
+    if not isinstance(done.get("config"), dict) or "row" not in done:
+        return None
+    defaults = json.loads(json.dumps(dataclasses.asdict(PipelineConfig())))  # fields added since it was written
+    if {**defaults, **done["config"]} == json.loads(json.dumps(dataclasses.asdict(cfg))):
         return done["row"]
     return None
 
@@ -456,8 +459,11 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
         placement = {**this_machine(), "pid": os.getpid(), **(placement or {})}
         t0 = time.perf_counter()
         attempts = _record_attempt(run_dir, placement)
+        from keras_asc.training import TrainConfig
+
         row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
                "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
+               "train_split": cfg.train_split, "recipe": TrainConfig(**dict(cfg.recipe)).recipe_text(),
                "arena_bytes": None, "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": None}
         try:
             r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)
@@ -527,12 +533,17 @@ def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, cl
 
 
 def _grid_markdown(table) -> str:
-    lines = ["| configuration | window | params | float acc | float log loss | int8 bytes | int8 acc | arena | "
-             "M MACs per inference / clip | RAM estimate | ran on | attempts |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-
     def missing(v) -> bool:
         return v is None or v != v
+
+    lines = []  # what every cell of the grid shares (the columns of rows written before them may be absent)
+    for column, what in (("train_split", "trained on the training subset"), ("recipe", "recipe")):
+        values = sorted({str(v) for v in table.get(column, ()) if not missing(v) and v != ""})
+        if values:
+            lines.append(f"{what}: {', '.join(values)}\n")
+    lines += ["| configuration | window | params | float acc | float log loss | int8 bytes | int8 acc | arena | "
+              "M MACs per inference / clip | RAM estimate | ran on | attempts |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def where(r) -> str:
         host, ip = r.get("hostname"), r.get("node_ip")

@@ -62,8 +62,10 @@ def check_teachers(runs: tuple[str, ...], *, features) -> list:
         if theirs != features:
             raise TeacherError(f"--teacher {run}: trained on other features ({theirs.describe()}, "
                                f"{theirs.clip_seconds:g} s clips) than this run's ({features.describe()}, "
-                               f"{features.clip_seconds:g} s clips); train the student with the teacher's "
-                               "--frames-per-second/--n-mels/--clip-seconds, or a teacher with the student's")
+                               f"{features.clip_seconds:g} s clips); give the student the teacher's frames per "
+                               "second, mel bands and clip length (asc train: --frames-per-second/--n-mels/"
+                               "--clip-seconds; asc grid: --frames/--mels/--clip-seconds), or train a teacher "
+                               "with the student's")
         if list(cfg.labels) != list(SCENE_LABELS):
             raise TeacherError(f"--teacher {run}: its classes {list(cfg.labels)} are not this version's "
                                f"{list(SCENE_LABELS)}; train the teacher again with this version")

@@ -73,6 +73,18 @@ class TrainConfig:
     dir_p: float = 0.0
     dir_copies: int = 4
 
+    def recipe_text(self) -> str:
+        """Distillation and augmentation in a few words ("" when all three are off)."""
+        parts = []
+        if self.teachers:
+            parts.append(f"distillation from {len(self.teachers)} teacher(s) (weight {self.kd_weight:g}, "
+                         f"temperature {self.kd_temperature:g})")
+        if self.freq_mixstyle_p > 0:
+            parts.append(f"Freq-MixStyle p {self.freq_mixstyle_p:g}, alpha {self.freq_mixstyle_alpha:g}")
+        if self.dir_p > 0:
+            parts.append(f"device impulse responses p {self.dir_p:g} ({self.dir_copies} copies)")
+        return "; ".join(parts)
+
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -638,4 +650,5 @@ def finished_run_matches(run_dir: Path, *, config: TrainConfig, feature_key: str
             and cfg.get("feature_cache", {}).get("key") == feature_key):
         return True
     raise RunExists(f"{run_dir} holds a finished run made with other settings or features (e.g. by an older version "
-                    "of this toolkit); delete that folder to retrain, or use another --work")
+                    "of this toolkit, or another --train-split or recipe); delete that folder to retrain, or use "
+                    "another --out (asc grid) or --work (asc demo)")

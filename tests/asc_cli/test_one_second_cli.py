@@ -120,3 +120,6 @@ def test_a_grid_cell_trains_on_the_subset_with_the_recipe(tmp_path):
     run = json.loads((out / row["name"] / "config.json").read_text())
     assert run["train"]["freq_mixstyle_p"] == 0.5 and run["features"]["clip_seconds"] == 1.0
     assert train_split_of_run(run) == "50"
+    assert str(row["train_split"]) == "50" and row["recipe"] == "Freq-MixStyle p 0.5, alpha 0.3"
+    md = (out / "results.md").read_text()
+    assert md.startswith("trained on the training subset: 50\n\nrecipe: Freq-MixStyle p 0.5, alpha 0.3\n")

@@ -58,9 +58,11 @@ def test_dequantize_output():
                                [0.0, 255 / 256])
 
 
-def test_conversion_bytes_do_not_depend_on_the_holder(monkeypatch):
+@pytest.mark.parametrize("kind", ["float", "quantize-aware", "one scale per tensor"])
+def test_conversion_bytes_do_not_depend_on_the_holder(kind, monkeypatch):
     """convert_int8 hands the converter a tf.Module holding the model's variables (fast); the
-    flatbuffer is byte for byte the one converted with the Keras model itself as the holder."""
+    flatbuffer is byte for byte the one converted with the Keras model itself as the holder, for a
+    float model, a QAT-wrapped one (its fake-quant variables) and the compression's per-tensor path."""
     import tf_keras as keras
 
     from tflite_export import convert
@@ -72,7 +74,12 @@ def test_conversion_bytes_do_not_depend_on_the_holder(monkeypatch):
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inp, keras.layers.Softmax()(keras.layers.Dense(3)(x)))
+    if kind == "quantize-aware":
+        import tensorflow_model_optimization as tfmot
+
+        model = tfmot.quantization.keras.quantize_model(model)
+    per_channel = kind != "one scale per tensor"
     calib = np.random.default_rng(0).normal(size=(10, 12, 10, 1)).astype(np.float32)
-    fast = convert.convert_int8(model, calib)
+    fast = convert.convert_int8(model, calib, per_channel_weights=per_channel)
     monkeypatch.setattr(convert, "variables_holder", lambda m: m)
-    assert convert.convert_int8(model, calib) == fast
+    assert convert.convert_int8(model, calib, per_channel_weights=per_channel) == fast

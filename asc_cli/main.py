@@ -280,7 +280,7 @@ def recipe_options(a: argparse.Namespace) -> dict:
         warn("--dir-aug with probability 0 has no effect; give a probability above 0")
     if not a.teacher and (a.kd_weight != d.kd_weight or a.kd_temperature != d.kd_temperature):
         warn("--kd-weight/--kd-temperature have no effect without --teacher")
-    return out
+    return {k: v for k, v in out.items() if v != getattr(d, k)}  # a grid cell's record names what differs
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -520,7 +520,8 @@ def check_model_source(path: Path) -> None:
                             f"{path}` first if it has none)")
         if record.is_file():
             if stage == "export" and not (path / "model.tflite").is_file():
-                again = f"`asc export {path.parent}`" if path.name == "export" else "`asc export` on the run it came from"
+                again = (f"`asc export {path.parent}`" if path.name == "export"
+                         else "`asc export` on the run it came from")
                 raise UserError(f"{path}: holds an export's config.json but no model.tflite (removed or never "
                                 f"written); run {again} again to write the export")
             return

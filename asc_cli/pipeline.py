@@ -448,6 +448,7 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
     """One grid cell, for either engine: under the cell's lock, record the attempt, run the
     pipeline (resuming what an earlier attempt left), build the row and write ``grid_result.json``.
     A cell already finished with this configuration returns its row without running again."""
+    from keras_asc.training import TrainConfig
     from tflite_export.export import BudgetError
 
     run_dir = Path(run_dir)
@@ -459,8 +460,6 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
         placement = {**this_machine(), "pid": os.getpid(), **(placement or {})}
         t0 = time.perf_counter()
         attempts = _record_attempt(run_dir, placement)
-        from keras_asc.training import TrainConfig
-
         row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
                "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
                "train_split": cfg.train_split, "recipe": TrainConfig(**dict(cfg.recipe)).recipe_text(),

@@ -58,7 +58,8 @@ def test_dequantize_output():
                                [0.0, 255 / 256])
 
 
-@pytest.mark.parametrize("kind", ["float", "quantize-aware", "one scale per tensor"])
+@pytest.mark.parametrize("kind", ["float", pytest.param("quantize-aware", marks=pytest.mark.slow),
+                                  "one scale per tensor"])
 def test_conversion_bytes_do_not_depend_on_the_holder(kind, monkeypatch):
     """convert_int8 hands the converter a tf.Module holding the model's variables (fast); the
     flatbuffer is byte for byte the one converted with the Keras model itself as the holder, for a

@@ -58,6 +58,13 @@ class PipelineConfig:
     #: (asc_cli.main.recipe_options); their defaults are TrainConfig's
     recipe: tuple[tuple[str, object], ...] = ()
 
+    def train_config(self) -> TrainConfig:
+        """The cell's training configuration (TrainConfig's defaults for what is not here)."""
+        return TrainConfig(model=self.model, model_overrides=self.model_overrides, epochs=self.epochs,
+                           batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
+                           seed=self.seed, window_frames=self.window_frames, window_hop=self.window_hop,
+                           **dict(self.recipe))
+
     @property
     def name(self) -> str:
         extra = "".join(f"_{k}{v:g}" for k, v in self.model_overrides)
@@ -127,7 +134,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     from keras_asc.evaluation import evaluate_run, metrics_up_to_date
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
-    from keras_asc.training import TrainConfig, finished_run_matches, train
+    from keras_asc.training import finished_run_matches, train
     from tflite_export.export import export_run
     from tflite_export.export_result import reusable_export
 
@@ -139,9 +146,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings["features"] = time.perf_counter() - t
 
     t = _stage(f"train {cfg.name}", log)
-    tcfg = TrainConfig(model=cfg.model, model_overrides=cfg.model_overrides, epochs=cfg.epochs,
-                       batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, loss=cfg.loss, seed=cfg.seed,
-                       window_frames=cfg.window_frames, window_hop=cfg.window_hop, **dict(cfg.recipe))
+    tcfg = cfg.train_config()
     if finished_run_matches(run_dir, config=tcfg, feature_key=fs.config["key"]):
         log(f"train: reusing finished run {run_dir}")
     else:  # absent, or interrupted: train() resumes it and refuses a mismatch
@@ -448,7 +453,6 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
     """One grid cell, for either engine: under the cell's lock, record the attempt, run the
     pipeline (resuming what an earlier attempt left), build the row and write ``grid_result.json``.
     A cell already finished with this configuration returns its row without running again."""
-    from keras_asc.training import TrainConfig
     from tflite_export.export import BudgetError
 
     run_dir = Path(run_dir)
@@ -462,7 +466,7 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
         attempts = _record_attempt(run_dir, placement)
         row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
                "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
-               "train_split": cfg.train_split, "recipe": TrainConfig(**dict(cfg.recipe)).recipe_text(),
+               "train_split": cfg.train_split, "recipe": cfg.train_config().recipe_text(),
                "arena_bytes": None, "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": None}
         try:
             r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)

@@ -184,17 +184,16 @@ def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, 
         return layer
 
     clustered = keras.models.clone_model(folded, clone_function=wrap)
-    train_cfg = train_config  # the run's (keras_asc.training.TrainConfig)
-    ft_cfg = dataclasses.replace(train_cfg, mixup_alpha=0.0, seed=seed,
-                                 learning_rate=train_cfg.learning_rate / config.learning_rate_divisor)
+    ft_cfg = dataclasses.replace(train_config, mixup_alpha=0.0, seed=seed,
+                                 learning_rate=train_config.learning_rate / config.learning_rate_divisor)
     trainer = _distilling(clustered, model, label_weight=config.label_weight)
     compile_model(trainer, ft_cfg)  # its loss and metrics score the evaluate split; training uses _distilling's
-    epochs = train_cfg.epochs if config.finetune_epochs is None else config.finetune_epochs
+    epochs = train_config.epochs if config.finetune_epochs is None else config.finetune_epochs
     if not epochs:
         return clustering.strip_clustering(clustered), None
     x, y = load_split(fs, "train", normalization=normalization)
     xv, yv = load_split(fs, "evaluate", normalization=normalization)
-    windows = train_cfg.windows(xv.shape[2])
+    windows = train_config.windows(xv.shape[2])
     if windows is not None:  # as training validates: every window
         xv, yv = split_windows(xv, window=windows.frames, hop=windows.hop), np.repeat(yv, windows.per_clip)
     best = {"loss": math.inf, "epoch": None, "weights": None}

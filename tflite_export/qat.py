@@ -21,12 +21,11 @@ def quantize_aware_finetune(model, fs, normalization, *, train_config, n_classes
     from keras_asc.training import compile_model, load_split, make_train_pipeline
     from tflite_export.convert import ConversionError
 
-    train_cfg = train_config  # the run's (keras_asc.training.TrainConfig)
     try:
         q_model = tfmot.quantization.keras.quantize_model(model)
     except (ValueError, RuntimeError) as e:
         raise ConversionError(f"quantize-aware training cannot wrap this model: {e}") from e
-    ft_cfg = dataclasses.replace(train_cfg, mixup_alpha=0.0, seed=seed, learning_rate=train_cfg.learning_rate / 10)
+    ft_cfg = dataclasses.replace(train_config, mixup_alpha=0.0, seed=seed, learning_rate=train_config.learning_rate / 10)
     keras.utils.set_random_seed(seed)
     compile_model(q_model, ft_cfg)
     x, y = load_split(fs, "train", normalization=normalization)

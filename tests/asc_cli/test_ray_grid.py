@@ -518,14 +518,23 @@ def test_a_ray_client_address_runs_a_cell_as_the_local_engine_does(ray_grid, ray
     args = list(GRID_ARGS)
     args[args.index("--frames") + 1], args[args.index("--losses") + 1] = "28", "ce"
     address = f"ray://127.0.0.1:{ray_cluster.client_port}"
-    driver = subprocess.Popen([str(ASC_BIN), "grid", "--data", str(tiny_dataset), "--out", str(out), *args,
-                               "--engine", "ray", "--address", address], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
-                              env={**os.environ, **DRIVER_ENV, **ray_cluster.env})
-    ray_cluster.drivers.append(driver)
-    ray_cluster.note_session(driver.pid)
-    text, _ = driver.communicate(timeout=600)
-    assert driver.returncode == 0, text[-5000:]
+    # Ray's client server for a new driver failed to start once in four runs of this file (2026-11-30,
+    # cause not caught then); one more driver is allowed for exactly that, and it is printed
+    for attempt in (1, 2):
+        driver = subprocess.Popen([str(ASC_BIN), "grid", "--data", str(tiny_dataset), "--out", str(out), *args,
+                                   "--engine", "ray", "--address", address], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                                  start_new_session=True, env={**os.environ, **DRIVER_ENV, **ray_cluster.env})
+        ray_cluster.drivers.append(driver)
+        ray_cluster.note_session(driver.pid)
+        text, _ = driver.communicate(timeout=600)
+        # the head's client servers log why one could not start (its .err files), not the driver
+        servers = "".join(f"\n== {f}\n{f.read_text()[-3000:]}"
+                          for f in sorted(ray_cluster.root.rglob("ray_client_server*.err")))
+        if driver.returncode == 0 or "Starting Ray client server failed" not in text or attempt == 2:
+            break
+        print(f"\nray client: the client server did not start; trying once more:{servers}")
+    assert driver.returncode == 0, text[-3000:] + servers
     assert f"grid: joining the Ray cluster at {address}" in text
     row = pd.read_csv(out / "results.csv")
     local = pd.read_csv(ray_grid["local_out"] / "results.csv")

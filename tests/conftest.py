@@ -15,6 +15,9 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 
 TINY_CLIP_SECONDS = 2.0
 
+#: In CI a skip is a failure (tests/skip_policy.py).
+pytest_plugins = ["tests.skip_policy"]
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:

@@ -2,7 +2,7 @@
 # One entry point for a fresh machine: creates .venv in the repo (once, and again whenever
 # requirements.txt or pyproject.toml change), then runs what was asked.
 #   ./dev.sh demo [asc demo options]   the whole pipeline on the generated default dataset
-#   ./dev.sh test [pytest options]     the test suite
+#   ./dev.sh test [pytest options]     the docs site (mkdocs build --strict), then the test suite
 #   ./dev.sh asc  <subcommand> ...     any asc command
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -54,9 +54,22 @@ ensure_toolchains() {
     echo "dev.sh: missing Debian packages ${missing[*]} (firmware builds skip): sudo apt-get install ${missing[*]}" >&2
   fi
 }
+# The docs site (mkdocs.yml, docs/): a broken link, a missing anchor or page fails the build (strict).
+# Built into a temporary folder of its own, removed afterwards, so no file of the checkout changes.
+build_docs() {
+  local site log
+  site=$(mktemp -d)
+  if ! log=$(NO_MKDOCS_2_WARNING=1 "$venv/bin/mkdocs" build --strict --config-file mkdocs.yml --site-dir "$site" 2>&1); then
+    rm -rf "$site"
+    echo "$log" >&2
+    echo "dev.sh: the docs site does not build (mkdocs build --strict, above): fix the link, anchor or page it names" >&2
+    exit 1
+  fi
+  rm -rf "$site"
+}
 case "$cmd" in
   demo) ensure_toolchains; exec "$venv/bin/asc" demo "$@" ;;
-  test) ensure_toolchains; exec "$venv/bin/python" -m pytest -q "$@" ;;
+  test) build_docs; ensure_toolchains; exec "$venv/bin/python" -m pytest -q "$@" ;;
   asc)  exec "$venv/bin/asc" "$@" ;;
   *) echo "usage: ./dev.sh demo|test|asc ..." >&2; exit 2 ;;
 esac

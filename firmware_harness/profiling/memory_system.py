@@ -39,6 +39,8 @@ def _literal_address(ins: Instruction) -> int | None:
 
 
 def resolve_mcu(mcu: str | McuTarget | None) -> McuTarget | None:
+    """The microcontroller row ``mcu`` names (a row or None passes through); an unknown name is a
+    :class:`CycleModelError`."""
     if mcu is None or isinstance(mcu, McuTarget):
         return mcu
     try:

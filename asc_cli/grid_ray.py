@@ -116,7 +116,7 @@ def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers:
     import keras_asc.tf_setup  # noqa: F401
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
-    from keras_asc.training import TrainConfig
+    from keras_asc.training_config import TrainConfig
 
     lines: list[str] = []
     fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),

@@ -255,7 +255,7 @@ def _parse_overrides(items: list[tuple[str, float]] | None) -> tuple[tuple[str, 
 
 def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
     """``asc train``'s TrainConfig; ``recipe`` is :func:`recipe_options` (computed once: it warns)."""
-    from keras_asc.training import TrainConfig
+    from keras_asc.training_config import TrainConfig
 
     return TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
                        batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
@@ -266,7 +266,7 @@ def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
 def recipe_options(a: argparse.Namespace) -> dict:
     """TrainConfig's distillation, Freq-MixStyle and impulse-response fields from ``asc train``'s or
     ``asc grid``'s options (:func:`add_recipe_args`; the defaults, off, where an option is not given)."""
-    from keras_asc.training import TrainConfig
+    from keras_asc.training_config import TrainConfig
 
     d = TrainConfig()
     out = {"kd_weight": a.kd_weight, "kd_temperature": a.kd_temperature}
@@ -387,7 +387,7 @@ def check_run_options(*, models: list[str], overrides: tuple[tuple[str, float], 
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    from keras_asc.training import LOSSES, TrainConfig
+    from keras_asc.training_config import LOSSES, TrainConfig
 
     d = TrainConfig()  # the one source of the training defaults
     g = p.add_argument_group("model and training")
@@ -413,7 +413,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
     """Distillation, Freq-MixStyle and impulse responses: ``train``'s and ``grid``'s (one parser each)."""
-    from keras_asc.training import TrainConfig
+    from keras_asc.training_config import TrainConfig
 
     d = TrainConfig()
     g = p.add_argument_group("distillation and device augmentation (README: Today's recipe)")

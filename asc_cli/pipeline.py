@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from keras_asc import artifacts
 from keras_asc.errors import AscError
-from keras_asc.training import TrainConfig
+from keras_asc.training_config import TrainConfig
 from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:

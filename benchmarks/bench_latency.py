@@ -24,6 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
+from firmware_harness.profile import profile_sources, tflite_sources  # noqa: E402
+from firmware_harness.profiling.execution_profile import merge_counts  # noqa: E402
+from tflite_export.mcu_targets import get_mcu_target  # noqa: E402
 
 BOARDS = {"NUCLEO-L4R5ZI": ("nucleo-l4r5zi", "cortex-m4"), "EK-RA6M4": ("ek-ra6m4", "cortex-m33")}
 MODELS = {"IC": "ic_resnet8_int8.tflite", "KWS": "kws_dscnn_int8.tflite"}
@@ -47,11 +50,8 @@ def fetch_bracket(raw, mcu_name: str) -> tuple[int, int, float, float]:
     """What instruction fetch from flash could cost beyond the model's compulsory misses: the hot
     code (instructions executed 1,000 times or more in one Invoke) against the cache, and the
     extra ms if every fetched flash line missed (no cache, no prefetch: an upper bound)."""
-    from firmware_harness import icount
-    from tflite_export.mcu_targets import get_mcu_target
-
     run, disasm = raw
-    counts, _ = icount.merge_counts(run.invoke_segments(0))
+    counts, _ = merge_counts(run.invoke_segments(0))
     mcu = get_mcu_target(mcu_name)
     hot = sum(disasm[a].size for a, n in counts.items() if n >= 1000 and a in disasm)
     fetched = sum(disasm[a].size * n for a, n in counts.items() if a in disasm)
@@ -61,8 +61,6 @@ def fetch_bracket(raw, mcu_name: str) -> tuple[int, int, float, float]:
 
 
 def main() -> None:
-    from firmware_harness.profile import profile_sources, tflite_sources
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", type=Path,
                     default=Path(__file__).resolve().parents[2] / "shared" / "reference" / "mlperf_tiny")

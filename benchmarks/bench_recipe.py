@@ -64,7 +64,8 @@ def main() -> None:
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
     from keras_asc.synth import make_dataset
-    from keras_asc.training import TrainConfig, train
+    from keras_asc.training import train
+    from keras_asc.training_config import TrainConfig
 
     out = Path(a.out)
     quiet = dict(log=lambda *_: None)

@@ -283,7 +283,7 @@ def profile(export: Path, fs_path: Path, data: Path, *, clips: int = 16) -> dict
         ms[name] = round(1000 * (cpu() - t) / clips, 1)
     p["runner_cpu_ms_per_clip"] = ms
     import tf_keras as keras
-    from keras_asc.training import load_run_model
+    from keras_asc.run_record import load_run_model
     from keras_asc.features import Normalization
     from tflite_export.export_result import source_run_dir
 

@@ -20,7 +20,9 @@ def main() -> None:
     import tf_keras as keras
 
     from keras_asc.models import build_model
-    from keras_asc.training import TrainConfig, compile_model, make_train_pipeline
+    from keras_asc.training_config import TrainConfig
+    from keras_asc.training_data import make_train_pipeline
+    from keras_asc.training_losses import compile_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=512)

@@ -2,8 +2,8 @@
 
 For each Cortex-M firmware target (:mod:`firmware_harness.targets`), the program is built from the
 model's C sources and run under QEMU with the instruction-counting plugin
-(:mod:`firmware_harness.icount`): exact instruction counts per operator, per Invoke and per
-front-end frame. The cycle model (:mod:`firmware_harness.cycle_model`) turns each operator's
+(:mod:`firmware_harness.profiling.instruction_counts`): exact instruction counts per operator, per Invoke and per
+front-end frame. The cycle model (:mod:`firmware_harness.profiling.cycle_estimate`) turns each operator's
 executed instruction mix into core cycles (zero wait states: the target's row), and each
 microcontroller of :mod:`tflite_export.mcu_targets` whose core was profiled into cycles with its
 documented flash and SRAM wait states, then milliseconds at its clock:
@@ -31,9 +31,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from firmware_harness import cycle_model, icount
 from firmware_harness import program as fw_program
 from firmware_harness import third_party
+from firmware_harness.profiling.cores import get_core
+from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
+from firmware_harness.profiling.cycle_report import check_against_peak
+from firmware_harness.profiling.disassembly import disassemble
+from firmware_harness.profiling.execution_profile import ExecutionProfile, merge_counts, merge_flash_reads
+from firmware_harness.profiling.instruction_counts import profile_audio, profile_inferences
+from firmware_harness.profiling.instructions import Instruction
+from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
 from firmware_harness.targets import get_target
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
@@ -109,7 +116,7 @@ class ProfileReport:
     packages: dict[str, str]
     git_commit: str
     note: str = ("Estimated from exact instruction counts (QEMU TCG plugin) with a documented cycle model per core "
-                 "(firmware_harness/cycle_model.py), not measured on a chip; QEMU's own run time means nothing here.")
+                 "(firmware_harness/profiling/cycle_estimate.py), not measured on a chip; QEMU's own run time means nothing here.")
     stage: str = "profile"
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
 
@@ -146,8 +153,8 @@ def _input_elements(model: bytes) -> int:
 
 
 def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Path, inputs: np.ndarray,
-                   log=print) -> tuple[TargetProfile, icount.ExecutionProfile, icount.ExecutionProfile | None,
-                                       dict[int, cycle_model.Instruction]]:
+                   log=print) -> tuple[TargetProfile, ExecutionProfile, ExecutionProfile | None,
+                                       dict[int, Instruction]]:
     """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8,
     one Invoke each; with a front end, also one generated clip through it. Returns the target's
     profile, the raw inference and front-end profiles, and the image's disassembly."""
@@ -157,28 +164,28 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
     if name not in PROFILE_TARGETS:
         raise FirmwareError(f"target {name} cannot be profiled: instruction counts come from a Cortex-M image under "
                             f"QEMU; one of {', '.join(PROFILE_TARGETS)}")
-    core = cycle_model.get_core(name)
+    core = get_core(name)
     prog = fw_program.build_program(sources.folder, target, out_dir, tree=tree, log=log)
     t0 = time.perf_counter()
     log(f"profile: {name}: counting {len(inputs)} inference(s) under QEMU")
-    run = icount.profile_inferences(prog, out_dir / "work", int8=inputs, model=sources.model, mode="ops", log=log)
+    run = profile_inferences(prog, out_dir / "work", int8=inputs, model=sources.model, mode="ops", log=log)
     first = run.invokes[0]
     for other in run.invokes[1:]:
         if [o.net_instructions for o in other.operators] != [o.net_instructions for o in first.operators]:
             log(f"profile: {name}: instruction counts differ between inputs (data-dependent kernels); the table "
                 "shows the first inference")
-    disasm = cycle_model.disassemble(prog.path, objdump=f"{target.prefix}objdump")
+    disasm = disassemble(prog.path, objdump=f"{target.prefix}objdump")
     fb = read_model_shared(sources.model)
     tensors = describe_tensors(fb)
     macs = operator_macs(fb)
     rows, unclassified = [], 0
     for op in first.operators:
-        counts, taken = icount.merge_counts(run.operator_segments(op.op_index, invoke=0))
-        est = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+        counts, taken = merge_counts(run.operator_segments(op.op_index, invoke=0))
+        est = estimate_cycles(counts, taken, disasm, core=core)
         unclassified += est.unclassified_instructions
         rows.append((op, est.core_cycles, macs[op.op_index]))
-    counts, taken = icount.merge_counts(run.invoke_segments(0))
-    whole = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+    counts, taken = merge_counts(run.invoke_segments(0))
+    whole = estimate_cycles(counts, taken, disasm, core=core)
     operators = tuple(OperatorRow(
         op_index=op.op_index, op_type=op.op_type,
         output_shape=tuple(tensors[fb.subgraphs[0].operators[op.op_index].outputs[0]].shape),
@@ -190,12 +197,12 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
         rate, _, seconds = sources.frontend
         wav = _noise_wav(out_dir / "work" / "noise.wav", sample_rate=rate, seconds=seconds)
         log(f"profile: {name}: counting the front end on one clip")
-        audio = icount.profile_audio(prog, out_dir / "work", wav_paths=[wav], n_mels=_n_mels(sources.folder),
-                                     model=sources.model, mode="invoke", log=log)
+        audio = profile_audio(prog, out_dir / "work", wav_paths=[wav], n_mels=_n_mels(sources.folder),
+                              model=sources.model, mode="invoke", log=log)
         fe = audio.frontend[0]
         fe_frames = len(fe.frame_instructions)
-        counts, taken = icount.merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
-        est = cycle_model.estimate_cycles(counts, taken, disasm, core=core)
+        counts, taken = merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
+        est = estimate_cycles(counts, taken, disasm, core=core)
         fe_instr, fe_cycles = fe.instructions / fe_frames, est.core_cycles / fe_frames
         unclassified += est.unclassified_instructions
     profile = TargetProfile(
@@ -216,11 +223,11 @@ def invoke_latency_ms(prog: fw_program.Program, model: bytes, work: Path, *, see
     int8 input, the interpreter exactly as in a normal run), for every MCU of ``prog``'s core."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, size=(1, _input_elements(model)), dtype=np.int8)
-    run = icount.profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
-    disasm = cycle_model.disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
-    counts, taken = icount.merge_counts(run.invoke_segments(0))
-    reads, nbytes = icount.merge_flash_reads(run.invoke_segments(0))
-    return {m.name: round(cycle_model.ms(cycle_model.estimate_cycles(
+    run = profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
+    disasm = disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
+    counts, taken = merge_counts(run.invoke_segments(0))
+    reads, nbytes = merge_flash_reads(run.invoke_segments(0))
+    return {m.name: round(ms(estimate_cycles(
         counts, taken, disasm, mcu=m, flash_data_reads=reads, flash_data_bytes=nbytes).cycles, m.clock_hz), 2)
             for m in MCU_TARGETS.values() if m.core == prog.target.name}
 
@@ -232,26 +239,26 @@ def _n_mels(folder: Path) -> int:
     return int(re.search(r"constexpr int kNumMels = (\d+);", text).group(1))
 
 
-def mcu_latency(mcu_name: str, target: TargetProfile, run: icount.ExecutionProfile,
-                audio: icount.ExecutionProfile | None, disasm, sources: ModelSources) -> McuLatency:
+def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
+                audio: ExecutionProfile | None, disasm, sources: ModelSources) -> McuLatency:
     """``target``'s counts behind microcontroller ``mcu_name``'s memory, at its clock."""
     mcu = get_mcu_target(mcu_name)
-    counts, taken = icount.merge_counts(run.invoke_segments(0))
-    reads, nbytes = icount.merge_flash_reads(run.invoke_segments(0))
-    est = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes)
-    per_inference = cycle_model.ms(est.cycles, mcu.clock_hz)
+    counts, taken = merge_counts(run.invoke_segments(0))
+    reads, nbytes = merge_flash_reads(run.invoke_segments(0))
+    est = estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes)
+    per_inference = ms(est.cycles, mcu.clock_hz)
     per_clip = per_inference * sources.windows_per_clip
     fe_ms = hop_ms = rtf = None
     assumptions = list(est.assumptions)
     if audio is not None and sources.frontend is not None:
         rate, hop, seconds = sources.frontend
         fe_segments = [s for s in audio.segments if s.kind == "frontend" and s.clip == 0]
-        counts, taken = icount.merge_counts(fe_segments)
-        reads, nbytes = icount.merge_flash_reads(fe_segments)
-        fe = cycle_model.estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads,
-                                         flash_data_bytes=nbytes)
+        counts, taken = merge_counts(fe_segments)
+        reads, nbytes = merge_flash_reads(fe_segments)
+        fe = estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads,
+                             flash_data_bytes=nbytes)
         frames = target.frontend_frames
-        fe_ms = cycle_model.ms(fe.cycles, mcu.clock_hz) / frames
+        fe_ms = ms(fe.cycles, mcu.clock_hz) / frames
         hop_ms = 1000.0 * hop / rate
         rtf = (fe_ms * frames + per_clip) / (1000.0 * seconds)
         assumptions += [a for a in fe.assumptions if a not in assumptions]
@@ -280,7 +287,7 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
                     third_party_dir: Path | None = None, raw_runs: dict | None = None, log=print) -> ProfileReport:
     """Profile ``sources`` on ``targets`` and report ``mcus``; writes ``out_dir`` (its own folder:
     ``profile_report.json/.md``, ``profile_operators.png``, the programs) and returns the report.
-    ``raw_runs``, when given, receives per target ``(icount.ExecutionProfile, disassembly)`` for
+    ``raw_runs``, when given, receives per target ``(ExecutionProfile, disassembly)`` for
     analyses beyond the report (``benchmarks/bench_latency.py``)."""
     t0 = time.perf_counter()
     mcus = mcus_for(targets, mcus)
@@ -300,7 +307,7 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
             if raw_runs is not None:
                 raw_runs[name] = (run, disasm)
             for row in prof.operators:
-                check = cycle_model.check_against_peak(row.macs, row.cycles, prof.core) if row.cycles else None
+                check = check_against_peak(row.macs, row.cycles, prof.core) if row.cycles else None
                 if check is not None and not check.ok:
                     failures.append(f"{name}: operator {row.op_index} {row.op_type}: {check.message}")
             latencies += [mcu_latency(m, prof, run, audio, disasm, sources) for m in mcus
@@ -330,8 +337,8 @@ def profile_inputs_sha256(sources: ModelSources, targets: tuple[str, ...], *, in
     tp = tp or third_party.locate_third_party(log=lambda *_: None)
     h = hashlib.sha256(build_inputs_sha256(sources.folder, tp, targets).encode())
     here = Path(__file__).resolve().parent
-    for f in [here / "icount.py", here / "cycle_model.py", here / "profile.py",
-              here.parent / "tflite_export" / "mcu_targets.py", *sorted(icount.PLUGIN_DIR.glob("*"))]:
+    for f in [*sorted((here / "profiling").glob("*.py")), here / "profile.py",
+              here.parent / "tflite_export" / "mcu_targets.py", *sorted(PLUGIN_DIR.glob("*"))]:
         if f.is_file():
             h.update(f.name.encode() + f.read_bytes())
     h.update(f"{inferences},{seed}".encode())

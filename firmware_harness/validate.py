@@ -266,7 +266,7 @@ def uncompressed_twin(export_dir: Path, exp: ExportResult) -> bytes | None:
 def export_float_model(export_dir: Path, exp: ExportResult):
     """The float model the export's int8 model was converted from: the export's own
     (``--compress``: clustered, BatchNorm folded) or the run's ``model.keras``."""
-    from keras_asc.training import load_run_model
+    from keras_asc.run_record import load_run_model
 
     if exp.float_model is None:
         run = source_run_dir(export_dir, exp)
@@ -339,7 +339,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     from keras_asc.dataset import SCENE_LABELS
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import Normalization
-    from keras_asc.training import load_split
+    from keras_asc.training_data import load_split
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)

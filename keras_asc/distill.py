@@ -29,6 +29,7 @@ other features (the whole :class:`keras_asc.features.FeatureConfig`), another cl
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -37,6 +38,8 @@ import numpy as np
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS
 from keras_asc.errors import AscError
+from keras_asc.run_record import RunError, load_run_model, read_run_config
+from keras_asc.windows import split_windows
 
 #: Bumped whenever the stored teacher logits change their meaning.
 TEACHER_LOGITS_VERSION = 1
@@ -50,8 +53,6 @@ def check_teachers(runs: tuple[str, ...], *, features) -> list:
     """Each teacher run's ``config.json`` (a :class:`keras_asc.training.RunRecord`), after checking it can
     teach a student on ``features`` (a :class:`keras_asc.features.FeatureConfig`); raises
     :class:`TeacherError` naming the run and the fix."""
-    from keras_asc.training import RunError, read_run_config
-
     configs = []
     for run in runs:
         try:
@@ -81,7 +82,7 @@ def check_teachers(runs: tuple[str, ...], *, features) -> list:
 
 def logits_model(model, *, run: str = "the model"):
     """A model sharing ``model``'s weights whose output is the input of its final ``Softmax`` layer."""
-    import tf_keras as keras
+    import tf_keras as keras  # TensorFlow takes seconds to import: only when a teacher scores
 
     if not isinstance(model.layers[-1], keras.layers.Softmax):
         raise TeacherError(f"--teacher {run}: its model does not end in a Softmax layer, so its logits are unknown; "
@@ -92,8 +93,6 @@ def logits_model(model, *, run: str = "the model"):
 def clip_logits(model, x: np.ndarray, *, train_config, run: str = "the model", batch_size: int = 64) -> np.ndarray:
     """A teacher's logits per clip: ``x`` ``(n, mels, frames, 1)`` normalized as the teacher was trained ->
     float64 ``(n, n_classes)``; a windowed teacher's clip logits are the mean over its windows."""
-    from keras_asc.windows import split_windows
-
     scores = logits_model(model, run=run)
     plan = train_config.windows(x.shape[2])
     if plan is None:
@@ -112,8 +111,6 @@ def teacher_identity(runs: tuple[str, ...], fs) -> dict:
 def teacher_logits(fs, run_dir: Path, *, runs: tuple[str, ...], log=print) -> tuple[np.ndarray, dict]:
     """The mean of the teachers' logits of ``fs``'s training clips, float32 ``(n_train, n_classes)``,
     computed once and stored in ``run_dir/teacher_logits/``; returns it and its identity record."""
-    from keras_asc.training import load_run_model, read_run_config
-
     identity = teacher_identity(runs, fs)
     key = artifacts.sha256_bytes(json.dumps(identity, sort_keys=True).encode())[:16]
     path = Path(run_dir) / "teacher_logits" / f"{key}.npy"
@@ -137,8 +134,6 @@ def teacher_logits(fs, run_dir: Path, *, runs: tuple[str, ...], log=print) -> tu
     mean = (total / len(runs)).astype(np.float32)
     if not np.isfinite(mean).all():
         raise TeacherError(f"--teacher {', '.join(runs)}: non-finite logits on the training clips; check the teachers")
-    import io
-
     buf = io.BytesIO()
     np.save(buf, mean)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +160,7 @@ def kd_loss(labels, teacher, student_logits, *, weight: float, temperature: floa
     Returns:
         ``(batch,)`` float32: ``(1 - A) * label_loss + A * T^2 * KL(softmax(teacher/T) || softmax(student/T))``.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow takes seconds to import: only inside the training loss
 
     t = tf.nn.softmax(teacher / temperature, axis=-1)
     log_t = tf.nn.log_softmax(teacher / temperature, axis=-1)
@@ -177,7 +172,7 @@ def kd_loss(labels, teacher, student_logits, *, weight: float, temperature: floa
 def student_logits(y_pred):
     """The logits behind a softmax output: tf_keras' ``_keras_logits`` when the tensor carries them, else
     the log-probabilities (equal up to a per-row constant, which every softmax ignores)."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow takes seconds to import: only inside the training loss
 
     logits = getattr(y_pred, "_keras_logits", None)
     return logits if logits is not None else tf.math.log(tf.clip_by_value(y_pred, 1e-30, 1.0))

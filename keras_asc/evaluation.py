@@ -121,7 +121,8 @@ def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: Window
 def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int = 2, log=print) -> pd.DataFrame:
     """Score a run's best model on the evaluate split; write metrics.json/.csv, predictions.csv
     and confusion.png into ``run_dir``. Returns the score table."""
-    from keras_asc.training import feature_set_for_run, load_run_model, load_split, read_run_config
+    from keras_asc.run_record import feature_set_for_run, load_run_model, read_run_config
+    from keras_asc.training_data import load_split
 
     run_dir = Path(run_dir)
     run = read_run_config(run_dir)

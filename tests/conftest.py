@@ -72,7 +72,8 @@ TINY_TRAIN = dict(model="resnet11", model_overrides=(("width", 0.25),), epochs=2
 @pytest.fixture(scope="session")
 def tiny_run(tiny_features, tmp_path_factory) -> Path:
     """A trained tiny ResNet11 run folder (model.keras, config.json, ...)."""
-    from keras_asc.training import TrainConfig, train
+    from keras_asc.training import train
+    from keras_asc.training_config import TrainConfig
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny_resnet11"
     train(tiny_features, run_dir, config=TrainConfig(**TINY_TRAIN), log=lambda *_: None)

@@ -170,7 +170,8 @@ def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, 
     import tf_keras as keras
     from tf_keras import layers
 
-    from keras_asc.training import compile_model, load_split, make_train_pipeline
+    from keras_asc.training_data import load_split, make_train_pipeline
+    from keras_asc.training_losses import compile_model
 
     clustering = tfmot.clustering.keras
     keras.utils.set_random_seed(seed)

@@ -213,7 +213,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
         ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
     from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.training import load_run_model, read_run_config, warn_if_other_training_data
+    from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
     final = Path(export_dir) if export_dir is not None else run_dir / "export"

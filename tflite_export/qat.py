@@ -18,7 +18,8 @@ def quantize_aware_finetune(model, fs, normalization, *, train_config, n_classes
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    from keras_asc.training import compile_model, load_split, make_train_pipeline
+    from keras_asc.training_data import load_split, make_train_pipeline
+    from keras_asc.training_losses import compile_model
     from tflite_export.convert import ConversionError
 
     try:

@@ -429,7 +429,7 @@ def test_a_truncated_model_is_named(run_copy, tiny_dataset, tiny_work, capsys):
 
 def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work, capsys):
     from keras_asc.models import build_model
-    from keras_asc.training import load_run_model
+    from keras_asc.run_record import load_run_model
 
     other = build_model("resnet11", (128, 56, 1), width=0.25)
     other.save(run_copy / "model.keras")  # a valid model, not the one trained
@@ -460,7 +460,7 @@ def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny
 
 def _run_record(run, edit):
     """The run's config.json as a RunRecord after ``edit`` (applied to the JSON)."""
-    from keras_asc.training import RunRecord
+    from keras_asc.run_record import RunRecord
 
     cfg = artifacts.read_json(run / "config.json")
     edit(cfg)
@@ -472,7 +472,7 @@ def _shift_mean(cfg):
 
 
 def test_an_edited_normalization_of_the_same_features_is_refused(run_copy, tiny_dataset, tiny_work):
-    from keras_asc.training import RunError, feature_set_for_run
+    from keras_asc.run_record import RunError, feature_set_for_run
 
     run = _run_record(run_copy, _shift_mean)
     with pytest.raises(RunError, match="field 'normalization' differs from the one computed from the very features"):
@@ -480,7 +480,7 @@ def test_an_edited_normalization_of_the_same_features_is_refused(run_copy, tiny_
 
 
 def test_other_training_data_is_warned_about(run_copy, tiny_dataset, tiny_work):
-    from keras_asc.training import feature_set_for_run
+    from keras_asc.run_record import feature_set_for_run
 
     def trained_elsewhere(cfg):  # what a run trained on another dataset records
         _shift_mean(cfg)
@@ -493,7 +493,8 @@ def test_other_training_data_is_warned_about(run_copy, tiny_dataset, tiny_work):
 
 
 def test_resume_with_other_options_names_them(tiny_features, tmp_path):
-    from keras_asc.training import RunExists, TrainConfig, train
+    from keras_asc.training import RunExists, train
+    from keras_asc.training_config import TrainConfig
     from tests.conftest import TINY_TRAIN
 
     run = tmp_path / "run"

@@ -89,7 +89,7 @@ def test_todays_recipe_goes_through_export_validate_and_firmware(tmp_path, capsy
 
 def test_grid_takes_the_training_subset_the_recipe_and_the_layouts_clip_length(tmp_path, monkeypatch):
     import asc_cli.pipeline as pipeline
-    from keras_asc.training import TrainConfig
+    from keras_asc.training_config import TrainConfig
 
     seen = {}
     monkeypatch.setattr(pipeline, "run_grid", lambda data, out, configs, **kw: seen.update(configs=configs, **kw))

@@ -17,7 +17,8 @@ def run_copy(tmp_path, tiny_run, tiny_export):
 
 
 def test_a_finished_run_is_reused_only_for_its_own_settings(run_copy):
-    from keras_asc.training import RunExists, TrainConfig, finished_run_matches
+    from keras_asc.training import RunExists, finished_run_matches
+    from keras_asc.training_config import TrainConfig
 
     cfg = artifacts.read_json(run_copy / "config.json")
     same = TrainConfig.from_dict(cfg["train"])

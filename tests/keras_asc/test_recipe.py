@@ -12,7 +12,10 @@ from asc_cli.main import main
 from keras_asc import artifacts, augment, distill
 from keras_asc.dataset import SCENE_LABELS
 from keras_asc.features import FeatureConfig
-from keras_asc.training import RunExists, TrainConfig, make_loss, make_train_pipeline, train
+from keras_asc.training import RunExists, train
+from keras_asc.training_config import TrainConfig
+from keras_asc.training_data import make_train_pipeline
+from keras_asc.training_losses import make_loss
 from tests.conftest import TINY_CLIP_SECONDS, TINY_TRAIN
 
 QUIET = dict(log=lambda *_: None)
@@ -150,7 +153,8 @@ def test_teacher_logits_are_computed_once_and_reused(tiny_run, tiny_features, tm
     assert calls == [n, n]  # read back, not recomputed
     np.testing.assert_array_equal(first, second)
     # the teacher's probabilities are the softmax of the stored logits (the mean of two equal teachers)
-    from keras_asc.training import load_run_model, load_split
+    from keras_asc.run_record import load_run_model
+    from keras_asc.training_data import load_split
 
     x, _ = load_split(tiny_features, "train")
     probs = load_run_model(tiny_run).predict(x[:8], verbose=0)

@@ -5,8 +5,11 @@ import pytest
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS
 from keras_asc.evaluation import evaluate_run, log_loss, score_table
-from keras_asc.training import (RunExists, TrainConfig, load_run_model, load_split, make_loss,
-                                make_train_pipeline, train)
+from keras_asc.run_record import load_run_model
+from keras_asc.training import RunExists, train
+from keras_asc.training_config import TrainConfig
+from keras_asc.training_data import load_split, make_train_pipeline
+from keras_asc.training_losses import make_loss
 from tests.conftest import TINY_TRAIN
 
 QUIET = dict(log=lambda *_: None)
@@ -87,7 +90,7 @@ def test_training_compiles_the_configured_loss(loss):
     the hand-computed focal loss (gamma 2) or cross-entropy of its probabilities."""
     import tf_keras as keras
 
-    from keras_asc.training import compile_model
+    from keras_asc.training_losses import compile_model
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])

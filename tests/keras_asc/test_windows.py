@@ -5,7 +5,10 @@ import pytest
 
 from keras_asc import artifacts
 from keras_asc.evaluation import evaluate_run
-from keras_asc.training import TrainConfig, load_run_model, load_split, make_train_pipeline, train
+from keras_asc.run_record import load_run_model
+from keras_asc.training import train
+from keras_asc.training_config import TrainConfig
+from keras_asc.training_data import load_split, make_train_pipeline
 from keras_asc.windows import combine_windows, split_windows, window_plan, window_starts
 from tests.conftest import TINY_TRAIN
 

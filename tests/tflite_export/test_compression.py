@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_asc.dataset import SCENE_LABELS
-from keras_asc.training import TrainConfig
+from keras_asc.training_config import TrainConfig
 from tflite_export.compression import (CompressionConfig, CompressionError, check_compressed, cluster_finetune,
                                        compress_model, decode_lut, fold_batchnorm, lut_compress)
 from tflite_export.convert import convert_int8

@@ -85,7 +85,7 @@ def test_over_a_limit_is_named_and_refused_in_one_paragraph():
 def test_export_reports_the_layouts_year(tiny_export):
     """The tiny dataset is in the TAU 2020 layout: the export counts under 2021's rules, equal to
     dcase_figures of the run's model, in config.json and size_report.txt."""
-    from keras_asc.training import load_run_model
+    from keras_asc.run_record import load_run_model
     from tflite_export.export import dcase_figures
     from tflite_export.export_result import read_export, source_run_dir
 

@@ -11,7 +11,8 @@ from firmware_harness.firmware import check_firmware
 from firmware_harness.runners import make_runner
 from tests.firmware_harness.conftest import require_targets
 from firmware_harness.validate import validate_export
-from keras_asc.training import TrainConfig, train
+from keras_asc.training import train
+from keras_asc.training_config import TrainConfig
 from keras_asc.windows import split_windows
 from tests.conftest import TINY_TRAIN
 from tflite_export.export import C_SOURCE_FILES, export_run

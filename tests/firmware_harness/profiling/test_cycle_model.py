@@ -8,10 +8,14 @@ import textwrap
 
 import pytest
 
-from firmware_harness.cycle_model import (CORES, Instruction, PeakExceeded, check_against_peak, classify,
-                                          CycleModelError, disassemble, estimate_cycles, flash_data_cycles,
-                                          flash_read_penalty, format_estimate, ms, parse_objdump, register_list,
-                                          transfer_words, branch_kind, writes_pc)
+from firmware_harness.profiling.cores import CORES
+from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
+from firmware_harness.profiling.cycle_report import check_against_peak, format_estimate
+from firmware_harness.profiling.disassembly import disassemble, parse_objdump
+from firmware_harness.profiling.errors import CycleModelError, PeakExceeded
+from firmware_harness.profiling.instructions import (Instruction, branch_kind, classify, register_list,
+                                                     transfer_words, writes_pc)
+from firmware_harness.profiling.memory_system import flash_data_cycles, flash_read_penalty
 from tflite_export.mcu_targets import MCU_TARGETS, estimated_ms
 
 GCC = "arm-none-eabi-gcc"

@@ -1,5 +1,5 @@
 """Exact instruction counts from the linked Cortex-M image under QEMU with our TCG plugin
-(firmware_harness/icount.py): deterministic, adding up to the whole Invoke, the same kernels'
+(firmware_harness/profiling/): deterministic, adding up to the whole Invoke, the same kernels'
 counts with and without operator marks, per-frame front-end counts, flash data reads (weights at
 least once per inference, literal loads left to the cycle model), and a checker that refuses
 inconsistent plugin output.
@@ -16,14 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import cycle_model, icount, program, third_party
+from firmware_harness import program, third_party
+from firmware_harness.profiling import (disassembly, elf_symbols, execution_profile, instruction_counts,
+                                        instructions, labelling, qemu_plugin)
 from firmware_harness.targets import get_target
 from firmware_harness.third_party import FirmwareError
 from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
 
 from tests.firmware_harness.conftest import QUIET, require_targets
 
-#: Thumb-2 marking cost, see icount's docstring: an operator row holds AscMarkOpBegin (movs, bx lr)
+#: Thumb-2 marking cost, see firmware_harness.profiling.execution_profile's docstring: an operator row holds AscMarkOpBegin (movs, bx lr)
 #: and EndEvent's tail call, a between-operators row AscMarkOpEnd (2) and BeginEvent's tail call.
 MARKERS_PER_OPERATOR_ROW = 3
 MARKERS_PER_BETWEEN_ROW = 3
@@ -61,8 +63,8 @@ def m4_profiles(m4_program, inputs, tiny_export, tmp_path_factory):
     """Two --profile ops runs and one --profile invoke run of the same two inputs on cortex-m4."""
     model = (tiny_export / "model.tflite").read_bytes()
     work = tmp_path_factory.mktemp("icount_runs")
-    a, b = (icount.profile_inferences(m4_program, work / f"run{i}", int8=inputs, model=model, **QUIET) for i in (0, 1))
-    whole = icount.profile_inferences(m4_program, work / "invoke", int8=inputs, model=model, mode="invoke", **QUIET)
+    a, b = (instruction_counts.profile_inferences(m4_program, work / f"run{i}", int8=inputs, model=model, **QUIET) for i in (0, 1))
+    whole = instruction_counts.profile_inferences(m4_program, work / "invoke", int8=inputs, model=model, mode="invoke", **QUIET)
     return a, b, whole
 
 
@@ -86,7 +88,7 @@ def test_operator_rows_add_up_to_the_whole_invoke(m4_profiles, m4_program, input
     # the profiled run's outputs are the normal run's, bit for bit
     plain = program.run_program(m4_program, tmp_path, int8=inputs)
     np.testing.assert_array_equal(p.outputs, plain.outputs)
-    assert "| **whole Invoke** |" in icount.format_invoke(p, 0)
+    assert "| **whole Invoke** |" in execution_profile.format_invoke(p, 0)
 
 
 @pytest.mark.slow
@@ -102,9 +104,8 @@ def test_per_address_and_taken_counts_are_consistent(m4_profiles, m4_program):
     assert op.address_counts[mark] == op.address_counts[mark + 2] == 1
     assert op.taken_counts[mark + 2] == 1
     # whenever a TB-ending instruction was not left, execution went on at the next instruction
-    from firmware_harness.cycle_model import disassemble
-    code = disassemble(m4_program.path)
-    counts, taken = icount.merge_counts(p.invoke_segments(0))
+    code = disassembly.disassemble(m4_program.path)
+    counts, taken = execution_profile.merge_counts(p.invoke_segments(0))
     assert set(counts) <= set(code)  # every counted address is an instruction of the ELF
     for a, t in taken.items():
         fall = counts[a] - t
@@ -144,15 +145,15 @@ def test_flash_data_reads_cover_the_weights_and_are_deterministic(m4_profiles, m
                 convs += 1
         segs = a.invoke_segments(inv)
         assert segs[-1].kind == "interpreter" and segs[-1].flash_data_reads == segs[-1].flash_data_bytes == 0
-        reads, nbytes = icount.merge_flash_reads(segs)
+        reads, nbytes = execution_profile.merge_flash_reads(segs)
         assert reads == sum(s.flash_data_reads for s in segs) and nbytes > sum(t.nbytes for t in tensors if t.constant)
         # the same work without operator marks reads the same weights (the profiler's own reads aside)
-        plain_reads, _ = icount.merge_flash_reads(whole.invoke_segments(inv))
+        plain_reads, _ = execution_profile.merge_flash_reads(whole.invoke_segments(inv))
         assert 0 < reads - plain_reads < 10 * len(ops)
     assert convs > 0
     assert [(s.flash_data_reads, s.flash_data_bytes) for s in a.deterministic_segments()] == \
         [(s.flash_data_reads, s.flash_data_bytes) for s in b.deterministic_segments()]
-    assert icount.merge_flash_reads(a.invoke_segments(0)) == icount.merge_flash_reads(a.invoke_segments(1))
+    assert execution_profile.merge_flash_reads(a.invoke_segments(0)) == execution_profile.merge_flash_reads(a.invoke_segments(1))
 
 
 @pytest.mark.slow
@@ -162,9 +163,9 @@ def test_literal_loads_are_left_to_the_cycle_model(m4_profiles, m4_program):
     twice, nothing missed, over every instruction QEMU translated. Loads based on SP (the stack, in
     RAM) are not instrumented either."""
     p, _, _ = m4_profiles
-    code = cycle_model.disassemble(m4_program.path)
-    data = (cycle_model.LOAD, cycle_model.LOAD_MULTIPLE, cycle_model.MVE_LOAD)
-    load, literal, stack = icount.FLAG_LOAD, icount.FLAG_LITERAL, icount.FLAG_STACK
+    code = disassembly.disassemble(m4_program.path)
+    data = (instructions.LOAD, instructions.LOAD_MULTIPLE, instructions.MVE_LOAD)
+    load, literal, stack = qemu_plugin.FLAG_LOAD, qemu_plugin.FLAG_LITERAL, qemu_plugin.FLAG_STACK
 
     def on_stack(ins) -> bool:
         m = re.search(r"\[\s*(\w+)", ins.operands)
@@ -176,8 +177,8 @@ def test_literal_loads_are_left_to_the_cycle_model(m4_profiles, m4_program):
         if ins is None:
             wrong[hex(a)] = ("no instruction in the ELF's disassembly", flags)
             continue
-        cls = cycle_model.classify(ins)
-        want = (load | literal if cls == cycle_model.LOAD_LITERAL
+        cls = instructions.classify(ins)
+        want = (load | literal if cls == instructions.LOAD_LITERAL
                 else load | (stack if on_stack(ins) else 0) if cls in data or ins.base in ("tbb", "tbh") else 0)
         if flags != want:
             wrong[hex(a)] = (ins.mnemonic, ins.operands, flags, want)
@@ -191,10 +192,10 @@ def test_without_flash_ranges_no_reads_are_counted_and_instructions_are_the_same
                                                                                   tiny_export, tmp_path):
     p, _, _ = m4_profiles
     model = (tiny_export / "model.tflite").read_bytes()
-    q = icount.profile_inferences(m4_program, tmp_path, int8=inputs[:1], model=model, count_flash_reads=False,
+    q = instruction_counts.profile_inferences(m4_program, tmp_path, int8=inputs[:1], model=model, count_flash_reads=False,
                                   **QUIET)
     assert q.flash_ranges == () and all(s.flash_data_reads is s.flash_data_bytes is None for s in q.segments)
-    assert icount.merge_flash_reads(q.invoke_segments(0)) == (None, None)
+    assert execution_profile.merge_flash_reads(q.invoke_segments(0)) == (None, None)
     assert q.invokes[0] == p.invokes[0]  # memory callbacks change no count
     assert [s.address_counts for s in q.invoke_segments(0)] == [s.address_counts for s in p.invoke_segments(0)]
 
@@ -209,8 +210,8 @@ def test_operator_marks_leave_the_kernels_counts_unchanged(m4_profiles, tiny_exp
     np.testing.assert_array_equal(ops.outputs, whole.outputs)
     per_op = set()
     for i in range(2):
-        a, _ = icount.merge_counts(ops.invoke_segments(i))
-        b, _ = icount.merge_counts(whole.invoke_segments(i))
+        a, _ = execution_profile.merge_counts(ops.invoke_segments(i))
+        b, _ = execution_profile.merge_counts(whole.invoke_segments(i))
         diff = Counter(a)
         diff.subtract(b)
         where = {ops.functions.name_at(addr) for addr, d in diff.items() if d}
@@ -228,7 +229,7 @@ def test_front_end_frames_are_counted(m4_program, tiny_export, tiny_dataset, tmp
     model = (tiny_export / "model.tflite").read_bytes()
     wav = sorted((tiny_dataset / "audio").glob("*.wav"))[0]
     n_mels = _header_int(tiny_export / "model_input.h", "kNumMels")
-    p = icount.profile_audio(m4_program, tmp_path / "p", wav_paths=[wav], n_mels=n_mels, model=model, **QUIET)
+    p = instruction_counts.profile_audio(m4_program, tmp_path / "p", wav_paths=[wav], n_mels=n_mels, model=model, **QUIET)
     plain = program.run_program_audio(m4_program, tmp_path / "plain", wav_paths=[wav], n_mels=n_mels)
     np.testing.assert_array_equal(p.outputs, plain.outputs)
     np.testing.assert_array_equal(p.outputs.shape, (1, 10))
@@ -249,7 +250,7 @@ def test_front_end_frames_are_counted(m4_program, tiny_export, tiny_dataset, tmp
 def test_counts_on_the_other_cortex_m_targets(target, tiny_export, inputs, tmp_path):
     prog = _build(tiny_export, target, tmp_path / "build")
     model = (tiny_export / "model.tflite").read_bytes()
-    p = icount.profile_inferences(prog, tmp_path / "run", int8=inputs[:1], model=model, **QUIET)
+    p = instruction_counts.profile_inferences(prog, tmp_path / "run", int8=inputs[:1], model=model, **QUIET)
     inv = p.invokes[0]
     assert p.target == target and len(inv.operators) == len(operator_names(read_model(model)))
     assert sum(o.instructions for o in inv.operators) + inv.interpreter_instructions == inv.instructions
@@ -262,8 +263,8 @@ def test_counts_on_the_other_cortex_m_targets(target, tiny_export, inputs, tmp_p
 def test_the_plugin_builds_once_and_exports_the_api():
     if shutil.which("gcc") is None:
         pytest.skip("no host gcc")
-    a = icount.build_plugin(**QUIET)
-    assert icount.build_plugin(**QUIET) == a and a.parent == third_party.cache_root() / "qemu_plugin"
+    a = qemu_plugin.build_plugin(**QUIET)
+    assert qemu_plugin.build_plugin(**QUIET) == a and a.parent == third_party.cache_root() / "qemu_plugin"
     syms = subprocess.run(["nm", "-D", "--defined-only", str(a)], capture_output=True, text=True).stdout
     assert {"qemu_plugin_install", "qemu_plugin_version"} <= {line.split()[-1] for line in syms.splitlines()}
 
@@ -276,7 +277,7 @@ def _tb(tb_id: int, addrs: list[int], sizes: list[int], flags: list[int] | None 
 
 
 def _segment(kind: int, start: int, entries: list[tuple[int, int, int]], flash: tuple[int, int] = (0, 0)) -> bytes:
-    e = np.zeros(len(entries), icount._ENTRY)
+    e = np.zeros(len(entries), qemu_plugin._ENTRY)
     for i, (tb, count, taken) in enumerate(entries):
         e[i] = (tb, 0, count, taken)
     return (np.array([2], "<u4").tobytes() + np.array([kind], "<i4").tobytes()
@@ -287,13 +288,13 @@ def _end(icount_at_exit: int, inside: int = 0) -> bytes:
     return np.array([3, inside], "<u4").tobytes() + np.array([icount_at_exit, 3], "<u8").tobytes()
 
 
-FUNCS = icount.FunctionTable(starts=(0x100, 0x200), ends=(0x104, 0x300), names=("AscMarkOpBegin", "kernel"))
+FUNCS = elf_symbols.FunctionTable(starts=(0x100, 0x200), ends=(0x104, 0x300), names=("AscMarkOpBegin", "kernel"))
 
 
 def _file(tmp_path, *records: bytes, flash: tuple[tuple[int, int], ...] = ((0, 0x1000),),
-          version: int = icount.FORMAT_VERSION) -> Path:
+          version: int = qemu_plugin.FORMAT_VERSION) -> Path:
     path = tmp_path / "icount.bin"
-    head = (icount.FORMAT_MAGIC + np.array([version, len(icount.MARK_SYMBOLS), len(flash), 0], "<u4").tobytes()
+    head = (qemu_plugin.FORMAT_MAGIC + np.array([version, len(qemu_plugin.MARK_SYMBOLS), len(flash), 0], "<u4").tobytes()
             + np.array(flash, "<u8").tobytes())
     path.write_bytes(head + b"".join(records))
     return path
@@ -305,17 +306,17 @@ def _synthetic(tmp_path, *, op_tb_count: int = 10, inline_end: int = 46, op_flas
     invoke end (1). The kernel's loop reads flash (``op_flash``: reads, bytes), nothing else does."""
     return _file(tmp_path, _tb(0, [0x10, 0x12], [2, 2]), _tb(1, [0x50], [2]), _tb(2, [0x100, 0x102], [2, 2]),
                  _tb(3, [0x200, 0x202, 0x204], [2, 2, 2],
-                     [icount.FLAG_LOAD, icount.FLAG_LOAD | icount.FLAG_LITERAL, icount.FLAG_LOAD | icount.FLAG_STACK]),
+                     [qemu_plugin.FLAG_LOAD, qemu_plugin.FLAG_LOAD | qemu_plugin.FLAG_LITERAL, qemu_plugin.FLAG_LOAD | qemu_plugin.FLAG_STACK]),
                  _tb(4, [0x60], [2]), _tb(5, [0x70], [2]),
-                 _segment(-1, 0, [(0, 1, 1)]), _segment(icount.INVOKE_BEGIN, 2, [(1, 1, 1)]),
-                 _segment(icount.OP_BEGIN, 3, [(2, 1, 1), (3, op_tb_count, 1)], op_flash),
-                 _segment(icount.OP_END, 35, [(4, 1, 1)]), _segment(icount.INVOKE_END, 36, [(5, 10, 9)]),
+                 _segment(-1, 0, [(0, 1, 1)]), _segment(qemu_plugin.INVOKE_BEGIN, 2, [(1, 1, 1)]),
+                 _segment(qemu_plugin.OP_BEGIN, 3, [(2, 1, 1), (3, op_tb_count, 1)], op_flash),
+                 _segment(qemu_plugin.OP_END, 35, [(4, 1, 1)]), _segment(qemu_plugin.INVOKE_END, 36, [(5, 10, 9)]),
                  _end(inline_end), flash=flash)
 
 
 def _label(path: Path, **kw):
-    raw = icount.read_plugin_output(path)
-    return icount._label(raw, path=path, functions=FUNCS, op_types=["CONV_2D"], mode="ops", target="t",
+    raw = qemu_plugin.read_plugin_output(path)
+    return labelling.label_profile(raw, path=path, functions=FUNCS, op_types=["CONV_2D"], mode="ops", target="t",
                          outputs=np.zeros((1, 1), np.int8), wall=0.0, **kw)
 
 
@@ -331,12 +332,12 @@ def test_synthetic_plugin_output_is_labelled(tmp_path):
     assert p.function_counts([op]) == {"AscMarkOpBegin": 2, "kernel": 30}
     assert (op.flash_data_reads, op.flash_data_bytes) == (20, 50) and p.flash_ranges == ((0, 0x1000),)
     assert [s.flash_data_reads for s in p.segments] == [0, 0, 20, 0, 0]
-    assert icount.merge_flash_reads(p.invoke_segments(0)) == (20, 50)
-    assert [p.instruction_flags[a] for a in (0x200, 0x202, 0x204, 0x10)] == [icount.FLAG_LOAD, 3, 5, 0]
+    assert execution_profile.merge_flash_reads(p.invoke_segments(0)) == (20, 50)
+    assert [p.instruction_flags[a] for a in (0x200, 0x202, 0x204, 0x10)] == [qemu_plugin.FLAG_LOAD, 3, 5, 0]
     # without flash ranges the counts are None, not 0: the cycle model then says they are not priced
     q = _label(_synthetic(tmp_path, op_flash=(0, 0), flash=()))
     assert all(s.flash_data_reads is None for s in q.segments) and q.flash_ranges == ()
-    assert icount.merge_flash_reads(q.invoke_segments(0)) == (None, None)
+    assert execution_profile.merge_flash_reads(q.invoke_segments(0)) == (None, None)
 
 
 def test_inconsistent_flash_reads_are_refused(tmp_path):
@@ -353,14 +354,14 @@ def test_inconsistent_flash_reads_are_refused(tmp_path):
 def test_other_format_versions_are_refused_by_name(tmp_path):
     path = _file(tmp_path, _end(0), version=1)
     with pytest.raises(FirmwareError, match=r"format version 1; this reader .* reads only version 2.*delete"):
-        icount.read_plugin_output(path)
+        qemu_plugin.read_plugin_output(path)
 
 
 @pytest.mark.slow
 def test_the_flash_ranges_are_the_images_flash_region(m4_program):
     """The loaded sections the linker put in FLASH (firmware/cortex_m/cortex_m_sections.ld: .text with
     .rodata, .ARM.exidx, .init_array) as one range; without the map file the read-only ones."""
-    ranges = icount.flash_ranges(m4_program.path, map_file=m4_program.map_file)
+    ranges = elf_symbols.flash_ranges(m4_program.path, map_file=m4_program.map_file)
     out = subprocess.run(["arm-none-eabi-objdump", "-h", str(m4_program.path)], capture_output=True, text=True).stdout
     sections = {p[1]: (int(p[3], 16), int(p[2], 16)) for p in (line.split() for line in out.splitlines())
                 if len(p) >= 7 and p[0].isdigit()}
@@ -368,7 +369,7 @@ def test_the_flash_ranges_are_the_images_flash_region(m4_program):
     in_flash = (".text", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array")
     assert ranges == ((text[0], max(sections[n][0] + sections[n][1] for n in in_flash if n in sections)),)
     assert not ranges[0][0] <= data[0] < ranges[0][1]
-    (lo, hi), = icount.flash_ranges(m4_program.path)
+    (lo, hi), = elf_symbols.flash_ranges(m4_program.path)
     assert lo == text[0] and text[0] + text[1] <= hi <= ranges[0][1]
 
 
@@ -382,27 +383,27 @@ def test_a_tb_left_early_is_refused(tmp_path):
 def test_wrong_operator_count_and_truncated_files_are_refused(tmp_path):
     path = _synthetic(tmp_path)
     with pytest.raises(FirmwareError, match="had 1 operator events, the model has 2 operators"):
-        icount._label(icount.read_plugin_output(path), path=path, functions=FUNCS, op_types=["CONV_2D", "ADD"],
+        labelling.label_profile(qemu_plugin.read_plugin_output(path), path=path, functions=FUNCS, op_types=["CONV_2D", "ADD"],
                       mode="ops", target="t", outputs=np.zeros((1, 1), np.int8), wall=0.0)
     path.write_bytes(path.read_bytes()[:-24])
     with pytest.raises(FirmwareError, match="no end record: QEMU did not exit normally"):
-        icount.read_plugin_output(path)
+        qemu_plugin.read_plugin_output(path)
     path.write_bytes(b"garbage" * 4)
     with pytest.raises(FirmwareError, match="not an instruction-count file"):
-        icount.read_plugin_output(path)
+        qemu_plugin.read_plugin_output(path)
 
 
 def test_host_targets_are_refused_by_name(tmp_path):
     prog = program.Program(get_target("host"), tmp_path / "asc_firmware", None, None, None, 0.0)
     with pytest.raises(FirmwareError, match="target host runs natively: instruction counts need a Cortex-M target"):
-        icount.profile_inferences(prog, tmp_path, int8=np.zeros((1, 4), np.int8), model=b"", **QUIET)
+        instruction_counts.profile_inferences(prog, tmp_path, int8=np.zeros((1, 4), np.int8), model=b"", **QUIET)
 
 
 @pytest.mark.slow
 def test_a_plugin_qemu_refuses_is_named_with_the_fix(m4_program, inputs, tiny_export, tmp_path, monkeypatch):
     broken = tmp_path / "broken.so"
     broken.write_bytes(b"not a shared object")
-    monkeypatch.setattr(icount, "build_plugin", lambda **_: broken)
+    monkeypatch.setattr(instruction_counts, "build_plugin", lambda **_: broken)
     with pytest.raises(FirmwareError, match=r"qemu-system-arm could not load .*broken.so .*qemu_plugin_api.h"):
-        icount.profile_inferences(m4_program, tmp_path / "run", int8=inputs[:1],
+        instruction_counts.profile_inferences(m4_program, tmp_path / "run", int8=inputs[:1],
                                   model=(tiny_export / "model.tflite").read_bytes(), **QUIET)

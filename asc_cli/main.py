@@ -500,54 +500,18 @@ def _dcase_year(text: str) -> int | str:
 
 
 # ----------------------------------------------------------------------------- validate
-def check_model_source(path: Path) -> None:
-    """The EXPORT/MODEL argument of validate, firmware, profile and bundle is an export folder, a
-    file in one, or a .tflite; anything else is named with what to give instead (:class:`UserError`)."""
-    import json
+def check_model_source(path: Path):
+    """The EXPORT/MODEL argument of validate, firmware, profile and bundle, resolved once
+    (:func:`firmware_harness.model_source.resolve_model_source`): an export folder or its model.tflite
+    means that export; any other .tflite means that file's bytes, wherever it lies. Anything else is
+    named with what to give instead. Prints the file and its sha256."""
+    from firmware_harness.model_source import resolve_model_source
 
-    give = ("give the folder `asc export` wrote (RUN_DIR/export by default), its model.tflite, or an int8 .tflite "
-            "file")
-    if not path.exists():
-        raise UserError(f"{path}: no such file or folder; {give}")
-    if path.is_dir():
-        record = path / "config.json"
-        try:
-            stage = json.loads(record.read_text()).get("stage") if record.is_file() else None
-        except (ValueError, UnicodeDecodeError, AttributeError, OSError):
-            return  # unreadable: the export's own checks name it
-        if stage == "train":
-            raise UserError(f"{path}: is a training run folder, not an export; give {path / 'export'} (run `asc export "
-                            f"{path}` first if it has none)")
-        if record.is_file():
-            if stage == "export" and not (path / "model.tflite").is_file():
-                again = (f"`asc export {path.parent}`" if path.name == "export"
-                         else "`asc export` on the run it came from")
-                raise UserError(f"{path}: holds an export's config.json but no model.tflite (removed or never "
-                                f"written); run {again} again to write the export")
-            return
-        if (path / "model.tflite").is_file():
-            raise UserError(f"{path}: holds model.tflite but no export config.json; give {path / 'model.tflite'} to "
-                            "check it as a .tflite of its own (with --inputs or --random), or re-run `asc export`")
-        raise UserError(f"{path}: not an export folder (no config.json, no model.tflite); {give}")
-    if path.suffix != ".tflite":
-        raise UserError(f"{path}: not a .tflite file or an export folder; {give}")
-
-
-def _is_any_model(path: Path) -> bool:
-    """A ``.tflite`` with no export's ``config.json`` beside it: validated and built on int8 inputs
-    (:mod:`firmware_harness.any_model`). An unreadable config.json counts as an export's, so that
-    the export's own checks name it."""
-    import json
-
-    if path.suffix != ".tflite":
-        return False
-    config = path.parent / "config.json"
-    if not config.is_file():
-        return True
-    try:
-        return json.loads(config.read_text()).get("stage") != "export"
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return False
+    source = resolve_model_source(path)
+    print(f"model: {source.describe()}")
+    for message in source.check.warnings if source.check is not None else ():
+        warn(f"{source.path}: {message}")
+    return source
 
 
 def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None:
@@ -555,7 +519,7 @@ def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None
     g = p.add_mutually_exclusive_group()
     g.add_argument("--inputs", default=None, metavar="X.npy",
                    help="a .tflite without an export: int8 inputs, one per row, shape (N, *input shape) with or "
-                        "without its batch dimension")
+                        "without its batch dimension (a .npy, or an .npz of one array)")
     g.add_argument("--random", type=positive_int, default=None, metavar="N",
                    help="a .tflite without an export: N seeded random int8 inputs (the default, with N = 20)")
     p.add_argument("--seed", type=seed_int, default=None, help="seed of --random (default 0)")
@@ -586,29 +550,26 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import format_report
 
-    model = Path(a.model)
-    check_model_source(model)
-    if _is_any_model(model):
-        from firmware_harness.any_model import default_out_dir, format_model_validation, validate_model
+    source = check_model_source(Path(a.model))
+    if source.export is None:
+        from firmware_harness.any_model import format_model_validation, validate_model
 
         for option, value in (("--data", a.data), ("--max-drop", a.max_drop)):
             if value is not None:
                 warn(f"{option} {value} has no effect on a .tflite without an export folder (no dataset, no float "
                      "model)")
         kwargs = _any_model_kwargs(a)
-        report = validate_model(model, workers=a.workers, **kwargs)
+        report = validate_model(source, workers=a.workers, **kwargs)
         print(format_model_validation(report))
-        print(f"validate: reports in {kwargs['out_dir'] or default_out_dir(model, 'validation')} "
+        print(f"validate: reports in {kwargs['out_dir'] or source.default_out_dir('validation')} "
               "(validation_report.md/.json, inputs.npy, outputs.npy)")
         if report.failures:
             raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
         return
-    _refuse_any_model_options(a, model)
-    if model.is_dir():  # an export folder: its model
-        model = model / "model.tflite"
-    report = validate_export(model, Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
+    _refuse_any_model_options(a, source.path)
+    report = validate_export(source.path, Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
-    print(f"validate: reports in {model.parent} (validation_report.md/.json, *.png)")
+    print(f"validate: reports in {source.default_out_dir('validation')} (validation_report.md/.json, *.png)")
     if report.failures:
         raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
@@ -665,14 +626,12 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
     from firmware_harness.targets import get_target
 
-    source = Path(a.export_dir)
-    check_model_source(source)
-    if _is_any_model(source):
+    source = check_model_source(Path(a.export_dir))
+    if source.export is None:
         _firmware_any_model(a, source)
         return
-    if source.suffix == ".tflite":  # an export's model.tflite: its folder
-        a.export_dir = str(source.parent)
-    _refuse_any_model_options(a, source)
+    a.export_dir = str(source.export_dir)
+    _refuse_any_model_options(a, source.path)
     emulated = [n for n in a.targets if get_target(n).emulated]
     if a.chunk is not None and not a.from_audio:
         warn(f"--chunk {a.chunk} has no effect without --from-audio")
@@ -685,14 +644,16 @@ def cmd_firmware(a: argparse.Namespace) -> None:
                             host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk,
                             third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
     print(format_report(report))
-    print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
+    print(f"firmware: programs, outputs and firmware_report.md/.json in {source.default_out_dir('firmware')}")
     if report.failures:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
-def _firmware_any_model(a: argparse.Namespace, model: Path) -> None:
-    from firmware_harness.any_model import check_model_firmware, default_out_dir, format_model_firmware
+def _firmware_any_model(a: argparse.Namespace, source) -> None:
+    """``asc firmware`` of a .tflite of its own (``source``: a ModelSource without an export record)."""
+    from firmware_harness.any_model import check_model_firmware, format_model_firmware
 
+    model = source.path
     if a.from_audio:
         raise OptionError(f"--from-audio needs an export's front end; {model} is a .tflite without an export folder "
                           "(no audio front end), run on int8 inputs only (--inputs or --random)")
@@ -702,11 +663,11 @@ def _firmware_any_model(a: argparse.Namespace, model: Path) -> None:
             warn(f"{option} {value} has no effect on a .tflite without an export folder: every target runs the "
                  "--inputs/--random inputs")
     kwargs = _any_model_kwargs(a)
-    report = check_model_firmware(model, targets=a.targets,
+    report = check_model_firmware(source, targets=a.targets,
                                   third_party_dir=Path(a.third_party) if a.third_party else None, **kwargs)
     print(format_model_firmware(report))
     print(f"firmware: sources, programs, outputs and firmware_report.md/.json in "
-          f"{kwargs['out_dir'] or default_out_dir(model, 'firmware')}")
+          f"{kwargs['out_dir'] or source.default_out_dir('firmware')}")
     if report.failures:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
@@ -735,27 +696,24 @@ def _mcus(value: str) -> tuple[str, ...]:
 def cmd_profile(a: argparse.Namespace) -> None:
     import tempfile
 
-    from firmware_harness.profile import export_sources, format_profile, profile_sources, tflite_sources
+    from firmware_harness.profile import export_sources, format_profile, mcus_for, profile_sources, tflite_sources
+    from firmware_harness.third_party import FirmwareError
 
-    source = Path(a.source)
-    check_model_source(source)
-    export_dir = source.parent if source.suffix == ".tflite" else source
-    options = dict(source=str(source), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
+    try:
+        mcus_for(a.targets, a.mcu)  # an --mcu whose core is not in --targets: an option value, before any work
+    except FirmwareError as e:
+        raise OptionError(str(e)) from None
+    source = check_model_source(Path(a.source))
+    out = Path(a.out) if a.out else source.default_out_dir("profile")
+    options = dict(source=str(source.path), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
                    third_party_dir=Path(a.third_party) if a.third_party else None)
-    if (export_dir / "config.json").is_file():  # an export: its own C sources, front end included
-        out = Path(a.out) if a.out else export_dir / "profile"
-        report = profile_sources(export_sources(export_dir), out, **options)
-    elif source.suffix == ".tflite":  # any int8 model: its C sources generated aside
-        from firmware_harness.any_model import default_out_dir
-
-        out = Path(a.out) if a.out else default_out_dir(source, "profile")
+    if source.export is not None:  # an export: its own C sources, front end included
+        report = profile_sources(export_sources(source.export_dir), out, **options)
+    else:  # a .tflite of its own: its C sources generated aside
         with tempfile.TemporaryDirectory(prefix="asc-profile-") as tmp:
             sources = tflite_sources(source, Path(tmp) / "sources", targets=a.targets,
                                      third_party_dir=options["third_party_dir"])
             report = profile_sources(sources, out, **options)
-    else:
-        raise UserError(f"{source}: neither an export folder (no config.json) nor a .tflite file; give RUN_DIR/export, "
-                        "its model.tflite, or any int8 .tflite")
     print(format_profile(report))
     print(f"profile: profile_report.md/.json and profile_operators.png in {out}")
     if report.failures:
@@ -766,13 +724,13 @@ def cmd_profile(a: argparse.Namespace) -> None:
 def cmd_bundle(a: argparse.Namespace) -> None:
     from firmware_harness.bundle import make_bundle
 
-    source = Path(a.export_dir)
-    check_model_source(source)
-    export_dir = source.parent if source.suffix == ".tflite" else source
-    if not (export_dir / "config.json").is_file():
-        raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
-                        "run `asc export RUN` first")
-    b = make_bundle(export_dir, Path(a.out), target=a.target,
+    source = check_model_source(Path(a.export_dir))
+    if source.export is None:
+        raise UserError(f"{source.path}: a .tflite of its own, not an export's model.tflite; asc bundle packs an "
+                        "export (its model, generated C sources and audio front end), and this file has none. Give "
+                        "the export folder to bundle its model.tflite, or export the model this file came from with "
+                        "`asc export RUN_DIR`")
+    b = make_bundle(source.export_dir, Path(a.out), target=a.target,
                     third_party_dir=Path(a.third_party) if a.third_party else None)
     print(f"bundle: build it with `cmake -S {b.out} -B {b.out / 'build'} && cmake --build {b.out / 'build'} -j 2` "
           f"(no Python, no network); {b.out / 'BUNDLE.md'} says what it holds")

@@ -35,6 +35,7 @@ from firmware_harness import cycle_model, icount
 from firmware_harness import program as fw_program
 from firmware_harness import third_party
 from firmware_harness.targets import get_target
+from firmware_harness.model_source import ModelSource
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
 from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
@@ -343,7 +344,8 @@ def read_profile_report(folder: Path) -> ProfileReport:
 
 
 def format_profile(r: ProfileReport) -> str:
-    lines = [f"# Latency profile of {r.source}", "", r.note, "", f"Inputs: {r.inputs}.", "",
+    lines = [f"# Latency profile of {r.source}", "", f"Model: {r.source}, sha256 {r.tflite_sha256}.", "", r.note, "",
+             f"Inputs: {r.inputs}.", "",
              f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
     if r.mcus:
@@ -402,9 +404,10 @@ def plot_operators(r: ProfileReport, path: Path) -> None:
     plt.close(fig)
 
 
-def tflite_sources(model_path: Path, folder: Path, *, targets: tuple[str, ...],
+def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tuple[str, ...],
                    third_party_dir: Path | None = None, log=print) -> ModelSources:
-    """Any int8 ``.tflite`` as profile sources: its C sources generated into the empty or new
+    """Any int8 ``.tflite`` (a path, or a resolved :class:`~firmware_harness.model_source.ModelSource`:
+    its bytes as read once) as profile sources: its C sources generated into the empty or new
     ``folder`` (:func:`firmware_harness.any_model.prepare_model_sources`; refused there, naming the
     op, for float models, ops TFLM lacks, dynamic shapes or several subgraphs), with the header's
     arena sized for every build of ``targets`` (:func:`~firmware_harness.any_model.fit_arena_to_builds`:
@@ -421,7 +424,7 @@ def export_sources(export_dir: Path, *, log=print) -> ModelSources:
     """An export folder as profile sources, checked like ``asc firmware`` checks it."""
     from firmware_harness.validate import load_checked_export
 
-    model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite", log=log)
+    model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite")
     f = exp.features
     return ModelSources(folder=Path(export_dir), model=model, windows_per_clip=exp.windows.per_clip if exp.windows else 1,
                         frontend=(f.sample_rate, f.hop_length, f.clip_seconds))

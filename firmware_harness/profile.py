@@ -42,6 +42,9 @@ from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
 
 PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 DEFAULT_PROFILE_TARGETS = ("cortex-m4",)
+#: ``--inferences``: the inputs are held in memory and each is counted under QEMU; TFLM's int8 kernels execute
+#: the same instructions for every input (a difference is reported), so more inputs add time, not figures.
+MAX_PROFILE_INFERENCES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,6 +287,9 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
     ``raw_runs``, when given, receives per target ``(icount.ExecutionProfile, disassembly)`` for
     analyses beyond the report (``benchmarks/bench_latency.py``)."""
     t0 = time.perf_counter()
+    if not 1 <= inferences <= MAX_PROFILE_INFERENCES:
+        raise FirmwareError(f"inferences {inferences}: profile 1 to {MAX_PROFILE_INFERENCES} inputs (the counts of "
+                            "every input must equal the first's)")
     mcus = mcus_for(targets, mcus)
     for name in targets:
         get_target(name).check_tools()

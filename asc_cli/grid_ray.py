@@ -58,13 +58,16 @@ class CellFailed(AscError):
     """A grid cell failed on every attempt (its error is named)."""
 
 
-def import_ray(*, local_only: bool = False):
+def import_ray(*, local_only: bool = False, connect_timeout: float | None = None):
     """``(ray, ray.tune)``, or :class:`RayUnavailable` naming the fix. ``local_only`` (no
     ``--address``: a Ray started here for this grid alone) keeps that Ray on 127.0.0.1: Ray otherwise
     binds a single-machine instance to the host's routed address (its switch for single-machine
-    clusters, read when Ray is imported)."""
+    clusters, read when Ray is imported). ``connect_timeout`` bounds joining a cluster
+    (:func:`_bound_ray_connect`; Ray reads most of those settings when it is first imported)."""
     if local_only:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if connect_timeout is not None:
+        _bound_ray_connect(connect_timeout)
     try:
         import ray
         from ray import tune
@@ -117,12 +120,18 @@ def check_reachable(address: str, *, timeout: float, origin: str = "--address") 
                            f"{HEAD_HINT}") from None
 
 
+#: Ray's setting of how many GCS connection attempts a driver makes (about 1 s apart), read when it
+#: connects; also how long a local Ray waits for its GCS to start, so it is set only around the join.
+GCS_ATTEMPTS_SETTING = "RAY_gcs_server_port_wait_time_s"
+
+
 def _bound_ray_connect(timeout: float) -> None:
-    """Ray's own connection retries, bounded to about ``timeout`` seconds in all (its environment
-    settings, read when the driver connects): one GCS attempt of ``RAY_py_gcs_connect_timeout_s`` after
-    ``RAY_gcs_rpc_server_connect_timeout_s`` tries; Ray Client's three attempts (5 s more each)."""
+    """Ray's connection timeouts, so that one attempt to join takes about ``timeout`` seconds:
+    ``RAY_py_gcs_connect_timeout_s`` after ``RAY_gcs_rpc_server_connect_timeout_s`` tries (read when
+    Ray is first imported: :func:`import_ray` sets them before), and Ray Client's three attempts (5 s
+    more each; read when ``ray://`` is first used). :func:`_connect` makes it one attempt
+    (:data:`GCS_ATTEMPTS_SETTING`)."""
     rpc = min(5, max(1, int(timeout // 4)))
-    os.environ["RAY_gcs_server_port_wait_time_s"] = "1"
     os.environ["RAY_gcs_rpc_server_connect_timeout_s"] = str(rpc)
     os.environ["RAY_py_gcs_connect_timeout_s"] = str(max(1, int(timeout) - 2 * rpc))
     os.environ["RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S"] = str(max(1, int((timeout - 15) // 3)))
@@ -213,9 +222,17 @@ def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: f
     try:
         if address:
             check_reachable(address, timeout=connect_timeout, origin=origin)
-            _bound_ray_connect(connect_timeout)
+            _bound_ray_connect(connect_timeout)  # effective here for what Ray reads late, else set by import_ray
             log(f"grid: joining the Ray cluster at {address} ({origin}; at most about {connect_timeout:g} s)")
-            ray.init(address=address, runtime_env=env, logging_level="warning")
+            before = os.environ.get(GCS_ATTEMPTS_SETTING)
+            os.environ[GCS_ATTEMPTS_SETTING] = "1"
+            try:
+                ray.init(address=address, runtime_env=env, logging_level="warning")
+            finally:
+                if before is None:
+                    os.environ.pop(GCS_ATTEMPTS_SETTING, None)
+                else:
+                    os.environ[GCS_ATTEMPTS_SETTING] = before
         else:
             log("grid: starting a local Ray (no --address); it stops with this command")
             ray.init(address="local", include_dashboard=False, runtime_env=env, logging_level="warning",
@@ -343,7 +360,7 @@ def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: 
     messages) takes at most about ``connect_timeout`` seconds."""
     from asc_cli.pipeline import finished_cell_row, write_grid_tables
 
-    ray, tune = import_ray(local_only=not address)
+    ray, tune = import_ray(local_only=not address, connect_timeout=connect_timeout if address else None)
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
     work_dir = Path(work_dir).resolve() if work_dir else out_dir / "work"
     out_dir.mkdir(parents=True, exist_ok=True)

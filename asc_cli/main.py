@@ -859,7 +859,8 @@ def cmd_grid(a: argparse.Namespace) -> None:
                 raise OptionError(str(e)) from None
         if address is None and a.connect_timeout != DEFAULT_CONNECT_TIMEOUT:
             warn(f"--connect-timeout {a.connect_timeout:g} has no effect without --address (a local Ray is started)")
-        import_ray(local_only=address is None)  # before any work: an error naming the fix without Ray
+        # before any work: an error naming the fix without Ray; joining bounded by --connect-timeout
+        import_ray(local_only=address is None, connect_timeout=a.connect_timeout if address else None)
         if address is not None:
             check_reachable(address, timeout=a.connect_timeout, origin=origin)  # before any work, bounded
     clip_seconds = _clip_seconds(a)

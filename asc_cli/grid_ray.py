@@ -410,7 +410,8 @@ def check_storage(storage: str) -> None:
     for p in (path, *path.parents):
         if p.exists() or p.is_symlink():
             if not p.is_dir():
-                raise ValueError(f"--storage {storage}: {p} is {'a file' if p == path else 'a file on its path'}, not a "
+                where = "a file" if p == path else "a file on its path"
+                raise ValueError(f"--storage {storage}: {p} is {where}, not a "
                                  "folder; Ray Tune writes its experiment records into a folder. Give a folder (it is "
                                  "created), or an s3:// or gs:// URI")
             return

@@ -247,11 +247,13 @@ def read_model_validation_report(folder: Path) -> ModelValidationReport:
     return records.read(ModelValidationReport, Path(folder) / "validation_report.json")
 
 
-def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None = None, random_count: int | None = None,
-                   seed: int = 0, out_dir: Path | None = None, workers: int = 2, log=print) -> ModelValidationReport:
+def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
+                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = 2,
+                   log=print) -> ModelValidationReport:
     """Validate any int8 .tflite on its int8 inputs (:func:`load_inputs`; ``random_count`` defaults
     to :data:`DEFAULT_RANDOM_INPUTS` when no ``inputs_path`` is given) and write the reports into
-    ``out_dir`` (default :func:`~firmware_harness.model_source.out_dir_beside`); ``report.failures`` lists what failed."""
+    ``out_dir`` (default :func:`~firmware_harness.model_source.out_dir_beside`); ``report.failures``
+    lists what failed."""
     t_start = time.perf_counter()
     model = read_model_file(model_path)
     if inputs_path is None and random_count is None:
@@ -506,13 +508,15 @@ def check_model_target(name: str, prepared: PreparedModel, *, tree: Path, out_di
     return result, failures
 
 
-def check_model_firmware(model_path: Path | ModelSource, *, inputs_path: Path | None = None, random_count: int | None = None,
-                         seed: int = 0, targets: tuple[str, ...] = DEFAULT_TARGETS, out_dir: Path | None = None,
-                         third_party_dir: Path | None = None, log=print) -> ModelFirmwareReport:
+def check_model_firmware(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
+                         random_count: int | None = None, seed: int = 0, targets: tuple[str, ...] = DEFAULT_TARGETS,
+                         out_dir: Path | None = None, third_party_dir: Path | None = None,
+                         log=print) -> ModelFirmwareReport:
     """Generate the C sources of any int8 .tflite, build them for every target and compare each
     with TFLM Python on the same int8 inputs (:func:`load_inputs`; ``random_count`` defaults to
     :data:`DEFAULT_RANDOM_INPUTS`), every target on all of them. Writes ``out_dir`` (default
-    :func:`~firmware_harness.model_source.out_dir_beside`): the sources and ``config.json``, ``inputs.npy`` (n, *input shape) int8,
+    :func:`~firmware_harness.model_source.out_dir_beside`): the sources and ``config.json``,
+    ``inputs.npy`` (n, *input shape) int8,
     ``expected_outputs.npy`` (TFLM Python's, n x output elements), ``<target>/`` (the program,
     ``outputs.npy``) and ``firmware_report.json/.md``; ``report.failures`` lists what failed."""
     t0 = time.perf_counter()

@@ -46,7 +46,8 @@ def load_inputs(model: ModelFile | PreparedModel, *, inputs_path: Path | None = 
     """The int8 inputs of a run: (n, input elements) int8, one row per inference.
 
     ``model``: its ``input`` tensor (shape, scale, zero point) and file name the expected inputs.
-    Exactly one of ``inputs_path`` (a ``.npy``, or an ``.npz`` of one array, of int8, shape (n, *input shape) or, for a batch-1
+    Exactly one of ``inputs_path`` (a ``.npy``, or an ``.npz`` of one array, of int8, shape
+    (n, *input shape) or, for a batch-1
     model, (n, *input shape without the batch dimension); :class:`InputsFileError` naming the file
     and the expected shape otherwise) and ``random_count`` (n seeded random int8 values, uniform
     over -128..127, from ``numpy.random.default_rng(seed)``)."""

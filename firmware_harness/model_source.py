@@ -130,7 +130,8 @@ def _export_folder(folder: Path) -> ModelSource:
     if stage == EXPORT_STAGE:
         exp = read_export(folder)  # an unreadable record: ArtifactError naming it
         if not model.is_file():
-            again = f"`asc export {folder.parent}`" if folder.name == "export" else "`asc export` on the run it came from"
+            again = (f"`asc export {folder.parent}`" if folder.name == "export"
+                     else "`asc export` on the run it came from")
             raise ModelSourceError(f"{folder}: holds an export's config.json but no {EXPORT_MODEL} (removed or never "
                                    f"written); run {again} again to write the export")
         reason = not_a_regular_file(model)

@@ -70,7 +70,8 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
             "not a readable tab-separated file"
         raise DatasetError(f"{path}: {what} ({str(e)[:200]}); it must be a UTF-8 tab-separated text file with a "
                            f"header row naming {list(required)} and one row per clip. Give the dataset's own file "
-                           "(copy it again from the dataset, or regenerate the dataset with `asc make-dataset`)") from None
+                           "(copy it again from the dataset, or regenerate the dataset with `asc make-dataset`)"
+                           ) from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DatasetError(

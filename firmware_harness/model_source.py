@@ -128,8 +128,7 @@ def _export_folder(folder: Path) -> ModelSource:
         raise ModelSourceError(f"{folder}: is a training run folder, not an export; give {folder / 'export'} (run "
                                f"`asc export {folder}` first if it has none)")
     if stage == EXPORT_STAGE:
-        exp = read_export(folder)  # an unreadable record: ArtifactError naming it
-        if not model.is_file():
+        if not model.is_file() and not model.is_symlink():
             again = (f"`asc export {folder.parent}`" if folder.name == "export"
                      else "`asc export` on the run it came from")
             raise ModelSourceError(f"{folder}: holds an export's config.json but no {EXPORT_MODEL} (removed or never "
@@ -137,6 +136,7 @@ def _export_folder(folder: Path) -> ModelSource:
         reason = not_a_regular_file(model)
         if reason is not None:
             raise ModelSourceError(f"{model}: {reason}; run `asc export` again to write the export's model")
+        exp = read_export(folder)  # an unreadable record: ArtifactError naming it
         data, digest, report = _read(model)
         return ModelSource(path=model, sha256=digest, export=exp, data=data, check=report)
     if stage is not None:

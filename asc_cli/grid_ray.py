@@ -36,6 +36,12 @@ from keras_asc.errors import AscError
 
 #: The exact Ray the engine is tested with (pyproject.toml's ``ray`` extra).
 RAY_REQUIREMENT = "ray[tune]==2.60.0"
+#: ``--connect-timeout``: seconds to join the Ray cluster at --address before the grid gives up.
+DEFAULT_CONNECT_TIMEOUT = 60.0
+HEAD_HINT = ("Start a head with `ray start --head` on the head node (it prints the address to join, HOST:6379; "
+             "`ray start --address HOST:6379` on the other nodes), check that this machine can reach it (firewall, "
+             "VPN, the node's --node-ip-address), pass that address (`auto` on a node of the cluster), or leave "
+             "--address out to start a local Ray")
 INSTALL_HINT = ("install the pinned extra in this checkout with `pip install -e '.[ray]'` (./dev.sh installs it), "
                 "or run the grid with --engine local")
 
@@ -52,13 +58,16 @@ class CellFailed(AscError):
     """A grid cell failed on every attempt (its error is named)."""
 
 
-def import_ray(*, local_only: bool = False):
+def import_ray(*, local_only: bool = False, connect_timeout: float | None = None):
     """``(ray, ray.tune)``, or :class:`RayUnavailable` naming the fix. ``local_only`` (no
     ``--address``: a Ray started here for this grid alone) keeps that Ray on 127.0.0.1: Ray otherwise
     binds a single-machine instance to the host's routed address (its switch for single-machine
-    clusters, read when Ray is imported)."""
+    clusters, read when Ray is imported). ``connect_timeout`` bounds joining a cluster
+    (:func:`_bound_ray_connect`; Ray reads most of those settings when it is first imported)."""
     if local_only:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if connect_timeout is not None:
+        _bound_ray_connect(connect_timeout)
     try:
         import ray
         from ray import tune
@@ -66,6 +75,67 @@ def import_ray(*, local_only: bool = False):
         raise RayUnavailable(f"--engine ray needs Ray ({RAY_REQUIREMENT}), which is not installed here ({e}); "
                              f"{INSTALL_HINT}") from None
     return ray, tune
+
+
+# ----------------------------------------------------------------------------- the address
+def parse_ray_address(text: str) -> str:
+    """``auto``, ``HOST:PORT`` (a head's GCS address) or ``ray://HOST:PORT`` (its Ray Client server),
+    as given; :class:`ValueError` saying what is wrong with anything else (another scheme such as the
+    dashboard's ``http://``, no port)."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme != "ray":
+        raise ValueError(f"{scheme}:// is not an address a driver joins a Ray cluster at (the dashboard's "
+                         "http://HOST:8265 is for `ray job submit`); give the head's HOST:PORT (`ray start --head` "
+                         "prints it, port 6379 by default), ray://HOST:10001 for Ray Client, or auto")
+    host, colon, port = (rest if sep else text).rpartition(":")
+    if text == "auto" or (colon and host and port.isdigit() and 0 < int(port) < 65536):
+        return text
+    raise ValueError(f"takes auto, HOST:PORT or ray://HOST:PORT (a running Ray cluster), got {text!r}")
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT``; None for ``auto``."""
+    if address == "auto":
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def check_reachable(address: str, *, timeout: float, origin: str = "--address") -> None:
+    """One TCP connection to ``address`` (``origin`` names where it came from), bounded by
+    ``timeout`` seconds: :class:`ClusterError` naming the address and how to start or reach a head
+    when nothing accepts there. ``auto`` is looked up by Ray itself."""
+    import socket
+
+    where = _host_port(address)
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=timeout).close()
+    except socket.timeout:
+        raise ClusterError(f"{origin} {address}: no answer within {timeout:g} s (--connect-timeout); nothing there "
+                           f"accepted a connection. {HEAD_HINT}") from None
+    except OSError as e:
+        raise ClusterError(f"{origin} {address}: cannot connect ({e.strerror or e}); no Ray head listens there. "
+                           f"{HEAD_HINT}") from None
+
+
+#: Ray's setting of how many GCS connection attempts a driver makes (about 1 s apart), read when it
+#: connects; also how long a local Ray waits for its GCS to start, so it is set only around the join.
+GCS_ATTEMPTS_SETTING = "RAY_gcs_server_port_wait_time_s"
+
+
+def _bound_ray_connect(timeout: float) -> None:
+    """Ray's connection timeouts, so that one attempt to join takes about ``timeout`` seconds:
+    ``RAY_py_gcs_connect_timeout_s`` after ``RAY_gcs_rpc_server_connect_timeout_s`` tries (read when
+    Ray is first imported: :func:`import_ray` sets them before), and Ray Client's three attempts (5 s
+    more each; read when ``ray://`` is first used). :func:`_connect` makes it one attempt
+    (:data:`GCS_ATTEMPTS_SETTING`)."""
+    rpc = min(5, max(1, int(timeout // 4)))
+    os.environ["RAY_gcs_rpc_server_connect_timeout_s"] = str(rpc)
+    os.environ["RAY_py_gcs_connect_timeout_s"] = str(max(1, int(timeout) - 2 * rpc))
+    os.environ["RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S"] = str(max(1, int((timeout - 15) // 3)))
+    os.environ["RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S"] = str(max(1, int(timeout)))
 
 
 # ----------------------------------------------------------------------------- on the nodes
@@ -142,22 +212,37 @@ def _node_sees(marker: str, data_dir: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- on the driver
-def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: float, log) -> None:
+def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: float,
+             connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, origin: str = "--address", log) -> None:
+    """Join the cluster at ``address`` (named ``origin`` in messages: ``--address`` or
+    ``RAY_ADDRESS``) within about ``connect_timeout`` seconds, or start a local Ray (``address``
+    None: never the one RAY_ADDRESS names, which the caller passes as ``address``)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # nothing leaves the machine unless asked
     env = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}
     try:
         if address:
-            log(f"grid: joining the Ray cluster at {address}")
-            ray.init(address=address, runtime_env=env, logging_level="warning")
+            check_reachable(address, timeout=connect_timeout, origin=origin)
+            _bound_ray_connect(connect_timeout)  # effective here for what Ray reads late, else set by import_ray
+            log(f"grid: joining the Ray cluster at {address} ({origin}; at most about {connect_timeout:g} s)")
+            before = os.environ.get(GCS_ATTEMPTS_SETTING)
+            os.environ[GCS_ATTEMPTS_SETTING] = "1"
+            try:
+                ray.init(address=address, runtime_env=env, logging_level="warning")
+            finally:
+                if before is None:
+                    os.environ.pop(GCS_ATTEMPTS_SETTING, None)
+                else:
+                    os.environ[GCS_ATTEMPTS_SETTING] = before
         else:
             log("grid: starting a local Ray (no --address); it stops with this command")
-            ray.init(include_dashboard=False, runtime_env=env, logging_level="warning",
+            ray.init(address="local", include_dashboard=False, runtime_env=env, logging_level="warning",
                      object_store_memory=200 * 1024 * 1024)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ClusterError(f"--address {address}: could not join a Ray cluster there ({e}). Start one with "
-                           "`ray start --head` on the head node (and `ray start --address HEAD:PORT` on the "
-                           "others), pass its address (`auto` on a node of it), or leave --address out to start "
-                           "a local Ray") from None
+        if not address:
+            raise ClusterError(f"could not start a local Ray ({str(e)[:300]}); check that this machine can run Ray "
+                               "(`ray start --head` shows why it cannot), or join a running cluster with --address")
+        raise ClusterError(f"{origin} {address}: could not join a Ray cluster there within about {connect_timeout:g} s "
+                           f"(--connect-timeout; {str(e).strip()[:300]}). {HEAD_HINT}") from None
     total = ray.cluster_resources()
     if total.get("CPU", 0) < cpus_per_cell or total.get("GPU", 0) < gpus_per_cell:
         ray.shutdown()
@@ -267,13 +352,15 @@ def _print(*args) -> None:
 def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: float,
                  work_dir: Path | None = None, address: str | None = None, cpus_per_cell: float = 1,
                  gpus_per_cell: float = 0, max_failures: int = 3, storage: str | None = None,
+                 connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, address_origin: str = "--address",
                  verbose: int = 1, log=print):
     """The grid on Ray; returns the same table as :func:`asc_cli.pipeline.run_grid` and writes
     the same ``results.csv``/``results.md``. Each cell runs with ``--cpus-per-cell`` worker processes
-    (rounded down, at least 1)."""
+    (rounded down, at least 1). Joining the cluster at ``address`` (named ``address_origin`` in
+    messages) takes at most about ``connect_timeout`` seconds."""
     from asc_cli.pipeline import finished_cell_row, write_grid_tables
 
-    ray, tune = import_ray(local_only=not address)
+    ray, tune = import_ray(local_only=not address, connect_timeout=connect_timeout if address else None)
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
     work_dir = Path(work_dir).resolve() if work_dir else out_dir / "work"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +372,8 @@ def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: 
     pending = [c for c in configs if rows[c.name] is None]
     if pending:
         t0 = time.perf_counter()
-        _connect(ray, address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell, log=log)
+        _connect(ray, address, cpus_per_cell=cpus_per_cell, gpus_per_cell=gpus_per_cell,
+                 connect_timeout=connect_timeout, origin=address_origin, log=log)
         try:
             _check_shared(ray, out_dir, data_dir, log)
             _build_feature_caches(ray, pending, data_dir=data_dir, work_dir=work_dir, clip_seconds=clip_seconds,
@@ -311,6 +399,22 @@ def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: 
     else:
         log("grid: every cell already finished; Ray not started")
     return write_grid_tables(out_dir, [rows[c.name] for c in configs], log=log)
+
+
+def check_storage(storage: str) -> None:
+    """``--storage``: a URI (``s3://``, ``gs://``, ...) as given, or a folder that is or can be
+    created; :class:`ValueError` naming the path in the way (a file) otherwise."""
+    if "://" in storage:
+        return
+    path = Path(storage)
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                where = "a file" if p == path else "a file on its path"
+                raise ValueError(f"--storage {storage}: {p} is {where}, not a "
+                                 "folder; Ray Tune writes its experiment records into a folder. Give a folder (it is "
+                                 "created), or an s3:// or gs:// URI")
+            return
 
 
 def _storage_path(storage: str | None, out_dir: Path) -> str:

@@ -70,6 +70,11 @@ positive_float = _number(float, minimum=0, inclusive=False, what="a finite numbe
 non_negative_float = _number(float, minimum=0, inclusive=True, what="a finite number of at least 0")
 seed_int = _number(int, minimum=0, inclusive=True, maximum=2**32 - 1,
                    what="a whole number from 0 to 4294967295 (NumPy's and TensorFlow's seeds are 32-bit)")
+#: ``--random N`` of validate and firmware: every input is held in memory (N x input elements int8), and in
+#: each runtime's outputs; the documented models' inputs are at most 128 x 431 bytes (55 MB for 1,000).
+MAX_RANDOM_INPUTS = 1000
+random_inputs_int = _number(int, minimum=1, inclusive=True, maximum=MAX_RANDOM_INPUTS,
+                            what=f"a whole number from 1 to {MAX_RANDOM_INPUTS}")
 MAX_CLIP_SECONDS = 60.0  # TAU's clips are 10 s (2020-21) or 1 s (2022-25); longer audio is cut into clips first
 clip_seconds_float = _number(float, minimum=0.1, inclusive=True, maximum=MAX_CLIP_SECONDS,
                              what=f"a clip length in seconds from 0.1 to {MAX_CLIP_SECONDS:g}")
@@ -206,9 +211,24 @@ def _feature_config(a: argparse.Namespace):
 
 
 def _train_split(text: str) -> str:
-    """``--train-split``: a percentage as given, a file as its absolute path (recorded in the
-    feature cache, so later stages find it from any folder)."""
-    return text.strip() if text.strip().isdigit() else str(Path(text).resolve())
+    """``--train-split``: a DCASE 2024 percentage (:data:`keras_asc.layouts.TRAIN_SPLITS`) as given,
+    a file as its absolute path (recorded in the feature cache, so later stages find it from any
+    folder). Another number, a folder or a FIFO is refused here, before any work."""
+    from firmware_harness.model_source import not_a_regular_file
+    from keras_asc.layouts import TRAIN_SPLITS
+
+    value = text.strip()
+    choices = ", ".join(map(str, TRAIN_SPLITS))
+    if value.isdigit():
+        if int(value) not in TRAIN_SPLITS:
+            raise argparse.ArgumentTypeError(f"takes one of the DCASE 2024 training subsets {choices} (percent of "
+                                             f"fold1_train.csv) or a split file's path, got {text!r}")
+        return value
+    reason = not_a_regular_file(Path(value)) or ("is a folder" if Path(value).is_dir() else None)
+    if reason is not None:
+        raise argparse.ArgumentTypeError(f"{value} {reason}; give one of {choices} or the path of a split file "
+                                         "(a tab-separated splitN.csv)")
+    return str(Path(value).resolve())
 
 
 def add_data_args(p: argparse.ArgumentParser, *, help: str | None = None) -> None:
@@ -266,6 +286,7 @@ def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
 def recipe_options(a: argparse.Namespace) -> dict:
     """TrainConfig's distillation, Freq-MixStyle and impulse-response fields from ``asc train``'s or
     ``asc grid``'s options (:func:`add_recipe_args`; the defaults, off, where an option is not given)."""
+    from keras_asc.distill import kd_weight_warnings
     from keras_asc.training_config import TrainConfig
 
     d = TrainConfig()
@@ -280,6 +301,8 @@ def recipe_options(a: argparse.Namespace) -> dict:
         warn("--dir-aug with probability 0 has no effect; give a probability above 0")
     if not a.teacher and (a.kd_weight != d.kd_weight or a.kd_temperature != d.kd_temperature):
         warn("--kd-weight/--kd-temperature have no effect without --teacher")
+    for message in kd_weight_warnings(a.kd_weight, teachers=out.get("teachers", ())):
+        warn(message)
     return {k: v for k, v in out.items() if v != getattr(d, k)}  # a grid cell's record names what differs
 
 
@@ -352,12 +375,14 @@ def check_run_options(*, models: list[str], overrides: tuple[tuple[str, float], 
         for feat in feature_configs:
             check_teachers(teachers, features=feat)
     if dir_folder is not None:
-        from keras_asc.augment import ImpulseResponseError, check_impulse_responses
+        from keras_asc.augment import ImpulseResponseError, check_impulse_responses, impulse_response_warnings
 
         try:
-            check_impulse_responses(Path(dir_folder))
+            files = check_impulse_responses(Path(dir_folder))
         except ImpulseResponseError as e:
             raise OptionError(str(e)) from None
+        for message in impulse_response_warnings(files):
+            warn(message)
     if window_hop is not None and all(w is None for w in windows):
         raise OptionError("--window-hop needs --window-frames (the whole clip is one inference, it has no hop)")
     for w in windows:
@@ -413,6 +438,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
     """Distillation, Freq-MixStyle and impulse responses: ``train``'s and ``grid``'s (one parser each)."""
+    from keras_asc.distill import KD_TEMPERATURE_RANGE
     from keras_asc.training_config import TrainConfig
 
     d = TrainConfig()
@@ -422,8 +448,12 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
                         "computed once per training clip (default: none)")
     g.add_argument("--kd-weight", type=_unit_interval, default=d.kd_weight, metavar="A",
                    help=f"loss = (1 - A) * label loss + A * T^2 * KL(teachers || model) (default {d.kd_weight:g})")
-    g.add_argument("--kd-temperature", type=positive_float, default=d.kd_temperature, metavar="T",
-                   help=f"distillation temperature (default {d.kd_temperature:g})")
+    low, high = KD_TEMPERATURE_RANGE
+    g.add_argument("--kd-temperature", default=d.kd_temperature, metavar="T",
+                   type=_number(float, minimum=low, inclusive=True, maximum=high,
+                                what=f"a temperature from {low:g} to {high:g} (outside it the float32 distillation "
+                                     "term vanishes or overflows)"),
+                   help=f"distillation temperature, {low:g} to {high:g} (default {d.kd_temperature:g})")
     g.add_argument("--freq-mixstyle", type=_freq_mixstyle, default=None, metavar="P,ALPHA",
                    help="Freq-MixStyle: with probability P per batch, mix per-mel-band statistics between clips "
                         "with Beta(ALPHA, ALPHA) weights (default off; CP-JKU use e.g. 0.4,0.3)")
@@ -500,54 +530,18 @@ def _dcase_year(text: str) -> int | str:
 
 
 # ----------------------------------------------------------------------------- validate
-def check_model_source(path: Path) -> None:
-    """The EXPORT/MODEL argument of validate, firmware, profile and bundle is an export folder, a
-    file in one, or a .tflite; anything else is named with what to give instead (:class:`UserError`)."""
-    import json
+def check_model_source(path: Path):
+    """The EXPORT/MODEL argument of validate, firmware, profile and bundle, resolved once
+    (:func:`firmware_harness.model_source.resolve_model_source`): an export folder or its model.tflite
+    means that export; any other .tflite means that file's bytes, wherever it lies. Anything else is
+    named with what to give instead. Prints the file and its sha256."""
+    from firmware_harness.model_source import resolve_model_source
 
-    give = ("give the folder `asc export` wrote (RUN_DIR/export by default), its model.tflite, or an int8 .tflite "
-            "file")
-    if not path.exists():
-        raise UserError(f"{path}: no such file or folder; {give}")
-    if path.is_dir():
-        record = path / "config.json"
-        try:
-            stage = json.loads(record.read_text()).get("stage") if record.is_file() else None
-        except (ValueError, UnicodeDecodeError, AttributeError, OSError):
-            return  # unreadable: the export's own checks name it
-        if stage == "train":
-            raise UserError(f"{path}: is a training run folder, not an export; give {path / 'export'} (run `asc export "
-                            f"{path}` first if it has none)")
-        if record.is_file():
-            if stage == "export" and not (path / "model.tflite").is_file():
-                again = (f"`asc export {path.parent}`" if path.name == "export"
-                         else "`asc export` on the run it came from")
-                raise UserError(f"{path}: holds an export's config.json but no model.tflite (removed or never "
-                                f"written); run {again} again to write the export")
-            return
-        if (path / "model.tflite").is_file():
-            raise UserError(f"{path}: holds model.tflite but no export config.json; give {path / 'model.tflite'} to "
-                            "check it as a .tflite of its own (with --inputs or --random), or re-run `asc export`")
-        raise UserError(f"{path}: not an export folder (no config.json, no model.tflite); {give}")
-    if path.suffix != ".tflite":
-        raise UserError(f"{path}: not a .tflite file or an export folder; {give}")
-
-
-def _is_any_model(path: Path) -> bool:
-    """A ``.tflite`` with no export's ``config.json`` beside it: validated and built on int8 inputs
-    (:mod:`firmware_harness.any_model`). An unreadable config.json counts as an export's, so that
-    the export's own checks name it."""
-    import json
-
-    if path.suffix != ".tflite":
-        return False
-    config = path.parent / "config.json"
-    if not config.is_file():
-        return True
-    try:
-        return json.loads(config.read_text()).get("stage") != "export"
-    except (ValueError, UnicodeDecodeError, AttributeError):
-        return False
+    source = resolve_model_source(path)
+    print(f"model: {source.describe()}")
+    for message in source.check.warnings if source.check is not None else ():
+        warn(f"{source.path}: {message}")
+    return source
 
 
 def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None:
@@ -555,9 +549,10 @@ def _add_any_model_args(p: argparse.ArgumentParser, *, out_default: str) -> None
     g = p.add_mutually_exclusive_group()
     g.add_argument("--inputs", default=None, metavar="X.npy",
                    help="a .tflite without an export: int8 inputs, one per row, shape (N, *input shape) with or "
-                        "without its batch dimension")
-    g.add_argument("--random", type=positive_int, default=None, metavar="N",
-                   help="a .tflite without an export: N seeded random int8 inputs (the default, with N = 20)")
+                        "without its batch dimension (a .npy, or an .npz of one array)")
+    g.add_argument("--random", type=random_inputs_int, default=None, metavar="N",
+                   help="a .tflite without an export: N seeded random int8 inputs (the default, with N = 20; at "
+                        f"most {MAX_RANDOM_INPUTS:,d})")
     p.add_argument("--seed", type=seed_int, default=None, help="seed of --random (default 0)")
     p.add_argument("--out", default=None, help=f"a .tflite without an export: output folder (default {out_default} "
                                                "beside the model)")
@@ -586,29 +581,26 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from firmware_harness.validate import validate_export
     from firmware_harness.validation_report import format_report
 
-    model = Path(a.model)
-    check_model_source(model)
-    if _is_any_model(model):
-        from firmware_harness.any_model import default_out_dir, format_model_validation, validate_model
+    source = check_model_source(Path(a.model))
+    if source.export is None:
+        from firmware_harness.any_model import format_model_validation, validate_model
 
         for option, value in (("--data", a.data), ("--max-drop", a.max_drop)):
             if value is not None:
                 warn(f"{option} {value} has no effect on a .tflite without an export folder (no dataset, no float "
                      "model)")
         kwargs = _any_model_kwargs(a)
-        report = validate_model(model, workers=a.workers, **kwargs)
+        report = validate_model(source, workers=a.workers, **kwargs)
         print(format_model_validation(report))
-        print(f"validate: reports in {kwargs['out_dir'] or default_out_dir(model, 'validation')} "
+        print(f"validate: reports in {kwargs['out_dir'] or source.default_out_dir('validation')} "
               "(validation_report.md/.json, inputs.npy, outputs.npy)")
         if report.failures:
             raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
         return
-    _refuse_any_model_options(a, model)
-    if model.is_dir():  # an export folder: its model
-        model = model / "model.tflite"
-    report = validate_export(model, Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
+    _refuse_any_model_options(a, source.path)
+    report = validate_export(source.path, Path(a.data), Path(a.work), workers=a.workers, max_drop=a.max_drop)
     print(format_report(report))
-    print(f"validate: reports in {model.parent} (validation_report.md/.json, *.png)")
+    print(f"validate: reports in {source.default_out_dir('validation')} (validation_report.md/.json, *.png)")
     if report.failures:
         raise UserError("validation failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
@@ -626,17 +618,29 @@ def _clips(value: str):
     return n
 
 
-def _targets(value: str) -> tuple[str, ...]:
+def _target_list(value: str, *, allowed: tuple[str, ...], what: str, why: str = "") -> tuple[str, ...]:
+    """A comma-separated list of distinct names from ``allowed`` (one registry: the message lists
+    exactly what the option takes, and ``why`` says why a firmware target outside it is not taken)."""
     from firmware_harness.targets import TARGETS
 
     names = tuple(v for v in value.split(",") if v)
-    unknown = [n for n in names if n not in TARGETS]
+    unknown = [n for n in names if n not in allowed]
     if not names or unknown:
-        raise argparse.ArgumentTypeError(f"unknown target(s) {unknown or value!r}; one or more of {', '.join(TARGETS)}")
+        known = [n for n in unknown if n in TARGETS]
+        because = f"; {known} {why}" if known and why else ""
+        raise argparse.ArgumentTypeError(f"unknown {what}(s) {unknown or value!r}{because}; one or more of "
+                                         f"{', '.join(allowed)}")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise argparse.ArgumentTypeError(f"target(s) {twice} listed more than once in {value!r}; name each once")
+        raise argparse.ArgumentTypeError(f"{what}(s) {twice} listed more than once in {value!r}; name each once")
     return names
+
+
+def _targets(value: str) -> tuple[str, ...]:
+    """``--targets`` of firmware and export: firmware targets (:data:`firmware_harness.targets.TARGETS`)."""
+    from firmware_harness.targets import TARGETS
+
+    return _target_list(value, allowed=tuple(TARGETS), what="target")
 
 
 def _chunk(value: str) -> int:
@@ -665,14 +669,12 @@ def cmd_firmware(a: argparse.Namespace) -> None:
     from firmware_harness.firmware import check_firmware, format_report
     from firmware_harness.targets import get_target
 
-    source = Path(a.export_dir)
-    check_model_source(source)
-    if _is_any_model(source):
+    source = check_model_source(Path(a.export_dir))
+    if source.export is None:
         _firmware_any_model(a, source)
         return
-    if source.suffix == ".tflite":  # an export's model.tflite: its folder
-        a.export_dir = str(source.parent)
-    _refuse_any_model_options(a, source)
+    a.export_dir = str(source.export_dir)
+    _refuse_any_model_options(a, source.path)
     emulated = [n for n in a.targets if get_target(n).emulated]
     if a.chunk is not None and not a.from_audio:
         warn(f"--chunk {a.chunk} has no effect without --from-audio")
@@ -685,14 +687,16 @@ def cmd_firmware(a: argparse.Namespace) -> None:
                             host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk,
                             third_party_dir=Path(a.third_party) if a.third_party else None, workers=a.workers)
     print(format_report(report))
-    print(f"firmware: programs, outputs and firmware_report.md/.json in {Path(a.export_dir) / 'firmware'}")
+    print(f"firmware: programs, outputs and firmware_report.md/.json in {source.default_out_dir('firmware')}")
     if report.failures:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
-def _firmware_any_model(a: argparse.Namespace, model: Path) -> None:
-    from firmware_harness.any_model import check_model_firmware, default_out_dir, format_model_firmware
+def _firmware_any_model(a: argparse.Namespace, source) -> None:
+    """``asc firmware`` of a .tflite of its own (``source``: a ModelSource without an export record)."""
+    from firmware_harness.any_model import check_model_firmware, format_model_firmware
 
+    model = source.path
     if a.from_audio:
         raise OptionError(f"--from-audio needs an export's front end; {model} is a .tflite without an export folder "
                           "(no audio front end), run on int8 inputs only (--inputs or --random)")
@@ -702,25 +706,23 @@ def _firmware_any_model(a: argparse.Namespace, model: Path) -> None:
             warn(f"{option} {value} has no effect on a .tflite without an export folder: every target runs the "
                  "--inputs/--random inputs")
     kwargs = _any_model_kwargs(a)
-    report = check_model_firmware(model, targets=a.targets,
+    report = check_model_firmware(source, targets=a.targets,
                                   third_party_dir=Path(a.third_party) if a.third_party else None, **kwargs)
     print(format_model_firmware(report))
     print(f"firmware: sources, programs, outputs and firmware_report.md/.json in "
-          f"{kwargs['out_dir'] or default_out_dir(model, 'firmware')}")
+          f"{kwargs['out_dir'] or source.default_out_dir('firmware')}")
     if report.failures:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
 # ----------------------------------------------------------------------------- profile
 def _profile_targets(value: str) -> tuple[str, ...]:
+    """``asc profile --targets``: the Cortex-M targets whose images can be counted under QEMU
+    (:data:`firmware_harness.profile.PROFILE_TARGETS`), and only those are listed."""
     from firmware_harness.profile import PROFILE_TARGETS
 
-    names = _targets(value)
-    other = [n for n in names if n not in PROFILE_TARGETS]
-    if other:
-        raise argparse.ArgumentTypeError(f"{other} cannot be profiled (instruction counts come from a Cortex-M image "
-                                         f"under QEMU); one or more of {', '.join(PROFILE_TARGETS)}")
-    return names
+    return _target_list(value, allowed=PROFILE_TARGETS, what="profile target",
+                        why="cannot be profiled: instruction counts come from a Cortex-M image under QEMU")
 
 
 def _mcus(value: str) -> tuple[str, ...]:
@@ -735,27 +737,24 @@ def _mcus(value: str) -> tuple[str, ...]:
 def cmd_profile(a: argparse.Namespace) -> None:
     import tempfile
 
-    from firmware_harness.profile import export_sources, format_profile, profile_sources, tflite_sources
+    from firmware_harness.profile import export_sources, format_profile, mcus_for, profile_sources, tflite_sources
+    from firmware_harness.third_party import FirmwareError
 
-    source = Path(a.source)
-    check_model_source(source)
-    export_dir = source.parent if source.suffix == ".tflite" else source
-    options = dict(source=str(source), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
+    try:
+        mcus_for(a.targets, a.mcu)  # an --mcu whose core is not in --targets: an option value, before any work
+    except FirmwareError as e:
+        raise OptionError(str(e)) from None
+    source = check_model_source(Path(a.source))
+    out = Path(a.out) if a.out else source.default_out_dir("profile")
+    options = dict(source=str(source.path), targets=a.targets, mcus=a.mcu, inferences=a.inferences, seed=a.seed,
                    third_party_dir=Path(a.third_party) if a.third_party else None)
-    if (export_dir / "config.json").is_file():  # an export: its own C sources, front end included
-        out = Path(a.out) if a.out else export_dir / "profile"
-        report = profile_sources(export_sources(export_dir), out, **options)
-    elif source.suffix == ".tflite":  # any int8 model: its C sources generated aside
-        from firmware_harness.any_model import default_out_dir
-
-        out = Path(a.out) if a.out else default_out_dir(source, "profile")
+    if source.export is not None:  # an export: its own C sources, front end included
+        report = profile_sources(export_sources(source.export_dir), out, **options)
+    else:  # a .tflite of its own: its C sources generated aside
         with tempfile.TemporaryDirectory(prefix="asc-profile-") as tmp:
             sources = tflite_sources(source, Path(tmp) / "sources", targets=a.targets,
                                      third_party_dir=options["third_party_dir"])
             report = profile_sources(sources, out, **options)
-    else:
-        raise UserError(f"{source}: neither an export folder (no config.json) nor a .tflite file; give RUN_DIR/export, "
-                        "its model.tflite, or any int8 .tflite")
     print(format_profile(report))
     print(f"profile: profile_report.md/.json and profile_operators.png in {out}")
     if report.failures:
@@ -766,13 +765,13 @@ def cmd_profile(a: argparse.Namespace) -> None:
 def cmd_bundle(a: argparse.Namespace) -> None:
     from firmware_harness.bundle import make_bundle
 
-    source = Path(a.export_dir)
-    check_model_source(source)
-    export_dir = source.parent if source.suffix == ".tflite" else source
-    if not (export_dir / "config.json").is_file():
-        raise UserError(f"{source}: not an export folder or an export's model.tflite (no config.json beside it); "
-                        "run `asc export RUN` first")
-    b = make_bundle(export_dir, Path(a.out), target=a.target,
+    source = check_model_source(Path(a.export_dir))
+    if source.export is None:
+        raise UserError(f"{source.path}: a .tflite of its own, not an export's model.tflite; asc bundle packs an "
+                        "export (its model, generated C sources and audio front end), and this file has none. Give "
+                        "the export folder to bundle its model.tflite, or export the model this file came from with "
+                        "`asc export RUN_DIR`")
+    b = make_bundle(source.export_dir, Path(a.out), target=a.target,
                     third_party_dir=Path(a.third_party) if a.third_party else None)
     print(f"bundle: build it with `cmake -S {b.out} -B {b.out / 'build'} && cmake --build {b.out / 'build'} -j 2` "
           f"(no Python, no network); {b.out / 'BUNDLE.md'} says what it holds")
@@ -803,11 +802,32 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 def _ray_address(text: str) -> str:
-    """``auto``, ``ray://HOST:PORT`` or ``HOST:PORT`` (a Ray head's GCS address)."""
-    host, sep, port = text.removeprefix("ray://").rpartition(":")
-    if text == "auto" or (sep and host and port.isdigit() and 0 < int(port) < 65536):
-        return text
-    raise argparse.ArgumentTypeError(f"takes auto, HOST:PORT or ray://HOST:PORT (a running Ray cluster), got {text!r}")
+    """``--address``: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` (:func:`asc_cli.grid_ray.parse_ray_address`)."""
+    from asc_cli.grid_ray import parse_ray_address
+
+    try:
+        return parse_ray_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _grid_ray_address(a: argparse.Namespace) -> tuple[str | None, str]:
+    """The cluster ``asc grid --engine ray`` joins and where it came from: ``--address``, else the
+    environment's ``RAY_ADDRESS`` (as Ray itself reads it), else None (a local Ray)."""
+    import os
+
+    from asc_cli.grid_ray import parse_ray_address
+
+    if a.address is not None:
+        return a.address, "--address"
+    env = os.environ.get("RAY_ADDRESS", "")
+    if not env:
+        return None, "--address"
+    try:
+        return parse_ray_address(env), "RAY_ADDRESS"
+    except ValueError as e:
+        raise OptionError(f"RAY_ADDRESS={env} (set in the environment, and read when --address is not given): {e}. "
+                          "Unset RAY_ADDRESS to start a local Ray, or give --address") from None
 
 
 def cmd_grid(a: argparse.Namespace) -> None:
@@ -816,9 +836,11 @@ def cmd_grid(a: argparse.Namespace) -> None:
     from keras_asc import artifacts
     from keras_asc.features import FeatureConfig
 
+    from asc_cli.grid_ray import DEFAULT_CONNECT_TIMEOUT, check_reachable, check_storage
+
     ray_options = (("--address", a.address, None), ("--cpus-per-cell", a.cpus_per_cell, 1),
                    ("--gpus-per-cell", a.gpus_per_cell, 0), ("--max-failures", a.max_failures, 3),
-                   ("--storage", a.storage, None))
+                   ("--storage", a.storage, None), ("--connect-timeout", a.connect_timeout, DEFAULT_CONNECT_TIMEOUT))
     if a.engine == "local":
         for option, value, default in ray_options:
             if value != default:
@@ -826,10 +848,21 @@ def cmd_grid(a: argparse.Namespace) -> None:
     elif a.workers != DEFAULT_WORKERS:
         warn(f"--workers {a.workers} has no effect with --engine ray: each cell runs --cpus-per-cell "
              f"({a.cpus_per_cell:g}) worker processes")
+    address, origin = _grid_ray_address(a) if a.engine == "ray" else (None, "--address")
     if a.engine == "ray":
         from asc_cli.grid_ray import import_ray
 
-        import_ray(local_only=a.address is None)  # before any work: an error naming the fix without Ray
+        if a.storage is not None:
+            try:
+                check_storage(a.storage)
+            except ValueError as e:
+                raise OptionError(str(e)) from None
+        if address is None and a.connect_timeout != DEFAULT_CONNECT_TIMEOUT:
+            warn(f"--connect-timeout {a.connect_timeout:g} has no effect without --address (a local Ray is started)")
+        # before any work: an error naming the fix without Ray; joining bounded by --connect-timeout
+        import_ray(local_only=address is None, connect_timeout=a.connect_timeout if address else None)
+        if address is not None:
+            check_reachable(address, timeout=a.connect_timeout, origin=origin)  # before any work, bounded
     clip_seconds = _clip_seconds(a)
     feats = [FeatureConfig.seed(frames_per_second=f, n_mels=n, clip_seconds=clip_seconds)
              for f in a.frames for n in a.mels]
@@ -848,8 +881,9 @@ def cmd_grid(a: argparse.Namespace) -> None:
         from asc_cli.grid_ray import run_grid_ray
 
         run_grid_ray(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
-                     work_dir=Path(a.work) if a.work else None, address=a.address, cpus_per_cell=a.cpus_per_cell,
-                     gpus_per_cell=a.gpus_per_cell, max_failures=a.max_failures, storage=a.storage)
+                     work_dir=Path(a.work) if a.work else None, address=address, cpus_per_cell=a.cpus_per_cell,
+                     gpus_per_cell=a.gpus_per_cell, max_failures=a.max_failures, storage=a.storage,
+                     connect_timeout=a.connect_timeout, address_origin=origin)
     else:
         run_grid(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
                  work_dir=Path(a.work) if a.work else None, workers=a.workers)
@@ -874,7 +908,9 @@ def build_parser() -> argparse.ArgumentParser:
     from firmware_harness.targets import DEFAULT_TARGETS, TARGETS
     from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
-    from firmware_harness.profile import DEFAULT_PROFILE_TARGETS
+    from asc_cli.grid_ray import DEFAULT_CONNECT_TIMEOUT
+    from firmware_harness.bundle import BUNDLE_TARGETS
+    from firmware_harness.profile import DEFAULT_PROFILE_TARGETS, MAX_PROFILE_INFERENCES
     from tflite_export.export import DCASE_YEAR_AUTO
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])
@@ -1004,7 +1040,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Cortex-M images to count: cortex-m4, cortex-m7, cortex-m33, cortex-m55 (default cortex-m4)")
     s.add_argument("--mcu", type=_mcus, default=None, metavar="NAME,...",
                    help="microcontrollers to estimate (default: every one whose core is in --targets)")
-    s.add_argument("--inferences", type=positive_int, default=1, help="seeded random int8 inputs counted (default 1)")
+    s.add_argument("--inferences", type=_number(int, minimum=1, inclusive=True, maximum=MAX_PROFILE_INFERENCES,
+                                                what=f"a whole number from 1 to {MAX_PROFILE_INFERENCES}"),
+                   default=1, help="seeded random int8 inputs counted (default 1; at most "
+                                   f"{MAX_PROFILE_INFERENCES}: the counts of every input must equal the first's)")
     s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--out", default=None, help="profile folder (default EXPORT/profile, or MODEL.profile/ beside a .tflite)")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
@@ -1014,7 +1053,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "an example main, the verified flags")
     s.add_argument("export_dir", metavar="EXPORT", help="RUN_DIR/export or its model.tflite")
     s.add_argument("--out", required=True, help="the bundle folder (replaced only if an earlier asc bundle wrote it)")
-    s.add_argument("--target", choices=("host", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"), default="host",
+    s.add_argument("--target", choices=BUNDLE_TARGETS, default="host",
                    help="host (default: g++, TFLM reference kernels) or a Cortex-M (arm-none-eabi, CMSIS-NN)")
     s.add_argument("--third-party", default=None, help="folder of the pinned TFLM source archives")
     s.set_defaults(func=cmd_bundle)
@@ -1056,6 +1095,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retries of a cell whose node or process dies (Tune's FailureConfig; default 3)")
     g.add_argument("--storage", default=None, metavar="PATH|URI",
                    help="Ray Tune's storage_path for its experiment records (default OUT/ray_results)")
+    g.add_argument("--connect-timeout", type=positive_float, default=DEFAULT_CONNECT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds to join the cluster at --address (or RAY_ADDRESS) before giving up (default "
+                        f"{DEFAULT_CONNECT_TIMEOUT:g})")
     s.set_defaults(func=cmd_grid)
     return p
 

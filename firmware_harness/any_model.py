@@ -56,6 +56,8 @@ from keras_asc import artifacts, records
 from keras_asc.errors import AscError
 from tflite_export import c_sources
 from tflite_export.arena import measure_arena, recommended_arena
+from firmware_harness.model_inputs import InputsFileError, InputsUsed, describe_inputs, load_inputs  # noqa: F401
+from firmware_harness.model_source import ModelSource, out_dir_beside, tflite_file
 from tflite_export.flatbuffer import (TFLM_MUTABLE_RESOLVER_METHODS, TFLM_OPS_NOT_BUILT, ModelCheckError,
                                       describe_tensors, io_tensors, operator_names, read_model_shared)
 
@@ -93,10 +95,6 @@ class SubgraphsError(AnyModelError):
 
 class ModelIoError(AnyModelError):
     """Not exactly one input and one output, batch 1, each with one scale and zero point."""
-
-
-class InputsFileError(AnyModelError):
-    """The ``--inputs`` file is missing or unreadable, or its dtype or shape is not the model's."""
 
 
 # ----------------------------------------------------------------------------- the model
@@ -149,17 +147,19 @@ def _refuse_operators(path: Path, ops: list[str]) -> None:
         "list is TFLM_MUTABLE_RESOLVER_METHODS in tflite_export/flatbuffer.py) and convert the model again")
 
 
-def read_model_file(model_path: Path) -> ModelFile:
-    """Read ``model_path`` and refuse what the harness cannot run (one :class:`AnyModelError`
-    subclass per reason, naming the file and the tensor or operator).
+def read_model_file(model: Path | ModelSource | ModelFile) -> ModelFile:
+    """Read ``model`` (a path is a .tflite of its own, :func:`firmware_harness.model_source.tflite_file`;
+    a :class:`~firmware_harness.model_source.ModelSource` is used as resolved, its bytes read once;
+    a :class:`ModelFile` is returned as it is) and refuse what the harness cannot run (one
+    :class:`AnyModelError` subclass per reason, naming the file and the tensor or operator).
 
     A ``-1`` in the first dimension of a shape_signature whose shape is 1 is accepted: it is the
     converter's mark of an unspecified batch, and TFLM and LiteRT run the stored shape (batch 1);
     a ``-1`` anywhere else is a dynamic shape, refused."""
-    path = Path(model_path)
-    if not path.is_file():
-        raise AnyModelError(f"{path}: no such file; give the path of an int8 .tflite model")
-    data = path.read_bytes()
+    if isinstance(model, ModelFile):
+        return model
+    source = model if isinstance(model, ModelSource) else tflite_file(Path(model))
+    path, data = source.path, source.data
     try:
         fb = read_model_shared(data)
     except ModelCheckError as e:
@@ -208,78 +208,6 @@ def read_model_file(model_path: Path) -> ModelFile:
     return ModelFile(path=path, data=data, ops=tuple(dict.fromkeys(ops)), input=io[0], output=io[1])
 
 
-# ----------------------------------------------------------------------------- inputs
-@dataclasses.dataclass(frozen=True)
-class InputsUsed:
-    """Which int8 inputs a run used."""
-
-    kind: str  # "random" or "file"
-    count: int
-    seed: int | None  # random
-    path: str | None  # file
-    sha256: str  # of the inputs' bytes, (count, input elements) int8
-
-    def describe(self) -> str:
-        if self.kind == "random":
-            return f"{self.count} seeded random int8 inputs (uniform over -128..127, seed {self.seed})"
-        return f"{self.count} int8 inputs from {self.path}"
-
-
-def load_inputs(model: ModelFile | PreparedModel, *, inputs_path: Path | None = None,
-                random_count: int | None = None, seed: int = 0) -> np.ndarray:
-    """The int8 inputs of a run: (n, input elements) int8, one row per inference.
-
-    Exactly one of ``inputs_path`` (a ``.npy`` of int8, shape (n, *input shape) or, for a batch-1
-    model, (n, *input shape without the batch dimension); :class:`InputsFileError` naming the file
-    and the expected shape otherwise) and ``random_count`` (n seeded random int8 values, uniform
-    over -128..127, from ``numpy.random.default_rng(seed)``)."""
-    tensor = model.input
-    file = model.path if isinstance(model, ModelFile) else model.model.path
-    if (inputs_path is None) == (random_count is None):
-        raise ValueError("give exactly one of inputs_path and random_count")
-    if random_count is not None:
-        if random_count < 1:
-            raise ValueError(f"random_count must be at least 1, got {random_count}")
-        return np.random.default_rng(seed).integers(-128, 128, size=(random_count, tensor.elements), dtype=np.int8)
-    path = Path(inputs_path)
-    shape = tensor.shape
-    expected = f"(N, {', '.join(map(str, shape))}) or (N, {', '.join(map(str, shape[1:]))})"
-    if not path.is_file():
-        raise InputsFileError(f"{path}: no such file; --inputs takes a .npy file of int8 inputs of shape {expected}, "
-                              "one row per inference")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise InputsFileError(f"{path}: not a readable .npy file ({e}); --inputs takes a .npy file written by "
-                              f"numpy.save of int8 inputs of shape {expected}") from None
-    if x.dtype != np.int8:
-        raise InputsFileError(
-            f"{path}: dtype {x.dtype}, but the model's input tensor '{tensor.name}' is int8: quantize the inputs "
-            f"with its scale {tensor.scale:g} and zero point {tensor.zero_point} (q = round(x / scale) + zero_point, "
-            f"clipped to -128..127) and save them as int8, shape {expected}")
-    ok = (x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == shape) or (
-        x.ndim == len(shape) and tuple(x.shape[1:]) == shape[1:])
-    if not ok or len(x) == 0:
-        raise InputsFileError(
-            f"{path}: shape {tuple(x.shape)}, but the input tensor '{tensor.name}' of {file.name} has shape {shape}: "
-            f"--inputs takes one input per row, shape {expected}, N at least 1")
-    return np.ascontiguousarray(x.reshape(len(x), -1))
-
-
-def describe_inputs(x: np.ndarray, *, inputs_path: Path | None, random_count: int | None, seed: int) -> InputsUsed:
-    """What :func:`load_inputs` gave, for the reports; ``x`` (n, input elements) int8."""
-    digest = artifacts.sha256_bytes(np.ascontiguousarray(x, np.int8).tobytes())
-    if random_count is not None:
-        return InputsUsed(kind="random", count=len(x), seed=seed, path=None, sha256=digest)
-    return InputsUsed(kind="file", count=len(x), seed=None, path=str(Path(inputs_path).resolve()), sha256=digest)
-
-
-def default_out_dir(model_path: Path, command: str) -> Path:
-    """``MODEL.<command>/`` beside ``MODEL.tflite``: the folder ``asc <command>`` writes by default."""
-    path = Path(model_path)
-    return path.with_name(f"{path.stem}.{command}")
-
-
 def _stage_inputs(model: ModelFile, inputs_path: Path | None) -> tuple[Path, ...]:
     return (model.path,) + ((Path(inputs_path),) if inputs_path is not None else ())
 
@@ -319,16 +247,18 @@ def read_model_validation_report(folder: Path) -> ModelValidationReport:
     return records.read(ModelValidationReport, Path(folder) / "validation_report.json")
 
 
-def validate_model(model_path: Path, *, inputs_path: Path | None = None, random_count: int | None = None,
-                   seed: int = 0, out_dir: Path | None = None, workers: int = 2, log=print) -> ModelValidationReport:
+def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
+                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = 2,
+                   log=print) -> ModelValidationReport:
     """Validate any int8 .tflite on its int8 inputs (:func:`load_inputs`; ``random_count`` defaults
     to :data:`DEFAULT_RANDOM_INPUTS` when no ``inputs_path`` is given) and write the reports into
-    ``out_dir`` (default :func:`default_out_dir`); ``report.failures`` lists what failed."""
+    ``out_dir`` (default :func:`~firmware_harness.model_source.out_dir_beside`); ``report.failures``
+    lists what failed."""
     t_start = time.perf_counter()
     model = read_model_file(model_path)
     if inputs_path is None and random_count is None:
         random_count = DEFAULT_RANDOM_INPUTS
-    out = Path(out_dir) if out_dir is not None else default_out_dir(model.path, "validation")
+    out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "validation")
     stage_inputs = _stage_inputs(model, inputs_path)
     artifacts.check_replaceable(out, stage=VALIDATE_STAGE, inputs=stage_inputs)  # before any work
     x = load_inputs(model, inputs_path=inputs_path, random_count=random_count, seed=seed)
@@ -359,8 +289,8 @@ def validate_model(model_path: Path, *, inputs_path: Path | None = None, random_
     return report
 
 
-def _io_text(model: str, ops: tuple[str, ...], inp: IoTensor, out: IoTensor, nbytes: int) -> list[str]:
-    return [f"Model: {Path(model).name}, {nbytes:,d} bytes; operators: {', '.join(ops)}.",
+def _io_text(model: str, sha256: str, ops: tuple[str, ...], inp: IoTensor, out: IoTensor, nbytes: int) -> list[str]:
+    return [f"Model: {model}, {nbytes:,d} bytes, sha256 {sha256}; operators: {', '.join(ops)}.",
             f"Input '{inp.name}': int8 {list(inp.shape)}, scale {inp.scale:g}, zero point {inp.zero_point}. "
             f"Output '{out.name}': int8 {list(out.shape)}, scale {out.scale:g}, zero point {out.zero_point}."]
 
@@ -370,7 +300,7 @@ def format_model_validation(r: ModelValidationReport) -> str:
     lines = [f"# Validation of {Path(r.model).name}", "",
              f"{r.inputs.describe()}; TFLM is the truth. Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures] + ([""] if r.failures else [])
-    lines += _io_text(r.model, r.ops, r.input, r.output, r.flatbuffer_bytes)
+    lines += _io_text(r.model, r.tflite_sha256, r.ops, r.input, r.output, r.flatbuffer_bytes)
     lines += litert_section(r.agreement_with_tflm, r.reference_divergences, optimized_note=r.optimized_note,
                             unit="inputs", item="input(s)")
     a = r.arena
@@ -457,7 +387,7 @@ def _write_sources(folder: Path, model: ModelFile, *, arena_needs: dict[str, int
     return PreparedModel(folder=folder, model=model, sources=sources)
 
 
-def prepare_model_sources(model_path: Path, out_dir: Path, *, log=print) -> PreparedModel:
+def prepare_model_sources(model_path: Path | ModelSource | ModelFile, out_dir: Path, *, log=print) -> PreparedModel:
     """Refuse or read ``model_path`` (:func:`read_model_file`), measure its arena with TFLM's Python
     runtime (in a child process) and write the firmware's C sources and ``config.json`` into
     ``out_dir``, which must be absent or empty (the caller stages it:
@@ -578,20 +508,22 @@ def check_model_target(name: str, prepared: PreparedModel, *, tree: Path, out_di
     return result, failures
 
 
-def check_model_firmware(model_path: Path, *, inputs_path: Path | None = None, random_count: int | None = None,
-                         seed: int = 0, targets: tuple[str, ...] = DEFAULT_TARGETS, out_dir: Path | None = None,
-                         third_party_dir: Path | None = None, log=print) -> ModelFirmwareReport:
+def check_model_firmware(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
+                         random_count: int | None = None, seed: int = 0, targets: tuple[str, ...] = DEFAULT_TARGETS,
+                         out_dir: Path | None = None, third_party_dir: Path | None = None,
+                         log=print) -> ModelFirmwareReport:
     """Generate the C sources of any int8 .tflite, build them for every target and compare each
     with TFLM Python on the same int8 inputs (:func:`load_inputs`; ``random_count`` defaults to
     :data:`DEFAULT_RANDOM_INPUTS`), every target on all of them. Writes ``out_dir`` (default
-    :func:`default_out_dir`): the sources and ``config.json``, ``inputs.npy`` (n, *input shape) int8,
+    :func:`~firmware_harness.model_source.out_dir_beside`): the sources and ``config.json``,
+    ``inputs.npy`` (n, *input shape) int8,
     ``expected_outputs.npy`` (TFLM Python's, n x output elements), ``<target>/`` (the program,
     ``outputs.npy``) and ``firmware_report.json/.md``; ``report.failures`` lists what failed."""
     t0 = time.perf_counter()
     model = read_model_file(model_path)
     if inputs_path is None and random_count is None:
         random_count = DEFAULT_RANDOM_INPUTS
-    out = Path(out_dir) if out_dir is not None else default_out_dir(model.path, "firmware")
+    out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "firmware")
     stage_inputs = _stage_inputs(model, inputs_path)
     artifacts.check_replaceable(out, stage=FIRMWARE_STAGE, inputs=stage_inputs)  # before any work
     for name in targets:
@@ -601,7 +533,7 @@ def check_model_firmware(model_path: Path, *, inputs_path: Path | None = None, r
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     with artifacts.staging_dir(out, stage=FIRMWARE_STAGE, inputs=stage_inputs) as tmp:
-        prepared = prepare_model_sources(model.path, tmp, log=log)
+        prepared = prepare_model_sources(model, tmp, log=log)
         prepared = fit_arena_to_builds(prepared, targets, tree=tree, work=tmp / ".arena-probes", log=log)
         truth = TflmTruth(model.data, x.reshape(len(x), *model.input.shape[1:]), arena=prepared.arena_bytes)
         truth_outputs = truth.outputs(np.arange(len(x)))
@@ -633,7 +565,7 @@ def format_model_firmware(r: ModelFirmwareReport) -> str:
              f"Truth: TFLM's Python runtime on the same inputs ({r.inputs.describe()}). "
              f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures] + ([""] if r.failures else [])
-    lines += _io_text(r.model, s.ops, s.input, s.output, s.flatbuffer_bytes)
+    lines += _io_text(r.model, r.tflite_sha256, s.ops, s.input, s.output, s.flatbuffer_bytes)
     needs = ", ".join(f"{k} {v:,d}" for k, v in s.arena_needs.items())
     lines += ["", f"Generated sources: model_data.cc/.h, model_settings.h (no front end: MODEL_NO_FRONTEND); "
                   f"kTensorArenaSize = {s.arena_bytes:,d}: the largest measured need (bytes: {needs}) plus "

@@ -208,7 +208,7 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
     tgt = get_target(target)
     export_dir, out = Path(export_dir), Path(out)
     artifacts.check_replaceable(out, stage=STAGE, inputs=(export_dir,))  # before any work
-    _, exp, _ = load_checked_export(export_dir / "model.tflite", log=log)
+    _, exp, _ = load_checked_export(export_dir / "model.tflite")
     missing = [f for f in C_SOURCE_FILES if not (export_dir / f).is_file()]
     if missing:
         raise FirmwareError(f"{export_dir}: {missing} missing: re-run `asc export`")

@@ -376,7 +376,7 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     artifacts.check_replaceable(export_dir / "firmware", stage="firmware", inputs=inputs)  # before any work
     for name in targets:
         get_target(name).check_tools()
-    model, exp, quant = load_checked_export(export_dir / "model.tflite", log=log)
+    model, exp, quant = load_checked_export(export_dir / "model.tflite")
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log,

@@ -42,12 +42,16 @@ from firmware_harness.profiling.instruction_counts import profile_audio, profile
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
 from firmware_harness.targets import get_target
+from firmware_harness.model_source import ModelSource
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
 from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
 
 PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 DEFAULT_PROFILE_TARGETS = ("cortex-m4",)
+#: ``--inferences``: the inputs are held in memory and each is counted under QEMU; TFLM's int8 kernels execute
+#: the same instructions for every input (a difference is reported), so more inputs add time, not figures.
+MAX_PROFILE_INFERENCES = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,6 +294,9 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
     ``raw_runs``, when given, receives per target ``(ExecutionProfile, disassembly)`` for
     analyses beyond the report (``benchmarks/bench_latency.py``)."""
     t0 = time.perf_counter()
+    if not 1 <= inferences <= MAX_PROFILE_INFERENCES:
+        raise FirmwareError(f"inferences {inferences}: profile 1 to {MAX_PROFILE_INFERENCES} inputs (the counts of "
+                            "every input must equal the first's)")
     mcus = mcus_for(targets, mcus)
     for name in targets:
         get_target(name).check_tools()
@@ -350,7 +357,8 @@ def read_profile_report(folder: Path) -> ProfileReport:
 
 
 def format_profile(r: ProfileReport) -> str:
-    lines = [f"# Latency profile of {r.source}", "", r.note, "", f"Inputs: {r.inputs}.", "",
+    lines = [f"# Latency profile of {r.source}", "", f"Model: {r.source}, sha256 {r.tflite_sha256}.", "", r.note, "",
+             f"Inputs: {r.inputs}.", "",
              f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
     if r.mcus:
@@ -409,9 +417,10 @@ def plot_operators(r: ProfileReport, path: Path) -> None:
     plt.close(fig)
 
 
-def tflite_sources(model_path: Path, folder: Path, *, targets: tuple[str, ...],
+def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tuple[str, ...],
                    third_party_dir: Path | None = None, log=print) -> ModelSources:
-    """Any int8 ``.tflite`` as profile sources: its C sources generated into the empty or new
+    """Any int8 ``.tflite`` (a path, or a resolved :class:`~firmware_harness.model_source.ModelSource`:
+    its bytes as read once) as profile sources: its C sources generated into the empty or new
     ``folder`` (:func:`firmware_harness.any_model.prepare_model_sources`; refused there, naming the
     op, for float models, ops TFLM lacks, dynamic shapes or several subgraphs), with the header's
     arena sized for every build of ``targets`` (:func:`~firmware_harness.any_model.fit_arena_to_builds`:
@@ -428,7 +437,7 @@ def export_sources(export_dir: Path, *, log=print) -> ModelSources:
     """An export folder as profile sources, checked like ``asc firmware`` checks it."""
     from firmware_harness.validate import load_checked_export
 
-    model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite", log=log)
+    model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite")
     f = exp.features
     return ModelSources(folder=Path(export_dir), model=model, windows_per_clip=exp.windows.per_clip if exp.windows else 1,
                         frontend=(f.sample_rate, f.hop_length, f.clip_seconds))

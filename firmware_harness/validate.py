@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from firmware_harness.layers import OPTIMIZED_KERNELS_NOTE, LayerComparer
+from firmware_harness.model_source import EXPORT_MODEL
 from firmware_harness.runners import (LOCALIZABLE, REGISTRY, RUNNERS, compared_runners, documented_differences,
                                       make_runner, truth_runner, with_role)
 from firmware_harness.validation_report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
@@ -59,18 +61,29 @@ def header_arena_bytes(export_dir: Path) -> int:
     return int(m.group(1))
 
 
-def load_checked_export(tflite_path: Path, *, log=print) -> tuple[bytes, ExportResult, InputQuantization]:
+def _warn_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def load_checked_export(tflite_path: Path, *, log=_warn_stderr) -> tuple[bytes, ExportResult, InputQuantization]:
     """The model bytes, its export config and input quantization, cross-checked.
 
     Refuses: float input/output or ops TFLM cannot run; a model or any other exported file whose
     bytes differ from the export's record (edited, or copied from another export: named); an
     export made from an earlier state of the run's float model (stale, by content hash, the run
     found relative to the export); a config whose input quantization disagrees with the model's
-    own input tensor. Warns when the source run cannot be found (the staleness check could not run).
+    own input tensor. Warns (``log``: standard error by default) when the source run cannot be found
+    (the staleness check could not run). ``tflite_path`` must be an export's ``model.tflite``: any
+    other .tflite is a model of its own (:mod:`firmware_harness.model_source`), never compared with
+    the record of the export folder it lies in.
     """
     tflite_path = Path(tflite_path)
     if not tflite_path.is_file():
         raise ValidationError(f"{tflite_path}: file not found")
+    if tflite_path.name != EXPORT_MODEL:
+        raise ValidationError(f"{tflite_path}: not an export's {EXPORT_MODEL}; an export's record describes its "
+                              f"{EXPORT_MODEL} only. Check this file as a .tflite of its own (`asc validate "
+                              f"{tflite_path}`), or give the export folder {tflite_path.parent}")
     data = tflite_path.read_bytes()
     try:
         model = read_model_shared(data)
@@ -344,7 +357,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
     export_dir = tflite_path.parent
-    data, exp, quant = load_checked_export(tflite_path, log=log)
+    data, exp, quant = load_checked_export(tflite_path)
     if exp.labels != tuple(SCENE_LABELS):
         raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
     header_arena = header_arena_bytes(export_dir)

@@ -118,6 +118,42 @@ def list_impulse_responses(folder: Path) -> list[Path]:
     return files
 
 
+def wav_truncation(path: Path) -> tuple[int, int] | None:
+    """``(declared, present)`` bytes of samples of a RIFF WAVE file whose ``data`` chunk is cut short
+    (its header declares more than the file holds), else None: complete, of unknown length (a
+    streaming writer's 0 or 0xFFFFFFFF), or not a RIFF WAVE file (libsndfile's reader judges those)."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            n = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                present = size - pos - 8
+                return (n, present) if present < n < 0xFFFFFFFF else None
+            pos += 8 + n + (n & 1)
+    return None
+
+
+def impulse_response_warnings(files: list[Path]) -> list[str]:
+    """Suspect but usable impulse responses, each message naming the file: a truncated WAV (what is
+    there is used, but the response is cut: the device's tail, or all but its start, is missing)."""
+    out = []
+    for path in files:
+        cut = wav_truncation(path)
+        if cut is not None:
+            declared, present = cut
+            out.append(f"--dir-aug: {path}: truncated: its header declares {declared:,d} bytes of samples but the file "
+                       f"holds {present:,d} ({present / declared:.0%}); the response is used as far as it goes. "
+                       "Replace it with a complete copy, or remove it")
+    return out
+
+
 def check_impulse_responses(folder: Path) -> list[Path]:
     """:func:`list_impulse_responses`, each file also read (they are small): before any work, a folder
     holding an unreadable, empty, silent or non-finite WAV is refused naming the file."""

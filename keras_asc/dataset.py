@@ -66,7 +66,12 @@ def _read_tsv(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         raise DatasetError(f"{path}: the file is empty; it needs a header row naming {list(required)} "
                            "and one row per clip (copy it again from the dataset)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{path}: not a readable tab-separated file ({e})") from e
+        what = "not text (binary or in another encoding than UTF-8)" if isinstance(e, UnicodeDecodeError) else \
+            "not a readable tab-separated file"
+        raise DatasetError(f"{path}: {what} ({str(e)[:200]}); it must be a UTF-8 tab-separated text file with a "
+                           f"header row naming {list(required)} and one row per clip. Give the dataset's own file "
+                           "(copy it again from the dataset, or regenerate the dataset with `asc make-dataset`)"
+                           ) from None
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DatasetError(

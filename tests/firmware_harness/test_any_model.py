@@ -28,7 +28,11 @@ from tflite_export.flatbuffer import (TFLM_MUTABLE_RESOLVER_METHODS, TFLM_OPS_NO
 
 from tests.firmware_harness.conftest import QUIET, require_targets
 
-MLPERF = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mlperf_tiny"
+#: ../shared/reference/mlperf_tiny beside the checkout (the nearest folder up that has shared/reference: a
+#: checkout of its own or a git worktree one level deeper)
+MLPERF = next((p / "shared" / "reference" / "mlperf_tiny" for p in Path(__file__).resolve().parents[3:]
+               if (p / "shared" / "reference").is_dir()), Path(__file__).resolve().parents[3] / "shared" / "reference"
+              / "mlperf_tiny")
 IC, KWS = MLPERF / "ic_resnet8_int8.tflite", MLPERF / "kws_dscnn_int8.tflite"
 MODELS = {"ic_resnet8": IC, "kws_dscnn": KWS}
 #: Rows of ``default_rng(0).integers(-128, 128, (200, 3072), int8)`` on which LiteRT's reference

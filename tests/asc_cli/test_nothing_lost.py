@@ -101,57 +101,51 @@ def _staged(folder, stage, files):
     return folder
 
 
-def test_staging_refuses_its_own_folder_once_a_user_added_a_file(tmp_path):
+def test_staging_keeps_a_users_file_in_its_own_folder(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m", "sub/x.h": "h"})
     (export / "sub" / "NOTES.md").write_text("keep")
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"no asc stage wrote \(sub/NOTES.md\)"):
-        _staged(export, "export", {"model.tflite": "new"})
-    assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "m"
+    _staged(export, "export", {"model.tflite": "new"})
+    assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "new"
+    assert not (export / "sub" / "x.h").exists()  # its own, unchanged and no longer written
 
 
-def test_staging_sees_a_users_file_inside_another_stages_subfolder(tmp_path):
+def test_staging_leaves_another_stages_subfolder_whole_while_it_holds_a_users_file(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
     _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
     (export / "firmware" / "NOTES.md").write_text("keep")
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"firmware/NOTES.md"):
-        _staged(export, "export", {"model.tflite": "new"})
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"NOTES.md"):
-        _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
+    _staged(export, "export", {"model.tflite": "new"})
+    _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
     assert (export / "firmware" / "NOTES.md").read_text() == "keep"
+    assert (export / "firmware" / "firmware_report.md").read_text() == "r2"
 
 
 def test_staging_replaces_its_folder_with_later_stages_files_in_it(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
     _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
-    (export / "validation_report.md").write_text("v")
-    artifacts.record_added(export, ("validation_report.md",))
+    with artifacts.adding_files(export, stage="export", names=("validation_report.md",)) as tmp:
+        (tmp / "validation_report.md").write_text("v")
     _staged(export, "export", {"model.tflite": "new"})
     assert sorted(p.name for p in export.iterdir()) == [artifacts.STAGE_MARKER, "model.tflite"]
 
 
-def test_staging_replaces_the_build_folder_its_instructions_fill(tmp_path):
-    bundle = tmp_path / "bundle"
-    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
-        (tmp / "CMakeLists.txt").write_text("old")
+def test_staging_never_deletes_the_build_folder_its_instructions_fill(tmp_path):
+    bundle = _staged(tmp_path / "bundle", "bundle", {"CMakeLists.txt": "old"})
     (bundle / "build" / "CMakeFiles").mkdir(parents=True)
     (bundle / "build" / "CMakeFiles" / "x.o").write_text("built")  # cmake -B OUT/build, as BUNDLE.md says
-    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
-        (tmp / "CMakeLists.txt").write_text("new")
-    assert (bundle / "CMakeLists.txt").read_text() == "new" and not (bundle / "build").exists()
-    (bundle / "NOTES.md").write_text("keep")  # anything else of the user's is still refused
-    with pytest.raises(artifacts.RefusedOverwrite, match="NOTES.md"):
-        with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)):
-            pass
+    _staged(bundle, "bundle", {"CMakeLists.txt": "new"})
+    assert (bundle / "CMakeLists.txt").read_text() == "new"
+    assert (bundle / "build" / "CMakeFiles" / "x.o").read_text() == "built"
 
 
-def test_reexport_refuses_a_run_export_holding_a_users_file(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
-                                                            capsys):
+def test_reexport_refuses_an_export_file_the_user_edited(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
+                                                         capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    (run / "export" / "NOTES.md").write_text("keep")
+    with open(run / "export" / "size_report.txt", "a") as f:
+        f.write("my notes\n")
     before = _tree(tmp_path)
     status, err = _run(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--arena-targets", "none"], capsys)
-    assert status == EXIT_USER_ERROR and "NOTES.md" in err and "Traceback" not in err, err
+    assert status == EXIT_USER_ERROR and "size_report.txt" in err and "--write-beside" in err, err
     assert _tree(tmp_path) == before
 
 

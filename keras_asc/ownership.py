@@ -121,13 +121,14 @@ def _note(message: str) -> None:
 class StageRecord:
     """A folder's :data:`STAGE_MARKER`, read. ``hashes``: path -> the sha256 values it may hold as the
     stage's (two while a merge is under way); ``unverified``: paths an older version listed without a
-    hash; ``sha256``: the settled path -> sha256 (without pending ones); ``lists_files``: False for a
-    marker of an older version that did not list its files (then any file not hashed is unverified)."""
+    hash; ``sha256``: the settled path -> sha256, ``pending``: those of a merge under way; ``lists_files``:
+    False for a marker of an older version that did not list its files (any file not hashed is unverified)."""
     stage: str | None
     hashes: dict[str, frozenset[str]]
     sha256: dict[str, str]
     unverified: frozenset[str]
     lists_files: bool = True
+    pending: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def read_marker(folder: Path) -> StageRecord | None:
@@ -144,22 +145,31 @@ def read_marker(folder: Path) -> StageRecord | None:
 
     def table(key: str) -> dict[str, str]:
         value = raw.get(key)
-        return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)} \
+        return {k: v for k, v in value.items() if _inside(k) and isinstance(v, str)} \
             if isinstance(value, dict) else {}
 
     def names(key: str) -> set[str]:
         value = raw.get(key)
-        return {n for n in value if isinstance(n, str)} if isinstance(value, list) else set()
+        return {n for n in value if _inside(n)} if isinstance(value, list) else set()
 
-    sha256, hashes = table("sha256"), {}
-    for source in (sha256, table("pending")):
+    sha256, pending, hashes = table("sha256"), table("pending"), {}
+    for source in (sha256, pending):
         for name, digest in source.items():
             hashes[name] = hashes.get(name, frozenset()) | {digest}
     current = raw.get("format") == MARKER_FORMAT
     unverified = names("unverified") if current else names("files") - set(hashes)
     stage = raw.get("stage")
     return StageRecord(stage if isinstance(stage, str) else None, hashes, sha256, frozenset(unverified - set(hashes)),
-                       lists_files=current or isinstance(raw.get("files"), list))
+                       lists_files=current or isinstance(raw.get("files"), list), pending=pending)
+
+
+def _inside(name) -> bool:
+    """Whether a name from a marker is a relative path inside its folder (an edited marker naming
+    ``../x`` or ``/x`` must never make a stage delete or replace a file elsewhere)."""
+    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
+        return False
+    parts = name.split("/")
+    return parts[-1] != STAGE_MARKER and all(part not in ("", ".", "..") for part in parts)
 
 
 def _write_marker(folder: Path, *, stage: str, sha256: dict[str, str], unverified=(), pending=None) -> None:
@@ -245,6 +255,11 @@ def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
             if not _is_scratch(name):
                 path = root_path / name
                 yield path.relative_to(folder).as_posix(), path
+
+
+def _empty_folders(folder: Path) -> list[str]:
+    return [Path(root).relative_to(folder).as_posix() for root, dirs, files in os.walk(folder)
+            if not dirs and not files and Path(root) != folder]
 
 
 def _nested(folder: Path) -> list[Path]:
@@ -456,7 +471,8 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
     old = dict(record.sha256) if record else {}
     unverified = set(record.unverified) if record else set()
     incoming = {rel: new[rel] for rel in plan.place} | {rel + BESIDE_SUFFIX: new[rel] for rel in plan.beside}
-    _write_marker(final, stage=stage, sha256=old, unverified=unverified, pending=incoming)
+    _write_marker(final, stage=stage, sha256=old, unverified=unverified,
+                  pending={**(record.pending if record else {}), **incoming})  # a killed run's too, until deleted
     for rel in plan.delete:
         if _state(final, rel, record) == OWN:  # still: the user may have written it meanwhile
             _remove_file(final, final / rel)
@@ -468,7 +484,10 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
         _move(tmp / rel, final / rel)
     for rel in plan.beside:
         _move(tmp / rel, final / (rel + BESIDE_SUFFIX))
-    gone = set(plan.delete) | set(plan.kept) | set(plan.conflicts[CHANGED]) | set(plan.conflicts[UNVERIFIED])
+    for rel in _empty_folders(tmp):  # folders the stage made and left empty (a rename would have kept them)
+        with contextlib.suppress(OSError):
+            (final / rel).mkdir(parents=True, exist_ok=True)
+    gone = set(plan.delete) | set(plan.kept) | {rel for rels in plan.conflicts.values() for rel in rels}
     if scope is None:
         kept_record = {}
         unverified = set()

@@ -209,3 +209,22 @@ def test_record_unchanged_tells_an_edited_record(tmp_path):
     assert artifacts.record_unchanged(export, "config.json") is True
     (export / "config.json").write_text('{"edited": 1}')
     assert artifacts.record_unchanged(export, "config.json") is False
+
+
+def test_a_marker_naming_a_file_outside_its_folder_never_deletes_it(tmp_path):
+    out = _staged(tmp_path / "b", FIRST)
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep")
+    marker = _marker(out)
+    marker["sha256"]["../precious.txt"] = artifacts.sha256_file(outside)  # an edited marker
+    artifacts.write_json(out / artifacts.STAGE_MARKER, marker)
+    _staged(out, FIRST)
+    assert outside.read_text() == "keep"
+
+
+def test_an_empty_folder_the_stage_makes_is_kept_on_a_rerun(tmp_path):
+    out = _staged(tmp_path / "b", FIRST)
+    with artifacts.staging_dir(out, stage="bundle") as tmp:
+        (tmp / "work").mkdir()
+        (tmp / "CMakeLists.txt").write_text("cmake 2")
+    assert (out / "work").is_dir()

@@ -13,11 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from keras_asc.atomic import atomic_write_bytes, atomic_write_text, sha256_bytes, sha256_file, write_json  # noqa: F401
+from keras_asc.atomic import (atomic_write_bytes, atomic_write_text, remove_abandoned_staging,  # noqa: F401
+                              sha256_bytes, sha256_file, write_json)
 from keras_asc.errors import AscError
-from keras_asc.ownership import (BESIDE_SUFFIX, STAGE_MARKER, WRITE_BESIDE_HELP, WRITE_BESIDE_OPTION,  # noqa: F401
-                                 RefusedOverwrite, adding_files, check_adding, check_replaceable, claim_folder,
-                                 read_marker, record_added, record_unchanged, remove_abandoned_staging, staging_dir,
+from keras_asc.ownership import (BESIDE_SUFFIX, SET_ASIDE_SUFFIX, STAGE_MARKER, WRITE_BESIDE_HELP,  # noqa: F401
+                                 WRITE_BESIDE_OPTION, RefusedOverwrite, adding_files, check_adding, check_replaceable,
+                                 claim_folder, read_marker, record_unchanged, staging_dir,
                                  writing_beside, written_by)
 
 TRACKED_PACKAGES = (

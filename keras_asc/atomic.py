@@ -1,4 +1,4 @@
-"""Atomic file writes and content hashes: the bottom of the artifact layer.
+"""Atomic file writes, staging folders and content hashes: the bottom of the artifact layer.
 
 :mod:`keras_asc.ownership` (which files a stage wrote) and :mod:`keras_asc.artifacts` (what every
 stage imports) build on these; nothing here knows about stages.
@@ -9,6 +9,8 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,49 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- staging folders
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _staging_owner() -> str:
+    """``PID@HOST``: who a staging folder belongs to (on a shared file system a process id alone
+    says nothing about another host's processes)."""
+    return f"{os.getpid()}@{socket.gethostname().replace('.', '_')}"
+
+
+def remove_abandoned_staging(final: Path) -> list[Path]:
+    """Remove the ``.NAME.PID@HOST.*.partial`` folders next to ``final`` whose process on this
+    host is gone (a killed run); a staging folder of a live process, or of another host (whose
+    processes this one cannot see), is left alone. Returns what was removed."""
+    final = Path(final)
+    here = _staging_owner().partition("@")[2]
+    removed = []
+    for tmp in final.parent.glob(f".{final.name}.*.partial"):
+        owner = tmp.name[len(final.name) + 2:].split(".")[0]
+        pid_text, _, host = owner.partition("@")
+        if host and host != here:
+            continue
+        pid = int(pid_text) if pid_text.isdigit() else None
+        if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def staging_folder(final: Path) -> Path:
+    """A new empty folder next to ``final`` (``.NAME.PID@HOST.*.partial``) for a stage to write into;
+    the ones killed runs left there are removed first."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_staging(final)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{_staging_owner()}.", suffix=".partial"))
+    os.chmod(tmp, 0o777 & ~umask())  # the user's umask (mkdtemp alone would leave it 0700)
+    return tmp

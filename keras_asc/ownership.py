@@ -21,6 +21,9 @@ Markers of older versions (no ``"format"``) list their ``"files"`` without a has
   recorded while the kept file no longer is (it is the user's now);
 - a file of the previous version that the new one does not write is deleted when unchanged, kept (and
   no longer recorded) when changed or unverified;
+- a cache (the feature cache, whose entries asc alone writes and checks) passes ``set_aside=True``: a
+  conflicting file is renamed ``NAME`` + :data:`SET_ASIDE_SUFFIX` (never deleted) and the new version
+  takes its name, so a damaged entry is computed again;
 - every other file (the user's notes, the ``build/`` CMake fills) is never touched, and a folder is
   removed only when deleting the stage's own files above leaves it empty;
 - a sub-folder with another stage's marker (an export's ``firmware/``, the reports of the previous
@@ -58,13 +61,11 @@ import errno
 import json
 import os
 import shutil
-import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from keras_asc.atomic import atomic_write_bytes, sha256_file, umask, write_json
+from keras_asc.atomic import atomic_write_bytes, sha256_file, staging_folder, write_json
 from keras_asc.errors import AscError
 
 #: The file every artifact folder holds: its stage and the sha256 of every file the stage wrote.
@@ -72,6 +73,8 @@ STAGE_MARKER = ".asc-stage.json"
 MARKER_FORMAT = 2
 #: What a new version of a file the user changed is called, written beside it with ``write_beside``.
 BESIDE_SUFFIX = ".asc-new"
+#: What a conflicting file of a cache is renamed to, its new version taking its name (``set_aside``).
+SET_ASIDE_SUFFIX = ".asc-old"
 #: The command-line option that asks for it (every command that writes a stage's folder).
 WRITE_BESIDE_OPTION = "--write-beside"
 WRITE_BESIDE_HELP = (f"when a file this command would replace was changed since asc wrote it (or is not asc's), keep "
@@ -203,27 +206,12 @@ def record_unchanged(folder: Path, name: str = "config.json") -> bool | None:
     return _state(Path(folder), name, record) == OWN
 
 
-def record_added(folder: Path, names: tuple[str, ...]) -> None:
-    """Record the files ``names`` that asc has just written into ``folder`` (outside
-    :func:`adding_files`, which is preferred: it also keeps a changed file) as its stage's."""
-    folder = Path(folder)
-    record = read_marker(folder)
-    if record is None or record.stage is None:
-        return
-    added = {n: sha256_file(folder / n) for n in names if (folder / n).is_file() and not (folder / n).is_symlink()}
-    _write_marker(folder, stage=record.stage, sha256={**record.sha256, **added},
-                  unverified=record.unverified - set(added))
-
-
 # ----------------------------------------------------------------------------- one file's state
 def _state(folder: Path, rel: str, record: StageRecord | None) -> str:
     """What ``folder/rel`` is to the stage: ABSENT, OWN (its recorded content), CHANGED, UNVERIFIED
     or FOREIGN (no record, a link, a folder, or a path through a link or a file)."""
-    parent = folder
-    for part in Path(rel).parts[:-1]:
-        parent = parent / part
-        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-            return FOREIGN  # never written through a link, nor over a file standing where a folder was
+    if _blocked_path(folder, rel):
+        return FOREIGN  # never written through a link, nor over a file standing where a folder was
     path = folder / rel
     if not path.exists() and not path.is_symlink():
         return ABSENT
@@ -233,6 +221,16 @@ def _state(folder: Path, rel: str, record: StageRecord | None) -> str:
     if known:
         return OWN if sha256_file(path) in known else CHANGED
     return UNVERIFIED if record and (rel in record.unverified or not record.lists_files) else FOREIGN
+
+
+def _blocked_path(folder: Path, rel: str) -> bool:
+    """Whether a folder on the way from ``folder`` to ``rel`` is a link or a file."""
+    parent = folder
+    for part in Path(rel).parts[:-1]:
+        parent = parent / part
+        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
+            return True
+    return False
 
 
 def _holds(path: Path, digest: str) -> bool:
@@ -255,6 +253,15 @@ def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
             if not _is_scratch(name):
                 path = root_path / name
                 yield path.relative_to(folder).as_posix(), path
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... the first that does not exist."""
+    n, candidate = 1, path
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def _empty_folders(folder: Path) -> list[str]:
@@ -345,14 +352,15 @@ def _changed_files(folder: Path, names=None) -> dict[str, list[str]]:
 
 
 def check_replaceable(final: Path, *, stage: str, inputs: tuple[Path, ...] = (),
-                      write_beside: bool | None = None) -> None:
+                      write_beside: bool | None = None, set_aside: bool = False) -> None:
     """Refuse (:class:`RefusedOverwrite`, naming the path and the fix), before any work, what
     :func:`staging_dir` would refuse: ``final`` being or holding one of ``inputs``, a file, a folder
     of files another stage or the user wrote, or (unless ``write_beside``) a folder of ``stage``'s in
-    which a file it wrote was changed since, or cannot be verified (an older version's)."""
+    which a file it wrote was changed since, or cannot be verified (an older version's), unless
+    ``set_aside``."""
     final = Path(final)
     _check_folder(final, stage=stage, inputs=inputs)
-    if final.is_dir() and not _beside(write_beside):
+    if final.is_dir() and not _beside(write_beside) and not set_aside:
         changed = _changed_files(final)
         changed.pop(FOREIGN)  # a file it recorded that became a folder or a link: refused by the merge if rewritten
         if any(changed.values()):
@@ -382,6 +390,7 @@ class _Plan:
     place: list[str] = dataclasses.field(default_factory=list)  # new files moved in under their names
     adopt: list[str] = dataclasses.field(default_factory=list)  # already there with the new content
     beside: list[str] = dataclasses.field(default_factory=list)  # written as NAME.asc-new, NAME kept
+    aside: list[str] = dataclasses.field(default_factory=list)  # NAME renamed NAME.asc-old, then written
     delete: list[str] = dataclasses.field(default_factory=list)  # the previous version's, unchanged, not rewritten
     kept: list[str] = dataclasses.field(default_factory=list)  # the previous version's, changed: now the user's
     conflicts: dict[str, list[str]] = dataclasses.field(default_factory=lambda: {CHANGED: [], UNVERIFIED: [],
@@ -392,7 +401,7 @@ class _Plan:
 
 
 def _plan(final: Path, new: dict[str, str], record: StageRecord | None, *, scope: frozenset[str] | None,
-          beside: bool) -> _Plan:
+          beside: bool, aside: bool) -> _Plan:
     plan = _Plan()
     for rel, digest in sorted(new.items()):
         state = _state(final, rel, record)
@@ -400,6 +409,8 @@ def _plan(final: Path, new: dict[str, str], record: StageRecord | None, *, scope
             plan.place.append(rel)
         elif _holds(final / rel, digest):
             plan.adopt.append(rel)
+        elif aside and not _blocked_path(final, rel):
+            plan.aside.append(rel)
         else:
             plan.conflicts[state].append(rel)
             if beside:
@@ -450,7 +461,7 @@ def _remove_intact(folder: Path, sub: Path) -> None:
 
 
 def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None, beside: bool,
-            log: Callable[[str], None]) -> None:
+            log: Callable[[str], None], aside: bool = False) -> None:
     """Bring the staged files of ``tmp`` into ``final`` by the module's rule (``scope``: the names this
     write manages, None for the stage's whole folder); raises :class:`RefusedOverwrite` before any
     change when a conflict remains."""
@@ -465,12 +476,13 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
                 raise
             (tmp / STAGE_MARKER).unlink()
     record = read_marker(final)
-    plan = _plan(final, new, record, scope=scope, beside=beside)
+    plan = _plan(final, new, record, scope=scope, beside=beside, aside=aside)
     if plan.blocked or (any(plan.conflicts.values()) and not beside):
         raise _refusal(final, stage, plan.conflicts, plan.blocked)
     old = dict(record.sha256) if record else {}
     unverified = set(record.unverified) if record else set()
-    incoming = {rel: new[rel] for rel in plan.place} | {rel + BESIDE_SUFFIX: new[rel] for rel in plan.beside}
+    incoming = {rel: new[rel] for rel in plan.place + plan.aside} | {
+        rel + BESIDE_SUFFIX: new[rel] for rel in plan.beside}
     _write_marker(final, stage=stage, sha256=old, unverified=unverified,
                   pending={**(record.pending if record else {}), **incoming})  # a killed run's too, until deleted
     for rel in plan.delete:
@@ -484,10 +496,18 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
         _move(tmp / rel, final / rel)
     for rel in plan.beside:
         _move(tmp / rel, final / (rel + BESIDE_SUFFIX))
+    set_aside = {}
+    for rel in plan.aside:
+        set_aside[rel] = _free_name(final / (rel + SET_ASIDE_SUFFIX))
+        os.replace(final / rel, set_aside[rel])  # renamed, never deleted: a link stays a link
+        _move(tmp / rel, final / rel)
     for rel in _empty_folders(tmp):  # folders the stage made and left empty (a rename would have kept them)
         with contextlib.suppress(OSError):
             (final / rel).mkdir(parents=True, exist_ok=True)
     gone = set(plan.delete) | set(plan.kept) | {rel for rels in plan.conflicts.values() for rel in rels}
+    for rel, where in set_aside.items():
+        log(f"{final / rel}: was not the file asc {stage} wrote; set aside as {where} (delete it when you do not "
+            "need it), and written again")
     if scope is None:
         kept_record = {}
         unverified = set()
@@ -505,32 +525,25 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
             f"it may describe the previous asc {stage} output")
 
 
-def _staging_folder(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_staging(final)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.{_staging_owner()}.", suffix=".partial"))
-    os.chmod(tmp, 0o777 & ~umask())  # the user's umask (mkdtemp alone would leave it 0700)
-    return tmp
-
-
 @contextlib.contextmanager
 def staging_dir(final: Path, *, stage: str, inputs: tuple[Path, ...] = (), write_beside: bool | None = None,
-                log: Callable[[str], None] | None = None) -> Iterator[Path]:
+                set_aside: bool = False, log: Callable[[str], None] | None = None) -> Iterator[Path]:
     """Yield an empty temp folder next to ``final`` for ``stage``'s whole output; on success it
     becomes ``final`` (one rename when ``final`` is absent, else merged by the module's rule).
 
     Checked before (:func:`check_replaceable`) and at the end; a conflict raises
     :class:`RefusedOverwrite` with nothing changed. A crash before the end leaves ``final`` as it was;
     the staging folder a killed process left behind is removed by the next call. ``log`` receives a
-    line per file kept or written beside (default: ``asc: note:`` on stderr)."""
+    line per file kept, written beside or set aside (default: ``asc: note:`` on stderr). ``set_aside``:
+    a cache's conflicting files are renamed ``NAME.asc-old`` and written again (see the module)."""
     final = Path(final)
     beside = _beside(write_beside)
-    check_replaceable(final, stage=stage, inputs=inputs, write_beside=beside)
-    tmp = _staging_folder(final)
+    check_replaceable(final, stage=stage, inputs=inputs, write_beside=beside, set_aside=set_aside)
+    tmp = staging_folder(final)
     try:
         yield tmp
         _check_folder(final, stage=stage, inputs=inputs)  # nothing else appeared there meanwhile
-        _commit(tmp, final, stage=stage, scope=None, beside=beside, log=log or _note)
+        _commit(tmp, final, stage=stage, scope=None, beside=beside, aside=set_aside, log=log or _note)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -545,7 +558,7 @@ def adding_files(folder: Path, *, stage: str, names: tuple[str, ...], write_besi
     folder = Path(folder)
     beside = _beside(write_beside)
     check_adding(folder, stage=stage, names=names, write_beside=beside)
-    tmp = _staging_folder(folder)
+    tmp = staging_folder(folder)
     try:
         yield tmp
         extra = sorted(rel for rel, _ in _walk(tmp) if rel not in names)
@@ -583,39 +596,3 @@ def claim_folder(folder: Path, *, stage: str, legacy: Callable[[Path], bool] | N
     if not written_by(folder, stage):
         _write_marker(folder, stage=stage, sha256={}, unverified=older)
     return folder
-
-
-# ----------------------------------------------------------------------------- killed runs
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _staging_owner() -> str:
-    """``PID@HOST``: who a staging folder belongs to (on a shared file system a process id alone
-    says nothing about another host's processes)."""
-    return f"{os.getpid()}@{socket.gethostname().replace('.', '_')}"
-
-
-def remove_abandoned_staging(final: Path) -> list[Path]:
-    """Remove the ``.NAME.PID@HOST.*.partial`` folders next to ``final`` whose process on this
-    host is gone (a killed run); a staging folder of a live process, or of another host (whose
-    processes this one cannot see), is left alone. Returns what was removed."""
-    final = Path(final)
-    here = _staging_owner().partition("@")[2]
-    removed = []
-    for tmp in final.parent.glob(f".{final.name}.*.partial"):
-        owner = tmp.name[len(final.name) + 2:].split(".")[0]
-        pid_text, _, host = owner.partition("@")
-        if host and host != here:
-            continue
-        pid = int(pid_text) if pid_text.isdigit() else None
-        if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed

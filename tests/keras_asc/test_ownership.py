@@ -228,3 +228,11 @@ def test_an_empty_folder_the_stage_makes_is_kept_on_a_rerun(tmp_path):
         (tmp / "work").mkdir()
         (tmp / "CMakeLists.txt").write_text("cmake 2")
     assert (out / "work").is_dir()
+
+
+def test_a_caches_damaged_file_is_set_aside_and_written_again(tmp_path):
+    entry = _staged(tmp_path / "entry", {"train.npy": "features"}, stage="features")
+    (entry / "train.npy").write_text("damaged")
+    _staged(entry, {"train.npy": "features"}, stage="features", set_aside=True)
+    assert (entry / "train.npy").read_text() == "features"
+    assert (entry / f"train.npy{artifacts.SET_ASIDE_SUFFIX}").read_text() == "damaged"

@@ -1,9 +1,10 @@
 """Small helpers every stage uses to write artifacts safely and say what produced them.
 
-The writes themselves are :mod:`keras_asc.atomic`'s; which files of a folder a stage wrote, and the
-one rule by which a rerun replaces them (ownership by sha256), is :mod:`keras_asc.ownership`, whose
-docstring documents the API every stage uses (:func:`staging_dir`, :func:`adding_files`,
-:func:`claim_folder`, :func:`check_replaceable`, :func:`writing_beside`). Both are re-exported here.
+The writes themselves are :mod:`keras_asc.atomic`'s; which files of a folder a stage wrote is
+:mod:`keras_asc.stage_marker`'s record, and the one rule by which a rerun replaces them (ownership
+by sha256) is :mod:`keras_asc.ownership`, whose docstring documents the API every stage uses
+(:func:`staging_dir`, :func:`adding_files`, :func:`claim_folder`, :func:`check_replaceable`,
+:func:`writing_beside`). Their public names are re-exported here.
 """
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from typing import Any, Callable
 from keras_asc.atomic import (atomic_write_bytes, atomic_write_text, remove_abandoned_staging,  # noqa: F401
                               sha256_bytes, sha256_file, write_json)
 from keras_asc.errors import AscError
-from keras_asc.ownership import (BESIDE_SUFFIX, SET_ASIDE_SUFFIX, STAGE_MARKER, WRITE_BESIDE_HELP,  # noqa: F401
+from keras_asc.ownership import (BESIDE_SUFFIX, SET_ASIDE_SUFFIX, WRITE_BESIDE_HELP,  # noqa: F401
                                  WRITE_BESIDE_OPTION, RefusedOverwrite, adding_files, check_adding, check_replaceable,
-                                 claim_folder, read_marker, record_unchanged, staging_dir,
-                                 writing_beside, written_by)
+                                 claim_folder, staging_dir, writing_beside)
+from keras_asc.stage_marker import STAGE_MARKER, read_marker, record_unchanged, written_by  # noqa: F401
 
 TRACKED_PACKAGES = (
     "tensorflow", "tf_keras", "tensorflow-model-optimization", "ai-edge-litert",

@@ -1,7 +1,7 @@
 """Ownership by hash: every stage writes its folder through here, so that no stage replaces or
 deletes a file it did not write, or one the user changed since it wrote it.
 
-**The record.** Each artifact folder holds :data:`STAGE_MARKER` (``.asc-stage.json``)::
+**The record** (:mod:`keras_asc.stage_marker`). Each artifact folder holds ``.asc-stage.json``::
 
     {"stage": "bundle", "format": 2, "sha256": {"board/board.ld": "<sha256>", ...}}
 
@@ -27,8 +27,9 @@ Markers of older versions (no ``"format"``) list their ``"files"`` without a has
 - every other file (the user's notes, the ``build/`` CMake fills) is never touched, and a folder is
   removed only when deleting the stage's own files above leaves it empty;
 - a sub-folder with another stage's marker (an export's ``firmware/``, the reports of the previous
-  model) is removed with the stale files only when every file in it is still its stage's (by
-  hash); otherwise it is left whole.
+  model) is removed with the stale files only when it has the name its stage wrote it under and
+  every file in it is still its stage's (by hash); otherwise (a copy, a file of the user's in it)
+  it is left whole.
 
 A folder whose marker names another stage, or that holds files and no marker, is refused outright.
 
@@ -58,19 +59,18 @@ import contextlib
 import contextvars
 import dataclasses
 import errno
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
-from keras_asc.atomic import atomic_write_bytes, sha256_file, staging_folder, write_json
+from keras_asc.atomic import atomic_write_bytes, sha256_file, staging_folder
 from keras_asc.errors import AscError
+from keras_asc.stage_marker import (ABSENT, CHANGED, FOREIGN, OWN, STAGE_MARKER, UNVERIFIED, StageRecord,
+                                    blocked_path, file_state, holds, intact, nested_stage_folders, read_marker,
+                                    walk_files, write_marker, written_by)
 
-#: The file every artifact folder holds: its stage and the sha256 of every file the stage wrote.
-STAGE_MARKER = ".asc-stage.json"
-MARKER_FORMAT = 2
 #: What a new version of a file the user changed is called, written beside it with ``write_beside``.
 BESIDE_SUFFIX = ".asc-new"
 #: What a conflicting file of a cache is renamed to, its new version taking its name (``set_aside``).
@@ -79,11 +79,6 @@ SET_ASIDE_SUFFIX = ".asc-old"
 WRITE_BESIDE_OPTION = "--write-beside"
 WRITE_BESIDE_HELP = (f"when a file this command would replace was changed since asc wrote it (or is not asc's), keep "
                      f"it and write the new version beside it as NAME{BESIDE_SUFFIX} instead of refusing")
-#: Folders written before the marker existed: the record in them that names their stage.
-_LEGACY_RECORDS = {"export": "config.json", "features": "config.json", "firmware": "firmware_report.json",
-                   "make-dataset": "synth_config.json"}
-
-ABSENT, OWN, CHANGED, UNVERIFIED, FOREIGN = "absent", "own", "changed", "unverified", "foreign"
 _WHY = {CHANGED: "changed since asc {stage} wrote them (their sha256 is no longer the one in " + STAGE_MARKER + ")",
         UNVERIFIED: "written by an older version of asc that kept no sha256 of them, so whether they were changed "
                     "cannot be told",
@@ -117,180 +112,6 @@ def _beside(write_beside: bool | None) -> bool:
 
 def _note(message: str) -> None:
     print(f"asc: note: {message}", file=sys.stderr)
-
-
-# ----------------------------------------------------------------------------- the record
-@dataclasses.dataclass(frozen=True)
-class StageRecord:
-    """A folder's :data:`STAGE_MARKER`, read. ``hashes``: path -> the sha256 values it may hold as the
-    stage's (two while a merge is under way); ``unverified``: paths an older version listed without a
-    hash; ``sha256``: the settled path -> sha256, ``pending``: those of a merge under way; ``lists_files``:
-    False for a marker of an older version that did not list its files (any file not hashed is unverified)."""
-    stage: str | None
-    hashes: dict[str, frozenset[str]]
-    sha256: dict[str, str]
-    unverified: frozenset[str]
-    lists_files: bool = True
-    pending: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-def read_marker(folder: Path) -> StageRecord | None:
-    """``folder``'s marker, or None when it has none; an unreadable marker records nothing."""
-    path = Path(folder) / STAGE_MARKER
-    if not path.is_file() or path.is_symlink():
-        return None
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        raw = None
-    if not isinstance(raw, dict):
-        return StageRecord(None, {}, {}, frozenset())
-
-    def table(key: str) -> dict[str, str]:
-        value = raw.get(key)
-        return {k: v for k, v in value.items() if _inside(k) and isinstance(v, str)} \
-            if isinstance(value, dict) else {}
-
-    def names(key: str) -> set[str]:
-        value = raw.get(key)
-        return {n for n in value if _inside(n)} if isinstance(value, list) else set()
-
-    sha256, pending, hashes = table("sha256"), table("pending"), {}
-    for source in (sha256, pending):
-        for name, digest in source.items():
-            hashes[name] = hashes.get(name, frozenset()) | {digest}
-    current = raw.get("format") == MARKER_FORMAT
-    unverified = names("unverified") if current else names("files") - set(hashes)
-    stage = raw.get("stage")
-    return StageRecord(stage if isinstance(stage, str) else None, hashes, sha256, frozenset(unverified - set(hashes)),
-                       lists_files=current or isinstance(raw.get("files"), list), pending=pending)
-
-
-def _inside(name) -> bool:
-    """Whether a name from a marker is a relative path inside its folder (an edited marker naming
-    ``../x`` or ``/x`` must never make a stage delete or replace a file elsewhere)."""
-    if not isinstance(name, str) or not name or name.startswith("/") or "\\" in name:
-        return False
-    parts = name.split("/")
-    return parts[-1] != STAGE_MARKER and all(part not in ("", ".", "..") for part in parts)
-
-
-def _write_marker(folder: Path, *, stage: str, sha256: dict[str, str], unverified=(), pending=None) -> None:
-    record = {"stage": stage, "format": MARKER_FORMAT, "sha256": dict(sorted(sha256.items()))}
-    if unverified:
-        record["unverified"] = sorted(unverified)
-    if pending:
-        record["pending"] = dict(sorted(pending.items()))
-    write_json(Path(folder) / STAGE_MARKER, record)
-
-
-def written_by(folder: Path, stage: str) -> bool:
-    """Whether ``folder`` is an artifact folder that ``stage`` wrote (its marker, or for folders
-    older than the marker, its record's ``"stage"``)."""
-    folder = Path(folder)
-    for name in (STAGE_MARKER, _LEGACY_RECORDS.get(stage)):
-        if name and (folder / name).is_file():
-            try:
-                return json.loads((folder / name).read_text()).get("stage") == stage
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-                return False
-    return False
-
-
-def record_unchanged(folder: Path, name: str = "config.json") -> bool | None:
-    """Whether ``folder/name`` is the file its stage wrote (by the sha256 in the marker); None when
-    the marker keeps no hash of it (a folder of an older version, or no marker)."""
-    record = read_marker(folder)
-    if record is None or name not in record.hashes:
-        return None
-    return _state(Path(folder), name, record) == OWN
-
-
-# ----------------------------------------------------------------------------- one file's state
-def _state(folder: Path, rel: str, record: StageRecord | None) -> str:
-    """What ``folder/rel`` is to the stage: ABSENT, OWN (its recorded content), CHANGED, UNVERIFIED
-    or FOREIGN (no record, a link, a folder, or a path through a link or a file)."""
-    if _blocked_path(folder, rel):
-        return FOREIGN  # never written through a link, nor over a file standing where a folder was
-    path = folder / rel
-    if not path.exists() and not path.is_symlink():
-        return ABSENT
-    if path.is_symlink() or not path.is_file():
-        return FOREIGN
-    known = record.hashes.get(rel) if record else None
-    if known:
-        return OWN if sha256_file(path) in known else CHANGED
-    return UNVERIFIED if record and (rel in record.unverified or not record.lists_files) else FOREIGN
-
-
-def _blocked_path(folder: Path, rel: str) -> bool:
-    """Whether a folder on the way from ``folder`` to ``rel`` is a link or a file."""
-    parent = folder
-    for part in Path(rel).parts[:-1]:
-        parent = parent / part
-        if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-            return True
-    return False
-
-
-def _holds(path: Path, digest: str) -> bool:
-    return path.is_file() and not path.is_symlink() and sha256_file(path) == digest
-
-
-def _is_scratch(name: str) -> bool:
-    """A staging or temp entry of a run writing inside a folder (``.NAME.*.partial``, ``.NAME.*.tmp``)."""
-    return name.startswith(".") and name.endswith((".partial", ".old", ".tmp"))
-
-
-def _walk(folder: Path) -> Iterator[tuple[str, Path]]:
-    """Every entry under ``folder`` that is not a folder (files, links, links to folders), as
-    (POSIX path relative to ``folder``, path); links are not followed, scratch entries skipped."""
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        root_path = Path(root)
-        links = [d for d in dirs if (root_path / d).is_symlink()]
-        dirs[:] = sorted(d for d in dirs if d not in links and not _is_scratch(d))
-        for name in sorted(files + links):
-            if not _is_scratch(name):
-                path = root_path / name
-                yield path.relative_to(folder).as_posix(), path
-
-
-def _free_name(path: Path) -> Path:
-    """``path``, or ``path-2``, ``path-3``... the first that does not exist."""
-    n, candidate = 1, path
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = path.with_name(f"{path.name}-{n}")
-    return candidate
-
-
-def _empty_folders(folder: Path) -> list[str]:
-    return [Path(root).relative_to(folder).as_posix() for root, dirs, files in os.walk(folder)
-            if not dirs and not files and Path(root) != folder]
-
-
-def _nested(folder: Path) -> list[Path]:
-    """The outermost sub-folders of ``folder`` holding a stage marker of their own (other stages' artifacts)."""
-    found: list[Path] = []
-    for rel, _ in _walk(folder):
-        parts = rel.split("/")
-        if parts[-1] == STAGE_MARKER and len(parts) > 1:
-            sub = folder.joinpath(*parts[:-1])
-            if not any(sub.is_relative_to(f) for f in found):
-                found.append(sub)
-    return found
-
-
-def _intact(folder: Path) -> bool:
-    """Whether every file under ``folder`` is still its stages' (recorded, same sha256), nested ones too."""
-    record = read_marker(folder)
-    if record is None:
-        return False
-    nested = _nested(folder)
-    if not all(_intact(n) for n in nested):
-        return False
-    return all(rel == STAGE_MARKER or _state(folder, rel, record) == OWN
-               for rel, path in _walk(folder) if not any(path.is_relative_to(n) for n in nested))
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -345,7 +166,7 @@ def _changed_files(folder: Path, names=None) -> dict[str, list[str]]:
         candidates = set(record.hashes) | set(record.unverified) if record else set()
     found: dict[str, list[str]] = {CHANGED: [], UNVERIFIED: [], FOREIGN: []}
     for rel in sorted(candidates):
-        state = _state(folder, rel, record)
+        state = file_state(folder, rel, record)
         if state in found:
             found[state].append(rel)
     return found
@@ -385,6 +206,20 @@ def check_adding(folder: Path, *, stage: str, names: tuple[str, ...], write_besi
 
 
 # ----------------------------------------------------------------------------- the merge
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... the first that does not exist."""
+    n, candidate = 1, path
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _empty_folders(folder: Path) -> list[str]:
+    return [Path(root).relative_to(folder).as_posix() for root, dirs, files in os.walk(folder)
+            if not dirs and not files and Path(root) != folder]
+
+
 @dataclasses.dataclass
 class _Plan:
     place: list[str] = dataclasses.field(default_factory=list)  # new files moved in under their names
@@ -404,31 +239,31 @@ def _plan(final: Path, new: dict[str, str], record: StageRecord | None, *, scope
           beside: bool, aside: bool) -> _Plan:
     plan = _Plan()
     for rel, digest in sorted(new.items()):
-        state = _state(final, rel, record)
+        state = file_state(final, rel, record)
         if state in (ABSENT, OWN):
             plan.place.append(rel)
-        elif _holds(final / rel, digest):
+        elif holds(final / rel, digest):
             plan.adopt.append(rel)
-        elif aside and not _blocked_path(final, rel):
+        elif aside and not blocked_path(final, rel):
             plan.aside.append(rel)
         else:
             plan.conflicts[state].append(rel)
             if beside:
                 other = rel + BESIDE_SUFFIX
-                ok = _state(final, other, record) in (ABSENT, OWN) or _holds(final / other, digest)
+                ok = file_state(final, other, record) in (ABSENT, OWN) or holds(final / other, digest)
                 (plan.beside if ok else plan.blocked).append(rel if ok else other)
     previous = set(record.hashes) | set(record.unverified) if record else set()
     if scope is not None:
         previous &= scope
     for rel in sorted(previous - set(new) - {r + BESIDE_SUFFIX for r in plan.beside}):
-        state = _state(final, rel, record)
+        state = file_state(final, rel, record)
         if state == OWN:
             plan.delete.append(rel)
         elif state in (CHANGED, UNVERIFIED):
             plan.kept.append(rel)
     if scope is None:
-        for sub in _nested(final):
-            (plan.nested_removed if _intact(sub) else plan.nested_kept).append(sub)
+        for sub in nested_stage_folders(final):
+            (plan.nested_removed if intact(sub) else plan.nested_kept).append(sub)
     return plan
 
 
@@ -454,9 +289,9 @@ def _remove_file(folder: Path, path: Path) -> None:
         parent = parent.parent
 
 
-def _remove_intact(folder: Path, sub: Path) -> None:
+def _removeintact(folder: Path, sub: Path) -> None:
     """Delete every file of ``sub`` (checked intact) and its emptied folders."""
-    for _, path in sorted(_walk(sub), key=lambda item: item[0].endswith(STAGE_MARKER)):  # its marker last
+    for _, path in sorted(walk_files(sub), key=lambda item: item[0].endswith(STAGE_MARKER)):  # its marker last
         _remove_file(folder, path)
 
 
@@ -465,9 +300,9 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
     """Bring the staged files of ``tmp`` into ``final`` by the module's rule (``scope``: the names this
     write manages, None for the stage's whole folder); raises :class:`RefusedOverwrite` before any
     change when a conflict remains."""
-    new = {rel: sha256_file(path) for rel, path in _walk(tmp)}
+    new = {rel: sha256_file(path) for rel, path in walk_files(tmp)}
     if scope is None and not final.exists() and not final.is_symlink():
-        _write_marker(tmp, stage=stage, sha256=new)
+        write_marker(tmp, stage=stage, sha256=new, name=final.name)
         try:
             os.replace(tmp, final)
             return
@@ -483,15 +318,15 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
     unverified = set(record.unverified) if record else set()
     incoming = {rel: new[rel] for rel in plan.place + plan.aside} | {
         rel + BESIDE_SUFFIX: new[rel] for rel in plan.beside}
-    _write_marker(final, stage=stage, sha256=old, unverified=unverified,
+    write_marker(final, stage=stage, sha256=old, unverified=unverified,
                   pending={**(record.pending if record else {}), **incoming})  # a killed run's too, until deleted
     for rel in plan.delete:
-        if _state(final, rel, record) == OWN:  # still: the user may have written it meanwhile
+        if file_state(final, rel, record) == OWN:  # still: the user may have written it meanwhile
             _remove_file(final, final / rel)
     for sub in plan.nested_removed:
-        _remove_intact(final, sub)
+        _removeintact(final, sub)
     for rel in plan.place:
-        if _state(final, rel, record) not in (ABSENT, OWN):
+        if file_state(final, rel, record) not in (ABSENT, OWN):
             raise _refusal(final, stage, {CHANGED: [rel]})  # changed while this run wrote its files
         _move(tmp / rel, final / rel)
     for rel in plan.beside:
@@ -515,7 +350,7 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
         kept_record = {k: v for k, v in old.items() if k not in gone and k not in incoming}
         unverified -= gone | set(new) | set(incoming)
     settled = {**kept_record, **incoming, **{rel: new[rel] for rel in plan.adopt}}
-    _write_marker(final, stage=stage, sha256=settled, unverified=unverified)
+    write_marker(final, stage=stage, sha256=settled, unverified=unverified)
     for rel in plan.beside:
         log(f"{final / rel}: kept yours; asc {stage}'s new version is {final / (rel + BESIDE_SUFFIX)}")
     for rel in plan.kept:
@@ -561,7 +396,7 @@ def adding_files(folder: Path, *, stage: str, names: tuple[str, ...], write_besi
     tmp = staging_folder(folder)
     try:
         yield tmp
-        extra = sorted(rel for rel, _ in _walk(tmp) if rel not in names)
+        extra = sorted(rel for rel, _ in walk_files(tmp) if rel not in names)
         if extra:
             raise ValueError(f"adding_files({folder}): {extra} written but not among names {names}")  # a bug
         scope = frozenset(names) | {n + BESIDE_SUFFIX for n in names}
@@ -594,5 +429,5 @@ def claim_folder(folder: Path, *, stage: str, legacy: Callable[[Path], bool] | N
         check_adding(folder, stage=stage, names=writes, write_beside=write_beside)
     folder.mkdir(parents=True, exist_ok=True)
     if not written_by(folder, stage):
-        _write_marker(folder, stage=stage, sha256={}, unverified=older)
+        write_marker(folder, stage=stage, sha256={}, unverified=older)
     return folder

@@ -236,3 +236,11 @@ def test_a_caches_damaged_file_is_set_aside_and_written_again(tmp_path):
     _staged(entry, {"train.npy": "features"}, stage="features", set_aside=True)
     assert (entry / "train.npy").read_text() == "features"
     assert (entry / f"train.npy{artifacts.SET_ASIDE_SUFFIX}").read_text() == "damaged"
+
+
+def test_a_copy_of_another_stages_folder_under_another_name_is_the_users(tmp_path):
+    export = _staged(tmp_path / "export", {"model.tflite": "m"}, stage="export")
+    _staged(export / "firmware", {"firmware_report.md": "r"}, stage="firmware")
+    (export / "firmware").rename(export / "firmware_of_the_old_model")  # the user's copy to compare with
+    _staged(export, {"model.tflite": "new"}, stage="export")
+    assert (export / "firmware_of_the_old_model" / "firmware_report.md").read_text() == "r"

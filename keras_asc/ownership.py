@@ -289,7 +289,7 @@ def _remove_file(folder: Path, path: Path) -> None:
         parent = parent.parent
 
 
-def _removeintact(folder: Path, sub: Path) -> None:
+def _remove_intact(folder: Path, sub: Path) -> None:
     """Delete every file of ``sub`` (checked intact) and its emptied folders."""
     for _, path in sorted(walk_files(sub), key=lambda item: item[0].endswith(STAGE_MARKER)):  # its marker last
         _remove_file(folder, path)
@@ -301,6 +301,7 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
     write manages, None for the stage's whole folder); raises :class:`RefusedOverwrite` before any
     change when a conflict remains."""
     new = {rel: sha256_file(path) for rel, path in walk_files(tmp)}
+    empty = _empty_folders(tmp)  # folders the stage made and left empty (a rename would keep them)
     if scope is None and not final.exists() and not final.is_symlink():
         write_marker(tmp, stage=stage, sha256=new, name=final.name)
         try:
@@ -319,12 +320,12 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
     incoming = {rel: new[rel] for rel in plan.place + plan.aside} | {
         rel + BESIDE_SUFFIX: new[rel] for rel in plan.beside}
     write_marker(final, stage=stage, sha256=old, unverified=unverified,
-                  pending={**(record.pending if record else {}), **incoming})  # a killed run's too, until deleted
+                 pending={**(record.pending if record else {}), **incoming})  # a killed run's too, until deleted
     for rel in plan.delete:
         if file_state(final, rel, record) == OWN:  # still: the user may have written it meanwhile
             _remove_file(final, final / rel)
     for sub in plan.nested_removed:
-        _removeintact(final, sub)
+        _remove_intact(final, sub)
     for rel in plan.place:
         if file_state(final, rel, record) not in (ABSENT, OWN):
             raise _refusal(final, stage, {CHANGED: [rel]})  # changed while this run wrote its files
@@ -336,7 +337,7 @@ def _commit(tmp: Path, final: Path, *, stage: str, scope: frozenset[str] | None,
         set_aside[rel] = _free_name(final / (rel + SET_ASIDE_SUFFIX))
         os.replace(final / rel, set_aside[rel])  # renamed, never deleted: a link stays a link
         _move(tmp / rel, final / rel)
-    for rel in _empty_folders(tmp):  # folders the stage made and left empty (a rename would have kept them)
+    for rel in empty:
         with contextlib.suppress(OSError):
             (final / rel).mkdir(parents=True, exist_ok=True)
     gone = set(plan.delete) | set(plan.kept) | {rel for rels in plan.conflicts.values() for rel in rels}

@@ -572,14 +572,18 @@ def test_a_bundle_rerun_keeps_the_users_board_and_build_files(cortex_m_bundle, t
     assert _tree(cortex_m_bundle) == before
 
 
-def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(cortex_m_bundle, tiny_export):
-    from firmware_harness.bundle import TEMPLATE_DIR, make_bundle
+def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(cortex_m_bundle, tiny_export,
+                                                                                 capsys):
+    from firmware_harness.bundle import TEMPLATE_DIR
 
     board = cortex_m_bundle / "board" / "board.ld"
     mine = board.read_text()
-    make_bundle(tiny_export, cortex_m_bundle, target="cortex-m4", write_beside=True, log=lambda *_: None)
+    status, err = _run(["bundle", tiny_export, "--out", cortex_m_bundle, "--target", "cortex-m4", "--write-beside"],
+                       capsys)
+    assert status == 0 and f"{board}: kept yours" in err, err
     assert board.read_text() == mine and (cortex_m_bundle / "build" / "flash.sh").read_text() == "my script"
-    assert board.with_name("board.ld" + artifacts.BESIDE_SUFFIX).read_text() == (TEMPLATE_DIR / "board" / "board.ld").read_text()
+    new = board.with_name("board.ld" + artifacts.BESIDE_SUFFIX)
+    assert new.read_text() == (TEMPLATE_DIR / "board" / "board.ld").read_text()
 
 
 def test_a_bundle_rerun_keeps_the_build_folder_and_refreshes_its_own_files(tmp_path, tiny_export):

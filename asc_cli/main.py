@@ -26,12 +26,15 @@ from pathlib import Path
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
 
+from keras_asc import artifacts  # noqa: E402  (no heavy imports)
 from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
 
 
 EXIT_USER_ERROR = 1
 EXIT_BAD_OPTION = 2  # argparse's own status for a value it refuses
 EXIT_BUG = 70
+#: The commands that write a stage's folder, each with --write-beside (keras_asc.ownership).
+WRITE_BESIDE_COMMANDS = ("export", "validate", "firmware", "profile", "bundle", "grid")
 
 
 class UserError(AscError):
@@ -831,7 +834,7 @@ def _grid_ray_address(a: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def cmd_grid(a: argparse.Namespace) -> None:
-    from asc_cli.pipeline import grid_configs, run_grid
+    from asc_cli.pipeline import GRID_TABLES, grid_configs, run_grid
 
     from keras_asc import artifacts
     from keras_asc.features import FeatureConfig
@@ -875,8 +878,8 @@ def cmd_grid(a: argparse.Namespace) -> None:
                            windows=a.window_frames)
     # never write results into a folder of the user's; a grid folder of an earlier version has results.csv
     # and cells with grid_result.json
-    artifacts.claim_folder(Path(a.out), stage="grid", legacy=lambda f: (f / "results.csv").is_file() and any(
-        f.glob("*/grid_result.json")))
+    artifacts.claim_folder(Path(a.out), stage="grid", writes=GRID_TABLES, legacy=lambda f: (
+        f / "results.csv").is_file() and any(f.glob("*/grid_result.json")))
     if a.engine == "ray":
         from asc_cli.grid_ray import run_grid_ray
 
@@ -1099,13 +1102,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"seconds to join the cluster at --address (or RAY_ADDRESS) before giving up (default "
                         f"{DEFAULT_CONNECT_TIMEOUT:g})")
     s.set_defaults(func=cmd_grid)
+    for name in WRITE_BESIDE_COMMANDS:
+        sub.choices[name].add_argument(artifacts.WRITE_BESIDE_OPTION, action="store_true",
+                                       help=artifacts.WRITE_BESIDE_HELP)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        with artifacts.writing_beside(getattr(args, "write_beside", False), offered=hasattr(args, "write_beside")):
+            args.func(args)
     except OptionError as e:
         print(f"asc {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_OPTION

@@ -362,6 +362,8 @@ GRID_RESULT = "grid_result.json"
 #: epoch): ``OUT/grid_attempts/<name>.json``, one record per attempt at the cell (where it ran, the
 #: epoch it resumed from), and ``<name>.lock``, held while a process runs the cell.
 GRID_ATTEMPTS = "grid_attempts"
+#: The grid's own tables in OUT, their sha256 in OUT's stage marker (a rerun keeps an edited one).
+GRID_TABLES = ("results.csv", "results.md")
 #: Columns of a row that say where and how the cell ran, not what it produced (the same for
 #: both engines: the local engine records this machine).
 PLACEMENT_COLUMNS = ("hostname", "node_ip", "attempts")
@@ -503,8 +505,9 @@ def write_grid_tables(out_dir: Path, rows: list[dict], *, log=print):
     import pandas as pd
 
     table = pd.DataFrame(rows)
-    artifacts.atomic_write_text(Path(out_dir) / "results.csv", table.to_csv(index=False))
-    artifacts.atomic_write_text(Path(out_dir) / "results.md", _grid_markdown(table))
+    with artifacts.adding_files(Path(out_dir), stage="grid", names=GRID_TABLES) as tmp:
+        artifacts.atomic_write_text(tmp / "results.csv", table.to_csv(index=False))
+        artifacts.atomic_write_text(tmp / "results.md", _grid_markdown(table))
     log("\n" + _grid_markdown(table))
     return table
 

@@ -358,6 +358,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     tflite_path = Path(tflite_path)
     export_dir = tflite_path.parent
     data, exp, quant = load_checked_export(tflite_path)
+    artifacts.check_adding(export_dir, stage="export", names=VALIDATION_FILES)  # an edited report: before any work
     if exp.labels != tuple(SCENE_LABELS):
         raise ValidationError(f"{export_dir / 'config.json'}: label list differs from {SCENE_LABELS}")
     header_arena = header_arena_bytes(export_dir)
@@ -391,7 +392,6 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                         f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
                         "weights do not decode to the uncompressed ones on this runtime")
     log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x {3 + (twin is not None)} runs in {run_seconds:.1f} s")
-    write_validated_truth(export_dir, x_int8[:, 0], outs[truth_runner()], tflite_sha256=exp.tflite_sha256)
     failures += cmp.failures
 
     # int8 (TFLM) against float
@@ -431,7 +431,9 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                               clips_per_second=round(len(table) / max(run_seconds, 1e-9), 2)),
         failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), windows=windows,
         compressed_agreement=compressed, **artifacts.provenance())
-    _write_reports(export_dir, report, float_probs, int8_probs)
+    with artifacts.adding_files(export_dir, stage="export", names=VALIDATION_FILES) as tmp:  # a changed one is kept
+        write_validated_truth(tmp, x_int8[:, 0], outs[truth_runner()], tflite_sha256=exp.tflite_sha256)
+        _write_reports(tmp, report, float_probs, int8_probs)
     return report
 
 
@@ -470,4 +472,3 @@ def _write_reports(export_dir: Path, report: ValidationReport, float_probs, int8
     write_validation_report(export_dir, report)
     artifacts.atomic_write_text(export_dir / "validation_report.md", format_report(report))
     _plots(export_dir, report, float_probs, int8_probs)
-    artifacts.record_added(export_dir, VALIDATION_FILES)  # asc's, not the user's, when the export is replaced

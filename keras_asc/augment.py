@@ -286,7 +286,7 @@ def dir_feature_cache(fs, *, folder: Path, copies: int, seed: int = DIR_ASSIGNME
     starts = list(range(0, n, chunk))
     paths, hashes = table["path"].tolist(), table["sha256"].tolist()
     calls = [(paths[s:s + chunk], hashes[s:s + chunk], irs, assignment[s:s + chunk], config.to_dict()) for s in starts]
-    with artifacts.staging_dir(final, stage="dir-features", inputs=(Path(folder),)) as tmp:
+    with artifacts.staging_dir(final, stage="dir-features", inputs=(Path(folder),), set_aside=True) as tmp:
         arr = np.lib.format.open_memmap(tmp / "train.npy", mode="w+", dtype=np.float32, shape=(n, copies, *config.shape))
         for k, block in parallel_map(_dir_chunk, calls, workers=workers, desc="dir-aug log-mel", unit="clip",
                                      sizes=[len(c[0]) for c in calls]):

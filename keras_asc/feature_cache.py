@@ -137,7 +137,7 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
     log(f"features: computing {sum(len(t) for t in tables.values())} clips into {final}")
     warnings = split_warnings(Path(data_dir), tables)
     arrays: dict[str, dict] = {}
-    with artifacts.staging_dir(final, stage="features", inputs=(Path(data_dir),)) as tmp:
+    with artifacts.staging_dir(final, stage="features", inputs=(Path(data_dir),), set_aside=True) as tmp:  # a cache
         for split in CACHED_SPLITS:
             table = tables[split]
             arr = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.float32,

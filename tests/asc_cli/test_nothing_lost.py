@@ -101,57 +101,51 @@ def _staged(folder, stage, files):
     return folder
 
 
-def test_staging_refuses_its_own_folder_once_a_user_added_a_file(tmp_path):
+def test_staging_keeps_a_users_file_in_its_own_folder(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m", "sub/x.h": "h"})
     (export / "sub" / "NOTES.md").write_text("keep")
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"no asc stage wrote \(sub/NOTES.md\)"):
-        _staged(export, "export", {"model.tflite": "new"})
-    assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "m"
+    _staged(export, "export", {"model.tflite": "new"})
+    assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "new"
+    assert not (export / "sub" / "x.h").exists()  # its own, unchanged and no longer written
 
 
-def test_staging_sees_a_users_file_inside_another_stages_subfolder(tmp_path):
+def test_staging_leaves_another_stages_subfolder_whole_while_it_holds_a_users_file(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
     _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
     (export / "firmware" / "NOTES.md").write_text("keep")
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"firmware/NOTES.md"):
-        _staged(export, "export", {"model.tflite": "new"})
-    with pytest.raises(artifacts.RefusedOverwrite, match=r"NOTES.md"):
-        _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
+    _staged(export, "export", {"model.tflite": "new"})
+    _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
     assert (export / "firmware" / "NOTES.md").read_text() == "keep"
+    assert (export / "firmware" / "firmware_report.md").read_text() == "r2"
 
 
 def test_staging_replaces_its_folder_with_later_stages_files_in_it(tmp_path):
     export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
     _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
-    (export / "validation_report.md").write_text("v")
-    artifacts.record_added(export, ("validation_report.md",))
+    with artifacts.adding_files(export, stage="export", names=("validation_report.md",)) as tmp:
+        (tmp / "validation_report.md").write_text("v")
     _staged(export, "export", {"model.tflite": "new"})
     assert sorted(p.name for p in export.iterdir()) == [artifacts.STAGE_MARKER, "model.tflite"]
 
 
-def test_staging_replaces_the_build_folder_its_instructions_fill(tmp_path):
-    bundle = tmp_path / "bundle"
-    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
-        (tmp / "CMakeLists.txt").write_text("old")
+def test_staging_never_deletes_the_build_folder_its_instructions_fill(tmp_path):
+    bundle = _staged(tmp_path / "bundle", "bundle", {"CMakeLists.txt": "old"})
     (bundle / "build" / "CMakeFiles").mkdir(parents=True)
     (bundle / "build" / "CMakeFiles" / "x.o").write_text("built")  # cmake -B OUT/build, as BUNDLE.md says
-    with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)) as tmp:
-        (tmp / "CMakeLists.txt").write_text("new")
-    assert (bundle / "CMakeLists.txt").read_text() == "new" and not (bundle / "build").exists()
-    (bundle / "NOTES.md").write_text("keep")  # anything else of the user's is still refused
-    with pytest.raises(artifacts.RefusedOverwrite, match="NOTES.md"):
-        with artifacts.staging_dir(bundle, stage="bundle", derived=("build",)):
-            pass
+    _staged(bundle, "bundle", {"CMakeLists.txt": "new"})
+    assert (bundle / "CMakeLists.txt").read_text() == "new"
+    assert (bundle / "build" / "CMakeFiles" / "x.o").read_text() == "built"
 
 
-def test_reexport_refuses_a_run_export_holding_a_users_file(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
-                                                            capsys):
+def test_reexport_refuses_an_export_file_the_user_edited(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work,
+                                                         capsys):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    (run / "export" / "NOTES.md").write_text("keep")
+    with open(run / "export" / "size_report.txt", "a") as f:
+        f.write("my notes\n")
     before = _tree(tmp_path)
     status, err = _run(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--arena-targets", "none"], capsys)
-    assert status == EXIT_USER_ERROR and "NOTES.md" in err and "Traceback" not in err, err
+    assert status == EXIT_USER_ERROR and "size_report.txt" in err and "--write-beside" in err, err
     assert _tree(tmp_path) == before
 
 
@@ -515,3 +509,113 @@ def test_an_edited_export_record_is_refused(tmp_path, tiny_export):
     (export / "config.json").write_text(text + " ")  # one byte more
     with pytest.raises(StaleExport, match=r"config.json: differs from the record `asc export` wrote"):
         check_export_files(export, exp)
+
+
+# ----------------------------------------------------------------------------- ownership by hash, per stage
+def _edited(path, text="\nmy notes\n"):
+    with open(path, "a") as f:
+        f.write(text)
+    return path
+
+
+@pytest.mark.parametrize("stage", ["validate", "firmware", "profile"])
+def test_a_stage_rerun_refuses_to_replace_a_report_the_user_edited(stage, run_copy, tiny_dataset, tiny_work, capsys):
+    export = run_copy / "export"
+    if stage == "validate":
+        with artifacts.adding_files(export, stage="export", names=("validation_report.md",)) as tmp:
+            (tmp / "validation_report.md").write_text("report")
+        edited = _edited(export / "validation_report.md")
+        argv = ["validate", export, "--data", tiny_dataset, "--work", tiny_work]
+    else:
+        edited = _edited(_staged(export / stage, stage, {f"{stage}_report.md": "report"}) / f"{stage}_report.md")
+        argv = (["firmware", export, "--data", tiny_dataset, "--work", tiny_work, "--targets", "host"]
+                if stage == "firmware" else ["profile", export, "--targets", "cortex-m4"])
+    before = _tree(run_copy)
+    status, err = _run(argv, capsys)
+    assert status == EXIT_USER_ERROR and edited.name in err and "--write-beside" in err and "Traceback" not in err, err
+    assert _tree(run_copy) == before
+
+
+def test_a_grid_rerun_refuses_to_replace_a_table_the_user_edited(tmp_path, tiny_dataset, capsys):
+    from asc_cli.pipeline import GRID_TABLES
+
+    grid = artifacts.claim_folder(tmp_path / "grid", stage="grid", writes=GRID_TABLES)
+    with artifacts.adding_files(grid, stage="grid", names=GRID_TABLES) as tmp:
+        for name in GRID_TABLES:
+            (tmp / name).write_text("table")
+    _edited(grid / "results.md")
+    before = _tree(grid)
+    status, err = _run(["grid", "--data", tiny_dataset, "--out", grid, "--model-arg", "width=0.25"], capsys)
+    assert status == EXIT_USER_ERROR and "results.md" in err and "--write-beside" in err, err
+    assert _tree(grid) == before
+
+
+@pytest.fixture
+def cortex_m_bundle(tmp_path, tiny_export):
+    """A Cortex-M4 bundle of the tiny export (it has board/), then edited as BUNDLE.md invites and
+    built into build/ (a file of the user's stands for CMake's outputs and the user's own)."""
+    from firmware_harness.bundle import make_bundle
+    from tests.firmware_harness.conftest import require_targets
+
+    require_targets()  # the TFLM source archives
+    out = tmp_path / "bundle"
+    make_bundle(tiny_export, out, target="cortex-m4", log=lambda *_: None)
+    _edited(out / "board" / "board.ld", "/* my board's memory */\n")
+    (out / "build").mkdir()
+    (out / "build" / "flash.sh").write_text("my script")
+    return out
+
+
+def test_a_bundle_rerun_keeps_the_users_board_and_build_files(cortex_m_bundle, tiny_export, capsys):
+    before = _tree(cortex_m_bundle)
+    status, err = _run(["bundle", tiny_export, "--out", cortex_m_bundle, "--target", "cortex-m4"], capsys)
+    assert status == EXIT_USER_ERROR and "board/board.ld" in err and "--write-beside" in err, err
+    assert _tree(cortex_m_bundle) == before
+
+
+def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(cortex_m_bundle, tiny_export,
+                                                                                 capsys):
+    from firmware_harness.bundle import TEMPLATE_DIR
+
+    board = cortex_m_bundle / "board" / "board.ld"
+    mine = board.read_text()
+    status, err = _run(["bundle", tiny_export, "--out", cortex_m_bundle, "--target", "cortex-m4", "--write-beside"],
+                       capsys)
+    assert status == 0 and f"{board}: kept yours" in err, err
+    assert board.read_text() == mine and (cortex_m_bundle / "build" / "flash.sh").read_text() == "my script"
+    new = board.with_name("board.ld" + artifacts.BESIDE_SUFFIX)
+    assert new.read_text() == (TEMPLATE_DIR / "board" / "board.ld").read_text()
+
+
+def test_a_bundle_rerun_keeps_the_build_folder_and_refreshes_its_own_files(tmp_path, tiny_export):
+    from firmware_harness.bundle import make_bundle
+    from tests.firmware_harness.conftest import require_targets
+
+    require_targets()
+    out = tmp_path / "bundle"
+    make_bundle(tiny_export, out, target="host", log=lambda *_: None)
+    (out / "build").mkdir()
+    (out / "build" / "CMakeCache.txt").write_text("cmake's")
+    (out / "bundle.json").unlink()  # one of its own files, gone: written again
+    make_bundle(tiny_export, out, target="host", log=lambda *_: None)
+    assert (out / "build" / "CMakeCache.txt").read_text() == "cmake's" and (out / "bundle.json").is_file()
+
+
+def test_grid_tables_written_again_with_write_beside_keep_the_users_table(tmp_path):
+    from asc_cli.pipeline import GRID_TABLES, write_grid_tables
+
+    def row(accuracy):
+        return {"name": "a", "window_frames": None, "params": 1000, "float_accuracy": accuracy, "float_log_loss": 1.0,
+                "int8_bytes": 2000, "within_budget": True, "int8_accuracy": accuracy, "arena_bytes": 3000,
+                "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": 4000, "hostname": "h",
+                "node_ip": "h", "attempts": 1}
+
+    grid = artifacts.claim_folder(tmp_path / "grid", stage="grid", writes=GRID_TABLES)
+    write_grid_tables(grid, [row(0.5)], log=lambda *_: None)
+    _edited(grid / "results.md")
+    mine = (grid / "results.md").read_text()
+    with artifacts.writing_beside(True):
+        write_grid_tables(grid, [row(0.6)], log=lambda *_: None)
+    assert (grid / "results.md").read_text() == mine
+    assert "60.0" in (grid / ("results.md" + artifacts.BESIDE_SUFFIX)).read_text()
+    assert "0.6" in (grid / "results.csv").read_text()  # unchanged since written: replaced

@@ -1,0 +1,347 @@
+"""The one model check every command runs before any interpreter sees a ``.tflite``.
+
+:func:`check_model` parses the flatbuffer (:func:`tflite_export.flatbuffer.read_model_shared`)
+and checks what TFLM's C++ trusts without checking, so that a damaged or hand-edited model is
+refused with one paragraph naming the file, the tensor or operator (index and name) and what is
+wrong, instead of crashing TFLM (signal 11 or an abort), LiteRT or XNNPACK, or running on
+garbage:
+
+* structure: the schema version, exactly one subgraph, at least one operator, one input and one
+  output; every opcode index, operator input/output index (``-1`` is an optional input), subgraph
+  input/output index and buffer index in range; every tensor type one TFLM knows; every shape
+  non-negative and of a size TFLM's 32-bit counts hold; every constant tensor's data exactly as
+  long as its shape and type say (LUT-compressed tensors, whose data the ``TFLM_DECODE``
+  operator expands, excepted); no buffer stored outside the flatbuffer's vector (``offset``/
+  ``size``, the >2 GB form) or external buffer, which TFLM does not read; no operator writing to a
+  constant tensor or the model's input; every tensor an operator reads written before, or a
+  model input, constant or variable;
+* quantization: every scale finite and positive, as many zero points as scales, every zero point
+  within its tensor type's range, per-channel arrays as long as the quantized dimension, which
+  must exist; and the multipliers TFLM's ADD/SUB-family kernels derive from their scales within
+  what those kernels' ``TFLITE_CHECK`` allow (TFLM aborts the process otherwise).
+
+A zero point outside the type's range is refused, not warned about: TFLM's fused activation
+clamp is derived from it (ReLU's lower bound becomes the zero point, above 127 for int8) and
+CMSIS-NN's kernels take the offsets as int8/int16-range values, so the model cannot run as its
+numbers say. :class:`ModelCheckReport.warnings` carries what is suspect but runs as written: an
+empty ``buffers[0]`` missing (the converter's sentinel) and a quantized tensor whose scale is so
+small or large (outside 1e-20..1e20) that it can only come from a collapsed or diverged layer.
+
+The result depends on the bytes only, so it is cached by content: every command and every
+runner may call it again for the price of a hash.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+from tflite_export.flatbuffer import ModelCheckError, _enum_names, _schema, read_model_shared
+
+__all__ = ["ModelCheckError", "ModelCheckReport", "check_model"]
+
+#: Bytes per element of the tensor types with a fixed size; INT4/UINT4/INT2 are packed.
+ITEM_BITS: dict[str, int] = {
+    "FLOAT32": 32, "FLOAT16": 16, "INT32": 32, "UINT8": 8, "INT64": 64, "BOOL": 8, "INT16": 16, "COMPLEX64": 64,
+    "INT8": 8, "FLOAT64": 64, "COMPLEX128": 128, "UINT64": 64, "UINT32": 32, "UINT16": 16, "INT4": 4,
+    "BFLOAT16": 16, "INT2": 2, "UINT4": 4, "FLOAT8_E4M3FN": 8, "FLOAT8_E5M2": 8,
+}
+#: Zero-point range of each integer type a quantized tensor can have (TFLM keeps int32 zero points).
+ZERO_POINT_RANGE: dict[str, tuple[int, int]] = {
+    "INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "INT4": (-8, 7), "UINT4": (0, 15),
+    "INT2": (-2, 1), "UINT16": (0, 65535),
+}
+INT32_RANGE = (-(1 << 31), (1 << 31) - 1)
+#: Largest tensor TFLM's int/size arithmetic counts without overflow (bytes).
+MAX_TENSOR_BYTES = (1 << 31) - 1
+#: Scales outside this range are warned about (a collapsed or diverged layer), not refused.
+SUSPECT_SCALE = (1e-20, 1e20)
+SCHEMA_VERSION = 3  # TFLITE_SCHEMA_VERSION, which TFLM requires
+#: Kernels whose Prepare derives multipliers with TFLM's QuantizeMultiplierSmallerThanOneExp
+#: (add_common.cc, sub_common.cc: left shift 20 for int8, 15 for int16), which aborts the
+#: process (TFLITE_CHECK) unless each multiplier is below 1.
+ADD_LIKE = ("ADD", "SUB")
+FIX = ("The file is damaged or was edited by hand: convert the model again with the TFLite converter "
+       "(or re-run `asc export`)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCheckReport:
+    """What :func:`check_model` found in a model it accepts."""
+
+    source: str  # the file (or description) the bytes came from
+    subgraphs: int
+    operators: int
+    tensors: int
+    inputs: tuple[int, ...]  # tensor indices of the model's inputs
+    outputs: tuple[int, ...]  # tensor indices of the model's outputs
+    operator_names: tuple[str, ...]  # in execution order
+    warnings: tuple[str, ...]  # suspect but runnable findings, each naming the tensor (no source prefix)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Findings:
+    problem: str | None  # the first refusal (without the source), or None
+    subgraphs: int = 0
+    operators: int = 0
+    tensors: int = 0
+    inputs: tuple[int, ...] = ()
+    outputs: tuple[int, ...] = ()
+    operator_names: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def check_model(model_bytes: bytes, *, source: str) -> ModelCheckReport:
+    """Check flatbuffer ``model_bytes`` (a ``.tflite``'s content) before any interpreter runs it.
+
+    Returns a :class:`ModelCheckReport`; raises :class:`ModelCheckError` (an ``AscError``: exit 1)
+    whose one-paragraph message starts with ``source``, names the tensor or operator (index and
+    name) and what is wrong, and says how to fix it. Cached by content."""
+    found = _findings(bytes(model_bytes))
+    if found.problem is not None:
+        raise ModelCheckError(f"{source}: refused by the model check: {found.problem}")
+    return ModelCheckReport(source=str(source), subgraphs=found.subgraphs, operators=found.operators,
+                            tensors=found.tensors, inputs=found.inputs, outputs=found.outputs,
+                            operator_names=found.operator_names, warnings=found.warnings)
+
+
+class _Refusal(Exception):
+    """One check's finding (internal: turned into :class:`ModelCheckError` with the source)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _findings(data: bytes) -> _Findings:
+    try:
+        model = read_model_shared(data)
+    except ModelCheckError as e:
+        return _Findings(problem=str(e))
+    try:
+        return _check(model, len(data))
+    except _Refusal as e:
+        return _Findings(problem=str(e))
+
+
+def _name(t) -> str:
+    n = t.name.decode(errors="replace") if isinstance(t.name, bytes) else str(t.name or "")
+    return n if len(n) <= 80 else n[:77] + "..."
+
+
+def _tensor(i: int, t) -> str:
+    return f"tensor {i} ('{_name(t)}')"
+
+
+def _refuse(what: str, fix: str = FIX) -> None:
+    raise _Refusal(f"{what}. {fix}")
+
+
+def _op_label(k: int, names: list[str]) -> str:
+    return f"operator {k} ({names[k]})" if k < len(names) else f"operator {k}"
+
+
+def _check(model, file_bytes: int) -> _Findings:
+    s = _schema()
+    if model.version != SCHEMA_VERSION:
+        _refuse(f"schema version {model.version}; TFLM reads version {SCHEMA_VERSION} only")
+    n_sub = len(model.subgraphs or [])
+    if n_sub != 1:
+        _refuse(f"{n_sub} subgraphs; TFLM and the firmware run a model of exactly one subgraph (no control flow, "
+                "one signature)", "Convert the model without control flow (IF/WHILE) and with one signature")
+    graph = model.subgraphs[0]
+    tensors = list(graph.tensors or [])
+    buffers = list(model.buffers or [])
+    codes = list(model.operatorCodes or [])
+    operators = list(graph.operators or [])
+    type_names = _enum_names(s.TensorType)
+    op_names = _operator_code_names(s, codes)
+    warnings: list[str] = []
+
+    # buffers
+    for b, buf in enumerate(buffers):
+        if buf is not None and (int(buf.offset or 0) > 1 or int(buf.size or 0) > 0):
+            _refuse(f"buffer {b} is stored outside the flatbuffer's buffer vector (offset {buf.offset}, size "
+                    f"{buf.size}: the form of models over 2 GB), which TFLM does not read",
+                    "Convert the model without the large-model layout; a model for a microcontroller is far "
+                    "below 2 GB")
+    if buffers and buffers[0] is not None and buffers[0].data is not None and len(buffers[0].data):
+        warnings.append("buffer 0 holds data; the TFLite converter keeps it empty (a sentinel)")
+
+    # tensors
+    decoded_inputs = _lut_encoded_tensors(operators, op_names)
+    for i, t in enumerate(tensors):
+        tname = type_names.get(t.type)
+        if tname is None:
+            _refuse(f"{_tensor(i, t)} has type code {t.type}, which is not a TFLite tensor type")
+        shape = [int(v) for v in (t.shape if t.shape is not None else [])]
+        if any(v < 0 for v in shape):
+            _refuse(f"{_tensor(i, t)} has shape {shape}, with a negative dimension; TFLM plans fixed shapes",
+                    "Convert the model with every dimension fixed (a concrete input shape, batch 1)")
+        elements = math.prod(shape)
+        bits = ITEM_BITS.get(tname)
+        if bits is not None and elements * bits // 8 > MAX_TENSOR_BYTES:
+            _refuse(f"{_tensor(i, t)} has shape {shape}: {elements * bits // 8:,d} bytes, more than TFLM's 32-bit "
+                    "sizes can count")
+        if not 0 <= int(t.buffer) < max(len(buffers), 1):
+            _refuse(f"{_tensor(i, t)} refers to buffer {t.buffer}, but the model has {len(buffers)} buffers "
+                    f"(0..{len(buffers) - 1})")
+        if int(getattr(t, "externalBuffer", 0) or 0):
+            _refuse(f"{_tensor(i, t)} keeps its data in external buffer {t.externalBuffer}, which TFLM does not "
+                    "read (it would run on an empty tensor)")
+        buf = buffers[t.buffer] if buffers else None
+        nbytes = len(buf.data) if buf is not None and buf.data is not None else 0
+        if nbytes and bits is not None and t.sparsity is None and i not in decoded_inputs:
+            expected = {-(-elements * bits // 8)} | ({elements} if bits < 8 else set())
+            if nbytes not in expected:
+                _refuse(f"{_tensor(i, t)} ({tname}, shape {shape}) needs {min(expected):,d} bytes of data, but its "
+                        f"buffer {t.buffer} holds {nbytes:,d}")
+        _check_quantization(i, t, tname, shape, warnings)
+
+    # inputs, outputs, operators
+    if not operators:
+        _refuse("the model has no operators, so there is nothing to run (TFLM would find no tensor data)",
+                "Convert a model with at least one layer")
+    for role, ids in (("input", graph.inputs), ("output", graph.outputs)):
+        ids = [int(v) for v in (ids if ids is not None else [])]
+        if not ids:
+            _refuse(f"the model has no {role} tensor", "Convert a model with one input and one output")
+        for v in ids:
+            if not 0 <= v < len(tensors):
+                _refuse(f"the model's {role} refers to tensor {v}, but the model has {len(tensors)} tensors")
+    constant = {i for i, t in enumerate(tensors)
+                if buffers and buffers[t.buffer].data is not None and len(buffers[t.buffer].data)}
+    for v in graph.inputs:
+        if v in constant:
+            _refuse(f"the model's input {_tensor(v, tensors[v])} is a constant (it has data in the file); "
+                    "an inference would write into the model's weights")
+    written = set(int(v) for v in graph.inputs) | constant
+    written |= {i for i, t in enumerate(tensors) if t.isVariable}
+    for k, op in enumerate(operators):
+        if not 0 <= int(op.opcodeIndex) < len(codes):
+            _refuse(f"operator {k} has opcode index {op.opcodeIndex}, but the model has {len(codes)} operator codes "
+                    f"(0..{len(codes) - 1})")
+        label = _op_label(k, [op_names[int(o.opcodeIndex)] if 0 <= int(o.opcodeIndex) < len(codes) else "?"
+                               for o in operators])
+        for role, ids, optional in (("input", op.inputs, True), ("output", op.outputs, False),
+                                    ("intermediate", op.intermediates, True)):
+            for v in (ids if ids is not None else []):
+                v = int(v)
+                if v == -1 and optional:
+                    continue
+                if not 0 <= v < len(tensors):
+                    _refuse(f"{label} has {role} tensor index {v}, but the model has {len(tensors)} tensors "
+                            f"(0..{len(tensors) - 1}{', or -1 for an omitted optional input' if optional else ''})")
+        if op.outputs is None or len(op.outputs) == 0:
+            _refuse(f"{label} has no output tensor")
+        builtin = int(codes[int(op.opcodeIndex)].builtinCode) != s.BuiltinOperator.CUSTOM
+        for v in op.inputs if op.inputs is not None and builtin else []:  # a custom op's scratch is its own
+            if v >= 0 and int(v) not in written:
+                _refuse(f"{label} reads {_tensor(v, tensors[v])} before any operator writes it (it is neither a "
+                        "model input, a constant nor a variable)")
+        for v in op.outputs:
+            if int(v) in constant:
+                _refuse(f"{label} writes its output into {_tensor(v, tensors[v])}, which is a constant (it has "
+                        "data in the file)")
+            if int(v) in set(int(x) for x in graph.inputs):
+                _refuse(f"{label} writes its output into the model's input {_tensor(v, tensors[v])}")
+            written.add(int(v))
+        _check_multipliers(k, label, op, op_names[int(op.opcodeIndex)], tensors, type_names)
+    for v in graph.outputs:
+        if int(v) not in written:
+            _refuse(f"the model's output {_tensor(v, tensors[v])} is written by no operator")
+
+    names = tuple(op_names[int(op.opcodeIndex)] for op in operators)
+    return _Findings(problem=None, subgraphs=n_sub, operators=len(operators), tensors=len(tensors),
+                     inputs=tuple(int(v) for v in graph.inputs), outputs=tuple(int(v) for v in graph.outputs),
+                     operator_names=names, warnings=tuple(warnings))
+
+
+def _operator_code_names(s, codes) -> list[str]:
+    names = _enum_names(s.BuiltinOperator)
+    out = []
+    for oc in codes:
+        code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+        if code == s.BuiltinOperator.CUSTOM:
+            custom = oc.customCode.decode(errors="replace") if isinstance(oc.customCode, bytes) else oc.customCode
+            out.append(str(custom or "CUSTOM"))
+        else:
+            out.append(names.get(code, f"UNKNOWN_{code}"))
+    return out
+
+
+def _lut_encoded_tensors(operators, op_names) -> set[int]:
+    """Tensors a ``TFLM_DECODE`` operator reads: LUT indices and value tables, whose byte counts are
+    not their shapes' (:mod:`tflite_export.compression`)."""
+    out: set[int] = set()
+    for op in operators:
+        k = int(op.opcodeIndex)
+        if 0 <= k < len(op_names) and op_names[k] == "TFLM_DECODE":
+            out |= {int(v) for v in (op.inputs if op.inputs is not None else []) if v >= 0}
+    return out
+
+
+def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[str]) -> None:
+    q = t.quantization
+    if q is None:
+        return
+    scales = [float(v) for v in (q.scale if q.scale is not None else [])]
+    zps = [int(v) for v in (q.zeroPoint if q.zeroPoint is not None else [])]
+    if not scales and not zps:
+        return
+    where = _tensor(i, t)
+    for c, v in enumerate(scales):
+        if not math.isfinite(v) or v <= 0:
+            ch = f" (channel {c})" if len(scales) > 1 else ""
+            _refuse(f"{where} has quantization scale {v}{ch}; a scale must be finite and positive "
+                    "(real = scale * (q - zero_point))")
+    if len(zps) != len(scales):
+        _refuse(f"{where} has {len(scales)} quantization scale(s) but {len(zps)} zero point(s); each scale needs "
+                "its zero point")
+    lo, hi = ZERO_POINT_RANGE.get(tname, INT32_RANGE)
+    for c, z in enumerate(zps):
+        if not lo <= z <= hi:
+            ch = f" (channel {c})" if len(zps) > 1 else ""
+            _refuse(f"{where} ({tname}) has zero point {z}{ch}, outside {tname}'s range {lo}..{hi}: TFLM derives "
+                    "the fused activation's clamp from it and the optimized kernels take it as a "
+                    f"{tname}-range offset, so the model cannot run as its numbers say",
+                    "Quantize the model again (the TFLite converter keeps every zero point in range)")
+    if len(scales) > 1:
+        qd = int(q.quantizedDimension)
+        if len(shape) == 1 and shape[0] == len(scales):
+            pass  # a per-channel bias: old converters wrote the filter's dimension here, which TFLM ignores
+        elif not 0 <= qd < len(shape):
+            _refuse(f"{where} has {len(scales)} per-channel scales along dimension {qd}, but its shape {shape} has "
+                    f"{len(shape)} dimension(s)")
+        elif shape[qd] != len(scales):
+            _refuse(f"{where} has {len(scales)} per-channel scales, but its dimension {qd} (shape {shape}) has "
+                    f"{shape[qd]} channels")
+    odd = [v for v in scales if not SUSPECT_SCALE[0] <= v <= SUSPECT_SCALE[1]]
+    if odd:
+        warnings.append(f"{where} has quantization scale {odd[0]:g}, outside {SUSPECT_SCALE[0]:g}..{SUSPECT_SCALE[1]:g}: "
+                        "a layer whose values collapsed to ~0 or diverged (an untrained or broken model?)")
+
+
+def _scale(t) -> float | None:
+    q = t.quantization
+    return float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) == 1 else None
+
+
+def _check_multipliers(k: int, label: str, op, name: str, tensors, type_names) -> None:
+    """TFLM's ADD/SUB Prepare for int8/int16: the output multiplier
+    ``2 * max(s1, s2) / (2**shift * s_out)`` must be below 1 (``shift`` 20 for int8, 15 for int16),
+    or ``QuantizeMultiplierSmallerThanOneExp`` aborts the process."""
+    if name not in ADD_LIKE or op.inputs is None or len(op.inputs) < 2 or min(op.inputs[:2]) < 0:
+        return
+    out = tensors[int(op.outputs[0])]
+    out_type = type_names.get(out.type)
+    if out_type not in ("INT8", "INT16"):
+        return
+    s1, s2, so = _scale(tensors[int(op.inputs[0])]), _scale(tensors[int(op.inputs[1])]), _scale(out)
+    if None in (s1, s2, so):
+        _refuse(f"{label} is a quantized {name} whose inputs and output must each have one (per-tensor) scale")
+    shift = 20 if out_type == "INT8" else 15
+    # in float32 as TFLM computes it: 2 * max(s1, s2) / (2**shift * s_out)
+    multiplier = 2.0 * max(s1, s2) / ((1 << shift) * so)
+    if not multiplier < 1.0:
+        _refuse(f"{label}: its output scale {so:g} is too small for its input scales {s1:g} and {s2:g} (TFLM needs "
+                f"output scale > 2 * max(input scales) / 2**{shift}; it aborts otherwise): the output's values "
+                "collapsed to ~0, as in an untrained or diverged model",
+                "Check the training run and quantize the model again")

@@ -193,7 +193,7 @@ def _check(model, file_bytes: int) -> _Findings:
             if nbytes not in expected:
                 _refuse(f"{_tensor(i, t)} ({tname}, shape {shape}) needs {min(expected):,d} bytes of data, but its "
                         f"buffer {t.buffer} holds {nbytes:,d}")
-        _check_quantization(i, t, tname, shape, warnings)
+        _check_quantization(i, t, tname, shape, warnings, encoded=i in decoded_inputs)
 
     # inputs, outputs, operators
     if not operators:
@@ -278,7 +278,7 @@ def _lut_encoded_tensors(operators, op_names) -> set[int]:
     return out
 
 
-def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[str]) -> None:
+def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[str], *, encoded: bool) -> None:
     q = t.quantization
     if q is None:
         return
@@ -303,7 +303,7 @@ def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[
                     "the fused activation's clamp from it and the optimized kernels take it as a "
                     f"{tname}-range offset, so the model cannot run as its numbers say",
                     "Quantize the model again (the TFLite converter keeps every zero point in range)")
-    if len(scales) > 1:
+    if len(scales) > 1 and not encoded:  # LUT indices keep the decoded tensor's quantization
         qd = int(q.quantizedDimension)
         if len(shape) == 1 and shape[0] == len(scales):
             pass  # a per-channel bias: old converters wrote the filter's dimension here, which TFLM ignores

@@ -203,7 +203,7 @@ def _wait(pid: int, timeout: float) -> int | None:
             os.waitpid(pid, 0)
             return None
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, 0.01)
 
 
 def _zero_input(runner: TflmRunner) -> np.ndarray:

@@ -46,6 +46,10 @@ ITEM_BITS: dict[str, int] = {
     "INT8": 8, "FLOAT64": 64, "COMPLEX128": 128, "UINT64": 64, "UINT32": 32, "UINT16": 16, "INT4": 4,
     "BFLOAT16": 16, "INT2": 2, "UINT4": 4, "FLOAT8_E4M3FN": 8, "FLOAT8_E5M2": 8,
 }
+#: The tensor types TFLM's allocator can size (TfLiteTypeSizeOf in memory_helpers.cc); any other
+#: type makes it fail half-way and crash.
+TFLM_TYPES = frozenset({"FLOAT16", "BFLOAT16", "FLOAT32", "FLOAT64", "INT16", "INT32", "UINT32", "UINT8", "UINT16",
+                        "INT8", "INT64", "UINT64", "BOOL", "RESOURCE", "COMPLEX64", "COMPLEX128", "INT4"})
 #: Zero-point range of each integer type a quantized tensor can have (TFLM keeps int32 zero points).
 ZERO_POINT_RANGE: dict[str, tuple[int, int]] = {
     "INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "INT4": (-8, 7), "UINT4": (0, 15),
@@ -171,6 +175,9 @@ def _check(model, file_bytes: int) -> _Findings:
         tname = type_names.get(t.type)
         if tname is None:
             _refuse(f"{_tensor(i, t)} has type code {t.type}, which is not a TFLite tensor type")
+        if tname not in TFLM_TYPES:
+            _refuse(f"{_tensor(i, t)} has type {tname}, which TFLM cannot allocate (memory_helpers.cc knows "
+                    f"{', '.join(sorted(TFLM_TYPES))})", "Convert the model to int8 (or another type TFLM runs)")
         shape = [int(v) for v in (t.shape if t.shape is not None else [])]
         if any(v < 0 for v in shape):
             _refuse(f"{_tensor(i, t)} has shape {shape}, with a negative dimension; TFLM plans fixed shapes",
@@ -243,6 +250,8 @@ def _check(model, file_bytes: int) -> _Findings:
             if int(v) in set(int(x) for x in graph.inputs):
                 _refuse(f"{label} writes its output into the model's input {_tensor(v, tensors[v])}")
             written.add(int(v))
+        _check_options(label, op, op_names[int(op.opcodeIndex)])
+        _check_shapes(label, op, op_names[int(op.opcodeIndex)], tensors, buffers)
         _check_multipliers(k, label, op, op_names[int(op.opcodeIndex)], tensors, type_names)
     for v in graph.outputs:
         if int(v) not in written:
@@ -325,9 +334,19 @@ def _scale(t) -> float | None:
 
 
 def _check_multipliers(k: int, label: str, op, name: str, tensors, type_names) -> None:
-    """TFLM's ADD/SUB Prepare for int8/int16: the output multiplier
+    """TFLM's SOFTMAX Prepare for int8 (see below) and ADD/SUB Prepare for int8/int16: the output multiplier
     ``2 * max(s1, s2) / (2**shift * s_out)`` must be below 1 (``shift`` 20 for int8, 15 for int16),
     or ``QuantizeMultiplierSmallerThanOneExp`` aborts the process."""
+    if name == "SOFTMAX" and op.builtinOptions is not None and op.inputs is not None and len(op.inputs):
+        x = tensors[int(op.inputs[0])]
+        s_in, beta = _scale(x), float(op.builtinOptions.beta)
+        # softmax_common.cc: int8 input -> PreprocessSoftmaxScaling(beta, scale, 5 integer bits), whose
+        # QuantizeMultiplierGreaterThanOne aborts unless beta * scale * 2**26 > 1
+        if type_names.get(x.type) in ("INT8", "UINT8") and s_in is not None and not beta * s_in * (1 << 26) > 1:
+            _refuse(f"{label}: beta {beta:g} times its input scale {s_in:g} is too small (TFLM needs beta * scale * "
+                    "2**26 > 1, and aborts otherwise)", "Check the model's softmax (beta must be positive) and "
+                    "quantize it again")
+        return
     if name not in ADD_LIKE or op.inputs is None or len(op.inputs) < 2 or min(op.inputs[:2]) < 0:
         return
     out = tensors[int(op.outputs[0])]
@@ -345,3 +364,146 @@ def _check_multipliers(k: int, label: str, op, name: str, tensors, type_names) -
                 f"output scale > 2 * max(input scales) / 2**{shift}; it aborts otherwise): the output's values "
                 "collapsed to ~0, as in an untrained or diverged model",
                 "Check the training run and quantize the model again")
+
+
+#: Operator input/output ranks TFLM's kernels index without checking (None: any rank).
+RANKS: dict[str, tuple[tuple[int | None, ...], tuple[int | None, ...]]] = {
+    "CONV_2D": ((4, 4, 1), (4,)), "DEPTHWISE_CONV_2D": ((4, 4, 1), (4,)), "FULLY_CONNECTED": ((None, 2, 1), (None,)),
+    "AVERAGE_POOL_2D": ((4,), (4,)), "MAX_POOL_2D": ((4,), (4,)),
+}
+#: Operators whose output has exactly their first input's shape.
+SAME_SHAPE = ("SOFTMAX", "RELU", "RELU6", "LOGISTIC", "TANH", "QUANTIZE", "DEQUANTIZE", "LEAKY_RELU", "HARD_SWISH",
+              "ABS", "NEG", "LOG_SOFTMAX", "ELU", "PRELU")
+ELEMENTWISE = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE")
+ACTIVATIONS = range(0, 6)  # ActivationFunctionType: NONE, RELU, RELU_N1_TO_1, RELU6, TANH, SIGN_BIT
+
+
+#: The options each operator's TFLM parser reads (None: may be absent, TFLM's defaults are safe).
+OPTIONS: dict[str, tuple[str, bool]] = {
+    "CONV_2D": ("Conv2DOptionsT", True), "DEPTHWISE_CONV_2D": ("DepthwiseConv2DOptionsT", True),
+    "AVERAGE_POOL_2D": ("Pool2DOptionsT", True), "MAX_POOL_2D": ("Pool2DOptionsT", True),
+    "SOFTMAX": ("SoftmaxOptionsT", True), "FULLY_CONNECTED": ("FullyConnectedOptionsT", False),
+    "ADD": ("AddOptionsT", False), "SUB": ("SubOptionsT", False), "MUL": ("MulOptionsT", False),
+    "RESHAPE": ("ReshapeOptionsT", False), "MEAN": ("ReducerOptionsT", False),
+}
+#: Inputs an operator cannot do without (TFLM dereferences them): op -> how many leading inputs.
+REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "AVERAGE_POOL_2D": 1,
+                   "MAX_POOL_2D": 1, "RESHAPE": 1, "MEAN": 2, **{n: 2 for n in ("ADD", "SUB", "MUL", "MAXIMUM",
+                   "MINIMUM", "SQUARED_DIFFERENCE")}, **{n: 1 for n in ("SOFTMAX", "RELU", "RELU6", "LOGISTIC",
+                   "TANH", "QUANTIZE", "DEQUANTIZE", "LEAKY_RELU", "HARD_SWISH", "ABS", "NEG", "LOG_SOFTMAX",
+                   "ELU")}, "PRELU": 2}
+
+
+def _check_options(label: str, op, name: str) -> None:
+    """The options of the operator's own kind (TFLM reads another kind's as absent, and then
+    divides by a zero stride), strides, dilations and filter sizes of at least 1, a known
+    padding and fused activation: TFLM divides and indexes by them without checking; and the
+    inputs it cannot do without present."""
+    inputs = [int(v) for v in (op.inputs if op.inputs is not None else [])]
+    need = REQUIRED_INPUTS.get(name, 0)
+    if len(inputs) < need or any(v < 0 for v in inputs[:need]):
+        _refuse(f"{label} has inputs {inputs}; {name} needs its first {need} input(s) present (not -1)")
+    o = op.builtinOptions
+    kind, required = OPTIONS.get(name, (None, False))
+    if kind is not None and o is not None and type(o).__name__ != kind:
+        _refuse(f"{label} carries {type(o).__name__[:-1]}, not the {kind[:-1]} a {name} needs")
+    if o is None:
+        if required:
+            _refuse(f"{label} has no {kind[:-1]}; TFLM would run it with zero strides (or beta 0) and crash")
+        return
+    for attr, v in vars(o).items():
+        if attr.startswith(("stride", "dilation", "filter")) and isinstance(v, int) and v < 1:
+            _refuse(f"{label} has {attr} {v}; it must be at least 1")
+        if attr == "padding" and v not in (0, 1):
+            _refuse(f"{label} has padding code {v}; TFLite knows SAME (0) and VALID (1)")
+        if attr == "fusedActivationFunction" and v not in ACTIVATIONS:
+            _refuse(f"{label} has fused activation code {v}; TFLite knows 0..5")
+
+
+def _shape(tensors, v) -> list[int] | None:
+    return None if v < 0 else [int(d) for d in (tensors[v].shape if tensors[v].shape is not None else [])]
+
+
+def _out_size(size: int, k: int, stride: int, dilation: int, padding: int) -> int:
+    """TFLM's ComputeOutSize: SAME (0) ceil(size / stride), VALID (1) over the dilated filter."""
+    effective = (k - 1) * dilation + 1
+    return (size + stride - 1) // stride if padding == 0 else (size + stride - effective) // stride
+
+
+def _check_shapes(label: str, op, name: str, tensors, buffers) -> None:
+    """The operator's tensors have the ranks and shapes its TFLM kernel assumes: ranks (CONV_2D,
+    DEPTHWISE_CONV_2D, FULLY_CONNECTED, pools), channels, the output shape each computes (conv
+    family, pools, fully connected, element-wise and same-shape operators, RESHAPE's element count).
+    A mismatch makes TFLM read or write outside a tensor (a crash or silently wrong outputs)."""
+    ins = [int(v) for v in (op.inputs if op.inputs is not None else [])]
+    outs = [int(v) for v in op.outputs]
+    shapes_in = [_shape(tensors, v) for v in ins]
+    out = _shape(tensors, outs[0])
+    want_in, want_out = RANKS.get(name, ((), ()))
+    for role, shapes, want in (("input", shapes_in, want_in), ("output", [out], want_out)):
+        for j, rank in enumerate(want):
+            if j >= len(shapes):
+                if role == "input" and j < 2:
+                    _refuse(f"{label} has {len(shapes)} input(s); it needs at least {j + 1}")
+                continue
+            if shapes[j] is not None and rank is not None and len(shapes[j]) != rank:
+                _refuse(f"{label}'s {role} {j} is {_tensor(ins[j] if role == 'input' else outs[0], tensors[ins[j] if role == 'input' else outs[0]])} of shape {shapes[j]}; {name} needs rank {rank} there")
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        _check_conv(label, name, op.builtinOptions, shapes_in, out)
+    elif name in ("AVERAGE_POOL_2D", "MAX_POOL_2D") and op.builtinOptions is not None:
+        o, x = op.builtinOptions, shapes_in[0]
+        want = [x[0], _out_size(x[1], o.filterHeight, o.strideH, 1, o.padding),
+                _out_size(x[2], o.filterWidth, o.strideW, 1, o.padding), x[3]]
+        if out != want:
+            _refuse(f"{label}'s output has shape {out}, but the pool computes {want} from its input {x}")
+    elif name == "FULLY_CONNECTED":
+        x, w = shapes_in[0], shapes_in[1]
+        if w[1] <= 0 or math.prod(x) % w[1]:
+            _refuse(f"{label}'s weights {w} take {w[1]} features, which do not divide its input's {math.prod(x)} elements")
+        if not out or out[-1] != w[0] or math.prod(out) != math.prod(x) // w[1] * w[0]:
+            _refuse(f"{label}'s output has shape {out}, but {math.prod(x) // w[1]} rows of its weights {w} give "
+                    f"{w[0]} values each")
+        _check_bias(label, shapes_in, w[0])
+    elif name in SAME_SHAPE and shapes_in and shapes_in[0] is not None and out != shapes_in[0]:
+        _refuse(f"{label}'s output has shape {out}, but {name} keeps its input's shape {shapes_in[0]}")
+    elif name in ELEMENTWISE and len(shapes_in) >= 2 and None not in shapes_in[:2]:
+        want = _broadcast(shapes_in[0], shapes_in[1])
+        if want is None or out != want:
+            _refuse(f"{label}'s inputs have shapes {shapes_in[0]} and {shapes_in[1]} (broadcast: {want}), but its "
+                    f"output has shape {out}")
+    elif name == "RESHAPE" and shapes_in and shapes_in[0] is not None and math.prod(out) != math.prod(shapes_in[0]):
+        _refuse(f"{label} reshapes {shapes_in[0]} ({math.prod(shapes_in[0])} elements) to {out} "
+                f"({math.prod(out)} elements)")
+
+
+def _broadcast(a: list[int], b: list[int]) -> list[int] | None:
+    n = max(len(a), len(b))
+    a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        return None
+    return [x if y == 1 else y for x, y in zip(a, b)]
+
+
+def _check_bias(label: str, shapes_in, channels: int) -> None:
+    if len(shapes_in) > 2 and shapes_in[2] is not None and math.prod(shapes_in[2]) != channels:
+        _refuse(f"{label}'s bias has shape {shapes_in[2]}; it needs one value per output channel ({channels})")
+
+
+def _check_conv(label: str, name: str, o, shapes_in, out) -> None:
+    x, w = shapes_in[0], shapes_in[1]
+    if name == "CONV_2D":
+        channels = w[0]
+        if w[3] <= 0 or x[3] % w[3]:
+            _refuse(f"{label}'s filter {w} takes {w[3]} input channels, which do not divide its input's {x[3]}")
+    else:
+        channels = w[3]
+        if w[0] != 1 or x[3] <= 0 or channels % x[3]:
+            _refuse(f"{label}'s filter {w} does not fit its input {x} (depthwise filters are [1, h, w, channels], "
+                    "a multiple of the input's channels)")
+    _check_bias(label, shapes_in, channels)
+    if o is None:
+        return
+    want = [x[0], _out_size(x[1], w[1], o.strideH, o.dilationHFactor, o.padding),
+            _out_size(x[2], w[2], o.strideW, o.dilationWFactor, o.padding), channels]
+    if out != want:
+        _refuse(f"{label}'s output has shape {out}, but its input {x} and filter {w} give {want}")

@@ -20,12 +20,16 @@ garbage:
   must exist; and the multipliers TFLM's ADD/SUB-family kernels derive from their scales within
   what those kernels' ``TFLITE_CHECK`` allow (TFLM aborts the process otherwise).
 
-A zero point outside the type's range is refused, not warned about: TFLM's fused activation
-clamp is derived from it (ReLU's lower bound becomes the zero point, above 127 for int8) and
-CMSIS-NN's kernels take the offsets as int8/int16-range values, so the model cannot run as its
-numbers say. :class:`ModelCheckReport.warnings` carries what is suspect but runs as written: an
-empty ``buffers[0]`` missing (the converter's sentinel) and a quantized tensor whose scale is so
-small or large (outside 1e-20..1e20) that it can only come from a collapsed or diverged layer.
+A zero point outside its type's range (int8: -128..127) is refused when an activation (fused,
+or a ReLU operator) clamps the tensor: TFLM derives the clamp's bounds from the zero point, they
+cross, and every value is pinned to one number (measured: a small conv/mean/fc/softmax model
+whose ReLU-fused conv output got zero point 130 gave the same output for every input, in TFLM
+and LiteRT alike). Elsewhere it is a warning in :attr:`ModelCheckReport.warnings` (up to the
+int16 range, beyond which 32-bit offset arithmetic overflows): TFLM and LiteRT's reference
+kernels compute with it as written (measured: an input zero point of 200 or -300 gave identical
+TFLM and LiteRT outputs), while CMSIS-NN documents offsets within the type's range, which the
+firmware comparison checks. Also warned about: data in ``buffers[0]`` (the converter's empty
+sentinel) and a scale outside 1e-20..1e20 (a layer that collapsed to ~0 or diverged).
 
 The result depends on the bytes only, so it is cached by content: every command and every
 runner may call it again for the price of a hash.
@@ -56,6 +60,10 @@ ZERO_POINT_RANGE: dict[str, tuple[int, int]] = {
     "INT2": (-2, 1), "UINT16": (0, 65535),
 }
 INT32_RANGE = (-(1 << 31), (1 << 31) - 1)
+#: Zero points outside their type's range but within these bounds are warned about (if no
+#: activation clamps the tensor); beyond them, refused.
+WARN_ZERO_POINT = (-32768, 32767)
+RELUS = ("RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1")
 #: Largest tensor TFLM's int/size arithmetic counts without overflow (bytes).
 MAX_TENSOR_BYTES = (1 << 31) - 1
 #: Scales outside this range are warned about (a collapsed or diverged layer), not refused.
@@ -171,6 +179,7 @@ def _check(model, file_bytes: int) -> _Findings:
 
     # tensors
     decoded_inputs = _lut_encoded_tensors(operators, op_names)
+    clamped = _clamped_tensors(operators, op_names)
     for i, t in enumerate(tensors):
         tname = type_names.get(t.type)
         if tname is None:
@@ -200,7 +209,7 @@ def _check(model, file_bytes: int) -> _Findings:
             if nbytes not in expected:
                 _refuse(f"{_tensor(i, t)} ({tname}, shape {shape}) needs {min(expected):,d} bytes of data, but its "
                         f"buffer {t.buffer} holds {nbytes:,d}")
-        _check_quantization(i, t, tname, shape, warnings, encoded=i in decoded_inputs)
+        _check_quantization(i, t, tname, shape, warnings, encoded=i in decoded_inputs, clamped=i in clamped)
 
     # inputs, outputs, operators
     if not operators:
@@ -238,6 +247,11 @@ def _check(model, file_bytes: int) -> _Findings:
                             f"(0..{len(tensors) - 1}{', or -1 for an omitted optional input' if optional else ''})")
         if op.outputs is None or len(op.outputs) == 0:
             _refuse(f"{label} has no output tensor")
+        for v in [*(op.inputs if op.inputs is not None else []), *op.outputs]:
+            shape = tensors[v].shape if v >= 0 and tensors[v].shape is not None else []
+            if v >= 0 and int(v) not in constant and 0 in [int(d) for d in shape]:
+                _refuse(f"{label} uses {_tensor(v, tensors[v])} of shape {[int(d) for d in shape]}, which has no "
+                        "elements; TFLM's kernels divide by its dimensions")
         builtin = int(codes[int(op.opcodeIndex)].builtinCode) != s.BuiltinOperator.CUSTOM
         for v in op.inputs if op.inputs is not None and builtin else []:  # a custom op's scratch is its own
             if v >= 0 and int(v) not in written:
@@ -287,7 +301,21 @@ def _lut_encoded_tensors(operators, op_names) -> set[int]:
     return out
 
 
-def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[str], *, encoded: bool) -> None:
+def _clamped_tensors(operators, op_names) -> set[int]:
+    """Outputs of operators with a fused activation or of a ReLU: TFLM clamps them to bounds it
+    derives from their zero point (CalculateActivationRangeQuantized)."""
+    out: set[int] = set()
+    for op in operators:
+        k = int(op.opcodeIndex)
+        name = op_names[k] if 0 <= k < len(op_names) else ""
+        fused = getattr(op.builtinOptions, "fusedActivationFunction", 0) if op.builtinOptions is not None else 0
+        if fused or name in RELUS:
+            out |= {int(v) for v in (op.outputs if op.outputs is not None else []) if v >= 0}
+    return out
+
+
+def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[str], *, encoded: bool,
+                        clamped: bool) -> None:
     q = t.quantization
     if q is None:
         return
@@ -306,12 +334,21 @@ def _check_quantization(i: int, t, tname: str, shape: list[int], warnings: list[
                 "its zero point")
     lo, hi = ZERO_POINT_RANGE.get(tname, INT32_RANGE)
     for c, z in enumerate(zps):
-        if not lo <= z <= hi:
-            ch = f" (channel {c})" if len(zps) > 1 else ""
-            _refuse(f"{where} ({tname}) has zero point {z}{ch}, outside {tname}'s range {lo}..{hi}: TFLM derives "
-                    "the fused activation's clamp from it and the optimized kernels take it as a "
-                    f"{tname}-range offset, so the model cannot run as its numbers say",
+        if lo <= z <= hi:
+            continue
+        ch = f" (channel {c})" if len(zps) > 1 else ""
+        what = f"{where} ({tname}) has zero point {z}{ch}, outside {tname}'s range {lo}..{hi}"
+        if clamped:
+            _refuse(f"{what}, and an activation (fused or ReLU) clamps it: TFLM derives the clamp's bounds from the "
+                    "zero point, so they cross and every value of the tensor is pinned to one number",
                     "Quantize the model again (the TFLite converter keeps every zero point in range)")
+        if not WARN_ZERO_POINT[0] <= z <= WARN_ZERO_POINT[1]:
+            _refuse(f"{what} and beyond {WARN_ZERO_POINT[0]}..{WARN_ZERO_POINT[1]}, where the kernels' 32-bit "
+                    "offset arithmetic overflows", "Quantize the model again (the TFLite converter keeps every "
+                    "zero point in range)")
+        warnings.append(f"{what}: TFLM and LiteRT's reference kernels compute with it as written, but the values "
+                        f"the tensor can hold are all on one side of zero; optimized kernels (CMSIS-NN) document "
+                        f"offsets within the type's range, so compare the firmware with TFLM (asc firmware)")
     if len(scales) > 1 and not encoded:  # LUT indices keep the decoded tensor's quantization
         qd = int(q.quantizedDimension)
         if len(shape) == 1 and shape[0] == len(scales):
@@ -386,12 +423,21 @@ OPTIONS: dict[str, tuple[str, bool]] = {
     "ADD": ("AddOptionsT", False), "SUB": ("SubOptionsT", False), "MUL": ("MulOptionsT", False),
     "RESHAPE": ("ReshapeOptionsT", False), "MEAN": ("ReducerOptionsT", False),
 }
-#: Inputs an operator cannot do without (TFLM dereferences them): op -> how many leading inputs.
-REQUIRED_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "AVERAGE_POOL_2D": 1,
-                   "MAX_POOL_2D": 1, "RESHAPE": 1, "MEAN": 2, **{n: 2 for n in ("ADD", "SUB", "MUL", "MAXIMUM",
-                   "MINIMUM", "SQUARED_DIFFERENCE")}, **{n: 1 for n in ("SOFTMAX", "RELU", "RELU6", "LOGISTIC",
-                   "TANH", "QUANTIZE", "DEQUANTIZE", "LEAKY_RELU", "HARD_SWISH", "ABS", "NEG", "LOG_SOFTMAX",
-                   "ELU")}, "PRELU": 2}
+#: Inputs an operator cannot do without (TFLM's kernels dereference them, several without
+#: checking): op -> how many leading inputs must be present (not -1).
+REQUIRED_INPUTS: dict[str, int] = {name: n for n, names in (
+    (1, "ABS CEIL COS EXP FLOOR LOG LOGICAL_NOT NEG ROUND RSQRT SIN SQRT SQUARE TANH LOGISTIC ELU HARD_SWISH "
+        "LEAKY_RELU LOG_SOFTMAX RELU RELU6 SOFTMAX QUANTIZE DEQUANTIZE CAST L2_NORMALIZATION L2_POOL_2D "
+        "AVERAGE_POOL_2D MAX_POOL_2D DEPTH_TO_SPACE SPACE_TO_DEPTH SQUEEZE RESHAPE ADD_N CONCATENATION PACK UNPACK "
+        "SHAPE ZEROS_LIKE READ_VARIABLE"),
+    (2, "ADD SUB MUL DIV FLOOR_DIV FLOOR_MOD MAXIMUM MINIMUM SQUARED_DIFFERENCE EQUAL NOT_EQUAL GREATER "
+        "GREATER_EQUAL LESS LESS_EQUAL LOGICAL_AND LOGICAL_OR PRELU BATCH_MATMUL GATHER GATHER_ND EMBEDDING_LOOKUP "
+        "MEAN SUM REDUCE_MAX REDUCE_MIN REDUCE_ALL ARG_MAX ARG_MIN PAD PADV2 MIRROR_PAD EXPAND_DIMS TRANSPOSE "
+        "BROADCAST_TO BROADCAST_ARGS FILL CUMSUM SPLIT RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR REVERSE_V2 CONV_2D "
+        "DEPTHWISE_CONV_2D FULLY_CONNECTED ASSIGN_VARIABLE"),
+    (3, "SPACE_TO_BATCH_ND BATCH_TO_SPACE_ND SLICE SPLIT_V SELECT_V2 TRANSPOSE_CONV"),
+    (4, "STRIDED_SLICE"),
+) for name in names.split()}
 
 
 def _check_options(label: str, op, name: str) -> None:

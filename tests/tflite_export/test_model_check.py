@@ -273,10 +273,24 @@ def test_zero_point_count_not_the_scale_count():
     assert "zero point(s)" in refusal(edited(KWS, bad))
 
 
-def test_zero_point_out_of_int8_range():
+def test_zero_point_out_of_int8_range_on_a_clamped_tensor_is_refused():
+    def bad(m):  # the first conv has a fused ReLU
+        assert op(m, "CONV_2D").builtinOptions.fusedActivationFunction != 0
+        tensor(m, op(m, "CONV_2D").outputs[0]).quantization.zeroPoint = [128]
+    assert "zero point 128, outside INT8's range -128..127, and an activation" in refusal(edited(KWS, bad))
+
+
+def test_zero_point_out_of_int8_range_on_the_input_is_a_warning():
+    def odd(m):
+        tensor(m, m.subgraphs[0].inputs[0]).quantization.zeroPoint = [200]
+    (warning,) = check_model(edited(KWS, odd), source=SOURCE).warnings
+    assert "zero point 200, outside INT8's range -128..127" in warning
+
+
+def test_zero_point_beyond_int16_is_refused():
     def bad(m):
-        tensor(m, m.subgraphs[0].inputs[0]).quantization.zeroPoint = [128]
-    assert "zero point 128, outside INT8's range -128..127" in refusal(edited(KWS, bad))
+        tensor(m, m.subgraphs[0].inputs[0]).quantization.zeroPoint = [40000]
+    assert "zero point 40000" in refusal(edited(KWS, bad))
 
 
 def test_per_channel_scales_not_the_channel_count():
@@ -301,3 +315,15 @@ def test_add_output_scale_too_small_for_tflm():
 def test_softmax_negative_beta():
     assert "beta -1 times its input scale" in refusal(
         edited(KWS, lambda m: setattr(op(m, "SOFTMAX").builtinOptions, "beta", -1.0)))
+
+
+def test_operator_changed_to_one_needing_more_inputs():
+    def bad(m):  # SOFTMAX's code turned into LOGICAL_OR, which reads two inputs
+        m.operatorCodes[op(m, "SOFTMAX").opcodeIndex].deprecatedBuiltinCode = _schema().BuiltinOperator.LOGICAL_OR
+    assert "LOGICAL_OR needs its first 2 input(s) present" in refusal(edited(KWS, bad))
+
+
+def test_activation_without_elements():
+    def bad(m):
+        tensor(m, m.subgraphs[0].inputs[0]).shape = [1, 49, 10, 0]
+    assert "which has no elements" in refusal(edited(KWS, bad))

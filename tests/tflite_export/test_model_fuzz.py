@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 MLPERF_RESNET = Path("/work/shared/reference/mlperf_tiny/ic_resnet8_int8.tflite")
 MUTATIONS_PER_MODEL = 340  # three models: over 1,000 in all
@@ -115,6 +116,11 @@ def _fields(model) -> dict[str, list]:
     return {k: v for k, v in out.items() if v}
 
 
+def _same(a, b) -> bool:
+    numbers = (int, float, np.number)
+    return isinstance(a, numbers) and isinstance(b, numbers) and float(a) == float(b)
+
+
 def _set_item(obj, attr, idx, v) -> None:
     arr = list(getattr(obj, attr))
     arr[idx] = v
@@ -176,6 +182,8 @@ def mutations(name: str, data: bytes, *, count: int, seed: int):
         current = get()
         choices = _values(kind, current, model, rng)
         value = choices[int(rng.integers(len(choices)))]
+        if kind not in ("structure", "buffer_data") and _same(value, current):
+            continue  # not a mutation
         try:
             put(value)
             blob = _pack(model)
@@ -214,7 +222,7 @@ if __name__ == "__main__":
 
 
 # ----------------------------------------------------------------------------- the tests
-def _outcomes(models: dict[str, bytes], tmp: Path) -> tuple[dict, list[str]]:
+def _outcomes(models: dict[str, bytes], tmp: Path, *, per_model: int) -> tuple[dict, list[str]]:
     """Every mutation's outcome: (counts by outcome, failures described)."""
     from keras_asc.errors import AscError
     from tflite_export.model_check import ModelCheckError, check_model
@@ -223,7 +231,7 @@ def _outcomes(models: dict[str, bytes], tmp: Path) -> tuple[dict, list[str]]:
     failures: list[str] = []
     accepted: dict[str, Mutation] = {}
     for seed, (name, data) in enumerate(sorted(models.items())):
-        for m, blob in mutations(name, data, count=MUTATIONS_PER_MODEL, seed=seed):
+        for m, blob in mutations(name, data, count=per_model, seed=seed):
             path = tmp / f"{name}_{m.index}.tflite"
             try:
                 check_model(blob, source=str(path))
@@ -266,3 +274,44 @@ def _outcomes(models: dict[str, bytes], tmp: Path) -> tuple[dict, list[str]]:
             failures.append(f"{m.describe()}: accepted by the model check, then TFLM did not finish within "
                             f"{TRIAL_TIMEOUT:.0f} s")
     return counts, failures
+
+
+@pytest.fixture(scope="module")
+def hand_made() -> bytes:
+    from tests.tflite_export.test_arena_probe import small_conv_mean_fc_model
+
+    return small_conv_mean_fc_model()
+
+
+def _assert_clean(counts: dict, failures: list[str], total: int) -> None:
+    assert not failures, f"{len(failures)} of {total} mutations failed:\n" + "\n".join(failures)
+    assert sum(counts.values()) == total
+    assert counts.get("refused", 0) > 0 and counts.get("ran", 0) > 0, counts  # neither check nor fuzz is vacuous
+
+
+@pytest.mark.slow
+def test_over_a_thousand_mutations_of_three_models_each_refused_or_run(tiny_export, hand_made, tmp_path):
+    models = {"export": (tiny_export / "model.tflite").read_bytes(), "mlperf_resnet8": MLPERF_RESNET.read_bytes(),
+              "hand_made": hand_made}
+    counts, failures = _outcomes(models, tmp_path, per_model=MUTATIONS_PER_MODEL)
+    _assert_clean(counts, failures, 3 * MUTATIONS_PER_MODEL)
+
+
+def test_mutations_of_the_hand_made_model_each_refused_or_run(hand_made, tmp_path):
+    """The fast lane's share: 80 mutations of the small model."""
+    counts, failures = _outcomes({"hand_made": hand_made}, tmp_path, per_model=80)
+    _assert_clean(counts, failures, 80)
+
+
+def test_mutations_are_seeded():
+    data = MLPERF_RESNET.read_bytes()
+    first = [(m, blob) for m, blob in mutations("r", data, count=5, seed=3)]
+    assert first == [(m, blob) for m, blob in mutations("r", data, count=5, seed=3)]
+
+
+def test_mutations_change_one_field():
+    data = MLPERF_RESNET.read_bytes()
+    from tflite_export.flatbuffer import read_model
+
+    unchanged = _pack(read_model(data))
+    assert all(blob != unchanged for _, blob in mutations("r", data, count=40, seed=1))

@@ -265,6 +265,8 @@ def _check(model, file_bytes: int) -> _Findings:
                 _refuse(f"{label} writes its output into the model's input {_tensor(v, tensors[v])}")
             written.add(int(v))
         _check_options(label, op, op_names[int(op.opcodeIndex)])
+        if op_names[int(op.opcodeIndex)] == "TFLM_DECODE":
+            _check_decode(label, op, tensors, buffers)
         _check_shapes(label, op, op_names[int(op.opcodeIndex)], tensors, buffers)
         _check_multipliers(k, label, op, op_names[int(op.opcodeIndex)], tensors, type_names)
     for v in graph.outputs:
@@ -449,6 +451,10 @@ def _check_options(label: str, op, name: str) -> None:
     need = REQUIRED_INPUTS.get(name, 0)
     if len(inputs) < need or any(v < 0 for v in inputs[:need]):
         _refuse(f"{label} has inputs {inputs}; {name} needs its first {need} input(s) present (not -1)")
+    if name == "DEPTHWISE_CONV_2D" and len(inputs) == 3 and inputs[2] < 0:
+        _refuse(f"{label} lists an omitted bias (-1) as its third input: TFLM's depthwise kernel then releases a "
+                "tensor it never allocated and crashes", "Drop the third input (a depthwise convolution without "
+                "bias has two inputs), or convert the model again")
     o = op.builtinOptions
     kind, required = OPTIONS.get(name, (None, False))
     if kind is not None and o is not None and type(o).__name__ != kind:
@@ -553,3 +559,39 @@ def _check_conv(label: str, name: str, o, shapes_in, out) -> None:
             _out_size(x[2], w[2], o.strideW, o.dilationWFactor, o.padding), channels]
     if out != want:
         _refuse(f"{label}'s output has shape {out}, but its input {x} and filter {w} give {want}")
+
+
+DCM_BYTES = 16  # the DECODE common metadata ahead of a LUT's value tables (decode_state.h)
+
+
+def _check_decode(label: str, op, tensors, buffers) -> None:
+    """A ``TFLM_DECODE`` operator's (encoded, ancillary) input pairs hold what its LUT decoder
+    (decode_state_lut.cc) reads without checking: the 16-byte metadata, enough index bits for
+    every element of the output, and a value table per channel."""
+    ins = [int(v) for v in (op.inputs if op.inputs is not None else [])]
+    outs = [int(v) for v in op.outputs]
+    if len(ins) != 2 * len(outs) or min(ins, default=-1) < 0:
+        _refuse(f"{label} has inputs {ins} for {len(outs)} output(s); DECODE takes an (encoded, ancillary) pair of "
+                "constant tensors per output")
+
+    for j, out in enumerate(outs):
+        encoded, ancillary = (bytes(buffers[tensors[v].buffer].data if buffers[tensors[v].buffer].data is not None
+                                    else b"") for v in ins[2 * j:2 * j + 2])
+        if len(ancillary) < DCM_BYTES:
+            _refuse(f"{label}'s ancillary {_tensor(ins[2 * j + 1], tensors[ins[2 * j + 1]])} holds {len(ancillary)} "
+                    f"bytes, less than the {DCM_BYTES}-byte DECODE metadata")
+        if ancillary[0] != 0:  # not a LUT: TFLM's other decoders check for themselves
+            continue
+        bits, stride = ancillary[5] & 0x07, ancillary[6]
+        count = math.prod(int(d) for d in (tensors[out].shape if tensors[out].shape is not None else []))
+        q = tensors[out].quantization
+        channels = max(1, len(q.scale) if q is not None and q.scale is not None else 1)
+        if bits == 0 or len(encoded) * 8 < count * bits:
+            _refuse(f"{label}'s encoded {_tensor(ins[2 * j], tensors[ins[2 * j]])} holds {len(encoded)} bytes, but "
+                    f"{count} {bits}-bit indices for its output {_tensor(out, tensors[out])} need "
+                    f"{-(-count * bits // 8)}")
+        item = max(1, ITEM_BITS.get(_enum_names(_schema().TensorType).get(tensors[out].type, ""), 8) // 8)
+        if stride < 1 or len(ancillary) - DCM_BYTES < channels * stride * item:
+            _refuse(f"{label}'s ancillary {_tensor(ins[2 * j + 1], tensors[ins[2 * j + 1]])} holds "
+                    f"{len(ancillary) - DCM_BYTES} bytes of value tables, but {channels} channel(s) of {stride} "
+                    "values need more")

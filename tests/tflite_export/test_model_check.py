@@ -75,7 +75,8 @@ def test_omitted_optional_bias_passes():
     check_model(edited(KWS, drop_bias), source=SOURCE)
 
 
-def test_lut_compressed_model_passes():
+def lut_compressed_kws() -> bytes:
+    """The KWS model with 16 values per weight tensor, LUT-compressed (4-bit indices, TFLM_DECODE)."""
     from tflite_export.compression import lut_compress
 
     def sixteen_values(m):  # and opcodes in the current form: the compressor merges old-style ones (builtin 0)
@@ -85,8 +86,11 @@ def test_lut_compressed_model_passes():
             buf = m.buffers[t.buffer]
             if t.type == _schema().TensorType.INT8 and buf.data is not None and len(buf.data) and len(t.shape) >= 2:
                 buf.data = ((np.asarray(buf.data).view(np.int8) // 16) * 16).view(np.uint8)
-    compressed = lut_compress(edited(KWS, sixteen_values), bits=4)
-    assert "TFLM_DECODE" in check_model(compressed, source=SOURCE).operator_names
+    return lut_compress(edited(KWS, sixteen_values), bits=4)
+
+
+def test_lut_compressed_model_passes():
+    assert "TFLM_DECODE" in check_model(lut_compressed_kws(), source=SOURCE).operator_names
 
 
 def test_suspect_scale_is_a_warning_naming_the_tensor():
@@ -327,3 +331,17 @@ def test_activation_without_elements():
     def bad(m):
         tensor(m, m.subgraphs[0].inputs[0]).shape = [1, 49, 10, 0]
     assert "which has no elements" in refusal(edited(KWS, bad))
+
+
+def test_depthwise_bias_given_as_omitted():
+    def bad(m):
+        dw = op(m, "DEPTHWISE_CONV_2D")
+        dw.inputs = [*dw.inputs[:2], -1]
+    assert "omitted bias (-1) as its third input" in refusal(edited(KWS, bad))
+
+
+def test_lut_indices_cut_short():
+    model = read_model(lut_compressed_kws())
+    buf = model.buffers[tensor(model, op(model, "TFLM_DECODE").inputs[0]).buffer]
+    buf.data = buf.data[: len(buf.data) // 2]
+    assert "bit indices for its output" in refusal(pack(model))

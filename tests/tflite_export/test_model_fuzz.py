@@ -297,6 +297,14 @@ def test_over_a_thousand_mutations_of_three_models_each_refused_or_run(tiny_expo
     _assert_clean(counts, failures, 3 * MUTATIONS_PER_MODEL)
 
 
+@pytest.mark.slow
+def test_mutations_of_a_lut_compressed_model_each_refused_or_run(tmp_path):
+    from tests.tflite_export.test_model_check import lut_compressed_kws
+
+    counts, failures = _outcomes({"lut_kws": lut_compressed_kws()}, tmp_path, per_model=200)
+    _assert_clean(counts, failures, 200)
+
+
 def test_mutations_of_the_hand_made_model_each_refused_or_run(hand_made, tmp_path):
     """The fast lane's share: 80 mutations of the small model."""
     counts, failures = _outcomes({"hand_made": hand_made}, tmp_path, per_model=80)

@@ -211,6 +211,8 @@ def _check(model) -> _Findings:
                    f"(0..{len(codes) - 1})")
         name = op_names[int(op.opcodeIndex)]
         label = f"operator {k} ({name})"
+        if name.startswith("UNKNOWN_"):
+            refuse(f"{label} uses operator code {op.opcodeIndex}, whose builtin code {name[8:]} is no TFLite operator")
         for role, ids, optional in (("input", op.inputs, True), ("output", op.outputs, False),
                                     ("intermediate", op.intermediates, True)):
             for v in (ids if ids is not None else []):

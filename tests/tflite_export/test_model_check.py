@@ -345,3 +345,10 @@ def test_lut_indices_cut_short():
     buf = model.buffers[tensor(model, op(model, "TFLM_DECODE").inputs[0]).buffer]
     buf.data = buf.data[: len(buf.data) // 2]
     assert "bit indices for its output" in refusal(pack(model))
+
+
+def test_builtin_code_that_is_no_operator():
+    def bad(m):
+        code = m.operatorCodes[op(m, "SOFTMAX").opcodeIndex]
+        code.deprecatedBuiltinCode, code.builtinCode = 127, 1000
+    assert "builtin code 1000 is no TFLite operator" in refusal(edited(KWS, bad))

@@ -18,6 +18,7 @@ CMSIS-NN) may add scratch buffers, hence the margin the export adds in the heade
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import json
 import os
 import re
@@ -163,6 +164,7 @@ def isolated(fn: Callable[[], object], *, timeout: float) -> Trial:
         pid = os.fork()
         if pid == 0:  # the trial: never returns into the caller's code
             try:
+                faulthandler.disable()  # a crash here is an outcome, not a report for the parent's stderr
                 os.dup2(err.fileno(), 1)
                 os.dup2(err.fileno(), 2)
                 try:

@@ -7,8 +7,9 @@ here (conv, mean, fully connected, softmax). Every mutation must end in one of:
 
 * ``refused``: :func:`tflite_export.model_check.check_model` raises ``ModelCheckError``, one
   paragraph naming the file;
-* ``ran``: accepted, and TFLM's Python runtime loads it with a large arena and runs it (zeros
-  and a seeded random input), with an output of the model's output shape;
+* ``ran``: accepted, and TFLM's Python runtime loads it with a large arena and runs it to the end
+  on two inputs (zeros and seeded random values). What the mutated numbers compute is the
+  model's business: a changed scale legitimately changes the outputs;
 * ``tflm refused``: accepted, and TFLM itself refuses it with an error (what
   :func:`tflite_export.arena.measure_arena` turns into one ``ArenaError`` paragraph with TFLM's
   reason).
@@ -204,7 +205,7 @@ def _run_in_tflm(path: str, arena: int) -> dict:
     outs = []
     for x in (np.zeros(d["shape"], d["dtype"]), rng.integers(-128, 128, size=d["shape"]).astype(d["dtype"])):
         outs.append(runner.run(x))
-    return {"shape": [int(v) for v in outs[-1].shape]}
+    return {"output_elements": int(outs[-1].size)}
 
 
 def _child(manifest: Path) -> None:
@@ -289,7 +290,7 @@ def _assert_clean(counts: dict, failures: list[str], total: int) -> None:
     assert counts.get("refused", 0) > 0 and counts.get("ran", 0) > 0, counts  # neither check nor fuzz is vacuous
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # about 35 s of CPU for the mutations and TFLM runs, plus the tiny export's training
 def test_over_a_thousand_mutations_of_three_models_each_refused_or_run(tiny_export, hand_made, tmp_path):
     models = {"export": (tiny_export / "model.tflite").read_bytes(), "mlperf_resnet8": MLPERF_RESNET.read_bytes(),
               "hand_made": hand_made}

@@ -352,3 +352,9 @@ def test_builtin_code_that_is_no_operator():
         code = m.operatorCodes[op(m, "SOFTMAX").opcodeIndex]
         code.deprecatedBuiltinCode, code.builtinCode = 127, 1000
     assert "builtin code 1000 is no TFLite operator" in refusal(edited(KWS, bad))
+
+
+def test_operator_names_of_a_damaged_model_raise_the_check_error_not_index_error():
+    model = read_model(edited(KWS, lambda m: setattr(m.subgraphs[0].operators[2], "opcodeIndex", 40)))
+    with pytest.raises(ModelCheckError, match="operator 2 has opcode index 40"):
+        operator_names(model)

@@ -162,12 +162,22 @@ def operator_names(model) -> list[str]:
             codes.append(str(custom or "CUSTOM"))
         else:
             codes.append(names.get(code, f"UNKNOWN_{code}"))
-    return [codes[op.opcodeIndex] for op in model.subgraphs[0].operators]
+    ops = model.subgraphs[0].operators or []
+    for k, op in enumerate(ops):
+        if not 0 <= op.opcodeIndex < len(codes):
+            raise ModelCheckError(f"operator {k} has opcode index {op.opcodeIndex}, but the model has {len(codes)} "
+                                  "operator codes; the file is damaged or was edited by hand (the model check, "
+                                  "tflite_export.model_check.check_model, says more)")
+    return [codes[op.opcodeIndex] for op in ops]
 
 
 def io_tensors(model) -> tuple[list[TensorInfo], list[TensorInfo]]:
     tensors = describe_tensors(model)
     g = model.subgraphs[0]
+    bad = [int(i) for i in [*g.inputs, *g.outputs] if not 0 <= i < len(tensors)]
+    if bad:
+        raise ModelCheckError(f"the model's inputs/outputs refer to tensor(s) {bad}, but it has {len(tensors)} "
+                              "tensors; the file is damaged or was edited by hand")
     return [tensors[i] for i in g.inputs], [tensors[i] for i in g.outputs]
 
 

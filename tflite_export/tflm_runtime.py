@@ -11,19 +11,28 @@ import tempfile
 
 import numpy as np
 
+from tflite_export.model_check import check_model
+
 
 class TflmRunner:
     """One TFLM interpreter on ``model`` (flatbuffer bytes) with an arena of ``arena_bytes``.
 
     ``preserve=True`` keeps every intermediate tensor (TFLM's ``kPreserveAllTensors``: needs a
     larger arena, see :func:`firmware_harness.runners.preserve_arena_bytes`) for :meth:`tensor`.
-    Construction raises ``RuntimeError``/``ValueError`` when the arena is too small for the model.
+    The model check (:func:`tflite_export.model_check.check_model`, cached by content) runs
+    before any interpreter is built: a model it refuses raises its ``ModelCheckError`` naming
+    ``source``. Construction raises ``RuntimeError``/``ValueError`` when the arena is too small
+    for the model; some too-small arenas crash TFLM instead, so use an arena measured by
+    :func:`tflite_export.arena.measure_arena`.
     """
 
     name = "tflm"
 
-    def __init__(self, model: bytes, *, arena_bytes: int, preserve: bool = False):
+    def __init__(self, model: bytes, *, arena_bytes: int, preserve: bool = False,
+                 source: str = "the model given to TFLM"):
         from tflite_micro.python.tflite_micro import runtime
+
+        check_model(model, source=source)
 
         config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve
                   else runtime.InterpreterConfig.kAllocationRecording)

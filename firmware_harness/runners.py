@@ -22,6 +22,7 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
+from tflite_export.model_check import check_model
 from tflite_export.tflm_runtime import TflmRunner  # the truth, shared with tflite_export
 
 
@@ -36,8 +37,10 @@ class Runner(Protocol):
 
 
 class LiteRTRunner:
-    def __init__(self, model: bytes, *, kernels: str, preserve: bool = False):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    def __init__(self, model: bytes, *, kernels: str, preserve: bool = False, source: str = "the model"):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # heavy: loaded only when LiteRT runs
+
+        check_model(model, source=source)  # XNNPACK aborts on what the check refuses (cached by content)
 
         resolver = {"reference": OpResolverType.BUILTIN_REF, "optimized": OpResolverType.AUTO}[kernels]
         if preserve and kernels != "reference":

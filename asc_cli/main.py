@@ -467,7 +467,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- export
 def cmd_export(a: argparse.Namespace) -> None:
-    from firmware_harness.firmware import arena_probes
+    from firmware_harness.firmware.check import arena_probes
     from tflite_export.compression import CompressionConfig
     from tflite_export.export import export_run
 
@@ -581,8 +581,8 @@ def _refuse_any_model_options(a: argparse.Namespace, model: Path) -> None:
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    from firmware_harness.validate import validate_export
-    from firmware_harness.validation_report import format_report
+    from firmware_harness.validation.export_validation import validate_export
+    from firmware_harness.validation.report import format_report
 
     source = check_model_source(Path(a.model))
     if source.export is None:
@@ -624,7 +624,7 @@ def _clips(value: str):
 def _target_list(value: str, *, allowed: tuple[str, ...], what: str, why: str = "") -> tuple[str, ...]:
     """A comma-separated list of distinct names from ``allowed`` (one registry: the message lists
     exactly what the option takes, and ``why`` says why a firmware target outside it is not taken)."""
-    from firmware_harness.targets import TARGETS
+    from firmware_harness.builds.targets import TARGETS
 
     names = tuple(v for v in value.split(",") if v)
     unknown = [n for n in names if n not in allowed]
@@ -640,14 +640,14 @@ def _target_list(value: str, *, allowed: tuple[str, ...], what: str, why: str = 
 
 
 def _targets(value: str) -> tuple[str, ...]:
-    """``--targets`` of firmware and export: firmware targets (:data:`firmware_harness.targets.TARGETS`)."""
-    from firmware_harness.targets import TARGETS
+    """``--targets`` of firmware and export: firmware targets (:data:`firmware_harness.builds.targets.TARGETS`)."""
+    from firmware_harness.builds.targets import TARGETS
 
     return _target_list(value, allowed=tuple(TARGETS), what="target")
 
 
 def _chunk(value: str) -> int:
-    from firmware_harness.program import MAX_CHUNK_SAMPLES
+    from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
 
     n = int(value) if value.isdigit() else 0
     if not 1 <= n <= MAX_CHUNK_SAMPLES:
@@ -669,8 +669,8 @@ def _targets_or_none(value: str) -> tuple[str, ...]:
 
 
 def cmd_firmware(a: argparse.Namespace) -> None:
-    from firmware_harness.firmware import check_firmware, format_report
-    from firmware_harness.targets import get_target
+    from firmware_harness.firmware.check import check_firmware, format_report
+    from firmware_harness.builds.targets import get_target
 
     source = check_model_source(Path(a.export_dir))
     if source.export is None:
@@ -721,8 +721,8 @@ def _firmware_any_model(a: argparse.Namespace, source) -> None:
 # ----------------------------------------------------------------------------- profile
 def _profile_targets(value: str) -> tuple[str, ...]:
     """``asc profile --targets``: the Cortex-M targets whose images can be counted under QEMU
-    (:data:`firmware_harness.profile.PROFILE_TARGETS`), and only those are listed."""
-    from firmware_harness.profile import PROFILE_TARGETS
+    (:data:`firmware_harness.profiling.profile.PROFILE_TARGETS`), and only those are listed."""
+    from firmware_harness.profiling.profile import PROFILE_TARGETS
 
     return _target_list(value, allowed=PROFILE_TARGETS, what="profile target",
                         why="cannot be profiled: instruction counts come from a Cortex-M image under QEMU")
@@ -740,8 +740,8 @@ def _mcus(value: str) -> tuple[str, ...]:
 def cmd_profile(a: argparse.Namespace) -> None:
     import tempfile
 
-    from firmware_harness.profile import export_sources, format_profile, mcus_for, profile_sources, tflite_sources
-    from firmware_harness.third_party import FirmwareError
+    from firmware_harness.profiling.profile import export_sources, format_profile, mcus_for, profile_sources, tflite_sources
+    from firmware_harness.builds.third_party import FirmwareError
 
     try:
         mcus_for(a.targets, a.mcu)  # an --mcu whose core is not in --targets: an option value, before any work
@@ -766,7 +766,7 @@ def cmd_profile(a: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- bundle
 def cmd_bundle(a: argparse.Namespace) -> None:
-    from firmware_harness.bundle import make_bundle
+    from firmware_harness.builds.bundle import make_bundle
 
     source = check_model_source(Path(a.export_dir))
     if source.export is None:
@@ -908,12 +908,12 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    from firmware_harness.targets import DEFAULT_TARGETS, TARGETS
+    from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS
     from tflite_export.compression import GRANULARITIES, CompressionConfig
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
     from asc_cli.grid_ray import DEFAULT_CONNECT_TIMEOUT
-    from firmware_harness.bundle import BUNDLE_TARGETS
-    from firmware_harness.profile import DEFAULT_PROFILE_TARGETS, MAX_PROFILE_INFERENCES
+    from firmware_harness.builds.bundle import BUNDLE_TARGETS
+    from firmware_harness.profiling.profile import DEFAULT_PROFILE_TARGETS, MAX_PROFILE_INFERENCES
     from tflite_export.export import DCASE_YEAR_AUTO
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])

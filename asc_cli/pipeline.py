@@ -27,9 +27,9 @@ from keras_asc.training_config import TrainConfig
 from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
 if TYPE_CHECKING:
-    from firmware_harness.firmware import FirmwareReport
-    from firmware_harness.profile import ProfileReport
-    from firmware_harness.validation_report import ValidationReport
+    from firmware_harness.firmware.check import FirmwareReport
+    from firmware_harness.profiling.profile import ProfileReport
+    from firmware_harness.validation.report import ValidationReport
     from tflite_export.export_result import ExportResult
 
 _TRAIN_DEFAULTS = TrainConfig()
@@ -98,14 +98,14 @@ def _stage(name: str, log) -> float:
 
 
 #: The demo's firmware check (and arena probes): the host and the Cortex-M4 under QEMU, a subset of
-#: firmware_harness.targets.DEFAULT_TARGETS (`asc firmware`'s default) that keeps the demo short.
+#: firmware_harness.builds.targets.DEFAULT_TARGETS (`asc firmware`'s default) that keeps the demo short.
 DEMO_FIRMWARE_TARGETS = ("host", "cortex-m4")
 
 
 def available_firmware_targets(wanted: tuple[str, ...] = DEMO_FIRMWARE_TARGETS, log=print) -> tuple[str, ...]:
     """Of ``wanted``, the firmware targets this machine can build and run (archives and tools)."""
-    from firmware_harness.targets import get_target
-    from firmware_harness.third_party import FirmwareError, locate_third_party
+    from firmware_harness.builds.targets import get_target
+    from firmware_harness.builds.third_party import FirmwareError, locate_third_party
 
     try:
         locate_third_party()
@@ -129,8 +129,8 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     """features -> train -> evaluate -> export -> validate (-> firmware) for one configuration.
 
     Raises the stage's own errors (BudgetError, ...)."""
-    from firmware_harness.validate import validate_export
-    from firmware_harness.validation_report import reusable_validation
+    from firmware_harness.validation.export_validation import validate_export
+    from firmware_harness.validation.report import reusable_validation
     from keras_asc.evaluation import evaluate_run, metrics_up_to_date
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
@@ -164,7 +164,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     exp = reusable_export(run_dir / "export", source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
                           budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed)
     if exp is None:
-        from firmware_harness.firmware import arena_probes
+        from firmware_harness.firmware.check import arena_probes
 
         exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
                          seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
@@ -197,7 +197,7 @@ def _firmware_stage(export_dir: Path, data_dir: Path, work_dir: Path, targets: t
     """``asc firmware --from-audio``: every evaluate clip on host targets, a stratified sample of
     ``clips`` on emulated ones; reused when the stored report was made from the same model,
     sources, targets and data."""
-    from firmware_harness.firmware import check_firmware, reusable_firmware_report
+    from firmware_harness.firmware.check import check_firmware, reusable_firmware_report
 
     old = reusable_firmware_report(export_dir, tflite_sha256=exp.tflite_sha256, data_dir=data_dir, targets=targets,
                                    clips=clips)
@@ -252,7 +252,7 @@ DEMO_SUMMARY_MCUS = ("stm32f407", "stm32h743", "nrf5340")
 def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> ProfileReport:
     """``asc profile EXPORT --targets ...``, reused when the stored report profiled the same model
     and targets with the same code (firmware program, counting plugin, cycle model, MCU table)."""
-    from firmware_harness.profile import export_sources, profile_sources, reusable_profile
+    from firmware_harness.profiling.profile import export_sources, profile_sources, reusable_profile
 
     sources = export_sources(export_dir, log=log)
     old = reusable_profile(sources, export_dir / "profile", targets=targets)

@@ -29,9 +29,10 @@ def main() -> None:
 
     import numpy as np
 
-    from firmware_harness import program, third_party
-    from firmware_harness.targets import get_target
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.builds import program
+    from firmware_harness.builds import third_party
+    from firmware_harness.builds.targets import get_target
+    from firmware_harness.validation.export_validation import load_checked_export
     from keras_asc.feature_cache import build_feature_cache
 
     export = Path(a.export_dir).resolve()

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
-from firmware_harness.profile import profile_sources, tflite_sources  # noqa: E402
+from firmware_harness.profiling.profile import profile_sources, tflite_sources  # noqa: E402
 from firmware_harness.profiling.execution_profile import merge_counts  # noqa: E402
 from tflite_export.mcu_targets import get_mcu_target  # noqa: E402
 

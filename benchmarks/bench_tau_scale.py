@@ -227,12 +227,12 @@ def profile(export: Path, fs_path: Path, data: Path, *, clips: int = 16) -> dict
     """Where a clip's time goes, measured in this process on ``clips`` evaluate clips."""
     import numpy as np
 
-    from firmware_harness.runners import RUNNERS, make_runner
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.runners import RUNNERS, make_runner
+    from firmware_harness.validation.export_validation import load_checked_export
     from keras_asc import artifacts
     from keras_asc.feature_cache import FeatureSet
-    from firmware_harness.validate import quantize_features
-    from firmware_harness.validation_report import agreement
+    from firmware_harness.validation.export_validation import quantize_features
+    from firmware_harness.validation.report import agreement
 
     p: dict = {"note": "CPU seconds of this process (time.process_time) or of the started process (its "
                        "children's rusage): what contention with other jobs does not inflate; *_wall_s are wall"}

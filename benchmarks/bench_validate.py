@@ -15,8 +15,8 @@ from pathlib import Path
 def main() -> None:
     import numpy as np
 
-    from firmware_harness.runners import RUNNERS, make_runner
-    from firmware_harness.validate import run_all
+    from firmware_harness.validation.runners import RUNNERS, make_runner
+    from firmware_harness.validation.export_validation import run_all
     from tflite_export.arena import measure_arena
 
     ap = argparse.ArgumentParser()

@@ -30,8 +30,8 @@ def export_options(variant: str) -> dict:
 
 
 def main() -> None:
-    from firmware_harness.firmware import arena_probes, check_firmware
-    from firmware_harness.validate import validate_export
+    from firmware_harness.firmware.check import arena_probes, check_firmware
+    from firmware_harness.validation.export_validation import validate_export
     from tflite_export.export import export_run
 
     ap = argparse.ArgumentParser()

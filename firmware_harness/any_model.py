@@ -1,8 +1,8 @@
 """Any int8 ``.tflite``, without an export folder: validated and built into the firmware as exports are.
 
 ``asc validate MODEL.tflite`` and ``asc firmware MODEL.tflite`` take this path when no export
-``config.json`` is beside the model (an export keeps its own: :mod:`firmware_harness.validate`,
-:mod:`firmware_harness.firmware`). There is no float model, no dataset and no audio front end:
+``config.json`` is beside the model (an export keeps its own: :mod:`firmware_harness.validation.export_validation`,
+:mod:`firmware_harness.firmware.check`). There is no float model, no dataset and no audio front end:
 
 * :func:`read_model_file` refuses what the harness cannot run, each refusal an
   :class:`AnyModelError` subclass naming the file and the tensor or operator: a float (non-int8)
@@ -14,7 +14,7 @@
   :class:`InputsFileError` when its dtype or shape is not the model's) or ``N`` seeded random ones;
 * :func:`validate_model`: TFLM's Python runtime (the truth), LiteRT's reference kernels and
   LiteRT's default interpreter on every input through the exports' own comparison
-  (:func:`firmware_harness.validate.compare_runtimes`: every reference-kernel disagreement
+  (:func:`firmware_harness.validation.export_validation.compare_runtimes`: every reference-kernel disagreement
   localized to its first diverging operator, anything but a documented kernel difference fails),
   and the arena measured; writes ``validation_report.md/.json``, ``inputs.npy`` and TFLM's
   ``outputs.npy``;
@@ -24,7 +24,7 @@
   ``RegisterModelOps`` for exactly the model's operators, ``MODEL_NO_FRONTEND``), and
   ``config.json`` (:class:`GeneratedSources`, with their sha256); what ``asc profile`` builds too;
 * :func:`check_model_firmware`: those sources compiled with TFLM C++ for each target
-  (:func:`firmware_harness.program.build_program`) and compared bit for bit with TFLM Python on
+  (:func:`firmware_harness.builds.program.build_program`) and compared bit for bit with TFLM Python on
   the same inputs, the first differing operator localized on a difference, and the footprint of
   Cortex-M images.
 
@@ -42,16 +42,16 @@ from typing import ClassVar
 
 import numpy as np
 
-from firmware_harness import program as fw_program
-from firmware_harness import third_party
-from firmware_harness.firmware import (QEMU_NOTE, TargetResult, TflmTruth, build_inputs_sha256,
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds import third_party
+from firmware_harness.firmware.check import (QEMU_NOTE, TargetResult, TflmTruth, build_inputs_sha256,
                                        localize_output_difference, targets_section)
-from firmware_harness.footprint import measure_footprint
-from firmware_harness.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE
-from firmware_harness.targets import DEFAULT_TARGETS, get_target
-from firmware_harness.third_party import FirmwareError
-from firmware_harness.validate import compare_runtimes
-from firmware_harness.validation_report import Agreement, ArenaCheck, ClipDivergence, Throughput, litert_section
+from firmware_harness.builds.footprint import measure_footprint
+from firmware_harness.validation.layers import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE
+from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
+from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.validation.export_validation import compare_runtimes
+from firmware_harness.validation.report import Agreement, ArenaCheck, ClipDivergence, Throughput, litert_section
 from keras_asc import artifacts, records
 from keras_asc.errors import AscError
 from tflite_export import c_sources
@@ -337,7 +337,7 @@ class GeneratedSources:
 @dataclasses.dataclass(frozen=True)
 class PreparedModel:
     """A sources folder :func:`prepare_model_sources` wrote, what
-    :func:`firmware_harness.program.build_program` builds for any target."""
+    :func:`firmware_harness.builds.program.build_program` builds for any target."""
 
     folder: Path  # model_data.cc, model_data.h, model_settings.h, config.json
     model: ModelFile

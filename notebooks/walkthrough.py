@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from asc_cli.pipeline import PipelineConfig, run_demo
-from firmware_harness.validation_report import read_validation_report
+from firmware_harness.validation.report import read_validation_report
 from keras_asc import artifacts
 from keras_asc.audio import load_audio
 from keras_asc.dataset import SCENE_LABELS, read_split

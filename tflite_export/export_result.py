@@ -136,7 +136,7 @@ class ExportResult:
     packages: dict[str, str]
     git_commit: str
     image_flash_bytes: dict[str, int] = dataclasses.field(default_factory=dict)  # probe build -> linked text + data
-    # microcontroller -> estimated ms per inference (the Cortex-M probes' instruction counts, firmware_harness.profile)
+    # microcontroller -> estimated ms per inference (the Cortex-M probes' instruction counts, firmware_harness.profiling.profile)
     estimated_ms_per_inference: dict[str, float] = dataclasses.field(default_factory=dict)
     compression: CompressionRecord | None = None  # --compress: LUT-compressed weights (model.tflite)
     # the float model the int8 model was converted from when it is not the run's model.keras (the

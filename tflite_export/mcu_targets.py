@@ -161,7 +161,7 @@ def fit_table(*, flash_needed: int, ram_needed: int) -> list[Fit]:
 
 def format_fit_table(fits: list[Fit], *, basis: str, latency_ms: dict[str, float] | None = None) -> str:
     """The fit table in Markdown; ``latency_ms`` (microcontroller -> estimated ms per inference,
-    from ``firmware_harness.profile``) adds a latency column ("-": its core was not profiled)."""
+    from ``firmware_harness.profiling.profile``) adds a latency column ("-": its core was not profiled)."""
     latency = latency_ms is not None
     lines = [f"fits ({basis}):", "| target | flash needed / available | RAM needed / largest block | fits |"
              + (" est. ms per inference |" if latency else ""), "|---|---|---|---|" + ("---|" if latency else "")]

@@ -1,6 +1,6 @@
 """TFLM's Python runtime (the ``tflite-micro`` wheel), the truth every stage runs: one class for
 the export (arena measurement, the compression check) and the harness
-(:mod:`firmware_harness.runners` registers it as the truth), so the interpreter is set up in one
+(:mod:`firmware_harness.validation.runners` registers it as the truth), so the interpreter is set up in one
 place.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ class TflmRunner:
     """One TFLM interpreter on ``model`` (flatbuffer bytes) with an arena of ``arena_bytes``.
 
     ``preserve=True`` keeps every intermediate tensor (TFLM's ``kPreserveAllTensors``: needs a
-    larger arena, see :func:`firmware_harness.runners.preserve_arena_bytes`) for :meth:`tensor`.
+    larger arena, see :func:`firmware_harness.validation.runners.preserve_arena_bytes`) for :meth:`tensor`.
     The model check (:func:`tflite_export.model_check.check_model`, cached by content) runs
     before any interpreter is built: a model it refuses raises its ``ModelCheckError`` naming
     ``source``. Construction raises ``RuntimeError``/``ValueError`` when the arena is too small

@@ -11,5 +11,5 @@ Two halves, each importing only from the modules listed before it:
   MCU's wait states), :mod:`.cycle_estimate`, :mod:`.cycle_report` (peak check and report).
 
 The cycle model reads only counts (``address_counts``, ``taken_counts``, flash reads), so the two
-halves do not import each other; :mod:`firmware_harness.profile` joins them.
+halves do not import each other; :mod:`firmware_harness.profiling.profile` joins them.
 """

@@ -232,7 +232,7 @@ CORTEX_M55 = CoreModel(
                  "added to them, not overlapped (conservative); only IT dual-issues",),
 )
 
-#: The cycle models, keyed by the firmware target names (``firmware_harness.targets``) and
+#: The cycle models, keyed by the firmware target names (``firmware_harness.builds.targets``) and
 #: :attr:`tflite_export.mcu_targets.McuTarget.core`.
 CORES: dict[str, CoreModel] = {c.name: c for c in (CORTEX_M4, CORTEX_M7, CORTEX_M33, CORTEX_M55)}
 

@@ -31,7 +31,7 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.profiling.qemu_plugin import MARK_SYMBOLS
 
 
@@ -89,7 +89,7 @@ def mark_addresses(functions: FunctionTable, elf: Path) -> tuple[int, ...]:
         except KeyError:
             if name not in FRONTEND_MARKS:
                 raise FirmwareError(f"{elf} has no mark function {name}: it was built from a firmware/main.cc without "
-                                    "--profile (firmware/asc_profile.h). Rebuild it with firmware_harness.program."
+                                    "--profile (firmware/asc_profile.h). Rebuild it with firmware_harness.builds.program."
                                     "build_program") from None
             out.append(NO_MARK_ADDRESS)
     return tuple(out)

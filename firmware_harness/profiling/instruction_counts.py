@@ -26,9 +26,9 @@ from typing import Sequence
 
 import numpy as np
 
-from firmware_harness import program as fw_program
-from firmware_harness.program import Program
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds.program import Program
+from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.profiling.elf_symbols import FunctionTable, flash_ranges, mark_addresses, read_functions
 from firmware_harness.profiling.execution_profile import ExecutionProfile
 from firmware_harness.profiling.labelling import label_profile

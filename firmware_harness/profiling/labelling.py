@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.profiling.elf_symbols import FunctionTable
 from firmware_harness.profiling.execution_profile import (ClipFrontEnd, ExecutionProfile, InvokeCount,
                                                           OperatorCount, Segment)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness import third_party
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds import third_party
+from firmware_harness.builds.third_party import FirmwareError
 
 PLUGIN_DIR = third_party.repo_root() / "firmware" / "qemu_plugin"
 PLUGIN_SOURCES = ("icount_plugin.c", "qemu_plugin_api.h")

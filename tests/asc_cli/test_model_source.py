@@ -53,7 +53,7 @@ def test_validate_of_a_tflite_in_an_export_validates_that_file(export_with_other
 def test_profile_of_a_tflite_in_an_export_profiles_that_file(export_with_other, capsys, monkeypatch):
     """The sources generated and profiled are other.tflite's, written beside it (QEMU replaced by a
     recorder: what is profiled and where it goes is the behaviour here)."""
-    from firmware_harness import profile
+    from firmware_harness.profiling import profile
 
     export, other = export_with_other
     seen = {}

@@ -164,7 +164,7 @@ def test_export_out_refuses_another_runs_export(tmp_path, tiny_run, tiny_export,
 def test_pcm_audio_comes_from_data_and_is_the_features_audio(tmp_path, tiny_dataset, tiny_features):
     """A copy of the dataset has the same cache key (hard links keep name, size and mtime): the
     cache's paths are the original's, yet the audio streamed is the copy's, checked by content."""
-    from firmware_harness.from_audio import dataset_audio
+    from firmware_harness.firmware.from_audio import dataset_audio
     from tests.conftest import copy_dataset
 
     data = copy_dataset(tiny_dataset, tmp_path / "copy")
@@ -175,8 +175,8 @@ def test_pcm_audio_comes_from_data_and_is_the_features_audio(tmp_path, tiny_data
 
 
 def test_pcm_audio_with_other_content_is_refused_by_name(tmp_path, tiny_dataset, tiny_features):
-    from firmware_harness.from_audio import dataset_audio
-    from firmware_harness.third_party import FirmwareError
+    from firmware_harness.firmware.from_audio import dataset_audio
+    from firmware_harness.builds.third_party import FirmwareError
     from tests.conftest import copy_dataset
 
     data = copy_dataset(tiny_dataset, tmp_path / "copy")
@@ -205,7 +205,7 @@ def moved_run(tmp_path, tiny_run, tiny_export):
 
 
 def test_a_stale_export_of_a_renamed_run_is_refused(moved_run, capsys):
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
     from tflite_export.export_result import StaleExport
 
     (moved_run / "model.keras").write_bytes((moved_run / "model.keras").read_bytes() + b"\0")  # the run moved on
@@ -214,7 +214,7 @@ def test_a_stale_export_of_a_renamed_run_is_refused(moved_run, capsys):
 
 
 def test_a_renamed_run_with_its_export_still_checks(moved_run):
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
 
     logged = []
     load_checked_export(moved_run / "export" / "model.tflite", log=logged.append)
@@ -222,7 +222,7 @@ def test_a_renamed_run_with_its_export_still_checks(moved_run):
 
 
 def test_an_export_away_from_its_run_warns_that_the_check_could_not_run(tmp_path, tiny_export):
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
 
     export = tmp_path / "elsewhere" / "export"
     shutil.copytree(tiny_export, export)
@@ -234,7 +234,7 @@ def test_an_export_away_from_its_run_warns_that_the_check_could_not_run(tmp_path
 # ----------------------------------------------------------------------------- 4. C sources tied to the model
 @pytest.mark.parametrize("name", ["model_data.cc", "model_settings.h", "model_frontend.cc", "calibration.csv"])
 def test_every_exported_file_is_tied_by_hash(name, tmp_path, tiny_export):
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
     from tflite_export.export_result import StaleExport
 
     export = tmp_path / "export"
@@ -295,8 +295,8 @@ def test_option_values_the_stages_cannot_take_are_refused_before_any_work(case, 
 
 
 def test_a_corrupt_archive_without_a_checksum_file_is_named(tmp_path, monkeypatch):
-    from firmware_harness import third_party
-    from firmware_harness.third_party import FirmwareError
+    from firmware_harness.builds import third_party
+    from firmware_harness.builds.third_party import FirmwareError
 
     src = third_party.default_third_party_dir()
     if not src.is_dir():
@@ -554,7 +554,7 @@ def test_a_grid_rerun_refuses_to_replace_a_table_the_user_edited(tmp_path, tiny_
 def cortex_m_bundle(tmp_path, tiny_export):
     """A Cortex-M4 bundle of the tiny export (it has board/), then edited as BUNDLE.md invites and
     built into build/ (a file of the user's stands for CMake's outputs and the user's own)."""
-    from firmware_harness.bundle import make_bundle
+    from firmware_harness.builds.bundle import make_bundle
     from tests.firmware_harness.conftest import require_targets
 
     require_targets()  # the TFLM source archives
@@ -575,7 +575,7 @@ def test_a_bundle_rerun_keeps_the_users_board_and_build_files(cortex_m_bundle, t
 
 def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(cortex_m_bundle, tiny_export,
                                                                                  capsys):
-    from firmware_harness.bundle import TEMPLATE_DIR
+    from firmware_harness.builds.bundle import TEMPLATE_DIR
 
     board = cortex_m_bundle / "board" / "board.ld"
     mine = board.read_text()
@@ -588,7 +588,7 @@ def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(
 
 
 def test_a_bundle_rerun_keeps_the_build_folder_and_refreshes_its_own_files(tmp_path, tiny_export):
-    from firmware_harness.bundle import make_bundle
+    from firmware_harness.builds.bundle import make_bundle
     from tests.firmware_harness.conftest import require_targets
 
     require_targets()

@@ -59,7 +59,7 @@ def test_todays_recipe_goes_through_export_validate_and_firmware(tmp_path, capsy
     as host firmware from log-mel and from PCM, unchanged."""
     import json
 
-    from firmware_harness.third_party import FirmwareError, locate_third_party
+    from firmware_harness.builds.third_party import FirmwareError, locate_third_party
     from keras_asc.synth import make_dataset
 
     data = make_dataset(tmp_path / "data", size="3", seed=0, clip_seconds=1, parts_per_segment=2, workers=1,

@@ -67,7 +67,7 @@ def test_ray_address_from_the_environment_is_named_as_such(tmp_path, capsys, mon
 
 
 def test_profile_targets_list_only_what_profile_takes(capsys):
-    from firmware_harness.profile import PROFILE_TARGETS
+    from firmware_harness.profiling.profile import PROFILE_TARGETS
 
     status, err = _run(["profile", "E", "--targets", "cortex-m99"], capsys)
     listed = err.rsplit("one or more of ", 1)[1].split()
@@ -162,7 +162,7 @@ def test_an_inputs_fifo_is_refused_without_being_opened(tmp_path):
 def test_the_moved_export_warning_goes_to_stderr(tiny_export, tmp_path, capsys):
     import shutil
 
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
 
     moved = tmp_path / "moved_export"  # away from its run: the staleness check cannot run
     shutil.copytree(tiny_export, moved)

@@ -61,8 +61,8 @@ def test_an_export_is_reused_only_for_the_same_model_options_and_files(run_copy)
 
 
 def test_a_validation_is_reused_only_for_the_same_model_and_data(run_copy, tmp_path, tiny_dataset, tiny_work):
-    from firmware_harness.validate import validate_export
-    from firmware_harness.validation_report import reusable_validation
+    from firmware_harness.validation.export_validation import validate_export
+    from firmware_harness.validation.report import reusable_validation
     from tflite_export.export_result import read_export
 
     export = run_copy / "export"

@@ -14,13 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import any_model, third_party, tflm_build
+from firmware_harness import any_model
+from firmware_harness.builds import third_party
+from firmware_harness.builds import tflm_build
 from firmware_harness.any_model import (DynamicShapeError, FloatModelError, InputsFileError, SubgraphsError,
                                         UnsupportedOperatorError, check_model_firmware, check_model_target,
                                         load_inputs, prepare_model_sources, read_model_file, validate_model)
-from firmware_harness.firmware import TflmTruth
-from firmware_harness.program import has_frontend, resolver_methods
-from firmware_harness.targets import TARGETS
+from firmware_harness.firmware.check import TflmTruth
+from firmware_harness.builds.program import has_frontend, resolver_methods
+from firmware_harness.builds.targets import TARGETS
 from keras_asc import artifacts
 from tflite_export import c_sources
 from tflite_export.flatbuffer import (TFLM_MUTABLE_RESOLVER_METHODS, TFLM_OPS_NOT_BUILT, TFLM_RESOLVER_METHODS,
@@ -108,7 +110,7 @@ def test_kws_dscnn_validates_on_random_inputs(tmp_path):
 
 def test_an_undocumented_divergence_fails(tmp_path, monkeypatch):
     """With FULLY_CONNECTED taken out of the documented differences, the same rows fail, naming it."""
-    import firmware_harness.layers as layers
+    import firmware_harness.validation.layers as layers
 
     model = _model("ic_resnet8", tmp_path)
     x = np.random.default_rng(0).integers(-128, 128, size=(200, 32, 32, 3), dtype=np.int8)
@@ -280,7 +282,7 @@ def test_mlperf_model_is_bit_exact_on_host_and_cortex_m4(name, tmp_path):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_mlperf_model_is_bit_exact_on_cortex_m33(name, tmp_path):
     if "cortex-m33" not in TARGETS:
-        pytest.skip("no cortex-m33 target in firmware_harness/targets.py")
+        pytest.skip("no cortex-m33 target in firmware_harness/builds/targets.py")
     require_targets("cortex-m33")
     r = check_model_firmware(_model(name, tmp_path), random_count=2, seed=0, targets=("cortex-m33",), **QUIET)
     assert r.passed, r.failures

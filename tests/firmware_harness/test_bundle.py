@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import program as fw_program
-from firmware_harness.bundle import make_bundle
-from firmware_harness.targets import get_target
-from firmware_harness.third_party import cache_root
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds.bundle import make_bundle
+from firmware_harness.builds.targets import get_target
+from firmware_harness.builds.third_party import cache_root
 from tests.firmware_harness.conftest import QUIET, require_targets
 
 pytestmark = pytest.mark.slow
@@ -48,8 +48,8 @@ def _cmake(folder: Path, *options: str) -> float:
 
 def _truth(export: Path, logmel: np.ndarray):
     """The header's int8 inputs (the Python formula) and TFLM Python's outputs for ``logmel`` clips."""
-    from firmware_harness.firmware import TflmTruth
-    from firmware_harness.validate import header_arena_bytes, load_checked_export
+    from firmware_harness.firmware.check import TflmTruth
+    from firmware_harness.validation.export_validation import header_arena_bytes, load_checked_export
     from tflite_export.input_quant import quantize_input
 
     model, exp, quant = load_checked_export(export / "model.tflite", **QUIET)

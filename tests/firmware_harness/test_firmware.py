@@ -12,9 +12,11 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_harness import footprint, third_party, tflm_build
-from firmware_harness.firmware import check_firmware, read_firmware_report
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds import footprint
+from firmware_harness.builds import third_party
+from firmware_harness.builds import tflm_build
+from firmware_harness.firmware.check import check_firmware, read_firmware_report
+from firmware_harness.builds.third_party import FirmwareError
 from keras_asc import artifacts
 from tflite_export import c_sources
 from tflite_export.export_result import read_export
@@ -37,7 +39,7 @@ def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_featu
 
 
 def test_outputs_files_match_tflm_python(firmware_run, tiny_features):
-    from firmware_harness.runners import make_runner
+    from firmware_harness.validation.runners import make_runner
     from tflite_export.input_quant import quantize_input
 
     export, report = firmware_run
@@ -139,7 +141,7 @@ def test_a_differing_firmware_is_localized_to_its_operator(tiny_export, tiny_dat
                                                            monkeypatch):
     """With the export's hash gate bypassed, the same edited weight makes the firmware differ, and
     the difference is pinned on the first operator that reads that weight."""
-    import firmware_harness.validate as validate
+    import firmware_harness.validation.export_validation as validate
 
     _require("host")
     export = tmp_path / "export"
@@ -226,7 +228,7 @@ def test_cmsis_nn_takes_the_cores_fast_path(target, dsp, mve):
     ARM_MATH_DSP/ARM_MATH_MVEI: with each target's exact flags (preprocessor only)."""
     import subprocess
 
-    from firmware_harness.targets import get_target
+    from firmware_harness.builds.targets import get_target
 
     t = get_target(target)
     _require(target)
@@ -312,7 +314,7 @@ def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, t
 
 def test_host_arena_probe_measures_the_build(tiny_export):
     _require("host")
-    from firmware_harness.firmware import arena_probes
+    from firmware_harness.firmware.check import arena_probes
 
     measured = arena_probes(("host",), **QUIET)["host"](tiny_export)
     python_need = read_export(tiny_export).size.arena_min_bytes

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import program as fw_program
-from firmware_harness.firmware import check_firmware
-from firmware_harness.validate import read_validated_truth, run_all, write_validated_truth
+from firmware_harness.builds import program as fw_program
+from firmware_harness.firmware.check import check_firmware
+from firmware_harness.validation.export_validation import read_validated_truth, run_all, write_validated_truth
 
 from tests.firmware_harness.conftest import QUIET, require_targets
 
@@ -27,7 +27,7 @@ def test_slices_cover_every_clip_once_in_order():
 
 
 def test_validation_workers_on_a_shared_file_equal_one_process(tiny_export):
-    from firmware_harness.runners import make_runner
+    from firmware_harness.validation.runners import make_runner
     from tflite_export.arena import measure_arena
 
     model = (tiny_export / "model.tflite").read_bytes()
@@ -49,7 +49,7 @@ def test_validated_truth_is_reused_only_for_the_same_inputs_model_and_bytes(tmp_
     y = x.copy()
     y[3, 2, 1, 0] ^= 1  # one input element one step away
     assert read_validated_truth(tmp_path, y, tflite_sha256="a" * 64) is None
-    from firmware_harness.validate import TRUTH_OUTPUTS
+    from firmware_harness.validation.export_validation import TRUTH_OUTPUTS
 
     raw = bytearray((tmp_path / TRUTH_OUTPUTS).read_bytes())
     raw[-1] ^= 1  # an edited output

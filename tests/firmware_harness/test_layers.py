@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from firmware_harness import layers
-from firmware_harness.layers import KNOWN_DIFFERENCES, LayerComparer, explain
-from firmware_harness.runners import make_runner
-from firmware_harness.validate import run_all
-from firmware_harness.validation_report import agreement
+from firmware_harness.validation import layers
+from firmware_harness.validation.layers import KNOWN_DIFFERENCES, LayerComparer, explain
+from firmware_harness.validation.runners import make_runner
+from firmware_harness.validation.export_validation import run_all
+from firmware_harness.validation.report import agreement
 
 ARENA = 200_000
 
@@ -64,7 +64,7 @@ def tflm_runs_in_child(model_path, arena: int) -> bool:
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from firmware_harness.runners import make_runner; "
+    code = ("import sys, numpy as np; from firmware_harness.validation.runners import make_runner; "
             f"r = make_runner('tflm', open({str(model_path)!r}, 'rb').read(), arena_bytes={arena}); "
             "r.run(np.zeros(r.input_details['shape'], np.int8))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

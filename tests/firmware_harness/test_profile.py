@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware_harness.profile import export_sources, profile_sources, read_profile_report
+from firmware_harness.profiling.profile import export_sources, profile_sources, read_profile_report
 from tflite_export.mcu_targets import MCU_TARGETS
 
 from tests.firmware_harness.conftest import QUIET, require_targets
@@ -60,7 +60,7 @@ def test_report_files(m4_profile):
 
 
 def test_the_arena_probe_gives_the_fit_tables_latency(tiny_export, m4_profile):
-    from firmware_harness.firmware import arena_probes
+    from firmware_harness.firmware.check import arena_probes
 
     _, report = m4_profile
     probe = arena_probes(("cortex-m4",), **QUIET)["cortex-m4"](tiny_export)

@@ -4,9 +4,9 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_harness.runners import make_runner
-from firmware_harness.validate import ValidationError, validate_export
-from firmware_harness.validation_report import format_report, read_validation_report
+from firmware_harness.validation.runners import make_runner
+from firmware_harness.validation.export_validation import ValidationError, validate_export
+from firmware_harness.validation.report import format_report, read_validation_report
 from keras_asc import artifacts
 from keras_asc.evaluation import score_table
 from tflite_export.arena import measure_arena

@@ -166,7 +166,7 @@ def test_compressed_export_writes_the_twin_the_float_model_and_the_record(tiny_c
 
 
 def test_compressed_export_validates_against_its_uncompressed_twin(tiny_compressed_export, tiny_dataset, tiny_work):
-    from firmware_harness.validate import validate_export
+    from firmware_harness.validation.export_validation import validate_export
 
     report = validate_export(tiny_compressed_export / "model.tflite", tiny_dataset, tiny_work, layer_clips=2,
                              log=lambda *_: None)
@@ -178,7 +178,7 @@ def test_compressed_export_validates_against_its_uncompressed_twin(tiny_compress
 def test_a_replaced_float_model_is_refused_by_validation(tiny_compressed_export, tiny_dataset, tiny_work, tmp_path):
     import shutil
 
-    from firmware_harness.validate import validate_export
+    from firmware_harness.validation.export_validation import validate_export
     from tflite_export.export_result import FLOAT_MODEL, StaleExport
 
     export = tmp_path / "export"

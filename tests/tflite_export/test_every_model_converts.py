@@ -8,7 +8,7 @@ process on the resulting degenerate requantization multipliers instead of return
 import numpy as np
 import pytest
 
-from firmware_harness.runners import make_runner
+from firmware_harness.validation.runners import make_runner
 from keras_asc.models import build_model, list_models
 from tflite_export.convert import convert_int8
 from tflite_export.flatbuffer import check_int8_model, operator_names, read_model

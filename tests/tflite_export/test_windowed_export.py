@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_harness.firmware import check_firmware
-from firmware_harness.runners import make_runner
+from firmware_harness.firmware.check import check_firmware
+from firmware_harness.validation.runners import make_runner
 from tests.firmware_harness.conftest import require_targets
-from firmware_harness.validate import validate_export
+from firmware_harness.validation.export_validation import validate_export
 from keras_asc.training import train
 from keras_asc.training_config import TrainConfig
 from keras_asc.windows import split_windows

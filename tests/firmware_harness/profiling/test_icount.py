@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import program, third_party
+from firmware_harness.builds import program
+from firmware_harness.builds import third_party
 from firmware_harness.profiling import (disassembly, elf_symbols, execution_profile, instruction_counts,
                                         instructions, labelling, qemu_plugin)
-from firmware_harness.targets import get_target
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.targets import get_target
+from firmware_harness.builds.third_party import FirmwareError
 from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
 
 from tests.firmware_harness.conftest import QUIET, require_targets

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.third_party import FirmwareError
 
 COMMON_FLAGS = (
     "-fno-unwind-tables", "-fno-asynchronous-unwind-tables", "-ffunction-sections", "-fdata-sections",

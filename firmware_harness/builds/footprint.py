@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import ClassVar
 
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.third_party import FirmwareError
 
 FLASH_SECTIONS = (".text", ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array", ".data")
 RAM_SECTIONS = (".data", ".bss")

@@ -4,7 +4,7 @@ The program is compiled from the export's files (:data:`~tflite_export.export.C_
 generated ``model_data.cc``, ``model_input.h``, ``model_settings.h``, ``model_frontend.cc/.h`` and
 the fixed C++ copied beside them, ``asc_*.h``/``asc_frontend.cc``; every ``.cc`` among them is
 compiled) and ``firmware/``, linked with the cached TFLM
-and CMSIS-DSP libraries (:mod:`firmware_harness.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
+and CMSIS-DSP libraries (:mod:`firmware_harness.builds.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
 with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
 A folder generated for any int8 .tflite (:mod:`firmware_harness.any_model`: ``model_data.cc/.h`` and
 a ``model_settings.h`` that defines ``MODEL_NO_FRONTEND``) builds the same program without the front end.
@@ -25,9 +25,10 @@ from typing import Sequence
 
 import numpy as np
 
-from firmware_harness import third_party, tflm_build
-from firmware_harness.targets import Target
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds import third_party
+from firmware_harness.builds import tflm_build
+from firmware_harness.builds.targets import Target
+from firmware_harness.builds.third_party import FirmwareError
 from tflite_export.export import C_SOURCE_FILES
 
 FIRMWARE_DIR = third_party.repo_root() / "firmware"

@@ -25,8 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from firmware_harness import program as fw_program
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds.third_party import FirmwareError
 
 #: Gates of ``--from-audio``, defended by the measurements in the README (demo data: 3 of
 #: 737,280 int8 input elements differ, by one step, with a largest log-mel difference of 1.4e-4 dB).
@@ -149,7 +149,7 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
 
     ``workers``: program processes sharing the clips (host). ``known``: the same program's (inputs,
     outputs) per inference from the log-mel path (host); an inference whose PCM-path input is identical is
-    not invoked again (:func:`~firmware_harness.program.run_program_audio`), counted in ``invokes_skipped``."""
+    not invoked again (:func:`~firmware_harness.builds.program.run_program_audio`), counted in ``invokes_skipped``."""
     from tflite_export.window_combine import accumulate_windows, clip_decisions
 
     k = windows_per_clip

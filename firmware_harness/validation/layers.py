@@ -5,7 +5,7 @@ Each side gives every intermediate tensor by the flatbuffer's tensor index (TFLM
 ``kPreserveAllTensors``, LiteRT's ``experimental_preserve_all_tensors``, the firmware program's
 ``--dump``). :func:`first_divergence` walks the operators in execution order; the first whose
 output tensor differs is the divergence. For a localizable runner of the registry
-(:mod:`firmware_harness.runners`) its type is looked up in the entry's known differences (LiteRT's
+(:mod:`firmware_harness.validation.runners`) its type is looked up in the entry's known differences (LiteRT's
 reference kernels: :data:`KNOWN_DIFFERENCES`); anything else (and any firmware difference at all)
 means a bug in the model, the harness or a runtime, and validation fails.
 
@@ -19,8 +19,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from firmware_harness.runners import LOCALIZABLE, REGISTRY, make_runner, truth_runner, with_role
-from firmware_harness.runners import OPTIMIZED_KERNELS_NOTE  # noqa: F401  (the registry's note, imported from here)
+from firmware_harness.validation.runners import LOCALIZABLE, REGISTRY, make_runner, truth_runner, with_role
+from firmware_harness.validation.runners import OPTIMIZED_KERNELS_NOTE  # noqa: F401  (the registry's note, imported from here)
 from tflite_export.flatbuffer import describe_tensors, operator_names, read_model_shared
 
 #: First diverging op of LiteRT's reference kernels -> why it legitimately differs from TFLM.
@@ -88,7 +88,7 @@ def first_divergence(fb, truth: Callable[[int], np.ndarray], other: Callable[[in
 
 class LayerComparer:
     """Holds preserve-all-tensors interpreters of the truth and of ``runner``, a
-    :data:`~firmware_harness.runners.LOCALIZABLE` runner of the registry (default: the first)."""
+    :data:`~firmware_harness.validation.runners.LOCALIZABLE` runner of the registry (default: the first)."""
 
     def __init__(self, model: bytes, *, arena_bytes: int, runner: str | None = None):
         self.runner = runner or with_role(LOCALIZABLE)[0]

@@ -1,7 +1,7 @@
 """The interpreters the harness compares: one small protocol (:class:`Runner`) and a registry
 (:data:`REGISTRY`) that says each one's role, so adding an interpreter touches this file only:
-validation (:func:`firmware_harness.validate.compare_runtimes`), the layer localization
-(:class:`firmware_harness.layers.LayerComparer`) and the reports loop over the registry by role
+validation (:func:`firmware_harness.validation.export_validation.compare_runtimes`), the layer localization
+(:class:`firmware_harness.validation.layers.LayerComparer`) and the reports loop over the registry by role
 (:data:`TRUTH`, :data:`LOCALIZABLE`, :data:`OUTPUTS_ONLY`) and never name an interpreter.
 
 * :class:`TflmRunner` (:mod:`tflite_export.tflm_runtime`): TFLM itself (the ``tflite-micro`` package's Python runtime, TFLM's C++
@@ -102,7 +102,7 @@ def _tflm(model: bytes, arena_bytes: int, preserve: bool) -> Runner:
 
 
 def _litert_reference_known() -> Mapping[str, str]:
-    from firmware_harness import layers  # layers imports this module
+    from firmware_harness.validation import layers  # layers imports this module
 
     return layers.KNOWN_DIFFERENCES
 

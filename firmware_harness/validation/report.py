@@ -1,6 +1,6 @@
 """What ``asc validate`` found, as a typed record (``validation_report.json``), and its Markdown.
 
-:func:`firmware_harness.validate.validate_export` builds a :class:`ValidationReport`; the CLI,
+:func:`firmware_harness.validation.export_validation.validate_export` builds a :class:`ValidationReport`; the CLI,
 the pipeline, the grid and the notebook read it by attribute (:func:`read_validation_report`).
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from firmware_harness.layers import Divergence
-from firmware_harness.runners import OUTPUTS_ONLY, REGISTRY, with_role
+from firmware_harness.validation.layers import Divergence
+from firmware_harness.validation.runners import OUTPUTS_ONLY, REGISTRY, with_role
 from keras_asc.windows import WindowPlan
 from keras_asc import records
 

@@ -1,8 +1,8 @@
 """``asc firmware EXPORT_DIR --data DIR``: the exported C sources, compiled with TFLM C++ for each
 target, bit for bit against TFLM's Python runtime.
 
-For each target (:mod:`firmware_harness.targets`) the program is built
-(:mod:`firmware_harness.program`) and run on the evaluate clips' float log-mel features: every
+For each target (:mod:`firmware_harness.builds.targets`) the program is built
+(:mod:`firmware_harness.builds.program`) and run on the evaluate clips' float log-mel features: every
 clip on host targets, a stratified (scene x device) sample on emulated ones (``clips="all"``
 for every clip). The program quantizes each clip with the header's ``QuantizeLogMel`` and
 invokes TFLM; the harness compares
@@ -13,13 +13,13 @@ invokes TFLM; the harness compares
 A windowed model runs every window of each clip (``kWindowStarts``) and the program's
 ``ClipAccumulator`` is compared with the Python accumulation (:mod:`tflite_export.window_combine`).
 With ``from_audio`` the same clips' WAV files also go through the exported front end
-(:mod:`firmware_harness.from_audio`).
+(:mod:`firmware_harness.firmware.from_audio`).
 
 Any difference fails. The first inference whose outputs differ is run again with every tensor dumped,
 and the dump is compared operator by operator with the Python runtime's preserved tensors
-(:func:`firmware_harness.layers.first_divergence`). The header's ``kTensorArenaSize`` must be at
+(:func:`firmware_harness.validation.layers.first_divergence`). The header's ``kTensorArenaSize`` must be at
 least what each target's TFLM build needs (measured, never assumed); Cortex-M images get a
-footprint (:mod:`firmware_harness.footprint`).
+footprint (:mod:`firmware_harness.builds.footprint`).
 
 Writes ``EXPORT_DIR/firmware/<target>/`` (the program, ``inputs.npy``, ``outputs.npy`` of shape
 inferences x classes in evaluate-split order, windows clip-major, ``clips.csv``; with ``from_audio`` also
@@ -38,15 +38,15 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
-from firmware_harness import program as fw_program
-from firmware_harness import third_party
-from firmware_harness.footprint import Footprint, measure_footprint
-from firmware_harness.from_audio import (FromAudioResult, check_audio_files, dataset_audio, format_from_audio,
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds import third_party
+from firmware_harness.builds.footprint import Footprint, measure_footprint
+from firmware_harness.firmware.from_audio import (FromAudioResult, check_audio_files, dataset_audio, format_from_audio,
                                         run_from_audio)
-from firmware_harness.layers import first_divergence
-from firmware_harness.runners import make_runner
-from firmware_harness.targets import DEFAULT_TARGETS, get_target
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.validation.layers import first_divergence
+from firmware_harness.validation.runners import make_runner
+from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
+from firmware_harness.builds.third_party import FirmwareError
 from keras_asc import artifacts, records
 from keras_asc.windows import split_windows
 from tflite_export.window_combine import accumulate_windows, clip_decisions
@@ -77,7 +77,7 @@ class TargetResult:
     footprint: Footprint | None
     from_audio: FromAudioResult | None = None  # --from-audio: PCM through the exported front end
     # Cortex-M: microcontroller of this core -> estimated ms per inference (one counted inference of
-    # this image, firmware_harness.profile.invoke_latency_ms): the fit table's latency column
+    # this image, firmware_harness.profiling.profile.invoke_latency_ms): the fit table's latency column
     estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     worker_processes: int = 1  # program processes that shared the clips (host: --workers, emulated: 1)
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
@@ -145,8 +145,8 @@ def _sample(table, *, clips: int | str) -> np.ndarray:
 class TflmTruth:
     """TFLM Python's outputs for the inferences' int8 inputs ``x_int8`` (inferences, *input shape without
     the batch*), each computed once, when first asked, in ``workers`` processes
-    (:func:`firmware_harness.validate.run_all`), or taken from ``asc validate``'s run of the same
-    interpreter on the same inputs (:func:`firmware_harness.validate.read_validated_truth`: same model,
+    (:func:`firmware_harness.validation.export_validation.run_all`), or taken from ``asc validate``'s run of the same
+    interpreter on the same inputs (:func:`firmware_harness.validation.export_validation.read_validated_truth`: same model,
     same input bytes, same tflite-micro version, all by content hash)."""
 
     def __init__(self, model: bytes, x_int8: np.ndarray, *, arena: int, workers: int = 1,
@@ -160,7 +160,7 @@ class TflmTruth:
 
     def outputs(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), classes) int8."""
-        from firmware_harness.validate import run_all
+        from firmware_harness.validation.export_validation import run_all
 
         rows = np.asarray(rows, dtype=np.int64)
         todo = np.unique(rows[~self._have[rows]])
@@ -177,7 +177,7 @@ class TflmTruth:
         """Outputs for other inputs (the front end's, where they differ from the Python formula's),
         ``x_int8`` (n, elements) int8 -> (n, classes) int8: in ``workers`` processes, each distinct input
         once (every host target's front end computes the same inputs, so the second target's are known)."""
-        from firmware_harness.validate import run_all
+        from firmware_harness.validation.export_validation import run_all
 
         x_int8 = np.asarray(x_int8, np.int8).reshape(len(x_int8), -1)
         keys = [row.tobytes() for row in x_int8]
@@ -202,7 +202,7 @@ def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int,
                                work: Path) -> dict:
     """Run one int8 input ``x`` (the model's input shape, batch 1 included) with every tensor dumped;
-    the first operator differing from TFLM Python (:func:`~firmware_harness.layers.first_divergence`)."""
+    the first operator differing from TFLM Python (:func:`~firmware_harness.validation.layers.first_divergence`)."""
     from tflite_export.flatbuffer import read_model_shared
 
     run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
@@ -222,9 +222,9 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
     """For ``asc export``: per target whose tools are installed, a callable that builds the
     program for a (staged) export folder and returns the arena that build needs and, for a
     microcontroller, its linked image's flash and the estimated ms per inference on every MCU of
-    its core (:func:`firmware_harness.profile.invoke_latency_ms`). Targets whose toolchain or
+    its core (:func:`firmware_harness.profiling.profile.invoke_latency_ms`). Targets whose toolchain or
     archives are missing are left out, with a log line saying why."""
-    from firmware_harness.profile import PROFILE_TARGETS, invoke_latency_ms
+    from firmware_harness.profiling.profile import PROFILE_TARGETS, invoke_latency_ms
 
     try:
         tp = third_party.locate_third_party(third_party_dir, log=log)
@@ -272,7 +272,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     ``windows_per_clip`` each) for a windowed model, whose clip accumulator is compared too. A host
     target's clips are split among ``workers`` program processes (each clip's outputs depend on that clip
     only), and with ``from_audio`` an inference whose PCM-path input equals its log-mel-path input is not
-    invoked twice (:func:`~firmware_harness.program.run_program_audio`); every clip is still compared."""
+    invoked twice (:func:`~firmware_harness.builds.program.run_program_audio`); every clip is still compared."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
     rows = _sample(table, clips=clips if target.emulated else host_clips)
@@ -335,7 +335,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
     footprint, latency = None, {}
     if prog.map_file is not None:
-        from firmware_harness.profile import PROFILE_TARGETS, invoke_latency_ms
+        from firmware_harness.profiling.profile import PROFILE_TARGETS, invoke_latency_ms
 
         footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size", stack_bytes=stack)
         if name in PROFILE_TARGETS:
@@ -364,9 +364,9 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
 
     Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets
     ``host_clips`` (default every clip); "all" for every clip. ``from_audio`` also streams the
-    same clips' PCM through the exported front end (:mod:`firmware_harness.from_audio`) in
+    same clips' PCM through the exported front end (:mod:`firmware_harness.firmware.from_audio`) in
     chunks of ``chunk`` samples (default: the hop)."""
-    from firmware_harness.validate import (header_arena_bytes, load_checked_export, quantize_features,
+    from firmware_harness.validation.export_validation import (header_arena_bytes, load_checked_export, quantize_features,
                                            read_validated_truth)
     from keras_asc.feature_cache import build_feature_cache
 

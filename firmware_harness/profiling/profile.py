@@ -1,6 +1,6 @@
 """``asc profile SOURCE``: how fast the model is on a chip, estimated from what the image executes.
 
-For each Cortex-M firmware target (:mod:`firmware_harness.targets`), the program is built from the
+For each Cortex-M firmware target (:mod:`firmware_harness.builds.targets`), the program is built from the
 model's C sources and run under QEMU with the instruction-counting plugin
 (:mod:`firmware_harness.profiling.instruction_counts`): exact instruction counts per operator, per Invoke and per
 front-end frame. The cycle model (:mod:`firmware_harness.profiling.cycle_estimate`) turns each operator's
@@ -31,8 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from firmware_harness import program as fw_program
-from firmware_harness import third_party
+from firmware_harness.builds import program as fw_program
+from firmware_harness.builds import third_party
 from firmware_harness.profiling.cores import get_core
 from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
 from firmware_harness.profiling.cycle_report import check_against_peak
@@ -41,9 +41,9 @@ from firmware_harness.profiling.execution_profile import ExecutionProfile, merge
 from firmware_harness.profiling.instruction_counts import profile_audio, profile_inferences
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
-from firmware_harness.targets import get_target
+from firmware_harness.builds.targets import get_target
 from firmware_harness.model_source import ModelSource
-from firmware_harness.third_party import FirmwareError
+from firmware_harness.builds.third_party import FirmwareError
 from keras_asc import artifacts, records
 from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
 
@@ -335,11 +335,11 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
 def profile_inputs_sha256(sources: ModelSources, targets: tuple[str, ...], *, inferences: int = 1, seed: int = 0,
                           tp: third_party.ThirdParty | None = None) -> str:
     """Hash of everything a profile's figures depend on: the model's C sources, the firmware
-    program and its build flags (:func:`firmware_harness.firmware.build_inputs_sha256`), the
+    program and its build flags (:func:`firmware_harness.firmware.check.build_inputs_sha256`), the
     counting plugin, the cycle model, the MCU table, the inputs' count and seed."""
     import hashlib
 
-    from firmware_harness.firmware import build_inputs_sha256
+    from firmware_harness.firmware.check import build_inputs_sha256
 
     tp = tp or third_party.locate_third_party(log=lambda *_: None)
     h = hashlib.sha256(build_inputs_sha256(sources.folder, tp, targets).encode())
@@ -435,7 +435,7 @@ def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tup
 
 def export_sources(export_dir: Path, *, log=print) -> ModelSources:
     """An export folder as profile sources, checked like ``asc firmware`` checks it."""
-    from firmware_harness.validate import load_checked_export
+    from firmware_harness.validation.export_validation import load_checked_export
 
     model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite")
     f = exp.features

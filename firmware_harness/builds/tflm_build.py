@@ -1,6 +1,6 @@
 """Compile TFLM for a target, only as much as a model needs, cached by content.
 
-TFLM's Makefile lists the library's sources (:func:`~firmware_harness.third_party.library_sources`);
+TFLM's Makefile lists the library's sources (:func:`~firmware_harness.builds.third_party.library_sources`);
 from that list this module keeps the runtime core and, of the kernels, only the files that
 define the registrations the model's op resolver calls (plus their ``*_common.cc`` helpers and
 the shared kernel utilities). Each object is compiled once into::
@@ -25,9 +25,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from firmware_harness import third_party
-from firmware_harness.targets import (C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target)
-from firmware_harness.third_party import DOWNLOADS, FirmwareError
+from firmware_harness.builds import third_party
+from firmware_harness.builds.targets import (C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target)
+from firmware_harness.builds.third_party import DOWNLOADS, FirmwareError
 
 KERNELS_DIR = "tensorflow/lite/micro/kernels/"
 #: Kernel-folder sources every model needs (shared helpers, no registration of their own).

@@ -30,11 +30,11 @@ from typing import Callable
 
 import numpy as np
 
-from firmware_harness.layers import OPTIMIZED_KERNELS_NOTE, LayerComparer
+from firmware_harness.validation.layers import OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.model_source import EXPORT_MODEL
-from firmware_harness.runners import (LOCALIZABLE, REGISTRY, RUNNERS, compared_runners, documented_differences,
+from firmware_harness.validation.runners import (LOCALIZABLE, REGISTRY, RUNNERS, compared_runners, documented_differences,
                                       make_runner, truth_runner, with_role)
-from firmware_harness.validation_report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
+from firmware_harness.validation.report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
                                                 Throughput, ValidationReport, agreement, format_report, output_error,
                                                 write_validation_report)
 from keras_asc import artifacts
@@ -226,12 +226,12 @@ class RuntimeComparison:
 def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, name_of: Callable[[int], str],
                      unit: str = "clip", tflm_model: bytes | None = None) -> RuntimeComparison:
     """Run ``x`` (inferences, *input shape*, batch 1 included) int8 through every interpreter of the
-    registry (:mod:`firmware_harness.runners`: TFLM, the truth, LiteRT's reference kernels and LiteRT's
+    registry (:mod:`firmware_harness.validation.runners`: TFLM, the truth, LiteRT's reference kernels and LiteRT's
     default interpreter; :func:`run_all`, ``workers`` processes), compare each with the truth, and
     localize every disagreement of a localizable runner to its first diverging operator
-    (:class:`~firmware_harness.layers.LayerComparer`); a first divergence that is not among the
+    (:class:`~firmware_harness.validation.layers.LayerComparer`); a first divergence that is not among the
     runner's known differences (LiteRT's reference kernels:
-    :data:`~firmware_harness.layers.KNOWN_DIFFERENCES`) is a failure. ``name_of(i)``
+    :data:`~firmware_harness.validation.layers.KNOWN_DIFFERENCES`) is a failure. ``name_of(i)``
     names inference ``i`` in the report (a clip's file name), ``unit`` counts them in the failure.
 
     ``tflm_model``: the truth is TFLM on this model instead (a LUT-compressed export: LiteRT cannot

@@ -586,7 +586,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     source = check_model_source(Path(a.model))
     if source.export is None:
-        from firmware_harness.any_model import format_model_validation, validate_model
+        from firmware_harness.validation.model_validation import format_model_validation, validate_model
 
         for option, value in (("--data", a.data), ("--max-drop", a.max_drop)):
             if value is not None:
@@ -697,7 +697,7 @@ def cmd_firmware(a: argparse.Namespace) -> None:
 
 def _firmware_any_model(a: argparse.Namespace, source) -> None:
     """``asc firmware`` of a .tflite of its own (``source``: a ModelSource without an export record)."""
-    from firmware_harness.any_model import check_model_firmware, format_model_firmware
+    from firmware_harness.firmware.model_firmware import check_model_firmware, format_model_firmware
 
     model = source.path
     if a.from_audio:
@@ -721,8 +721,8 @@ def _firmware_any_model(a: argparse.Namespace, source) -> None:
 # ----------------------------------------------------------------------------- profile
 def _profile_targets(value: str) -> tuple[str, ...]:
     """``asc profile --targets``: the Cortex-M targets whose images can be counted under QEMU
-    (:data:`firmware_harness.profiling.profile.PROFILE_TARGETS`), and only those are listed."""
-    from firmware_harness.profiling.profile import PROFILE_TARGETS
+    (:data:`firmware_harness.profiling.latency.PROFILE_TARGETS`), and only those are listed."""
+    from firmware_harness.profiling.latency import PROFILE_TARGETS
 
     return _target_list(value, allowed=PROFILE_TARGETS, what="profile target",
                         why="cannot be profiled: instruction counts come from a Cortex-M image under QEMU")
@@ -913,7 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
     from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
     from asc_cli.grid_ray import DEFAULT_CONNECT_TIMEOUT
     from firmware_harness.builds.bundle import BUNDLE_TARGETS
-    from firmware_harness.profiling.profile import DEFAULT_PROFILE_TARGETS, MAX_PROFILE_INFERENCES
+    from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS
+    from firmware_harness.profiling.profile import MAX_PROFILE_INFERENCES
     from tflite_export.export import DCASE_YEAR_AUTO
 
     p = argparse.ArgumentParser(prog="asc", description=__doc__.splitlines()[0])

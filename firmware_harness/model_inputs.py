@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from firmware_harness.model_file import ModelFile
 from firmware_harness.model_source import not_a_regular_file
 from keras_asc import artifacts
 from keras_asc.errors import AscError
-
-if TYPE_CHECKING:  # annotations only: any_model imports this module
-    from firmware_harness.any_model import ModelFile, PreparedModel
 
 
 class InputsFileError(AscError, ValueError):
@@ -41,7 +38,7 @@ class InputsUsed:
         return f"{self.count} int8 inputs from {self.path}"
 
 
-def load_inputs(model: ModelFile | PreparedModel, *, inputs_path: Path | None = None,
+def load_inputs(model: ModelFile, *, inputs_path: Path | None = None,
                 random_count: int | None = None, seed: int = 0) -> np.ndarray:
     """The int8 inputs of a run: (n, input elements) int8, one row per inference.
 
@@ -52,7 +49,7 @@ def load_inputs(model: ModelFile | PreparedModel, *, inputs_path: Path | None = 
     and the expected shape otherwise) and ``random_count`` (n seeded random int8 values, uniform
     over -128..127, from ``numpy.random.default_rng(seed)``)."""
     tensor = model.input
-    file = model.model.path if hasattr(model, "model") else model.path
+    file = model.path
     if (inputs_path is None) == (random_count is None):
         raise ValueError("give exactly one of inputs_path and random_count")
     if random_count is not None:

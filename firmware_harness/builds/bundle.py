@@ -40,13 +40,13 @@ import re
 import shutil
 from pathlib import Path
 
-from firmware_harness.builds import third_party
-from firmware_harness.builds import tflm_build
+from firmware_harness.builds import tflm_build, third_party
 from firmware_harness.builds.program import FIRMWARE_DIR, resolver_methods
-from firmware_harness.builds.targets import (C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target,
-                                      get_target)
+from firmware_harness.builds.targets import C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target, get_target
 from firmware_harness.builds.third_party import ARCHIVES, DOWNLOADS, FirmwareError
+from firmware_harness.validation.export_validation import load_checked_export
 from keras_asc import artifacts
+from tflite_export.export import C_SOURCE_FILES
 
 STAGE = "bundle"
 TEMPLATE_DIR = FIRMWARE_DIR / "bundle"
@@ -214,8 +214,6 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
     """Write the bundle of ``export_dir`` for ``target`` into ``out`` (staged; over a previous bundle,
     only its unchanged files are replaced, see the module docstring; ``write_beside``: None for the
     CLI's ``--write-beside``). Refuses an export whose files differ from what ``asc export`` recorded."""
-    from firmware_harness.validation.export_validation import load_checked_export
-    from tflite_export.export import C_SOURCE_FILES
 
     if target not in BUNDLE_TARGETS:
         raise FirmwareError(f"asc bundle: target {target!r}; one of {', '.join(BUNDLE_TARGETS)}")

@@ -16,7 +16,9 @@ it printed.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
+import hashlib
 import re
 import subprocess
 import time
@@ -25,9 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from firmware_harness.builds import third_party
-from firmware_harness.builds import tflm_build
-from firmware_harness.builds.targets import Target
+from firmware_harness.builds import tflm_build, third_party
+from firmware_harness.builds.targets import Target, get_target
 from firmware_harness.builds.third_party import FirmwareError
 from tflite_export.export import C_SOURCE_FILES
 
@@ -224,8 +225,6 @@ def _slices(n: int, parts: int) -> list[tuple[int, int]]:
 def _in_parallel(fn, slices: list[tuple[int, int]]) -> list:
     """``fn(k, start, stop)`` for every slice, each in its own thread (each starts one program process and
     waits for it, so the threads only wait); results in slice order. A failure in any is raised."""
-    import concurrent.futures as cf
-
     if len(slices) == 1:
         return [fn(0, *slices[0])]
     with cf.ThreadPoolExecutor(len(slices)) as pool:
@@ -388,3 +387,17 @@ def read_tensor_dump(path: Path) -> dict[int, tuple[int, bytes]]:
         out[int(index)] = (int(ttype), raw[pos:pos + int(nbytes)])
         pos += int(nbytes)
     return out
+
+
+def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: tuple[str, ...]) -> str:
+    """Hash of everything a firmware check's result depends on besides the data: the program's
+    sources, the export's C sources, the TFLM archives and the targets' flag sets. A stored report
+    is reused only when this matches."""
+    h = hashlib.sha256(tp.key.encode())
+    files = sorted(FIRMWARE_DIR.rglob("*")) + [Path(export_dir) / f for f in C_SOURCE_FILES]
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    for name in targets:
+        h.update(repr(dataclasses.astuple(get_target(name))).encode())
+    return h.hexdigest()

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from firmware_harness.builds import third_party
-from firmware_harness.builds.targets import (C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target)
+from firmware_harness.builds.targets import C_FLAGS, COMMON_FLAGS, CORE_OPT, CXX_FLAGS, KERNEL_OPT, Target
 from firmware_harness.builds.third_party import DOWNLOADS, FirmwareError
 
 KERNELS_DIR = "tensorflow/lite/micro/kernels/"

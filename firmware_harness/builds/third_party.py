@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from keras_asc import artifacts
@@ -120,8 +121,6 @@ def locate_third_party(folder: Path | None = None, *, log=print) -> ThirdParty:
 
 
 def _extract(archive: Path, top: str, dest: Path) -> None:
-    import zlib
-
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(dest.parent / ".x", filter="data")

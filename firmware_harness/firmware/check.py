@@ -41,17 +41,34 @@ import numpy as np
 from firmware_harness.builds import program as fw_program
 from firmware_harness.builds import third_party
 from firmware_harness.builds.footprint import Footprint, measure_footprint
-from firmware_harness.firmware.from_audio import (FromAudioResult, check_audio_files, dataset_audio, format_from_audio,
-                                        run_from_audio)
-from firmware_harness.validation.layers import first_divergence
-from firmware_harness.validation.runners import make_runner
+from firmware_harness.builds.program import build_inputs_sha256
 from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.firmware.from_audio import (
+    FromAudioResult,
+    check_audio_files,
+    dataset_audio,
+    format_from_audio,
+    run_from_audio,
+)
+from firmware_harness.profiling.latency import PROFILE_TARGETS, invoke_latency_ms
+from firmware_harness.validation.export_validation import (
+    header_arena_bytes,
+    load_checked_export,
+    quantize_features,
+    read_validated_truth,
+    run_all,
+)
+from firmware_harness.validation.layers import first_divergence
+from firmware_harness.validation.runners import make_runner
 from keras_asc import artifacts, records
+from keras_asc.dataset import stratified_sample
+from keras_asc.feature_cache import build_feature_cache
 from keras_asc.windows import split_windows
-from tflite_export.window_combine import accumulate_windows, clip_decisions
-from tflite_export.export import C_SOURCE_FILES, BuildProbe
+from tflite_export.export import BuildProbe
+from tflite_export.flatbuffer import read_model_shared
 from tflite_export.mcu_targets import fit_table, format_fit_table
+from tflite_export.window_combine import accumulate_windows, clip_decisions
 
 DEFAULT_EMULATED_CLIPS = 20
 QEMU_NOTE = ("QEMU seconds are the host's time to emulate the Cortex-M instruction by instruction: "
@@ -77,7 +94,7 @@ class TargetResult:
     footprint: Footprint | None
     from_audio: FromAudioResult | None = None  # --from-audio: PCM through the exported front end
     # Cortex-M: microcontroller of this core -> estimated ms per inference (one counted inference of
-    # this image, firmware_harness.profiling.profile.invoke_latency_ms): the fit table's latency column
+    # this image, firmware_harness.profiling.latency.invoke_latency_ms): the fit table's latency column
     estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     worker_processes: int = 1  # program processes that shared the clips (host: --workers, emulated: 1)
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
@@ -87,20 +104,6 @@ class TargetResult:
         return self.inputs_identical == self.clips and self.outputs_identical == self.clips
 
 
-def build_inputs_sha256(export_dir: Path, tp: third_party.ThirdParty, targets: tuple[str, ...]) -> str:
-    """Hash of everything a firmware check's result depends on besides the data: the program's
-    sources, the export's C sources, the TFLM archives and the targets' flag sets. A stored report
-    is reused only when this matches."""
-    import hashlib
-
-    h = hashlib.sha256(tp.key.encode())
-    files = sorted(fw_program.FIRMWARE_DIR.rglob("*")) + [Path(export_dir) / f for f in C_SOURCE_FILES]
-    for f in files:
-        if f.is_file():
-            h.update(f.name.encode() + f.read_bytes())
-    for name in targets:
-        h.update(repr(dataclasses.astuple(get_target(name))).encode())
-    return h.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +137,6 @@ def read_firmware_report(export_dir: Path) -> FirmwareReport:
 
 def _sample(table, *, clips: int | str) -> np.ndarray:
     """Row indices (evaluate-split order) a target runs: all, or a stratified sample of ``clips``."""
-    from keras_asc.dataset import stratified_sample
-
     if clips == "all" or int(clips) >= len(table):
         return np.arange(len(table))
     picked = stratified_sample(table.reset_index(drop=True), size=int(clips), seed=0)
@@ -160,8 +161,6 @@ class TflmTruth:
 
     def outputs(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), classes) int8."""
-        from firmware_harness.validation.export_validation import run_all
-
         rows = np.asarray(rows, dtype=np.int64)
         todo = np.unique(rows[~self._have[rows]])
         if len(todo):
@@ -177,8 +176,6 @@ class TflmTruth:
         """Outputs for other inputs (the front end's, where they differ from the Python formula's),
         ``x_int8`` (n, elements) int8 -> (n, classes) int8: in ``workers`` processes, each distinct input
         once (every host target's front end computes the same inputs, so the second target's are known)."""
-        from firmware_harness.validation.export_validation import run_all
-
         x_int8 = np.asarray(x_int8, np.int8).reshape(len(x_int8), -1)
         keys = [row.tobytes() for row in x_int8]
         todo = sorted({k: i for i, k in enumerate(keys) if k not in self._other}.values())
@@ -203,8 +200,6 @@ def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.nda
                                work: Path) -> dict:
     """Run one int8 input ``x`` (the model's input shape, batch 1 included) with every tensor dumped;
     the first operator differing from TFLM Python (:func:`~firmware_harness.validation.layers.first_divergence`)."""
-    from tflite_export.flatbuffer import read_model_shared
-
     run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
     dump = fw_program.read_tensor_dump(run.dump)
     truth = make_runner("tflm", model, arena_bytes=arena, preserve=True)
@@ -222,10 +217,8 @@ def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = Non
     """For ``asc export``: per target whose tools are installed, a callable that builds the
     program for a (staged) export folder and returns the arena that build needs and, for a
     microcontroller, its linked image's flash and the estimated ms per inference on every MCU of
-    its core (:func:`firmware_harness.profiling.profile.invoke_latency_ms`). Targets whose toolchain or
+    its core (:func:`firmware_harness.profiling.latency.invoke_latency_ms`). Targets whose toolchain or
     archives are missing are left out, with a log line saying why."""
-    from firmware_harness.profiling.profile import PROFILE_TARGETS, invoke_latency_ms
-
     try:
         tp = third_party.locate_third_party(third_party_dir, log=log)
     except FirmwareError as e:
@@ -335,8 +328,6 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         stack = max(stack or 0, audio.stack_used_bytes or 0) if target.emulated else None
     footprint, latency = None, {}
     if prog.map_file is not None:
-        from firmware_harness.profiling.profile import PROFILE_TARGETS, invoke_latency_ms
-
         footprint = measure_footprint(prog.path, prog.map_file, size_tool=f"{target.prefix}size", stack_bytes=stack)
         if name in PROFILE_TARGETS:
             latency = invoke_latency_ms(prog, model, work / "latency", log=log)
@@ -366,9 +357,6 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     ``host_clips`` (default every clip); "all" for every clip. ``from_audio`` also streams the
     same clips' PCM through the exported front end (:mod:`firmware_harness.firmware.from_audio`) in
     chunks of ``chunk`` samples (default: the hop)."""
-    from firmware_harness.validation.export_validation import (header_arena_bytes, load_checked_export, quantize_features,
-                                           read_validated_truth)
-    from keras_asc.feature_cache import build_feature_cache
 
     t0 = time.perf_counter()
     export_dir = Path(export_dir)

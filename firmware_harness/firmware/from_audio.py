@@ -18,15 +18,20 @@ resamples); other files are refused before anything runs, naming them.
 """
 from __future__ import annotations
 
+import concurrent.futures as cf
 import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import soundfile as sf
 
 from firmware_harness.builds import program as fw_program
 from firmware_harness.builds.third_party import FirmwareError
+from keras_asc import artifacts
+from keras_asc.dataset import read_split
+from tflite_export.window_combine import accumulate_windows, clip_decisions
 
 #: Gates of ``--from-audio``, defended by the measurements in the README (demo data: 3 of
 #: 737,280 int8 input elements differ, by one step, with a largest log-mel difference of 1.4e-4 dB).
@@ -86,8 +91,6 @@ def dataset_audio(data_dir: Path, table) -> list[Path]:
     checked by content against the sha256 the features were computed from; a file that is missing
     or holds other audio is refused, naming it. The paths the cache recorded are never used: the
     audio streamed is ``--data``'s, and provably the audio of the features it is compared with."""
-    from keras_asc import artifacts
-    from keras_asc.dataset import read_split
 
     data_dir = Path(data_dir)
     here = dict(zip(read_split(data_dir, "evaluate")["filename"], read_split(data_dir, "evaluate")["path"]))
@@ -96,7 +99,6 @@ def dataset_audio(data_dir: Path, table) -> list[Path]:
         raise FirmwareError(f"{data_dir}: its evaluate split has no {missing[0]} ({len(missing)} clip(s) missing), but "
                             "the features compared with come from a dataset that has: --data must be the dataset the "
                             "export was validated on")
-    import concurrent.futures as cf
 
     paths = [Path(here[f]) for f in table["filename"]]
     with cf.ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL: the reads and hashes overlap
@@ -112,8 +114,6 @@ def dataset_audio(data_dir: Path, table) -> list[Path]:
 
 def check_audio_files(paths: list[Path], *, sample_rate: int) -> None:
     """Refuse, naming them, files the front end cannot stream (it neither mixes nor resamples)."""
-    import soundfile as sf
-
     bad = []
     for p in paths:
         try:
@@ -150,8 +150,6 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
     ``workers``: program processes sharing the clips (host). ``known``: the same program's (inputs,
     outputs) per inference from the log-mel path (host); an inference whose PCM-path input is identical is
     not invoked again (:func:`~firmware_harness.builds.program.run_program_audio`), counted in ``invokes_skipped``."""
-    from tflite_export.window_combine import accumulate_windows, clip_decisions
-
     k = windows_per_clip
     run = fw_program.run_program_audio_parallel(prog, work, wav_paths=[wav_paths[r] for r in rows], n_mels=n_mels,
                                                 chunk=chunk, workers=workers,

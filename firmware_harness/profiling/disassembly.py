@@ -9,7 +9,6 @@ from pathlib import Path
 from firmware_harness.profiling.errors import CycleModelError
 from firmware_harness.profiling.instructions import Instruction
 
-
 _LINE_RE = re.compile(r"^\s*([0-9a-f]+):\t((?:[0-9a-f]{2,8} )+)?\s*\t?([^\t]*)\t?(.*)$")
 _MACHINE = {"v7E-M": "armv7e-m", "v7-M": "armv7-m", "v8-M.mainline": "armv8-m.main",
             "v8.1-M.mainline": "armv8.1-m.main", "v8-M.baseline": "armv8-m.base",

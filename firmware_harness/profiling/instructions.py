@@ -9,7 +9,6 @@ import functools
 import itertools
 import re
 
-
 ALU = "alu"
 IT = "it"
 MUL = "mul"  # MUL/MLA/MLS: 32x32 -> 32

@@ -24,12 +24,29 @@ import numpy as np
 
 from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.profiling.elf_symbols import FunctionTable
-from firmware_harness.profiling.execution_profile import (ClipFrontEnd, ExecutionProfile, InvokeCount,
-                                                          OperatorCount, Segment)
-from firmware_harness.profiling.qemu_plugin import (CLIP_BEGIN, FLAG_LOAD, FRAME, INVOKE_BEGIN, INVOKE_END,
-                                                    MARK_SYMBOLS, MARKER_FUNCTIONS, MAX_READ_BYTES,
-                                                    MAX_READS_PER_LOAD, OP_BEGIN, OP_END, SEGMENT_KINDS, RawProfile,
-                                                    RawSegment)
+from firmware_harness.profiling.execution_profile import (
+    ClipFrontEnd,
+    ExecutionProfile,
+    InvokeCount,
+    OperatorCount,
+    Segment,
+)
+from firmware_harness.profiling.qemu_plugin import (
+    CLIP_BEGIN,
+    FLAG_LOAD,
+    FRAME,
+    INVOKE_BEGIN,
+    INVOKE_END,
+    MARK_SYMBOLS,
+    MARKER_FUNCTIONS,
+    MAX_READ_BYTES,
+    MAX_READS_PER_LOAD,
+    OP_BEGIN,
+    OP_END,
+    SEGMENT_KINDS,
+    RawProfile,
+    RawSegment,
+)
 
 
 def _loads_per_tb(raw: RawProfile) -> np.ndarray:

@@ -9,8 +9,14 @@ import re
 from collections.abc import Mapping
 
 from firmware_harness.profiling.errors import CycleModelError
-from firmware_harness.profiling.instructions import (LOAD, LOAD_LITERAL, LOAD_MULTIPLE, MVE_LOAD, Instruction,
-                                                     transfer_words)
+from firmware_harness.profiling.instructions import (
+    LOAD,
+    LOAD_LITERAL,
+    LOAD_MULTIPLE,
+    MVE_LOAD,
+    Instruction,
+    transfer_words,
+)
 from keras_asc.errors import AscError
 from tflite_export.mcu_targets import McuTarget, get_mcu_target
 

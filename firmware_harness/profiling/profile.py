@@ -25,14 +25,22 @@ front end, one generated clip of noise streamed through it (:func:`_noise_wav`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import time
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import soundfile as sf
 
 from firmware_harness.builds import program as fw_program
 from firmware_harness.builds import third_party
+from firmware_harness.builds.model_sources import fit_arena_to_builds, prepare_model_sources
+from firmware_harness.builds.program import build_inputs_sha256
+from firmware_harness.builds.targets import get_target
+from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.model_source import ModelSource
 from firmware_harness.profiling.cores import get_core
 from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
 from firmware_harness.profiling.cycle_report import check_against_peak
@@ -40,15 +48,13 @@ from firmware_harness.profiling.disassembly import disassemble
 from firmware_harness.profiling.execution_profile import ExecutionProfile, merge_counts, merge_flash_reads
 from firmware_harness.profiling.instruction_counts import profile_audio, profile_inferences
 from firmware_harness.profiling.instructions import Instruction
+from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS, input_elements
 from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
-from firmware_harness.builds.targets import get_target
-from firmware_harness.model_source import ModelSource
-from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.validation.export_validation import load_checked_export
 from keras_asc import artifacts, records
+from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model_shared
 from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
 
-PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
-DEFAULT_PROFILE_TARGETS = ("cortex-m4",)
 #: ``--inferences``: the inputs are held in memory and each is counted under QEMU; TFLM's int8 kernels execute
 #: the same instructions for every input (a difference is reported), so more inputs add time, not figures.
 MAX_PROFILE_INFERENCES = 100
@@ -141,19 +147,12 @@ class ModelSources:
 
 def _noise_wav(path: Path, *, sample_rate: int, seconds: float, seed: int = 0) -> Path:
     """A mono 24-bit WAV of seeded noise: what the front end streams when profiled."""
-    import soundfile as sf
-
     rng = np.random.default_rng(seed)
     sf.write(path, (0.1 * rng.standard_normal(int(round(sample_rate * seconds)))).astype(np.float32), sample_rate,
              subtype="PCM_24")
     return path
 
 
-def _input_elements(model: bytes) -> int:
-    from tflite_export.flatbuffer import io_tensors, read_model_shared
-
-    (inp,), _ = io_tensors(read_model_shared(model))
-    return int(np.prod(inp.shape))
 
 
 def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Path, inputs: np.ndarray,
@@ -162,8 +161,6 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
     """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8,
     one Invoke each; with a front end, also one generated clip through it. Returns the target's
     profile, the raw inference and front-end profiles, and the image's disassembly."""
-    from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model_shared
-
     target = get_target(name)
     if name not in PROFILE_TARGETS:
         raise FirmwareError(f"target {name} cannot be profiled: instruction counts come from a Cortex-M image under "
@@ -221,24 +218,9 @@ def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Pat
     return profile, run, audio, disasm
 
 
-def invoke_latency_ms(prog: fw_program.Program, model: bytes, work: Path, *, seed: int = 0,
-                      log=print) -> dict[str, float]:
-    """Microcontroller -> estimated ms per inference on Cortex-M image ``prog`` (one seeded random
-    int8 input, the interpreter exactly as in a normal run), for every MCU of ``prog``'s core."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 128, size=(1, _input_elements(model)), dtype=np.int8)
-    run = profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
-    disasm = disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
-    counts, taken = merge_counts(run.invoke_segments(0))
-    reads, nbytes = merge_flash_reads(run.invoke_segments(0))
-    return {m.name: round(ms(estimate_cycles(
-        counts, taken, disasm, mcu=m, flash_data_reads=reads, flash_data_bytes=nbytes).cycles, m.clock_hz), 2)
-            for m in MCU_TARGETS.values() if m.core == prog.target.name}
 
 
 def _n_mels(folder: Path) -> int:
-    import re
-
     text = (Path(folder) / "model_input.h").read_text()
     return int(re.search(r"constexpr int kNumMels = (\d+);", text).group(1))
 
@@ -304,7 +286,7 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
     rng = np.random.default_rng(seed)
-    inputs = rng.integers(-128, 128, size=(inferences, _input_elements(sources.model)), dtype=np.int8)
+    inputs = rng.integers(-128, 128, size=(inferences, input_elements(sources.model)), dtype=np.int8)
     profiles, failures, latencies = [], [], []
     with artifacts.staging_dir(out_dir, stage="profile", inputs=(sources.folder,)) as tmp:
         for name in targets:
@@ -337,9 +319,6 @@ def profile_inputs_sha256(sources: ModelSources, targets: tuple[str, ...], *, in
     """Hash of everything a profile's figures depend on: the model's C sources, the firmware
     program and its build flags (:func:`firmware_harness.firmware.check.build_inputs_sha256`), the
     counting plugin, the cycle model, the MCU table, the inputs' count and seed."""
-    import hashlib
-
-    from firmware_harness.firmware.check import build_inputs_sha256
 
     tp = tp or third_party.locate_third_party(log=lambda *_: None)
     h = hashlib.sha256(build_inputs_sha256(sources.folder, tp, targets).encode())
@@ -397,11 +376,11 @@ def format_profile(r: ProfileReport) -> str:
 
 
 def plot_operators(r: ProfileReport, path: Path) -> None:
-    """``profile_operators.png``: estimated cycles per operator, one panel per target."""
-    import matplotlib
+    import matplotlib  # heavy: only when a profile is plotted
 
+    """``profile_operators.png``: estimated cycles per operator, one panel per target."""
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: after the backend is chosen
 
     fig, axes = plt.subplots(len(r.targets), 1, figsize=(9, 0.9 + 0.28 * max(len(t.operators) for t in r.targets)
                                                             * len(r.targets)), squeeze=False)
@@ -425,8 +404,6 @@ def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tup
     op, for float models, ops TFLM lacks, dynamic shapes or several subgraphs), with the header's
     arena sized for every build of ``targets`` (:func:`~firmware_harness.any_model.fit_arena_to_builds`:
     a Helium build can need more than TFLM Python plus the margin)."""
-    from firmware_harness.any_model import fit_arena_to_builds, prepare_model_sources
-
     prepared = prepare_model_sources(model_path, folder, log=log)
     tree = third_party.prepare_tflm_tree(third_party.locate_third_party(third_party_dir, log=log), log=log)
     prepared = fit_arena_to_builds(prepared, targets, tree=tree, work=Path(folder).parent / "arena-builds", log=log)
@@ -435,8 +412,6 @@ def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tup
 
 def export_sources(export_dir: Path, *, log=print) -> ModelSources:
     """An export folder as profile sources, checked like ``asc firmware`` checks it."""
-    from firmware_harness.validation.export_validation import load_checked_export
-
     model, exp, _ = load_checked_export(Path(export_dir) / "model.tflite")
     f = exp.features
     return ModelSources(folder=Path(export_dir), model=model, windows_per_clip=exp.windows.per_clip if exp.windows else 1,

@@ -22,31 +22,67 @@ Reports go to the export folder: ``validation_report.json``, ``validation_report
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from firmware_harness.validation.layers import OPTIMIZED_KERNELS_NOTE, LayerComparer
 from firmware_harness.model_source import EXPORT_MODEL
-from firmware_harness.validation.runners import (LOCALIZABLE, REGISTRY, RUNNERS, compared_runners, documented_differences,
-                                      make_runner, truth_runner, with_role)
-from firmware_harness.validation.report import (Agreement, ArenaCheck, ClipDivergence, LayerError, ScoreRow,
-                                                Throughput, ValidationReport, agreement, format_report, output_error,
-                                                write_validation_report)
+from firmware_harness.validation.layers import LayerComparer
+from firmware_harness.validation.report import (
+    Agreement,
+    ArenaCheck,
+    ClipDivergence,
+    LayerError,
+    ScoreRow,
+    Throughput,
+    ValidationReport,
+    agreement,
+    format_report,
+    output_error,
+    write_validation_report,
+)
+from firmware_harness.validation.runners import (
+    LOCALIZABLE,
+    OPTIMIZED_KERNELS_NOTE,
+    REGISTRY,
+    RUNNERS,
+    compared_runners,
+    documented_differences,
+    make_runner,
+    truth_runner,
+    with_role,
+)
 from keras_asc import artifacts
+from keras_asc.artifacts import package_versions
+from keras_asc.dataset import SCENE_LABELS
 from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
+from keras_asc.feature_cache import build_feature_cache
+from keras_asc.features import Normalization
+from keras_asc.parallel import parallel_map
+from keras_asc.run_record import load_run_model
+from keras_asc.training_data import load_split
 from keras_asc.windows import combine_windows, split_windows
 from tflite_export.arena import measure_arena
-from tflite_export.export_result import (UNCOMPRESSED_MODEL, ExportMissing, ExportResult, check_export_files,
-                                         check_source_run, read_export, source_run_dir)
+from tflite_export.export_result import (
+    UNCOMPRESSED_MODEL,
+    ExportMissing,
+    ExportResult,
+    check_export_files,
+    check_source_run,
+    read_export,
+    source_run_dir,
+)
 from tflite_export.flatbuffer import check_int8_model, describe_tensors, io_tensors, read_model_shared
 from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 from tflite_export.window_combine import accumulate_windows, clip_probabilities
+
 
 class ValidationError(AscError, ValueError):
     """The model or its export folder cannot be validated as given (refused before running)."""
@@ -133,9 +169,6 @@ def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk:
             runners: tuple[str, ...] = RUNNERS) -> dict[str, np.ndarray]:
     """Outputs of each of ``runners`` for every input; ``x`` is (n, 1, H, W, 1) int8. With ``workers`` > 1
     the inputs are written once to a temporary .npy that every worker memory-maps; calls pass index ranges."""
-    import tempfile
-
-    from keras_asc.parallel import parallel_map
 
     starts = list(range(0, len(x), chunk))
     parts: dict[int, np.ndarray] = {}
@@ -171,8 +204,6 @@ TRUTH_RECORD = "validation_tflm_outputs.json"
 
 
 def _truth_key(x_int8: np.ndarray, tflite_sha256: str) -> dict:
-    from keras_asc.artifacts import package_versions
-
     return {"tflite_sha256": tflite_sha256, "inputs_sha256": artifacts.sha256_bytes(np.ascontiguousarray(x_int8,
                                                                                                        np.int8).tobytes()),
             "inputs_shape": list(x_int8.shape), "tflite_micro": package_versions().get("tflite-micro", "unknown")}
@@ -180,8 +211,6 @@ def _truth_key(x_int8: np.ndarray, tflite_sha256: str) -> dict:
 
 def write_validated_truth(export_dir: Path, x_int8: np.ndarray, outputs: np.ndarray, *, tflite_sha256: str) -> None:
     """TFLM Python's ``outputs`` (inferences, classes) int8 on ``x_int8`` (inferences, *input shape*)."""
-    import io
-
     buf = io.BytesIO()
     np.save(buf, np.asarray(outputs, np.int8))
     artifacts.atomic_write_bytes(Path(export_dir) / TRUTH_OUTPUTS, buf.getvalue())
@@ -204,7 +233,6 @@ def read_validated_truth(export_dir: Path, x_int8: np.ndarray, *, tflite_sha256:
     if rec.get("outputs_sha256") != artifacts.sha256_bytes(raw) or \
             any(rec.get(k) != v for k, v in _truth_key(x_int8, tflite_sha256).items()):
         return None
-    import io
 
     out = np.load(io.BytesIO(raw))
     return out if out.shape[0] == len(x_int8) and out.dtype == np.int8 else None
@@ -231,7 +259,7 @@ def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, n
     localize every disagreement of a localizable runner to its first diverging operator
     (:class:`~firmware_harness.validation.layers.LayerComparer`); a first divergence that is not among the
     runner's known differences (LiteRT's reference kernels:
-    :data:`~firmware_harness.validation.layers.KNOWN_DIFFERENCES`) is a failure. ``name_of(i)``
+    :data:`~firmware_harness.validation.runners.KNOWN_DIFFERENCES`) is a failure. ``name_of(i)``
     names inference ``i`` in the report (a clip's file name), ``unit`` counts them in the failure.
 
     ``tflm_model``: the truth is TFLM on this model instead (a LUT-compressed export: LiteRT cannot
@@ -279,7 +307,7 @@ def uncompressed_twin(export_dir: Path, exp: ExportResult) -> bytes | None:
 def export_float_model(export_dir: Path, exp: ExportResult):
     """The float model the export's int8 model was converted from: the export's own
     (``--compress``: clustered, BatchNorm folded) or the run's ``model.keras``."""
-    from keras_asc.run_record import load_run_model
+    import tf_keras as keras  # heavy: only when the float model is compared
 
     if exp.float_model is None:
         run = source_run_dir(export_dir, exp)
@@ -288,7 +316,6 @@ def export_float_model(export_dir: Path, exp: ExportResult):
                                   f"{Path(export_dir)} was exported from (config.json records it relative to the "
                                   "export). Keep the export inside its run folder, or re-run `asc export`")
         return load_run_model(run)
-    import tf_keras as keras
 
     path = Path(export_dir) / exp.float_model
     if not path.is_file() or artifacts.sha256_file(path) != exp.float_model_sha256:
@@ -306,7 +333,7 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
     operator output is matched to the first named Keras layer of the same shape. Returns the
     ``worst`` layers by relative RMSE (RMSE / std of the float activation), mean over clips.
     """
-    import tf_keras as keras
+    import tf_keras as keras  # heavy: only when the float model is compared
 
     fb = read_model_shared(model)
     tensors = describe_tensors(fb)
@@ -349,10 +376,6 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
                     max_drop: float | None = None, layer_clips: int = 16, log=print) -> ValidationReport:
     """Validate and write the reports; ``report.failures`` lists every failed check (the CLI
     exits non-zero when it is not empty)."""
-    from keras_asc.dataset import SCENE_LABELS
-    from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.features import Normalization
-    from keras_asc.training_data import load_split
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
@@ -439,10 +462,10 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
 # ----------------------------------------------------------------------------- reports
 def _plots(export_dir: Path, report: ValidationReport, float_probs: np.ndarray, int8_probs: np.ndarray) -> None:
-    import matplotlib
+    import matplotlib  # heavy: only when the reports are plotted
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: after the backend is chosen
 
     dev = [s for s in report.scores if s.group == "device"]
     fig, ax = plt.subplots(figsize=(7, 3.5))

@@ -6,7 +6,7 @@ Each side gives every intermediate tensor by the flatbuffer's tensor index (TFLM
 ``--dump``). :func:`first_divergence` walks the operators in execution order; the first whose
 output tensor differs is the divergence. For a localizable runner of the registry
 (:mod:`firmware_harness.validation.runners`) its type is looked up in the entry's known differences (LiteRT's
-reference kernels: :data:`KNOWN_DIFFERENCES`); anything else (and any firmware difference at all)
+reference kernels: :data:`~firmware_harness.validation.runners.KNOWN_DIFFERENCES`); anything else (and any firmware difference at all)
 means a bug in the model, the harness or a runtime, and validation fails.
 
 LiteRT's default (optimized, XNNPACK-delegated) interpreter is compared on outputs only: a
@@ -19,26 +19,15 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from firmware_harness.validation import runners
 from firmware_harness.validation.runners import LOCALIZABLE, REGISTRY, make_runner, truth_runner, with_role
-from firmware_harness.validation.runners import OPTIMIZED_KERNELS_NOTE  # noqa: F401  (the registry's note, imported from here)
 from tflite_export.flatbuffer import describe_tensors, operator_names, read_model_shared
-
-#: First diverging op of LiteRT's reference kernels -> why it legitimately differs from TFLM.
-#: Kept small on purpose; a divergence at any other op fails validation.
-KNOWN_DIFFERENCES: dict[str, str] = {
-    "FULLY_CONNECTED": (
-        "LiteRT's reference int8 FULLY_CONNECTED requantizes the int32 accumulator through a "
-        "float multiplier (since TF 2.20), while TFLM keeps the integer multiplier-and-shift of "
-        "the TFLite quantization spec; the two round differently on a few inputs per thousand "
-        "(measured with ai-edge-litert 2.3.0 vs tflite-micro 0.dev20261023), by one output LSB "
-        "before later layers spread it"),
-}
 
 
 def explain(op: str, known: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """(known, explanation) of a first divergence at ``op``; ``known`` defaults to
-    :data:`KNOWN_DIFFERENCES` (LiteRT's reference kernels)."""
-    known = KNOWN_DIFFERENCES if known is None else known
+    :data:`~firmware_harness.validation.runners.KNOWN_DIFFERENCES` (LiteRT's reference kernels)."""
+    known = runners.KNOWN_DIFFERENCES if known is None else known
     if op in known:
         return True, known[op]
     return False, "not a documented kernel difference"

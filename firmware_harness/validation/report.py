@@ -14,8 +14,8 @@ import numpy as np
 
 from firmware_harness.validation.layers import Divergence
 from firmware_harness.validation.runners import OUTPUTS_ONLY, REGISTRY, with_role
+from keras_asc import artifacts, records
 from keras_asc.windows import WindowPlan
-from keras_asc import records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,8 +249,6 @@ def format_report(r: ValidationReport) -> str:
 def reusable_validation(export_dir: Path, *, tflite_sha256: str, data_dir: Path) -> ValidationReport | None:
     """The stored validation of ``export_dir`` when it validated this model (``tflite_sha256``) on
     ``data_dir`` with the interpreters installed now; None when ``asc validate`` must run again."""
-    from keras_asc import artifacts
-
     report = artifacts.read_or_none(read_validation_report, export_dir)
     if (report is None or report.tflite_sha256 != tflite_sha256 or report.data_dir != str(Path(data_dir).resolve())
             or not artifacts.same_runtime_packages(report.packages)):

@@ -76,16 +76,17 @@ def test_profile_of_a_tflite_in_an_export_profiles_that_file(export_with_other, 
 
 
 def test_firmware_of_a_tflite_in_an_export_builds_that_file(export_with_other, capsys, monkeypatch):
-    from firmware_harness import any_model
+    from firmware_harness.firmware import model_firmware
+    from firmware_harness.model_file import AnyModelError
 
     export, other = export_with_other
     seen = {}
 
     def check_model_firmware(source, **kw):
         seen["path"], seen["sha256"] = source.path, source.sha256
-        raise any_model.AnyModelError("stop here")
+        raise AnyModelError("stop here")
 
-    monkeypatch.setattr(any_model, "check_model_firmware", check_model_firmware)
+    monkeypatch.setattr(model_firmware, "check_model_firmware", check_model_firmware)
     status, _, err = _run(["firmware", other], capsys)
     assert status == 1 and "stop here" in err
     assert seen == {"path": other, "sha256": artifacts.sha256_file(other)}

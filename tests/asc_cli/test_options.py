@@ -67,7 +67,7 @@ def test_ray_address_from_the_environment_is_named_as_such(tmp_path, capsys, mon
 
 
 def test_profile_targets_list_only_what_profile_takes(capsys):
-    from firmware_harness.profiling.profile import PROFILE_TARGETS
+    from firmware_harness.profiling.latency import PROFILE_TARGETS
 
     status, err = _run(["profile", "E", "--targets", "cortex-m99"], capsys)
     listed = err.rsplit("one or more of ", 1)[1].split()
@@ -126,7 +126,7 @@ def test_a_binary_table_gets_the_fix(tmp_path, capsys):
 
 def _int8_model(tmp_path):
     """A model record with an int8 input of shape (1, 3) (load_inputs reads only its input tensor)."""
-    from firmware_harness.any_model import IoTensor, ModelFile
+    from firmware_harness.model_file import IoTensor, ModelFile
 
     return ModelFile(path=tmp_path / "m.tflite", data=b"", ops=(), input=IoTensor("x", (1, 3), 0.5, 0),
                      output=IoTensor("y", (1, 2), 1.0, 0))

@@ -14,12 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness import any_model
+from firmware_harness import model_file
+from firmware_harness.firmware import model_firmware
+from firmware_harness.validation import model_validation
 from firmware_harness.builds import third_party
 from firmware_harness.builds import tflm_build
-from firmware_harness.any_model import (DynamicShapeError, FloatModelError, InputsFileError, SubgraphsError,
-                                        UnsupportedOperatorError, check_model_firmware, check_model_target,
-                                        load_inputs, prepare_model_sources, read_model_file, validate_model)
+from firmware_harness.model_file import DynamicShapeError, FloatModelError, SubgraphsError, UnsupportedOperatorError, read_model_file
+from firmware_harness.model_inputs import InputsFileError, load_inputs
+from firmware_harness.firmware.model_firmware import check_model_firmware, check_model_target
+from firmware_harness.builds.model_sources import prepare_model_sources
+from firmware_harness.validation.model_validation import validate_model
 from firmware_harness.firmware.check import TflmTruth
 from firmware_harness.builds.program import has_frontend, resolver_methods
 from firmware_harness.builds.targets import TARGETS
@@ -91,7 +95,7 @@ def test_ic_resnet8_validates_with_every_disagreement_localized(tmp_path):
     assert [d.index for d in r.reference_divergences] == [0, 1]  # every disagreement localized
     assert {d.op for d in r.reference_divergences} == {"FULLY_CONNECTED"} and all(d.known for d in r.reference_divergences)
     out = tmp_path / "ic_resnet8_int8.validation"
-    assert any_model.read_model_validation_report(out) == r
+    assert model_validation.read_model_validation_report(out) == r
     assert np.load(out / "inputs.npy").shape == (4, 1, 32, 32, 3) and np.load(out / "outputs.npy").shape == (4, 10)
     md = (out / "validation_report.md").read_text()
     assert "PASSED" in md and "FULLY_CONNECTED: documented" in md
@@ -110,11 +114,11 @@ def test_kws_dscnn_validates_on_random_inputs(tmp_path):
 
 def test_an_undocumented_divergence_fails(tmp_path, monkeypatch):
     """With FULLY_CONNECTED taken out of the documented differences, the same rows fail, naming it."""
-    import firmware_harness.validation.layers as layers
+    from firmware_harness.validation import runners
 
     model = _model("ic_resnet8", tmp_path)
     x = np.random.default_rng(0).integers(-128, 128, size=(200, 32, 32, 3), dtype=np.int8)
-    monkeypatch.setattr(layers, "KNOWN_DIFFERENCES", {})
+    monkeypatch.setattr(runners, "KNOWN_DIFFERENCES", {})
     inputs = tmp_path / "x.npy"
     np.save(inputs, x[list(IC_DIFFERING_ROWS)])
     r = validate_model(model, inputs_path=inputs, workers=1, **QUIET)
@@ -231,9 +235,9 @@ def test_the_generated_resolver_registers_exactly_the_models_ops(tmp_path):
         assert f"constexpr int kTensorArenaSize = {prepared.arena_bytes};" in header
         assert f"constexpr int kInputElements = {prepared.input.elements};" in header
         assert not has_frontend(prepared.folder)
-        assert sorted(p.name for p in prepared.folder.iterdir()) == ["config.json", *any_model.SOURCE_FILES]
+        assert sorted(p.name for p in prepared.folder.iterdir()) == ["config.json", *model_file.SOURCE_FILES]
         config = artifacts.read_json(prepared.folder / "config.json")
-        assert config["files_sha256"] == {f: artifacts.sha256_file(prepared.folder / f) for f in any_model.SOURCE_FILES}
+        assert config["files_sha256"] == {f: artifacts.sha256_file(prepared.folder / f) for f in model_file.SOURCE_FILES}
         assert c_sources.cc_array_source(model.read_bytes(), generator="asc firmware") == \
             (prepared.folder / "model_data.cc").read_text()
 
@@ -274,7 +278,7 @@ def test_mlperf_model_is_bit_exact_on_host_and_cortex_m4(name, tmp_path):
     assert len(model.read_bytes()) <= m4.flash_by_part["model"] < len(model.read_bytes()) + 64
     assert m4.flash_by_part["frontend"] == m4.flash_by_part["frontend_fft"] == 0  # no front end linked
     assert m4.ram_by_part["tensor_arena"] == r.sources.arena_bytes
-    assert any_model.read_model_firmware_report(out) == r
+    assert model_firmware.read_model_firmware_report(out) == r
     assert "PASSED" in (out / "firmware_report.md").read_text()
 
 
@@ -299,7 +303,7 @@ def test_the_arena_covers_every_builds_need(tmp_path):
     r = check_model_firmware(_model("kws_dscnn", tmp_path), random_count=2, seed=0, targets=("cortex-m55",), **QUIET)
     assert r.passed, r.failures
     needs = r.sources.arena_needs
-    assert needs["cortex-m55 (cmsis_nn)"] > recommended_arena(needs[any_model.PYTHON_NEED])
+    assert needs["cortex-m55 (cmsis_nn)"] > recommended_arena(needs[model_file.PYTHON_NEED])
     assert r.sources.arena_bytes == recommended_arena(max(needs.values())) == r.targets[0].header_arena_bytes
     header = (tmp_path / "kws_dscnn_int8.firmware" / "model_settings.h").read_text()
     assert f"cortex-m55 (cmsis_nn) {needs['cortex-m55 (cmsis_nn)']:,d}" in header
@@ -319,7 +323,7 @@ def test_a_differing_firmware_is_localized_to_its_operator(tmp_path):
     at = data.find(weights)
     data[at] = (data[at] + 64) % 256
     (prepared.folder / "model_data.cc").write_text(c_sources.cc_array_source(bytes(data)))
-    x = load_inputs(prepared, random_count=2, seed=0)
+    x = load_inputs(prepared.model, random_count=2, seed=0)
     truth = TflmTruth(prepared.model.data, x.reshape(2, 49, 10, 1), arena=prepared.arena_bytes).outputs(np.arange(2))
     tree = third_party.prepare_tflm_tree(third_party.locate_third_party(), **QUIET)
     result, failures = check_model_target("host", prepared, tree=tree, out_dir=tmp_path / "host", x=x,

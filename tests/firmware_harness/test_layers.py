@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from firmware_harness.validation import layers
-from firmware_harness.validation.layers import KNOWN_DIFFERENCES, LayerComparer, explain
+from firmware_harness.validation import runners
+from firmware_harness.validation.layers import LayerComparer, explain
+from firmware_harness.validation.runners import KNOWN_DIFFERENCES
 from firmware_harness.validation.runners import make_runner
 from firmware_harness.validation.export_validation import run_all
 from firmware_harness.validation.report import agreement
@@ -35,7 +36,7 @@ def test_unlisted_divergence_is_not_known(fc_tflite, monkeypatch):
     x = _random_inputs(2000)
     outs = run_all(fc_tflite, x, arena=ARENA, workers=1)
     first = agreement(outs["tflm"], outs["litert_ref"]).differing_clip_indices[0]
-    monkeypatch.setattr(layers, "KNOWN_DIFFERENCES", {})  # without the documented entry ...
+    monkeypatch.setattr(runners, "KNOWN_DIFFERENCES", {})  # without the documented entry ...
     d = LayerComparer(fc_tflite, arena_bytes=ARENA).first_divergence(x[first])
     assert d.op == "FULLY_CONNECTED" and not d.known  # ... the same divergence is unknown
     monkeypatch.undo()

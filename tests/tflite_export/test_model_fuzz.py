@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys

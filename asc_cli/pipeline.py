@@ -135,7 +135,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
     from keras_asc.training import finished_run_matches, train
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
     from tflite_export.export_result import reusable_export
 
     timings = {}
@@ -166,9 +166,9 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     if exp is None:
         from firmware_harness.firmware import arena_probes
 
-        exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
-                         seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
-                         dcase_refuse=False, log=log)  # a cell over DCASE's limits is still compared (warned)
+        exp = export_run(run_dir, data_dir, work_dir, config=ExportConfig(  # a cell over DCASE's limits is still
+            budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed, workers=workers,  # compared
+            arena_probes=arena_probes(firmware_targets, log=log), dcase_refuse=False), log=log)  # (warned)
     else:
         log("export: reusing export/")
     timings["export"] = time.perf_counter() - t

@@ -16,6 +16,9 @@ import signal
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
+#: worker processes of every stage that has them (dataset, features, validation, firmware runs): the
+#: project's machines have 2 cores. The one default of every ``workers`` option and keyword.
+DEFAULT_WORKERS = 2
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

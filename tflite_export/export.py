@@ -41,7 +41,6 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Callable, Mapping
 
 from keras_asc import artifacts
 from keras_asc.dataset import SCENE_LABELS, stratified_sample, train_split_of_run
@@ -50,9 +49,11 @@ from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
-from tflite_export.compression import CompressionConfig, cluster_finetune, compress_model, compression_report
+from tflite_export.compression import cluster_finetune, compress_model, compression_report
 from tflite_export.convert import ConversionError, convert_int8
 from tflite_export.dcase_rules import DcaseComplexity, check_dcase_limits, complexity_table, dcase_complexity
+from tflite_export.export_config import (DCASE_YEAR_AUTO, DEFAULT_BUDGET, DEFAULT_CALIBRATION,  # noqa: F401
+                                         ArenaProbes, BuildProbe, ExportConfig)
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
                                          check_replaces_own_export, hash_export_files, write_export_result)
@@ -67,27 +68,9 @@ from tflite_export.input_quant import InputQuantization, quantize_input
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
                   "model_frontend.h", *c_sources.STATIC_SOURCE_FILES)
 DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference (dcase_rules.DCASE_RULES[2022+])
-#: --dcase-year default: the rules of the challenge that used the data's layout (keras_asc.layouts)
-DCASE_YEAR_AUTO = "auto"
-DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
-DEFAULT_CALIBRATION = 200
 CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on the host
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
                      "rounded up to 16")
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildProbe:
-    """What one firmware build of the staged export measured."""
-
-    arena_bytes: int  # the arena that build needs
-    image_flash_bytes: int | None = None  # text + data of its linked microcontroller image (None: a host build)
-    # microcontroller -> estimated ms per inference, from the linked image's instruction counts (Cortex-M builds)
-    estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
-
-
-#: name -> callable(staged export folder) -> what that build measured
-ArenaProbes = Mapping[str, Callable[[Path], BuildProbe]]
 
 
 class BudgetError(AscError, ValueError):
@@ -185,14 +168,9 @@ def size_report(size: SizeFigures, model) -> str:
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
 
 
-def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
-               calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
-               qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
-               ram_budget: int | None = None, mcu_target: str | None = None,
-               compression: CompressionConfig | None = None, export_dir: Path | None = None,
-               dcase_year: int | str | None = DCASE_YEAR_AUTO, dcase_refuse: bool = True, log=print) -> ExportResult:
-    """Export ``run_dir``'s best model into ``export_dir`` (default ``run_dir/export``); returns
-    what config.json records.
+def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportConfig, log=print) -> ExportResult:
+    """Export ``run_dir``'s best model as ``config`` asks (:class:`~tflite_export.export_config.ExportConfig`)
+    into ``config.export_dir`` (default ``run_dir/export``); returns what config.json records.
 
     ``compression`` clusters, converts and LUT-compresses the weights
     (:mod:`tflite_export.compression`); the compressed model must decode to the uncompressed one
@@ -208,6 +186,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written, or, with
     ``dcase_refuse=False`` (the demo and the grid, which compare models), is a warning and the
     figures are recorded."""
+    budget, ram_budget, mcu_target, compression = config.budget, config.ram_budget, config.mcu_target, config.compression
     if mcu_target is not None:
         t = get_mcu_target(mcu_target)
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
@@ -216,17 +195,17 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
-    final = Path(export_dir) if export_dir is not None else run_dir / "export"
+    final = Path(config.export_dir) if config.export_dir is not None else run_dir / "export"
     inputs = (run_dir, Path(data_dir), Path(work_dir))
     artifacts.check_replaceable(final, stage="export", inputs=inputs)  # before any work
     check_replaces_own_export(final, run_dir)
     run = read_run_config(run_dir)
     norm, feat = run.normalization, run.features
     train_split = train_split_of_run(run.record)
-    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log, train_split=train_split)
+    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=config.workers, log=log, train_split=train_split)
     warn_if_other_training_data(run, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
     train_table = fs.table("train")
-    calib = stratified_sample(train_table, size=calibration_size, seed=seed)
+    calib = stratified_sample(train_table, size=config.calibration_size, seed=config.seed)
     raw = fs.features("train")
     calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     train_cfg = run.train
@@ -236,7 +215,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     keras_model = load_run_model(run_dir)
 
     path, qat_seconds, finetune_seconds, best_epoch = "ptq", 0.0, 0.0, None
-    if qat and compression is not None:
+    if config.qat and compression is not None:
         raise ConversionError("--qat and --compress cannot be combined: compression fine-tunes the clustered "
                               "model itself; choose one")
     if compression is not None:
@@ -244,20 +223,20 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()
         keras_model, best_epoch = cluster_finetune(keras_model, fs, norm, train_config=run.train,
-                                                   n_classes=len(run.labels), config=compression, seed=seed,
+                                                   n_classes=len(run.labels), config=compression, seed=config.seed,
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
-    if qat:
+    if config.qat:
         from tflite_export.qat import quantize_aware_finetune
 
         t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
-                                              epochs=qat_epochs, seed=seed, log=log)
+                                              epochs=config.qat_epochs, seed=config.seed, log=log)
         path, qat_seconds = "qat", time.perf_counter() - t0
-    year = resolve_dcase_year(dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
+    year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
                                                     windows_per_clip=windows.per_clip if windows else 1)
-    if dcase is not None and dcase_refuse:
+    if dcase is not None and config.dcase_refuse:
         check_dcase_limits(dcase)  # before any conversion, like the flash budget: nothing written
     elif dcase is not None and not dcase.within_limits:
         log(f"warning: {run_dir}: over DCASE {dcase.year}'s complexity limits ({'; '.join(dcase.over_limits)}); "
@@ -313,7 +292,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         latency_ms: dict[str, float] = {}  # microcontroller -> estimated ms per inference
         settings = settings_for(arena_needs)
         _write_c_sources(tmp, data, settings, quant, feat)
-        for name, probe in (arena_probes or {}).items():
+        for name, probe in (config.arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             measured = probe(tmp)
             arena_needs[name] = int(measured.arena_bytes)
@@ -353,11 +332,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
             tflite_sha256=artifacts.sha256_bytes(data), budget_bytes=budget,
             calibration=CalibrationRecord(
-                size=len(calib), requested=calibration_size, seed=seed,
+                size=len(calib), requested=config.calibration_size, seed=config.seed,
                 strata="scene_label x device of the training split",
                 file_list_sha256=artifacts.sha256_bytes(calib_out.to_csv(index=False).encode()),
                 scenes=int(calib["scene_label"].nunique()), devices=tuple(sorted(calib["device"].unique()))),
-            qat_epochs=qat_epochs if qat else 0,
+            qat_epochs=config.qat_epochs if config.qat else 0,
             input=InputTensorRecord(name=inp.name, shape=tuple(inp.shape), dtype="int8", mean=quant.mean,
                                     std=quant.std, scale=quant.scale, zero_point=quant.zero_point),
             output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],

@@ -280,16 +280,11 @@ KNOWN_CIRCLES = {
                         "function)",
 }
 KNOWN_FUNCTION_IMPORTS = {
-    "keras_asc": "artifacts.py 2, augment.py 5, dataset.py 1, errors.py 1, evaluation.py 3, parallel.py 2, synth.py 4",
-    "tflite_export": "arena.py 1, compression.py 7, export.py 5, export_result.py 5, qat.py 3",
     "firmware_harness": "bundle.py 2, firmware.py 9, from_audio.py 5, profile.py 8, program.py 1, runners.py 2, "
                         "third_party.py 1, validate.py 10, validation_report.py 1",
     "asc_cli": "grid_ray.py 11, main.py 52, pipeline.py 18",
 }
 KNOWN_WITHOUT_REASON = {
-    "keras_asc": "audio.py 1, augment.py 4, evaluation.py 4, features.py 2",
-    "tflite_export": "compression.py 10, convert.py 2, export.py 3, flatbuffer.py 1, frontend.py 1, qat.py 2, "
-                     "tflm_runtime.py 1",
     "firmware_harness": "profile.py 2, runners.py 1, validate.py 4",
     "asc_cli": "grid_ray.py 4, main.py 5, pipeline.py 1",
 }

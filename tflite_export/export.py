@@ -43,9 +43,12 @@ import time
 from pathlib import Path
 
 from keras_asc import artifacts
-from keras_asc.dataset import SCENE_LABELS, stratified_sample, train_split_of_run
+from keras_asc.dataset import SCENE_LABELS, dataset_layout, stratified_sample, train_split_of_run
 from keras_asc.errors import AscError
+from keras_asc.feature_cache import build_feature_cache
 from keras_asc.features import FeatureConfig, Normalization
+from keras_asc.layouts import LayoutError, layout_for_clip_seconds
+from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
@@ -62,6 +65,7 @@ from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model_shared, tensor_size_table)
 from tflite_export.input_quant import InputQuantization, quantize_input
+from tflite_export.qat import quantize_aware_finetune
 
 #: the C/C++ files an export writes for the firmware: generated (data only), then the fixed C++
 #: copied from tflite_export/cc/ (c_sources.STATIC_SOURCE_FILES); every .cc is compiled
@@ -107,7 +111,7 @@ def dcase_figures(keras_model, *, year: int, windows_per_clip: int = 1, clip_sec
                   ) -> DcaseComplexity:
     """``keras_model``'s complexity under DCASE ``year``'s rules: its parameters, and the MACs of
     ``windows_per_clip`` inferences per clip of ``clip_seconds`` per second of audio."""
-    from keras_asc.models import count_macs, nonzero_params, trainable_params
+    from keras_asc.models import count_macs, nonzero_params, trainable_params  # heavy: imports tf_keras
 
     return dcase_complexity(year=year, trainable_params=trainable_params(keras_model),
                             nonzero_params=nonzero_params(keras_model),
@@ -120,8 +124,6 @@ def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_sec
     be told)."""
     if dcase_year != DCASE_YEAR_AUTO:
         return None if dcase_year is None else int(dcase_year)
-    from keras_asc.dataset import dataset_layout
-    from keras_asc.layouts import LayoutError, layout_for_clip_seconds
 
     try:
         return dataset_layout(data_dir).default_dcase_year
@@ -132,7 +134,7 @@ def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_sec
 def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int,
                  windows_per_clip: int = 1, clip_seconds: float = 10.0,
                  dcase: DcaseComplexity | None = None) -> SizeFigures:
-    from keras_asc.models import count_macs, nonzero_params, trainable_params
+    from keras_asc.models import count_macs, nonzero_params, trainable_params  # heavy: imports tf_keras
 
     weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
     nonzero = nonzero_params(keras_model)
@@ -186,13 +188,12 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written, or, with
     ``dcase_refuse=False`` (the demo and the grid, which compare models), is a warning and the
     figures are recorded."""
-    budget, ram_budget, mcu_target, compression = config.budget, config.ram_budget, config.mcu_target, config.compression
+    budget, ram_budget, mcu_target = config.budget, config.ram_budget, config.mcu_target  # lowered by mcu_target
+    compression = config.compression
     if mcu_target is not None:
         t = get_mcu_target(mcu_target)
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
         ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
-    from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
     final = Path(config.export_dir) if config.export_dir is not None else run_dir / "export"
@@ -212,7 +213,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     windows = train_cfg.windows(feat.n_frames)
     if windows is not None:  # every window of the calibration clips, as the firmware will see them
         calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
-    keras_model = load_run_model(run_dir)
+    keras_model = load_run_model(run_dir, run=run)
 
     path, qat_seconds, finetune_seconds, best_epoch = "ptq", 0.0, 0.0, None
     if config.qat and compression is not None:
@@ -227,8 +228,6 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
     if config.qat:
-        from tflite_export.qat import quantize_aware_finetune
-
         t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
                                               epochs=config.qat_epochs, seed=config.seed, log=log)
@@ -247,16 +246,17 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     data = convert_int8(keras_model, calib_x,
                         per_channel_weights=compression is None or compression.per_channel)
     convert_seconds = time.perf_counter() - t0
-    uncompressed, compressed_record = data, None
+    # the flatbuffer is parsed once per content here, and the parsed model handed to every check
+    uncompressed, uncompressed_model, compressed_record = data, read_model_shared(data), None
     if compression is not None:
-        calib_quant = input_quantization(read_model_shared(data), norm)
+        calib_quant = input_quantization(uncompressed_model, norm)
         calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=calib_quant)
         if windows is not None:
             calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
         data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
                                                  arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
                                                  finetune_best_epoch=best_epoch, log=log)
-    model = read_model_shared(data)
+    model = uncompressed_model if compressed_record is None else read_model_shared(data)
     check_int8_model(model)
     check_budget(data, budget, model)
     (inp,), (out,) = io_tensors(model)
@@ -271,11 +271,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
             artifacts.atomic_write_bytes(tmp / UNCOMPRESSED_MODEL, uncompressed)
             keras_model.save(tmp / FLOAT_MODEL)
         log("export: measuring the TFLM tensor arena")
-        arena = measure_arena(tmp / "model.tflite")
+        arena = measure_arena(tmp / "model.tflite", model=model)
         if compressed_record is not None:  # the decoded weights' share of the arena
             compressed_record = dataclasses.replace(
                 compressed_record, arena_bytes=arena.min_bytes,
-                uncompressed_arena_bytes=measure_arena(tmp / UNCOMPRESSED_MODEL).min_bytes)
+                uncompressed_arena_bytes=measure_arena(tmp / UNCOMPRESSED_MODEL, model=uncompressed_model).min_bytes)
 
         def settings_for(needs: dict[str, int]) -> c_sources.ModelSettings:
             need = max(needs.values())
@@ -325,7 +325,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
         artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + compression_text
                                     + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash),
                                                   latency_ms=latency_ms if latency_ms else None))
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
         result = ExportResult(
             quantization_path=path, source_run=os.path.relpath(run_dir.resolve(), final.resolve()),

@@ -43,13 +43,13 @@ import time
 from pathlib import Path
 
 from keras_asc import artifacts
-from keras_asc.dataset import SCENE_LABELS, dataset_layout, stratified_sample, train_split_of_run
+from keras_asc.calibration import calibration_set
+from keras_asc.dataset import SCENE_LABELS, dataset_layout, train_split_of_run
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import build_feature_cache
 from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.layouts import LayoutError, layout_for_clip_seconds
 from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
-from keras_asc.windows import split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.compression import cluster_finetune, compress_model, compression_report
@@ -205,14 +205,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     train_split = train_split_of_run(run.record)
     fs = build_feature_cache(data_dir, work_dir, config=feat, workers=config.workers, log=log, train_split=train_split)
     warn_if_other_training_data(run, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
-    train_table = fs.table("train")
-    calib = stratified_sample(train_table, size=config.calibration_size, seed=config.seed)
-    raw = fs.features("train")
-    calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     train_cfg = run.train
     windows = train_cfg.windows(feat.n_frames)
-    if windows is not None:  # every window of the calibration clips, as the firmware will see them
-        calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
+    # every window of the calibration clips, as the firmware will see them
+    calibration = calibration_set(fs, size=config.calibration_size, seed=config.seed, windows=windows)
+    calib, calib_x = calibration.clips, calibration.inputs(norm)
     keras_model = load_run_model(run_dir, run=run)
 
     path, qat_seconds, finetune_seconds, best_epoch = "ptq", 0.0, 0.0, None
@@ -250,9 +247,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     uncompressed, uncompressed_model, compressed_record = data, read_model_shared(data), None
     if compression is not None:
         calib_quant = input_quantization(uncompressed_model, norm)
-        calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=calib_quant)
-        if windows is not None:
-            calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
+        calib_int8 = calibration.split(quantize_input(calibration.features, quant=calib_quant))
         data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
                                                  arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
                                                  finetune_best_epoch=best_epoch, log=log)

@@ -31,6 +31,7 @@ from firmware_harness.validation.export_validation import compare_runtimes
 from firmware_harness.validation.report import Agreement, ArenaCheck, ClipDivergence, Throughput, litert_section
 from firmware_harness.validation.runners import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE
 from keras_asc import artifacts, records
+from keras_asc.parallel import DEFAULT_WORKERS
 from tflite_export.arena import measure_arena, recommended_arena
 
 
@@ -70,7 +71,7 @@ def read_model_validation_report(folder: Path) -> ModelValidationReport:
 
 
 def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
-                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = 2,
+                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = DEFAULT_WORKERS,
                    log=print) -> ModelValidationReport:
     """Validate any int8 .tflite on its int8 inputs (:func:`load_inputs`; ``random_count`` defaults
     to :data:`DEFAULT_RANDOM_INPUTS` when no ``inputs_path`` is given) and write the reports into

@@ -1,4 +1,4 @@
-"""Any int8 .tflite without an export folder (``firmware_harness.any_model``): the two MLPerf Tiny
+"""Any int8 .tflite without an export folder (``firmware_harness.model_file`` and its rooms): the two MLPerf Tiny
 reference models validate (TFLM against LiteRT, every disagreement localized and explained) and run
 bit-exact in the firmware; what the harness cannot run is refused by name; the generated op
 resolver registers exactly the model's operators.

@@ -27,6 +27,7 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 
 
 from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
+from asc_cli.commands.board import add_board_parser  # noqa: E402
 
 
 EXIT_USER_ERROR = 1
@@ -1057,6 +1058,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--storage", default=None, metavar="PATH|URI",
                    help="Ray Tune's storage_path for its experiment records (default OUT/ray_results)")
     s.set_defaults(func=cmd_grid)
+    add_board_parser(sub)
     return p
 
 

@@ -172,13 +172,13 @@ def _usage(board: Board, elf: Path, prefix: str) -> tuple[dict[str, int], tuple[
 def build_board_image(export_dir: Path, *, board: str, out_dir: Path | None = None,
                       third_party_dir: Path | None = None, log=print) -> BoardImage:
     """``asc board build``: link the image of ``export_dir`` for ``board`` and write it to ``out_dir``
-    (default ``EXPORT_DIR/board/<board>``) with its ``.bin``, ``.hex`` and ``board_build.json``."""
+    (default ``EXPORT_DIR/board/<board>/image``) with its ``.bin``, ``.hex`` and ``board_build.json``."""
     from firmware_harness.validate import load_checked_export
 
     t0 = time.perf_counter()
     b = get_board(board)
     export_dir = Path(export_dir)
-    out_dir = Path(out_dir) if out_dir else export_dir / "board" / b.name
+    out_dir = Path(out_dir) if out_dir else export_dir / "board" / b.name / "image"
     artifacts.check_replaceable(out_dir, stage=STAGE, inputs=(export_dir,))
     _, exp, _ = load_checked_export(export_dir / "model.tflite", log=log)
     tp = third_party.locate_third_party(third_party_dir, log=log)

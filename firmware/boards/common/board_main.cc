@@ -48,7 +48,7 @@ constexpr int kWholeClip[1] = {0};
 const int* const kStarts = kWholeClip;
 #endif
 FrontEnd frontend;
-constexpr int kPcmBufferBytes = 2040;  // one PCM chunk: 1,020 16-bit or 680 24-bit samples
+constexpr int kPcmBufferBytes = 8160;  // one PCM chunk: 4,080 16-bit or 2,720 24-bit samples
 alignas(4) uint8_t pcm_buffer[kPcmBufferBytes];
 #else
 constexpr int kWindowsPerClip = 1;
@@ -303,6 +303,8 @@ void OnFrame(int frame, void*) {
       Put("]");
       EndLine();
     }
+    // before Invoke: TFLM may reuse the input tensor's memory for later tensors
+    const uint32_t input_crc = Crc32(0, reinterpret_cast<const uint8_t*>(Input()), static_cast<int>(InputBytes()));
     uint32_t cycles = 0;
     if (!Invoke(&cycles)) {
       clip.ok = false;
@@ -315,7 +317,7 @@ void OnFrame(int frame, void*) {
     Put("m-window-[");
     PutUnsigned(static_cast<uint32_t>(clip.next_window));
     Put("]-[");
-    PutHex32(Crc32(0, reinterpret_cast<const uint8_t*>(Input()), static_cast<int>(InputBytes())));
+    PutHex32(input_crc);
     Put("]-[");
     PutHex(Output(), static_cast<int>(OutputBytes()));
     Put("]-[");

@@ -22,11 +22,16 @@ DEFAULT_BAUD = 115200
 DEFAULT_TIMEOUT = 30.0  # seconds without a byte from the board before it is declared silent
 MAX_LINE = 1 << 16  # longest line the board sends (a dumped input in hex is 2 x input bytes)
 MAX_LINES = 4096  # lines of one answer: more is a runaway board
+SYNC_RETRY = 2.0  # seconds of silence before name% is sent again while connecting
 _FIELDS = re.compile(r"\[([^\]]*)\]")
 
 
 class BoardError(FirmwareError):
     """The board or the wire failed; the message names the clip and the byte counts."""
+
+
+class _Silent(BoardError):
+    """The board sent nothing for the allowed time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +129,10 @@ class BoardLink:
         self.sent += len(data)
         self.total_sent += len(data)
 
-    def _line(self) -> str:
-        """The next line, without CR LF; bounded by ``timeout`` of silence."""
+    def _line(self, *, silence: float | None = None, boot_ok: bool = False) -> str:
+        """The next line, without CR LF; bounded by ``silence`` (default ``timeout``) seconds of silence.
+        An ``m-boot`` line (the board reset) raises unless ``boot_ok``."""
+        silence = self.timeout if silence is None else silence
         last = time.monotonic()
         while b"\r\n" not in self._buffer:
             if len(self._buffer) > MAX_LINE:
@@ -141,15 +148,15 @@ class BoardLink:
                 self.received += len(data)
                 self.total_received += len(data)
                 last = time.monotonic()
-            elif time.monotonic() - last > self.timeout:
+            elif time.monotonic() - last > silence:
                 partial = f"; unfinished line {self._buffer[:80]!r}" if self._buffer else ""
-                raise self._fail(f"the board sent nothing for {self.timeout:g} s{partial}")
+                raise _Silent(str(self._fail(f"the board sent nothing for {silence:g} s{partial}")))
         line, self._buffer = self._buffer.split(b"\r\n", 1)
         text = line.decode("latin-1")
         if not text.startswith("m-"):
             raise self._fail(f"the board sent {text[:120]!r}, which is not a protocol line (m-...): wrong baud rate, "
                              "another program on the port, or the board's own error message")
-        if text.startswith("m-boot-"):
+        if text.startswith("m-boot-") and not boot_ok:
             raise self._fail(f"the board reset ({text}) in the middle of the run")
         return text
 
@@ -178,26 +185,29 @@ class BoardLink:
         return lines
 
     def sync(self) -> str:
-        """Wait for the board: drop what it sent before (a boot banner), ask its name."""
+        """Wait for the board and ask its name; returns it. A board that is still starting drops what
+        it is sent before its UART is on, so ``name%`` is sent again after its ``m-boot`` banner and
+        after every :data:`SYNC_RETRY` seconds of silence, until ``timeout`` has passed."""
         self._buffer = b""
-        try:
-            self._ser.reset_input_buffer()
-        except Exception:  # socket:// URLs: nothing buffered beyond what read() returns
-            pass
         self._command, self.sent, self.received = "name", 0, 0
-        self._write(b"name%")
+        deadline = time.monotonic() + self.timeout
         while True:
+            self._write(b"name%")
             try:
-                line = self._line()
-            except BoardError as e:
-                if "m-boot-" in str(e):  # the banner of a board that has just started
-                    continue
-                raise
-            if line.startswith("m-name-dut-"):
-                name = fields(line)[0]
-                if self._line() != "m-ready":
-                    raise self._fail("no m-ready after the name")
-                return name
+                while True:
+                    line = self._line(silence=min(SYNC_RETRY, self.timeout), boot_ok=True)
+                    if line.startswith("m-boot-"):
+                        break  # it has just started: ask again
+                    if line.startswith("m-name-dut-"):
+                        name = fields(line)[0]
+                        if self._line() != "m-ready":
+                            raise self._fail("no m-ready after the name")
+                        return name
+            except _Silent as e:
+                if time.monotonic() > deadline:
+                    raise BoardError(f"{e.args[0]}; no answer to name% within {self.timeout:g} s: is the board "
+                                     "flashed with `asc board build`'s image, powered, and on this port at this baud "
+                                     "rate?") from None
 
     def profile(self) -> BoardProfile:
         info = {}

@@ -1,0 +1,168 @@
+"""asc board on an emulated STM32F405 (QEMU netduinoplus2) and the boards' real memory maps: a windowed
+export's image runs bit-exact from log-mel and from PCM over the UART, the NUCLEO-L4R5ZI image links,
+a whole-clip model is refused by the STM32F407's 128 KiB of RAM with the bytes over, and the board
+itself reports a block that stops coming.
+
+The dataset has 0.6-s clips: QEMU 7.2 delivers bytes to the emulated USART at a few kB/s (docs/board.md,
+"Throughput"), and PCM is 132 kB per second of audio."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware_harness import third_party
+from firmware_harness.board.boards import get_board
+from firmware_harness.board.build import ImageTooLarge, build_board_image, link_image
+from firmware_harness.board.qemu import qemu_board
+from firmware_harness.board.run import run_board
+from firmware_harness.third_party import FirmwareError
+from tests.conftest import TINY_TRAIN
+
+pytestmark = pytest.mark.slow
+QUIET = dict(log=lambda *_: None)
+CLIP_SECONDS = 0.6  # 18 frames: two windows of 14 (0 and 4)
+CLIPS = 10
+TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-objcopy", "arm-none-eabi-size", "qemu-system-arm")
+
+
+def require_board_tools() -> None:
+    """Skip when the Arm toolchain, QEMU or the pinned archives are missing; fail instead when CI=true."""
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    try:
+        third_party.locate_third_party(log=lambda *_: None)
+    except FirmwareError as e:
+        missing.append(str(e))
+    if missing:
+        why = f"asc board needs {missing} (Debian: gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def short_clips(tmp_path_factory):
+    """A tiny generated dataset of 0.6-s clips, its features, and a ResNet11 (width 0.25) trained on
+    14-frame windows and exported: (data, work, export)."""
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.features import FeatureConfig
+    from keras_asc.synth import make_dataset
+    from keras_asc.training import TrainConfig, train
+    from tflite_export.export import export_run
+
+    require_board_tools()
+    root = tmp_path_factory.mktemp("board")
+    data = make_dataset(root / "data", size="tiny", seed=0, clip_seconds=CLIP_SECONDS, workers=1, **QUIET)
+    fs = build_feature_cache(data, root / "work", config=FeatureConfig.seed(clip_seconds=CLIP_SECONDS), workers=1,
+                             **QUIET)
+    run = root / "run"
+    train(fs, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 6}, window_frames=14), **QUIET)
+    export_run(run, data, root / "work", calibration_size=40, arena_probes={}, **QUIET)
+    return data, root / "work", run / "export"
+
+
+def _qemu_processes_running(elf: Path) -> list[int]:
+    """Processes whose command line names ``elf`` (this test's own image: no other helper's QEMU)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(elf).encode() in cmd:
+            found.append(int(pid))
+    return found
+
+
+def test_stm32f407_image_runs_bit_exact_on_netduinoplus2_from_log_mel_and_from_pcm(short_clips, tmp_path):
+    data, work, export = short_clips
+    image = build_board_image(export, board="stm32f407", out_dir=tmp_path / "image", **QUIET)
+    elf = Path(image.elf)
+    assert elf.is_file() and elf.with_suffix(".bin").is_file() and elf.with_suffix(".hex").is_file()
+    try:
+        with qemu_board(get_board("stm32f407"), elf) as url:
+            report = run_board(export, data, work, board="stm32f407", port=url, clips=CLIPS, out_dir=tmp_path / "run",
+                               timeout=60, workers=1, **QUIET)
+    finally:
+        assert _qemu_processes_running(elf) == []
+    assert report.passed, report.failures
+    logmel, pcm = report.paths
+    assert (logmel.path, logmel.clips, logmel.identical) == ("log-mel", CLIPS, CLIPS)
+    assert (pcm.path, pcm.clips, pcm.identical, pcm.decisions_identical) == ("pcm", CLIPS, CLIPS, CLIPS)
+    assert logmel.inferences == pcm.inferences == CLIPS * report.profile.windows
+
+
+def test_the_emulator_report_says_cycles_are_not_measured(short_clips, tmp_path):
+    data, work, export = short_clips
+    image = build_board_image(export, board="stm32f407", out_dir=tmp_path / "image", **QUIET)
+    with qemu_board(get_board("stm32f407"), Path(image.elf)) as url:
+        report = run_board(export, data, work, board="stm32f407", port=url, clips=1, out_dir=tmp_path / "run",
+                           from_audio=False, timeout=60, workers=1, **QUIET)
+    assert not report.profile.cycles_measured
+    assert report.cycles_per_inference is None and report.ms_per_inference is None and report.operators == ()
+    md = (tmp_path / "run" / "board_report.md").read_text()
+    assert "per inference on the board: not measured" in md and "per operator: not measured" in md
+    # QEMU models no clock tree: the board falls back to its reset clock and says which
+    assert report.profile.clock_hz == 16_000_000 and "reset clock" in report.profile.clock_note
+
+
+def test_the_board_reports_a_block_that_stops_coming(short_clips, tmp_path):
+    _, _, export = short_clips
+    image = build_board_image(export, board="stm32f407", out_dir=tmp_path / "image", **QUIET)
+    with qemu_board(get_board("stm32f407"), Path(image.elf)) as url:
+        host, port = url.removeprefix("socket://").split(":")
+        with socket.create_connection((host, int(port)), timeout=120) as s:
+            answer = b""
+            deadline = time.monotonic() + 120
+            while b"m-name-dut" not in answer and time.monotonic() < deadline:  # the board may still be starting
+                s.sendall(b"name%")
+                time.sleep(1)
+                s.settimeout(1)
+                try:
+                    answer += s.recv(4096)
+                except socket.timeout:
+                    pass
+            s.settimeout(120)
+            n = 128 * 14
+            s.sendall(f"bin {n} {zlib.crc32(bytes(n)):08x}%".encode() + bytes(600))  # 600 of the 1,792 bytes
+            answer = b""
+            while b"m-ready" not in answer:
+                answer += s.recv(4096)
+    assert b"m-error-[input: timeout after byte 600 of 1792]" in answer
+
+
+def test_nucleo_l4r5zi_image_links_into_its_chip_map(short_clips, tmp_path):
+    _, _, export = short_clips
+    image = build_board_image(export, board="nucleo-l4r5zi", out_dir=tmp_path / "image", **QUIET)
+    regions = {r.region: r for r in image.regions}
+    assert (regions["FLASH"].origin, regions["FLASH"].length) == (0x08000000, 2048 * 1024)
+    assert (regions["RAM"].origin, regions["RAM"].length) == (0x20000000, 640 * 1024)
+    assert 0 < regions["RAM"].used <= regions["RAM"].length and Path(image.hex).is_file()
+
+
+def test_a_whole_clip_model_is_refused_by_the_stm32f407_link_with_the_bytes_over(tmp_path):
+    """Full-width ResNet11 on a whole 10-s clip (128 x 288): its arena alone is far above 128 KiB."""
+    from firmware_harness.any_model import prepare_model_sources
+    from keras_asc.models import build_model
+    from tflite_export.convert import convert_int8
+
+    require_board_tools()
+    model = build_model("resnet11", (128, 288, 1))
+    calibration = np.random.default_rng(0).normal(size=(4, 128, 288, 1)).astype(np.float32)
+    (tmp_path / "whole.tflite").write_bytes(convert_int8(model, calibration))
+    prepared = prepare_model_sources(tmp_path / "whole.tflite", tmp_path / "sources", **QUIET)
+    arena = int(next(line.split("=")[1].strip(" ;") for line in (tmp_path / "sources" / "model_settings.h")
+                     .read_text().splitlines() if "constexpr int kTensorArenaSize" in line))
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(log=lambda *_: None), **QUIET)
+    with pytest.raises(ImageTooLarge) as e:
+        link_image(get_board("stm32f407"), prepared.folder, tmp_path / "link", tree=tree, **QUIET)
+    msg = str(e.value)
+    assert "region RAM (131,072 bytes at 0x20000000) overflowed by" in msg
+    over = int(msg.split("overflowed by ")[1].split(" bytes")[0].replace(",", ""))
+    assert over >= arena - 128 * 1024  # the arena alone is this much over; the rest of RAM adds to it

@@ -12,7 +12,8 @@
 // then /1 after at least 1 us. Every ready flag is polled a bounded number of times; when one never
 // comes, the chip stays on MSI 4 MHz and BoardInfo says so.
 //
-// LPUART1 on PG7 (TX) / PG8 (RX), alternate function 8 (DS12023 "Alternate function" table), is
+// LPUART1 (FIFO-capable on the L4+: its status bits are TXE_TXFNF and RXNE_RXFNE; the FIFO stays off)
+// on PG7 (TX) / PG8 (RX), alternate function 8 (DS12023 "Alternate function" table), is
 // the ST-LINK/V2-1 virtual COM port of the NUCLEO-144 board (UM2179, "Virtual COM port"); port G
 // is powered from VDDIO2, which PWR_CR2 IOSV declares valid (RM0432 5.1.3).
 #include "stm32l4xx.h"
@@ -85,7 +86,7 @@ void BoardInit(BoardInfo* info) {
 void BoardUartWrite(const void* data, size_t n) {
   const uint8_t* p = (const uint8_t*)data;
   for (size_t k = 0; k < n; ++k) {
-    for (uint32_t i = 0; i < ASC_TX_POLLS && !(LPUART1->ISR & USART_ISR_TXE); ++i) {
+    for (uint32_t i = 0; i < ASC_TX_POLLS && !(LPUART1->ISR & USART_ISR_TXE_TXFNF); ++i) {
     }
     LPUART1->TDR = p[k];
   }
@@ -98,7 +99,7 @@ int BoardUartRead(uint32_t max_polls) {
       LPUART1->ICR = USART_ICR_ORECF;
       return -2;  // a byte was lost (receiver overrun)
     }
-    if (isr & USART_ISR_RXNE) return (int)(LPUART1->RDR & 0xFFu);
+    if (isr & USART_ISR_RXNE_RXFNE) return (int)(LPUART1->RDR & 0xFFu);
   }
   return -1;
 }

@@ -212,10 +212,3 @@ def format_image(image: BoardImage) -> str:
     lines.append(f"  RAM includes the board's heap ({image.heap_bytes:,d} B) and stack ({image.stack_bytes:,d} B) "
                  "reserved by the linker script")
     return "\n".join(lines)
-
-
-def region(image_regions: tuple[RegionUse, ...], name: str) -> RegionUse:
-    return next(r for r in image_regions if r.region == name)
-
-
-__all__ = ["BoardImage", "ImageTooLarge", "Region", "RegionUse", "build_board_image", "link_image", "read_board_image"]

@@ -155,9 +155,9 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
                       workers=workers)  # (inferences, mels, frames, 1) int8
     expected = expected.reshape(len(expected), -1)
     wavs = None
-    if from_audio:
-        wavs = dataset_audio(data_dir, table)
-        check_audio_files([wavs[r] for r in rows], sample_rate=exp.features.sample_rate)
+    if from_audio:  # the sampled clips' files, checked by content against their features
+        wavs = dataset_audio(data_dir, table.iloc[rows])
+        check_audio_files(wavs, sample_rate=exp.features.sample_rate)
     names = [str(table["filename"].iloc[r]) for r in rows]
     with BoardLink(port, baud=baud, timeout=timeout) as link:
         link.sync()
@@ -227,7 +227,7 @@ def _pcm_path(link: BoardLink, prof: BoardProfile, wavs, rows, names, expected, 
     first = None
     for c, name in enumerate(names):
         link.context = f"clip {name} (evaluate index {rows[c]}), from PCM"
-        pcm, width = wav_pcm(wavs[rows[c]])
+        pcm, width = wav_pcm(wavs[c])
         run = link.clip_from_pcm(pcm, bytes_per_sample=width, chunk_bytes=prof.pcm_max_bytes, windows=k,
                                  output_bytes=prof.output_bytes)
         want_crc = [zlib.crc32(expected[c * k + w].tobytes()) for w in range(k)]

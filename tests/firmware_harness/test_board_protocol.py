@@ -191,3 +191,27 @@ def test_the_profile_answer_parses_and_a_missing_cycle_counter_is_none(board):
         link.sync()
         p = link.profile()
     assert (p.clock_hz, p.cycles_measured, p.windows, p.model_crc32) == (16_000_000, False, 21, 0x0BADF00D)
+
+
+def test_the_boards_regions_are_the_chips(tmp_path):
+    from firmware_harness.board.boards import get_board
+
+    f4 = {r.name: (r.origin, r.length) for r in get_board("stm32f407").regions()}
+    l4 = {r.name: (r.origin, r.length) for r in get_board("nucleo-l4r5zi").regions()}
+    # RM0090 / RM0432 memory maps: what the linker scripts must enforce (no QEMU-sized 192 KiB or 4 MiB)
+    assert f4["FLASH"] == (0x08000000, 1024 * 1024) and f4["RAM"] == (0x20000000, 128 * 1024)
+    assert l4["FLASH"] == (0x08000000, 2048 * 1024) and l4["RAM"] == (0x20000000, 640 * 1024)
+
+
+def test_flash_without_a_probe_tool_says_so_and_prints_the_command(tmp_path, monkeypatch, capsys):
+    from asc_cli.main import main
+
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "asc_board.elf").write_bytes(b"\x7fELF")
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither pyocd nor openocd
+    status = main(["board", "flash", str(tmp_path / "export"), "--board", "stm32f407", "--image", str(image)])
+    err = capsys.readouterr().err
+    assert status == 1 and "no flashing tool installed" in err
+    assert f"pyocd flash -t stm32f407vg {image / 'asc_board.hex'}" in err
+    assert f"openocd -f board/stm32f4discovery.cfg -c 'program {image / 'asc_board.elf'} verify reset exit'" in err

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from firmware_harness import program as fw_program
 from firmware_harness import third_party, tflm_build
-from firmware_harness.board.boards import COMMON_DIR, Board, Region, device_files, get_board
+from firmware_harness.board.boards import COMMON_DIR, Board, device_files, get_board
 from firmware_harness.targets import C_FLAGS, get_target
 from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records

@@ -34,7 +34,6 @@ import numpy as np
 
 from firmware_harness.board.boards import get_board
 from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT, BoardError, BoardLink, BoardProfile
-from firmware_harness.third_party import FirmwareError
 from keras_asc import artifacts, records
 
 STAGE = "board-run"

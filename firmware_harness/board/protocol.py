@@ -15,6 +15,8 @@ import re
 import time
 import zlib
 
+import serial as pyserial
+
 from firmware_harness.third_party import FirmwareError
 
 PROTOCOL = "asc-board/1"
@@ -93,8 +95,6 @@ class BoardLink:
 
     def __init__(self, port: str, *, baud: int = DEFAULT_BAUD, timeout: float = DEFAULT_TIMEOUT, serial=None):
         if serial is None:
-            import serial as pyserial  # the board extra: only asc board needs it
-
             try:
                 serial = pyserial.serial_for_url(port, baudrate=baud, timeout=0.05, write_timeout=timeout)
             except (pyserial.SerialException, ValueError, OSError) as e:

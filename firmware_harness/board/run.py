@@ -141,24 +141,25 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
     inputs = (Path(data_dir), Path(work_dir))
     artifacts.check_replaceable(out_dir, stage=STAGE, inputs=inputs)
     model, exp, quant = load_checked_export(export_dir / "model.tflite", log=log)
-    fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log,
-                             train_split=exp.train_split)
-    table = fs.table("evaluate")
-    rows = _sample(table, clips=clips)
-    k = exp.windows.per_clip if exp.windows else 1
-    expected = quantize_features(fs.features("evaluate")[rows] if len(rows) < len(table) else fs.features("evaluate"),
-                                 quant=quant)
-    if exp.windows is not None:
-        expected = split_windows(expected, window=exp.windows.frames, hop=exp.windows.hop)
-    truth = TflmTruth(model, expected, arena=max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes),
-                      workers=workers)  # (inferences, mels, frames, 1) int8
-    expected = expected.reshape(len(expected), -1)
-    wavs = None
-    if from_audio:  # the sampled clips' files, checked by content against their features
-        wavs = dataset_audio(data_dir, table.iloc[rows])
-        check_audio_files(wavs, sample_rate=exp.features.sample_rate)
-    names = [str(table["filename"].iloc[r]) for r in rows]
-    with BoardLink(port, baud=baud, timeout=timeout) as link:
+    link = BoardLink(port, baud=baud, timeout=timeout)  # a port that cannot be opened is refused before any work
+    with link:
+        fs = build_feature_cache(data_dir, work_dir, config=exp.features, workers=workers, log=log,
+                                 train_split=exp.train_split)
+        table = fs.table("evaluate")
+        rows = _sample(table, clips=clips)
+        k = exp.windows.per_clip if exp.windows else 1
+        logmel = fs.features("evaluate")  # memory-mapped: only the sampled rows are read
+        expected = quantize_features(logmel[rows] if len(rows) < len(table) else logmel, quant=quant)
+        if exp.windows is not None:
+            expected = split_windows(expected, window=exp.windows.frames, hop=exp.windows.hop)
+        truth = TflmTruth(model, expected, arena=max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes),
+                          workers=workers)  # (inferences, mels, frames, 1) int8
+        expected = expected.reshape(len(expected), -1)
+        wavs = None
+        if from_audio:  # the sampled clips' files, checked by content against their features
+            wavs = dataset_audio(data_dir, table.iloc[rows])
+            check_audio_files(wavs, sample_rate=exp.features.sample_rate)
+        names = [str(table["filename"].iloc[r]) for r in rows]
         link.sync()
         prof = link.profile()
         if prof.model_crc32 != zlib.crc32(model):
@@ -277,8 +278,12 @@ def format_board_report(r: BoardRunReport) -> str:
             lines += ["", f"First difference ({x.path}): clip {d['clip']} window {d['window']}: "
                           f"{d['elements_differing']} element(s), up to {d['max_abs_diff_lsb']} LSB; {d['operator']}"]
     measured = "measured" if r.ms_per_inference is not None else NOT_MEASURED
+    per_inference = (f"{r.ms_per_inference:.3f} ms ({r.cycles_per_inference:,.0f} cycles, DWT CYCCNT)"
+                     if r.ms_per_inference is not None else
+                     f"{NOT_MEASURED} (the DWT cycle counter does not advance on this board: an emulator has no "
+                     "cycle timing)")
     lines += ["", "## Time", "",
-              f"- per inference on the board: {f'{r.ms_per_inference:.3f} ms ({r.cycles_per_inference:,.0f} cycles, DWT CYCCNT)' if r.ms_per_inference is not None else NOT_MEASURED + ' (the DWT cycle counter does not advance on this board: an emulator has no cycle timing)'}",
+              f"- per inference on the board: {per_inference}",
               f"- estimate: {f'{r.estimated_ms_per_inference:.3f} ms' if r.estimated_ms_per_inference is not None else '-'} "
               f"({r.estimate_note})"
               + (f"; measured is {r.estimate_error_percent:+.1f} % from it" if r.estimate_error_percent is not None else ""),

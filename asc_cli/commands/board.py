@@ -9,18 +9,18 @@ from pathlib import Path
 
 from firmware_harness.board.boards import BOARDS, get_board
 from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT
-from firmware_harness.board.run import DEFAULT_CLIPS
+from firmware_harness.board.run import DEFAULT_CLIPS, DEFAULT_PCM_CLIPS
 from firmware_harness.third_party import FirmwareError
 
 FLASH_SECONDS = 120  # bound on a flashing tool's run
 
 
-def _clips(value: str):
+def _clips(value: str, *, least: int = 1):
     if value == "all":
         return "all"
-    n = int(value) if value.isdigit() else 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--clips takes a positive whole number or 'all', got {value!r}")
+    n = int(value) if value.isdigit() else -1
+    if n < least:
+        raise argparse.ArgumentTypeError(f"a whole number from {least}, or 'all'; got {value!r}")
     return n
 
 
@@ -68,7 +68,9 @@ def add_board_parser(subparsers) -> None:
     s.add_argument("--baud", type=_positive(int), default=DEFAULT_BAUD, help=f"default {DEFAULT_BAUD} (the image's)")
     s.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT,
                    help=f"seconds of silence before the board is declared lost (default {DEFAULT_TIMEOUT:g})")
-    s.add_argument("--no-pcm", action="store_true", help="only the log-mel path (no PCM through the board's front end)")
+    s.add_argument("--pcm-clips", type=lambda v: _clips(v, least=0), default=DEFAULT_PCM_CLIPS,
+                   help=f"of those, a stratified sample also sent as PCM through the board's front end (default "
+                        f"{DEFAULT_PCM_CLIPS}: 1.3 MB per 10-s clip, about 2 minutes each at 115200 baud), 0 or 'all'")
     s.add_argument("--out", default=None, help="report folder (default EXPORT/board/BOARD/run)")
     s.add_argument("--workers", type=_positive(int), default=2, help="processes for TFLM Python's truth (default 2)")
     p.set_defaults(func=cmd_board)
@@ -120,7 +122,7 @@ def cmd_board(a: argparse.Namespace) -> None:
         cmd_flash(a)
     else:
         options = dict(board=a.board, clips=a.clips, out_dir=Path(a.out) if a.out else None, baud=a.baud,
-                       timeout=a.timeout, from_audio=not a.no_pcm, workers=a.workers)
+                       timeout=a.timeout, pcm_clips=a.pcm_clips, workers=a.workers)
         if a.port == "qemu":
             from firmware_harness.board.qemu import qemu_board
 

@@ -1,7 +1,8 @@
 """``asc board run``: the export's evaluate clips through the board over its UART, bit for bit
 against TFLM's Python runtime, from log-mel and from PCM.
 
-For a stratified (scene x device) sample of evaluate clips (``clips``, or "all"):
+For a stratified (scene x device) sample of evaluate clips (``clips``, or "all"), and a stratified
+sample of those (``pcm_clips``) from PCM (1.3 MB per 10-s clip: about 2 minutes at 115200 baud):
 
 * **from log-mel**: each inference's int8 input (the Python formula on the training features,
   per window of a windowed model) is sent as one binary block (``bin``), run (``infer 1 0``),
@@ -37,7 +38,8 @@ from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT, Board
 from keras_asc import artifacts, records
 
 STAGE = "board-run"
-DEFAULT_CLIPS = 10
+DEFAULT_CLIPS = 10  # from log-mel: 21 windows of 1,792 bytes each, about 53 s per 10 demo clips at 115200 baud
+DEFAULT_PCM_CLIPS = 2  # from PCM: 1.3 MB per 10-s clip, about 2 minutes each at 115200 baud
 NOT_MEASURED = "not measured"
 
 
@@ -104,8 +106,38 @@ def wav_pcm(path: Path) -> tuple[bytes, int]:
 def _difference(path: str, clip: str, index: int, window: int, got: np.ndarray, want: np.ndarray) -> dict:
     d = np.abs(got.astype(int) - want.astype(int))
     return {"path": path, "clip": clip, "index": index, "window": window, "elements_differing": int((d > 0).sum()),
-            "max_abs_diff_lsb": int(d.max()), "board": got.tolist(), "tflm_python": want.tolist(),
-            "operator": "not localized: the board sends no tensor dump (run asc firmware for the operator)"}
+            "max_abs_diff_lsb": int(d.max()), "board": got.tolist(), "tflm_python": want.tolist()}
+
+
+def localize_on_emulator(board_name: str, export_dir: Path, model: bytes, x: np.ndarray, *, arena: int,
+                         log=print) -> dict:
+    """Where the board's first differing inference goes wrong, as far as the host can tell: the same input
+    ``x`` (input elements,) int8 run by the board's firmware target (the same TFLM objects and flags) under
+    QEMU with every tensor dumped, operator by operator against TFLM Python
+    (:func:`firmware_harness.firmware.localize_output_difference`). The board sends no tensor dump."""
+    import tempfile
+
+    from firmware_harness import program as fw_program
+    from firmware_harness import third_party
+    from firmware_harness.firmware import localize_output_difference
+    from firmware_harness.targets import get_target
+    from tflite_export.flatbuffer import io_tensors, read_model_shared
+
+    target = get_target(get_board(board_name).firmware_target)
+    if target.missing_tools():
+        return {"localized_on": None, "explanation": f"not localized: {', '.join(target.missing_tools())} missing"}
+    tree = third_party.prepare_tflm_tree(third_party.locate_third_party(log=log), log=log)
+    (inp,), _ = io_tensors(read_model_shared(model))
+    with tempfile.TemporaryDirectory(prefix="asc-board-localize-") as tmp:
+        prog = fw_program.build_program(export_dir, target, Path(tmp), tree=tree, log=log)
+        d = localize_output_difference(prog, model, np.asarray(x, np.int8).reshape(inp.shape[1:]), arena=arena,
+                                       work=Path(tmp) / "work")
+    where = f"{target.name} under QEMU ({' '.join(target.qemu)})"
+    if d.get("op") is None:
+        return {"localized_on": where, "explanation": (
+            f"the board's kernels built for {where} agree with TFLM Python at every operator on this input: the "
+            "difference is the board's (its memory, clock or wire), not the kernels'")}
+    return {"localized_on": where, **d}
 
 
 def _estimate(export_dir: Path, board: str, tflite_sha256: str) -> tuple[float | None, str]:
@@ -125,9 +157,11 @@ def _estimate(export_dir: Path, board: str, tflite_sha256: str) -> tuple[float |
 
 def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, port: str,
               clips: int | str = DEFAULT_CLIPS, out_dir: Path | None = None, baud: int = DEFAULT_BAUD,
-              timeout: float = DEFAULT_TIMEOUT, from_audio: bool = True, workers: int = 2, log=print) -> BoardRunReport:
-    """Run ``clips`` evaluate clips of ``export_dir`` on the board at ``port``; write and return the report
-    (``report.failures`` lists differences). Raises :class:`BoardError` when the board or the wire fails."""
+              timeout: float = DEFAULT_TIMEOUT, pcm_clips: int | str = DEFAULT_PCM_CLIPS, workers: int = 2,
+              log=print) -> BoardRunReport:
+    """Run ``clips`` evaluate clips of ``export_dir`` on the board at ``port`` from log-mel, and a stratified
+    ``pcm_clips`` of them (0: none; "all") from PCM; write and return the report (``report.failures`` lists
+    differences). Raises :class:`BoardError` when the board or the wire fails."""
     from firmware_harness.firmware import TflmTruth, _sample
     from firmware_harness.from_audio import check_audio_files, dataset_audio
     from firmware_harness.validate import header_arena_bytes, load_checked_export, quantize_features
@@ -152,12 +186,13 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
         expected = quantize_features(logmel[rows] if len(rows) < len(table) else logmel, quant=quant)
         if exp.windows is not None:
             expected = split_windows(expected, window=exp.windows.frames, hop=exp.windows.hop)
-        truth = TflmTruth(model, expected, arena=max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes),
-                          workers=workers)  # (inferences, mels, frames, 1) int8
+        arena = max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes)
+        truth = TflmTruth(model, expected, arena=arena, workers=workers)  # (inferences, mels, frames, 1) int8
         expected = expected.reshape(len(expected), -1)
         wavs = None
-        if from_audio:  # the sampled clips' files, checked by content against their features
-            wavs = dataset_audio(data_dir, table.iloc[rows])
+        pcm_at = _pcm_positions(table, rows, pcm_clips)  # positions in rows
+        if len(pcm_at):  # those clips' files, checked by content against their features
+            wavs = dataset_audio(data_dir, table.iloc[rows[pcm_at]])
             check_audio_files(wavs, sample_rate=exp.features.sample_rate)
         names = [str(table["filename"].iloc[r]) for r in rows]
         link.sync()
@@ -186,19 +221,27 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
                 ops = inf.ops
             log(f"board: log-mel {c + 1}/{len(names)} {name}")
         same = (got == truth_out).all(axis=1).reshape(len(rows), k)
-        first = None
+        first, first_input = None, None
         if not same.all():
             i = int(np.flatnonzero(~same.ravel())[0])
             first = _difference("log-mel", names[i // k], int(rows[i // k]), i % k, got[i], truth_out[i])
+            first_input = expected[i]
             failures.append(f"from log-mel: int8 outputs differ from TFLM Python on {int((~same.all(axis=1)).sum())} "
                             f"of {len(rows)} clip(s); first {first['clip']} window {first['window']}")
         paths.append(PathResult("log-mel", len(rows), len(expected), int(same.all(axis=1).sum()), len(rows),
                                 len(rows), first))
         # --- from PCM: the board's own front end
-        if from_audio:
-            paths.append(_pcm_path(link, prof, wavs, rows, names, expected, truth, truth_out, k, failures, log))
+        if len(pcm_at):
+            pcm_path, pcm_input = _pcm_path(link, prof, wavs, pcm_at, rows, names, expected, truth, truth_out, k, failures,
+                                             log)
+            paths.append(pcm_path)
+            first_input = pcm_input if first_input is None else first_input
         wire_seconds = time.perf_counter() - wire0
         wire_bytes = link.total_sent + link.total_received
+    if first_input is not None:  # the first difference of either path, localized on the emulated build
+        i = next(n for n, p in enumerate(paths) if p.first_difference)
+        where = localize_on_emulator(b.name, export_dir, model, first_input, arena=arena, log=log)
+        paths[i] = dataclasses.replace(paths[i], first_difference={**paths[i].first_difference, **where})
     measured = [c for c in cycles if c is not None]
     cpi = float(np.mean(measured)) if measured and prof.cycles_measured else None
     ms = 1000.0 * cpi / prof.clock_hz if cpi is not None else None
@@ -218,22 +261,38 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
     return report
 
 
-def _pcm_path(link: BoardLink, prof: BoardProfile, wavs, rows, names, expected, truth, truth_out, k, failures,
-              log) -> PathResult:
-    """Every sampled clip's PCM through the board's front end (see the module's docstring)."""
+def _pcm_positions(table, rows: np.ndarray, pcm_clips: int | str) -> np.ndarray:
+    """Positions in ``rows`` of the clips that also go through the board's front end: a stratified sample
+    of ``pcm_clips`` of them (every one for "all" or at least as many)."""
+    from keras_asc.dataset import stratified_sample
+
+    if pcm_clips == "all" or int(pcm_clips) >= len(rows):
+        return np.arange(len(rows))
+    if int(pcm_clips) <= 0:
+        return np.arange(0)
+    picked = stratified_sample(table.iloc[rows].reset_index(drop=True), size=int(pcm_clips), seed=0)
+    return np.sort(picked.index.to_numpy())
+
+
+def _pcm_path(link: BoardLink, prof: BoardProfile, wavs, pcm_at, rows, names, expected, truth, truth_out, k,
+              failures, log) -> tuple[PathResult, np.ndarray | None]:
+    """Every sampled clip's PCM through the board's front end (see the module's docstring); with the int8
+    input of the first differing inference, if any."""
     from tflite_export.window_combine import accumulate_windows, clip_decisions
 
     identical = inputs_same = decisions_same = 0
-    first = None
-    for c, name in enumerate(names):
+    first, first_input = None, None
+    for j, c in enumerate(pcm_at):
+        name = names[c]
         link.context = f"clip {name} (evaluate index {rows[c]}), from PCM"
-        pcm, width = wav_pcm(wavs[c])
+        pcm, width = wav_pcm(wavs[j])
         run = link.clip_from_pcm(pcm, bytes_per_sample=width, chunk_bytes=prof.pcm_max_bytes, windows=k,
                                  output_bytes=prof.output_bytes)
         want_crc = [zlib.crc32(expected[c * k + w].tobytes()) for w in range(k)]
         own = [w.input_crc32 == want_crc[w.index] for w in run.windows]
         outs = np.stack([np.frombuffer(w.output, np.int8) for w in run.windows])
         truth_here = truth_out[c * k:(c + 1) * k].copy()
+        inputs_here = expected[c * k:(c + 1) * k].copy()  # replaced by the board's own where they differ
         if not all(own):  # the front end computed other inputs: get them, and TFLM Python's outputs on them
             link.context = f"clip {name} (evaluate index {rows[c]}), from PCM with inputs dumped"
             again = link.clip_from_pcm(pcm, bytes_per_sample=width, chunk_bytes=prof.pcm_max_bytes, windows=k,
@@ -243,6 +302,7 @@ def _pcm_path(link: BoardLink, prof: BoardProfile, wavs, rows, names, expected, 
                 raise BoardError(f"{link.context}: a dumped input does not match the CRC-32 the board sent with it")
             differ = [w for w in range(k) if not own[w]]
             truth_here[differ] = truth.run(board_inputs[differ])
+            inputs_here[differ] = board_inputs[differ]
         else:
             inputs_same += 1
         same = (outs == truth_here).all(axis=1)
@@ -251,14 +311,16 @@ def _pcm_path(link: BoardLink, prof: BoardProfile, wavs, rows, names, expected, 
         if not same.all() and first is None:
             w = int(np.flatnonzero(~same)[0])
             first = _difference("pcm", name, int(rows[c]), w, outs[w], truth_here[w])
-        log(f"board: PCM {c + 1}/{len(names)} {name}")
-    if identical < len(names):
+            first_input = inputs_here[w]
+        log(f"board: PCM {j + 1}/{len(pcm_at)} {name}")
+    n = len(pcm_at)
+    if identical < n:
         failures.append(f"from PCM: int8 outputs differ from TFLM Python (on the board's own inputs) on "
-                        f"{len(names) - identical} of {len(names)} clip(s)")
-    if decisions_same < len(names):
+                        f"{n - identical} of {n} clip(s)")
+    if decisions_same < n:
         failures.append(f"from PCM: the board's clip decision differs from the Python accumulation of its window "
-                        f"outputs on {len(names) - decisions_same} clip(s)")
-    return PathResult("pcm", len(names), len(names) * k, identical, inputs_same, decisions_same, first)
+                        f"outputs on {n - decisions_same} clip(s)")
+    return PathResult("pcm", n, n * k, identical, inputs_same, decisions_same, first), first_input
 
 
 def format_board_report(r: BoardRunReport) -> str:
@@ -275,8 +337,10 @@ def format_board_report(r: BoardRunReport) -> str:
     for x in r.paths:
         if x.first_difference:
             d = x.first_difference
+            op = (f"first differing operator on {d['localized_on']}: {d.get('op_index')} {d['op']}" if d.get("op")
+                  else d.get("explanation", ""))
             lines += ["", f"First difference ({x.path}): clip {d['clip']} window {d['window']}: "
-                          f"{d['elements_differing']} element(s), up to {d['max_abs_diff_lsb']} LSB; {d['operator']}"]
+                          f"{d['elements_differing']} element(s), up to {d['max_abs_diff_lsb']} LSB; {op}"]
     measured = "measured" if r.ms_per_inference is not None else NOT_MEASURED
     per_inference = (f"{r.ms_per_inference:.3f} ms ({r.cycles_per_inference:,.0f} cycles, DWT CYCCNT)"
                      if r.ms_per_inference is not None else

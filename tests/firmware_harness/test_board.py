@@ -87,8 +87,8 @@ def test_stm32f407_image_runs_bit_exact_on_netduinoplus2_from_log_mel_and_from_p
     assert elf.is_file() and elf.with_suffix(".bin").is_file() and elf.with_suffix(".hex").is_file()
     try:
         with qemu_board(get_board("stm32f407"), elf) as url:
-            report = run_board(export, data, work, board="stm32f407", port=url, clips=CLIPS, out_dir=tmp_path / "run",
-                               timeout=60, workers=1, **QUIET)
+            report = run_board(export, data, work, board="stm32f407", port=url, clips=CLIPS, pcm_clips=CLIPS,
+                               out_dir=tmp_path / "run", timeout=60, workers=1, **QUIET)
     finally:
         assert _qemu_processes_running(elf) == []
     assert report.passed, report.failures
@@ -103,7 +103,7 @@ def test_the_emulator_report_says_cycles_are_not_measured(short_clips, tmp_path)
     image = build_board_image(export, board="stm32f407", out_dir=tmp_path / "image", **QUIET)
     with qemu_board(get_board("stm32f407"), Path(image.elf)) as url:
         report = run_board(export, data, work, board="stm32f407", port=url, clips=1, out_dir=tmp_path / "run",
-                           from_audio=False, timeout=60, workers=1, **QUIET)
+                           pcm_clips=0, timeout=60, workers=1, **QUIET)
     assert not report.profile.cycles_measured
     assert report.cycles_per_inference is None and report.ms_per_inference is None and report.operators == ()
     md = (tmp_path / "run" / "board_report.md").read_text()
@@ -166,3 +166,61 @@ def test_a_whole_clip_model_is_refused_by_the_stm32f407_link_with_the_bytes_over
     assert "region RAM (131,072 bytes at 0x20000000) overflowed by" in msg
     over = int(msg.split("overflowed by ")[1].split(" bytes")[0].replace(",", ""))
     assert over >= arena - 128 * 1024  # the arena alone is this much over; the rest of RAM adds to it
+
+
+def test_the_demo_windowed_model_fits_the_stm32f407_and_runs_bit_exact_from_pcm(short_clips, tmp_path, capsys):
+    """The README's 128 KiB configuration: full-width ResNet11 on 14-frame windows (its arena and front end
+    depend on the window and the mel bands, not on the clip's length), through the asc command."""
+    from asc_cli.main import main
+    from keras_asc.feature_cache import build_feature_cache
+    from keras_asc.features import FeatureConfig
+    from keras_asc.training import TrainConfig, train
+    from tflite_export.export import export_run
+
+    data, work, _ = short_clips
+    fs = build_feature_cache(data, work, config=FeatureConfig.seed(clip_seconds=CLIP_SECONDS), workers=1, **QUIET)
+    run = tmp_path / "run"
+    train(fs, run, config=TrainConfig(epochs=1, batch_size=16, seed=0, window_frames=14), **QUIET)
+    export_run(run, data, work, calibration_size=20, arena_probes={}, dcase_refuse=False, **QUIET)
+    export = run / "export"
+    assert main(["board", "build", str(export), "--board", "stm32f407"]) == 0
+    built = capsys.readouterr().out
+    assert "RAM" in built and "of   131,072 bytes" in built
+    status = main(["board", "run", str(export), "--board", "stm32f407", "--port", "qemu", "--data", str(data),
+                   "--work", str(work), "--clips", "1", "--timeout", "60", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert status == 0 and "Result: **PASSED**" in out
+    assert "| pcm | 1 | 2 | 1 |" in out  # one clip, two windows, identical from PCM
+    assert _qemu_processes_running(export / "board" / "stm32f407" / "image" / "asc_board.elf") == []
+
+
+def test_wrong_outputs_from_a_board_are_never_identical_and_are_localized(tiny_export, tiny_dataset, tiny_work,
+                                                                         tmp_path):
+    """A fake board (a socket server on 127.0.0.1) that runs nothing and answers zeros: every clip
+    differs, and the same input on the emulated Cortex-M4 build agrees with TFLM Python at every operator,
+    so the report puts the difference on the board."""
+    from tests.firmware_harness.test_board_protocol import NAME, FakeBoard, ack_block, send
+
+    require_board_tools()
+    model = (tiny_export / "model.tflite").read_bytes()
+    elements = int(np.prod([int(v) for v in (tiny_export / "model_input.h").read_text()
+                            .split("kInputDims[4] = {")[1].split("}")[0].split(",")]))
+    profile = send("m-profile-[asc-board/1]", "m-info-board-[stm32f407]", "m-info-chip-[fake]",
+                   "m-info-clock-hz-[16000000]", "m-info-target-clock-hz-[168000000]", "m-info-clock-note-[fake]",
+                   "m-info-uart-[fake]", "m-info-baud-[115200]", "m-info-cycles-[not measured]",
+                   f"m-info-input-bytes-[{elements}]", "m-info-output-bytes-[10]", "m-info-windows-[1]",
+                   "m-info-pcm-max-bytes-[8160]", "m-info-arena-bytes-[1]", "m-info-arena-used-[1]",
+                   f"m-info-model-crc32-[{zlib.crc32(model):08x}]", "m-ready")
+    fake = FakeBoard({"name": NAME, "profile": profile, "bin": ack_block,
+                      "infer": send("m-infer-done-[1]-[not measured]", f"m-results-[{'00' * 10}]", "m-ready")})
+    try:
+        report = run_board(tiny_export, tiny_dataset, tiny_work, board="stm32f407", port=fake.url, clips=3,
+                           out_dir=tmp_path / "run", pcm_clips=0, timeout=10, workers=1, **QUIET)
+    finally:
+        fake.close()
+    (logmel,) = report.paths
+    assert not report.passed and logmel.identical == 0 and logmel.clips == 3
+    d = logmel.first_difference
+    assert d["board"] == [0] * 10 and d["board"] != d["tflm_python"]
+    assert d["localized_on"].startswith("cortex-m4") and "the difference is the board's" in d["explanation"]
+    assert "FAILED" in (tmp_path / "run" / "board_report.md").read_text()

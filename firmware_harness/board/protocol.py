@@ -55,6 +55,7 @@ class BoardProfile:
     arena_bytes: int
     arena_used: int
     model_crc32: int
+    stack_used: int | None = None  # deepest stack use since reset (painted stack), bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,7 +227,8 @@ class BoardLink:
                 input_bytes=int(info["input-bytes"]), output_bytes=int(info["output-bytes"]),
                 windows=int(info["windows"]), pcm_max_bytes=int(info["pcm-max-bytes"]),
                 arena_bytes=int(info["arena-bytes"]), arena_used=int(info["arena-used"]),
-                model_crc32=int(info["model-crc32"], 16))
+                model_crc32=int(info["model-crc32"], 16),
+                stack_used=int(info["stack-used"]) if "stack-used" in info else None)
         except (KeyError, ValueError) as e:
             raise self._fail(f"incomplete profile answer ({type(e).__name__}: {e})") from None
 

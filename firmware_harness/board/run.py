@@ -238,6 +238,7 @@ def run_board(export_dir: Path, data_dir: Path, work_dir: Path, *, board: str, p
             first_input = pcm_input if first_input is None else first_input
         wire_seconds = time.perf_counter() - wire0
         wire_bytes = link.total_sent + link.total_received
+        prof = link.profile()  # again: its stack high-water mark now covers the run
     if first_input is not None:  # the first difference of either path, localized on the emulated build
         i = next(n for n, p in enumerate(paths) if p.first_difference)
         where = localize_on_emulator(b.name, export_dir, model, first_input, arena=arena, log=log)
@@ -327,7 +328,10 @@ def format_board_report(r: BoardRunReport) -> str:
     p = r.profile
     lines = [f"# {r.board}: {Path(r.export_dir).name}/model.tflite on the board", "",
              f"Board: {p.chip} at {r.port}, {p.clock_hz / 1e6:g} MHz running ({p.clock_note}; the board set out for "
-             f"{p.target_clock_hz / 1e6:g} MHz). Truth: {r.truth}. Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
+             f"{p.target_clock_hz / 1e6:g} MHz). Truth: {r.truth}. Result: **{'PASSED' if r.passed else 'FAILED'}**", "",
+             f"Tensor arena {p.arena_used:,d} of {p.arena_bytes:,d} bytes used; deepest stack of the run "
+             f"{'not reported' if p.stack_used is None else f'{p.stack_used:,d} bytes'} (painted stack, measured on the "
+             "board)", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
     lines += ["| path | clips | inferences | outputs identical (clips) | inputs identical (clips) | decisions identical |",
               "|---|---|---|---|---|---|"]

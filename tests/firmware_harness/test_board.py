@@ -200,11 +200,12 @@ def test_wrong_outputs_from_a_board_are_never_identical_and_are_localized(tiny_e
     differs, and the same input on the emulated Cortex-M4 build agrees with TFLM Python at every operator,
     so the report puts the difference on the board."""
     from tests.firmware_harness.test_board_protocol import NAME, FakeBoard, ack_block, send
+    from tflite_export.flatbuffer import io_tensors, read_model
 
     require_board_tools()
     model = (tiny_export / "model.tflite").read_bytes()
-    elements = int(np.prod([int(v) for v in (tiny_export / "model_input.h").read_text()
-                            .split("kInputDims[4] = {")[1].split("}")[0].split(",")]))
+    (inp,), _ = io_tensors(read_model(model))
+    elements = int(np.prod(inp.shape))
     profile = send("m-profile-[asc-board/1]", "m-info-board-[stm32f407]", "m-info-chip-[fake]",
                    "m-info-clock-hz-[16000000]", "m-info-target-clock-hz-[168000000]", "m-info-clock-note-[fake]",
                    "m-info-uart-[fake]", "m-info-baud-[115200]", "m-info-cycles-[not measured]",

@@ -55,6 +55,27 @@ constexpr int kWindowsPerClip = 1;
 constexpr int kPcmBufferBytes = 0;
 #endif
 
+// --- stack high-water mark: painted at start, the deepest overwrite reported by profile% --------
+
+extern "C" uint8_t _heap_end[];  // the linker script: the stack may grow down to here
+extern "C" uint8_t _estack[];    // the top of RAM: the initial stack pointer
+constexpr uint32_t kPaint = 0xA5A5A5A5u;
+
+// Volatile, and SP read with asm: the compiler must not treat the paint as dead stores.
+__attribute__((noinline)) void PaintStack() {
+  uintptr_t sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  for (volatile uint32_t* p = reinterpret_cast<uint32_t*>(_heap_end); reinterpret_cast<uintptr_t>(p) < sp - 256; ++p) {
+    *p = kPaint;
+  }
+}
+
+uint32_t StackUsedBytes() {
+  const volatile uint32_t* p = reinterpret_cast<uint32_t*>(_heap_end);
+  while (reinterpret_cast<uintptr_t>(p) < reinterpret_cast<uintptr_t>(_estack) && *p == kPaint) ++p;
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(_estack) - reinterpret_cast<uintptr_t>(p));
+}
+
 // --- output -------------------------------------------------------------------------------------
 
 void Put(const char* s) { BoardUartWrite(s, strlen(s)); }
@@ -436,6 +457,7 @@ void Profile() {
   LineU("info-pcm-max-bytes", kPcmBufferBytes);
   LineU("info-arena-bytes", kTensorArenaSize);
   LineU("info-arena-used", static_cast<uint32_t>(interpreter->arena_used_bytes()));
+  LineU("info-stack-used", StackUsedBytes());
   Put("m-info-model-crc32-[");
   PutHex32(Crc32(0, g_model_data, static_cast<int>(g_model_data_len)));
   Put("]");
@@ -583,6 +605,7 @@ bool ReadCommand() {
 }  // namespace
 
 int main() {
+  PaintStack();
   BoardInit(&board);
   const tflite::Model* model = tflite::GetModel(g_model_data);
   static tflite::MicroInterpreter static_interpreter(model, op_resolver, tensor_arena, kTensorArenaSize, nullptr,

@@ -25,6 +25,7 @@ DEFAULT_TIMEOUT = 30.0  # seconds without a byte from the board before it is dec
 MAX_LINE = 1 << 16  # longest line the board sends (a dumped input in hex is 2 x input bytes)
 MAX_LINES = 4096  # lines of one answer: more is a runaway board
 SYNC_RETRY = 2.0  # seconds of silence before name% is sent again while connecting
+SYNC_DRAIN = 2.0  # seconds of silence that end the answers to the name% sent while connecting
 _FIELDS = re.compile(r"\[([^\]]*)\]")
 
 
@@ -203,12 +204,24 @@ class BoardLink:
                         name = fields(line)[0]
                         if self._line() != "m-ready":
                             raise self._fail("no m-ready after the name")
+                        self._drain_answers_to_name()
                         return name
             except _Silent as e:
                 if time.monotonic() > deadline:
                     raise BoardError(f"{e.args[0]}; no answer to name% within {self.timeout:g} s: is the board "
                                      "flashed with `asc board build`'s image, powered, and on this port at this baud "
                                      "rate?") from None
+
+    def _drain_answers_to_name(self) -> None:
+        """Read the answers to any earlier ``name%`` the board did receive (it answers each), until it has
+        been silent for :data:`SYNC_DRAIN` seconds; anything else is an error."""
+        while True:
+            try:
+                line = self._line(silence=min(SYNC_DRAIN, self.timeout), boot_ok=True)
+            except _Silent:
+                return
+            if not (line.startswith(("m-name-dut-", "m-boot-")) or line == "m-ready"):
+                raise self._fail(f"while connecting the board sent {line!r}, not an answer to name%")
 
     def profile(self) -> BoardProfile:
         info = {}

@@ -215,3 +215,23 @@ def test_flash_without_a_probe_tool_says_so_and_prints_the_command(tmp_path, mon
     assert status == 1 and "no flashing tool installed" in err
     assert f"pyocd flash -t stm32f407vg {image / 'asc_board.hex'}" in err
     assert f"openocd -f board/stm32f4discovery.cfg -c 'program {image / 'asc_board.elf'} verify reset exit'" in err
+
+
+def test_every_answer_to_a_repeated_name_is_read_before_the_next_command(board):
+    """The first name% was slow, not lost: the host asked again after SYNC_RETRY seconds and the board
+    answers both. The second answer must not be taken for the answer to the next command."""
+    from firmware_harness.board.protocol import SYNC_RETRY
+
+    answers = []
+
+    def slow_first_name(conn, cmd):
+        if not answers:
+            time.sleep(SYNC_RETRY + 0.5)
+        answers.append(cmd)
+        NAME(conn, cmd)
+
+    fake = board({"name": slow_first_name, "results": send("m-results-[00]", "m-ready")})
+    with BoardLink(fake.url, timeout=3 * SYNC_RETRY) as link:
+        link.sync()
+        assert link.command("results") == ["m-results-[00]"]
+    assert answers == ["name", "name"]

@@ -28,6 +28,7 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 
 from keras_asc import artifacts  # noqa: E402  (no heavy imports)
 from keras_asc.errors import AscError, describe_os_error  # noqa: E402  (no heavy imports)
+from asc_cli.commands.board import add_board_parser  # noqa: E402
 
 
 EXIT_USER_ERROR = 1
@@ -1106,6 +1107,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in WRITE_BESIDE_COMMANDS:
         sub.choices[name].add_argument(artifacts.WRITE_BESIDE_OPTION, action="store_true",
                                        help=artifacts.WRITE_BESIDE_HELP)
+    add_board_parser(sub)
     return p
 
 

@@ -136,7 +136,7 @@ def read_firmware_report(export_dir: Path) -> FirmwareReport:
     return records.read(FirmwareReport, Path(export_dir) / "firmware" / "firmware_report.json")
 
 
-def _sample(table, *, clips: int | str) -> np.ndarray:
+def sampled_rows(table, *, clips: int | str) -> np.ndarray:
     """Row indices (evaluate-split order) a target runs: all, or a stratified sample of ``clips``."""
     if clips == "all" or int(clips) >= len(table):
         return np.arange(len(table))
@@ -269,7 +269,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     invoked twice (:func:`~firmware_harness.builds.program.run_program_audio`); every clip is still compared."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
-    rows = _sample(table, clips=clips if target.emulated else host_clips)
+    rows = sampled_rows(table, clips=clips if target.emulated else host_clips)
     procs = 1 if target.emulated else max(1, min(workers, len(rows)))
     log(f"firmware: {name}: running {len(rows)} clip(s){' under QEMU' if target.emulated else ''}"
         f"{f' in {procs} processes' if procs > 1 else ''}")

@@ -61,7 +61,7 @@ class FirmwareError(AscError, ValueError):
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # firmware_harness/builds/third_party.py
 
 
 def default_third_party_dir() -> Path:

@@ -53,6 +53,7 @@ from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
 from firmware_harness.validation.export_validation import load_checked_export
 from keras_asc import artifacts, records
 from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model_shared
+from tflite_export import mcu_targets
 from tflite_export.mcu_targets import MCU_TARGETS, get_mcu_target
 
 #: ``--inferences``: the inputs are held in memory and each is counted under QEMU; TFLM's int8 kernels execute
@@ -317,16 +318,14 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
 def profile_inputs_sha256(sources: ModelSources, targets: tuple[str, ...], *, inferences: int = 1, seed: int = 0,
                           tp: third_party.ThirdParty | None = None) -> str:
     """Hash of everything a profile's figures depend on: the model's C sources, the firmware
-    program and its build flags (:func:`firmware_harness.firmware.check.build_inputs_sha256`), the
+    program and its build flags (:func:`firmware_harness.builds.program.build_inputs_sha256`), the
     counting plugin, the cycle model, the MCU table, the inputs' count and seed."""
 
     tp = tp or third_party.locate_third_party(log=lambda *_: None)
     h = hashlib.sha256(build_inputs_sha256(sources.folder, tp, targets).encode())
-    here = Path(__file__).resolve().parent
-    for f in [*sorted((here / "profiling").glob("*.py")), here / "profile.py",
-              here.parent / "tflite_export" / "mcu_targets.py", *sorted(PLUGIN_DIR.glob("*"))]:
-        if f.is_file():
-            h.update(f.name.encode() + f.read_bytes())
+    here = Path(__file__).resolve().parent  # firmware_harness/profiling: this stage, the plugin driver, the cycle model
+    for f in [*sorted(here.glob("*.py")), Path(mcu_targets.__file__), *sorted(PLUGIN_DIR.glob("*"))]:
+        h.update(f.name.encode() + f.read_bytes())
     h.update(f"{inferences},{seed}".encode())
     return h.hexdigest()
 

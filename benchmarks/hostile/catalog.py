@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from . import (cases_dataset, cases_demo_grid, cases_evaluate_export, cases_features, cases_firmware,
-               cases_issue28_lost, cases_issue28_models, cases_issue28_options, cases_train, cases_validate)
+               cases_issue28_paths, cases_issue28_models, cases_issue28_options, cases_train, cases_validate)
 from .cases_profile import profile_cases
 from .registry import Spec
 
@@ -13,7 +13,7 @@ from .registry import Spec
 def all_cases(asc: list[str], env: dict) -> list[Spec]:
     return [*cases_dataset.CASES, *cases_features.CASES, *cases_train.CASES, *cases_evaluate_export.CASES,
             *cases_validate.CASES, *cases_firmware.CASES, *cases_demo_grid.CASES, *profile_cases(asc, env),
-            *cases_issue28_lost.CASES, *cases_issue28_models.CASES, *cases_issue28_options.CASES]
+            *cases_issue28_paths.CASES, *cases_issue28_models.CASES, *cases_issue28_options.CASES]
 
 
 def select(numbered: list[tuple[int, Spec]], *, only: str | None, stages: str | None) -> list[tuple[int, Spec]]:

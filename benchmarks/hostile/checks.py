@@ -207,3 +207,45 @@ def what_was_trained(folder: Path, pattern: str = "config.json"):
 
 
 
+
+
+def report_of(model: Path, root: Path, name: str, *, not_in: tuple[Path, ...] = (), passed: bool = False):
+    """Some ``name`` (a report) under ``root`` records ``model``'s sha256: the command worked on that
+    file's bytes (and, with ``passed``, it passed); and none of ``not_in`` (the export's own report
+    folders) was created."""
+    def check(p):
+        digest = sha256(model)
+        made = [x for x in not_in if x.exists()]
+        if made:
+            return f"it wrote {made[0]} (the export's own report folder), not a folder beside {model.name}"
+        recorded = []
+        for f in Path(root).rglob(name):
+            try:
+                r = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            recorded.append((r.get("tflite_sha256"), r.get("passed")))
+        if (digest, True) in recorded or (not passed and any(d == digest for d, _ in recorded)):
+            return None
+        if any(d == digest for d, _ in recorded):
+            return f"the {name} of {model.name} did not pass"
+        others = sorted({str(d)[:12] for d, _ in recorded})
+        return f"no {name} of {model.name} (sha256 {digest[:12]}): the ones there record {others or 'nothing'}"
+    check.what = f"a {name} recording {model.name}'s sha256" + (" that passed" if passed else "")
+    return check
+
+
+def warning_on_stderr(phrase: str):
+    """For ``Ctx.warning_check``: the warning that says ``phrase`` is on stderr, not stdout."""
+    def check(p):
+        if phrase.lower() in p.stdout.lower():
+            return f"the warning saying {phrase!r} is printed on stdout (warnings belong on stderr)"
+        return None
+    return check
+
+
+def nothing_at(path: Path):
+    """For ``Ctx.recheck``: a refused option value left nothing at ``path`` (refused before any work)."""
+    def check(p):
+        return ok_if(not Path(path).exists(), f"it created {Path(path).name}/ before refusing")
+    return check

@@ -101,8 +101,10 @@ class Snapshotter:
                         out[p] = ("link", os.readlink(p))
                     elif stat.S_ISDIR(st.st_mode):
                         out[p] = ("dir",)
-                    else:
+                    elif stat.S_ISREG(st.st_mode):
                         out[p] = ("file", self.file_digest(p, st))
+                    else:  # a FIFO, socket or device: never opened (reading a FIFO waits for a writer)
+                        out[p] = ("special", stat.S_IFMT(st.st_mode))
         return out
 
 

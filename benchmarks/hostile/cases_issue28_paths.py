@@ -67,7 +67,8 @@ def _(c):
 # ---------------------------------------------------------------------------- a .tflite inside an export
 def _export_with_other(c: Ctx) -> tuple[Path, Path]:
     """A copy of the fixture run whose export also holds other.tflite: the second run's int8 model
-    (valid, and not the export's). Returns (export, other.tflite)."""
+    (valid, and not the export's). Returns (export, other.tflite). The commands get --data and
+    --work as for the export (a user's habit); the model is still other.tflite."""
     r = c.run_copy()
     other = r / "export" / "other.tflite"
     shutil.copyfile(c.fx.export2 / "model.tflite", other)
@@ -96,7 +97,7 @@ def _(c):
 def _(c):
     export, other = _export_with_other(c)
     c.check = report_of(other, export, "validation_report.json")
-    return ["validate", other]
+    return ["validate", other, "--data", c.fx.data, "--work", c.fx.work]
 
 
 @case("firmware", "EXPORT/other.tflite (a valid model that is not the export's)", "H", ["other.tflite"],
@@ -104,4 +105,4 @@ def _(c):
 def _(c):
     export, other = _export_with_other(c)
     c.check = report_of(other, export, "firmware_report.json")
-    return ["firmware", other, "--targets", "host"]
+    return ["firmware", other, "--data", c.fx.data, "--work", c.fx.work, "--targets", "host"]

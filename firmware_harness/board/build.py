@@ -42,7 +42,7 @@ BUNDLE_DIR = "bundle"  # the image folder's sub-folder that holds the board's as
 TESTED_ON_QEMU = (
     "the same sources, linked by `asc board build` into the same regions, ran bit-exact against TFLM Python on an "
     "emulated STM32F405 (QEMU 7.2 `-M netduinoplus2`, its USART2 on a TCP port), and this bundle's CMake-built "
-    "`asc_board.elf` answered `name%` there (tests/firmware_harness/test_board.py). QEMU runs no clock tree and "
+    "`asc_board.elf` answered `name%` there (tests/firmware_harness/test_bundle.py). QEMU runs no clock tree and "
     "no cycle counter: clock and cycles are not measured there. Not tested on silicon.")
 TESTED_LINK_ONLY = "compiled and linked only: QEMU 7.2 has no machine for this chip; not run, not tested on silicon."
 
@@ -133,7 +133,7 @@ def board_sources(board: Board, *, tree: Path, third_party_dir: Path | None = No
         linker_scripts=tuple(scripts), sources=_board_c_sources(board, device),
         headers=tuple(sorted([*COMMON_DIR.glob("*.h"), *board.folder.glob("*.h")])),
         program=COMMON_DIR / "board_main.cc", startup=device / "Source" / "Templates" / board.startup,
-        device_dir=device, cmsis_core=tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include",
+        device_dir=device, device_archive=board.device_archive, cmsis_core=tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include",
         c_flags=_board_c_flags(board), link_flags=LINK_FLAGS, uart=board.uart, connect=board.connect,
         flash=tuple(shlex.join(c) for c in flash.values()), tested=TESTED_ON_QEMU if board.qemu else TESTED_LINK_ONLY)
 

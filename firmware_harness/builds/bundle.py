@@ -81,6 +81,7 @@ class BoardSources:
     program: Path  # board_main.cc: the UART protocol program
     startup: Path  # ST's GCC start-up (.s)
     device_dir: Path  # ST's extracted CMSIS device folder: Include/, Source/Templates/, its licence
+    device_archive: str  # the pinned archive it comes from (the third-party folder's name)
     cmsis_core: Path  # CMSIS Core's Include/ in the prepared TFLM tree
     c_flags: tuple[str, ...]  # the board sources' own flags besides C_FLAGS and the target's arch flags
     link_flags: tuple[str, ...]
@@ -226,8 +227,7 @@ def _board_readme(board: BoardSources) -> list[str]:
             f"`{board.program.name}`, the UART protocol program; `board/{board.device_dir.name}/` holds ST's CMSIS "
             f"device header, GCC start-up `{board.startup.name}` and clock system file `{board.sources[-1].name}`, "
             "with ST's licence.", "",
-            "```", "cmake -S . -B build && cmake --build build -j 2", "```", "",
-            "links `build/asc_board.elf` (the UART protocol program `asc board run` drives) and "
+            "The build above links `build/asc_board.elf` (the UART protocol program `asc board run` drives) and "
             "`build/asc_example.elf` (the example: a generated tone through the front end and the model, its class "
             "printed on the UART), each with `.bin`, `.hex` and `.map` beside it.", "",
             f"UART: {board.uart}. Connect {board.connect}.", "",
@@ -282,6 +282,11 @@ def _readme(*, target: Target, export_dir: Path, tflite_sha256: str, tp: third_p
     for name in used:
         repo, commit = rows.get(name, ("(SOURCES.md not found)", ""))
         lines.append(f"| {name} | {repo} | {commit} | `{tp.sha256[name]}` | `{folders[name]}` |")
+    if board is not None:
+        name = board.device_archive
+        repo, commit = rows.get(name, ("(SOURCES.md not found)", ""))
+        sha = artifacts.sha256_file(tp.folder / name) if (tp.folder / name).is_file() else "(not in the folder)"
+        lines.append(f"| {name} | {repo} | {commit} | `{sha}` | `board/{board.device_dir.name}/` |")
     return "\n".join(lines) + "\n"
 
 

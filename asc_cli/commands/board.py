@@ -43,8 +43,8 @@ def add_board_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="board_command", required=True)
     names = ", ".join(BOARDS)
 
-    s = sub.add_parser("build", help="the export + TFLM + the board folder: .elf, .bin, .hex, flash and RAM per region, "
-                                     f"and the same as a CMake folder (asc bundle) in OUT/{BUNDLE_DIR}")
+    s = sub.add_parser("build", help="the export + TFLM + the board folder: .elf, .bin, .hex, flash and RAM per "
+                                     f"region, and the same as a CMake folder (asc bundle) in OUT/{BUNDLE_DIR}")
     s.add_argument("export_dir", metavar="EXPORT", help="RUN_DIR/export")
     s.add_argument("--board", required=True, choices=tuple(BOARDS), help=f"one of {names}")
     s.add_argument("--out", default=None, help=f"image folder (default EXPORT/board/BOARD/image; its bundle in "

@@ -133,19 +133,22 @@ def board_sources(board: Board, *, tree: Path, third_party_dir: Path | None = No
         linker_scripts=tuple(scripts), sources=_board_c_sources(board, device),
         headers=tuple(sorted([*COMMON_DIR.glob("*.h"), *board.folder.glob("*.h")])),
         program=COMMON_DIR / "board_main.cc", startup=device / "Source" / "Templates" / board.startup,
-        device_dir=device, device_archive=board.device_archive, cmsis_core=tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include",
+        device_dir=device, device_archive=board.device_archive,
+        cmsis_core=tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include",
         c_flags=_board_c_flags(board), link_flags=LINK_FLAGS, uart=board.uart, connect=board.connect,
         flash=tuple(shlex.join(c) for c in flash.values()), tested=TESTED_ON_QEMU if board.qemu else TESTED_LINK_ONLY)
 
 
-def make_board_bundle(export_dir: Path, out: Path, *, board: str, third_party_dir: Path | None = None,
-                      write_beside: bool | None = None, log=print) -> fw_bundle.Bundle:
+def make_board_bundle(export_dir: Path, out: Path, *, board: str, target: str | None = None,
+                      third_party_dir: Path | None = None, write_beside: bool | None = None,
+                      log=print) -> fw_bundle.Bundle:
     """``asc bundle --board``: the bundle of ``export_dir`` for ``board``'s firmware target, with the
-    board's folder in ``board/`` (:func:`firmware_harness.builds.bundle.make_bundle`)."""
+    board's folder in ``board/`` (:func:`firmware_harness.builds.bundle.make_bundle`). ``target``
+    (None: the board's) other than the board's is refused."""
     b = get_board(board)
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log).resolve()
-    return fw_bundle.make_bundle(export_dir, out, target=b.firmware_target, third_party_dir=third_party_dir,
+    return fw_bundle.make_bundle(export_dir, out, target=target or b.firmware_target, third_party_dir=third_party_dir,
                                  write_beside=write_beside, board=board_sources(b, tree=tree,
                                                                                 third_party_dir=third_party_dir),
                                  log=log)

@@ -179,8 +179,9 @@ def _board_values(board: BoardSources, tree: Path) -> dict[str, list[str] | tupl
     return {"ASC_BOARD": [board.name], "ASC_BOARD_LINKER_SCRIPT": [layout[board.linker_scripts[0]]],
             "ASC_BOARD_SOURCES": [layout[f] for f in (*board.sources, board.startup)],
             "ASC_BOARD_C_FLAGS": board.c_flags, "ASC_BOARD_LINK_FLAGS": board.link_flags,
-            "ASC_BOARD_INCLUDE_FLAGS": ["-I${ASC_BUNDLE_DIR}/board", f"-I${{ASC_BUNDLE_DIR}}/board/{board.device_dir.name}"
-                                        "/Include", f"-I${{ASC_TFLM}}/{core}"]}
+            "ASC_BOARD_INCLUDE_FLAGS": ["-I${ASC_BUNDLE_DIR}/board",
+                                        f"-I${{ASC_BUNDLE_DIR}}/board/{board.device_dir.name}/Include",
+                                        f"-I${{ASC_TFLM}}/{core}"]}
 
 
 def config_cmake(target: Target, *, tflm_sources: list[str], dsp_sources: list[str], model_sources: list[str],
@@ -374,12 +375,14 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
             target=tgt, export_dir=export_dir.resolve(), tflite_sha256=exp.tflite_sha256, tp=tp, used=used,
             sources=len(tflm_sources) + len(dsp_sources) + len(model_sources), headers=len(headers), board=board))
         artifacts.write_json(tmp / "bundle.json", {
-            "target": tgt.name, "board": board.name if board is not None else None, "export_dir": str(export_dir.resolve()), "tflite_sha256": exp.tflite_sha256,
+            "target": tgt.name, "board": board.name if board is not None else None,
+            "export_dir": str(export_dir.resolve()), "tflite_sha256": exp.tflite_sha256,
             "archives_sha256": {n: tp.sha256[n] for n in used}, "sources": tflm_sources + dsp_sources,
             **artifacts.provenance()})
         written = [p for p in tmp.rglob("*") if p.is_file()]
         n_files, n_bytes = len(written), sum(p.stat().st_size for p in written)
-    log(f"bundle: {out} for {tgt.name}{f' on the {board.name} board' if board is not None else ''}: {n_files} files ({n_bytes / 1e6:.1f} MB), "
+    on = f" on the {board.name} board" if board is not None else ""
+    log(f"bundle: {out} for {tgt.name}{on}: {n_files} files ({n_bytes / 1e6:.1f} MB), "
         f"{len(tflm_sources) + len(dsp_sources) + len(model_sources)} sources, {len(headers)} headers")
     if (out / "build").is_dir():
         log(f"bundle: kept {out / 'build'} (asc never deletes it): `cmake --build` rebuilds what the new sources "

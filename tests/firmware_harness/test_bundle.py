@@ -149,7 +149,8 @@ def _require_board_bundle_tools() -> None:
     except FirmwareError as e:
         missing.append(str(e))
     if missing:
-        why = f"a board bundle needs {missing} (Debian: cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
+        why = (f"a board bundle needs {missing} (Debian: cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
+               "qemu-system-arm)")
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from firmware_harness.board.boards import BOARDS, get_board
+from firmware_harness.board.build import BUNDLE_DIR, flash_commands
 from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT
 from firmware_harness.board.run import DEFAULT_CLIPS, DEFAULT_PCM_CLIPS
 from firmware_harness.builds.third_party import FirmwareError
@@ -42,10 +43,12 @@ def add_board_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="board_command", required=True)
     names = ", ".join(BOARDS)
 
-    s = sub.add_parser("build", help="the export + TFLM + the board folder: .elf, .bin, .hex, flash and RAM per region")
+    s = sub.add_parser("build", help="the export + TFLM + the board folder: .elf, .bin, .hex, flash and RAM per "
+                                     f"region, and the same as a CMake folder (asc bundle) in OUT/{BUNDLE_DIR}")
     s.add_argument("export_dir", metavar="EXPORT", help="RUN_DIR/export")
     s.add_argument("--board", required=True, choices=tuple(BOARDS), help=f"one of {names}")
-    s.add_argument("--out", default=None, help="image folder (default EXPORT/board/BOARD/image)")
+    s.add_argument("--out", default=None, help=f"image folder (default EXPORT/board/BOARD/image; its bundle in "
+                                             f"OUT/{BUNDLE_DIR})")
     s.add_argument("--third-party", default=None, help="folder of the pinned source archives")
 
     s = sub.add_parser("flash", help="write the built image to the board with pyOCD or OpenOCD")
@@ -79,13 +82,6 @@ def add_board_parser(subparsers) -> None:
 def _image_dir(a: argparse.Namespace) -> Path:
     given = getattr(a, "image", None) or (a.out if a.board_command == "build" else None)
     return Path(given) if given else Path(a.export_dir) / "board" / a.board / "image"
-
-
-def flash_commands(board: str, image: Path) -> dict[str, list[str]]:
-    """The exact command per tool that writes ``image`` (its .hex / .elf) to ``board``."""
-    b = get_board(board)
-    return {"pyocd": ["pyocd", "flash", "-t", b.pyocd_target, str(image / "asc_board.hex")],
-            "openocd": ["openocd", *b.openocd_args, "-c", f"program {image / 'asc_board.elf'} verify reset exit"]}
 
 
 def cmd_flash(a: argparse.Namespace) -> None:

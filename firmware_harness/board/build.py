@@ -8,12 +8,15 @@ file, linked with the board's ``memory.ld``: the chip's real regions. An image t
 is refused by the linker; :class:`ImageTooLarge` names the region and the bytes over.
 
 Writes ``OUT/asc_board.elf``, ``.bin``, ``.hex``, ``.map`` and ``board_build.json`` (regions used,
-sources' hashes), through :func:`keras_asc.artifacts.staging_dir`.
+sources' hashes), through :func:`keras_asc.artifacts.staging_dir`; then, in ``OUT/bundle/``, the
+export's ``asc bundle`` for the board (:func:`make_board_bundle`): the same sources with the board
+folder and ST's files, as a CMake folder the user takes into their own firmware.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 
 from firmware_harness.board.boards import COMMON_DIR, Board, device_files, get_board
 from firmware_harness.builds import program as fw_program
+from firmware_harness.builds import bundle as fw_bundle
 from firmware_harness.builds import tflm_build, third_party
 from firmware_harness.builds.targets import C_FLAGS, get_target
 from firmware_harness.builds.third_party import FirmwareError
@@ -33,6 +37,14 @@ IMAGE = "asc_board"
 BOARD_OPT = "-O2"
 LINK_FLAGS = ("--specs=nosys.specs", "-Wl,--gc-sections")
 _OVERFLOW = re.compile(r"region `(\w+)' overflowed by (\d+) bytes")
+_INCLUDE_LD = re.compile(r"^\s*INCLUDE\s+(\S+)", re.M)
+BUNDLE_DIR = "bundle"  # the image folder's sub-folder that holds the board's asc bundle
+TESTED_ON_QEMU = (
+    "the same sources, linked by `asc board build` into the same regions, ran bit-exact against TFLM Python on an "
+    "emulated STM32F405 (QEMU 7.2 `-M netduinoplus2`, its USART2 on a TCP port), and this bundle's CMake-built "
+    "`asc_board.elf` answered `name%` there (tests/firmware_harness/test_bundle.py). QEMU runs no clock tree and "
+    "no cycle counter: clock and cycles are not measured there. Not tested on silicon.")
+TESTED_LINK_ONLY = "compiled and linked only: QEMU 7.2 has no machine for this chip; not run, not tested on silicon."
 
 
 class ImageTooLarge(FirmwareError):
@@ -63,6 +75,7 @@ class BoardImage:
     packages: dict[str, str]
     git_commit: str
     stage: str = STAGE
+    bundle: str = ""  # the board's asc bundle (OUT/bundle): the sources, built with CMake
 
 
 def read_board_image(out_dir: Path) -> BoardImage:
@@ -89,6 +102,58 @@ def _symbol(nm_out: str, name: str) -> int:
     return int(m.group(1), 16) if m else 0
 
 
+def _board_c_sources(board: Board, device: Path) -> tuple[Path, ...]:
+    """The board's C: its board.c, the common system calls, ST's clock system file (last)."""
+    return board.folder / "board.c", COMMON_DIR / "board_syscalls.c", device / "Source" / "Templates" / board.system
+
+
+def _board_c_flags(board: Board) -> tuple[str, ...]:
+    """The board C sources' flags besides C_FLAGS, the target's arch flags and the include folders."""
+    return (BOARD_OPT, "-ffunction-sections", "-fdata-sections", f"-D{board.device_define}",
+            *(f"-D{d}" for d in board.defines))
+
+
+def flash_commands(board: str, image: Path) -> dict[str, list[str]]:
+    """The exact command per tool that writes ``image`` (its .hex / .elf) to ``board``."""
+    b = get_board(board)
+    return {"pyocd": ["pyocd", "flash", "-t", b.pyocd_target, str(image / f"{IMAGE}.hex")],
+            "openocd": ["openocd", *b.openocd_args, "-c", f"program {image / f'{IMAGE}.elf'} verify reset exit"]}
+
+
+def board_sources(board: Board, *, tree: Path, third_party_dir: Path | None = None) -> fw_bundle.BoardSources:
+    """What a bundle for ``board`` copies into its ``board/``: the board folder, the common files and
+    ST's device files (from the pinned archive), with the flags :func:`link_image` uses."""
+    device = device_files(board, third_party_dir=third_party_dir)
+    scripts = [board.linker_script]
+    for name in _INCLUDE_LD.findall(board.linker_script.read_text()):
+        scripts.append(next(d / name for d in (board.folder, COMMON_DIR) if (d / name).is_file()))
+    flash = flash_commands(board.name, Path("build"))
+    return fw_bundle.BoardSources(
+        name=board.name, description=board.description, target=board.firmware_target,
+        linker_scripts=tuple(scripts), sources=_board_c_sources(board, device),
+        headers=tuple(sorted([*COMMON_DIR.glob("*.h"), *board.folder.glob("*.h")])),
+        program=COMMON_DIR / "board_main.cc", startup=device / "Source" / "Templates" / board.startup,
+        device_dir=device, device_archive=board.device_archive,
+        cmsis_core=tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include",
+        c_flags=_board_c_flags(board), link_flags=LINK_FLAGS, uart=board.uart, connect=board.connect,
+        flash=tuple(shlex.join(c) for c in flash.values()), tested=TESTED_ON_QEMU if board.qemu else TESTED_LINK_ONLY)
+
+
+def make_board_bundle(export_dir: Path, out: Path, *, board: str, target: str | None = None,
+                      third_party_dir: Path | None = None, write_beside: bool | None = None,
+                      log=print) -> fw_bundle.Bundle:
+    """``asc bundle --board``: the bundle of ``export_dir`` for ``board``'s firmware target, with the
+    board's folder in ``board/`` (:func:`firmware_harness.builds.bundle.make_bundle`). ``target``
+    (None: the board's) other than the board's is refused."""
+    b = get_board(board)
+    tp = third_party.locate_third_party(third_party_dir, log=log)
+    tree = third_party.prepare_tflm_tree(tp, log=log).resolve()
+    return fw_bundle.make_bundle(export_dir, out, target=target or b.firmware_target, third_party_dir=third_party_dir,
+                                 write_beside=write_beside, board=board_sources(b, tree=tree,
+                                                                                third_party_dir=third_party_dir),
+                                 log=log)
+
+
 def link_image(board: Board, export_dir: Path, out_dir: Path, *, tree: Path, third_party_dir: Path | None = None,
                log=print) -> tuple[Path, tuple[RegionUse, ...], dict[str, int], int, int]:
     """Compile and link ``export_dir`` for ``board`` into ``out_dir/asc_board.elf`` (+ ``.map``);
@@ -104,8 +169,7 @@ def link_image(board: Board, export_dir: Path, out_dir: Path, *, tree: Path, thi
     obj_dir = out_dir / "obj"
     obj_dir.mkdir(parents=True, exist_ok=True)
     cmsis_core = tree / third_party.DOWNLOADS / "cmsis" / "CMSIS" / "Core" / "Include"
-    c_flags = [*C_FLAGS, *target.arch_flags, BOARD_OPT, "-ffunction-sections", "-fdata-sections",
-               f"-D{board.device_define}", *(f"-D{d}" for d in board.defines), f"-I{device / 'Include'}",
+    c_flags = [*C_FLAGS, *target.arch_flags, *_board_c_flags(board), f"-I{device / 'Include'}",
                f"-I{cmsis_core}", f"-I{COMMON_DIR}"]
     objects = []
     program = [COMMON_DIR / "board_main.cc", *(export_dir / f for f in files if f.endswith(".cc"))]
@@ -114,9 +178,7 @@ def link_image(board: Board, export_dir: Path, out_dir: Path, *, tree: Path, thi
         cmd = tflm_build.compile_command(tree, target, str(src), opt=fw_program.PROGRAM_OPT, dsp=True)
         _run([*cmd, f"-I{export_dir}", f"-I{COMMON_DIR}", "-o", str(obj)], f"compiling {src.name} for {board.name}")
         objects.append(obj)
-    board_sources = [board.folder / "board.c", COMMON_DIR / "board_syscalls.c",
-                     device / "Source" / "Templates" / board.system]
-    for src in board_sources:
+    for src in _board_c_sources(board, device):
         obj = obj_dir / f"{src.name}.o"
         _run([f"{target.prefix}gcc", *c_flags, "-c", str(src), "-o", str(obj)], f"compiling {src.name} for {board.name}")
         objects.append(obj)
@@ -179,6 +241,7 @@ def build_board_image(export_dir: Path, *, board: str, out_dir: Path | None = No
     export_dir = Path(export_dir)
     out_dir = Path(out_dir) if out_dir else export_dir / "board" / b.name / "image"
     artifacts.check_replaceable(out_dir, stage=STAGE, inputs=(export_dir,))
+    artifacts.check_replaceable(out_dir / BUNDLE_DIR, stage=fw_bundle.STAGE, inputs=(export_dir,))
     _, exp, _ = load_checked_export(export_dir / "model.tflite", log=log)
     tp = third_party.locate_third_party(third_party_dir, log=log)
     tree = third_party.prepare_tflm_tree(tp, log=log)
@@ -197,8 +260,9 @@ def build_board_image(export_dir: Path, *, board: str, out_dir: Path | None = No
                 elf=str(out_dir.resolve() / names["elf"].name), bin=str(out_dir.resolve() / names["bin"].name),
                 hex=str(out_dir.resolve() / names["hex"].name), regions=regions, sections=sections,
                 heap_bytes=heap, stack_bytes=stack, build_seconds=round(time.perf_counter() - t0, 1),
-                **artifacts.provenance())
+                bundle=str(out_dir.resolve() / BUNDLE_DIR), **artifacts.provenance())
             records.write(tmp / "board_build.json", image)
+    make_board_bundle(export_dir, out_dir / BUNDLE_DIR, board=b.name, third_party_dir=third_party_dir, log=log)
     log(format_image(image))
     return image
 
@@ -210,4 +274,8 @@ def format_image(image: BoardImage) -> str:
                      f"at {r.origin:#010x}")
     lines.append(f"  RAM includes the board's heap ({image.heap_bytes:,d} B) and stack ({image.stack_bytes:,d} B) "
                  "reserved by the linker script")
+    if image.bundle:
+        lines.append(f"  bundle: {image.bundle}: the same sources, the board folder and ST's files as a CMake folder "
+                     f"for your own firmware (cmake -S {image.bundle} -B {image.bundle}/build && cmake --build "
+                     f"{image.bundle}/build; BUNDLE.md)")
     return "\n".join(lines)

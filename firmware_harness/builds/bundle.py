@@ -17,6 +17,16 @@ project (no Python, no network, stock CMake)::
       toolchain-arm-none-eabi.cmake, board/ (placeholder linker script and start-up),
       qemu/ (the QEMU board's linker script and semihosting start-up): Cortex-M bundles only
 
+A bundle for a named board (``board=``, a :class:`BoardSources` that
+:func:`firmware_harness.board.build.board_sources` makes from the board table) holds in ``board/`` the
+board's real folder instead of the placeholders: its ``memory.ld`` (the chip's regions) and the
+common sections script, ``board.c``, the common ``board.h``, ``board_dwt.h``, ``board_syscalls.c``,
+``board_main.cc`` (the UART protocol program, built as ``asc_board``), and ST's CMSIS device files
+(header, GCC start-up, clock system file, only those the sources include, with ST's licence). The
+CMSIS Core headers they include join TFLM's under ``tflm/``. Its CMake build links ``asc_board.elf``
+and ``asc_example.elf`` into the chip's regions (the link fails when an image does not fit) and writes
+``.bin`` and ``.hex`` beside them.
+
 The sources are :func:`~firmware_harness.builds.tflm_build.select_sources` of TFLM's own list
 (:func:`~firmware_harness.builds.third_party.library_sources`) for the export's ``RegisterModelOps`` and
 :data:`~firmware_harness.builds.tflm_build.DSP_SOURCES`; the headers are found by following the
@@ -57,6 +67,28 @@ BOARD_LINK_FLAGS = ("--specs=nosys.specs", "-nostartfiles")
 _TREE = "@TFLM@"  # stands for the bundle's tflm/ folder in the generated flags
 _INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)
 _LICENSE = re.compile(r"^(LICEN[SC]E|COPYING|NOTICE)", re.I)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardSources:
+    """A named board's sources for a Cortex-M bundle; every path absolute."""
+    name: str  # firmware/boards/<name>
+    description: str
+    target: str  # the firmware target whose flags the board image uses
+    linker_scripts: tuple[Path, ...]  # the board's memory.ld first, then the scripts it INCLUDEs
+    sources: tuple[Path, ...]  # C sources of the board (board.c, board_syscalls.c, ST's system file)
+    headers: tuple[Path, ...]  # the board folder's own headers (board.h, board_dwt.h)
+    program: Path  # board_main.cc: the UART protocol program
+    startup: Path  # ST's GCC start-up (.s)
+    device_dir: Path  # ST's extracted CMSIS device folder: Include/, Source/Templates/, its licence
+    device_archive: str  # the pinned archive it comes from (the third-party folder's name)
+    cmsis_core: Path  # CMSIS Core's Include/ in the prepared TFLM tree
+    c_flags: tuple[str, ...]  # the board sources' own flags besides C_FLAGS and the target's arch flags
+    link_flags: tuple[str, ...]
+    uart: str
+    connect: str  # how a user connects the UART to a PC
+    flash: tuple[str, ...]  # shell commands that write build/asc_board.* to the board
+    tested: str  # what was run, on what
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +164,30 @@ def _sources_table(folder: Path) -> dict[str, tuple[str, str]]:
     return rows
 
 
-def config_cmake(target: Target, *, tflm_sources: list[str], dsp_sources: list[str], model_sources: list[str]) -> str:
-    """``bundle_config.cmake``: the constants of targets.py and tflm_build.py for ``target``."""
+def board_layout(board: BoardSources) -> dict[Path, str]:
+    """Each file of ``board`` copied as it is -> its path in the bundle: the board folder's files
+    flat in ``board/``, ST's device files under ``board/<device folder>/`` in the archive's layout."""
+    device = board.device_dir
+    files = (*board.linker_scripts, *board.sources, *board.headers, board.program, board.startup)
+    return {f: (f"board/{device.name}/{f.relative_to(device).as_posix()}" if f.is_relative_to(device)
+                else f"board/{f.name}") for f in files}
+
+
+def _board_values(board: BoardSources, tree: Path) -> dict[str, list[str] | tuple[str, ...]]:
+    layout = board_layout(board)
+    core = board.cmsis_core.resolve().relative_to(tree).as_posix()
+    return {"ASC_BOARD": [board.name], "ASC_BOARD_LINKER_SCRIPT": [layout[board.linker_scripts[0]]],
+            "ASC_BOARD_SOURCES": [layout[f] for f in (*board.sources, board.startup)],
+            "ASC_BOARD_C_FLAGS": board.c_flags, "ASC_BOARD_LINK_FLAGS": board.link_flags,
+            "ASC_BOARD_INCLUDE_FLAGS": ["-I${ASC_BUNDLE_DIR}/board",
+                                        f"-I${{ASC_BUNDLE_DIR}}/board/{board.device_dir.name}/Include",
+                                        f"-I${{ASC_TFLM}}/{core}"]}
+
+
+def config_cmake(target: Target, *, tflm_sources: list[str], dsp_sources: list[str], model_sources: list[str],
+                 board_values: dict[str, list[str] | tuple[str, ...]] | None = None) -> str:
+    """``bundle_config.cmake``: the constants of targets.py and tflm_build.py for ``target``, and
+    ``board_values`` (:func:`_board_values`) for a named board."""
     tree = Path(_TREE)
     board = Path(target.linker_script).stem if target.linker_script else ""
     qemu = " ".join(("qemu-system-arm", *target.qemu, "-nographic", "-semihosting-config",
@@ -148,6 +202,7 @@ def config_cmake(target: Target, *, tflm_sources: list[str], dsp_sources: list[s
         "ASC_QEMU_LINK_FLAGS": target.link_flags, "ASC_BOARD_LINK_FLAGS": BOARD_LINK_FLAGS if target.prefix else (),
         "ASC_QEMU_DEFAULT_BOARD": [board], "ASC_QEMU_COMMAND": [qemu],
         "ASC_TFLM_SOURCES": tflm_sources, "ASC_DSP_SOURCES": dsp_sources, "ASC_MODEL_SOURCES": model_sources,
+        **(board_values or {}),
     }
     lines = ["# Generated by asc bundle from firmware_harness/builds/targets.py and tflm_build.py. The flags are the",
              "# ones asc firmware compiles with and verifies bit for bit against TFLM's Python runtime;",
@@ -164,10 +219,30 @@ def config_cmake(target: Target, *, tflm_sources: list[str], dsp_sources: list[s
     return "\n".join(lines) + "\n"
 
 
+def _board_readme(board: BoardSources) -> list[str]:
+    """BUNDLE.md's lines on a named board: what it is, how to build, connect and flash, what was tested."""
+    return [f"## Board: {board.name}", "",
+            f"{board.description}. `board/` is its folder: `{board.linker_scripts[0].name}` (the chip's real memory "
+            "regions: the link fails, naming the region and the bytes over, when an image does not fit), "
+            f"{', '.join(f'`{f.name}`' for f in (*board.sources[:-1], *board.headers))} and "
+            f"`{board.program.name}`, the UART protocol program; `board/{board.device_dir.name}/` holds ST's CMSIS "
+            f"device header, GCC start-up `{board.startup.name}` and clock system file `{board.sources[-1].name}`, "
+            "with ST's licence.", "",
+            "The build above links `build/asc_board.elf` (the UART protocol program `asc board run` drives) and "
+            "`build/asc_example.elf` (the example: a generated tone through the front end and the model, its class "
+            "printed on the UART), each with `.bin`, `.hex` and `.map` beside it.", "",
+            f"UART: {board.uart}. Connect {board.connect}.", "",
+            "Flash `asc_board` with pyOCD (`pip install pyocd`) or OpenOCD (Debian: `apt-get install openocd`), "
+            "the board's ST-LINK connected by USB:", "",
+            "```", *board.flash, "```", "",
+            f"Tested: {board.tested}", ""]
+
+
 def _readme(*, target: Target, export_dir: Path, tflite_sha256: str, tp: third_party.ThirdParty,
-            used: list[str], sources: int, headers: int) -> str:
+            used: list[str], sources: int, headers: int, board: BoardSources | None = None) -> str:
     rows = _sources_table(tp.folder)
-    lines = [f"# TFLM firmware bundle: {export_dir.name}/model.tflite for {target.name}", "",
+    on = f" on the {board.name} board" if board is not None else ""
+    lines = [f"# TFLM firmware bundle: {export_dir.name}/model.tflite for {target.name}{on}", "",
              f"Written by `asc bundle` (asc-tinyml). Target: {target.description}. Model sha256 "
              f"`{tflite_sha256}`.", "",
              "```", "cmake -B build && cmake --build build -j 2", "```", "",
@@ -177,12 +252,14 @@ def _readme(*, target: Target, export_dir: Path, tflite_sha256: str, tp: third_p
              + "; no network, no Python. `build/asc_example` (`.elf` on Cortex-M) is the example (`app/main.cc`): a generated tone "
              "as the microphone, the exported front end, the model, the class (argmax of the int8 outputs, "
              "lowest index on ties).", ""]
-    if target.prefix:
-        board = Path(target.linker_script).stem
+    if board is not None:
+        lines += _board_readme(board)
+    elif target.prefix:
+        qemu_board = Path(target.linker_script).stem
         lines += ["The example links with `board/board.ld` and `board/board_start.c`: placeholders. Replace them with "
                   "your board's linker script and start-up (or pass `-DASC_LINKER_SCRIPT=... -DASC_BOARD_STARTUP=...`). "
-                  f"`-DASC_QEMU_BOARD={board}` links with `qemu/` instead, for QEMU with semihosting:", "",
-                  "```", f"cmake -B build -DASC_QEMU_BOARD={board} && cmake --build build -j 2",
+                  f"`-DASC_QEMU_BOARD={qemu_board}` links with `qemu/` instead, for QEMU with semihosting:", "",
+                  "```", f"cmake -B build -DASC_QEMU_BOARD={qemu_board} && cmake --build build -j 2",
                   " ".join(("qemu-system-arm", *target.qemu, "-nographic", "-semihosting-config",
                             "enable=on,target=native", "-kernel", "build/asc_example.elf")), "```", ""]
     lines += [f"`bundle_config.cmake` holds the flags (`asc firmware`'s, the build it verifies bit for bit against "
@@ -206,17 +283,27 @@ def _readme(*, target: Target, export_dir: Path, tflite_sha256: str, tp: third_p
     for name in used:
         repo, commit = rows.get(name, ("(SOURCES.md not found)", ""))
         lines.append(f"| {name} | {repo} | {commit} | `{tp.sha256[name]}` | `{folders[name]}` |")
+    if board is not None:
+        name = board.device_archive
+        repo, commit = rows.get(name, ("(SOURCES.md not found)", ""))
+        sha = artifacts.sha256_file(tp.folder / name) if (tp.folder / name).is_file() else "(not in the folder)"
+        lines.append(f"| {name} | {repo} | {commit} | `{sha}` | `board/{board.device_dir.name}/` |")
     return "\n".join(lines) + "\n"
 
 
 def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_party_dir: Path | None = None,
-                write_beside: bool | None = None, log=print) -> Bundle:
+                write_beside: bool | None = None, board: BoardSources | None = None, log=print) -> Bundle:
     """Write the bundle of ``export_dir`` for ``target`` into ``out`` (staged; over a previous bundle,
     only its unchanged files are replaced, see the module docstring; ``write_beside``: None for the
-    CLI's ``--write-beside``). Refuses an export whose files differ from what ``asc export`` recorded."""
+    CLI's ``--write-beside``). Refuses an export whose files differ from what ``asc export`` recorded.
+    ``board``: a named board's folder instead of the placeholders (``target`` must be its target;
+    :func:`firmware_harness.board.build.make_board_bundle` passes both from the board table)."""
 
     if target not in BUNDLE_TARGETS:
         raise FirmwareError(f"asc bundle: target {target!r}; one of {', '.join(BUNDLE_TARGETS)}")
+    if board is not None and board.target != target:
+        raise FirmwareError(f"asc bundle: the {board.name} board's images are built for {board.target}, not "
+                            f"--target {target}; leave --target out with --board")
     tgt = get_target(target)
     export_dir, out = Path(export_dir), Path(out)
     artifacts.check_replaceable(out, stage=STAGE, inputs=(export_dir,), write_beside=write_beside)  # before any work
@@ -234,6 +321,13 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
     start = [tree / s for s in tflm_sources + dsp_sources] + [export_dir / f for f in C_SOURCE_FILES] + programs
     # the program's own folders first, as its -I flags: an export header never resolves into the tree
     dirs = [export_dir.resolve(), FIRMWARE_DIR] + _include_dirs(tree, tgt)
+    device_headers: set[Path] = set()
+    if board is not None:  # ST's headers the board includes, then the CMSIS Core headers they include
+        board_dirs = [board.program.parent, board.device_dir / "Include", board.cmsis_core]
+        board_start = [*board.sources, board.program]
+        device_headers = scan_headers(board.device_dir, board_start, board_dirs)
+        start += board_start + sorted(device_headers)
+        dirs += board_dirs
     headers = scan_headers(tree, start, dirs)
     files = sorted({tree / s for s in tflm_sources + dsp_sources} | headers)
     folders = _archive_folders(tree)
@@ -258,24 +352,37 @@ def make_bundle(export_dir: Path, out: Path, *, target: str = "host", third_part
         for f in ("main.cc", "asc_profile.h"):
             shutil.copyfile(FIRMWARE_DIR / f, tmp / "harness" / f)
         shutil.copyfile(TEMPLATE_DIR / "CMakeLists.txt", tmp / "CMakeLists.txt")
+        if board is not None:
+            copies = {**board_layout(board),
+                      **{lic: f"board/{board.device_dir.name}/{lic.name}" for lic in board.device_dir.iterdir()
+                         if lic.is_file() and _LICENSE.match(lic.name)},
+                      **{h: f"board/{board.device_dir.name}/{h.relative_to(board.device_dir.resolve()).as_posix()}"
+                         for h in device_headers}}
+            for src, rel in copies.items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, tmp / rel)
+        elif tgt.prefix:
+            shutil.copytree(TEMPLATE_DIR / "board", tmp / "board")
         if tgt.prefix:
             shutil.copyfile(TEMPLATE_DIR / "toolchain-arm-none-eabi.cmake", tmp / "toolchain-arm-none-eabi.cmake")
-            shutil.copytree(TEMPLATE_DIR / "board", tmp / "board")
             (tmp / "qemu").mkdir()
             for f in ("startup.S", "cstart.c", "cortex_m_sections.ld", tgt.linker_script):
                 shutil.copyfile(FIRMWARE_DIR / "cortex_m" / f, tmp / "qemu" / f)
         artifacts.atomic_write_text(tmp / "bundle_config.cmake", config_cmake(
-            tgt, tflm_sources=tflm_sources, dsp_sources=dsp_sources, model_sources=model_sources))
+            tgt, tflm_sources=tflm_sources, dsp_sources=dsp_sources, model_sources=model_sources,
+            board_values=_board_values(board, tree) if board is not None else None))
         artifacts.atomic_write_text(tmp / "BUNDLE.md", _readme(
             target=tgt, export_dir=export_dir.resolve(), tflite_sha256=exp.tflite_sha256, tp=tp, used=used,
-            sources=len(tflm_sources) + len(dsp_sources) + len(model_sources), headers=len(headers)))
+            sources=len(tflm_sources) + len(dsp_sources) + len(model_sources), headers=len(headers), board=board))
         artifacts.write_json(tmp / "bundle.json", {
-            "target": tgt.name, "export_dir": str(export_dir.resolve()), "tflite_sha256": exp.tflite_sha256,
+            "target": tgt.name, "board": board.name if board is not None else None,
+            "export_dir": str(export_dir.resolve()), "tflite_sha256": exp.tflite_sha256,
             "archives_sha256": {n: tp.sha256[n] for n in used}, "sources": tflm_sources + dsp_sources,
             **artifacts.provenance()})
         written = [p for p in tmp.rglob("*") if p.is_file()]
         n_files, n_bytes = len(written), sum(p.stat().st_size for p in written)
-    log(f"bundle: {out} for {tgt.name}: {n_files} files ({n_bytes / 1e6:.1f} MB), "
+    on = f" on the {board.name} board" if board is not None else ""
+    log(f"bundle: {out} for {tgt.name}{on}: {n_files} files ({n_bytes / 1e6:.1f} MB), "
         f"{len(tflm_sources) + len(dsp_sources) + len(model_sources)} sources, {len(headers)} headers")
     if (out / "build").is_dir():
         log(f"bundle: kept {out / 'build'} (asc never deletes it): `cmake --build` rebuilds what the new sources "

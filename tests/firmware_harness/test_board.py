@@ -19,10 +19,11 @@ import pytest
 
 from firmware_harness.builds import third_party
 from firmware_harness.board.boards import get_board
-from firmware_harness.board.build import ImageTooLarge, build_board_image, link_image
+from firmware_harness.board.build import ImageTooLarge, build_board_image, link_image, read_board_image
 from firmware_harness.board.qemu import qemu_board
 from firmware_harness.board.run import run_board
 from firmware_harness.builds.third_party import FirmwareError
+from keras_asc.artifacts import read_json
 from tests.conftest import TINY_TRAIN
 
 pytestmark = pytest.mark.slow
@@ -144,6 +145,23 @@ def test_nucleo_l4r5zi_image_links_into_its_chip_map(short_clips, tmp_path):
     assert (regions["FLASH"].origin, regions["FLASH"].length) == (0x08000000, 2048 * 1024)
     assert (regions["RAM"].origin, regions["RAM"].length) == (0x20000000, 640 * 1024)
     assert 0 < regions["RAM"].used <= regions["RAM"].length and Path(image.hex).is_file()
+
+
+def test_board_build_writes_the_boards_bundle_beside_the_image_and_names_it(tiny_export, tmp_path, capsys):
+    """``asc board build``: OUT/bundle is the export's asc bundle with the board's own folder (its memory
+    map, not the placeholders), and the command's report names it."""
+    from asc_cli.main import main
+
+    require_board_tools()
+    out = tmp_path / "image"
+    assert main(["board", "build", str(tiny_export), "--board", "stm32f407", "--out", str(out)]) == 0
+    bundle = out / "bundle"
+    assert str(bundle.resolve()) in capsys.readouterr().out
+    assert read_board_image(out).bundle == str(bundle.resolve())
+    assert (bundle / "board" / "memory.ld").read_text() == get_board("stm32f407").linker_script.read_text()
+    assert not (bundle / "board" / "board.ld").exists()
+    assert (bundle / "board" / "cmsis-device-f4" / "LICENSE.md").is_file()
+    assert read_json(bundle / "bundle.json")["board"] == "stm32f407"
 
 
 def test_a_whole_clip_model_is_refused_by_the_stm32f407_link_with_the_bytes_over(tmp_path):

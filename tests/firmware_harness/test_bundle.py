@@ -1,5 +1,7 @@
 """``asc bundle``: the bundle of the tiny export builds with CMake alone and its harness program is
-bit-identical to TFLM Python, on the host and on Cortex-M4 under QEMU.
+bit-identical to TFLM Python, on the host and on Cortex-M4 under QEMU; a bundle for the stm32f407
+board links its programs into the chip's real regions with .bin and .hex, and its CMake-built
+protocol image answers over the UART of an emulated STM32F405 (QEMU netduinoplus2).
 
 Each build compiles TFLM from the bundle's sources, through ccache when it is installed. On the
 2-core machine, otherwise idle (2026-11-30): the host bundle's CMake configure + build (64
@@ -17,15 +19,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from firmware_harness.board.boards import get_board
+from firmware_harness.board.build import make_board_bundle
+from firmware_harness.board.protocol import BoardLink
+from firmware_harness.board.qemu import qemu_board
 from firmware_harness.builds import program as fw_program
+from firmware_harness.builds import third_party
 from firmware_harness.builds.bundle import make_bundle
 from firmware_harness.builds.targets import get_target
-from firmware_harness.builds.third_party import cache_root
+from firmware_harness.builds.third_party import FirmwareError, cache_root
 from tests.firmware_harness.conftest import QUIET, require_targets
 
 pytestmark = pytest.mark.slow
 HOST_CLIPS = 4
 QEMU_CLIPS = 1
+BOARD = "stm32f407"
+BOARD_TOOLS = ("cmake", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-objcopy", "arm-none-eabi-size",
+               "qemu-system-arm")
+UART_TIMEOUT = 60.0  # seconds of silence before the emulated board is declared lost
 
 
 def _cmake(folder: Path, *options: str) -> float:
@@ -128,3 +139,80 @@ def test_cortex_m4_bundle_builds_with_the_toolchain_file_and_is_bit_exact_under_
             "-serial", "none", "-semihosting-config", "enable=on,target=native", "-kernel",
             str(out / "build" / "asc_example.elf")]
     assert _example_class(qemu) in labels
+
+
+def _require_board_bundle_tools() -> None:
+    """Skip when CMake, the Arm toolchain, QEMU or the pinned archives are missing; fail when CI=true."""
+    missing = [t for t in BOARD_TOOLS if shutil.which(t) is None]
+    try:
+        third_party.locate_third_party(**QUIET)
+    except FirmwareError as e:
+        missing.append(str(e))
+    if missing:
+        why = (f"a board bundle needs {missing} (Debian: cmake gcc-arm-none-eabi libnewlib-arm-none-eabi "
+               "qemu-system-arm)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def board_bundle(tiny_export, tmp_path_factory) -> Path:
+    """The tiny export's bundle for the stm32f407 board, configured and built by CMake as a user would:
+    its build folder."""
+    _require_board_bundle_tools()
+    out = tmp_path_factory.mktemp("board-bundle") / "bundle"
+    make_board_bundle(tiny_export, out, board=BOARD, **QUIET)
+    _cmake(out)
+    return out / "build"
+
+
+def _sections(elf: Path) -> list[tuple[str, int, int]]:
+    """(name, bytes, address) of every allocated, non-empty section, from ``arm-none-eabi-size -A``."""
+    out = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in out.splitlines()]
+    return [(r[0], int(r[1]), int(r[2])) for r in rows
+            if len(r) == 3 and r[0].startswith(".") and r[1].isdigit() and r[2].isdigit() and int(r[1]) and int(r[2])]
+
+
+@pytest.mark.parametrize("program", ["asc_board", "asc_example"])
+def test_stm32f407_bundle_links_its_programs_into_the_chips_regions_with_bin_and_hex(board_bundle, program):
+    elf = board_bundle / f"{program}.elf"
+    assert elf.with_suffix(".bin").stat().st_size > 0 and elf.with_suffix(".hex").stat().st_size > 0
+    regions = get_board(BOARD).regions()
+    used = {r.name: 0 for r in regions}
+    for name, size, addr in _sections(elf):
+        region = next((r for r in regions if r.holds(addr) and r.holds(addr + size - 1)), None)
+        assert region is not None, f"{program}: section {name} ({size} B at {addr:#010x}) is in no region of the chip"
+        used[region.name] += size
+    assert used["FLASH"] > 0 and used["RAM"] > 0
+    assert all(used[r.name] <= r.length for r in regions), used
+
+
+def test_stm32f407_bundles_asc_board_answers_over_the_uart_of_netduinoplus2_bit_exact(board_bundle, tiny_export,
+                                                                                        tiny_features):
+    elf = board_bundle / "asc_board.elf"
+    logmel = np.asarray(tiny_features.features("evaluate")[:1], np.float32)
+    inputs, outputs = _truth(tiny_export, logmel)
+    try:
+        with qemu_board(get_board(BOARD), elf) as url, BoardLink(url, timeout=UART_TIMEOUT) as link:
+            name = link.sync()
+            profile = link.profile()
+            inference = link.infer(inputs[0].astype(np.int8).tobytes(), output_bytes=profile.output_bytes)
+    finally:
+        assert _qemu_processes_running(elf) == []
+    assert BOARD in name and profile.board == BOARD
+    assert np.array_equal(np.frombuffer(inference.output, np.int8), outputs[0].reshape(-1))
+
+
+def _qemu_processes_running(elf: Path) -> list[int]:
+    """Processes whose command line names ``elf`` (this test's own image: no other helper's QEMU)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(elf).encode() in cmd:
+            found.append(int(pid))
+    return found

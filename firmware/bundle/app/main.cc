@@ -9,10 +9,16 @@
 // outputs, the lowest index on ties (the order TFLM Python's outputs would be ranked by np.argmax).
 //
 // Prints `class=K` and `label=NAME` (stdout: the host's, semihosting under QEMU; nothing on a
-// board until _write is retargeted); exit status 0, or 1 when TFLM or the front end fails.
+// board until _write is retargeted); exit status 0, or 1 when TFLM or the front end fails. In a
+// bundle for a named board (ASC_WITH_BOARD) main first sets up the board's clock and UART
+// (board/board.c), and board_syscalls.c's _write sends stdout to the UART.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#ifdef ASC_WITH_BOARD
+#include "board.h"
+#endif
 
 #include "model_data.h"
 #include "model_frontend.h"
@@ -75,6 +81,10 @@ int Fail(const char* what) {
 }  // namespace
 
 int main(int, char**) {
+#ifdef ASC_WITH_BOARD
+  static BoardInfo board;
+  BoardInit(&board);
+#endif
   if (RegisterModelOps(op_resolver) != kTfLiteOk) return Fail("RegisterModelOps failed");
   tflite::MicroInterpreter interpreter(tflite::GetModel(g_model_data), op_resolver, tensor_arena, kTensorArenaSize);
   if (interpreter.AllocateTensors() != kTfLiteOk) return Fail("AllocateTensors failed: kTensorArenaSize too small");

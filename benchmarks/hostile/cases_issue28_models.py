@@ -6,7 +6,10 @@ malformed flatbuffer with a one-paragraph error naming the file (exit 1), never 
 crash reported as another cause; a valid model is never refused."""
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import Callable
 
 from . import model_files
 from .checks import report_of
@@ -44,15 +47,38 @@ case("validate", "the arena measurement fails (fully connected weight shape tran
                                                      src=model_files.small_model(c)))
 
 
-@case("validate", "--inputs X.npz (an .npz archive, not an .npy array)", "E1|E2", ["x.npz", "--inputs"])
-def _(c):
+def _validate_npz(c: Ctx, arrays: dict) -> list:
+    """``asc validate`` of a copy of the fixture export's model with ``--inputs x.npz`` holding ``arrays``."""
     import numpy as np  # the script's own dependency for making test inputs
 
     model = c.dir / "m" / "model.tflite"
     model.parent.mkdir()
     model.write_bytes((c.fx.export / "model.tflite").read_bytes())
-    np.savez(c.dir / "x.npz", x=np.zeros((2, 128, 58, 1), np.int8))
+    np.savez(c.dir / "x.npz", **{k: np.zeros(shape, np.int8) for k, shape in arrays.items()})
     return ["validate", model, "--inputs", c.dir / "x.npz"]
+
+
+def _used_the_npz(c: Ctx) -> Callable[[subprocess.CompletedProcess], str | None]:
+    """The run's validation report records the 2 inputs of x.npz (issue 28: an .npz of one array is that array)."""
+    def check(_: subprocess.CompletedProcess) -> str | None:
+        report = c.dir / "m" / "model.validation" / "validation_report.json"
+        if not report.is_file():
+            return f"no {report}"
+        used = json.loads(report.read_text()).get("inputs", {})
+        return None if used.get("count") == 2 and str(used.get("path", "")).endswith("x.npz") else \
+            f"the report's inputs are {used}, not x.npz's 2 rows"
+    return check
+
+
+@case("validate", "--inputs X.npz holding one int8 array (that array is the inputs)", "H")
+def _(c):
+    argv = _validate_npz(c, {"x": (2, 128, 58, 1)})
+    c.check = _used_the_npz(c)
+    return argv
+
+
+case("validate", "--inputs X.npz holding two arrays (which one is meant?)", "E1|E2", ["x.npz"])(
+    lambda c: _validate_npz(c, {"x": (2, 128, 58, 1), "y": (2, 128, 58, 1)}))
 
 
 # ---------------------------------------------------------------------------- a valid small model

@@ -469,7 +469,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from firmware_harness.firmware.check import arena_probes
     from tflite_export.compression import CompressionConfig
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     from tflite_export.export import DEFAULT_BUDGET
     from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, get_mcu_target
@@ -498,11 +498,11 @@ def cmd_export(a: argparse.Namespace) -> None:
                                      finetune_epochs=a.compress_epochs) if a.compress else None)
     probes = arena_probes(a.arena_targets, third_party_dir=Path(a.third_party) if a.third_party else None)
     out = Path(a.out) if a.out else Path(a.run_dir) / "export"
-    exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), budget=a.budget,
-                     calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
-                     qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
-                     mcu_target=a.target, compression=compression, export_dir=out,
-                     dcase_year=None if a.dcase_year == "none" else a.dcase_year)
+    exp = export_run(Path(a.run_dir), Path(a.data), Path(a.work), config=ExportConfig(
+        budget=a.budget, calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
+        qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
+        mcu_target=a.target, compression=compression, export_dir=out,
+        dcase_year=None if a.dcase_year == "none" else a.dcase_year))
     size = exp.size
     print(f"flatbuffer: {size.flatbuffer_bytes:,d} bytes of {size.budget_bytes:,d} budget "
           f"({size.budget_used_percent} %); tensor arena {size.arena_min_bytes:,d} bytes measured at most, "

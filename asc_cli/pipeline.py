@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from keras_asc import artifacts
 from keras_asc.errors import AscError
+from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.training_config import TrainConfig
 from tflite_export.export import DEFAULT_BUDGET, DEFAULT_CALIBRATION
 
@@ -124,7 +125,7 @@ def available_firmware_targets(wanted: tuple[str, ...] = DEMO_FIRMWARE_TARGETS, 
 
 
 def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
-                 workers: int = 2, max_drop: float | None = None, firmware_targets: tuple[str, ...] = (),
+                 workers: int = DEFAULT_WORKERS, max_drop: float | None = None, firmware_targets: tuple[str, ...] = (),
                  log=print) -> PipelineResult:
     """features -> train -> evaluate -> export -> validate (-> firmware) for one configuration.
 
@@ -135,7 +136,7 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
     from keras_asc.training import finished_run_matches, train
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
     from tflite_export.export_result import reusable_export
 
     timings = {}
@@ -166,9 +167,9 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     if exp is None:
         from firmware_harness.firmware.check import arena_probes
 
-        exp = export_run(run_dir, data_dir, work_dir, budget=cfg.budget, calibration_size=cfg.calibration_size,
-                         seed=cfg.seed, workers=workers, arena_probes=arena_probes(firmware_targets, log=log),
-                         dcase_refuse=False, log=log)  # a cell over DCASE's limits is still compared (warned)
+        exp = export_run(run_dir, data_dir, work_dir, config=ExportConfig(  # a cell over DCASE's limits is still
+            budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed, workers=workers,  # compared
+            arena_probes=arena_probes(firmware_targets, log=log), dcase_refuse=False), log=log)  # (warned)
     else:
         log("export: reusing export/")
     timings["export"] = time.perf_counter() - t
@@ -217,7 +218,7 @@ def _read(path: Path) -> dict:
 
 # ----------------------------------------------------------------------------- demo
 def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: PipelineConfig | None = None,
-             workers: int = 2, log=print) -> PipelineResult:
+             workers: int = DEFAULT_WORKERS, log=print) -> PipelineResult:
     from keras_asc.synth import make_dataset, resolve_size
 
     cfg = cfg or PipelineConfig()
@@ -451,7 +452,7 @@ def attempts_file(run_dir: Path) -> Path:
 
 
 def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
-                  workers: int = 2, placement: dict | None = None, log=print) -> dict:
+                  workers: int = DEFAULT_WORKERS, placement: dict | None = None, log=print) -> dict:
     """One grid cell, for either engine: under the cell's lock, record the attempt, run the
     pipeline (resuming what an earlier attempt left), build the row and write ``grid_result.json``.
     A cell already finished with this configuration returns its row without running again."""
@@ -513,7 +514,7 @@ def write_grid_tables(out_dir: Path, rows: list[dict], *, log=print):
 
 
 def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
-             work_dir: Path | None = None, workers: int = 2, log=print):
+             work_dir: Path | None = None, workers: int = DEFAULT_WORKERS, log=print):
     """Run every configuration (each in ``out_dir/<name>/``), one after the other in this process
     (the local engine; :func:`asc_cli.grid_ray.run_grid_ray` is the Ray one), and write
     ``results.csv``/``.md``.

@@ -32,7 +32,7 @@ def export_options(variant: str) -> dict:
 def main() -> None:
     from firmware_harness.firmware.check import arena_probes, check_firmware
     from firmware_harness.validation.export_validation import validate_export
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     ap = argparse.ArgumentParser()
     ap.add_argument("run_dir", type=Path)
@@ -48,8 +48,8 @@ def main() -> None:
             "|---|---|---|---|---|---|---|---|---|"]
     for variant in a.variants.split(","):
         export_dir = out / variant
-        exp = export_run(a.run_dir, a.data, a.work, export_dir=export_dir, arena_probes=arena_probes(
-            ("host", "host-cmsis-nn", "cortex-m4")), **export_options(variant))
+        exp = export_run(a.run_dir, a.data, a.work, config=ExportConfig(export_dir=export_dir, arena_probes=arena_probes(
+            ("host", "host-cmsis-nn", "cortex-m4")), **export_options(variant)))
         rep = validate_export(export_dir / "model.tflite", a.data, a.work)
         fw = check_firmware(export_dir, a.data, a.work, targets=("host", "cortex-m4"), clips=a.clips)
         m4 = next(t for t in fw.targets if t.target == "cortex-m4")

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def umask() -> int:
     """The process's file-creation mask (read without changing it for longer than a call)."""
@@ -49,8 +51,6 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def _json_default(o: Any) -> Any:
-    import numpy as np  # only when a record holds numpy values (this module is imported by the CLI's start-up)
-
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

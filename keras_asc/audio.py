@@ -85,7 +85,7 @@ def load_audio(path: Path, *, sample_rate: int = 44100, clip_seconds: float = 10
         warnings.extend(audio_warnings(path, data, sr, sample_rate=sample_rate, clip_seconds=clip_seconds))
     mono = data.mean(axis=1, dtype=np.float32)
     if sr != sample_rate:
-        import librosa
+        import librosa  # heavy: librosa loads numba (seconds)
 
         mono = librosa.resample(mono, orig_sr=sr, target_sr=sample_rate, res_type="soxr_hq")
     n = int(round(sample_rate * clip_seconds))

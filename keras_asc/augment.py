@@ -34,9 +34,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from keras_asc import artifacts
+from keras_asc.audio import load_audio
 from keras_asc.errors import AscError
+from keras_asc.features import FeatureConfig, log_mel
+from keras_asc.parallel import DEFAULT_WORKERS, parallel_map
 
 #: Added to the per-band variance before the square root (CP-JKU's value).
 FREQ_MIXSTYLE_EPS = 1e-6
@@ -66,7 +70,7 @@ def freq_mixstyle(x, *, lam, perm, eps: float = FREQ_MIXSTYLE_EPS):
         ``mu``, ``sig`` per clip and mel bin over frames and channels, and
         ``mu_mix = lam * mu + (1 - lam) * mu[perm]`` (``sig_mix`` alike).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
     x = tf.convert_to_tensor(x, tf.float32)
     n = tf.cast(tf.shape(x)[2] * tf.shape(x)[3], tf.float32)
@@ -83,7 +87,7 @@ def freq_mixstyle(x, *, lam, perm, eps: float = FREQ_MIXSTYLE_EPS):
 def random_freq_mixstyle(x, *, p: float, alpha: float):
     """:func:`freq_mixstyle` with probability ``p`` per batch, ``lam ~ Beta(alpha, alpha)`` per clip and
     a random permutation of the batch; else ``x`` unchanged. ``x``: ``(batch, mels, frames, ch)``."""
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
     x = tf.convert_to_tensor(x, tf.float32)
     b = tf.shape(x)[0]
@@ -98,7 +102,7 @@ def random_freq_mixstyle(x, *, p: float, alpha: float):
 def convolve_ir(audio: np.ndarray, ir: np.ndarray) -> np.ndarray:
     """``audio`` ``(n,)`` convolved with ``ir`` ``(m,)``, the first ``n`` samples (the response starts at
     the clip's start, as a recording through the device would); float32 ``(n,)``."""
-    import scipy.signal
+    import scipy.signal  # heavy: SciPy takes a second to import
 
     audio = np.asarray(audio, np.float64)
     out = scipy.signal.fftconvolve(audio, np.asarray(ir, np.float64), mode="full")[:len(audio)]
@@ -166,15 +170,13 @@ def check_impulse_responses(folder: Path) -> list[Path]:
 def load_impulse_response(path: Path, *, sample_rate: int | None) -> np.ndarray:
     """One impulse response, mono (channels averaged), resampled to ``sample_rate`` (None: as stored):
     float64 ``(m,)``."""
-    import soundfile as sf
-
     try:
         data, sr = sf.read(str(path), dtype="float64", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as e:
         raise ImpulseResponseError(f"--dir-aug: {path} is not a readable WAV file ({e}); remove or replace it") from None
     ir = data.mean(axis=1)
     if sample_rate is not None and sr != sample_rate:
-        import librosa
+        import librosa  # heavy: librosa loads numba (seconds)
 
         ir = librosa.resample(ir, orig_sr=sr, target_sr=sample_rate)
     if ir.size == 0 or not np.isfinite(ir).all() or not np.any(ir):
@@ -211,8 +213,6 @@ def write_simulated_irs(folder: Path, *, count: int = 4, sample_rate: int = 4410
     """Write :func:`simulated_device_irs` as ``folder/sim_device_<k>.wav`` (24-bit PCM: libsndfile stamps float WAVs
     with the time in a PEAK chunk, which would break same-seed-same-bytes); returns the paths.
     ``folder`` is created; it must not hold these files already (a generated dataset's staging folder)."""
-    import soundfile as sf
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -237,9 +237,6 @@ class DirFeatures:
 
 def _dir_chunk(paths: list[str], hashes: list[str], irs: list[np.ndarray], assignment: np.ndarray,
                config_dict: dict) -> np.ndarray:
-    from keras_asc.audio import load_audio
-    from keras_asc.features import FeatureConfig, log_mel
-
     config = FeatureConfig.from_dict(config_dict)
     out = np.empty((len(paths), assignment.shape[1], *config.shape), np.float32)
     for i, (p, h) in enumerate(zip(paths, hashes)):
@@ -252,8 +249,8 @@ def _dir_chunk(paths: list[str], hashes: list[str], irs: list[np.ndarray], assig
     return out
 
 
-def dir_feature_cache(fs, *, folder: Path, copies: int, seed: int = DIR_ASSIGNMENT_SEED, workers: int = 2,
-                      log=print) -> DirFeatures:
+def dir_feature_cache(fs, *, folder: Path, copies: int, seed: int = DIR_ASSIGNMENT_SEED,
+                      workers: int = DEFAULT_WORKERS, log=print) -> DirFeatures:
     """The DIR-convolved log-mel copies of ``fs``'s training clips (a :class:`keras_asc.feature_cache.FeatureSet`),
     computed once into ``WORK/dir_features/<key>/`` beside the feature cache (``WORK/features/<key>``).
 
@@ -261,8 +258,6 @@ def dir_feature_cache(fs, *, folder: Path, copies: int, seed: int = DIR_ASSIGNME
     ``numpy.random.default_rng([seed, i, k])``; ``config.json`` records the assignment and every
     response file's sha256.
     """
-    from keras_asc.parallel import parallel_map
-
     files = list_impulse_responses(folder)
     config = fs.feature_config
     table = fs.table("train")

@@ -18,6 +18,7 @@ train table is that subset of fold1_train, read from its split file.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -158,8 +159,6 @@ def train_split_of_run(run_cfg: dict) -> str | None:
     """The training subset a run was trained on (``--train-split``, as its feature cache recorded
     it in ``config.json``), for the stages that rebuild that cache (export, evaluate); None for the
     whole fold1 train split, for runs made before the option, and when the cache is gone."""
-    import json
-
     cache = run_cfg.get("feature_cache") or {}
     if cache.get("train_split") is not None:
         return str(cache["train_split"])

@@ -13,6 +13,7 @@ so callers can still catch one kind; the subclasses keep their historical built-
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
 
 
@@ -30,8 +31,6 @@ def describe_os_error(e: OSError) -> str | None:
     if e.errno == errno.EROFS:
         return (f"{where}: on a read-only file system; choose another output folder (--out/--work)")
     if e.errno in (errno.EACCES, errno.EPERM):
-        import os
-
         if e.filename and os.path.exists(where) and not os.access(where, os.R_OK):
             return (f"{where}: not readable (permission denied); make it readable by this user (chmod/chown) or "
                     "give another path")

@@ -6,6 +6,7 @@ The same functions score the float model here and TFLM's int8 outputs in firmwar
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ import pandas as pd
 
 from keras_asc import artifacts, records
 from keras_asc.dataset import DEVICES, SCENE_LABELS, UNSEEN_DEVICES
+from keras_asc.parallel import DEFAULT_WORKERS
+from keras_asc.run_record import feature_set_for_run, load_run_model, read_run_config
+from keras_asc.training_data import load_split
 from keras_asc.windows import WindowPlan, combine_windows, split_windows
 
 EPS = 1e-15
@@ -56,10 +60,10 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int =
 
 
 def plot_confusion(cm: np.ndarray, path: Path, *, title: str) -> None:
-    import matplotlib
+    import matplotlib  # heavy: Matplotlib takes a second to import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: Matplotlib takes a second to import
 
     fig, ax = plt.subplots(figsize=(7, 6))
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -80,9 +84,7 @@ def plot_confusion(cm: np.ndarray, path: Path, *, title: str) -> None:
 
 def save_figure(fig, path: Path) -> None:
     """Save a matplotlib figure atomically (temp file, then rename) and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: Matplotlib takes a second to import
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
@@ -102,7 +104,7 @@ def format_scores(scores: pd.DataFrame) -> str:
 def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: WindowPlan) -> tuple[np.ndarray, dict]:
     """Clip probabilities of a windowed model (mean of its windows' probabilities), and the
     same clips scored by the other combination, softmax of the mean pre-softmax scores."""
-    import tf_keras as keras
+    import tf_keras as keras  # heavy: loads TensorFlow
 
     xw = split_windows(x, window=windows.frames, hop=windows.hop)
     probs = combine_windows(model.predict(xw, batch_size=64, verbose=0), windows_per_clip=windows.per_clip)
@@ -118,12 +120,10 @@ def _windowed_probabilities(model, x: np.ndarray, y: np.ndarray, windows: Window
                    "combination": combination}
 
 
-def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int = 2, log=print) -> pd.DataFrame:
+def evaluate_run(run_dir: Path, data_dir: Path, work_dir: Path, *, workers: int = DEFAULT_WORKERS,
+                 log=print) -> pd.DataFrame:
     """Score a run's best model on the evaluate split; write metrics.json/.csv, predictions.csv
     and confusion.png into ``run_dir``. Returns the score table."""
-    from keras_asc.run_record import feature_set_for_run, load_run_model, read_run_config
-    from keras_asc.training_data import load_split
-
     run_dir = Path(run_dir)
     run = read_run_config(run_dir)
     fs = feature_set_for_run(run, data_dir, work_dir, run_dir=run_dir, workers=workers, log=log)

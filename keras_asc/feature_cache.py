@@ -25,7 +25,7 @@ import pandas as pd
 from keras_asc import artifacts
 from keras_asc.audio import load_audio
 from keras_asc.dataset import SCENE_LABELS, read_fold1, split_warnings
-from keras_asc.parallel import parallel_map
+from keras_asc.parallel import DEFAULT_WORKERS, parallel_map
 from keras_asc.features import FeatureConfig, Normalization, log_mel
 
 CACHED_SPLITS = ("train", "evaluate")
@@ -96,7 +96,7 @@ def _extract_chunk(paths: list[str], config_dict: dict) -> tuple[np.ndarray, lis
 
 
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
-                     workers: int = 2, chunk: int = 8, desc: str = "log-mel",
+                     workers: int = DEFAULT_WORKERS, chunk: int = 8, desc: str = "log-mel",
                      audio_sha256: list[str] | None = None) -> list[str]:
     """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes; returns the
     suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order. When given,
@@ -119,7 +119,7 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
 
 
 def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,
-                        workers: int = 2, log=print, train_split: str | None = None) -> FeatureSet:
+                        workers: int = DEFAULT_WORKERS, log=print, train_split: str | None = None) -> FeatureSet:
     """Return the cache entry for (dataset, config), computing it only if it is not complete.
     ``train_split`` (TAU 2022 layout): the train split is that DCASE 2024 subset
     (:func:`keras_asc.dataset.read_train_split`); its file list is in the key like any other."""

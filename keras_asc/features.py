@@ -80,7 +80,7 @@ class FeatureConfig:
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> np.ndarray:
-    import librosa
+    import librosa  # heavy: librosa loads numba (seconds)
 
     return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
                                dtype=np.float64)
@@ -103,7 +103,7 @@ def log_mel(audio: np.ndarray, *, config: FeatureConfig) -> np.ndarray:
     Returns:
         np.ndarray, shape ``(config.n_mels, config.n_frames)``, dtype float32, in dB.
     """
-    import librosa
+    import librosa  # heavy: librosa loads numba (seconds)
 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or audio.shape[0] != config.n_samples:

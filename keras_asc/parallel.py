@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
+from tqdm.auto import tqdm
+
+#: worker processes of every stage that has them (dataset, features, validation, firmware runs): the
+#: project's machines have 2 cores. The one default of every ``workers`` option and keyword.
+DEFAULT_WORKERS = 2
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -23,8 +29,6 @@ def _die_with_parent(parent_pid: int) -> None:
     """Linux: ask the kernel to SIGKILL this process when its parent dies. A parent that died
     while this worker was still starting (before the request) is caught by the pid check."""
     if sys.platform.startswith("linux"):
-        import ctypes
-
         PR_SET_PDEATHSIG = 1
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -62,8 +66,6 @@ def parallel_map(fn: Callable[..., Any], calls: Sequence[tuple], *, workers: int
     ``initializer(*initargs)`` runs once in each worker before its first call. ``fn`` and the
     initializer must be importable module-level functions (spawned workers import them).
     """
-    from tqdm.auto import tqdm
-
     sizes = list(sizes) if sizes is not None else [1] * len(calls)
     with tqdm(total=sum(sizes), desc=desc, unit=unit, leave=False) as bar:
         if workers <= 1:

@@ -13,17 +13,20 @@ from keras_asc.dataset import SCENE_LABELS, train_split_of_run
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet, build_feature_cache
 from keras_asc.features import FeatureConfig, Normalization
+from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.training_config import TrainConfig
 
 
-def load_run_model(run_dir: Path):
-    """The best model of a finished run (uncompiled)."""
+def load_run_model(run_dir: Path, *, run: RunRecord | None = None):
+    """The best model of a finished run (uncompiled), checked against the ``model_sha256`` its
+    ``config.json`` recorded: ``run``'s when the caller has read it (:func:`read_run_config`),
+    else read here."""
     import tf_keras as keras  # TensorFlow takes seconds to import: only when a model is loaded
 
     path = Path(run_dir) / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model; run `asc train --out {run_dir}` first")
-    recorded = _recorded_model_sha256(Path(run_dir))
+    recorded = _recorded_model_sha256(Path(run_dir)) if run is None else _finished_model_sha256(run)
     if recorded is not None and artifacts.sha256_file(path) != recorded:
         raise RunError(f"{path}: is not the model this run trained (its sha256 differs from config.json's "
                        "model_sha256): it was replaced or edited. Restore it, or train again (`asc train`)")
@@ -40,6 +43,10 @@ def _recorded_model_sha256(run_dir: Path) -> str | None:
         return None
     cfg = artifacts.read_json(path)
     return cfg.get("model_sha256") if isinstance(cfg, dict) and cfg.get("status") == "done" else None
+
+
+def _finished_model_sha256(run: RunRecord) -> str | None:
+    return run.model_sha256 if run.status == "done" else None
 
 
 class RunError(AscError, ValueError):
@@ -136,8 +143,8 @@ def warn_if_other_training_data(run: RunRecord, fs: FeatureSet, *, run_dir: Path
         "intended")
 
 
-def feature_set_for_run(run: RunRecord, data_dir: Path, work_dir: Path, *, run_dir: Path, workers: int = 2,
-                        log=print) -> FeatureSet:
+def feature_set_for_run(run: RunRecord, data_dir: Path, work_dir: Path, *, run_dir: Path,
+                        workers: int = DEFAULT_WORKERS, log=print) -> FeatureSet:
     """The feature cache for ``data_dir`` computed with the run's feature parameters."""
     fs = build_feature_cache(data_dir, work_dir, config=run.features, workers=workers, log=log,
                              train_split=train_split_of_run(run.record))

@@ -30,11 +30,15 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.signal
+import soundfile as sf
 
 from keras_asc import artifacts
+from keras_asc.augment import write_simulated_irs
 from keras_asc.dataset import DEVICES, SCENE_LABELS, UNSEEN_DEVICES
 from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, Layout, layout_for_clip_seconds
+from keras_asc.parallel import DEFAULT_WORKERS, parallel_map
 
 SR = 44100
 CITIES = ("amsterdam", "barcelona", "helsinki", "lisbon", "london", "lyon", "madrid", "milan",
@@ -413,8 +417,6 @@ def _render_segment(seg: Segment, clip_seconds: float, out_dir: str, layout_name
                     parts: int = 1) -> list[str]:
     """Render ``seg`` through each of its devices; in the 2022 layout the segment is ``parts``
     clips long and cut into ``parts`` files (as TAU 2022 cut the 2020 recordings)."""
-    import soundfile as sf
-
     layout = LAYOUTS[layout_name]
     parts = parts if layout.parts_per_segment > 1 else 1
     clip_n = int(round(SR * clip_seconds))
@@ -453,7 +455,7 @@ def train_subsets(train_rows, *, seed: int) -> dict[int, list[str]]:
 
 
 def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_seconds: float | None = None,
-                 parts_per_segment: int | None = None, workers: int = 2, log=print) -> Path:
+                 parts_per_segment: int | None = None, workers: int = DEFAULT_WORKERS, log=print) -> Path:
     """Write a TAU-layout dataset to ``out_dir`` (which must not exist, or be a finished one):
     the 2022 layout (with the DCASE 2024 split files) for one-second clips, else the 2020 one.
 
@@ -461,10 +463,6 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
     use fewer). Returns the dataset root. Written into a temp folder and renamed, so an interrupted run
     leaves nothing that looks like a dataset. Same arguments -> the same bytes.
     """
-    import pandas as pd
-
-    from keras_asc.parallel import parallel_map
-
     out_dir = Path(out_dir)
     spec = resolve_size(size, clip_seconds)
     if parts_per_segment is not None:  # fewer one-second parts per segment than TAU's 10 (small test sets)
@@ -492,7 +490,6 @@ def make_dataset(out_dir: Path, *, size: str = "demo", seed: int = 0, clip_secon
         calls = [(s, spec.clip_seconds, str(tmp), layout.name, parts) for s in segs]
         for _ in parallel_map(_render_segment, calls, workers=workers, desc="make-dataset", unit="segment"):
             pass
-        from keras_asc.augment import write_simulated_irs  # simulated device responses for `asc train --dir-aug`
 
         write_simulated_irs(tmp / "impulse_responses", seed=seed)
         rows = [(s.filename(d, part, layout), s.scene, s.identifier, d, s.split)

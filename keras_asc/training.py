@@ -39,6 +39,7 @@ from keras_asc.dataset import SCENE_LABELS
 from keras_asc.distill import teacher_identity, teacher_logits
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet
+from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.training_config import TrainConfig
 from keras_asc.training_data import load_split, make_train_pipeline
 from keras_asc.training_losses import compile_model
@@ -98,7 +99,7 @@ def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
 
 
 def train(fs: FeatureSet, run_dir: Path, *, config: TrainConfig, resume: bool = False,
-          workers: int = 2, log=print) -> dict:
+          workers: int = DEFAULT_WORKERS, log=print) -> dict:
     """Train ``config.model`` on ``fs``'s train split; return the final ``config.json`` dict."""
     import tensorflow as tf  # TensorFlow takes seconds to import: only when training
     import tf_keras as keras

@@ -83,9 +83,9 @@ def tiny_run(tiny_features, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_export(tiny_run, tiny_dataset, tiny_work) -> Path:
     """``tiny_run`` exported to int8 (PTQ): returns the export folder."""
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
-    export_run(tiny_run, tiny_dataset, tiny_work, calibration_size=40, log=lambda *_: None)
+    export_run(tiny_run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=40), log=lambda *_: None)
     return tiny_run / "export"
 
 
@@ -93,11 +93,12 @@ def tiny_export(tiny_run, tiny_dataset, tiny_work) -> Path:
 def tiny_compressed_export(tiny_run, tiny_dataset, tiny_work, tmp_path_factory) -> Path:
     """``tiny_run`` clustered (2 fine-tuning epochs) and exported with 4-bit LUT weights."""
     from tflite_export.compression import CompressionConfig
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     out = tmp_path_factory.mktemp("lut") / "export"
-    export_run(tiny_run, tiny_dataset, tiny_work, calibration_size=40, export_dir=out, arena_probes={},
-               compression=CompressionConfig(bits=4, finetune_epochs=2), log=lambda *_: None)
+    export_run(tiny_run, tiny_dataset, tiny_work, config=ExportConfig(
+        calibration_size=40, export_dir=out, arena_probes={}, compression=CompressionConfig(bits=4, finetune_epochs=2)),
+        log=lambda *_: None)
     return out
 
 

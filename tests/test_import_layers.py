@@ -276,14 +276,9 @@ def _known(check: str, reasons: dict[str, str]) -> list:
 #: What still fails on the day the test was written (python tests/test_import_layers.py prints the lists).
 KNOWN_CIRCLES: dict[str, str] = {}
 KNOWN_FUNCTION_IMPORTS = {
-    "keras_asc": "artifacts.py 2, augment.py 5, dataset.py 1, errors.py 1, evaluation.py 3, parallel.py 2, synth.py 4",
-    "tflite_export": "arena.py 1, compression.py 7, export.py 5, export_result.py 5, qat.py 3",
     "asc_cli": "grid_ray.py 11, main.py 52, pipeline.py 18",
 }
 KNOWN_WITHOUT_REASON = {
-    "keras_asc": "audio.py 1, augment.py 4, evaluation.py 4, features.py 2",
-    "tflite_export": "compression.py 10, convert.py 2, export.py 3, flatbuffer.py 1, frontend.py 1, qat.py 2, "
-                     "tflm_runtime.py 1",
     "asc_cli": "grid_ray.py 4, main.py 5, pipeline.py 1",
 }
 

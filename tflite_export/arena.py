@@ -33,7 +33,8 @@ from typing import Callable
 import numpy as np
 
 from keras_asc.errors import AscError
-from tflite_export.model_check import ModelCheckError, check_model
+from tflite_export.flatbuffer import describe_tensors, operator_names
+from tflite_export.model_check import ModelCheckError, check_model, check_parsed_model
 from tflite_export.tflm_runtime import TflmRunner
 
 ALIGN = 16
@@ -93,8 +94,6 @@ def peak_live_tensors(model) -> RamPeak:
     these lifetimes into the arena, so the peak's sum is a lower bound of the arena, which adds
     scratch buffers and TFLM's own structures; what to shrink is in the peak's list.
     """
-    from tflite_export.flatbuffer import describe_tensors, operator_names
-
     tensors = describe_tensors(model)
     graph = model.subgraphs[0]
     names = operator_names(model)
@@ -262,14 +261,19 @@ def probe(path: Path) -> dict:
     return {"min_bytes": hi, "recorded_total": total, "report": report}
 
 
-def measure_arena(tflite_path: Path, *, timeout: float = MEASURE_TIMEOUT) -> ArenaMeasurement:
+def measure_arena(tflite_path: Path, *, model=None, timeout: float = MEASURE_TIMEOUT) -> ArenaMeasurement:
     """Measure ``tflite_path``'s minimal TFLM arena (in a child process, each trial forked).
+    ``model``: the file's content already parsed (:func:`tflite_export.flatbuffer.read_model_shared`),
+    when the caller has it: the model check runs on it instead of reading and parsing the file again.
 
     Raises :class:`ModelCheckError` for a model the model check refuses and :class:`ArenaError`
     (one paragraph naming the file and the cause) when TFLM cannot run it or the measurement
     fails."""
     path = Path(tflite_path)
-    check_model(path.read_bytes(), source=str(path))
+    if model is None:
+        check_model(path.read_bytes(), source=str(path))
+    else:
+        check_parsed_model(model, source=str(path))
     try:
         proc = subprocess.run([sys.executable, "-m", "tflite_export.arena", str(path)],
                               capture_output=True, text=True, timeout=timeout)

@@ -41,8 +41,12 @@ import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before T
 
 import numpy as np  # noqa: E402
 
+from keras_asc import artifacts  # noqa: E402
 from keras_asc.errors import AscError  # noqa: E402
-from keras_asc.windows import split_windows  # noqa: E402
+from keras_asc.finetune import (FINETUNE_LEARNING_RATE_DIVISOR, compile_for_training,  # noqa: E402
+                                finetune_batches, finetune_config, validation_data)
+from tflite_export.flatbuffer import _schema, operator_names, read_model_shared  # noqa: E402
+from tflite_export.tflm_runtime import TflmRunner  # noqa: E402
 
 GRANULARITIES = ("tensor", "channel")
 DECODE_OP = "TFLM_DECODE"  # the custom operator's name in the flatbuffer
@@ -63,7 +67,8 @@ class CompressionConfig:
     # On the demo run, fine-tuning on the labels alone at a constant rate, 10, 20 and 40 (its own
     # count) epochs gave 65.0, 69.2 and 70.0 % float accuracy (an experiment before distillation).
     finetune_epochs: int | None = None
-    learning_rate_divisor: float = 10.0  # fine-tune at the run's learning rate / this (as QAT)
+    # fine-tune at the run's learning rate / this (as QAT)
+    learning_rate_divisor: float = FINETUNE_LEARNING_RATE_DIVISOR
     # fine-tuning loss: label_weight x cross-entropy with the labels + (1 - label_weight) x KL divergence
     # from the uncompressed model's outputs (distillation); 1.0: labels only
     label_weight: float = 0.5
@@ -122,7 +127,7 @@ def fold_batchnorm(model):
     ``g = gamma / sqrt(var + eps)``. The BatchNormalization becomes an Identity of the same name,
     so layer names (and the harness's layer matching) stay. Outputs equal the original's in
     inference mode up to float rounding."""
-    import tf_keras as keras
+    import tf_keras as keras  # heavy: loads TensorFlow
     from tf_keras import layers
 
     folded_into: dict[str, layers.BatchNormalization] = {}
@@ -166,12 +171,9 @@ def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, 
 
     Returns the plain tf_keras model whose kernels hold the clustered values, and the epoch kept
     (None when there was no fine-tuning)."""
-    import tensorflow_model_optimization as tfmot
+    import tensorflow_model_optimization as tfmot  # heavy: loads TensorFlow
     import tf_keras as keras
-    from tf_keras import layers
-
-    from keras_asc.training_data import load_split, make_train_pipeline
-    from keras_asc.training_losses import compile_model
+    from tf_keras import layers  # heavy: loads TensorFlow
 
     clustering = tfmot.clustering.keras
     keras.utils.set_random_seed(seed)
@@ -185,18 +187,14 @@ def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, 
         return layer
 
     clustered = keras.models.clone_model(folded, clone_function=wrap)
-    ft_cfg = dataclasses.replace(train_config, mixup_alpha=0.0, seed=seed,
-                                 learning_rate=train_config.learning_rate / config.learning_rate_divisor)
+    ft_cfg = finetune_config(train_config, seed=seed, learning_rate_divisor=config.learning_rate_divisor)
     trainer = _distilling(clustered, model, label_weight=config.label_weight)
-    compile_model(trainer, ft_cfg)  # its loss and metrics score the evaluate split; training uses _distilling's
+    compile_for_training(trainer, ft_cfg)  # its loss and metrics score the evaluate split; fit uses _distilling's
     epochs = train_config.epochs if config.finetune_epochs is None else config.finetune_epochs
     if not epochs:
         return clustering.strip_clustering(clustered), None
-    x, y = load_split(fs, "train", normalization=normalization)
-    xv, yv = load_split(fs, "evaluate", normalization=normalization)
-    windows = train_config.windows(xv.shape[2])
-    if windows is not None:  # as training validates: every window
-        xv, yv = split_windows(xv, window=windows.frames, hop=windows.hop), np.repeat(yv, windows.per_clip)
+    batches = finetune_batches(fs, normalization=normalization, config=ft_cfg, n_classes=n_classes)
+    validation = validation_data(fs, normalization=normalization, config=ft_cfg, n_classes=n_classes)
     best = {"loss": math.inf, "epoch": None, "weights": None}
 
     class KeepBest(keras.callbacks.Callback):
@@ -207,8 +205,7 @@ def cluster_finetune(model, fs, normalization, *, train_config, n_classes: int, 
     log(f"export: clustering to {2 ** config.bits} values per {config.granularity}, fine-tuning for {epochs} "
         f"epoch(s) (labels x {config.label_weight:g}, the uncompressed model's outputs x {1 - config.label_weight:g}), "
         "keeping the one with the lowest evaluate-split log loss")
-    trainer.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=n_classes), epochs=epochs, verbose=2,
-                validation_data=(xv, np.eye(n_classes, dtype=np.float32)[yv]), callbacks=[KeepBest()])
+    trainer.fit(batches, epochs=epochs, verbose=2, validation_data=validation, callbacks=[KeepBest()])
     clustered.set_weights(best["weights"])
     log(f"export: kept fine-tuning epoch {best['epoch']} (log loss {best['loss']:.4f})")
     return clustering.strip_clustering(clustered), best["epoch"]
@@ -220,7 +217,7 @@ def _distilling(student, teacher, *, label_weight: float):
     teacher's probabilities on the same batch, crops included); its predictions and evaluation are
     the student's. Fine-tuned on the labels alone, the 4-bit demo models ended 5.0 points below
     (seed 1) to 0.4 above (seed 0) their PTQ models; with distillation 0.8 to 5.4 points above."""
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: TensorFlow takes seconds to import
     import tf_keras as keras
 
     class Distilling(keras.Model):
@@ -252,11 +249,11 @@ def lut_compress(data: bytes, *, bits: int) -> bytes:
     The table layout follows each tensor's quantization (one table per scale, along its
     quantized dimension), the layout the pinned TFLM decoder reads. A tensor with more than
     ``2**bits`` distinct values in a table raises :class:`CompressionError` naming it."""
+    # heavy: the TFLM Python package loads its interpreter
     from tflite_micro.tensorflow.lite.micro.compression import spec
     from tflite_micro.tensorflow.lite.micro.compression.compress import compress
     from tflite_micro.tensorflow.lite.micro.compression.compressor import CompressionError as TflmError
 
-    from tflite_export.flatbuffer import read_model_shared
 
     model = read_model_shared(data)
     specs = []
@@ -279,8 +276,6 @@ def lut_compress(data: bytes, *, bits: int) -> bytes:
 
 
 def _is_weight(model, t) -> bool:
-    from tflite_export.flatbuffer import _schema
-
     buf = model.buffers[t.buffer] if t.buffer is not None and t.buffer < len(model.buffers) else None
     has_data = buf is not None and buf.data is not None and len(buf.data) > 0
     return has_data and t.type == _schema().TensorType.INT8 and t.shape is not None and len(t.shape) >= 2
@@ -323,8 +318,6 @@ def compressed_tensors(compressed: bytes, uncompressed: bytes) -> list[tuple[Com
     """For every DECODE operator: its record, the weights decoded as the C++ decoder would,
     and the uncompressed model's weights of the same name. Raises :class:`CompressionError`
     when a decoded tensor has no uncompressed counterpart of the same shape."""
-    from tflite_export.flatbuffer import operator_names, read_model_shared
-
     cm, um = read_model_shared(compressed), read_model_shared(uncompressed)
     by_name = {_name(t): t for t in um.subgraphs[0].tensors}
     g = cm.subgraphs[0]
@@ -394,8 +387,6 @@ def check_compressed(compressed: bytes, uncompressed: bytes, inputs: np.ndarray,
 
 def _tflm_outputs(model: bytes, inputs: np.ndarray, *, arena_bytes: int) -> np.ndarray:
     """TFLM's Python runtime (the truth) on every input."""
-    from tflite_export.tflm_runtime import TflmRunner
-
     runner = TflmRunner(model, arena_bytes=arena_bytes)
     return np.stack([runner.run(x) for x in inputs])
 
@@ -404,8 +395,6 @@ def compress_model(uncompressed: bytes, inputs: np.ndarray, *, config: Compressi
                    finetune_seconds: float, finetune_best_epoch: int | None = None,
                    log=print) -> tuple[bytes, CompressionRecord]:
     """:func:`lut_compress` + :func:`check_compressed`; the compressed flatbuffer and its record."""
-    from keras_asc import artifacts
-
     t0 = time.perf_counter()
     compressed = lut_compress(uncompressed, bits=config.bits)
     tensors, checked = check_compressed(compressed, uncompressed, inputs, arena_bytes=arena_bytes)

@@ -36,7 +36,7 @@ def variables_holder(model):
     layer's call functions too (about 3 s of a 4 s conversion of the tiny ResNet11), for the same
     flatbuffer bytes (``test_conversion_bytes_do_not_depend_on_the_holder`` in
     ``tests/tflite_export/test_calibration_and_input.py``)."""
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
     holder = tf.Module()
     holder.model_variables = list(model.variables)
@@ -51,7 +51,7 @@ def convert_int8(model, calibration_x: np.ndarray, *, per_channel_weights: bool 
     clustered model for one LUT table per tensor, :mod:`tflite_export.compression`). Raises
     :class:`ConversionError` with the converter's reason if any op has no int8 builtin kernel.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
     shape = [1, *model.input_shape[1:]]
     fn = tf.function(lambda t: model(t, training=False))

@@ -41,18 +41,22 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Callable, Mapping
 
 from keras_asc import artifacts
-from keras_asc.dataset import SCENE_LABELS, stratified_sample, train_split_of_run
+from keras_asc.calibration import calibration_set
+from keras_asc.dataset import SCENE_LABELS, dataset_layout, train_split_of_run
 from keras_asc.errors import AscError
+from keras_asc.feature_cache import build_feature_cache
 from keras_asc.features import FeatureConfig, Normalization
-from keras_asc.windows import split_windows
+from keras_asc.layouts import LayoutError, layout_for_clip_seconds
+from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
-from tflite_export.compression import CompressionConfig, cluster_finetune, compress_model, compression_report
+from tflite_export.compression import cluster_finetune, compress_model, compression_report
 from tflite_export.convert import ConversionError, convert_int8
 from tflite_export.dcase_rules import DcaseComplexity, check_dcase_limits, complexity_table, dcase_complexity
+from tflite_export.export_config import (DCASE_YEAR_AUTO, DEFAULT_BUDGET, DEFAULT_CALIBRATION,  # noqa: F401
+                                         ArenaProbes, BuildProbe, ExportConfig)
 from tflite_export.export_result import (FLOAT_MODEL, UNCOMPRESSED_MODEL, CalibrationRecord, ExportResult,
                                          InputTensorRecord, OutputTensorRecord, RamFigures, SizeFigures,
                                          check_replaces_own_export, hash_export_files, write_export_result)
@@ -61,33 +65,16 @@ from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model_shared, tensor_size_table)
 from tflite_export.input_quant import InputQuantization, quantize_input
+from tflite_export.qat import quantize_aware_finetune
 
 #: the C/C++ files an export writes for the firmware: generated (data only), then the fixed C++
 #: copied from tflite_export/cc/ (c_sources.STATIC_SOURCE_FILES); every .cc is compiled
 C_SOURCE_FILES = ("model_data.cc", "model_data.h", "model_input.h", "model_settings.h", "model_frontend.cc",
                   "model_frontend.h", *c_sources.STATIC_SOURCE_FILES)
 DCASE_MAC_LIMIT = 30_000_000  # DCASE 2022-2025 Task 1: MACs per inference (dcase_rules.DCASE_RULES[2022+])
-#: --dcase-year default: the rules of the challenge that used the data's layout (keras_asc.layouts)
-DCASE_YEAR_AUTO = "auto"
-DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
-DEFAULT_CALIBRATION = 200
 CHECK_ARENA_BYTES = 8 << 20  # arena for the compression check's TFLM runs on the host
 ARENA_MARGIN_TEXT = ("a margin of max(1 KiB, 10 %) for allocator alignment and kernel scratch buffers, "
                      "rounded up to 16")
-
-
-@dataclasses.dataclass(frozen=True)
-class BuildProbe:
-    """What one firmware build of the staged export measured."""
-
-    arena_bytes: int  # the arena that build needs
-    image_flash_bytes: int | None = None  # text + data of its linked microcontroller image (None: a host build)
-    # microcontroller -> estimated ms per inference, from the linked image's instruction counts (Cortex-M builds)
-    estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
-
-
-#: name -> callable(staged export folder) -> what that build measured
-ArenaProbes = Mapping[str, Callable[[Path], BuildProbe]]
 
 
 class BudgetError(AscError, ValueError):
@@ -124,7 +111,7 @@ def dcase_figures(keras_model, *, year: int, windows_per_clip: int = 1, clip_sec
                   ) -> DcaseComplexity:
     """``keras_model``'s complexity under DCASE ``year``'s rules: its parameters, and the MACs of
     ``windows_per_clip`` inferences per clip of ``clip_seconds`` per second of audio."""
-    from keras_asc.models import count_macs, nonzero_params, trainable_params
+    from keras_asc.models import count_macs, nonzero_params, trainable_params  # heavy: imports tf_keras
 
     return dcase_complexity(year=year, trainable_params=trainable_params(keras_model),
                             nonzero_params=nonzero_params(keras_model),
@@ -137,8 +124,6 @@ def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_sec
     be told)."""
     if dcase_year != DCASE_YEAR_AUTO:
         return None if dcase_year is None else int(dcase_year)
-    from keras_asc.dataset import dataset_layout
-    from keras_asc.layouts import LayoutError, layout_for_clip_seconds
 
     try:
         return dataset_layout(data_dir).default_dcase_year
@@ -149,7 +134,7 @@ def resolve_dcase_year(dcase_year: int | str | None, *, data_dir: Path, clip_sec
 def size_figures(data: bytes, model, *, budget: int, keras_model, arena_min: int, arena: int,
                  windows_per_clip: int = 1, clip_seconds: float = 10.0,
                  dcase: DcaseComplexity | None = None) -> SizeFigures:
-    from keras_asc.models import count_macs, nonzero_params, trainable_params
+    from keras_asc.models import count_macs, nonzero_params, trainable_params  # heavy: imports tf_keras
 
     weights = sum(t.nbytes for t in describe_tensors(model) if t.constant)
     nonzero = nonzero_params(keras_model)
@@ -185,14 +170,9 @@ def size_report(size: SizeFigures, model) -> str:
         "", "constant tensors, largest first:", tensor_size_table(model)]) + "\n"
 
 
-def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = DEFAULT_BUDGET,
-               calibration_size: int = DEFAULT_CALIBRATION, seed: int = 0, qat: bool = False,
-               qat_epochs: int = 3, workers: int = 2, arena_probes: ArenaProbes | None = None,
-               ram_budget: int | None = None, mcu_target: str | None = None,
-               compression: CompressionConfig | None = None, export_dir: Path | None = None,
-               dcase_year: int | str | None = DCASE_YEAR_AUTO, dcase_refuse: bool = True, log=print) -> ExportResult:
-    """Export ``run_dir``'s best model into ``export_dir`` (default ``run_dir/export``); returns
-    what config.json records.
+def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportConfig, log=print) -> ExportResult:
+    """Export ``run_dir``'s best model as ``config`` asks (:class:`~tflite_export.export_config.ExportConfig`)
+    into ``config.export_dir`` (default ``run_dir/export``); returns what config.json records.
 
     ``compression`` clusters, converts and LUT-compresses the weights
     (:mod:`tflite_export.compression`); the compressed model must decode to the uncompressed one
@@ -208,35 +188,32 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written, or, with
     ``dcase_refuse=False`` (the demo and the grid, which compare models), is a warning and the
     figures are recorded."""
+    budget, ram_budget, mcu_target = config.budget, config.ram_budget, config.mcu_target  # lowered by mcu_target
+    compression = config.compression
     if mcu_target is not None:
         t = get_mcu_target(mcu_target)
         budget = min(budget, t.flash_bytes - FLASH_BESIDES_MODEL_ESTIMATE)
         ram_budget = min(ram_budget or t.largest_sram_bytes, t.largest_sram_bytes)
-    from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
 
     run_dir = Path(run_dir)
-    final = Path(export_dir) if export_dir is not None else run_dir / "export"
+    final = Path(config.export_dir) if config.export_dir is not None else run_dir / "export"
     inputs = (run_dir, Path(data_dir), Path(work_dir))
     artifacts.check_replaceable(final, stage="export", inputs=inputs)  # before any work
     check_replaces_own_export(final, run_dir)
     run = read_run_config(run_dir)
     norm, feat = run.normalization, run.features
     train_split = train_split_of_run(run.record)
-    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=workers, log=log, train_split=train_split)
+    fs = build_feature_cache(data_dir, work_dir, config=feat, workers=config.workers, log=log, train_split=train_split)
     warn_if_other_training_data(run, fs, run_dir=run_dir, data_dir=Path(data_dir), log=log)
-    train_table = fs.table("train")
-    calib = stratified_sample(train_table, size=calibration_size, seed=seed)
-    raw = fs.features("train")
-    calib_x = norm.apply(raw[calib.index.to_numpy()])[..., None]
     train_cfg = run.train
     windows = train_cfg.windows(feat.n_frames)
-    if windows is not None:  # every window of the calibration clips, as the firmware will see them
-        calib_x = split_windows(calib_x, window=windows.frames, hop=windows.hop)
-    keras_model = load_run_model(run_dir)
+    # every window of the calibration clips, as the firmware will see them
+    calibration = calibration_set(fs, size=config.calibration_size, seed=config.seed, windows=windows)
+    calib, calib_x = calibration.clips, calibration.inputs(norm)
+    keras_model = load_run_model(run_dir, run=run)
 
     path, qat_seconds, finetune_seconds, best_epoch = "ptq", 0.0, 0.0, None
-    if qat and compression is not None:
+    if config.qat and compression is not None:
         raise ConversionError("--qat and --compress cannot be combined: compression fine-tunes the clustered "
                               "model itself; choose one")
     if compression is not None:
@@ -244,20 +221,18 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             compression = dataclasses.replace(compression, finetune_epochs=train_cfg.epochs)
         t0 = time.perf_counter()
         keras_model, best_epoch = cluster_finetune(keras_model, fs, norm, train_config=run.train,
-                                                   n_classes=len(run.labels), config=compression, seed=seed,
+                                                   n_classes=len(run.labels), config=compression, seed=config.seed,
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
-    if qat:
-        from tflite_export.qat import quantize_aware_finetune
-
+    if config.qat:
         t0 = time.perf_counter()
         keras_model = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
-                                              epochs=qat_epochs, seed=seed, log=log)
+                                              epochs=config.qat_epochs, seed=config.seed, log=log)
         path, qat_seconds = "qat", time.perf_counter() - t0
-    year = resolve_dcase_year(dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
+    year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
                                                     windows_per_clip=windows.per_clip if windows else 1)
-    if dcase is not None and dcase_refuse:
+    if dcase is not None and config.dcase_refuse:
         check_dcase_limits(dcase)  # before any conversion, like the flash budget: nothing written
     elif dcase is not None and not dcase.within_limits:
         log(f"warning: {run_dir}: over DCASE {dcase.year}'s complexity limits ({'; '.join(dcase.over_limits)}); "
@@ -268,16 +243,15 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
     data = convert_int8(keras_model, calib_x,
                         per_channel_weights=compression is None or compression.per_channel)
     convert_seconds = time.perf_counter() - t0
-    uncompressed, compressed_record = data, None
+    # the flatbuffer is parsed once per content here, and the parsed model handed to every check
+    uncompressed, uncompressed_model, compressed_record = data, read_model_shared(data), None
     if compression is not None:
-        calib_quant = input_quantization(read_model_shared(data), norm)
-        calib_int8 = quantize_input(raw[calib.index.to_numpy()], quant=calib_quant)
-        if windows is not None:
-            calib_int8 = split_windows(calib_int8, window=windows.frames, hop=windows.hop)
+        calib_quant = input_quantization(uncompressed_model, norm)
+        calib_int8 = calibration.split(quantize_input(calibration.features, quant=calib_quant))
         data, compressed_record = compress_model(uncompressed, calib_int8[:, None], config=compression,
                                                  arena_bytes=CHECK_ARENA_BYTES, finetune_seconds=finetune_seconds,
                                                  finetune_best_epoch=best_epoch, log=log)
-    model = read_model_shared(data)
+    model = uncompressed_model if compressed_record is None else read_model_shared(data)
     check_int8_model(model)
     check_budget(data, budget, model)
     (inp,), (out,) = io_tensors(model)
@@ -292,11 +266,11 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
             artifacts.atomic_write_bytes(tmp / UNCOMPRESSED_MODEL, uncompressed)
             keras_model.save(tmp / FLOAT_MODEL)
         log("export: measuring the TFLM tensor arena")
-        arena = measure_arena(tmp / "model.tflite")
+        arena = measure_arena(tmp / "model.tflite", model=model)
         if compressed_record is not None:  # the decoded weights' share of the arena
             compressed_record = dataclasses.replace(
                 compressed_record, arena_bytes=arena.min_bytes,
-                uncompressed_arena_bytes=measure_arena(tmp / UNCOMPRESSED_MODEL).min_bytes)
+                uncompressed_arena_bytes=measure_arena(tmp / UNCOMPRESSED_MODEL, model=uncompressed_model).min_bytes)
 
         def settings_for(needs: dict[str, int]) -> c_sources.ModelSettings:
             need = max(needs.values())
@@ -313,7 +287,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         latency_ms: dict[str, float] = {}  # microcontroller -> estimated ms per inference
         settings = settings_for(arena_needs)
         _write_c_sources(tmp, data, settings, quant, feat)
-        for name, probe in (arena_probes or {}).items():
+        for name, probe in (config.arena_probes or {}).items():
             log(f"export: measuring the arena of firmware build {name}")
             measured = probe(tmp)
             arena_needs[name] = int(measured.arena_bytes)
@@ -346,18 +320,18 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, budget: int = D
         artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + compression_text
                                     + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash),
                                                   latency_ms=latency_ms if latency_ms else None))
-        import tensorflow as tf
+        import tensorflow as tf  # heavy: TensorFlow takes seconds to import
 
         result = ExportResult(
             quantization_path=path, source_run=os.path.relpath(run_dir.resolve(), final.resolve()),
             source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
             tflite_sha256=artifacts.sha256_bytes(data), budget_bytes=budget,
             calibration=CalibrationRecord(
-                size=len(calib), requested=calibration_size, seed=seed,
+                size=len(calib), requested=config.calibration_size, seed=config.seed,
                 strata="scene_label x device of the training split",
                 file_list_sha256=artifacts.sha256_bytes(calib_out.to_csv(index=False).encode()),
                 scenes=int(calib["scene_label"].nunique()), devices=tuple(sorted(calib["device"].unique()))),
-            qat_epochs=qat_epochs if qat else 0,
+            qat_epochs=config.qat_epochs if config.qat else 0,
             input=InputTensorRecord(name=inp.name, shape=tuple(inp.shape), dtype="int8", mean=quant.mean,
                                     std=quant.std, scale=quant.scale, zero_point=quant.zero_point),
             output=OutputTensorRecord(name=out.name, shape=tuple(out.shape), dtype="int8", scale=out.scales[0],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from keras_asc import records
+from keras_asc import artifacts, records
 from keras_asc.errors import AscError
 from keras_asc.features import FeatureConfig
 from keras_asc.windows import WindowPlan
@@ -175,8 +175,6 @@ def check_replaces_own_export(final: Path, run_dir: Path) -> None:
     """Refuse (:class:`keras_asc.artifacts.RefusedOverwrite`) to replace the export at ``final`` by an
     export of ``run_dir`` when it is another run's export (its ``source_run`` resolves elsewhere, or
     nowhere): that export and the reports beside it are that run's, not this one's."""
-    from keras_asc import artifacts
-
     final = Path(final)
     if not (final / "config.json").is_file() or not artifacts.written_by(final, "export"):
         return
@@ -194,16 +192,12 @@ def check_replaces_own_export(final: Path, run_dir: Path) -> None:
 
 def hash_export_files(folder: Path, names) -> dict[str, str]:
     """``{name: sha256}`` of the files ``names`` in ``folder``."""
-    from keras_asc import artifacts
-
     return {name: artifacts.sha256_file(Path(folder) / name) for name in sorted(names)}
 
 
 def check_export_files(export_dir: Path, exp: ExportResult) -> None:
     """Refuse (:class:`StaleExport`, naming the file) an export whose files are not the ones it
     wrote: edited, replaced by another export's, or missing."""
-    from keras_asc import artifacts
-
     export_dir = Path(export_dir)
     if artifacts.record_unchanged(export_dir, "config.json") is False:
         raise StaleExport(
@@ -231,8 +225,6 @@ def check_source_run(export_dir: Path, exp: ExportResult, *, log=print) -> Path 
     """The source run's folder when its ``model.keras`` is the one exported (by content hash);
     :class:`StaleExport` when it holds another model; ``None``, with a warning that the check
     could not run, when the run is not where the export says (e.g. the export was moved)."""
-    from keras_asc import artifacts
-
     run = source_run_dir(export_dir, exp)
     model = run / "model.keras"
     if not model.is_file():
@@ -254,8 +246,6 @@ def reusable_export(export_dir: Path, *, source_model_sha256: str, budget: int, 
     """The export in ``export_dir`` when its files are the ones it wrote and it was made from this
     model (by sha256) with this budget, calibration sample and quantization path; None when
     ``asc export`` must run again."""
-    from keras_asc import artifacts
-
     exp = artifacts.read_or_none(read_export, export_dir)
     if (exp is None or exp.source_model_sha256 != source_model_sha256 or exp.budget_bytes != budget
             or exp.calibration.requested != calibration_size or exp.calibration.seed != seed

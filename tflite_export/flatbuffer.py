@@ -76,7 +76,7 @@ class ModelCheckError(AscError, ValueError):
 
 
 def _schema():
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated  # heavy: the TFLM package
 
     return schema_py_generated
 

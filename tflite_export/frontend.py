@@ -70,7 +70,7 @@ def frontend_state_bytes(config: FeatureConfig) -> int:
 
 def frontend_tables(config: FeatureConfig) -> FrontEndTables:
     """Window and sparse mel filterbank of ``config``, from the functions training uses."""
-    import librosa
+    import librosa  # heavy: librosa loads numba (seconds)
 
     if config.n_fft not in RFFT_LENGTHS:
         raise FrontEndUnsupported(f"n_fft={config.n_fft}: CMSIS-DSP's real FFT supports {RFFT_LENGTHS}")

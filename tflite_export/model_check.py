@@ -105,7 +105,20 @@ def check_model(model_bytes: bytes, *, source: str) -> ModelCheckReport:
     Returns a :class:`ModelCheckReport`; raises :class:`ModelCheckError` (an ``AscError``: exit 1)
     whose one-paragraph message starts with ``source``, names the tensor or operator (index and
     name) and what is wrong, and says how to fix it. Cached by content."""
-    found = _findings(bytes(model_bytes))
+    return _report(_findings(bytes(model_bytes)), source=source)
+
+
+def check_parsed_model(model, *, source: str) -> ModelCheckReport:
+    """:func:`check_model` of a flatbuffer the caller has already parsed (``model``: the ``ModelT`` of
+    :func:`tflite_export.flatbuffer.read_model_shared`), so its bytes are not parsed again."""
+    try:
+        found = _check(model)
+    except Refusal as e:
+        found = _Findings(problem=str(e))
+    return _report(found, source=source)
+
+
+def _report(found: _Findings, *, source: str) -> ModelCheckReport:
     if found.problem is not None:
         raise ModelCheckError(f"{source}: refused by the model check: {found.problem}")
     return ModelCheckReport(source=str(source), subgraphs=found.subgraphs, operators=found.operators,

@@ -8,29 +8,25 @@ CBAM) are refused with tfmot's reason.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
+
+from keras_asc.finetune import compile_for_training, finetune_batches, finetune_config
+from tflite_export.convert import ConversionError
 
 
 def quantize_aware_finetune(model, fs, normalization, *, train_config, n_classes: int, epochs: int, seed: int,
                             log=print):
-    import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
-
-    from keras_asc.training_data import load_split, make_train_pipeline
-    from keras_asc.training_losses import compile_model
-    from tflite_export.convert import ConversionError
+    import tensorflow_model_optimization as tfmot  # heavy: loads TensorFlow
+    import tf_keras as keras  # heavy: loads TensorFlow
 
     try:
         q_model = tfmot.quantization.keras.quantize_model(model)
     except (ValueError, RuntimeError) as e:
         raise ConversionError(f"quantize-aware training cannot wrap this model: {e}") from e
-    ft_cfg = dataclasses.replace(train_config, mixup_alpha=0.0, seed=seed, learning_rate=train_config.learning_rate / 10)
+    ft_cfg = finetune_config(train_config, seed=seed)
     keras.utils.set_random_seed(seed)
-    compile_model(q_model, ft_cfg)
-    x, y = load_split(fs, "train", normalization=normalization)
+    compile_for_training(q_model, ft_cfg)
+    batches = finetune_batches(fs, normalization=normalization, config=ft_cfg, n_classes=n_classes)
     log(f"export: quantize-aware fine-tuning for {epochs} epoch(s)")
-    q_model.fit(make_train_pipeline(x, y, config=ft_cfg, n_classes=n_classes),
-                epochs=epochs, verbose=2)
+    q_model.fit(batches, epochs=epochs, verbose=2)
     return q_model

@@ -30,7 +30,7 @@ class TflmRunner:
 
     def __init__(self, model: bytes, *, arena_bytes: int, preserve: bool = False,
                  source: str = "the model given to TFLM"):
-        from tflite_micro.python.tflite_micro import runtime
+        from tflite_micro.python.tflite_micro import runtime  # heavy: the TFLM interpreter package
 
         check_model(model, source=source)
 

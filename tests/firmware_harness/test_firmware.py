@@ -293,7 +293,7 @@ def test_io_of_the_tiny_export_is_what_the_program_assumes(tiny_export):
 def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, tiny_work, tmp_path):
     """`asc export` passes firmware arena probes; the header takes the largest need plus the margin."""
     from tflite_export.arena import recommended_arena
-    from tflite_export.export import BuildProbe, export_run
+    from tflite_export.export import BuildProbe, ExportConfig, export_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -303,7 +303,7 @@ def test_export_sizes_the_arena_from_the_largest_probe(tiny_run, tiny_dataset, t
         seen.append(sorted(p.name for p in export_dir.iterdir()))
         return BuildProbe(arena_bytes=1_000_000, image_flash_bytes=123_456)
 
-    cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes={"fake build": big_probe}, **QUIET)
+    cfg = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=20, arena_probes={"fake build": big_probe}), **QUIET)
     assert {"model.tflite", "model_data.cc", "model_input.h", "model_settings.h"} <= set(seen[0])
     assert cfg.arena_needs["fake build"] == 1_000_000
     assert f"kTensorArenaSize = {recommended_arena(1_000_000)};" in (run / "export" / "model_settings.h").read_text()

@@ -190,9 +190,9 @@ def test_a_replaced_float_model_is_refused_by_validation(tiny_compressed_export,
 
 def test_qat_and_compression_together_are_refused_with_nothing_written(tiny_run, tiny_dataset, tiny_work, tmp_path):
     from tflite_export.convert import ConversionError
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     with pytest.raises(ConversionError, match="--qat and --compress"):
-        export_run(tiny_run, tiny_dataset, tiny_work, qat=True, compression=CompressionConfig(),
-                   export_dir=tmp_path / "export", log=lambda *_: None)
+        export_run(tiny_run, tiny_dataset, tiny_work, config=ExportConfig(
+            qat=True, compression=CompressionConfig(), export_dir=tmp_path / "export"), log=lambda *_: None)
     assert not (tmp_path / "export").exists()

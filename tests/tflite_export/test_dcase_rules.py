@@ -98,18 +98,18 @@ def test_export_reports_the_layouts_year(tiny_export):
 
 
 def test_export_over_the_chosen_years_limit_writes_nothing(tiny_run, tiny_dataset, tiny_work, tmp_path, monkeypatch):
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
     monkeypatch.setitem(DCASE_RULES, 2024, dataclasses.replace(DCASE_RULES[2024], mac_limit=1000))
     with pytest.raises(DcaseLimitError, match="over DCASE 2024's complexity limits"):
-        export_run(run, tiny_dataset, tiny_work, calibration_size=20, dcase_year=2024, **QUIET)
+        export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=20, dcase_year=2024), **QUIET)
     assert not (run / "export").exists()
-    exp = export_run(run, tiny_dataset, tiny_work, calibration_size=20, dcase_year=None, **QUIET)
+    exp = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=20, dcase_year=None), **QUIET)
     assert exp.size.dcase is None
     messages = []  # the pipeline's way: exported, warned, figures recorded
-    exp = export_run(run, tiny_dataset, tiny_work, calibration_size=20, dcase_year=2024, dcase_refuse=False,
+    exp = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=20, dcase_year=2024, dcase_refuse=False),
                      log=messages.append)
     assert exp.size.dcase.year == 2024 and not exp.size.dcase.within_limits
     assert any(m.startswith("warning:") and "over DCASE 2024's complexity limits" in m for m in messages)

@@ -7,7 +7,7 @@ import pytest
 
 from keras_asc import artifacts
 from tflite_export.c_sources import CC_DIR, STATIC_SOURCE_FILES
-from tflite_export.export import BudgetError, RamBudgetError, export_run
+from tflite_export.export import BudgetError, ExportConfig, RamBudgetError, export_run
 from tflite_export.export_result import read_export
 from tflite_export.mcu_targets import MCU_TARGETS, RAM_BESIDES_ARENA_ESTIMATE, UnknownTarget, get_mcu_target
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
@@ -51,7 +51,7 @@ def test_over_budget_writes_nothing(tiny_run, tiny_dataset, tiny_work, tiny_expo
     shutil.copytree(tiny_run, run)
     before = (run / "export" / "model.tflite").read_bytes()
     with pytest.raises(BudgetError, match=r"over the budget of 10,000 bytes[\s\S]*Largest tensors[\s\S]*INT8    \(32, 1, 1, 32\)"):
-        export_run(run, tiny_dataset, tiny_work, budget=10_000, calibration_size=20, **QUIET)
+        export_run(run, tiny_dataset, tiny_work, config=ExportConfig(budget=10_000, calibration_size=20), **QUIET)
     assert (run / "export" / "model.tflite").read_bytes() == before  # previous export untouched
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
 
@@ -65,7 +65,7 @@ def test_ram_gate_refuses_with_the_peak_and_keeps_the_previous_export(tiny_run, 
     budget = exp.ram.needed_bytes - 1
     with pytest.raises(RamBudgetError, match=rf"over the RAM budget of {budget:,d} bytes by 1\. Nothing was written"
                                              r"[\s\S]*peak at operator \d+ \(CONV_2D\)"):
-        export_run(run, tiny_dataset, tiny_work, calibration_size=40, ram_budget=budget, **QUIET)
+        export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=40, ram_budget=budget), **QUIET)
     assert (run / "export" / "config.json").read_bytes() == before
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
 
@@ -215,7 +215,7 @@ def test_c_array_round_trips_through_the_compiler(tiny_export, tmp_path):
 def test_qat_export_records_its_path(tiny_run, tiny_dataset, tiny_work, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
-    exp = export_run(run, tiny_dataset, tiny_work, qat=True, qat_epochs=1, calibration_size=20, **QUIET)
+    exp = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(qat=True, qat_epochs=1, calibration_size=20), **QUIET)
     assert exp.quantization_path == "qat" and exp.qat_epochs == 1 and read_export(run / "export") == exp
     check_int8_model(read_model((run / "export" / "model.tflite").read_bytes()))
 
@@ -223,13 +223,13 @@ def test_qat_export_records_its_path(tiny_run, tiny_dataset, tiny_work, tmp_path
 def test_probe_latency_goes_into_the_fit_table_and_the_record(tiny_run, tiny_dataset, tiny_work, tmp_path):
     """A Cortex-M probe's estimated ms per inference becomes the fit table's latency column; MCUs
     whose core was not profiled show '-'. MACs per second of audio are DCASE 2022-2025's measure."""
-    from tflite_export.export import BuildProbe, export_run
+    from tflite_export.export import BuildProbe, ExportConfig, export_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     probe = {"m4 build": lambda export_dir: BuildProbe(arena_bytes=1000, image_flash_bytes=200_000,
                                                        estimated_ms={"stm32f407": 12.5})}
-    cfg = export_run(run, tiny_dataset, tiny_work, calibration_size=20, arena_probes=probe, log=lambda *_: None)
+    cfg = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=20, arena_probes=probe), log=lambda *_: None)
     assert cfg.estimated_ms_per_inference == {"stm32f407": 12.5}
     report = (run / "export" / "size_report.txt").read_text()
     row = {line.split("|")[1].strip(): line for line in report.splitlines() if line.startswith("| ")}

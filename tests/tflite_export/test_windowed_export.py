@@ -15,7 +15,7 @@ from keras_asc.training import train
 from keras_asc.training_config import TrainConfig
 from keras_asc.windows import split_windows
 from tests.conftest import TINY_TRAIN
-from tflite_export.export import C_SOURCE_FILES, export_run
+from tflite_export.export import C_SOURCE_FILES, ExportConfig, export_run
 from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, read_model
 from tflite_export.input_quant import quantize_input
@@ -28,7 +28,7 @@ QUIET = dict(log=lambda *_: None)
 def windowed_export(tiny_features, tiny_dataset, tiny_work, tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "tiny_w16"
     train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 12}, window_frames=16), **QUIET)
-    export_run(run, tiny_dataset, tiny_work, calibration_size=40, **QUIET)
+    export_run(run, tiny_dataset, tiny_work, config=ExportConfig(calibration_size=40), **QUIET)
     return run / "export"
 
 

@@ -1,0 +1,51 @@
+"""firmware_harness: validate an int8 model against TFLM and LiteRT, build and run it as TFLM C++
+firmware (host and Cortex-M under QEMU), profile its latency, bundle it.
+
+The public API (keyword-only functions taking and returning typed records; docs/api.md)::
+
+    import firmware_harness
+    report = firmware_harness.validate(source=Path("work/run/export"), data_dir=data)
+    print(firmware_harness.format_report(report))
+
+Names are imported on first use (:mod:`keras_asc.lazy_names`): importing the package is light.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from keras_asc.lazy_names import lazy_names
+
+_NAMES = {**dict.fromkeys(("validate", "check_firmware", "profile", "profile_mcus", "bundle", "list_targets",
+                           "format_report"), "firmware_harness.api"),
+          "resolve_model_source": "firmware_harness.model_source", "ModelSource": "firmware_harness.model_source",
+          "ModelSourceError": "firmware_harness.model_source", "not_a_regular_file": "firmware_harness.model_source",
+          "ValidationReport": "firmware_harness.validation.report",
+          "ModelValidationReport": "firmware_harness.validation.model_validation",
+          "FirmwareReport": "firmware_harness.firmware.check", "arena_probes": "firmware_harness.firmware.check",
+          "DEFAULT_EMULATED_CLIPS": "firmware_harness.firmware.check",
+          "ModelFirmwareReport": "firmware_harness.firmware.model_firmware",
+          "ProfileReport": "firmware_harness.profiling.profile",
+          "MAX_PROFILE_INFERENCES": "firmware_harness.profiling.profile",
+          "PROFILE_TARGETS": "firmware_harness.profiling.latency",
+          "DEFAULT_PROFILE_TARGETS": "firmware_harness.profiling.latency",
+          "Target": "firmware_harness.builds.targets", "DEFAULT_TARGETS": "firmware_harness.builds.targets",
+          "BUNDLE_TARGETS": "firmware_harness.builds.bundle", "Bundle": "firmware_harness.builds.bundle",
+          "MAX_CHUNK_SAMPLES": "firmware_harness.builds.program",
+          "FirmwareError": "firmware_harness.builds.third_party"}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+
+if TYPE_CHECKING:  # the same names for type checkers and readers
+    from firmware_harness.api import (bundle, check_firmware, format_report, list_targets, profile, profile_mcus,
+                                      validate)
+    from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle
+    from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
+    from firmware_harness.builds.targets import DEFAULT_TARGETS, Target
+    from firmware_harness.builds.third_party import FirmwareError
+    from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes
+    from firmware_harness.firmware.model_firmware import ModelFirmwareReport
+    from firmware_harness.model_source import ModelSource, ModelSourceError, not_a_regular_file, resolve_model_source
+    from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS
+    from firmware_harness.profiling.profile import MAX_PROFILE_INFERENCES, ProfileReport
+    from firmware_harness.validation.model_validation import ModelValidationReport
+    from firmware_harness.validation.report import ValidationReport

@@ -1,5 +1,39 @@
 """keras_asc: TAU Urban Acoustic Scenes 2020 Mobile -> log-mel features -> tf_keras models.
 
-Nothing here imports TensorFlow at import time; modules that need it import it themselves
+The public API (keyword-only functions taking and returning typed records; docs/api.md)::
+
+    import keras_asc
+    data = keras_asc.make_dataset(out_dir=Path("work/data"), size="tiny")
+    fs = keras_asc.extract_features(data_dir=data, work_dir=Path("work"), config=keras_asc.FeatureConfig.seed())
+    run = keras_asc.train(features=fs, run_dir=Path("work/run"), config=keras_asc.TrainConfig(epochs=1))
+    scores = keras_asc.evaluate(run_dir=Path("work/run"), data_dir=data, work_dir=Path("work"))
+
+Nothing here imports TensorFlow at import time: the names are imported on first use
+(:mod:`keras_asc.lazy_names`), and modules that need TensorFlow import it themselves
 (see :mod:`keras_asc.tf_setup`).
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from keras_asc.lazy_names import lazy_names
+
+_API = "keras_asc.api"
+_NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_seconds", "extract_features", "train",
+                           "evaluate", "format_scores", "list_models", "model_summary", "DatasetDescription",
+                           "ModelSummary"), _API),
+          "FeatureConfig": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
+          "TrainConfig": "keras_asc.training_config", "RunRecord": "keras_asc.run_record",
+          "AscError": "keras_asc.errors", "DEFAULT_WORKERS": "keras_asc.parallel"}
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+
+if TYPE_CHECKING:  # the same names for type checkers and readers
+    from keras_asc.api import (DatasetDescription, ModelSummary, dataset_clip_seconds, describe_dataset, evaluate,
+                               extract_features, format_scores, list_models, make_dataset, model_summary, train)
+    from keras_asc.errors import AscError
+    from keras_asc.feature_cache import FeatureSet
+    from keras_asc.features import FeatureConfig
+    from keras_asc.parallel import DEFAULT_WORKERS
+    from keras_asc.run_record import RunRecord
+    from keras_asc.training_config import TrainConfig

@@ -1,0 +1,115 @@
+"""keras_asc's public functions (``import keras_asc``; ``keras_asc.train(...)``): dataset, features,
+training, evaluation and the model registry, each keyword-only, taking and returning typed records.
+``asc make-dataset``, ``describe``, ``features``, ``train``, ``evaluate`` and ``models`` call these
+and nothing else of keras_asc's stages.
+
+TensorFlow is imported only by the functions that build or train a model (on their first call).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from keras_asc.dataset import dataset_layout, describe, read_fold1, split_warnings
+from keras_asc.evaluation import evaluate_run, format_scores
+from keras_asc.feature_cache import FeatureSet, build_feature_cache
+from keras_asc.features import FeatureConfig
+from keras_asc.parallel import DEFAULT_WORKERS
+from keras_asc.run_record import RunRecord, read_run_config
+from keras_asc.training import train as _train
+from keras_asc.training_config import TrainConfig
+
+__all__ = ["DatasetDescription", "ModelSummary", "make_dataset", "describe_dataset", "extract_features", "train",
+           "evaluate", "format_scores", "list_models", "model_summary", "dataset_clip_seconds"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetDescription:
+    """What ``asc describe`` prints of a dataset."""
+
+    layout: str  # the layout's title (keras_asc.layouts)
+    train_split_source: str | None  # the training subset's file when one was asked for, else None
+    counts: str  # clips per split x device and per split x scene, printable
+    warnings: tuple[str, ...]  # suspect but usable splits
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSummary:
+    """One registered model built for one input: its size and cost."""
+
+    name: str
+    input_shape: tuple[int, int, int]  # (mel bands, frames, 1)
+    trainable_params: int
+    seed_params: int  # the seed paper's count at 128 x 288 (0: not in the paper)
+    macs: int  # multiply-accumulates of one inference
+
+
+def make_dataset(*, out_dir: Path, size: str = "demo", seed: int = 0, clip_seconds: float | None = None,
+                 workers: int = DEFAULT_WORKERS, log=print) -> Path:
+    """Write a generated dataset in the TAU layout into ``out_dir`` (``size``: ``tiny``, ``demo`` or a
+    number of segments per scene as text); returns the dataset root. Refuses a folder it did not write."""
+    from keras_asc.synth import make_dataset as _make  # heavy: the generator imports TensorFlow for its filters
+
+    return Path(_make(Path(out_dir), size=size, seed=seed, clip_seconds=clip_seconds, workers=workers, log=log))
+
+
+def dataset_clip_seconds(*, size: str) -> float:
+    """The clip length in seconds of a generated dataset of ``size`` (``make_dataset``'s)."""
+    from keras_asc.synth import resolve_size  # heavy: keras_asc.synth imports TensorFlow
+
+    return resolve_size(size).clip_seconds
+
+
+def describe_dataset(*, data_dir: Path, check_audio: bool = True, train_split: str | None = None) -> DatasetDescription:
+    """Read ``data_dir``'s fold 1 (checking every audio file exists unless ``check_audio`` is False)
+    and describe it: layout, clips per split x device and scene, warnings."""
+    tables = read_fold1(Path(data_dir), check_audio=check_audio, train_split=train_split)
+    return DatasetDescription(layout=dataset_layout(Path(data_dir)).title,
+                              train_split_source=tables["train"].attrs["source"] if train_split else None,
+                              counts=describe(tables), warnings=tuple(split_warnings(Path(data_dir), tables)))
+
+
+def extract_features(*, data_dir: Path, work_dir: Path, config: FeatureConfig, train_split: str | None = None,
+                     workers: int = DEFAULT_WORKERS, log=print) -> FeatureSet:
+    """The log-mel feature cache of ``data_dir`` for ``config`` under ``work_dir/features/<key>/``,
+    computed only if not already complete. Each clip's features are float32 of shape
+    ``config``'s (n_mels, frames); :class:`FeatureSet` names the arrays and their labels."""
+    return build_feature_cache(Path(data_dir), Path(work_dir), config=config, workers=workers, log=log,
+                               train_split=train_split)
+
+
+def train(*, features: FeatureSet, run_dir: Path, config: TrainConfig, resume: bool = False,
+          workers: int = DEFAULT_WORKERS, log=print) -> RunRecord:
+    """Train ``config.model`` on ``features``' train split into ``run_dir`` (model.keras,
+    config.json, checkpoints/); ``resume`` continues a killed run. Returns the finished run's record."""
+    _train(features, Path(run_dir), config=config, resume=resume, workers=workers, log=log)
+    return read_run_config(Path(run_dir))
+
+
+def evaluate(*, run_dir: Path, data_dir: Path, work_dir: Path, workers: int = DEFAULT_WORKERS,
+             log=print) -> pd.DataFrame:
+    """Score the run's model on the evaluate split; writes metrics.json/.csv, predictions.csv and
+    confusion.png into ``run_dir``. Returns the score table, one row per group (overall, each device,
+    each scene): columns group, name, clips (int), accuracy and log_loss (float), unseen_device (bool)."""
+    return evaluate_run(Path(run_dir), Path(data_dir), Path(work_dir), workers=workers, log=log)
+
+
+def list_models() -> list[str]:
+    """The registered model names, sorted."""
+    from keras_asc.models import list_models as _names  # heavy: the registry's builders import tf_keras
+
+    return _names()
+
+
+def model_summary(*, name: str, input_shape: tuple[int, int, int],
+                  overrides: tuple[tuple[str, float], ...] = ()) -> ModelSummary:
+    """Build registered model ``name`` for ``input_shape`` (mel bands, frames, 1) with builder
+    ``overrides`` and count it. Raises ValueError when its pooling shrinks the input to nothing,
+    TypeError when the builder does not take an override."""
+    from keras_asc.models import SEED_PARAMS, build_model, count_macs, trainable_params  # heavy: tf_keras
+
+    model = build_model(name, tuple(input_shape), **dict(overrides))
+    return ModelSummary(name=name, input_shape=tuple(input_shape), trainable_params=trainable_params(model),
+                        seed_params=SEED_PARAMS.get(name, 0), macs=count_macs(model))

@@ -28,7 +28,7 @@ _NAMES = {**dict.fromkeys(("validate", "check_firmware", "profile", "profile_mcu
           "MAX_PROFILE_INFERENCES": "firmware_harness.profiling.profile",
           "PROFILE_TARGETS": "firmware_harness.profiling.latency",
           "DEFAULT_PROFILE_TARGETS": "firmware_harness.profiling.latency",
-          "Target": "firmware_harness.builds.targets", "DEFAULT_TARGETS": "firmware_harness.builds.targets",
+          "Target": "firmware_harness.builds.targets", "TARGETS": "firmware_harness.builds.targets", "DEFAULT_TARGETS": "firmware_harness.builds.targets",
           "BUNDLE_TARGETS": "firmware_harness.builds.bundle", "Bundle": "firmware_harness.builds.bundle",
           "MAX_CHUNK_SAMPLES": "firmware_harness.builds.program",
           "FirmwareError": "firmware_harness.builds.third_party"}
@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # the same names for type checkers and readers
                                       validate)
     from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle
     from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
-    from firmware_harness.builds.targets import DEFAULT_TARGETS, Target
+    from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target
     from firmware_harness.builds.third_party import FirmwareError
     from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes
     from firmware_harness.firmware.model_firmware import ModelFirmwareReport

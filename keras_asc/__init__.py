@@ -19,21 +19,30 @@ from typing import TYPE_CHECKING
 from keras_asc.lazy_names import lazy_names
 
 _API = "keras_asc.api"
-_NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_seconds", "extract_features", "train",
+_NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_seconds", "extract_features", "check_run_folder", "train",
                            "evaluate", "format_scores", "list_models", "model_summary", "DatasetDescription",
                            "ModelSummary"), _API),
           "FeatureConfig": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
           "TrainConfig": "keras_asc.training_config", "RunRecord": "keras_asc.run_record",
-          "AscError": "keras_asc.errors", "DEFAULT_WORKERS": "keras_asc.parallel"}
+          "AscError": "keras_asc.errors", "DEFAULT_WORKERS": "keras_asc.parallel",
+          "dataset_layout": "keras_asc.dataset", "LAYOUTS": "keras_asc.layouts", "DatasetError": "keras_asc.layouts",
+          "TRAIN_SPLITS": "keras_asc.layouts", "LOSSES": "keras_asc.training_config",
+          "KD_TEMPERATURE_RANGE": "keras_asc.distill", "kd_weight_warnings": "keras_asc.distill",
+          "check_teachers": "keras_asc.distill", "check_impulse_responses": "keras_asc.augment",
+          "impulse_response_warnings": "keras_asc.augment", "ImpulseResponseError": "keras_asc.augment"}
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
-    from keras_asc.api import (DatasetDescription, ModelSummary, dataset_clip_seconds, describe_dataset, evaluate,
+    from keras_asc.api import (DatasetDescription, ModelSummary, check_run_folder, dataset_clip_seconds, describe_dataset, evaluate,
                                extract_features, format_scores, list_models, make_dataset, model_summary, train)
+    from keras_asc.augment import ImpulseResponseError, check_impulse_responses, impulse_response_warnings
+    from keras_asc.dataset import dataset_layout
+    from keras_asc.distill import KD_TEMPERATURE_RANGE, check_teachers, kd_weight_warnings
     from keras_asc.errors import AscError
+    from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, DatasetError
     from keras_asc.feature_cache import FeatureSet
     from keras_asc.features import FeatureConfig
     from keras_asc.parallel import DEFAULT_WORKERS
     from keras_asc.run_record import RunRecord
-    from keras_asc.training_config import TrainConfig
+    from keras_asc.training_config import LOSSES, TrainConfig

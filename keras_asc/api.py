@@ -18,10 +18,11 @@ from keras_asc.feature_cache import FeatureSet, build_feature_cache
 from keras_asc.features import FeatureConfig
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.run_record import RunRecord, read_run_config
+from keras_asc.training import check_run_folder as _check_run_folder
 from keras_asc.training import train as _train
 from keras_asc.training_config import TrainConfig
 
-__all__ = ["DatasetDescription", "ModelSummary", "make_dataset", "describe_dataset", "extract_features", "train",
+__all__ = ["DatasetDescription", "ModelSummary", "make_dataset", "describe_dataset", "extract_features", "check_run_folder", "train",
            "evaluate", "format_scores", "list_models", "model_summary", "dataset_clip_seconds"]
 
 
@@ -78,6 +79,12 @@ def extract_features(*, data_dir: Path, work_dir: Path, config: FeatureConfig, t
     ``config``'s (n_mels, frames); :class:`FeatureSet` names the arrays and their labels."""
     return build_feature_cache(Path(data_dir), Path(work_dir), config=config, workers=workers, log=log,
                                train_split=train_split)
+
+
+def check_run_folder(*, run_dir: Path, resume: bool = False) -> None:
+    """Refuse ``run_dir`` as a new run's folder before any work: a folder holding a run is continued
+    only with ``resume``, a folder of anything else never (:class:`keras_asc.training.RunExists`)."""
+    _check_run_folder(Path(run_dir), resume=resume)
 
 
 def train(*, features: FeatureSet, run_dir: Path, config: TrainConfig, resume: bool = False,

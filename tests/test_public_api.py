@@ -18,7 +18,7 @@ import tflite_export
 REPO = Path(__file__).resolve().parents[1]
 #: package -> the functions a user calls (docs/api.md)
 FUNCTIONS = {
-    keras_asc: ("make_dataset", "describe_dataset", "extract_features", "train", "evaluate", "list_models",
+    keras_asc: ("make_dataset", "describe_dataset", "extract_features", "check_run_folder", "train", "evaluate", "list_models",
                 "model_summary", "dataset_clip_seconds"),
     tflite_export: ("export_model", "list_mcus", "check_tflite"),
     firmware_harness: ("resolve_model_source", "validate", "check_firmware", "profile", "profile_mcus", "bundle",

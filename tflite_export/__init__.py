@@ -20,7 +20,7 @@ _NAMES = {**dict.fromkeys(("export_model", "list_mcus", "check_tflite"), "tflite
           "DEFAULT_CALIBRATION": "tflite_export.export_config", "DEFAULT_QAT_EPOCHS": "tflite_export.export_config",
           "DCASE_YEAR_AUTO": "tflite_export.export_config", "ExportResult": "tflite_export.export_result",
           "CompressionConfig": "tflite_export.compression", "GRANULARITIES": "tflite_export.compression",
-          "McuTarget": "tflite_export.mcu_targets", "FLASH_BESIDES_MODEL_ESTIMATE": "tflite_export.mcu_targets",
+          "McuTarget": "tflite_export.mcu_targets", "MCU_TARGETS": "tflite_export.mcu_targets", "FLASH_BESIDES_MODEL_ESTIMATE": "tflite_export.mcu_targets",
           "ModelCheckReport": "tflite_export.model_check", "DCASE_RULES": "tflite_export.dcase_rules",
           "BudgetError": "tflite_export.export"}
 __all__ = sorted(_NAMES)
@@ -34,5 +34,5 @@ if TYPE_CHECKING:  # the same names for type checkers and readers
     from tflite_export.export_config import (DCASE_YEAR_AUTO, DEFAULT_BUDGET, DEFAULT_CALIBRATION,
                                              DEFAULT_QAT_EPOCHS, ExportConfig)
     from tflite_export.export_result import ExportResult
-    from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, McuTarget
+    from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, MCU_TARGETS, McuTarget
     from tflite_export.model_check import ModelCheckReport

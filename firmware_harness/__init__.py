@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from keras_asc.lazy_names import lazy_names
 
 _NAMES = {**dict.fromkeys(("validate", "check_firmware", "profile", "profile_mcus", "bundle", "list_targets",
-                           "format_report"), "firmware_harness.api"),
+                           "format_report", "read_validation"), "firmware_harness.api"),
           "resolve_model_source": "firmware_harness.model_source", "ModelSource": "firmware_harness.model_source",
           "ModelSourceError": "firmware_harness.model_source", "not_a_regular_file": "firmware_harness.model_source",
           "ValidationReport": "firmware_harness.validation.report",
@@ -36,16 +36,16 @@ __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
-    from firmware_harness.api import (bundle, check_firmware, format_report, list_targets, profile, profile_mcus,
-                                      validate)
-    from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle
-    from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
-    from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target
-    from firmware_harness.builds.third_party import FirmwareError
-    from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes
-    from firmware_harness.firmware.model_firmware import ModelFirmwareReport
-    from firmware_harness.model_source import ModelSource, ModelSourceError, not_a_regular_file, resolve_model_source
-    from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS
-    from firmware_harness.profiling.profile import MAX_PROFILE_INFERENCES, ProfileReport
-    from firmware_harness.validation.model_validation import ModelValidationReport
-    from firmware_harness.validation.report import ValidationReport
+    from firmware_harness.api import (bundle, check_firmware, format_report, list_targets, profile, profile_mcus,  # noqa: F401
+                                      read_validation, validate)  # noqa: F401
+    from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle  # noqa: F401
+    from firmware_harness.builds.program import MAX_CHUNK_SAMPLES  # noqa: F401
+    from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target  # noqa: F401
+    from firmware_harness.builds.third_party import FirmwareError  # noqa: F401
+    from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes  # noqa: F401
+    from firmware_harness.firmware.model_firmware import ModelFirmwareReport  # noqa: F401
+    from firmware_harness.model_source import ModelSource, ModelSourceError, not_a_regular_file, resolve_model_source  # noqa: F401
+    from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS  # noqa: F401
+    from firmware_harness.profiling.profile import MAX_PROFILE_INFERENCES, ProfileReport  # noqa: F401
+    from firmware_harness.validation.model_validation import ModelValidationReport  # noqa: F401
+    from firmware_harness.validation.report import ValidationReport  # noqa: F401

@@ -26,12 +26,12 @@ from firmware_harness.profiling.profile import (ProfileReport, export_sources, f
 from firmware_harness.validation.export_validation import validate_export
 from firmware_harness.validation.model_validation import (ModelValidationReport, format_model_validation,
                                                           validate_model)
-from firmware_harness.validation.report import ValidationReport
+from firmware_harness.validation.report import ValidationReport, read_validation_report
 from firmware_harness.validation.report import format_report as _format_validation
 from keras_asc.parallel import DEFAULT_WORKERS
 
 __all__ = ["resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets",
-           "profile_mcus", "format_report"]
+           "profile_mcus", "format_report", "read_validation"]
 
 
 def _source(source: ModelSource | Path) -> ModelSource:
@@ -149,3 +149,8 @@ def format_report(report: ValidationReport | ModelValidationReport | FirmwareRep
         if isinstance(report, kind):
             return text(report)
     raise TypeError(f"not a report of firmware_harness: {type(report).__name__}")
+
+
+def read_validation(*, export_dir: Path) -> ValidationReport:
+    """The validation report :func:`validate` wrote into an export folder (``validation_report.json``)."""
+    return read_validation_report(Path(export_dir))

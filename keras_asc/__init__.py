@@ -20,12 +20,13 @@ from keras_asc.lazy_names import lazy_names
 
 _API = "keras_asc.api"
 _NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_seconds", "extract_features", "check_run_folder", "train",
-                           "evaluate", "format_scores", "list_models", "model_summary", "DatasetDescription",
+                           "evaluate", "format_scores", "read_run", "dataset_split", "clip_log_mel",
+                           "confusion_counts", "list_models", "model_summary", "DatasetDescription",
                            "ModelSummary"), _API),
           "FeatureConfig": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
           "TrainConfig": "keras_asc.training_config", "RunRecord": "keras_asc.run_record",
           "AscError": "keras_asc.errors", "DEFAULT_WORKERS": "keras_asc.parallel",
-          "dataset_layout": "keras_asc.dataset", "LAYOUTS": "keras_asc.layouts", "DatasetError": "keras_asc.layouts",
+          "dataset_layout": "keras_asc.dataset", "SCENE_LABELS": "keras_asc.dataset", "LAYOUTS": "keras_asc.layouts", "DatasetError": "keras_asc.layouts",
           "TRAIN_SPLITS": "keras_asc.layouts", "LOSSES": "keras_asc.training_config",
           "KD_TEMPERATURE_RANGE": "keras_asc.distill", "kd_weight_warnings": "keras_asc.distill",
           "check_teachers": "keras_asc.distill", "check_impulse_responses": "keras_asc.augment",
@@ -34,15 +35,16 @@ __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
-    from keras_asc.api import (DatasetDescription, ModelSummary, check_run_folder, dataset_clip_seconds, describe_dataset, evaluate,
-                               extract_features, format_scores, list_models, make_dataset, model_summary, train)
-    from keras_asc.augment import ImpulseResponseError, check_impulse_responses, impulse_response_warnings
-    from keras_asc.dataset import dataset_layout
-    from keras_asc.distill import KD_TEMPERATURE_RANGE, check_teachers, kd_weight_warnings
-    from keras_asc.errors import AscError
-    from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, DatasetError
-    from keras_asc.feature_cache import FeatureSet
-    from keras_asc.features import FeatureConfig
-    from keras_asc.parallel import DEFAULT_WORKERS
-    from keras_asc.run_record import RunRecord
-    from keras_asc.training_config import LOSSES, TrainConfig
+    from keras_asc.api import (DatasetDescription, ModelSummary, check_run_folder, clip_log_mel, confusion_counts,  # noqa: F401
+                               dataset_split, read_run, dataset_clip_seconds, describe_dataset, evaluate,  # noqa: F401
+                               extract_features, format_scores, list_models, make_dataset, model_summary, train)  # noqa: F401
+    from keras_asc.augment import ImpulseResponseError, check_impulse_responses, impulse_response_warnings  # noqa: F401
+    from keras_asc.dataset import SCENE_LABELS, dataset_layout  # noqa: F401
+    from keras_asc.distill import KD_TEMPERATURE_RANGE, check_teachers, kd_weight_warnings  # noqa: F401
+    from keras_asc.errors import AscError  # noqa: F401
+    from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, DatasetError  # noqa: F401
+    from keras_asc.feature_cache import FeatureSet  # noqa: F401
+    from keras_asc.features import FeatureConfig  # noqa: F401
+    from keras_asc.parallel import DEFAULT_WORKERS  # noqa: F401
+    from keras_asc.run_record import RunRecord  # noqa: F401
+    from keras_asc.training_config import LOSSES, TrainConfig  # noqa: F401

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from keras_asc.dataset import dataset_layout, describe, read_fold1, split_warnings
-from keras_asc.evaluation import evaluate_run, format_scores
+from keras_asc.audio import load_audio
+from keras_asc.dataset import SCENE_LABELS, dataset_layout, describe, read_fold1, read_split, split_warnings
+from keras_asc.evaluation import confusion_matrix, evaluate_run, format_scores
 from keras_asc.feature_cache import FeatureSet, build_feature_cache
-from keras_asc.features import FeatureConfig
+from keras_asc.features import FeatureConfig, log_mel
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.run_record import RunRecord, read_run_config
 from keras_asc.training import check_run_folder as _check_run_folder
@@ -23,7 +25,7 @@ from keras_asc.training import train as _train
 from keras_asc.training_config import TrainConfig
 
 __all__ = ["DatasetDescription", "ModelSummary", "make_dataset", "describe_dataset", "extract_features", "check_run_folder", "train",
-           "evaluate", "format_scores", "list_models", "model_summary", "dataset_clip_seconds"]
+           "evaluate", "format_scores", "read_run", "dataset_split", "clip_log_mel", "confusion_counts", "list_models", "model_summary", "dataset_clip_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,3 +122,28 @@ def model_summary(*, name: str, input_shape: tuple[int, int, int],
     model = build_model(name, tuple(input_shape), **dict(overrides))
     return ModelSummary(name=name, input_shape=tuple(input_shape), trainable_params=trainable_params(model),
                         seed_params=SEED_PARAMS.get(name, 0), macs=count_macs(model))
+
+
+def read_run(*, run_dir: Path, finished: bool = True) -> RunRecord:
+    """The run in ``run_dir`` (its ``config.json``) as a record; with ``finished``, a run whose training
+    never finished is refused, naming how far it got."""
+    return read_run_config(Path(run_dir), finished=finished)
+
+
+def dataset_split(*, data_dir: Path, split: str, check_audio: bool = True) -> pd.DataFrame:
+    """One fold 1 split (``train`` or ``evaluate``) of ``data_dir``, one row per clip in file order:
+    columns filename, scene_label, device, location, path, ... (keras_asc.dataset.TABLE_COLUMNS)."""
+    return read_split(Path(data_dir), split, check_audio=check_audio)
+
+
+def clip_log_mel(*, path: Path, config: FeatureConfig) -> np.ndarray:
+    """One audio file's log-mel spectrogram as training computes it: float32 dB of shape
+    (config.n_mels, config.n_frames), the audio padded or cropped to config.clip_seconds."""
+    return log_mel(load_audio(Path(path), sample_rate=config.sample_rate, clip_seconds=config.clip_seconds),
+                   config=config)
+
+
+def confusion_counts(*, labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Clip counts (int64, 10 x 10): rows the true scene (index into ``SCENE_LABELS``), columns the
+    predicted one; ``labels`` and ``predicted`` are int arrays of shape (clips,)."""
+    return confusion_matrix(np.asarray(labels), np.asarray(predicted), len(SCENE_LABELS))

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from tflite_export.export import export_run
 from tflite_export.export_config import ExportConfig
-from tflite_export.export_result import ExportResult
+from tflite_export.export_result import ExportResult, read_export
+from tflite_export.flatbuffer import TensorInfo, describe_tensors, read_model
 from tflite_export.mcu_targets import MCU_TARGETS, McuTarget
 from tflite_export.model_check import ModelCheckReport, check_model
 
-__all__ = ["export_model", "list_mcus", "check_tflite"]
+__all__ = ["export_model", "list_mcus", "check_tflite", "read_export_record", "model_tensors"]
 
 
 def export_model(*, run_dir: Path, data_dir: Path, work_dir: Path, config: ExportConfig = ExportConfig(),
@@ -36,3 +37,14 @@ def check_tflite(*, path: Path) -> ModelCheckReport:
     tensor types, quantization, operators. Returns what it found (warnings included); raises
     :class:`tflite_export.flatbuffer.ModelCheckError` (exit 1 in the CLI) naming the tensor or operator."""
     return check_model(Path(path).read_bytes(), source=str(path))
+
+
+def read_export_record(*, export_dir: Path) -> ExportResult:
+    """The export in ``export_dir`` (its ``config.json``) as a record: sizes, arena, RAM, fits."""
+    return read_export(Path(export_dir))
+
+
+def model_tensors(*, path: Path) -> list[TensorInfo]:
+    """Every tensor of the .tflite at ``path``: index, name, dtype, shape, whether its data is in the
+    flatbuffer (weights, biases) and how many bytes it takes there, its quantization."""
+    return describe_tensors(read_model(Path(path).read_bytes()))

@@ -83,3 +83,26 @@ def test_validate_of_a_bare_tflite_returns_its_report(tiny_export, tmp_path):
     assert isinstance(report, firmware_harness.ModelValidationReport) and dataclasses.is_dataclass(report)
     assert (tmp_path / "copy.validation" / "validation_report.json").is_file()
     assert "copy.tflite" in firmware_harness.format_report(report)
+
+
+def test_building_the_cli_parser_imports_no_tensorflow():
+    code = ("import sys; from asc_cli.main import build_parser; build_parser(); "
+            "sys.exit('tensorflow' in sys.modules or 'tf_keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def _help(*argv: str) -> str:
+    from asc_cli.main import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices[argv[0]]
+    return " ".join(sub.format_help().split())
+
+
+def test_the_target_help_of_export_names_every_microcontroller():
+    text = _help("export")
+    assert all(name in text.replace("- ", "-") for name in tflite_export.list_mcus())
+
+
+def test_the_targets_help_of_profile_names_every_profile_target():
+    text = _help("profile")
+    assert all(name in text for name in firmware_harness.PROFILE_TARGETS)

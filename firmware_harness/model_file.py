@@ -3,12 +3,12 @@
 :func:`read_model_file` refuses what the harness cannot run, each refusal an :class:`AnyModelError`
 subclass naming the file and the tensor or operator: a float (non-int8) input or output
 (:class:`FloatModelError`), an operator the pinned TFLM's ``MicroMutableOpResolver`` lacks
-(:class:`UnsupportedOperatorError`), a dynamic shape (:class:`DynamicShapeError`), several subgraphs
-(:class:`SubgraphsError`), several inputs or outputs or a non-batch-1 or per-channel I/O tensor
-(:class:`ModelIoError`). Validation (:mod:`firmware_harness.validation.model_validation`), the
+(:class:`UnsupportedOperatorError`), a dynamic shape (:class:`DynamicShapeError`), several inputs or
+outputs or a non-batch-1 or per-channel I/O tensor (:class:`ModelIoError`). Validation (:mod:`firmware_harness.validation.model_validation`), the
 generated C sources (:mod:`firmware_harness.builds.model_sources`) and the firmware check
 (:mod:`firmware_harness.firmware.model_firmware`) take the :class:`ModelFile` it returns.
 """
+from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
@@ -54,10 +54,6 @@ class UnsupportedOperatorError(AnyModelError):
 
 class DynamicShapeError(AnyModelError):
     """A tensor's shape_signature has -1 beyond the batch dimension."""
-
-
-class SubgraphsError(AnyModelError):
-    """The model has more than one subgraph (control flow, several signatures)."""
 
 
 class ModelIoError(AnyModelError):
@@ -132,12 +128,7 @@ def read_model_file(model: Path | ModelSource | ModelFile) -> ModelFile:
         fb = read_model_shared(data)
     except ModelCheckError as e:
         raise AnyModelError(f"{path}: {e}") from None
-    if len(fb.subgraphs) != 1:
-        raise SubgraphsError(
-            f"{path}: refused: {len(fb.subgraphs)} subgraphs (control flow such as IF or WHILE, or several "
-            "signatures); the harness and the firmware program run a model of one subgraph. Convert the model "
-            "without control flow, one signature")
-    graph = fb.subgraphs[0]
+    graph = fb.subgraphs[0]  # exactly one: the model check of the source refused any other count
     tensors = describe_tensors(fb)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         names = [tensors[i].name for i in graph.inputs], [tensors[i].name for i in graph.outputs]
@@ -176,7 +167,8 @@ def read_model_file(model: Path | ModelSource | ModelFile) -> ModelFile:
     return ModelFile(path=path, data=data, ops=tuple(dict.fromkeys(ops)), input=io[0], output=io[1])
 
 
-def stage_inputs(model: ModelFile, inputs_path: Path | None) -> tuple[Path, ...]:
+def files_read_by_stage(model: ModelFile, inputs_path: Path | None) -> tuple[Path, ...]:
+    """The files a stage on ``model`` reads (its outputs may never replace them): the model, the inputs file."""
     return (model.path,) + ((Path(inputs_path),) if inputs_path is not None else ())
 
 

@@ -15,7 +15,7 @@ front end's ``asc_frontend.h``/``.cc``) are real files in ``tflite_export/cc/`` 
 compiled against the generated constants; :func:`copy_static_sources` copies them beside the
 generated files.
 
-For any other int8 model (no log-mel input, no front end: :mod:`firmware_harness.any_model`),
+For any other int8 model (no log-mel input, no front end: :mod:`firmware_harness.model_file`),
 :func:`model_only_settings_header` writes a ``model_settings.h`` that holds the input and output
 tensors' shapes and quantization, the arena and the op registration, and defines
 ``MODEL_NO_FRONTEND`` (``firmware/main.cc`` then takes ready int8 inputs only).

@@ -174,16 +174,16 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     """Export ``run_dir``'s best model as ``config`` asks (:class:`~tflite_export.export_config.ExportConfig`)
     into ``config.export_dir`` (default ``run_dir/export``); returns what config.json records.
 
-    ``compression`` clusters, converts and LUT-compresses the weights
+    ``config.compression`` clusters, converts and LUT-compresses the weights
     (:mod:`tflite_export.compression`); the compressed model must decode to the uncompressed one
     and give identical TFLM outputs on every calibration input, or nothing is written.
 
-    ``mcu_target`` (a name of :data:`~tflite_export.mcu_targets.MCU_TARGETS`) lowers ``budget``
+    ``config.mcu_target`` (a name of :data:`~tflite_export.mcu_targets.MCU_TARGETS`) lowers ``budget``
     to its flash minus the runtime estimate and ``ram_budget`` to its largest SRAM block. A
     firmware RAM estimate over ``ram_budget`` raises :class:`RamBudgetError` with the
     activation peak, and nothing is written.
 
-    ``dcase_year`` (a year of :data:`~tflite_export.dcase_rules.DCASE_RULES`, ``"auto"`` or None):
+    ``config.dcase_year`` (a year of :data:`~tflite_export.dcase_rules.DCASE_RULES`, ``"auto"`` or None):
     the DCASE rules the model is counted and checked against (:func:`resolve_dcase_year`); over a
     limit raises :class:`~tflite_export.dcase_rules.DcaseLimitError` and nothing is written, or, with
     ``dcase_refuse=False`` (the demo and the grid, which compare models), is a warning and the

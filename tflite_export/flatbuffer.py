@@ -31,7 +31,7 @@ TFLM_RESOLVER_METHODS: dict[str, str] = {
 #: ``tflite-micro`` archive) registers with a default kernel that the firmware builds select
 #: (:func:`firmware_harness.builds.tflm_build.select_sources`): op name -> registration method. A superset
 #: of :data:`TFLM_RESOLVER_METHODS` with the same methods; ``asc validate``/``asc firmware`` of any
-#: int8 .tflite (:mod:`firmware_harness.any_model`) take a model whose operators are all here.
+#: int8 .tflite (:mod:`firmware_harness.model_file`) take a model whose operators are all here.
 #: ``tests/firmware_harness/test_any_model.py`` checks it against the header.
 TFLM_MUTABLE_RESOLVER_METHODS: dict[str, str] = {
     "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",

@@ -7,6 +7,7 @@ operators, ``MODEL_NO_FRONTEND``), and ``config.json`` (:class:`GeneratedSources
 sha256). :func:`fit_arena_to_builds` grows the arena to what each target's build needs. Used by
 ``asc firmware MODEL.tflite`` and ``asc profile MODEL.tflite``.
 """
+from __future__ import annotations
 
 import dataclasses
 import shutil

@@ -6,7 +6,7 @@ the fixed C++ copied beside them, ``asc_*.h``/``asc_frontend.cc``; every ``.cc``
 compiled) and ``firmware/``, linked with the cached TFLM
 and CMSIS-DSP libraries (:mod:`firmware_harness.builds.tflm_build`), into ``OUT/asc_firmware`` (host) or ``OUT/asc_firmware.elf``
 with a map file (Cortex-M). It is rebuilt on every call (seconds), so it always matches the export.
-A folder generated for any int8 .tflite (:mod:`firmware_harness.any_model`: ``model_data.cc/.h`` and
+A folder generated for any int8 .tflite (:mod:`firmware_harness.model_file`: ``model_data.cc/.h`` and
 a ``model_settings.h`` that defines ``MODEL_NO_FRONTEND``) builds the same program without the front end.
 
 A run writes its inputs to files (or lists WAV files for the front end), starts the program

@@ -64,6 +64,7 @@ from firmware_harness.validation.runners import make_runner
 from keras_asc import artifacts, records
 from keras_asc.dataset import stratified_sample
 from keras_asc.feature_cache import build_feature_cache
+from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.windows import split_windows
 from tflite_export.export import BuildProbe
 from tflite_export.flatbuffer import read_model_shared
@@ -350,7 +351,7 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
 def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
                    clips: int | str = DEFAULT_EMULATED_CLIPS, host_clips: int | str = "all",
                    from_audio: bool = False, chunk: int | None = None, third_party_dir: Path | None = None,
-                   workers: int = 2, log=print) -> FirmwareReport:
+                   workers: int = DEFAULT_WORKERS, log=print) -> FirmwareReport:
     """Run every target; write and return the report (``report.failures`` lists what failed).
 
     Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets

@@ -5,6 +5,7 @@ compiled with TFLM C++ for each target (:func:`firmware_harness.builds.program.b
 compared bit for bit with TFLM Python on the same inputs, the first differing operator localized on
 a difference, and the footprint of Cortex-M images; writes ``MODEL.firmware/`` beside the model.
 """
+from __future__ import annotations
 
 import dataclasses
 import shutil
@@ -38,9 +39,9 @@ from firmware_harness.model_file import (
     DEFAULT_RANDOM_INPUTS,
     FIRMWARE_STAGE,
     TRUTH,
+    files_read_by_stage,
     io_text_lines,
     read_model_file,
-    stage_inputs,
 )
 from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs
 from firmware_harness.model_source import ModelSource, out_dir_beside
@@ -144,7 +145,7 @@ def check_model_firmware(model_path: Path | ModelSource, *, inputs_path: Path | 
     if inputs_path is None and random_count is None:
         random_count = DEFAULT_RANDOM_INPUTS
     out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "firmware")
-    stage_inputs = stage_inputs(model, inputs_path)
+    stage_inputs = files_read_by_stage(model, inputs_path)
     artifacts.check_replaceable(out, stage=FIRMWARE_STAGE, inputs=stage_inputs)  # before any work
     for name in targets:
         get_target(name).check_tools()

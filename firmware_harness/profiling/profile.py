@@ -400,9 +400,9 @@ def tflite_sources(model_path: Path | ModelSource, folder: Path, *, targets: tup
                    third_party_dir: Path | None = None, log=print) -> ModelSources:
     """Any int8 ``.tflite`` (a path, or a resolved :class:`~firmware_harness.model_source.ModelSource`:
     its bytes as read once) as profile sources: its C sources generated into the empty or new
-    ``folder`` (:func:`firmware_harness.any_model.prepare_model_sources`; refused there, naming the
+    ``folder`` (:func:`firmware_harness.builds.model_sources.prepare_model_sources`; refused there, naming the
     op, for float models, ops TFLM lacks, dynamic shapes or several subgraphs), with the header's
-    arena sized for every build of ``targets`` (:func:`~firmware_harness.any_model.fit_arena_to_builds`:
+    arena sized for every build of ``targets`` (:func:`~firmware_harness.builds.model_sources.fit_arena_to_builds`:
     a Helium build can need more than TFLM Python plus the margin)."""
     prepared = prepare_model_sources(model_path, folder, log=log)
     tree = third_party.prepare_tflm_tree(third_party.locate_third_party(third_party_dir, log=log), log=log)

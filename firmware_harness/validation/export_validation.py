@@ -13,7 +13,7 @@ the XNNPACK delegate), in parallel worker processes. Then:
 
 The runtime comparison (run the three interpreters, agreement, localization) is
 :func:`compare_runtimes`, shared with the validation of any int8 .tflite without an export
-folder (:mod:`firmware_harness.any_model`); the float model, the scores per device and the input
+folder (:mod:`firmware_harness.model_file`); the float model, the scores per device and the input
 formula are the export's own.
 
 Reports go to the export folder: ``validation_report.json``, ``validation_report.md``,
@@ -65,7 +65,7 @@ from keras_asc.errors import AscError
 from keras_asc.evaluation import save_figure, score_table
 from keras_asc.feature_cache import build_feature_cache
 from keras_asc.features import Normalization
-from keras_asc.parallel import parallel_map
+from keras_asc.parallel import DEFAULT_WORKERS, parallel_map
 from keras_asc.run_record import load_run_model
 from keras_asc.training_data import load_split
 from keras_asc.windows import combine_windows, split_windows
@@ -165,7 +165,7 @@ def _run_chunk(start: int, stop: int) -> np.ndarray:
     return np.stack([np.concatenate([r.run(np.ascontiguousarray(xi)) for xi in x]) for r in _WORKER["runners"]])
 
 
-def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = 2, chunk: int = 16,
+def run_all(model: bytes, x: np.ndarray, *, arena: int, workers: int = DEFAULT_WORKERS, chunk: int = 16,
             runners: tuple[str, ...] = RUNNERS) -> dict[str, np.ndarray]:
     """Outputs of each of ``runners`` for every input; ``x`` is (n, 1, H, W, 1) int8. With ``workers`` > 1
     the inputs are written once to a temporary .npy that every worker memory-maps; calls pass index ranges."""
@@ -372,7 +372,7 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
 
 
 # ----------------------------------------------------------------------------- the command
-def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, workers: int = 2,
+def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, workers: int = DEFAULT_WORKERS,
                     max_drop: float | None = None, layer_clips: int = 16, log=print) -> ValidationReport:
     """Validate and write the reports; ``report.failures`` lists every failed check (the CLI
     exits non-zero when it is not empty)."""

@@ -7,6 +7,7 @@ disagreement localized to its first diverging operator, anything but a documente
 fails), and the arena measured; writes ``validation_report.md/.json``, ``inputs.npy`` and TFLM's
 ``outputs.npy`` into ``MODEL.validation/`` (beside the model), built aside and renamed into place.
 """
+from __future__ import annotations
 
 import dataclasses
 import time
@@ -20,9 +21,9 @@ from firmware_harness.model_file import (
     DEFAULT_RANDOM_INPUTS,
     VALIDATE_STAGE,
     IoTensor,
+    files_read_by_stage,
     io_text_lines,
     read_model_file,
-    stage_inputs,
 )
 from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs
 from firmware_harness.model_source import ModelSource, out_dir_beside
@@ -30,6 +31,7 @@ from firmware_harness.validation.export_validation import compare_runtimes
 from firmware_harness.validation.report import Agreement, ArenaCheck, ClipDivergence, Throughput, litert_section
 from firmware_harness.validation.runners import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE
 from keras_asc import artifacts, records
+from keras_asc.parallel import DEFAULT_WORKERS
 from tflite_export.arena import measure_arena, recommended_arena
 
 
@@ -69,7 +71,7 @@ def read_model_validation_report(folder: Path) -> ModelValidationReport:
 
 
 def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None = None,
-                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = 2,
+                   random_count: int | None = None, seed: int = 0, out_dir: Path | None = None, workers: int = DEFAULT_WORKERS,
                    log=print) -> ModelValidationReport:
     """Validate any int8 .tflite on its int8 inputs (:func:`load_inputs`; ``random_count`` defaults
     to :data:`DEFAULT_RANDOM_INPUTS` when no ``inputs_path`` is given) and write the reports into
@@ -80,7 +82,7 @@ def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None =
     if inputs_path is None and random_count is None:
         random_count = DEFAULT_RANDOM_INPUTS
     out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "validation")
-    stage_inputs = stage_inputs(model, inputs_path)
+    stage_inputs = files_read_by_stage(model, inputs_path)
     artifacts.check_replaceable(out, stage=VALIDATE_STAGE, inputs=stage_inputs)  # before any work
     x = load_inputs(model, inputs_path=inputs_path, random_count=random_count, seed=seed)
     used = describe_inputs(x, inputs_path=inputs_path, random_count=random_count, seed=seed)

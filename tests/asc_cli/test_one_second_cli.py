@@ -16,10 +16,11 @@ def test_describe_reads_a_training_subset(capsys):
     assert "split_setup/split25.csv" in out.splitlines()[0]
 
 
-def test_an_unknown_training_subset_is_one_line_and_exit_1(capsys):
-    assert main(["describe", "--data", str(COPY_2022), "--no-audio-check", "--train-split", "30"]) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "--train-split 30" in err and "5, 10, 25, 50, 100" in err
+def test_an_unknown_training_subset_is_refused_as_an_option_value(capsys):
+    with pytest.raises(SystemExit) as stop:  # argparse: exit 2, before any work
+        main(["describe", "--data", str(COPY_2022), "--no-audio-check", "--train-split", "30"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stop.value.code == 2 and "--train-split" in err and "5, 10, 25, 50, 100" in err and "'30'" in err
 
 
 @pytest.mark.slow

@@ -6,9 +6,9 @@ import shutil
 import pytest
 
 from firmware_harness.builds import third_party
-from firmware_harness.firmware.check import check_firmware
 from firmware_harness.builds.targets import TARGETS
 from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.firmware.check import check_firmware
 
 QUIET = dict(log=lambda *_: None)
 TARGETS_TESTED = ("host", "host-cmsis-nn", "cortex-m4")

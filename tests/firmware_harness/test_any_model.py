@@ -1,4 +1,4 @@
-"""Any int8 .tflite without an export folder (``firmware_harness.any_model``): the two MLPerf Tiny
+"""Any int8 .tflite without an export folder (``firmware_harness.model_file`` and its rooms): the two MLPerf Tiny
 reference models validate (TFLM against LiteRT, every disagreement localized and explained) and run
 bit-exact in the firmware; what the harness cannot run is refused by name; the generated op
 resolver registers exactly the model's operators.
@@ -15,24 +15,28 @@ import numpy as np
 import pytest
 
 from firmware_harness import model_file
-from firmware_harness.firmware import model_firmware
-from firmware_harness.validation import model_validation
-from firmware_harness.builds import third_party
-from firmware_harness.builds import tflm_build
-from firmware_harness.model_file import DynamicShapeError, FloatModelError, SubgraphsError, UnsupportedOperatorError, read_model_file
-from firmware_harness.model_inputs import InputsFileError, load_inputs
-from firmware_harness.firmware.model_firmware import check_model_firmware, check_model_target
+from firmware_harness.builds import tflm_build, third_party
 from firmware_harness.builds.model_sources import prepare_model_sources
-from firmware_harness.validation.model_validation import validate_model
-from firmware_harness.firmware.check import TflmTruth
 from firmware_harness.builds.program import has_frontend, resolver_methods
 from firmware_harness.builds.targets import TARGETS
+from firmware_harness.firmware import model_firmware
+from firmware_harness.firmware.check import TflmTruth
+from firmware_harness.firmware.model_firmware import check_model_firmware, check_model_target
+from firmware_harness.model_file import DynamicShapeError, FloatModelError, UnsupportedOperatorError, read_model_file
+from firmware_harness.model_inputs import InputsFileError, load_inputs
+from firmware_harness.validation import model_validation
+from firmware_harness.validation.model_validation import validate_model
 from keras_asc import artifacts
-from tflite_export import c_sources
-from tflite_export.flatbuffer import (TFLM_MUTABLE_RESOLVER_METHODS, TFLM_OPS_NOT_BUILT, TFLM_RESOLVER_METHODS,
-                                      operator_names, read_model)
-
 from tests.firmware_harness.conftest import QUIET, require_targets
+from tflite_export import c_sources
+from tflite_export.flatbuffer import (
+    TFLM_MUTABLE_RESOLVER_METHODS,
+    TFLM_OPS_NOT_BUILT,
+    TFLM_RESOLVER_METHODS,
+    ModelCheckError,
+    operator_names,
+    read_model,
+)
 
 #: ../shared/reference/mlperf_tiny beside the checkout (the nearest folder up that has shared/reference: a
 #: checkout of its own or a git worktree one level deeper)
@@ -66,10 +70,10 @@ def _repack(model) -> bytes:
 
 def _tiny_int8(tmp_path: Path, name: str, middle) -> Path:
     """A tiny int8 model (tf_keras, the TFLite converter): conv, ``middle(keras, tf, tensor)``, flatten."""
-    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3)
     import tensorflow as tf
     import tf_keras as keras
 
+    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3)
     from tflite_export.convert import convert_int8
 
     inp = keras.Input((4, 4, 1))
@@ -204,7 +208,7 @@ def test_several_subgraphs_are_refused(tmp_path):
     fb.subgraphs.append(copy.deepcopy(fb.subgraphs[0]))
     path = tmp_path / "two.tflite"
     path.write_bytes(_repack(fb))
-    with pytest.raises(SubgraphsError, match=rf"{re.escape(str(path))}: refused: 2 subgraphs"):
+    with pytest.raises(ModelCheckError, match=rf"{re.escape(str(path))}: refused by the model check: 2 subgraphs"):
         read_model_file(path)
 
 

@@ -12,18 +12,16 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_harness.builds import footprint
-from firmware_harness.builds import third_party
-from firmware_harness.builds import tflm_build
-from firmware_harness.firmware.check import check_firmware, read_firmware_report
+from firmware_harness.builds import footprint, tflm_build, third_party
 from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.firmware.check import check_firmware, read_firmware_report
 from keras_asc import artifacts
+from tests.conftest import write_export_config
+from tests.firmware_harness.conftest import QUIET, TARGETS_TESTED
+from tests.firmware_harness.conftest import require_targets as _require
 from tflite_export import c_sources
 from tflite_export.export_result import read_export
 from tflite_export.flatbuffer import io_tensors, operator_names, read_model
-
-from tests.conftest import write_export_config
-from tests.firmware_harness.conftest import QUIET, TARGETS_TESTED, require_targets as _require
 
 
 def test_every_target_is_bit_identical_with_tflm_python(firmware_run, tiny_features):

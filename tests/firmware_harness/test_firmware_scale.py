@@ -14,7 +14,6 @@ import pytest
 from firmware_harness.builds import program as fw_program
 from firmware_harness.firmware.check import check_firmware
 from firmware_harness.validation.export_validation import read_validated_truth, run_all, write_validated_truth
-
 from tests.firmware_harness.conftest import QUIET, require_targets
 
 

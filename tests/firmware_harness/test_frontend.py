@@ -15,12 +15,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from firmware_harness.builds import program
-from firmware_harness.builds import third_party
-from firmware_harness.firmware.check import read_firmware_report
-from firmware_harness.firmware.from_audio import check_audio_files
+from firmware_harness.builds import program, third_party
 from firmware_harness.builds.targets import get_target
 from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.firmware.check import read_firmware_report
+from firmware_harness.firmware.from_audio import check_audio_files
 from keras_asc.audio import load_audio
 from keras_asc.features import log_mel, mel_filterbank
 from tests.firmware_harness.conftest import EMULATED_CLIPS, QUIET, TARGETS_TESTED, require_targets

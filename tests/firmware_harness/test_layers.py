@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 
 from firmware_harness.validation import runners
-from firmware_harness.validation.layers import LayerComparer, explain
-from firmware_harness.validation.runners import KNOWN_DIFFERENCES
-from firmware_harness.validation.runners import make_runner
 from firmware_harness.validation.export_validation import run_all
+from firmware_harness.validation.layers import LayerComparer, explain
 from firmware_harness.validation.report import agreement
+from firmware_harness.validation.runners import KNOWN_DIFFERENCES, make_runner
 
 ARENA = 200_000
 

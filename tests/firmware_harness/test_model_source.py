@@ -11,7 +11,6 @@ import pytest
 
 from firmware_harness.model_source import ModelSourceError, resolve_model_source
 from keras_asc import artifacts
-
 from tests.firmware_harness.test_any_model import IC, KWS
 
 

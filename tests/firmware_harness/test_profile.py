@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 
 from firmware_harness.profiling.profile import export_sources, profile_sources, read_profile_report
-from tflite_export.mcu_targets import MCU_TARGETS
-
 from tests.firmware_harness.conftest import QUIET, require_targets
+from tflite_export.mcu_targets import MCU_TARGETS
 
 pytestmark = pytest.mark.slow
 

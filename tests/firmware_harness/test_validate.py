@@ -4,15 +4,15 @@ import shutil
 import numpy as np
 import pytest
 
-from firmware_harness.validation.runners import make_runner
 from firmware_harness.validation.export_validation import ValidationError, validate_export
 from firmware_harness.validation.report import format_report, read_validation_report
+from firmware_harness.validation.runners import make_runner
 from keras_asc import artifacts
 from keras_asc.evaluation import score_table
-from tflite_export.arena import measure_arena
-from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 from tests.conftest import write_export_config
 from tests.firmware_harness.test_layers import tflm_runs_in_child
+from tflite_export.arena import measure_arena
+from tflite_export.input_quant import InputQuantization, dequantize_output, quantize_input
 
 QUIET = dict(log=lambda *_: None)
 

@@ -12,7 +12,7 @@ QUIET = dict(log=lambda *_: None)
 def _digest(root):
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "synth_config.json":
+        if p.is_file() and p.name not in ("synth_config.json", ".asc-stage.json"):  # records of where and when
             h.update(str(p.relative_to(root)).encode() + p.read_bytes())
     return h.hexdigest()
 

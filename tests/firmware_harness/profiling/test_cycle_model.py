@@ -13,8 +13,14 @@ from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
 from firmware_harness.profiling.cycle_report import check_against_peak, format_estimate
 from firmware_harness.profiling.disassembly import disassemble, parse_objdump
 from firmware_harness.profiling.errors import CycleModelError, PeakExceeded
-from firmware_harness.profiling.instructions import (Instruction, branch_kind, classify, register_list,
-                                                     transfer_words, writes_pc)
+from firmware_harness.profiling.instructions import (
+    Instruction,
+    branch_kind,
+    classify,
+    register_list,
+    transfer_words,
+    writes_pc,
+)
 from firmware_harness.profiling.memory_system import flash_data_cycles, flash_read_penalty
 from tflite_export.mcu_targets import MCU_TARGETS, estimated_ms
 

@@ -16,15 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware_harness.builds import program
-from firmware_harness.builds import third_party
-from firmware_harness.profiling import (disassembly, elf_symbols, execution_profile, instruction_counts,
-                                        instructions, labelling, qemu_plugin)
+from firmware_harness.builds import program, third_party
 from firmware_harness.builds.targets import get_target
 from firmware_harness.builds.third_party import FirmwareError
-from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
-
+from firmware_harness.profiling import (
+    disassembly,
+    elf_symbols,
+    execution_profile,
+    instruction_counts,
+    instructions,
+    labelling,
+    qemu_plugin,
+)
 from tests.firmware_harness.conftest import QUIET, require_targets
+from tflite_export.flatbuffer import describe_tensors, operator_names, read_model
 
 #: Thumb-2 marking cost, see firmware_harness.profiling.execution_profile's docstring: an operator row holds AscMarkOpBegin (movs, bx lr)
 #: and EndEvent's tail call, a between-operators row AscMarkOpEnd (2) and BeginEvent's tail call.

@@ -7,16 +7,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import firmware_harness
 import keras_asc
 from asc_cli.stages import PipelineConfig, PipelineResult, available_firmware_targets, run_pipeline, stage_banner
-from firmware_harness.firmware.check import FirmwareReport
-from firmware_harness.profiling.profile import ProfileReport, export_sources, profile_sources, reusable_profile
 from keras_asc import artifacts
-from keras_asc.parallel import DEFAULT_WORKERS
 
 
 def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: PipelineConfig | None = None,
-             workers: int = DEFAULT_WORKERS, log=print) -> PipelineResult:
+             workers: int = keras_asc.DEFAULT_WORKERS, log=print) -> PipelineResult:
     cfg = cfg or PipelineConfig()
     work_dir = Path(work_dir)
     t0 = time.perf_counter()
@@ -44,15 +42,17 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
 #: The demo's latency estimate: the cores of the three microcontrollers its summary names.
 DEMO_PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33")
 DEMO_SUMMARY_MCUS = ("stm32f407", "stm32h743", "nrf5340")
-def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> ProfileReport:
+
+
+def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> firmware_harness.ProfileReport:
     """``asc profile EXPORT --targets ...``, reused when the stored report profiled the same model
     and targets with the same code (firmware program, counting plugin, cycle model, MCU table)."""
-    sources = export_sources(export_dir, log=log)
-    old = reusable_profile(sources, export_dir / "profile", targets=targets)
+    old = firmware_harness.stored_profile(source=export_dir, out_dir=export_dir / "profile", targets=targets, log=log)
     if old is not None:
         log("profile: reusing profile/profile_report.json")
         return old
-    return profile_sources(sources, export_dir / "profile", source=str(export_dir), targets=targets, log=log)
+    return firmware_harness.profile(source=export_dir, out_dir=export_dir / "profile", targets=targets,
+                                    label=str(export_dir), log=log)
 
 
 def demo_summary(result: PipelineResult) -> str:
@@ -98,7 +98,7 @@ def demo_summary(result: PipelineResult) -> str:
     return "\n".join(lines)
 
 
-def _latency_lines(profile: ProfileReport | None) -> list[str]:
+def _latency_lines(profile: firmware_harness.ProfileReport | None) -> list[str]:
     if profile is None:
         return ["- latency: not estimated (no Arm toolchain or QEMU; see the log)"]
     rows = {m.mcu: m for m in profile.mcus}
@@ -108,7 +108,7 @@ def _latency_lines(profile: ProfileReport | None) -> list[str]:
             f"profile/profile_report.md): {'; '.join(parts)}"]
 
 
-def _firmware_lines(fw: FirmwareReport | None) -> list[str]:
+def _firmware_lines(fw: firmware_harness.FirmwareReport | None) -> list[str]:
     if fw is None:
         return ["- firmware: not built (no TFLM source archives or toolchain; see the log)"]
     lines = []

@@ -16,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from asc_cli.stages import PipelineConfig, read_json_or_empty, run_pipeline
+import keras_asc
+import tflite_export
 from keras_asc import artifacts
 from keras_asc.errors import AscError
-from keras_asc.parallel import DEFAULT_WORKERS
-from tflite_export.export import BudgetError
+
 
 def grid_configs(base: PipelineConfig, *, models, frames, mels, losses, windows=(None,)) -> list[PipelineConfig]:
     """``base`` with every combination of model x frames/s x mel bands x loss x window frames
@@ -40,6 +41,8 @@ GRID_TABLES = ("results.csv", "results.md")
 #: Columns of a row that say where and how the cell ran, not what it produced (the same for
 #: both engines: the local engine records this machine).
 PLACEMENT_COLUMNS = ("hostname", "node_ip", "attempts")
+
+
 def finished_cell_row(run_dir: Path, cfg: PipelineConfig) -> dict | None:
     """The row of a cell finished earlier with this very configuration, else None."""
     done = read_json_or_empty(Path(run_dir) / GRID_RESULT)
@@ -118,7 +121,7 @@ def attempts_file(run_dir: Path) -> Path:
 
 
 def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineConfig, *, clip_seconds: float,
-                  workers: int = DEFAULT_WORKERS, placement: dict | None = None, log=print) -> dict:
+                  workers: int = keras_asc.DEFAULT_WORKERS, placement: dict | None = None, log=print) -> dict:
     """One grid cell, for either engine: under the cell's lock, record the attempt, run the
     pipeline (resuming what an earlier attempt left), build the row and write ``grid_result.json``.
     A cell already finished with this configuration returns its row without running again."""
@@ -143,7 +146,7 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
                        within_budget=True, int8_accuracy=overall.int8_accuracy, int8_log_loss=overall.int8_log_loss,
                        arena_bytes=r.export.size.arena_min_bytes, macs_per_inference=r.export.size.macs_per_inference,
                        macs_per_clip=r.export.size.macs_per_clip, ram_estimate_bytes=r.export.ram.needed_bytes)
-        except BudgetError as e:
+        except tflite_export.BudgetError as e:
             metrics = read_json_or_empty(run_dir / "metrics.json").get("scores", [{}])[0]
             run_cfg = read_json_or_empty(run_dir / "config.json")
             row.update(float_accuracy=metrics.get("accuracy"), float_log_loss=metrics.get("log_loss"),
@@ -176,7 +179,7 @@ def write_grid_tables(out_dir: Path, rows: list[dict], *, log=print):
 
 
 def run_grid(data_dir: Path, out_dir: Path, configs: list[PipelineConfig], *, clip_seconds: float,
-             work_dir: Path | None = None, workers: int = DEFAULT_WORKERS, log=print):
+             work_dir: Path | None = None, workers: int = keras_asc.DEFAULT_WORKERS, log=print):
     """Run every configuration (each in ``out_dir/<name>/``), one after the other in this process
     (the local engine; :func:`asc_cli.grid_ray.run_grid_ray` is the Ray one), and write
     ``results.csv``/``.md``.

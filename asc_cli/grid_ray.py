@@ -33,12 +33,9 @@ import time
 import uuid
 from pathlib import Path
 
+import keras_asc
 from asc_cli.grid import cell_line, finished_cell_row, run_grid_cell, write_grid_tables
-from keras_asc.augment import dir_feature_cache
 from keras_asc.errors import AscError
-from keras_asc.feature_cache import build_feature_cache
-from keras_asc.features import FeatureConfig
-from keras_asc.training_config import TrainConfig
 
 #: The exact Ray the engine is tested with (pyproject.toml's ``ray`` extra).
 RAY_REQUIREMENT = "ray[tune]==2.60.0"
@@ -155,7 +152,6 @@ def _cell_trainable(params: dict, *, cells: dict, data_dir: str, work_dir: str, 
     import ray
     from ray import tune
 
-
     name = params["cell"]
     cfg = cells[name]
     node_id = ray.get_runtime_context().get_node_id()
@@ -185,17 +181,16 @@ def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers:
     """A Ray task: one feature configuration's cache (computed, or found complete), and with
     ``recipe``'s impulse responses (TrainConfig's fields) their copies of the training clips, which
     the trials would otherwise each compute at once."""
-
-    import keras_asc.tf_setup  # noqa: F401
+    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3; before TensorFlow, in the Ray worker)
 
     lines: list[str] = []
-    fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),
-                             workers=workers, train_split=train_split, log=lambda m: lines.append(str(m)))
-    train = TrainConfig(**recipe)
+    fs = keras_asc.extract_features(data_dir=Path(data_dir), work_dir=Path(work_dir),
+                                    config=keras_asc.FeatureConfig.from_dict(feature_config), workers=workers,
+                                    train_split=train_split, log=lambda m: lines.append(str(m)))
+    train = keras_asc.TrainConfig(**recipe)
     if train.dir_p > 0:
-
-        dir_feature_cache(fs, folder=Path(train.dir_folder), copies=train.dir_copies, workers=workers,
-                          log=lambda m: lines.append(str(m)))
+        keras_asc.extract_impulse_response_features(features=fs, folder=Path(train.dir_folder), copies=train.dir_copies,
+                                                    workers=workers, log=lambda m: lines.append(str(m)))
     return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
             "hostname": socket.gethostname(), "log": lines}
 
@@ -289,7 +284,7 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
     distinct = sorted({(c.frames_per_second, c.n_mels, c.train_split, c.recipe) for c in configs},
                       key=lambda d: (d[0], d[1], repr(d[2:])))
     task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
-    refs = [task.remote(str(data_dir), str(work_dir), FeatureConfig.seed(
+    refs = [task.remote(str(data_dir), str(work_dir), keras_asc.FeatureConfig.seed(
         frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, split, dict(recipe))
         for f, n, split, recipe in distinct]
     for (f, n, *_), ref in zip(distinct, refs):

@@ -60,6 +60,8 @@ random_inputs_int = _number(int, minimum=1, inclusive=True, maximum=MAX_RANDOM_I
 MAX_CLIP_SECONDS = 60.0  # TAU's clips are 10 s (2020-21) or 1 s (2022-25); longer audio is cut into clips first
 clip_seconds_float = _number(float, minimum=0.1, inclusive=True, maximum=MAX_CLIP_SECONDS,
                              what=f"a clip length in seconds from 0.1 to {MAX_CLIP_SECONDS:g}")
+
+
 def add_workers_arg(p: argparse.ArgumentParser) -> None:
     """``--workers``, the same for every subcommand that runs worker processes."""
     p.add_argument("--workers", type=positive_int, default=keras_asc.DEFAULT_WORKERS,
@@ -103,6 +105,8 @@ def _window_or_clip(text: str) -> int | None:
 
 #: A probability or a weight.
 _unit_interval = _number(float, minimum=0, inclusive=True, maximum=1.0, what="a number from 0 to 1")
+
+
 def _freq_mixstyle(text: str) -> tuple[float, float]:
     """``P,ALPHA``: the probability per batch (0 to 1) and the Beta distribution's alpha (> 0)."""
     p, sep, alpha = text.partition(",")

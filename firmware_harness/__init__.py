@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from keras_asc.lazy_names import lazy_names
 
 _NAMES = {**dict.fromkeys(("validate", "check_firmware", "profile", "profile_mcus", "bundle", "list_targets",
-                           "format_report", "read_validation"), "firmware_harness.api"),
+                           "format_report", "read_validation", "find_third_party", "stored_validation",
+                           "stored_firmware_check", "stored_profile"), "firmware_harness.api"),
           "resolve_model_source": "firmware_harness.model_source", "ModelSource": "firmware_harness.model_source",
           "ModelSourceError": "firmware_harness.model_source", "not_a_regular_file": "firmware_harness.model_source",
           "ValidationReport": "firmware_harness.validation.report",
@@ -37,7 +38,8 @@ __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
     from firmware_harness.api import (bundle, check_firmware, format_report, list_targets, profile, profile_mcus,  # noqa: F401
-                                      read_validation, validate)  # noqa: F401
+                                      read_validation, validate, find_third_party, stored_validation,  # noqa: F401
+                                      stored_firmware_check, stored_profile)  # noqa: F401
     from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle  # noqa: F401
     from firmware_harness.builds.program import MAX_CHUNK_SAMPLES  # noqa: F401
     from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target  # noqa: F401

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from firmware_harness.builds.bundle import Bundle, make_bundle
 from firmware_harness.builds.targets import TARGETS, Target
-from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport
+from firmware_harness.builds.third_party import ThirdParty, locate_third_party
+from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, reusable_firmware_report
 from firmware_harness.firmware.check import check_firmware as _check_export_firmware
 from firmware_harness.firmware.check import format_report as _format_firmware
 from firmware_harness.firmware.model_firmware import (ModelFirmwareReport, check_model_firmware,
@@ -22,16 +23,17 @@ from firmware_harness.firmware.model_firmware import (ModelFirmwareReport, check
 from firmware_harness.model_source import ModelSource, ModelSourceError, resolve_model_source
 from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS
 from firmware_harness.profiling.profile import (ProfileReport, export_sources, format_profile, mcus_for,
-                                                profile_sources, tflite_sources)
+                                                profile_sources, reusable_profile, tflite_sources)
 from firmware_harness.validation.export_validation import validate_export
 from firmware_harness.validation.model_validation import (ModelValidationReport, format_model_validation,
                                                           validate_model)
-from firmware_harness.validation.report import ValidationReport, read_validation_report
+from firmware_harness.validation.report import ValidationReport, read_validation_report, reusable_validation
 from firmware_harness.validation.report import format_report as _format_validation
 from keras_asc.parallel import DEFAULT_WORKERS
 
 __all__ = ["resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets",
-           "profile_mcus", "format_report", "read_validation"]
+           "profile_mcus", "format_report", "read_validation",
+           "find_third_party", "stored_validation", "stored_firmware_check", "stored_profile"]
 
 
 def _source(source: ModelSource | Path) -> ModelSource:
@@ -95,16 +97,17 @@ def check_firmware(*, source: ModelSource | Path, data_dir: Path | None = None, 
 
 def profile(*, source: ModelSource | Path, out_dir: Path | None = None,
             targets: tuple[str, ...] = DEFAULT_PROFILE_TARGETS, mcus: tuple[str, ...] | None = None,
-            inferences: int = 1, seed: int = 0, third_party_dir: Path | None = None, log=print) -> ProfileReport:
+            inferences: int = 1, seed: int = 0, third_party_dir: Path | None = None, label: str | None = None,
+            log=print) -> ProfileReport:
     """Estimated milliseconds per inference on Cortex-M microcontrollers: exact per-operator
     instruction counts of ``inferences`` seeded random int8 inputs under QEMU for each core of
     ``targets`` (``PROFILE_TARGETS``), turned into time by the cycle model of each of ``mcus``
     (default: every microcontroller whose core was counted). An export's own C sources, or a
     ``.tflite``'s generated aside. Writes ``out_dir`` (default ``EXPORT/profile`` or
-    ``MODEL.profile/``) and returns the report."""
+    ``MODEL.profile/``) and returns the report, which names the model ``label`` (default its path)."""
     source = _source(source)
     out = Path(out_dir) if out_dir is not None else source.default_out_dir("profile")
-    options = dict(source=str(source.path), targets=tuple(targets), mcus=mcus, inferences=inferences, seed=seed,
+    options = dict(source=label or str(source.path), targets=tuple(targets), mcus=mcus, inferences=inferences, seed=seed,
                    third_party_dir=third_party_dir, log=log)
     if source.export is not None:  # an export: its own C sources, front end included
         return profile_sources(export_sources(source.export_dir, log=log), out, **options)
@@ -154,3 +157,34 @@ def format_report(report: ValidationReport | ModelValidationReport | FirmwareRep
 def read_validation(*, export_dir: Path) -> ValidationReport:
     """The validation report :func:`validate` wrote into an export folder (``validation_report.json``)."""
     return read_validation_report(Path(export_dir))
+
+
+def find_third_party(*, folder: Path | None = None, log=print) -> ThirdParty:
+    """The pinned TFLM source archives in ``folder`` (default ``$ASC_THIRD_PARTY``, else
+    ``../shared/third_party`` beside this checkout), checked against its ``SHA256SUMS``; raises
+    :class:`~firmware_harness.builds.third_party.FirmwareError` naming what is missing."""
+    return locate_third_party(folder, log=log)
+
+
+def stored_validation(*, export_dir: Path, tflite_sha256: str, data_dir: Path) -> ValidationReport | None:
+    """The validation :func:`validate` stored in ``export_dir`` when it validated this model
+    (``tflite_sha256``) on ``data_dir`` with the interpreters installed now; None: validate again."""
+    return reusable_validation(Path(export_dir), tflite_sha256=tflite_sha256, data_dir=Path(data_dir))
+
+
+def stored_firmware_check(*, export_dir: Path, tflite_sha256: str, data_dir: Path, targets: tuple[str, ...],
+                          clips: int) -> FirmwareReport | None:
+    """The ``from_audio`` firmware check stored in ``export_dir`` when it passed for this model, these
+    sources and toolchains, ``data_dir``, ``targets`` and ``clips`` per emulated target; None: check again."""
+    return reusable_firmware_report(Path(export_dir), tflite_sha256=tflite_sha256, data_dir=Path(data_dir),
+                                    targets=tuple(targets), clips=clips)
+
+
+def stored_profile(*, source: ModelSource | Path, out_dir: Path, targets: tuple[str, ...], log=print) -> ProfileReport | None:
+    """The profile stored in ``out_dir`` when it passed and profiled this export's sources on
+    ``targets`` with the same code (firmware program, counting plugin, cycle model, MCU table);
+    None: profile again. Exports only (a .tflite of its own has its sources generated aside)."""
+    source = _source(source)
+    if source.export is None:
+        return None
+    return reusable_profile(export_sources(source.export_dir, log=log), Path(out_dir), targets=tuple(targets))

@@ -21,7 +21,8 @@ from keras_asc.lazy_names import lazy_names
 _API = "keras_asc.api"
 _NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_seconds", "extract_features", "check_run_folder", "train",
                            "evaluate", "format_scores", "read_run", "dataset_split", "clip_log_mel",
-                           "confusion_counts", "list_models", "model_summary", "DatasetDescription",
+                           "confusion_counts", "run_is_finished", "metrics_are_current",
+                           "extract_impulse_response_features", "list_models", "model_summary", "DatasetDescription",
                            "ModelSummary"), _API),
           "FeatureConfig": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
           "TrainConfig": "keras_asc.training_config", "RunRecord": "keras_asc.run_record",
@@ -36,6 +37,7 @@ __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
     from keras_asc.api import (DatasetDescription, ModelSummary, check_run_folder, clip_log_mel, confusion_counts,  # noqa: F401
+                               extract_impulse_response_features, metrics_are_current, run_is_finished,  # noqa: F401
                                dataset_split, read_run, dataset_clip_seconds, describe_dataset, evaluate,  # noqa: F401
                                extract_features, format_scores, list_models, make_dataset, model_summary, train)  # noqa: F401
     from keras_asc.augment import ImpulseResponseError, check_impulse_responses, impulse_response_warnings  # noqa: F401

@@ -14,18 +14,21 @@ import numpy as np
 import pandas as pd
 
 from keras_asc.audio import load_audio
+from keras_asc.augment import DirFeatures, dir_feature_cache
 from keras_asc.dataset import SCENE_LABELS, dataset_layout, describe, read_fold1, read_split, split_warnings
-from keras_asc.evaluation import confusion_matrix, evaluate_run, format_scores
+from keras_asc.evaluation import confusion_matrix, evaluate_run, format_scores, metrics_up_to_date
 from keras_asc.feature_cache import FeatureSet, build_feature_cache
 from keras_asc.features import FeatureConfig, log_mel
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.run_record import RunRecord, read_run_config
 from keras_asc.training import check_run_folder as _check_run_folder
+from keras_asc.training import finished_run_matches
 from keras_asc.training import train as _train
 from keras_asc.training_config import TrainConfig
 
 __all__ = ["DatasetDescription", "ModelSummary", "make_dataset", "describe_dataset", "extract_features", "check_run_folder", "train",
-           "evaluate", "format_scores", "read_run", "dataset_split", "clip_log_mel", "confusion_counts", "list_models", "model_summary", "dataset_clip_seconds"]
+           "evaluate", "format_scores", "read_run", "dataset_split", "clip_log_mel", "confusion_counts",
+           "run_is_finished", "metrics_are_current", "extract_impulse_response_features", "list_models", "model_summary", "dataset_clip_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +56,14 @@ def make_dataset(*, out_dir: Path, size: str = "demo", seed: int = 0, clip_secon
                  workers: int = DEFAULT_WORKERS, log=print) -> Path:
     """Write a generated dataset in the TAU layout into ``out_dir`` (``size``: ``tiny``, ``demo`` or a
     number of segments per scene as text); returns the dataset root. Refuses a folder it did not write."""
-    from keras_asc.synth import make_dataset as _make  # heavy: the generator imports TensorFlow for its filters
+    from keras_asc.synth import make_dataset as _make  # heavy: the generator imports SciPy for its filters
 
     return Path(_make(Path(out_dir), size=size, seed=seed, clip_seconds=clip_seconds, workers=workers, log=log))
 
 
 def dataset_clip_seconds(*, size: str) -> float:
     """The clip length in seconds of a generated dataset of ``size`` (``make_dataset``'s)."""
-    from keras_asc.synth import resolve_size  # heavy: keras_asc.synth imports TensorFlow
+    from keras_asc.synth import resolve_size  # heavy: keras_asc.synth imports SciPy
 
     return resolve_size(size).clip_seconds
 
@@ -147,3 +150,23 @@ def confusion_counts(*, labels: np.ndarray, predicted: np.ndarray) -> np.ndarray
     """Clip counts (int64, 10 x 10): rows the true scene (index into ``SCENE_LABELS``), columns the
     predicted one; ``labels`` and ``predicted`` are int arrays of shape (clips,)."""
     return confusion_matrix(np.asarray(labels), np.asarray(predicted), len(SCENE_LABELS))
+
+
+def extract_impulse_response_features(*, features: FeatureSet, folder: Path, copies: int, workers: int = DEFAULT_WORKERS,
+                                      log=print) -> DirFeatures:
+    """The log-mel features of ``copies`` copies of ``features``' training clips, each convolved with
+    an impulse response of ``folder``'s WAVs (TrainConfig's ``dir_*`` fields), computed once into
+    ``WORK/dir_features/<key>/``; training reads them when ``TrainConfig.dir_p`` is above 0."""
+    return dir_feature_cache(features, folder=Path(folder), copies=copies, workers=workers, log=log)
+
+
+def run_is_finished(*, run_dir: Path, config: TrainConfig, feature_key: str) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``config`` on the features ``feature_key`` (then
+    :func:`train` need not run). A finished run of other settings is refused, never overwritten."""
+    return finished_run_matches(Path(run_dir), config=config, feature_key=feature_key)
+
+
+def metrics_are_current(*, run_dir: Path, data_dir: Path) -> bool:
+    """Whether ``run_dir/metrics.json`` scores the run's current model on ``data_dir`` (then
+    :func:`evaluate` need not run)."""
+    return metrics_up_to_date(Path(run_dir), Path(data_dir))

@@ -106,3 +106,28 @@ def test_the_target_help_of_export_names_every_microcontroller():
 def test_the_targets_help_of_profile_names_every_profile_target():
     text = _help("profile")
     assert all(name in text for name in firmware_harness.PROFILE_TARGETS)
+
+
+#: What asc_cli and the notebook may import of the three packages besides the packages themselves
+#: (their public API): the artifact rules and errors every stage shares, TensorFlow's set-up, the lazy names.
+SUPPORT_MODULES = {"keras_asc.artifacts", "keras_asc.errors", "keras_asc.tf_setup", "keras_asc.lazy_names"}
+
+
+def _imports_of_the_packages(path: Path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in SUPPORT_MODULES else node.module
+                      for a in node.names}
+    return {n for n in names if n.split(".")[0] in ("keras_asc", "tflite_export", "firmware_harness")}
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "asc_cli").rglob("*.py")) + [REPO / "notebooks" / "walkthrough.py"],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_the_cli_and_the_notebook_import_only_the_public_api(path):
+    allowed = {"keras_asc", "tflite_export", "firmware_harness", *SUPPORT_MODULES}
+    assert _imports_of_the_packages(path) <= allowed

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from keras_asc.lazy_names import lazy_names
 
-_NAMES = {**dict.fromkeys(("export_model", "list_mcus", "check_tflite", "read_export_record", "model_tensors"), "tflite_export.api"),
+_NAMES = {**dict.fromkeys(("export_model", "list_mcus", "check_tflite", "read_export_record", "model_tensors",
+                           "reusable_export_record"), "tflite_export.api"),
           "ExportConfig": "tflite_export.export_config", "DEFAULT_BUDGET": "tflite_export.export_config",
           "DEFAULT_CALIBRATION": "tflite_export.export_config", "DEFAULT_QAT_EPOCHS": "tflite_export.export_config",
           "DCASE_YEAR_AUTO": "tflite_export.export_config", "ExportResult": "tflite_export.export_result",
@@ -27,7 +28,8 @@ __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
-    from tflite_export.api import check_tflite, export_model, list_mcus, model_tensors, read_export_record  # noqa: F401
+    from tflite_export.api import (check_tflite, export_model, list_mcus, model_tensors, read_export_record,  # noqa: F401
+                                   reusable_export_record)  # noqa: F401
     from tflite_export.compression import GRANULARITIES, CompressionConfig  # noqa: F401
     from tflite_export.dcase_rules import DCASE_RULES  # noqa: F401
     from tflite_export.export import BudgetError  # noqa: F401

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from tflite_export.export import export_run
 from tflite_export.export_config import ExportConfig
-from tflite_export.export_result import ExportResult, read_export
+from tflite_export.export_result import ExportResult, read_export, reusable_export
 from tflite_export.flatbuffer import TensorInfo, describe_tensors, read_model
 from tflite_export.mcu_targets import MCU_TARGETS, McuTarget
 from tflite_export.model_check import ModelCheckReport, check_model
 
-__all__ = ["export_model", "list_mcus", "check_tflite", "read_export_record", "model_tensors"]
+__all__ = ["export_model", "list_mcus", "check_tflite", "read_export_record", "model_tensors", "reusable_export_record"]
 
 
 def export_model(*, run_dir: Path, data_dir: Path, work_dir: Path, config: ExportConfig = ExportConfig(),
@@ -48,3 +48,12 @@ def model_tensors(*, path: Path) -> list[TensorInfo]:
     """Every tensor of the .tflite at ``path``: index, name, dtype, shape, whether its data is in the
     flatbuffer (weights, biases) and how many bytes it takes there, its quantization."""
     return describe_tensors(read_model(Path(path).read_bytes()))
+
+
+def reusable_export_record(*, export_dir: Path, source_model_sha256: str, budget: int, calibration_size: int,
+                           seed: int) -> ExportResult | None:
+    """The post-training-quantized export in ``export_dir`` when its files are the ones it wrote and
+    it was made from this model (sha256 of model.keras) with this budget and calibration sample;
+    None when :func:`export_model` must run again."""
+    return reusable_export(Path(export_dir), source_model_sha256=source_model_sha256, budget=budget,
+                           calibration_size=calibration_size, seed=seed)

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
 
+import keras_asc
+from asc_cli.grid import cell_line, finished_cell_row, run_grid_cell, write_grid_tables
 from keras_asc.errors import AscError
 
 #: The exact Ray the engine is tested with (pyproject.toml's ``ray`` extra).
@@ -69,7 +72,7 @@ def import_ray(*, local_only: bool = False, connect_timeout: float | None = None
     if connect_timeout is not None:
         _bound_ray_connect(connect_timeout)
     try:
-        import ray
+        import ray  # heavy: Ray is optional (the ray extra) and slow to import
         from ray import tune
     except ImportError as e:
         raise RayUnavailable(f"--engine ray needs Ray ({RAY_REQUIREMENT}), which is not installed here ({e}); "
@@ -105,7 +108,6 @@ def check_reachable(address: str, *, timeout: float, origin: str = "--address") 
     """One TCP connection to ``address`` (``origin`` names where it came from), bounded by
     ``timeout`` seconds: :class:`ClusterError` naming the address and how to start or reach a head
     when nothing accepts there. ``auto`` is looked up by Ray itself."""
-    import socket
 
     where = _host_port(address)
     if where is None:
@@ -150,8 +152,6 @@ def _cell_trainable(params: dict, *, cells: dict, data_dir: str, work_dir: str, 
     import ray
     from ray import tune
 
-    from asc_cli.pipeline import run_grid_cell
-
     name = params["cell"]
     cfg = cells[name]
     node_id = ray.get_runtime_context().get_node_id()
@@ -181,31 +181,24 @@ def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers:
     """A Ray task: one feature configuration's cache (computed, or found complete), and with
     ``recipe``'s impulse responses (TrainConfig's fields) their copies of the training clips, which
     the trials would otherwise each compute at once."""
-    import socket
-
-    import keras_asc.tf_setup  # noqa: F401
-    from keras_asc.feature_cache import build_feature_cache
-    from keras_asc.features import FeatureConfig
-    from keras_asc.training_config import TrainConfig
+    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3; before TensorFlow, in the Ray worker)
 
     lines: list[str] = []
-    fs = build_feature_cache(Path(data_dir), Path(work_dir), config=FeatureConfig.from_dict(feature_config),
-                             workers=workers, train_split=train_split, log=lambda m: lines.append(str(m)))
-    train = TrainConfig(**recipe)
+    fs = keras_asc.extract_features(data_dir=Path(data_dir), work_dir=Path(work_dir),
+                                    config=keras_asc.FeatureConfig.from_dict(feature_config), workers=workers,
+                                    train_split=train_split, log=lambda m: lines.append(str(m)))
+    train = keras_asc.TrainConfig(**recipe)
     if train.dir_p > 0:
-        from keras_asc.augment import dir_feature_cache
-
-        dir_feature_cache(fs, folder=Path(train.dir_folder), copies=train.dir_copies, workers=workers,
-                          log=lambda m: lines.append(str(m)))
+        keras_asc.extract_impulse_response_features(features=fs, folder=Path(train.dir_folder), copies=train.dir_copies,
+                                                    workers=workers, log=lambda m: lines.append(str(m)))
     return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
             "hostname": socket.gethostname(), "log": lines}
 
 
 def _node_sees(marker: str, data_dir: str) -> dict:
     """A Ray task pinned to one node: does it see the driver's marker in OUT and the dataset?"""
-    import socket
 
-    import ray
+    import ray  # heavy: Ray is optional (the ray extra) and slow to import
 
     return {"hostname": socket.gethostname(), "node_ip": _node_ip(ray, ray.get_runtime_context().get_node_id()),
             "out": Path(marker).is_file(), "data": (Path(data_dir) / "meta.csv").is_file()}
@@ -253,7 +246,7 @@ def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: f
 
 def _check_shared(ray, out_dir: Path, data_dir: Path, log) -> list[dict]:
     """Every alive node must see ``--out`` (a marker written here) and ``--data``, at the same paths."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # heavy: optional Ray
 
     marker = out_dir / f".asc-grid-shared-check-{uuid.uuid4().hex}"
     marker.write_text("written by the asc grid driver; removed when the check is done\n")
@@ -287,12 +280,11 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
                           cpus_per_cell: float, workers: int, log) -> None:
     """One Ray task per distinct feature configuration, before any trial: each cache is computed
     once, by one process, and the trials only read it."""
-    from keras_asc.features import FeatureConfig
 
     distinct = sorted({(c.frames_per_second, c.n_mels, c.train_split, c.recipe) for c in configs},
                       key=lambda d: (d[0], d[1], repr(d[2:])))
     task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
-    refs = [task.remote(str(data_dir), str(work_dir), FeatureConfig.seed(
+    refs = [task.remote(str(data_dir), str(work_dir), keras_asc.FeatureConfig.seed(
         frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, split, dict(recipe))
         for f, n, split, recipe in distinct]
     for (f, n, *_), ref in zip(distinct, refs):
@@ -326,7 +318,6 @@ def _cell_lines_callback(tune, total: int, already: int, log):
             self.log = _print
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            from asc_cli.pipeline import cell_line
 
             result = trial.last_result or {}
             if result.get("row_json"):
@@ -358,7 +349,6 @@ def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: 
     the same ``results.csv``/``results.md``. Each cell runs with ``--cpus-per-cell`` worker processes
     (rounded down, at least 1). Joining the cluster at ``address`` (named ``address_origin`` in
     messages) takes at most about ``connect_timeout`` seconds."""
-    from asc_cli.pipeline import finished_cell_row, write_grid_tables
 
     ray, tune = import_ray(local_only=not address, connect_timeout=connect_timeout if address else None)
     data_dir, out_dir = Path(data_dir).resolve(), Path(out_dir).resolve()
@@ -428,7 +418,6 @@ def _run_trials(ray, tune, pending: list, *, data_dir: Path, work_dir: Path, out
                 workers: int, cpus_per_cell: float, gpus_per_cell: float, max_failures: int, storage: str | None,
                 already: int, total: int, verbose: int, log) -> dict[str, tuple[dict | None, str]]:
     """The pending cells as one Tune experiment; returns ``{name: (row or None, error)}``."""
-    from asc_cli.pipeline import finished_cell_row
 
     trainable = tune.with_resources(
         tune.with_parameters(_cell_trainable, cells={c.name: c for c in pending}, data_dir=str(data_dir),

@@ -147,6 +147,15 @@ def _export_folder(folder: Path) -> ModelSource:
     raise ModelSourceError(f"{folder}: not an export folder (no config.json, no {EXPORT_MODEL}); {GIVE}")
 
 
+def names_an_export(path: Path) -> bool:
+    """Whether the MODEL argument ``path`` names an export (a folder with an export's ``config.json``,
+    or that folder's ``model.tflite``), from the record's stage alone: what the commands need to know
+    to check their options before the model is read (:func:`resolve_model_source` reads and checks it)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent if path.name == EXPORT_MODEL else None
+    return folder is not None and _stage_of(folder / "config.json") == EXPORT_STAGE
+
+
 def resolve_model_source(path: Path) -> ModelSource:
     """What the MODEL argument ``path`` means (see the module's docstring): an export folder or its
     ``model.tflite`` -> that export's model and record; any other ``.tflite`` -> that file alone.

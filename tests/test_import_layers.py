@@ -275,12 +275,8 @@ def _known(check: str, reasons: dict[str, str]) -> list:
 
 #: What still fails on the day the test was written (python tests/test_import_layers.py prints the lists).
 KNOWN_CIRCLES: dict[str, str] = {}
-KNOWN_FUNCTION_IMPORTS = {
-    "asc_cli": "grid_ray.py 11, main.py 52, pipeline.py 18",
-}
-KNOWN_WITHOUT_REASON = {
-    "asc_cli": "grid_ray.py 4, main.py 5, pipeline.py 1",
-}
+KNOWN_FUNCTION_IMPORTS: dict[str, str] = {}
+KNOWN_WITHOUT_REASON: dict[str, str] = {}
 
 
 def test_every_package_is_read():

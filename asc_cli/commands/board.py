@@ -7,11 +7,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from firmware_harness.board.boards import BOARDS, get_board
-from firmware_harness.board.build import BUNDLE_DIR, flash_commands
-from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT
-from firmware_harness.board.run import DEFAULT_CLIPS, DEFAULT_PCM_CLIPS
-from firmware_harness.builds.third_party import FirmwareError
+import firmware_harness
+from asc_cli.options import add_workers_arg
+from firmware_harness import (
+    BOARDS,
+    BUNDLE_DIR,
+    DEFAULT_BAUD,
+    DEFAULT_CLIPS,
+    DEFAULT_PCM_CLIPS,
+    DEFAULT_TIMEOUT,
+    FirmwareError,
+)
 
 FLASH_SECONDS = 120  # bound on a flashing tool's run
 
@@ -37,7 +43,7 @@ def _positive(kind):
     return parse
 
 
-def add_board_parser(subparsers) -> None:
+def add_parser(subparsers) -> None:
     """``asc board`` and its three subcommands."""
     p = subparsers.add_parser("board", help="build, flash and run the export on a microcontroller board over its UART")
     sub = p.add_subparsers(dest="board_command", required=True)
@@ -75,7 +81,7 @@ def add_board_parser(subparsers) -> None:
                    help=f"of those, a stratified sample also sent as PCM through the board's front end (default "
                         f"{DEFAULT_PCM_CLIPS}: 1.3 MB per 10-s clip, about 2 minutes each at 115200 baud), 0 or 'all'")
     s.add_argument("--out", default=None, help="report folder (default EXPORT/board/BOARD/run)")
-    s.add_argument("--workers", type=_positive(int), default=2, help="processes for TFLM Python's truth (default 2)")
+    add_workers_arg(s)
     p.set_defaults(func=cmd_board)
 
 
@@ -88,7 +94,7 @@ def cmd_flash(a: argparse.Namespace) -> None:
     image = _image_dir(a)
     if not (image / "asc_board.elf").is_file():
         raise FirmwareError(f"{image}: no asc_board.elf; build it first: asc board build {a.export_dir} --board {a.board}")
-    commands = flash_commands(a.board, image)
+    commands = firmware_harness.flash_commands(a.board, image)
     tools = [a.tool] if a.tool else [t for t in commands if shutil.which(t)]
     if not tools or not shutil.which(tools[0]):
         raise FirmwareError(
@@ -109,10 +115,8 @@ def cmd_flash(a: argparse.Namespace) -> None:
 
 
 def cmd_board(a: argparse.Namespace) -> None:
-    from firmware_harness.board import build, run
-
     if a.board_command == "build":
-        build.build_board_image(Path(a.export_dir), board=a.board, out_dir=_image_dir(a),
+        firmware_harness.build_board_image(Path(a.export_dir), board=a.board, out_dir=_image_dir(a),
                                 third_party_dir=Path(a.third_party) if a.third_party else None)
     elif a.board_command == "flash":
         cmd_flash(a)
@@ -120,15 +124,13 @@ def cmd_board(a: argparse.Namespace) -> None:
         options = dict(board=a.board, clips=a.clips, out_dir=Path(a.out) if a.out else None, baud=a.baud,
                        timeout=a.timeout, pcm_clips=a.pcm_clips, workers=a.workers)
         if a.port == "qemu":
-            from firmware_harness.board.qemu import qemu_board
-
             elf = _image_dir(a) / "asc_board.elf"
             if not elf.is_file():
                 raise FirmwareError(f"{elf}: missing; build it first: asc board build {a.export_dir} --board {a.board}")
-            with qemu_board(get_board(a.board), elf) as url:
-                report = run.run_board(Path(a.export_dir), Path(a.data), Path(a.work), port=url, **options)
+            with firmware_harness.qemu_board(firmware_harness.get_board(a.board), elf) as url:
+                report = firmware_harness.run_board(Path(a.export_dir), Path(a.data), Path(a.work), port=url, **options)
         else:
-            report = run.run_board(Path(a.export_dir), Path(a.data), Path(a.work), port=a.port, **options)
-        print(run.format_board_report(report))
+            report = firmware_harness.run_board(Path(a.export_dir), Path(a.data), Path(a.work), port=a.port, **options)
+        print(firmware_harness.format_board_report(report))
         if not report.passed:
             raise FirmwareError("board run failed:\n" + "\n".join(f"  - {f}" for f in report.failures))

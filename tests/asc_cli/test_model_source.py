@@ -53,6 +53,7 @@ def test_validate_of_a_tflite_in_an_export_validates_that_file(export_with_other
 def test_profile_of_a_tflite_in_an_export_profiles_that_file(export_with_other, capsys, monkeypatch):
     """The sources generated and profiled are other.tflite's, written beside it (QEMU replaced by a
     recorder: what is profiled and where it goes is the behaviour here)."""
+    from firmware_harness import api
     from firmware_harness.profiling import profile
 
     export, other = export_with_other
@@ -66,9 +67,9 @@ def test_profile_of_a_tflite_in_an_export_profiles_that_file(export_with_other, 
         seen["out"], seen["source"] = out, kw["source"]
         raise profile.FirmwareError("stop here")
 
-    monkeypatch.setattr(profile, "tflite_sources", tflite_sources)
-    monkeypatch.setattr(profile, "profile_sources", profile_sources)
-    monkeypatch.setattr(profile, "export_sources", lambda *a, **k: pytest.fail("profiled the export's model"))
+    monkeypatch.setattr(api, "tflite_sources", tflite_sources)
+    monkeypatch.setattr(api, "profile_sources", profile_sources)
+    monkeypatch.setattr(api, "export_sources", lambda *a, **k: pytest.fail("profiled the export's model"))
     status, out, err = _run(["profile", other], capsys)
     assert status == 1 and "stop here" in err
     assert seen == {"model": other.read_bytes(), "out": export / "other.profile", "source": str(other)}
@@ -76,7 +77,7 @@ def test_profile_of_a_tflite_in_an_export_profiles_that_file(export_with_other, 
 
 
 def test_firmware_of_a_tflite_in_an_export_builds_that_file(export_with_other, capsys, monkeypatch):
-    from firmware_harness.firmware import model_firmware
+    from firmware_harness import api
     from firmware_harness.model_file import AnyModelError
 
     export, other = export_with_other
@@ -86,7 +87,7 @@ def test_firmware_of_a_tflite_in_an_export_builds_that_file(export_with_other, c
         seen["path"], seen["sha256"] = source.path, source.sha256
         raise AnyModelError("stop here")
 
-    monkeypatch.setattr(model_firmware, "check_model_firmware", check_model_firmware)
+    monkeypatch.setattr(api, "check_model_firmware", check_model_firmware)
     status, _, err = _run(["firmware", other], capsys)
     assert status == 1 and "stop here" in err
     assert seen == {"path": other, "sha256": artifacts.sha256_file(other)}

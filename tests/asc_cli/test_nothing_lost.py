@@ -367,12 +367,12 @@ def test_windows_that_leave_frames_unclassified_are_named(tmp_path, monkeypatch,
 
 # ----------------------------------------------------------------------------- 7. exit statuses
 def test_a_bug_exits_70_with_its_traceback(capsys, monkeypatch, tmp_path):
-    import keras_asc.dataset
+    import keras_asc.api
 
     def broken(*a, **k):
         raise KeyError("oops")
 
-    monkeypatch.setattr(keras_asc.dataset, "read_fold1", broken)
+    monkeypatch.setattr(keras_asc.api, "read_fold1", broken)
     status, err = _run(["describe", "--data", tmp_path], capsys)
     assert status == EXIT_BUG == 70 and "Traceback" in err and "KeyError" in err and "bug" in err
 

@@ -1,0 +1,24 @@
+"""A package's public names, imported on first use (PEP 562 module ``__getattr__``): ``import
+keras_asc`` (or tflite_export, firmware_harness) stays light, so that ``asc --help`` starts fast,
+and ``keras_asc.train`` imports keras_asc.api (and so the stage modules) when it is first read."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+
+def lazy_names(package: str, names: dict[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` of ``package`` whose public ``names`` map each name to the
+    module that defines it (``{"train": "keras_asc.api"}``); a name read once is kept in the package."""
+    def __getattr__(name: str) -> object:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(importlib.import_module(package), name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(importlib.import_module(package))) | set(names))
+
+    return __getattr__, __dir__

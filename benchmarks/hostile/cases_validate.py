@@ -18,8 +18,10 @@ def _validate(c, model: Path, *extra, data: Path | None = None, work: Path | Non
 
 
 def _allow_validation(c, export: Path) -> None:
+    """The reports validate adds to an export (documented), and the export's stage marker, which records
+    their sha256 as asc's (keras_asc/ownership.py: adding_files)."""
     c.allow(*(export / n for n in ("validation_report.json", "validation_report.md", "validation_per_device.png",
-                                   "validation_output_diff.png")))
+                                   "validation_output_diff.png", "validation_tflm_outputs.npy", ".asc-stage.json")))
 case("validate", "MODEL does not exist", "E1", ["nowhere"])(lambda c: _validate(c, c.dir / "nowhere" / "model.tflite"))
 
 

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from asc_cli.main import main
-from keras_asc import artifacts
+from keras_asc import artifacts, atomic
 
 
 def _run(argv, capsys) -> tuple[int, str]:
@@ -110,7 +110,7 @@ def test_disk_errors_name_the_file(code, words, tmp_path, tiny_dataset, capsys, 
     def fail(path, data):
         raise OSError(code, "simulated", str(target))
 
-    monkeypatch.setattr(artifacts, "atomic_write_bytes", fail)
+    monkeypatch.setattr(atomic, "atomic_write_bytes", fail)  # where every stage's records are written
     status, err = _run(["make-dataset", tmp_path / "out", "--size", "tiny"], capsys)
     assert status == 1 and words in err and str(target) in err and "Traceback" not in err
 

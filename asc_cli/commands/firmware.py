@@ -41,18 +41,19 @@ def add_parser(sub) -> None:
 
 
 def run(a: argparse.Namespace) -> None:
-    # the options first (exit 2 or a warning before any work), then the model
     given = Path(a.export_dir)
-    model = given / "model.tflite" if given.is_dir() else given  # as the messages name it
-    kwargs = (_check_export_options if firmware_harness.names_an_export(given) else _check_any_model_options)(a, model)
+    if firmware_harness.names_an_export(given):
+        _warn_export_options(a)  # before the model is read: a warning is never lost to a later refusal
     source = check_model_source(given)
     third_party = Path(a.third_party) if a.third_party else None
     if source.export is None:
+        kwargs = _check_any_model_options(a, source.path)
         report = firmware_harness.check_firmware(source=source, targets=a.targets, third_party_dir=third_party,
                                                  **kwargs)
         where = f"sources, programs, outputs and firmware_report.md/.json in " \
                 f"{kwargs['out_dir'] or source.default_out_dir('firmware')}"
     else:
+        _refuse_any_model_options(a, source.path)
         report = firmware_harness.check_firmware(
             source=source, data_dir=Path(a.data), work_dir=Path(a.work), targets=a.targets, clips=a.clips,
             host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk, third_party_dir=third_party,
@@ -64,8 +65,8 @@ def run(a: argparse.Namespace) -> None:
         raise UserError("firmware check failed:\n" + "\n".join(f"  - {f}" for f in report.failures))
 
 
-def _check_export_options(a: argparse.Namespace, model: Path) -> dict:
-    _refuse_any_model_options(a, model)
+def _warn_export_options(a: argparse.Namespace) -> None:
+    """The options an export's run ignores with these targets, each named in a warning."""
     emulated = [n for n in a.targets if firmware_harness.list_targets()[n].emulated]
     if a.chunk is not None and not a.from_audio:
         warn(f"--chunk {a.chunk} has no effect without --from-audio")
@@ -74,7 +75,6 @@ def _check_export_options(a: argparse.Namespace, model: Path) -> dict:
              "host targets take --host-clips")
     if a.host_clips != "all" and len(emulated) == len(a.targets):
         warn(f"--host-clips {a.host_clips} has no effect: no host target in --targets ({','.join(a.targets)})")
-    return {}
 
 
 def _check_any_model_options(a: argparse.Namespace, model: Path) -> dict:

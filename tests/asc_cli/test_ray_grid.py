@@ -500,11 +500,16 @@ def test_ray_table_matches_the_local_engine(ray_grid):
 
 @pytest.mark.slow
 def test_rerun_reuses_every_cell_without_ray(ray_grid, tiny_dataset):
+    """A finished grid is tabulated without joining the cluster: the address is a bare TCP listener
+    (it passes the reachability probe, but Ray could not talk to it)."""
     out = ray_grid["out"]
     before = (out / "results.csv").read_text()
-    r = subprocess.run([str(ASC_BIN), "grid", "--data", str(tiny_dataset), "--out", str(out), *GRID_ARGS,
-                        "--engine", "ray", "--address", "127.0.0.1:1"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, **DRIVER_ENV})
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        r = subprocess.run([str(ASC_BIN), "grid", "--data", str(tiny_dataset), "--out", str(out), *GRID_ARGS,
+                            "--engine", "ray", "--address", f"127.0.0.1:{listener.getsockname()[1]}"],
+                           capture_output=True, text=True, timeout=300, env={**os.environ, **DRIVER_ENV})
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("already finished; reusing") == 4 and "Ray not started" in r.stdout
     assert (out / "results.csv").read_text() == before

@@ -55,7 +55,7 @@ def short_clips(tmp_path_factory):
     from keras_asc.features import FeatureConfig
     from keras_asc.synth import make_dataset
     from keras_asc.training import TrainConfig, train
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     require_board_tools()
     root = tmp_path_factory.mktemp("board")
@@ -64,7 +64,7 @@ def short_clips(tmp_path_factory):
                              **QUIET)
     run = root / "run"
     train(fs, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 6}, window_frames=14), **QUIET)
-    export_run(run, data, root / "work", calibration_size=40, arena_probes={}, **QUIET)
+    export_run(run, data, root / "work", config=ExportConfig(calibration_size=40, arena_probes={}), **QUIET)
     return data, root / "work", run / "export"
 
 
@@ -166,7 +166,7 @@ def test_board_build_writes_the_boards_bundle_beside_the_image_and_names_it(tiny
 
 def test_a_whole_clip_model_is_refused_by_the_stm32f407_link_with_the_bytes_over(tmp_path):
     """Full-width ResNet11 on a whole 10-s clip (128 x 288): its arena alone is far above 128 KiB."""
-    from firmware_harness.any_model import prepare_model_sources
+    from firmware_harness.builds.model_sources import prepare_model_sources
     from keras_asc.models import build_model
     from tflite_export.convert import convert_int8
 
@@ -193,13 +193,14 @@ def test_the_demo_windowed_model_fits_the_stm32f407_and_runs_bit_exact_from_pcm(
     from keras_asc.feature_cache import build_feature_cache
     from keras_asc.features import FeatureConfig
     from keras_asc.training import TrainConfig, train
-    from tflite_export.export import export_run
+    from tflite_export.export import ExportConfig, export_run
 
     data, work, _ = short_clips
     fs = build_feature_cache(data, work, config=FeatureConfig.seed(clip_seconds=CLIP_SECONDS), workers=1, **QUIET)
     run = tmp_path / "run"
     train(fs, run, config=TrainConfig(epochs=1, batch_size=16, seed=0, window_frames=14), **QUIET)
-    export_run(run, data, work, calibration_size=20, arena_probes={}, dcase_refuse=False, **QUIET)
+    export_run(run, data, work, config=ExportConfig(calibration_size=20, arena_probes={}, dcase_refuse=False),
+               **QUIET)
     export = run / "export"
     assert main(["board", "build", str(export), "--board", "stm32f407"]) == 0
     built = capsys.readouterr().out

@@ -29,13 +29,15 @@ def test_model_converts_and_runs_in_tflm(name):
         assert {"REDUCE_MAX", "LOGISTIC", "MUL", "CONCATENATION"} <= set(operator_names(fb))
 
 
-def test_a_model_that_kills_tflm_is_reported(tmp_path):
-    """The untrained MobileNetV2 without the BN warm-up: TFLM aborts; the export's arena
-    measurement (in a child process) turns that into an error that says why."""
+def test_a_model_that_kills_tflm_is_refused_before_tflm_runs(tmp_path):
+    """The untrained MobileNetV2 without the BN warm-up: TFLM would abort on its SOFTMAX; the model
+    check the arena measurement runs first refuses it, saying which operator and why."""
     from tflite_export.arena import measure_arena
+    from tflite_export.model_check import ModelCheckError
 
     model = build_model("mobilenetv2", (32, 40, 1), 10, width=0.25)
     data = convert_int8(model, np.random.default_rng(0).standard_normal((8, 32, 40, 1)).astype(np.float32))
     (tmp_path / "m.tflite").write_bytes(data)
-    with pytest.raises(RuntimeError, match="killed the process .*degenerate quantization scale"):
+    with pytest.raises(ModelCheckError, match=r"m\.tflite: refused by the model check: operator \d+ \(SOFTMAX\): "
+                                              r"beta 1 times its input scale .* is too small"):
         measure_arena(tmp_path / "m.tflite")

@@ -109,6 +109,15 @@ MCU_TARGETS: dict[str, McuTarget] = {t.name: t for t in (
     McuTarget("ek-ra6m4", "cortex-m33", 1024 * KIB, 256 * KIB, 256 * KIB, "Cortex-M33 (Renesas RA6M4)",
               clock_hz=200 * MHZ, flash_wait_states=3, sram_wait_states=1,
               cache="RA6M4 flash cache (FCACHE) + code system cache"),
+    # EK-RA8D1 (R7FA8D1BH, Cortex-M85 with Helium): 480 MHz CPUCLK with ICLK = CPUCLK / 2 (Renesas EK-RA8D1
+    # bsp_clock_cfg.h); 2 MiB code flash; 1 MiB SRAM incl. 128 KiB TCM, user SRAM 0x22000000-0x220DFFFF
+    # (896 KiB); FLWT 4 ICLK wait cycles at ICLK 240 MHz (FSP ra8d1/bsp_feature.h FOUR/FIVE_ROM_WAITS =
+    # 192/240 MHz, selected by ICLK in bsp_clocks.c), 2 core cycles each; the 32-byte Cortex-M85 L1
+    # cache line is the fill unit, 32 KiB I-cache (sizes recalled from the RA8D1 datasheet, not
+    # re-read); SRAM wait states assumed hidden by the D-cache (docs/latency-boards.md).
+    McuTarget("ek-ra8d1", "cortex-m85", 2048 * KIB, 896 * KIB, 1024 * KIB, "Cortex-M85 (Renesas RA8D1)",
+              clock_hz=480 * MHZ, flash_wait_states=4, flash_clock_divider=2, flash_read_bytes=32,
+              cache="Cortex-M85 L1 caches (32 KiB I, 32 KiB D) + RA8D1 flash cache (FCACHE)", cache_bytes=32 * KIB),
 )}
 
 #: What a firmware needs besides the flatbuffer and the arena, taken from the linked Cortex-M4

@@ -10,7 +10,13 @@ cortex-m4          arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps
 cortex-m7          arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an500 (DSP ext.)
 cortex-m33         arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps2-an505 (DSP ext.)
 cortex-m55         arm-none-eabi-g++, hard fp  cmsis_nn   qemu-system-arm -M mps3-an547 (Helium)
+cortex-m85         the cortex-m55 build        cmsis_nn   qemu-system-arm -M mps3-an547 (Helium)
 =================  ==========================  =========  ==========================================
+
+``cortex-m85`` is the Cortex-M55 image under another name: the M85 executes the same Armv8.1-M +
+Helium instruction set (Debian 12's gcc 12 has no ``-mcpu=cortex-m85``, and QEMU 7.2 no M85 CPU),
+so its build, library and QEMU run are the M55's (``shares_build``); only the cycle model that
+prices the counts differs (``firmware_harness.profiling.cores.CORTEX_M85``).
 
 The common flags are TFLM's Makefile's (``-fno-rtti -fno-exceptions ... -DTF_LITE_STATIC_MEMORY``,
 core ``-Os``, kernels ``-O2``) for its ``release_with_logs`` build type (``-DNDEBUG``); the Cortex-M flags are TFLM's ``cortex_m_generic`` ones for
@@ -61,6 +67,7 @@ class Target:
     linker_script: str = ""  # file in firmware/cortex_m/
     qemu: tuple[str, ...] = ()  # qemu-system-arm arguments; empty: runs natively
     debian_packages: tuple[str, ...] = ("g++", "make", "patch")
+    shares_build: str = ""  # the target whose compiled TFLM library this one reuses (identical flags)
 
     @property
     def emulated(self) -> bool:
@@ -111,6 +118,13 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
            link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps3_an547.ld",
            qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES),
+    Target("cortex-m85", "Cortex-M85 instruction stream: the Cortex-M55 build (same Armv8.1-M + Helium ISA), "
+                         "CMSIS-NN, QEMU mps3-an547",
+           kernels="cmsis_nn", prefix="arm-none-eabi-",
+           arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
+           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps3_an547.ld",
+           qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES,
+           shares_build="cortex-m55"),
 )}
 
 DEFAULT_TARGETS = ("host", "host-cmsis-nn", "cortex-m4")

@@ -166,7 +166,7 @@ def target_build_dir(tree: Path, target: Target) -> Path:
         key["host_speed"] = host_speed_flags(target, "x.cc")
     ident = json.dumps(key)
     digest = hashlib.sha256(ident.encode()).hexdigest()[:12]
-    return third_party.cache_root() / "build" / tree.name / f"{target.name}-{digest}"
+    return third_party.cache_root() / "build" / tree.name / f"{target.shares_build or target.name}-{digest}"
 
 
 @dataclasses.dataclass(frozen=True)

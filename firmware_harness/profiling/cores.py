@@ -46,6 +46,23 @@ Sources (cited by the short names in brackets beside each constant):
 * [HELIUM] Arm, "Helium / MVE" architecture (Armv8.1-M): a 128-bit vector is 4 beats of 32 bits;
   the M55 is a dual-beat implementation (2 beats per cycle), so VMLADAV.S8 (16 int8 MACs) takes 2
   cycles: 8 int8 MACs per cycle.
+* [LLVM-M85] LLVM ``llvm/lib/Target/ARM/ARMScheduleM85.td`` (CortexM85Model, LLVM 17, the
+  M85 counterpart of [LLVM-M7] and [LLVM-M55]): "IssueWidth = 2 // Dual issue for most
+  instructions", in-order, "LoadLatency = 2 // Best case for load-use case", "MispredictPenalty =
+  4 // Mispredict cost for forward branches is 7, but 4 works better"; "two ALU, two LOAD, two
+  STORE, a MAC, a BRANCH and two VFP pipes"; multiplies and MACs latency 2 on the one MAC pipe;
+  SDIV/UDIV latency 7 ("they stall for their latency"); load/store multiples, TBB/TBH and
+  exclusives single issue; barriers/MRS/MSR ``M85NonGeneralPurpose`` latency 3, single issue;
+  SIMD (DSP) and all FP/MVE instructions use ``M85UnitSlot0`` (issue slot 0 only); every MVE
+  instruction "EndGroup = 1" (nothing issues after it in its cycle) and holds its pipe halves
+  (VFPA integer, VFPB multiply/MAC, VFPC compare/VPT, VFPD VPST/VCTP) with ``ReleaseAtCycles =
+  [2,2,...]``, vector loads both load pipes and vector stores both store pipes for 2 cycles:
+  each 128-bit vector instruction takes 2 cycles of its pipe, i.e. 2 beats per tick (dual-beat,
+  as the M55); FP32 ALU latency 2, MUL 3, MAC 5, VDIV/VSQRT.F32 14, F64 on both pipe halves.
+* [LLVM-M85-BP] LLVM ``ARM.td``/``ARMProcessors.td``: ``cortex-m55`` carries
+  ``FeatureHasNoBranchPredictor``, ``cortex-m85`` does not: the M85 predicts branches (the M55
+  pays every taken branch). Arm's Cortex-M85 TRM (101924) was not read here: the size and kind of
+  the M85's predictor, and any per-instruction cycle table, are not published in what was read.
 
 """
 from __future__ import annotations
@@ -104,7 +121,7 @@ class CoreModel:
     taken_branch_source: str
     peak_int8_macs_per_cycle: float
     peak_derivation: str
-    issue: str = "single"  # "single", "dual" (M7 resource bound) or "beats" (M55 MVE)
+    issue: str = "single"  # "single", "dual" (M7 resource bound), "beats" (M55 MVE), "dual-beats" (M85: both)
     ldr_pipelining: bool = False  # [M4-TRM] 3.3.2
     address_dependency_stall: int = 0  # [M4-TRM] 3.3.2
     it_folding: bool = False  # [M4-TRM-IT]
@@ -253,9 +270,59 @@ CORTEX_M55 = CoreModel(
                  "added to them, not overlapped (conservative); only IT dual-issues",),
 )
 
+CORTEX_M85 = CoreModel(
+    name="cortex-m85",
+    costs={
+        ALU: _c(1, "[LLVM-M85] WriteALU: 2 ALU pipes, latency 1"),
+        IT: _c(1, "[LLVM-M85]: an issue slot, dual-issuable (no IT entry: as [LLVM-M7])"),
+        MUL: _c(1, "[LLVM-M85] WriteMUL32: 1 MAC pipe, latency 2, pipelined"),
+        MAC32: _c(1, "[LLVM-M85] WriteMAC64Lo: 1 MAC pipe, latency 2, pipelined"),
+        DSP_MAC: _c(1, "[LLVM-M85] t2SML[AS]D -> WriteMAC32: 1 MAC pipe, latency 2"),
+        SIMD_ALU: _c(1, "[LLVM-M85] M85WriteSIMD1/2: SIMD unit, slot 0 only"),
+        DIV: _c(7, "[LLVM-M85] WriteDIV latency 7: divides 'stall for their latency'; single issue assumed"),
+        LOAD: _c(1, "[LLVM-M85] WriteLd: 2 load pipes, latency 1 (byte/halfword 2)"),
+        LOAD_LITERAL: _c(1, "[LLVM-M85] t2LDRpc/tLDRpci: WriteLd"),
+        STORE: _c(1, "[LLVM-M85] WriteST: 2 store pipes"),
+        LOAD_MULTIPLE: _c(1, "[LLVM-M85] LDM/POP/VLDM single issue (M85WriteLdWide); 1+N assumed "
+                             "([M4-TRM] formula, no M85 table)", per_register=1),
+        STORE_MULTIPLE: _c(1, "[LLVM-M85] STM/PUSH/VSTM single issue (M85WriteStWide); 1+N assumed "
+                              "([M4-TRM] formula, no M85 table)", per_register=1),
+        BRANCH: _c(1, "[LLVM-M85] WriteBr: 1 branch pipe; refill on misprediction only ([LLVM-M85-BP])"),
+        LOOP: _c(1, "[LLVM-M85] DLS/WLS WriteALU; LE 'executed at ISS' (M85LE): 1 issue slot, no refill assumed"),
+        FP: _c(1, "[LLVM-M85] WriteFPALU32/FPMUL32: VFP pipes A/B, slot 0, pipelined (latency 2-3)"),
+        FP_MAC: _c(1, "[LLVM-M85] WriteFPMAC32: VFP pipe B, slot 0, pipelined (latency 5)"),
+        FP_DIV_SQRT: _c(14, "[LLVM-M85] WriteFPDIV32/FPSQRT32 latency 14; assumed unpipelined"),
+        FP_DOUBLE: _c(2, "[LLVM-M85] F64 ops take both halves of a VFP pipe: 2 issue cycles assumed, as [LLVM-M7]"),
+        MVE_LOAD: _c(1, "[LLVM-M85] M85LoadMVE: both load pipes for 2 cycles, slot 0, ends its issue group"),
+        MVE_STORE: _c(1, "[LLVM-M85] M85StoreMVE: both store pipes for 2 cycles, slot 0, ends its issue group"),
+        MVE_MAC: _c(1, "[LLVM-M85] M85GrpB*Mve: VFPB (multiply/MAC) pipe for 2 cycles (VMLADAV, VQDMULH, VMUL...)"),
+        MVE_ALU: _c(1, "[LLVM-M85] M85GrpA/C/D*Mve: VFPA (integer) pipe for 2 cycles; VCMP/VPT (VFPC) and "
+                       "VPST/VCTP (VFPD) counted on the same pipe (conservative)"),
+        OTHER: _c(3, "[LLVM-M85] M85NonGeneralPurpose: barriers/MRS/MSR latency 3, single issue"),
+    },
+    taken_branch_penalty=4,
+    taken_branch_source="[LLVM-M85] MispredictPenalty 4 (comment: 7 for forward branches); paid per "
+                        "misprediction ([LLVM-M85-BP]): min(taken, not taken) per conditional branch, every "
+                        "indirect branch and return",
+    peak_int8_macs_per_cycle=8.0,
+    peak_derivation="[LLVM-M85]: a 128-bit VMLADAV.S8 (16 int8 MACs) holds the VFPB pipe for 2 cycles: 8 int8 "
+                    "MACs per cycle, as the M55",
+    issue="dual-beats",
+    mispredict_only=True,
+    mve_beats=2,
+    assumptions=("Cortex-M85: dual issue and the MVE pipes as a throughput bound over LLVM's CortexM85Model "
+                 "resources (a vector instruction issues alone and holds its pipe 2 cycles; scalar instructions "
+                 "issue beside a busy vector pipe); operand dependencies and load-use latencies are not modelled "
+                 "(an optimistic bound, as for the M7)",
+                 "Cortex-M85: Arm publishes no predictor description in what was read; a conditional branch is "
+                 "assumed to mispredict min(taken, not taken) times, returns and indirect branches always, as "
+                 "for the M7"),
+)
+
 #: The cycle models, keyed by the firmware target names (``firmware_harness.builds.targets``) and
 #: :attr:`tflite_export.mcu_targets.McuTarget.core`.
-CORES: dict[str, CoreModel] = {c.name: c for c in (CORTEX_M4, CORTEX_M7, CORTEX_M33, CORTEX_M55)}
+CORES: dict[str, CoreModel] = {c.name: c for c in (CORTEX_M4, CORTEX_M7, CORTEX_M33, CORTEX_M55,
+                                                       CORTEX_M85)}
 
 
 def get_core(core: str | CoreModel) -> CoreModel:

@@ -32,6 +32,10 @@ Modelling rules (what the counts can and cannot tell):
   branch's majority direction, so ``min(taken, not taken)`` mispredictions per branch address;
   indirect branches and returns always pay) cost 4 ([LLVM-M7]). Operand dependencies are not
   modelled on the M7: the bound is optimistic there.
+* Cortex-M85: both rules at once, over [LLVM-M85]'s resources: scalar instructions dual-issue as
+  on the M7 (two ALUs, two load and two store pipes, one MAC, SIMD/FP in slot 0), a vector
+  instruction issues alone and holds its pipe for 2 cycles (2 beats per tick), and scalar
+  instructions issue beside a busy vector pipe; branch mispredictions cost 4 as on the M7.
 * Cortex-M55 MVE: each vector instruction holds its pipe for 2 cycles; vector instructions take
   ``max(vector instructions, 2 x the busiest vector pipe's)`` cycles ([LLVM-M55]), and scalar
   cycles are added to that (not overlapped: conservative).
@@ -305,8 +309,8 @@ def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int
             if cost and cost.latency > cost.cycles and _dests(ins, cls) & (_sources(nxt, ncls) | _address_regs(nxt)):
                 adjust("result_use", (cost.latency - cost.cycles) * pairs)
 
-    if model.issue == "dual":
-        core_cycles = _m7_bound(by_cls)
+    if model.issue in ("dual", "dual-beats"):
+        core_cycles = _m7_bound(by_cls) if model.issue == "dual" else _dual_issue_and_beats_bound(by_cls, model)
         adjust("branch_mispredict", mispredicts * model.taken_branch_penalty)
     elif model.issue == "beats":
         core_cycles = _mve_bound(by_cls, model)
@@ -349,6 +353,32 @@ def _m7_bound(by_cls: dict[str, list[float]]) -> float:
                 g(BRANCH), g(FP, FP_MAC))
     issue_sum = sum(by_cls[c][1] for c in pairable)
     for c in pairable:
+        by_cls[c][1] = bound * by_cls[c][1] / issue_sum if issue_sum else 0.0
+    return single + bound
+
+
+def _dual_issue_and_beats_bound(by_cls: dict[str, list[float]], model: CoreModel) -> float:
+    """[LLVM-M85] resources (Cortex-M85): the single-issue instructions' cycles + the largest of
+    (issue slots: pairable scalar instructions / 2 + vector instructions, which issue alone; the
+    MAC pipe; slot 0 (SIMD, FP and every vector instruction); ALU users / 2; the two load pipes
+    (scalar loads / 2 + ``mve_beats`` x vector loads, which hold both); the two store pipes likewise;
+    ``mve_beats`` x the vector integer and the vector multiply pipes' instructions; branches).
+    Scalar instructions issue while a vector instruction's later beats hold its pipe. Rewrites
+    ``by_cls`` cycles in proportion to that bound."""
+    n = {c: v[0] for c, v in by_cls.items()}
+    single = sum(v[1] for c, v in by_cls.items() if c in _M7_SINGLE_ISSUE)
+    rest = [c for c in by_cls if c not in _M7_SINGLE_ISSUE]
+    if not rest:
+        return single
+    g = lambda *cs: sum(n.get(c, 0) for c in cs)  # noqa: E731
+    beats = model.mve_beats
+    vector = g(*MVE_CLASSES)
+    scalar = [c for c in rest if c not in MVE_CLASSES]
+    bound = max(math.ceil(g(*scalar) / 2) + vector, g(MUL, MAC32, DSP_MAC), g(SIMD_ALU, FP, FP_MAC) + vector,
+                math.ceil(g(ALU, IT, SIMD_ALU) / 2), math.ceil(g(LOAD, LOAD_LITERAL) / 2) + beats * g(MVE_LOAD),
+                math.ceil(g(STORE) / 2) + beats * g(MVE_STORE), beats * g(MVE_ALU), beats * g(MVE_MAC), g(BRANCH))
+    issue_sum = sum(by_cls[c][1] for c in rest)
+    for c in rest:
         by_cls[c][1] = bound * by_cls[c][1] / issue_sum if issue_sum else 0.0
     return single + bound
 

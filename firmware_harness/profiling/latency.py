@@ -21,7 +21,7 @@ from tflite_export.flatbuffer import io_tensors, read_model_shared
 from tflite_export.mcu_targets import MCU_TARGETS
 
 #: The firmware targets ``asc profile`` counts under QEMU (the Cortex-M cores of the cycle model).
-PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m85")
 DEFAULT_PROFILE_TARGETS = ("cortex-m4",)
 
 

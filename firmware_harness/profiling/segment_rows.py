@@ -1,0 +1,131 @@
+"""Cycle rows of a profiled Invoke that add up exactly to its total, on every core.
+
+The M7's dual-issue bound, the M55's MVE beat overlap and the M85's both are throughput bounds
+over a segment's whole instruction mix (:mod:`firmware_harness.profiling.cycle_estimate`): they
+are not additive, so pricing the merged counts of an Invoke gives a total that the operator rows,
+priced one by one, do not sum to (99.3-102 % on the M7 and M55 before this module). Here every
+row is priced on its own counts -- one row per operator (its segments merged) and one for TFLM's
+interpreter (every segment of the Invoke between, before and after the operators) -- and the
+Invoke's core cycles are *defined* as the sum of its rows. A bound per operator is also the
+truer one: the hardware cannot overlap one operator's loads with another operator's MACs.
+
+Memory wait states (:mod:`firmware_harness.profiling.memory_system`) are priced once on the
+merged counts of the rows asked for and shown as their own row, so ``cycles`` is exactly
+``sum(row core cycles) + wait_state_cycles`` too.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+from firmware_harness.profiling.cores import CoreModel, get_core
+from firmware_harness.profiling.cycle_estimate import estimate_cycles
+from firmware_harness.profiling.execution_profile import ExecutionProfile, merge_counts, merge_flash_reads
+from firmware_harness.profiling.instructions import Instruction
+from firmware_harness.profiling.memory_system import resolve_mcu
+from tflite_export.mcu_targets import McuTarget
+
+OPERATOR = "operator"
+INTERPRETER = "interpreter"
+
+
+@dataclasses.dataclass(frozen=True)
+class RowCounts:
+    """The merged counts of one row's segments (see :func:`invoke_rows`)."""
+
+    label: str  # "3 CONV_2D", "interpreter"
+    kind: str  # OPERATOR or INTERPRETER
+    op_index: int | None
+    address_counts: dict[int, int]
+    taken_counts: dict[int, int]
+    flash_data_reads: int | None = None  # None: not counted
+    flash_data_bytes: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleRow:
+    label: str
+    kind: str
+    op_index: int | None
+    instructions: int  # executions in the row's segments (the marking's few included)
+    core_cycles: float  # zero wait states, priced on this row's counts alone
+
+
+@dataclasses.dataclass(frozen=True)
+class RowsEstimate:
+    """Rows whose core cycles add up to ``core_cycles``; ``cycles`` adds the memory row."""
+
+    core: str
+    mcu: str  # "" without a microcontroller (no memory row)
+    rows: tuple[CycleRow, ...]
+    wait_state_cycles: float  # the memory row: priced once on the rows' merged counts
+    assumptions: tuple[str, ...]
+
+    @property
+    def core_cycles(self) -> float:
+        return float(sum(r.core_cycles for r in self.rows))
+
+    @property
+    def cycles(self) -> float:
+        return self.core_cycles + self.wait_state_cycles
+
+    def kind_cycles(self, kind: str) -> float:
+        """Core cycles of the rows of ``kind`` (OPERATOR or INTERPRETER)."""
+        return float(sum(r.core_cycles for r in self.rows if r.kind == kind))
+
+
+def invoke_rows(run: ExecutionProfile, invoke: int = 0) -> list[RowCounts]:
+    """The rows of Invoke ``invoke`` of a ``mode="ops"`` run: one per operator in execution order,
+    then the interpreter's own (every other segment of the Invoke). Every segment of the Invoke is
+    in exactly one row."""
+    segments = run.invoke_segments(invoke)
+    order: list[int] = []
+    for s in segments:
+        if s.kind == OPERATOR and s.op_index not in order:
+            order.append(s.op_index)
+    rows = []
+    for op in order:
+        mine = [s for s in segments if s.kind == OPERATOR and s.op_index == op]
+        rows.append(_row(f"{op} {mine[0].op_type}", OPERATOR, op, mine))
+    rest = [s for s in segments if s.kind != OPERATOR]
+    if rest:
+        rows.append(_row("interpreter", INTERPRETER, None, rest))
+    return rows
+
+
+def _row(label: str, kind: str, op_index: int | None, segments) -> RowCounts:
+    counts, taken = merge_counts(segments)
+    reads, nbytes = merge_flash_reads(segments)
+    return RowCounts(label, kind, op_index, counts, taken, reads, nbytes)
+
+
+def estimate_rows(rows: Sequence[RowCounts], instructions: Mapping[int, Instruction], *,
+                  core: str | CoreModel, mcu: str | McuTarget | None = None) -> RowsEstimate:
+    """Price each of ``rows`` on its own counts on ``core`` (zero wait states) and, with ``mcu``,
+    the memory wait states of their merged counts as one more row. ``instructions``: the image's
+    :func:`~firmware_harness.profiling.disassembly.disassemble`. Pass a subset of
+    :func:`invoke_rows` (e.g. the operators only) to price that subset: its total is its rows' sum."""
+    model = get_core(core)
+    target = resolve_mcu(mcu)
+    out, assumptions = [], list(model.assumptions)
+    for r in rows:
+        est = estimate_cycles(r.address_counts, r.taken_counts, instructions, core=model)
+        out.append(CycleRow(r.label, r.kind, r.op_index, est.instructions, float(est.core_cycles)))
+        assumptions += [a for a in est.assumptions if a not in assumptions]
+    waits = 0.0
+    if target is not None:
+        counts, taken = Counter(), Counter()
+        for r in rows:
+            counts.update(r.address_counts)
+            taken.update(r.taken_counts)
+        reads = [r.flash_data_reads for r in rows]
+        nbytes = [r.flash_data_bytes for r in rows]
+        counted = all(x is not None for x in reads + nbytes)
+        whole = estimate_cycles(dict(counts), dict(taken), instructions, core=model, mcu=target,
+                                flash_data_reads=sum(reads) if counted else None,
+                                flash_data_bytes=sum(nbytes) if counted else None)
+        waits = float(whole.wait_state_cycles)
+        assumptions += [a for a in whole.assumptions if a not in assumptions]
+    return RowsEstimate(core=model.name, mcu=target.name if target else "", rows=tuple(out),
+                        wait_state_cycles=waits, assumptions=tuple(assumptions))

@@ -112,7 +112,7 @@ def estimate_rows(rows: Sequence[RowCounts], instructions: Mapping[int, Instruct
     for r in rows:
         est = estimate_cycles(r.address_counts, r.taken_counts, instructions, core=model)
         out.append(CycleRow(r.label, r.kind, r.op_index, est.instructions, float(est.core_cycles)))
-        assumptions += [a for a in est.assumptions if a not in assumptions]
+        assumptions += [a for a in est.assumptions if a not in assumptions and (target is None or "zero wait" not in a)]
     waits = 0.0
     if target is not None:
         counts, taken = Counter(), Counter()

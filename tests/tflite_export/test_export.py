@@ -110,7 +110,8 @@ def test_target_table_is_the_documented_figures():
     assert {n: (t.flash_bytes, t.largest_sram_bytes) for n, t in MCU_TARGETS.items()} == {
         "stm32h743": (2048 * kib, 512 * kib), "nrf5340": (1024 * kib, 512 * kib), "stm32f746": (1024 * kib, 320 * kib),
         "stm32f407": (1024 * kib, 128 * kib), "corstone-300": (512 * kib, 4096 * kib),
-        "nucleo-l4r5zi": (2048 * kib, 640 * kib), "ek-ra6m4": (1024 * kib, 256 * kib)}
+        "nucleo-l4r5zi": (2048 * kib, 640 * kib), "ek-ra6m4": (1024 * kib, 256 * kib),
+        "ek-ra8d1": (2048 * kib, 896 * kib)}
     with pytest.raises(UnknownTarget, match="stm32f407"):
         get_mcu_target("stm32f4")
 

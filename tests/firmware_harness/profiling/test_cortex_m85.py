@@ -9,6 +9,7 @@ from firmware_harness.builds.targets import get_target
 from firmware_harness.profiling.cores import CORES
 from firmware_harness.profiling.cycle_estimate import estimate_cycles
 from firmware_harness.profiling.instructions import Instruction
+from tests.firmware_harness.profiling.test_cycle_model import M55_MIX, M55_TRIPS, build, counts, needs_gcc
 from tflite_export.mcu_targets import get_mcu_target
 
 N = 100
@@ -52,6 +53,22 @@ def test_m85_pays_mispredictions_where_the_m55_pays_every_taken_branch():
 def test_m85_vector_loads_hold_both_load_pipes_for_two_cycles():
     ins = _code((4, "vldrb.s8", "q0, [r0], #16"), (2, "ldr", "r2, [r1, #4]"), (2, "ldr", "r3, [r1, #8]"))
     assert _cycles(ins, "cortex-m85") == 2 * N + N  # load pipes: 2 per VLDRB + 2 scalar loads / 2 pipes
+
+
+@needs_gcc
+def test_m85_prices_the_m55_helium_mix_as_counted_by_hand(tmp_path):
+    """The M55 test's ELF (three VLDRB and a VMLADAV per trip), priced with [LLVM-M85]'s resources."""
+    ins = build(tmp_path, M55_MIX, cpu="cortex-m55")
+    ac, tc = counts(ins, ("vldrb",), M55_TRIPS)
+    single = (1 + 2) + (1 + 2)  # PUSH {r4, lr}, POP {r4, pc}: single issue, 1+N
+    scalar = 1 + 1 + 1 + M55_TRIPS + 1 + 1  # LDR, ADDS, DLS, LE x trips, SMLAD, MOV: dual-issuable
+    vector = 4 * M55_TRIPS
+    load_pipes = -(-1 // 2) + 2 * 3 * M55_TRIPS  # the scalar LDR on one pipe; each VLDRB holds both for 2 cycles
+    bound = max(-(-scalar // 2) + vector, 1, vector, 1, load_pipes, 0, 0, 2 * M55_TRIPS, 0)
+    hand = single + bound + 4 * 1  # the return mispredicts (LE never refills)
+    assert (bound, hand) == (49, 59)
+    assert estimate_cycles(ac, tc, ins, core="cortex-m85").cycles == hand < estimate_cycles(ac, tc, ins,
+                                                                                            core="cortex-m55").cycles
 
 
 def test_m85_has_the_m55_peak_and_a_cited_source_for_every_priced_class():

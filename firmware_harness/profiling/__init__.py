@@ -11,5 +11,6 @@ Two halves, each importing only from the modules listed before it:
   MCU's wait states), :mod:`.cycle_estimate`, :mod:`.cycle_report` (peak check and report).
 
 The cycle model reads only counts (``address_counts``, ``taken_counts``, flash reads), so the two
-halves do not import each other; :mod:`firmware_harness.profiling.profile` joins them.
+halves do not import each other; :mod:`.segment_rows` (an Invoke's cycle rows that add up, each
+priced on its own counts) and :mod:`firmware_harness.profiling.profile` join them.
 """

@@ -31,7 +31,9 @@ int AscCacheInit(AscCache* cache, uint32_t lines, uint32_t line_bytes, uint32_t 
   cache->fill_shift = Log2(fill_bytes);
   cache->tags = malloc((size_t)lines * sizeof *cache->tags);
   cache->valid = calloc(lines, sizeof *cache->valid);
-  if (cache->tags == NULL || cache->valid == NULL) {
+  cache->last_use = calloc(lines, sizeof *cache->last_use);
+  cache->hint = calloc(kAscCacheHints, sizeof *cache->hint);
+  if (cache->tags == NULL || cache->valid == NULL || cache->last_use == NULL || cache->hint == NULL) {
     AscCacheFree(cache);
     return -1;
   }
@@ -42,44 +44,58 @@ int AscCacheInit(AscCache* cache, uint32_t lines, uint32_t line_bytes, uint32_t 
 void AscCacheFree(AscCache* cache) {
   free(cache->tags);
   free(cache->valid);
+  free(cache->last_use);
+  free(cache->hint);
   cache->tags = NULL;
   cache->valid = NULL;
+  cache->last_use = NULL;
+  cache->hint = NULL;
+}
+
+/* The slot holding `line`, or `lines` when it is not in the cache (remembered in the hint table). */
+static inline uint32_t Find(AscCache* c, uint64_t line) {
+  uint32_t* hint = &c->hint[line & (kAscCacheHints - 1)];
+  if (c->tags[*hint] == line) return *hint;
+  const uint32_t base = (uint32_t)(line % c->sets) * c->ways;
+  for (uint32_t w = base; w < base + c->ways; ++w) {
+    if (c->tags[w] == line) {
+      *hint = w;
+      return w;
+    }
+  }
+  return c->lines;
 }
 
 /* Whether fill unit `unit` is in the cache (no change to the recency order). */
-static int Contains(const AscCache* c, uint64_t unit) {
+static int Contains(AscCache* c, uint64_t unit) {
   const uint64_t line = unit >> (c->line_shift - c->fill_shift);
   const uint32_t bit = 1u << (uint32_t)(unit & ((1u << (c->line_shift - c->fill_shift)) - 1));
-  const size_t base = (size_t)(line % c->sets) * c->ways;
-  for (uint32_t w = 0; w < c->ways; ++w) {
-    if (c->tags[base + w] == line) return (c->valid[base + w] & bit) != 0;
-  }
-  return 0;
+  const uint32_t slot = Find(c, line);
+  return slot < c->lines && (c->valid[slot] & bit) != 0;
 }
 
 /* Reads fill unit `unit` through the cache: 1 when it was there (a hit), 0 when it was read into
- * it (the line allocated in place of the set's least recently used one if its tag was absent).
- * Either way its line becomes the set's most recent. */
+ * it (the line allocated in place of the set's least recently used one, or of an invalid one, if
+ * its tag was absent). Either way its line becomes the set's most recent. */
 static int Touch(AscCache* c, uint64_t unit) {
   const uint64_t line = unit >> (c->line_shift - c->fill_shift);
   const uint32_t bit = 1u << (uint32_t)(unit & ((1u << (c->line_shift - c->fill_shift)) - 1));
-  const size_t base = (size_t)(line % c->sets) * c->ways;
-  uint64_t* tags = c->tags + base;
-  uint32_t* valid = c->valid + base;
-  uint32_t w = 0;
-  while (w < c->ways && tags[w] != line) ++w;
-  uint32_t mask = 0;
+  uint32_t slot = Find(c, line);
   int hit = 0;
-  if (w < c->ways) {
-    mask = valid[w];
-    hit = (mask & bit) != 0;
+  if (slot < c->lines) {
+    hit = (c->valid[slot] & bit) != 0;
+    c->valid[slot] |= bit;
   } else {
-    w = c->ways - 1; /* the least recent line, or an invalid one: untouched lines drift to the end */
+    const uint32_t base = (uint32_t)(line % c->sets) * c->ways;
+    slot = base;
+    for (uint32_t w = base + 1; w < base + c->ways; ++w) {
+      if (c->last_use[w] < c->last_use[slot]) slot = w;
+    }
+    c->tags[slot] = line;
+    c->valid[slot] = bit;
+    c->hint[line & (kAscCacheHints - 1)] = slot;
   }
-  memmove(tags + 1, tags, w * sizeof *tags);
-  memmove(valid + 1, valid, w * sizeof *valid);
-  tags[0] = line;
-  valid[0] = mask | bit;
+  c->last_use[slot] = ++c->clock;
   return hit;
 }
 

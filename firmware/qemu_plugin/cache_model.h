@@ -12,7 +12,10 @@
  *                filled unit by unit (a sectored line, as the STM32L4+ ART's 4 x 64-bit lines)
  *   prefetch     1: a sequential next-unit prefetch buffer on instruction fetch (ST's ART PRFTEN)
  * Replacement: least recently used within a set (a hit, a fill or a prefetch hit makes the line the
- * most recent; a miss evicts the least recent line of its set, or an invalid one first).
+ * most recent; a miss evicts the least recent line of its set, or an invalid one first). Each line
+ * slot keeps the time of its last use; a table indexed by the line address's low bits remembers
+ * the slot a line was last found in, so a hit usually costs one comparison (a wrong or stale entry
+ * only sends the lookup through its set).
  *
  * Every access is one fill unit (`AscCacheAccess` / `AscCacheFetch` take the unit's address; a
  * caller splits an access spanning two units). Outcomes: a hit (tag present and unit valid), a
@@ -33,15 +36,18 @@
 
 #include <stdint.h>
 
-enum { kAscCacheHit = 0, kAscCacheMiss = 1, kAscCachePrefetchHit = 2 };
+enum { kAscCacheHit = 0, kAscCacheMiss = 1, kAscCachePrefetchHit = 2, kAscCacheHints = 1 << 16 };
 
 typedef struct {
   uint32_t lines, line_bytes, ways, fill_bytes;
   int prefetch;
   uint32_t sets;
   uint32_t line_shift, fill_shift;
-  uint64_t* tags;       /* sets x ways, by recency: [set * ways + 0] is the most recent; ~0: invalid */
-  uint32_t* valid;      /* sets x ways, in the same order: bit i = fill unit i of the line was read */
+  uint64_t* tags;       /* sets x ways (slot = set * ways + way): the line (address / line_bytes); ~0: invalid */
+  uint32_t* valid;      /* per slot: bit i = fill unit i of the line was read */
+  uint64_t* last_use;   /* per slot: the access count at its last use (0: never) */
+  uint32_t* hint;       /* kAscCacheHints entries: a slot where the line with these low bits was last found */
+  uint64_t clock;       /* accesses so far */
   uint64_t prefetch_unit; /* the unit (address / fill_bytes) in the prefetch buffer */
   int prefetch_valid;
   uint64_t prefetch_since; /* instructions fetched since the buffer was aimed at prefetch_unit */

@@ -22,6 +22,8 @@ class AscCache(ctypes.Structure):
                 ("fill_bytes", ctypes.c_uint32), ("prefetch", ctypes.c_int), ("sets", ctypes.c_uint32),
                 ("line_shift", ctypes.c_uint32), ("fill_shift", ctypes.c_uint32),
                 ("tags", ctypes.POINTER(ctypes.c_uint64)), ("valid", ctypes.POINTER(ctypes.c_uint32)),
+                ("last_use", ctypes.POINTER(ctypes.c_uint64)), ("hint", ctypes.POINTER(ctypes.c_uint32)),
+                ("clock", ctypes.c_uint64),
                 ("prefetch_unit", ctypes.c_uint64), ("prefetch_valid", ctypes.c_int),
                 ("prefetch_since", ctypes.c_uint64), ("last_prefetch_lead", ctypes.c_uint64)]
 

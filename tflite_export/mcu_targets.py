@@ -56,6 +56,34 @@ then says so instead of guessing. Figures are the vendors' documented ones:
   BSP_FEATURE_BSP_FLASH_CACHE) and a code system cache hide the flash wait cycles. The flash
   read width and cache sizes were not found in the documents read (None).
 
+Cache geometry (``icache``/``dcache``, :class:`CacheGeometry`), simulated access by access in the
+profiling plugin (``firmware/qemu_plugin/cache_model.c``; ``docs/latency-memory-system.md``):
+
+* STM32F407: ART instruction cache 64 lines x 128 bits, data cache 8 lines x 128 bits, prefetch
+  buffer of one 128-bit line (RM0090 3.5.2 "Adaptive real-time memory accelerator"); the fill
+  unit is the 128-bit flash read. RM0090 gives neither associativity nor replacement: simulated as
+  fully associative, least recently used (the best a cache of that size can do).
+* NUCLEO-L4R5ZI: ART instruction cache 32 lines of 4 x 64 bits, data cache 8 lines of 4 x 64 bits,
+  64-bit prefetch buffer (RM0432 "Adaptive real-time memory accelerator (ART Accelerator)"; the
+  same as the row's cache text; recalled, not re-read here), filled one 64-bit flash read at a time
+  (the line is a sector of four). Associativity and replacement as for the F407 (not documented).
+* STM32F746 / STM32H743: the Cortex-M7 L1 caches: instruction cache 2-way, data cache 4-way,
+  32-byte lines, read-allocate, critical word first (Cortex-M7 TRM, DDI0489F 5.9 "L1 caches");
+  sizes 4 + 4 KiB (F746, DS10916) and 16 + 16 KiB (H743, DS12110). A line is one 256-bit flash
+  word. The code is taken to run from the AXIM flash address (0x08000000), where the F746's ART
+  (on the ITCM path) is not used. The replacement policy was not found in the TRM sections read:
+  simulated as LRU.
+* nRF5340 application core: one CACHE for instructions and data, two-way set associative, LRU,
+  128-bit lines (nRF5340 Product Specification, "CACHE - Instruction/data cache"), 256 sets
+  (``nrf5340_application.h``: ``NRF_CACHEDATA_Type { CACHEDATA_SET_Type SET[256]; }``): 512
+  lines, 8 KiB. No prefetch buffer is documented. Its flash wait states are not documented here,
+  so its hit rates are reported but its misses are not priced.
+* EK-RA6M4: the FCACHE's geometry (line width, lines, associativity) is in the RA6M4 Group User's
+  Manual: Hardware, "Flash Cache", which was not among the documents this table could read; the
+  register-level descriptions found (Renesas SVD / PAC: FCACHEE, FCACHEIV, FLWT) give no
+  geometry. Not simulated: priced as before (every flash data read a miss).
+* Corstone-300: code and constants in the ITCM, nothing to simulate.
+
 Read from the sources for this table: the wait-state thresholds (ST's LL utilities for the L4+,
 F4, F7 and H7 families, Renesas FSP for the RA6M4) and QEMU's AN547 clock. Recalled from the
 reference manuals and not re-read: the flash read widths and the ART/L1 cache sizes (they only
@@ -69,6 +97,23 @@ from keras_asc.errors import AscError
 
 KIB = 1024
 MHZ = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheGeometry:
+    """A cache in front of the flash, as simulated by ``firmware/qemu_plugin/cache_model.c``."""
+
+    lines: int  # cache lines in all
+    line_bytes: int  # bytes per line (one address tag)
+    ways: int  # lines per set: 1 direct-mapped, == lines fully associative
+    fill_bytes: int  # what one flash access brings in (a line of several is filled unit by unit)
+    prefetch: bool = False  # a sequential next-unit prefetch buffer on instruction fetch
+    replacement: str = "lru"  # the only policy simulated; see each row's source for what is documented
+    source: str = ""  # where the figures come from
+
+    @property
+    def bytes(self) -> int:
+        return self.lines * self.line_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,25 +132,46 @@ class McuTarget:
     cache_bytes: int = 0  # its instruction-side capacity; 0: not documented here
     sram_wait_states: int = 0  # extra cycles per SRAM read at clock_hz
     code_memory: str = "flash"  # "flash", or "itcm": code and constants in zero-wait-state memory
+    icache: CacheGeometry | None = None  # instruction fetch from flash; None: not simulated
+    dcache: CacheGeometry | None = None  # data reads from flash; None with data_through_icache False: every read misses
+    data_through_icache: bool = False  # one cache for instructions and data
+
+
+_ART_F4 = "RM0090 3.5.2 (ART accelerator); associativity and replacement not documented: fully associative LRU assumed"
+_ART_L4 = ("RM0432 ART accelerator (32/8 lines of 4 x 64 bits, 64-bit flash reads); associativity and replacement "
+           "not documented: fully associative LRU assumed")
+_M7_L1 = ("Cortex-M7 TRM DDI0489F 5.9 (I 2-way, D 4-way, 32-byte lines; one 256-bit flash word per line); "
+          "replacement not found: LRU assumed")
+_NRF53 = ("nRF5340 PS, CACHE (2-way, LRU, 128-bit lines, instructions and data); nrf5340_application.h "
+          "NRF_CACHEDATA SET[256]")
 
 
 MCU_TARGETS: dict[str, McuTarget] = {t.name: t for t in (
     McuTarget("stm32h743", "cortex-m7", 2048 * KIB, 512 * KIB, 1024 * KIB, "Cortex-M7 (STM32H743, rev V)",
               clock_hz=480 * MHZ, flash_wait_states=4, flash_clock_divider=2, flash_read_bytes=32,
-              cache="Cortex-M7 L1 caches (16 KiB I, 16 KiB D)", cache_bytes=16 * KIB),
+              cache="Cortex-M7 L1 caches (16 KiB I, 16 KiB D)", cache_bytes=16 * KIB,
+              icache=CacheGeometry(512, 32, 2, 32, source=_M7_L1 + "; 16 KiB (DS12110)"),
+              dcache=CacheGeometry(512, 32, 4, 32, source=_M7_L1 + "; 16 KiB (DS12110)")),
     McuTarget("nrf5340", "cortex-m33", 1024 * KIB, 512 * KIB, 512 * KIB, "Cortex-M33 (nRF5340 application core)",
-              clock_hz=128 * MHZ, flash_wait_states=None, cache="nRF5340 application core CACHE (I+D)"),
+              clock_hz=128 * MHZ, flash_wait_states=None, cache="nRF5340 application core CACHE (I+D)",
+              cache_bytes=8 * KIB, icache=CacheGeometry(512, 16, 2, 16, source=_NRF53), data_through_icache=True),
     McuTarget("stm32f746", "cortex-m7", 1024 * KIB, 320 * KIB, 320 * KIB, "Cortex-M7 (STM32F746)",
               clock_hz=216 * MHZ, flash_wait_states=7, flash_read_bytes=32,
-              cache="ART accelerator + Cortex-M7 L1 caches (4 KiB I, 4 KiB D)", cache_bytes=4 * KIB),
+              cache="ART accelerator + Cortex-M7 L1 caches (4 KiB I, 4 KiB D)", cache_bytes=4 * KIB,
+              icache=CacheGeometry(128, 32, 2, 32, source=_M7_L1 + "; 4 KiB (DS10916)"),
+              dcache=CacheGeometry(128, 32, 4, 32, source=_M7_L1 + "; 4 KiB (DS10916)")),
     McuTarget("stm32f407", "cortex-m4", 1024 * KIB, 128 * KIB, 192 * KIB, "Cortex-M4F (STM32F407)",
               clock_hz=168 * MHZ, flash_wait_states=5, flash_read_bytes=16,
-              cache="ART accelerator (1 KiB I-cache, 128-byte D-cache, prefetch)", cache_bytes=1 * KIB),
+              cache="ART accelerator (1 KiB I-cache, 128-byte D-cache, prefetch)", cache_bytes=1 * KIB,
+              icache=CacheGeometry(64, 16, 64, 16, prefetch=True, source=_ART_F4),
+              dcache=CacheGeometry(8, 16, 8, 16, source=_ART_F4)),
     McuTarget("corstone-300", "cortex-m55", 512 * KIB, 4096 * KIB, 4096 * KIB, "Cortex-M55 (QEMU mps3-an547)",
               clock_hz=32 * MHZ, flash_wait_states=0, code_memory="itcm", cache="ITCM (no wait states)"),
     McuTarget("nucleo-l4r5zi", "cortex-m4", 2048 * KIB, 640 * KIB, 640 * KIB, "Cortex-M4F (STM32L4R5ZI)",
               clock_hz=120 * MHZ, flash_wait_states=5, flash_read_bytes=8,
-              cache="ART accelerator (1 KiB I-cache, 256-byte D-cache, prefetch)", cache_bytes=1 * KIB),
+              cache="ART accelerator (1 KiB I-cache, 256-byte D-cache, prefetch)", cache_bytes=1 * KIB,
+              icache=CacheGeometry(32, 32, 32, 8, prefetch=True, source=_ART_L4),
+              dcache=CacheGeometry(8, 32, 8, 8, source=_ART_L4)),
     McuTarget("ek-ra6m4", "cortex-m33", 1024 * KIB, 256 * KIB, 256 * KIB, "Cortex-M33 (Renesas RA6M4)",
               clock_hz=200 * MHZ, flash_wait_states=3, sram_wait_states=1,
               cache="RA6M4 flash cache (FCACHE) + code system cache"),

@@ -2,7 +2,7 @@
  * optionally the data reads each segment made from the image's flash.
  *
  *   qemu-system-arm ... -plugin icount_plugin.so,out=FILE,mark=0xADDR[,mark=0xADDR...]
- *                                                [,flash=0xLO:0xHI...]
+ *                                                [,flash=0xLO:0xHI...][,cache=SPEC...]
  *
  * The firmware marks segment boundaries by calling small no-inline functions (firmware/asc_profile.cc);
  * each `mark=` is the address of one of them, and its position in the argument list is its kind
@@ -40,6 +40,28 @@
  * on stores only; fixed after 7.2 by "accel/tcg/plugin: Fix op_rw", R. Henderson, qemu-devel
  * 2022-11-21), while RW is called for every access on either side of the fix.
  *
+ * Memory systems (`cache=SPEC`, one argument per simulated microcontroller, at most kMaxCaches;
+ * only with flash ranges): each is simulated in the same pass by cache_model.c, on the execution
+ * order QEMU gives. SPEC is `I/D/PENALTY`: I the instruction-side cache as
+ * `LINESxLINE_BYTESxWAYSxFILL_BYTES` with a `p` appended when it has a sequential prefetch buffer;
+ * D the data side in the same form (no `p`), `i` when data reads go through the instruction-side
+ * cache (a unified cache), or `0` when there is none (every data read from flash misses);
+ * PENALTY the core cycles of one flash access (wait states x flash clock divider), used only for
+ * prefetch hits (below). The geometry comes from tflite_export/mcu_targets.py; e.g. the STM32F407's
+ * ART is `64x16x64x16p/8x16x8x16/5`.
+ *   Instruction fetch: every execution of a TB fetches, in address order, each fill unit that holds
+ *   the first byte of one of its instructions and lies in a flash range (computed once per TB at
+ *   translation): fetch units touched, misses, prefetch hits, and the prefetch stall cycles
+ *   sum over prefetch hits of max(0, PENALTY - instructions executed since the prefetch was
+ *   issued), each instruction taken as one cycle (so the stall is an upper bound). The second
+ *   halfword of a 32-bit instruction that straddles two units is not fetched separately.
+ *   Data: every read callback in a flash range (the loads counted above, and also the PC-relative
+ *   literal loads, which read flash through the same data path; their callback does not add to the
+ *   flash data counters above) reads each fill unit its bytes span through D: data reads (units),
+ *   misses. Stores are never simulated (flash is read-only to the program).
+ * A TB's fetch is simulated when its callback runs, before its instructions' loads: within a TB the
+ * order of fetches and data reads is approximate (it matters only to a unified cache).
+ *
  * Instruction sizes come from the first halfword (Thumb-2: 32 bits when its top five bits are
  * 11101, 11110 or 11111), not from qemu_plugin_insn_size: QEMU 7.2's Thumb translator, after an
  * instruction that ends 2 bytes before a page boundary, reads the next halfword to see whether
@@ -51,9 +73,10 @@
  * touched). One vCPU (the MPS2/MPS3 boards have one).
  *
  * Output (little-endian, every record starting on a 4-byte boundary):
- *   header   "ASCICNT1" (8 bytes), u32 format version (2), u32 number of mark kinds,
- *            u32 number of flash ranges (0: flash reads not counted), u32 0,
- *            per range u64 first address, u64 end address (exclusive)
+ *   header   "ASCICNT1" (8 bytes), u32 format version (3), u32 number of mark kinds,
+ *            u32 number of flash ranges (0: flash reads not counted), u32 number of memory systems C,
+ *            per range u64 first address, u64 end address (exclusive),
+ *            per memory system u32 length of its SPEC, the SPEC's bytes, zero padding to 4
  *   TB       u32 1, u32 tb id, u64 start address, u32 n insns, u32 0,
  *            n x u64 insn address, n x u8 insn size, n x u8 insn flags (bit 0: a load, bit 1: a
  *            PC-relative literal load of a core register, bit 2: a load based on SP; a read
@@ -61,23 +84,27 @@
  *            were given), zero padding to a multiple of 4
  *   segment  u32 2, i32 kind, u64 inline instruction count at the segment's start,
  *            u64 flash data reads, u64 flash data bytes (both 0 without flash ranges),
- *            u32 n entries, u32 0, n x {u32 tb id, u32 0, u64 executions, u64 not-fall-through}
+ *            u32 n entries, u32 0, n x {u32 tb id, u32 0, u64 executions, u64 not-fall-through},
+ *            u32 C, u32 0, C x {u64 fetch units, u64 fetch misses, u64 fetch prefetch hits,
+ *            u64 prefetch stall cycles, u64 data units read, u64 data misses}
  *   end      u32 3, u32 marks found inside a TB (not at its start: the segment boundaries are
  *            then wrong and the reader refuses the file), u64 inline instruction count at exit,
  *            u64 TBs translated
  *
- * Built by firmware_harness/icount.py with the host's gcc (-shared -fPIC) into the build cache.
+ * Built by firmware_harness/profiling/qemu_plugin.py with the host's gcc (-shared -fPIC), together with
+ * cache_model.c, into the build cache.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_model.h"
 #include "qemu_plugin_api.h"
 
 ASC_PLUGIN_EXPORT int qemu_plugin_version = ASC_QEMU_PLUGIN_API_VERSION;
 
-enum { kMaxMarks = 32, kMaxFlashRanges = 8, kFormatVersion = 2, kTagTb = 1, kTagSegment = 2, kTagEnd = 3 };
+enum { kMaxMarks = 32, kMaxFlashRanges = 8, kMaxCaches = 8, kMaxSpec = 96, kFormatVersion = 3, kTagTb = 1, kTagSegment = 2, kTagEnd = 3 };
 enum { kFlagLoad = 1, kFlagLiteral = 2, kFlagStack = 4 }; /* per instruction, see InstructionFlags */
 
 typedef struct {
@@ -92,6 +119,27 @@ static uint64_t flash_lo[kMaxFlashRanges];
 static uint64_t flash_size[kMaxFlashRanges]; /* vaddr is in range i when vaddr - flash_lo[i] < flash_size[i] */
 static uint64_t flash_hi[kMaxFlashRanges];
 static uint32_t n_flash;
+
+/* One simulated memory system (`cache=`) and its counters in the current segment. */
+typedef struct {
+  char spec[kMaxSpec];
+  AscCache icache, dcache;
+  int data_side; /* 'd': its own data cache, 'i': through icache (unified), '0': none */
+  uint64_t penalty;
+  uint64_t fetches, fetch_misses, prefetch_hits, prefetch_stall, data_reads, data_misses;
+} MemorySystem;
+
+/* A fill unit a TB fetches and the number of its instructions that start in it. */
+typedef struct {
+  uint64_t address;
+  uint32_t insns;
+} FetchUnit;
+
+static MemorySystem caches[kMaxCaches];
+static uint32_t n_caches;
+static FetchUnit* units;        /* every TB's fetch units, per memory system, back to back */
+static uint32_t n_units, cap_units;
+static uint32_t* tb_units;      /* by TB id x kMaxCaches: first index into units, and (next slot) the count */
 
 static TbInfo* tbs;          /* by TB id */
 static int8_t* tb_mark_kind; /* by TB id: kind of the mark the TB starts at, or -1 */
@@ -140,6 +188,7 @@ static uint32_t NewTb(uint64_t vaddr, uint64_t fallthrough, int mark_kind) {
     seg_count = Grow(seg_count, cap_tbs, sizeof *seg_count);
     seg_taken = Grow(seg_taken, cap_tbs, sizeof *seg_taken);
     touched = Grow(touched, cap_tbs, sizeof *touched);
+    tb_units = Grow(tb_units, (size_t)cap_tbs * 2 * kMaxCaches, sizeof *tb_units);
     memset(seg_count + old, 0, (cap_tbs - old) * sizeof *seg_count);
     memset(seg_taken + old, 0, (cap_tbs - old) * sizeof *seg_taken);
   }
@@ -179,6 +228,48 @@ static void FlushSegment(void) {
     seg_taken[id] = 0;
   }
   n_touched = 0;
+  WriteU32(n_caches);
+  WriteU32(0);
+  for (uint32_t k = 0; k < n_caches; ++k) {
+    MemorySystem* m = &caches[k];
+    const uint64_t v[6] = {m->fetches, m->fetch_misses, m->prefetch_hits, m->prefetch_stall, m->data_reads,
+                           m->data_misses};
+    Write(v, sizeof v);
+    m->fetches = m->fetch_misses = m->prefetch_hits = m->prefetch_stall = m->data_reads = m->data_misses = 0;
+  }
+}
+
+/* The fetches of one execution of TB `id` through every simulated memory system. */
+static inline void SimulateFetch(uint32_t id) {
+  for (uint32_t k = 0; k < n_caches; ++k) {
+    MemorySystem* m = &caches[k];
+    const uint32_t first = tb_units[((size_t)id * kMaxCaches + k) * 2];
+    const uint32_t n = tb_units[((size_t)id * kMaxCaches + k) * 2 + 1];
+    for (uint32_t u = first; u < first + n; ++u) {
+      const int r = AscCacheFetch(&m->icache, units[u].address, units[u].insns);
+      m->fetches += 1;
+      if (r == kAscCacheMiss) {
+        m->fetch_misses += 1;
+      } else if (r == kAscCachePrefetchHit) {
+        m->prefetch_hits += 1;
+        const uint64_t lead = m->icache.last_prefetch_lead;
+        if (lead < m->penalty) m->prefetch_stall += m->penalty - lead;
+      }
+    }
+  }
+}
+
+/* A data read of `bytes` bytes at `vaddr` (in a flash range) through every memory system. */
+static void SimulateDataRead(uint64_t vaddr, uint64_t bytes) {
+  for (uint32_t k = 0; k < n_caches; ++k) {
+    MemorySystem* m = &caches[k];
+    AscCache* c = m->data_side == 'i' ? &m->icache : &m->dcache;
+    const uint64_t unit = m->data_side == '0' ? 4 : c->fill_bytes;
+    for (uint64_t a = vaddr & ~(unit - 1); a < vaddr + bytes; a += unit) {
+      m->data_reads += 1;
+      if (m->data_side == '0' || AscCacheAccess(c, a) == kAscCacheMiss) m->data_misses += 1;
+    }
+  }
 }
 
 static void OnTb(unsigned int vcpu, void* userdata) {
@@ -186,6 +277,7 @@ static void OnTb(unsigned int vcpu, void* userdata) {
   const uint32_t id = (uint32_t)(uintptr_t)userdata;
   Arrive(id);
   Count(id);
+  SimulateFetch(id);
 }
 
 static void OnMarkTb(unsigned int vcpu, void* userdata) {
@@ -196,19 +288,56 @@ static void OnMarkTb(unsigned int vcpu, void* userdata) {
   seg_kind = tb_mark_kind[id];
   seg_start_icount = icount; /* this TB's instructions are not counted yet: the TB callback runs first */
   Count(id);
+  SimulateFetch(id);
 }
 
-/* A read by a load instruction (registered only with flash ranges): counted when it is in one. */
+/* A read by a load instruction (registered only with flash ranges): counted when it is in one
+ * (userdata 1: a literal load, only simulated, not counted). */
 static void OnLoad(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void* userdata) {
   (void)vcpu;
-  (void)userdata;
   for (uint32_t i = 0; i < n_flash; ++i) {
     if (vaddr - flash_lo[i] < flash_size[i]) {
       if (qemu_plugin_mem_is_store(info)) return;
-      seg_flash_reads += 1;
-      seg_flash_bytes += (uint64_t)1 << qemu_plugin_mem_size_shift(info);
+      const uint64_t bytes = (uint64_t)1 << qemu_plugin_mem_size_shift(info);
+      if (userdata == NULL) {
+        seg_flash_reads += 1;
+        seg_flash_bytes += bytes;
+      }
+      SimulateDataRead(vaddr, bytes);
       return;
     }
+  }
+}
+
+static int InFlash(uint64_t vaddr) {
+  for (uint32_t i = 0; i < n_flash; ++i) {
+    if (vaddr - flash_lo[i] < flash_size[i]) return 1;
+  }
+  return 0;
+}
+
+/* TB `id`'s fetch units for every memory system, from its instructions' addresses (in order). */
+static void RecordFetchUnits(uint32_t id, const uint64_t* addrs, size_t n) {
+  for (uint32_t k = 0; k < n_caches; ++k) {
+    const uint64_t mask = ~((uint64_t)caches[k].icache.fill_bytes - 1);
+    const uint32_t first = n_units;
+    for (size_t i = 0; i < n; ++i) {
+      if (!InFlash(addrs[i])) continue;
+      const uint64_t unit = addrs[i] & mask;
+      if (n_units > first && units[n_units - 1].address == unit) {
+        units[n_units - 1].insns += 1;
+        continue;
+      }
+      if (n_units == cap_units) {
+        cap_units = cap_units ? 2 * cap_units : 65536;
+        units = Grow(units, cap_units, sizeof *units);
+      }
+      units[n_units].address = unit;
+      units[n_units].insns = 1;
+      n_units += 1;
+    }
+    tb_units[((size_t)id * kMaxCaches + k) * 2] = first;
+    tb_units[((size_t)id * kMaxCaches + k) * 2 + 1] = n_units - first;
   }
 }
 
@@ -282,10 +411,13 @@ static void OnTranslate(qemu_plugin_id_t plugin, struct qemu_plugin_tb* tb) {
     qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &icount, 1);
     if (n_flash > 0 && flags[i] == kFlagLoad) {
       qemu_plugin_register_vcpu_mem_cb(insn, OnLoad, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
+    } else if (n_caches > 0 && flags[i] == (kFlagLoad | kFlagLiteral)) {
+      qemu_plugin_register_vcpu_mem_cb(insn, OnLoad, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, (void*)1);
     }
   }
   const int kind = MarkKind(start);
   const uint32_t id = NewTb(start, addrs[n - 1] + sizes[n - 1], kind);
+  RecordFetchUnits(id, addrs, n);
   qemu_plugin_register_vcpu_tb_exec_cb(tb, kind >= 0 ? OnMarkTb : OnTb, QEMU_PLUGIN_CB_NO_REGS,
                                        (void*)(uintptr_t)id);
   WriteU32(kTagTb);
@@ -313,6 +445,48 @@ static void Finish(qemu_plugin_id_t plugin, void* userdata) {
   if (fclose(out) != 0) Fatal("closing the output file failed");
 }
 
+/* One side's geometry `LINESxLINE_BYTESxWAYSxFILL_BYTES[p]` at *text into `cache` (prefetch only
+ * where `allow_prefetch`); advances *text. 0, or -1 when malformed or not a valid geometry. */
+static int ParseGeometry(const char** text, AscCache* cache, int allow_prefetch) {
+  unsigned long v[4];
+  const char* p = *text;
+  for (int i = 0; i < 4; ++i) {
+    char* end = NULL;
+    v[i] = strtoul(p, &end, 10);
+    if (end == p || v[i] == 0 || v[i] > (1ul << 24) || (i < 3 && *end != 'x')) return -1;
+    p = i < 3 ? end + 1 : end;
+  }
+  int prefetch = 0;
+  if (*p == 'p') {
+    if (!allow_prefetch) return -1;
+    prefetch = 1;
+    ++p;
+  }
+  *text = p;
+  return AscCacheInit(cache, (uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2], (uint32_t)v[3], prefetch);
+}
+
+/* `I/D/PENALTY` (see the header comment) into `m`; 0, or -1 when malformed. */
+static int ParseCacheSpec(const char* spec, MemorySystem* m) {
+  if (strlen(spec) >= kMaxSpec) return -1;
+  strcpy(m->spec, spec);
+  const char* p = spec;
+  if (ParseGeometry(&p, &m->icache, 1) != 0 || *p++ != '/') return -1;
+  if ((*p == 'i' || *p == '0') && p[1] == '/') {
+    m->data_side = *p;
+    p += 1;
+  } else {
+    m->data_side = 'd';
+    if (ParseGeometry(&p, &m->dcache, 0) != 0) return -1;
+  }
+  if (*p++ != '/') return -1;
+  char* end = NULL;
+  const unsigned long penalty = strtoul(p, &end, 10);
+  if (end == p || *end != 0) return -1;
+  m->penalty = penalty;
+  return 0;
+}
+
 static int ParseArgs(int argc, char** argv, const char** path) {
   for (int i = 0; i < argc; ++i) {
     const char* a = argv[i];
@@ -333,18 +507,23 @@ static int ParseArgs(int argc, char** argv, const char** path) {
       flash_lo[n_flash] = lo;
       flash_hi[n_flash] = hi;
       flash_size[n_flash++] = hi - lo;
+    } else if (strncmp(a, "cache=", 6) == 0) {
+      if (n_caches == kMaxCaches || ParseCacheSpec(a + 6, &caches[n_caches]) != 0) return -1;
+      n_caches += 1;
     } else {
       return -1;
     }
   }
-  return *path != NULL && n_marks > 0 ? 0 : -1;
+  return *path != NULL && n_marks > 0 && (n_caches == 0 || n_flash > 0) ? 0 : -1;
 }
 
 ASC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t* info, int argc, char** argv) {
   const char* path = NULL;
   if (ParseArgs(argc, argv, &path) != 0) {
     qemu_plugin_outs("icount_plugin: usage: -plugin icount_plugin.so,out=FILE,mark=0xADDR[,mark=0xADDR...]"
-                     "[,flash=0xLO:0xHI...] (at most 32 marks and 8 flash ranges, LO < HI)\n");
+                     "[,flash=0xLO:0xHI...][,cache=I/D/PENALTY...] (at most 32 marks, 8 flash ranges with LO < HI "
+                     "and 8 caches, which need flash ranges; I and D as LINESxLINE_BYTESxWAYSxFILL_BYTES, see "
+                     "icount_plugin.c)\n");
     return -1;
   }
   if (info->system_emulation && info->system.smp_vcpus != 1) {
@@ -362,10 +541,17 @@ ASC_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t
   WriteU32(kFormatVersion);
   WriteU32((uint32_t)n_marks);
   WriteU32(n_flash);
-  WriteU32(0);
+  WriteU32(n_caches);
   for (uint32_t i = 0; i < n_flash; ++i) {
     WriteU64(flash_lo[i]);
     WriteU64(flash_hi[i]);
+  }
+  for (uint32_t k = 0; k < n_caches; ++k) {
+    static const uint8_t zeros[4] = {0, 0, 0, 0};
+    const uint32_t len = (uint32_t)strlen(caches[k].spec);
+    WriteU32(len);
+    Write(caches[k].spec, len);
+    if (len % 4) Write(zeros, 4 - len % 4);
   }
   qemu_plugin_register_vcpu_tb_trans_cb(id, OnTranslate);
   qemu_plugin_register_atexit_cb(id, Finish, NULL);

@@ -32,10 +32,15 @@ the normal firmware's Invoke, instruction for instruction).
 * ``flash_data_reads`` / ``flash_data_bytes``: the segment's data reads from flash outside literal
   pools and their bytes (None when not counted), for ``estimate_cycles(flash_data_reads=,
   flash_data_bytes=)``.
+* ``cache``: microcontroller name -> :class:`~firmware_harness.profiling.qemu_plugin.CacheCounts`, that MCU's simulated flash cache(s)
+  during the segment (``firmware/qemu_plugin/cache_model.c``, run in the same pass for every MCU
+  of the profiled core with a documented cache geometry; empty when none was simulated). The
+  caches are warm across segments, as on the chip: a segment's misses depend on what ran before.
 
 :meth:`ExecutionProfile.operator_segments` gives the segments of one operator,
 :meth:`ExecutionProfile.invoke_segments` those of one whole Invoke,
-:func:`merge_counts` adds several segments' dicts and :func:`merge_flash_reads` their flash reads.
+:func:`merge_counts` adds several segments' dicts, :func:`merge_flash_reads` their flash reads and
+:func:`merge_cache_counts` one MCU's simulated cache counts.
 
 """
 from __future__ import annotations
@@ -47,6 +52,7 @@ from typing import Iterable
 import numpy as np
 
 from firmware_harness.profiling.elf_symbols import FunctionTable
+from firmware_harness.profiling.qemu_plugin import CacheCounts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Segment:
     # data reads from flash outside literal pools, and their bytes; None: not counted (count_flash_reads=False)
     flash_data_reads: int | None = None
     flash_data_bytes: int | None = None
+    cache: dict[str, CacheCounts] = dataclasses.field(default_factory=dict)  # MCU -> simulated caches
 
     @property
     def net_instructions(self) -> int:
@@ -133,6 +140,9 @@ class ExecutionProfile:
     #: every instruction QEMU translated: address -> FLAG_LOAD | FLAG_LITERAL | FLAG_STACK as the plugin
     #: decoded it (0: not a load); FLAG_LOAD alone: a read callback when flash reads are counted
     instruction_flags: dict[int, int] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    #: the microcontrollers whose caches were simulated (keys of every Segment.cache), and each one's
+    #: plugin geometry (``qemu_plugin.cache_spec``)
+    cache_specs: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def operator_segments(self, op_index: int, invoke: int | None = None) -> list[Segment]:
         return [s for s in self.segments if s.op_index == op_index and (invoke is None or s.invoke == invoke)]
@@ -172,6 +182,17 @@ def merge_flash_reads(segments: Iterable[Segment]) -> tuple[int | None, int | No
         reads += s.flash_data_reads
         nbytes += s.flash_data_bytes
     return reads, nbytes
+
+
+def merge_cache_counts(segments: Iterable[Segment], mcu: str) -> CacheCounts | None:
+    """Microcontroller ``mcu``'s simulated cache counts over ``segments`` added up; None when its
+    caches were not simulated in all of them."""
+    total = CacheCounts()
+    for s in segments:
+        if mcu not in s.cache:
+            return None
+        total = total + s.cache[mcu]
+    return total
 
 
 def format_invoke(profile: ExecutionProfile, invoke: int = 0) -> str:

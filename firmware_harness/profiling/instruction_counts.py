@@ -32,7 +32,7 @@ from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.profiling.elf_symbols import FunctionTable, flash_ranges, mark_addresses, read_functions
 from firmware_harness.profiling.execution_profile import ExecutionProfile
 from firmware_harness.profiling.labelling import label_profile
-from firmware_harness.profiling.qemu_plugin import MODES, build_plugin, read_plugin_output
+from firmware_harness.profiling.qemu_plugin import MODES, build_plugin, read_plugin_output, simulated_mcus
 from tflite_export.flatbuffer import operator_names, read_model_shared
 
 
@@ -51,11 +51,20 @@ def _prepare(program: Program, mode: str, *, count_flash_reads: bool,
 
 
 def _qemu_args(plugin: Path, marks: Sequence[int], out_name: str,
-               flash: Sequence[tuple[int, int]] = ()) -> list[str]:
+               flash: Sequence[tuple[int, int]] = (), caches: Sequence[str] = ()) -> list[str]:
     # QEMU's option syntax: a comma inside a value is written twice
     spec = ",".join([str(plugin).replace(",", ",,"), f"out={out_name}", *(f"mark=0x{a:x}" for a in marks),
-                     *(f"flash=0x{lo:x}:0x{hi:x}" for lo, hi in flash)])
+                     *(f"flash=0x{lo:x}:0x{hi:x}" for lo, hi in flash), *(f"cache={c}" for c in caches)])
     return ["-plugin", spec]
+
+
+def _cache_specs(program: Program, flash: Sequence[tuple[int, int]],
+                 cache_specs: dict[str, str] | None) -> dict[str, str]:
+    """The memory systems to simulate: ``cache_specs``, or every MCU of the program's core with a
+    documented cache (:func:`simulated_mcus`); none without flash ranges (nothing is read from flash)."""
+    if not flash:
+        return {}
+    return dict(simulated_mcus(program.target.name) if cache_specs is None else cache_specs)
 
 
 def _run(plugin: Path, call):
@@ -77,14 +86,18 @@ def _op_types(model: bytes) -> list[str]:
 
 
 def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model: bytes, mode: str = "ops",
-                       count_flash_reads: bool = True, timeout: float | None = None, log=print) -> ExecutionProfile:
+                       count_flash_reads: bool = True, cache_specs: dict[str, str] | None = None,
+                       timeout: float | None = None, log=print) -> ExecutionProfile:
     """Run ``program`` (a Cortex-M build of ``model``, the export's ``.tflite`` bytes) under QEMU
     with the plugin on ``int8`` (inferences, input elements), one Invoke per row, and return the
     labelled, checked counts. ``mode="ops"``: a segment per operator; ``"invoke"``: whole Invokes
     with the interpreter exactly as in a normal run. ``count_flash_reads``: also count each
     segment's data reads from the image's flash (:func:`flash_ranges`; False: no memory callbacks,
-    the segments' flash counts are None)."""
+    the segments' flash counts are None) and simulate the flash caches of ``cache_specs`` (MCU name
+    -> the plugin's ``cache=`` argument; None: every MCU of the program's core with a documented
+    geometry, :func:`~firmware_harness.profiling.qemu_plugin.simulated_mcus`) in the same run."""
     plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
+    caches = _cache_specs(program, flash, cache_specs)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = work / "icount.bin"
@@ -93,12 +106,13 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
     t0 = time.perf_counter()
     run = _run(plugin, lambda: fw_program.run_program(
         program, work, int8=int8, extra_args=["--profile", mode],
-        qemu_args=_qemu_args(plugin, marks, out.name, flash), timeout=timeout or 300 + 60 * len(int8)))
+        qemu_args=_qemu_args(plugin, marks, out.name, flash, tuple(caches.values())),
+        timeout=timeout or 300 + 60 * len(int8)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()
     profile = label_profile(raw, path=out, functions=functions, op_types=_op_types(model), mode=mode,
-                     target=program.target.name, outputs=run.outputs, wall=wall)
+                     target=program.target.name, outputs=run.outputs, wall=wall, cache_specs=caches)
     if len(profile.invokes) != len(int8):
         raise FirmwareError(f"{program.path}: {len(profile.invokes)} Invokes counted for {len(int8)} inputs")
     return profile
@@ -106,11 +120,13 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
 
 def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_mels: int, model: bytes,
                   mode: str = "ops", chunk: int | None = None, count_flash_reads: bool = True,
-                  timeout: float | None = None, log=print) -> ExecutionProfile:
+                  cache_specs: dict[str, str] | None = None, timeout: float | None = None,
+                  log=print) -> ExecutionProfile:
     """Like :func:`profile_inferences` on WAV files streamed through the exported front end
     (``--wav-list``, chunks of ``chunk`` samples, default the hop): the profile's ``frontend``
     holds each clip's per-frame counts, and every Invoke (one per clip, or per window) its rows."""
     plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
+    caches = _cache_specs(program, flash, cache_specs)
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     out = work / "icount.bin"
@@ -118,12 +134,13 @@ def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_
     t0 = time.perf_counter()
     run = _run(plugin, lambda: fw_program.run_program_audio(
         program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk, extra_args=["--profile", mode],
-        qemu_args=_qemu_args(plugin, marks, out.name, flash), timeout=timeout or 300 + 120 * len(wav_paths)))
+        qemu_args=_qemu_args(plugin, marks, out.name, flash, tuple(caches.values())),
+        timeout=timeout or 300 + 120 * len(wav_paths)))
     wall = time.perf_counter() - t0
     raw = read_plugin_output(out)
     out.unlink()
     profile = label_profile(raw, path=out, functions=functions, op_types=_op_types(model), mode=mode,
-                     target=program.target.name, outputs=run.outputs, wall=wall)
+                     target=program.target.name, outputs=run.outputs, wall=wall, cache_specs=caches)
     frames = [len(c.frame_instructions) for c in profile.frontend]
     if len(frames) != len(wav_paths) or sum(frames) != run.frontend_frames:
         raise FirmwareError(f"{program.path}: the marks show {sum(frames)} front-end frames in {len(frames)} clip(s); "

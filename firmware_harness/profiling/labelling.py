@@ -82,8 +82,15 @@ def _segment_counts(raw: RawProfile, seg: RawSegment, path: Path) -> tuple[dict[
 
 
 def label_profile(raw: RawProfile, *, path: Path, functions: FunctionTable, op_types: Sequence[str], mode: str,
-           target: str, outputs: np.ndarray, wall: float) -> ExecutionProfile:
-    """Typed, labelled segments; raises :class:`FirmwareError` when an invariant does not hold."""
+           target: str, outputs: np.ndarray, wall: float,
+           cache_specs: dict[str, str] | None = None) -> ExecutionProfile:
+    """Typed, labelled segments; raises :class:`FirmwareError` when an invariant does not hold.
+    ``cache_specs``: microcontroller name -> the ``cache=`` argument the plugin was given for it,
+    in the order given (they name each segment's simulated cache counts)."""
+    cache_specs = dict(cache_specs or {})
+    if tuple(cache_specs.values()) != raw.cache_specs:
+        raise FirmwareError(f"{path}: the plugin simulated the memory systems {list(raw.cache_specs)}, the caller "
+                            f"asked for {list(cache_specs.values())}: the file comes from another run")
     if raw.marks_inside_tbs:
         raise FirmwareError(f"{path}: {raw.marks_inside_tbs} translation block(s) contain a mark function's first "
                             "instruction after their start, so segment boundaries would be wrong. The mark "
@@ -168,7 +175,8 @@ def label_profile(raw: RawProfile, *, path: Path, functions: FunctionTable, op_t
                     op_type=op_type, clip=clip if frontend else None, frame=len(frames) if frontend else None,
                     instructions=total, marker_instructions=marker_count(counts), address_counts=counts,
                     taken_counts=taken, flash_data_reads=seg.flash_reads if raw.flash_ranges else None,
-                    flash_data_bytes=seg.flash_bytes if raw.flash_ranges else None)
+                    flash_data_bytes=seg.flash_bytes if raw.flash_ranges else None,
+                    cache=dict(zip(cache_specs, seg.caches)))
         segments.append(s)
         if frontend:
             pending += total
@@ -206,6 +214,6 @@ def label_profile(raw: RawProfile, *, path: Path, functions: FunctionTable, op_t
     return ExecutionProfile(target=target, mode=mode, segments=tuple(segments), invokes=tuple(invokes),
                             frontend=tuple(clips), total_instructions=raw.end_icount,
                             translation_blocks=raw.translation_blocks, functions=functions, outputs=outputs,
-                            wall_seconds=wall, flash_ranges=raw.flash_ranges,
+                            wall_seconds=wall, flash_ranges=raw.flash_ranges, cache_specs=dict(cache_specs),
                             instruction_flags={int(a): int(f) for i, addrs in raw.tb_addresses.items()
                                                for a, f in zip(addrs, raw.tb_flags.get(i, ()))})

@@ -1,6 +1,14 @@
 """The microcontroller's memory system as the cycle model prices it: flash wait states behind its
 cache or accelerator (instruction fetch, literal pools, streamed weight reads) and SRAM wait
 states (:func:`wait_state_cycles`), from the :mod:`tflite_export.mcu_targets` row.
+
+Two ways to price the flash, chosen by what the profile holds:
+
+* **Simulated** (:func:`simulated_flash_cycles`): the QEMU plugin ran the MCU's documented caches
+  access by access (``firmware/qemu_plugin/cache_model.c``; ``CacheCounts`` per segment), so
+  misses include capacity and conflict misses, and the prefetch buffer's hits are known.
+* **Bounded** (the rest of this module, for an MCU whose cache geometry is not documented or a
+  profile without the simulation): compulsory misses of the code lines, streamed weight reads.
 """
 from __future__ import annotations
 
@@ -17,17 +25,21 @@ from firmware_harness.profiling.instructions import (
     Instruction,
     transfer_words,
 )
+from firmware_harness.profiling.qemu_plugin import CacheCounts
 from keras_asc.errors import AscError
 from tflite_export.mcu_targets import McuTarget, get_mcu_target
+
+#: What :func:`wait_state_cycles` says when no microcontroller was given.
+NO_MCU_ASSUMPTION = "no microcontroller given: zero wait states"
 
 
 @dataclasses.dataclass(frozen=True)
 class WaitStates:
     """Memory cycles on top of the zero-wait-state core cycles."""
 
-    instruction_fetch: float = 0.0  # compulsory misses of the code lines the segment executed
+    instruction_fetch: float = 0.0  # simulated fetch misses and prefetch stalls, else compulsory misses
     literal_loads: float = 0.0  # compulsory misses of the literal-pool lines it read
-    flash_data: float = 0.0  # weight reads from flash (only when flash_data_reads was given)
+    flash_data: float = 0.0  # simulated data-cache misses (literal pools included), else streamed weight reads
     sram: float = 0.0  # SRAM wait states on data reads
 
     @property
@@ -106,10 +118,47 @@ def flash_data_cycles(mcu: str | McuTarget, reads: int, nbytes: int | None = Non
     return min(float(reads), nbytes / t.flash_read_bytes) * per_miss
 
 
+def miss_cycles(mcu: McuTarget) -> int | None:
+    """Core cycles one flash access costs: ``flash_wait_states x flash_clock_divider`` (None when
+    the wait states are not documented)."""
+    if mcu.flash_wait_states is None:
+        return None
+    return mcu.flash_wait_states * mcu.flash_clock_divider
+
+
+def simulated_flash_cycles(mcu: McuTarget, counts: CacheCounts) -> tuple[float, float] | None:
+    """(instruction fetch, data) wait cycles of ``counts``, one segment's (or several segments')
+    simulated flash caches on ``mcu``; None when its flash wait states are not documented.
+
+    * A miss (fetch or data) costs :func:`miss_cycles`: one flash access; the rest of a line longer
+      than one flash read is filled by later accesses, each a miss of its own when it is used
+      (sectored lines), and the critical word is returned first ([M7-TRM] 5.9), so nothing more
+      is charged per line.
+    * A prefetch hit costs what the buffer had not yet read when the fetch came:
+      ``max(0, miss_cycles - instructions executed since the prefetch began)``, counted by the
+      plugin with each instruction taken as one cycle (an upper bound on the stall: an instruction
+      that takes longer hides more). A prefetch that had time to finish costs nothing.
+    * A hit costs nothing (the ART and the L1 caches return a hit with zero wait states)."""
+    per_miss = miss_cycles(mcu)
+    if per_miss is None:
+        return None
+    fetch = counts.fetch_misses * per_miss + counts.prefetch_stall_cycles
+    return float(fetch), float(counts.data_misses * per_miss)
+
+
+def _rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
 def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[int, Instruction],
                       classes: Mapping[int, str], *, mcu: McuTarget | None, flash_data_reads: int | None,
-                      assumptions: list[str], flash_data_bytes: int | None = None) -> WaitStates:
+                      assumptions: list[str], flash_data_bytes: int | None = None,
+                      simulated: CacheCounts | None = None) -> WaitStates:
     """Memory wait cycles of a segment (core clock cycles); appends its assumptions.
+
+    With ``simulated`` (the segment's simulated cache counts on ``mcu``), instruction fetch and every
+    data read from flash (literal pools included) are priced by :func:`simulated_flash_cycles`;
+    without, as follows (bounds):
 
     * Instruction fetch and literal pools (code memory in flash behind the MCU's cache or
       accelerator): one miss per distinct flash line the segment touched (``flash_read_bytes``;
@@ -123,7 +172,7 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
       4 per 128-bit vector load, less the flash data reads). Stores retire into the write buffer
       ([M4-TRM] 3.3.2) and are not charged."""
     if mcu is None:
-        assumptions.append("no microcontroller given: zero wait states")
+        assumptions.append(NO_MCU_ASSUMPTION)
         return WaitStates()
     fetch = literal = flash = sram = 0.0
     data_reads = 0
@@ -133,7 +182,19 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
             data_reads += transfer_words(instructions[addr]) * address_counts[addr]
         elif cls == LOAD_LITERAL:
             literal_reads += address_counts[addr]
-    if mcu.code_memory == "flash":
+    if mcu.code_memory == "flash" and simulated is not None:
+        priced = simulated_flash_cycles(mcu, simulated)
+        geometry = f"I {mcu.icache.lines} x {mcu.icache.line_bytes} B, {mcu.icache.ways}-way" if mcu.icache else ""
+        assumptions.append(f"{mcu.name}: flash caches simulated access by access ({mcu.cache}; {geometry}); fetch hit "
+                           f"rate {_rate(simulated.fetch_hit_rate)}, flash data hit rate {_rate(simulated.data_hit_rate)}")
+        if priced is None:
+            assumptions.append(f"{mcu.name}: flash wait states at {mcu.clock_hz / 1e6:g} MHz not documented here; "
+                               "the simulated misses are not priced")
+        else:
+            fetch, flash = priced
+            assumptions.append(f"{mcu.name}: a flash miss costs {miss_cycles(mcu)} cycles, a prefetch hit what the "
+                               "instructions since the prefetch began did not hide (one cycle each)")
+    elif mcu.code_memory == "flash":
         if mcu.flash_wait_states is None:
             assumptions.append(f"{mcu.name}: flash wait states at {mcu.clock_hz / 1e6:g} MHz not documented here; "
                                "instruction-fetch and flash-data wait cycles not counted")

@@ -13,6 +13,11 @@ documented flash and SRAM wait states, then milliseconds at its clock:
   fails the profile), share of the Invoke;
 * per MCU: ms per inference, per clip (all windows of a windowed model), the front end's ms per
   frame against the hop, and the real-time factor (compute time / audio time, per clip);
+* per MCU whose flash caches were simulated in the same QEMU pass (the documented geometry of its
+  row, ``firmware/qemu_plugin/cache_model.c``): the instruction-fetch and flash-data hit rates and
+  the flash wait cycles of each operator. The MCU figures use the last profiled Invoke, whose
+  caches are warm from the Invokes before it (as in a benchmark's repeated inferences; with one
+  inference, warm only from the program's start-up);
 * ``profile_report.json`` / ``.md`` and ``profile_operators.png`` (time per operator).
 
 A cycle estimate is a model, not a measurement: the report states the model's assumptions, and
@@ -45,10 +50,17 @@ from firmware_harness.profiling.cores import get_core
 from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
 from firmware_harness.profiling.cycle_report import check_against_peak
 from firmware_harness.profiling.disassembly import disassemble
-from firmware_harness.profiling.execution_profile import ExecutionProfile, merge_counts, merge_flash_reads
+from firmware_harness.profiling.execution_profile import (
+    ExecutionProfile,
+    merge_cache_counts,
+    merge_counts,
+    merge_flash_reads,
+)
 from firmware_harness.profiling.instruction_counts import profile_audio, profile_inferences
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS, input_elements
+from firmware_harness.profiling.memory_estimate import estimate_on_mcu
+from firmware_harness.profiling.memory_system import simulated_flash_cycles
 from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
 from firmware_harness.validation.export_validation import load_checked_export
 from keras_asc import artifacts, records
@@ -94,6 +106,20 @@ class TargetProfile:
 
 
 @dataclasses.dataclass(frozen=True)
+class OperatorMemory:
+    """One operator's simulated flash caches on one microcontroller (the last profiled Invoke)."""
+
+    op_index: int
+    op_type: str
+    fetches: int  # instruction fill units fetched from flash addresses
+    fetch_hit_rate: float | None  # served by the cache or the prefetch buffer; None: no fetch
+    prefetch_hits: int
+    data_reads: int  # data fill units read from flash (weights, constants, literal pools)
+    data_hit_rate: float | None
+    flash_wait_cycles: float | None  # fetch + data; None: the flash wait states are not documented
+
+
+@dataclasses.dataclass(frozen=True)
 class McuLatency:
     """One microcontroller: its core's profile behind its memory, at its clock."""
 
@@ -110,6 +136,10 @@ class McuLatency:
     hop_ms: float | None
     real_time_factor: float | None  # (front end + inferences) of a clip / the clip's duration
     assumptions: tuple[str, ...]
+    cache_simulated: bool = False  # the MCU's flash caches were simulated (else: bounded)
+    fetch_hit_rate: float | None = None  # the whole Invoke's, when simulated
+    data_hit_rate: float | None = None
+    operators: tuple[OperatorMemory, ...] = ()  # per operator, when simulated
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,9 +260,13 @@ def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
                 audio: ExecutionProfile | None, disasm, sources: ModelSources) -> McuLatency:
     """``target``'s counts behind microcontroller ``mcu_name``'s memory, at its clock."""
     mcu = get_mcu_target(mcu_name)
-    counts, taken = merge_counts(run.invoke_segments(0))
-    reads, nbytes = merge_flash_reads(run.invoke_segments(0))
-    est = estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes)
+    steady = len(run.invokes) - 1  # the last Invoke: caches warm from the ones before
+    segments = run.invoke_segments(steady)
+    counts, taken = merge_counts(segments)
+    reads, nbytes = merge_flash_reads(segments)
+    cache = merge_cache_counts(segments, mcu.name)
+    est = estimate_on_mcu(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes,
+                          cache=cache)
     per_inference = ms(est.cycles, mcu.clock_hz)
     per_clip = per_inference * sources.windows_per_clip
     fe_ms = hop_ms = rtf = None
@@ -242,8 +276,8 @@ def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
         fe_segments = [s for s in audio.segments if s.kind == "frontend" and s.clip == 0]
         counts, taken = merge_counts(fe_segments)
         reads, nbytes = merge_flash_reads(fe_segments)
-        fe = estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads,
-                             flash_data_bytes=nbytes)
+        fe = estimate_on_mcu(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes,
+                             cache=merge_cache_counts(fe_segments, mcu.name))
         frames = target.frontend_frames
         fe_ms = ms(fe.cycles, mcu.clock_hz) / frames
         hop_ms = 1000.0 * hop / rate
@@ -254,7 +288,30 @@ def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
                       ms_per_inference=round(per_inference, 3), windows_per_clip=sources.windows_per_clip,
                       ms_per_clip=round(per_clip, 3), frontend_ms_per_frame=None if fe_ms is None else round(fe_ms, 4),
                       hop_ms=None if hop_ms is None else round(hop_ms, 3),
-                      real_time_factor=None if rtf is None else round(rtf, 4), assumptions=tuple(assumptions))
+                      real_time_factor=None if rtf is None else round(rtf, 4), assumptions=tuple(assumptions),
+                      cache_simulated=cache is not None,
+                      fetch_hit_rate=None if cache is None else _rounded(cache.fetch_hit_rate),
+                      data_hit_rate=None if cache is None else _rounded(cache.data_hit_rate),
+                      operators=() if cache is None else operator_memory(mcu_name, run, steady))
+
+
+def _rounded(rate: float | None) -> float | None:
+    return None if rate is None else round(rate, 5)
+
+
+def operator_memory(mcu_name: str, run: ExecutionProfile, invoke: int) -> tuple[OperatorMemory, ...]:
+    """Per operator of Invoke ``invoke`` of ``run`` (a ``mode="ops"`` profile), microcontroller
+    ``mcu_name``'s simulated cache counts and their flash wait cycles."""
+    mcu = get_mcu_target(mcu_name)
+    rows = []
+    for op in run.invokes[invoke].operators:
+        c = merge_cache_counts(run.operator_segments(op.op_index, invoke=invoke), mcu_name)
+        priced = simulated_flash_cycles(mcu, c)
+        rows.append(OperatorMemory(op_index=op.op_index, op_type=op.op_type, fetches=c.fetches,
+                                   fetch_hit_rate=_rounded(c.fetch_hit_rate), prefetch_hits=c.fetch_prefetch_hits,
+                                   data_reads=c.data_reads, data_hit_rate=_rounded(c.data_hit_rate),
+                                   flash_wait_cycles=None if priced is None else sum(priced)))
+    return tuple(rows)
 
 
 def mcus_for(targets: tuple[str, ...], mcus: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -351,6 +408,9 @@ def format_profile(r: ProfileReport) -> str:
                          f"{rtf} |")
         lines += ["", "Real-time factor: the front end's and the model's time for one clip over the clip's duration "
                       "(below 1: keeps up)."]
+    for m in r.mcus:
+        if m.operators:
+            lines += ["", format_operator_memory(m)]
     for t in r.targets:
         lines += ["", f"## {t.target} ({t.core}): {t.invoke_instructions:,d} instructions, "
                       f"{t.invoke_cycles:,.0f} cycles per inference at zero wait states", "",
@@ -372,6 +432,25 @@ def format_profile(r: ProfileReport) -> str:
     if assumptions:
         lines += ["", "## Assumptions of the cycle model", ""] + [f"- {a}" for a in assumptions]
     return "\n".join(lines) + "\n"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def format_operator_memory(m: McuLatency) -> str:
+    """The per-operator table of ``m``'s simulated flash caches (Markdown)."""
+    lines = [f"## {m.mcu}: flash caches per operator (simulated)", "",
+             f"Whole Invoke: instruction fetch hit rate {_pct(m.fetch_hit_rate)}, flash data hit rate "
+             f"{_pct(m.data_hit_rate)} (hits include the prefetch buffer's). Counts are of fill units, one flash "
+             "access each.", "",
+             "| # | operator | fetches | fetch hit rate | prefetch hits | flash data reads | data hit rate | "
+             "flash wait cycles |", "|---|---|---|---|---|---|---|---|"]
+    for o in m.operators:
+        wait = "not priced" if o.flash_wait_cycles is None else f"{o.flash_wait_cycles:,.0f}"
+        lines.append(f"| {o.op_index} | {o.op_type} | {o.fetches:,d} | {_pct(o.fetch_hit_rate)} | {o.prefetch_hits:,d} | "
+                     f"{o.data_reads:,d} | {_pct(o.data_hit_rate)} | {wait} |")
+    return "\n".join(lines)
 
 
 def plot_operators(r: ProfileReport, path: Path) -> None:

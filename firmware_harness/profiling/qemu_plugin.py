@@ -7,7 +7,13 @@ but ships neither plugins nor ``qemu-plugin.h``, so ``firmware/qemu_plugin/qemu_
 declares the few API functions and types the plugin uses (QEMU 7.2, plugin API version 1).
 :func:`build_plugin` compiles it with the host's ``gcc -shared -fPIC`` into
 ``<cache>/qemu_plugin/icount_plugin-<key>.so`` where ``<key>`` hashes the plugin's sources,
-the flags and ``gcc --version``; it is built once and never committed.
+the flags and ``gcc --version``; it is built once and never committed. The flash cache simulator
+``firmware/qemu_plugin/cache_model.c`` is compiled into it.
+
+**Simulated memory systems.** :func:`cache_spec` turns a microcontroller row's documented cache
+geometry (:class:`tflite_export.mcu_targets.CacheGeometry`) into the plugin's ``cache=`` argument,
+and :func:`simulated_mcus` lists the MCUs of a core that have one: one QEMU run simulates all of
+them in the same pass, each with its own state.
 
 
 Data file format: see ``firmware/qemu_plugin/icount_plugin.c`` (:func:`read_plugin_output`).
@@ -25,9 +31,11 @@ import numpy as np
 
 from firmware_harness.builds import third_party
 from firmware_harness.builds.third_party import FirmwareError
+from tflite_export.mcu_targets import MCU_TARGETS, McuTarget
 
 PLUGIN_DIR = third_party.repo_root() / "firmware" / "qemu_plugin"
-PLUGIN_SOURCES = ("icount_plugin.c", "qemu_plugin_api.h")
+PLUGIN_SOURCES = ("icount_plugin.c", "cache_model.c", "cache_model.h", "qemu_plugin_api.h")
+PLUGIN_C_FILES = ("icount_plugin.c", "cache_model.c")
 PLUGIN_FLAGS = ("-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-fvisibility=hidden")
 
 #: The mark functions, in the order their addresses are passed to the plugin: a segment's kind is
@@ -45,7 +53,7 @@ SEGMENT_KINDS = {START: "startup", INVOKE_BEGIN: "interpreter", INVOKE_END: "pro
                  CLIP_BEGIN: "frontend"}
 MODES = ("ops", "invoke")
 FORMAT_MAGIC = b"ASCICNT1"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 #: Per-instruction flags in the plugin's TB records (``InstructionFlags`` in icount_plugin.c): a
 #: load; a PC-relative literal load of a core register; a load based on SP (the stack, in RAM).
 #: Only loads with FLAG_LOAD alone get a read callback.
@@ -71,7 +79,7 @@ def build_plugin(*, log=print) -> Path:
     log(f"icount: building the QEMU plugin into {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    cmd = [gcc, *PLUGIN_FLAGS, "-o", str(tmp), str(PLUGIN_DIR / "icount_plugin.c")]
+    cmd = [gcc, *PLUGIN_FLAGS, "-o", str(tmp), *(str(PLUGIN_DIR / name) for name in PLUGIN_C_FILES)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -79,6 +87,52 @@ def build_plugin(*, log=print) -> Path:
                             f"{proc.stderr[-3000:]}")
     os.replace(tmp, out)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheCounts:
+    """One microcontroller's simulated flash caches over some segments (counts of fill units: what
+    one flash access brings in, ``CacheGeometry.fill_bytes``)."""
+
+    fetches: int = 0  # instruction fill units fetched (per TB execution, each unit holding an instruction start)
+    fetch_misses: int = 0
+    fetch_prefetch_hits: int = 0  # served by the sequential prefetch buffer
+    prefetch_stall_cycles: int = 0  # what the prefetch hits still waited (the plugin's upper bound)
+    data_reads: int = 0  # data fill units read from flash (weights, constants, literal pools)
+    data_misses: int = 0
+
+    def __add__(self, other: CacheCounts) -> CacheCounts:
+        return CacheCounts(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    @property
+    def fetch_hit_rate(self) -> float | None:
+        """Fetches served without a flash access (cache or prefetch buffer); None: no fetch from flash."""
+        return 1.0 - self.fetch_misses / self.fetches if self.fetches else None
+
+    @property
+    def data_hit_rate(self) -> float | None:
+        return 1.0 - self.data_misses / self.data_reads if self.data_reads else None
+
+
+def cache_spec(mcu: McuTarget) -> str | None:
+    """The plugin's ``cache=`` argument for ``mcu``'s documented caches (format in
+    ``firmware/qemu_plugin/icount_plugin.c``), or None when its row has no instruction-side cache
+    geometry (code in ITCM, or the geometry not documented): then nothing is simulated for it."""
+    i, d = mcu.icache, mcu.dcache
+    if i is None or mcu.code_memory != "flash":
+        return None
+
+    def side(g, prefetch: bool) -> str:
+        return f"{g.lines}x{g.line_bytes}x{g.ways}x{g.fill_bytes}" + ("p" if prefetch and g.prefetch else "")
+
+    data = "i" if mcu.data_through_icache else ("0" if d is None else side(d, False))
+    return f"{side(i, True)}/{data}/{(mcu.flash_wait_states or 0) * mcu.flash_clock_divider}"
+
+
+def simulated_mcus(core: str) -> dict[str, str]:
+    """Microcontroller name -> :func:`cache_spec` for every MCU of ``core`` whose caches can be simulated."""
+    specs = {m.name: cache_spec(m) for m in MCU_TARGETS.values() if m.core == core}
+    return {name: spec for name, spec in specs.items() if spec is not None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +144,7 @@ class RawSegment:
     not_fallthrough: np.ndarray  # uint64
     flash_reads: int = 0  # data reads from the flash ranges (0 when none were given)
     flash_bytes: int = 0
+    caches: tuple[CacheCounts, ...] = ()  # per simulated memory system, in RawProfile.cache_specs' order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +156,7 @@ class RawProfile:
     translation_blocks: int
     flash_ranges: tuple[tuple[int, int], ...] = ()  # [first, end) given to the plugin; () = not counted
     tb_flags: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)  # TB id -> FLAG_* per insn (uint8)
+    cache_specs: tuple[str, ...] = ()  # the cache= arguments given to the plugin, in order
 
 
 _ENTRY = np.dtype([("id", "<u4"), ("pad", "<u4"), ("count", "<u8"), ("taken", "<u8")])
@@ -124,10 +180,15 @@ def read_plugin_output(path: Path) -> RawProfile:
                             f"{third_party.cache_root() / 'qemu_plugin'}")
     if len(raw) < 24:
         raise FirmwareError(f"{path}: the header is cut short (QEMU probably stopped before the plugin wrote it)")
-    n_flash = int(np.frombuffer(raw, "<u4", 1, 16)[0])
+    n_flash, n_caches = (int(v) for v in np.frombuffer(raw, "<u4", 2, 16))
     bounds = np.frombuffer(raw, "<u8", 2 * n_flash, 24).reshape(n_flash, 2)
     flash = tuple((int(lo), int(hi)) for lo, hi in bounds)
-    pos, tbs, flags, segments, end = 24 + 16 * n_flash, {}, {}, [], None
+    pos, specs = 24 + 16 * n_flash, []
+    for _ in range(n_caches):
+        length = int(np.frombuffer(raw, "<u4", 1, pos)[0])
+        specs.append(raw[pos + 4:pos + 4 + length].decode("ascii"))
+        pos += 4 + length + (-length % 4)
+    tbs, flags, segments, end = {}, {}, [], None
     while pos < len(raw):
         tag = int(np.frombuffer(raw, "<u4", 1, pos)[0])
         if tag == 1:
@@ -141,9 +202,15 @@ def read_plugin_output(path: Path) -> RawProfile:
             start, reads, nbytes = (int(v) for v in np.frombuffer(raw, "<u8", 3, pos + 8))
             n = int(np.frombuffer(raw, "<u4", 1, pos + 32)[0])
             e = np.frombuffer(raw, _ENTRY, n, pos + 40)
-            segments.append(RawSegment(kind, start, e["id"].copy(), e["count"].copy(), e["taken"].copy(), reads,
-                                       nbytes))
             pos += 40 + _ENTRY.itemsize * n
+            n_seg_caches = int(np.frombuffer(raw, "<u4", 1, pos)[0])
+            if n_seg_caches != n_caches:
+                raise FirmwareError(f"{path}: a segment with {n_seg_caches} memory systems, the header has {n_caches}: "
+                                    "the file is corrupt")
+            counters = np.frombuffer(raw, "<u8", 6 * n_caches, pos + 8).reshape(n_caches, 6)
+            pos += 8 + 48 * n_caches
+            segments.append(RawSegment(kind, start, e["id"].copy(), e["count"].copy(), e["taken"].copy(), reads,
+                                       nbytes, tuple(CacheCounts(*(int(v) for v in row)) for row in counters)))
         elif tag == 3:
             inside = int(np.frombuffer(raw, "<u4", 1, pos + 4)[0])
             icount, n_tbs = (int(v) for v in np.frombuffer(raw, "<u8", 2, pos + 8))
@@ -154,4 +221,4 @@ def read_plugin_output(path: Path) -> RawProfile:
     if end is None:
         raise FirmwareError(f"{path}: no end record: QEMU did not exit normally, so the plugin's last segment "
                             "was never written")
-    return RawProfile(tbs, tuple(segments), end[0], end[1], end[2], flash, flags)
+    return RawProfile(tbs, tuple(segments), end[0], end[1], end[2], flash, flags, tuple(specs))

@@ -44,10 +44,22 @@ def test_every_mcu_of_the_core_gets_milliseconds_from_cycles_and_clock(m4_profil
         clip_ms = m.frontend_ms_per_frame * report.targets[0].frontend_frames + m.ms_per_clip
         assert m.real_time_factor == pytest.approx(clip_ms / 2000, rel=1e-3)  # the tiny clips are 2 s
         # the weights' and constants' flash reads are counted (QEMU plugin) and priced, for the
-        # inference and the front end alike
+        # inference and the front end alike: through the simulated caches where the row documents them
         assert not any("not counted" in a for a in m.assumptions), m.assumptions
-        assert any(a.startswith(f"{m.mcu}: data reads from flash (weights, constants; literal pools excluded) "
-                                "priced as streamed") for a in m.assumptions)
+        assert m.cache_simulated == (MCU_TARGETS[m.mcu].icache is not None)
+        priced = (f"{m.mcu}: flash caches simulated access by access" if m.cache_simulated else
+                  f"{m.mcu}: data reads from flash (weights, constants; literal pools excluded) priced as streamed")
+        assert any(a.startswith(priced) for a in m.assumptions), m.assumptions
+
+
+def test_simulated_caches_give_hit_rates_per_operator(m4_profile):
+    out, report = m4_profile
+    (t,) = report.targets
+    md = (out / "profile_report.md").read_text()
+    for m in (m for m in report.mcus if m.cache_simulated):
+        assert [o.op_index for o in m.operators] == [o.op_index for o in t.operators]
+        assert all(0 <= o.fetch_hit_rate <= 1 and o.flash_wait_cycles >= 0 for o in m.operators)
+        assert 0 < m.fetch_hit_rate <= 1 and f"## {m.mcu}: flash caches per operator (simulated)" in md
 
 
 def test_report_files(m4_profile):

@@ -287,7 +287,8 @@ def _segment(kind: int, start: int, entries: list[tuple[int, int, int]], flash: 
     for i, (tb, count, taken) in enumerate(entries):
         e[i] = (tb, 0, count, taken)
     return (np.array([2], "<u4").tobytes() + np.array([kind], "<i4").tobytes()
-            + np.array([start, *flash], "<u8").tobytes() + np.array([len(entries), 0], "<u4").tobytes() + e.tobytes())
+            + np.array([start, *flash], "<u8").tobytes() + np.array([len(entries), 0], "<u4").tobytes() + e.tobytes()
+            + np.array([0, 0], "<u4").tobytes())  # no simulated memory system
 
 
 def _end(icount_at_exit: int, inside: int = 0) -> bytes:
@@ -359,7 +360,8 @@ def test_inconsistent_flash_reads_are_refused(tmp_path):
 
 def test_other_format_versions_are_refused_by_name(tmp_path):
     path = _file(tmp_path, _end(0), version=1)
-    with pytest.raises(FirmwareError, match=r"format version 1; this reader .* reads only version 2.*delete"):
+    with pytest.raises(FirmwareError, match=rf"format version 1; this reader .* reads only version "
+                                            rf"{qemu_plugin.FORMAT_VERSION}.*delete"):
         qemu_plugin.read_plugin_output(path)
 
 

@@ -63,6 +63,11 @@ clip_seconds_float = _number(float, minimum=0.1, inclusive=True, maximum=MAX_CLI
                              what=f"a clip length in seconds from 0.1 to {MAX_CLIP_SECONDS:g}")
 
 
+def models_help(default: str) -> str:
+    """The help of ``--model``/``--models``: the registered names (keras_asc.MODELS, no TensorFlow)."""
+    return f"a registered model: {', '.join(keras_asc.list_models())} (default {default}; `asc models` describes them)"
+
+
 def add_workers_arg(p: argparse.ArgumentParser) -> None:
     """``--workers``, the same for every subcommand that runs worker processes."""
     p.add_argument("--workers", type=positive_int, default=keras_asc.DEFAULT_WORKERS,

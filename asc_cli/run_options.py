@@ -11,7 +11,7 @@ from pathlib import Path
 import keras_asc
 import tflite_export
 from asc_cli.options import (OptionError, _csv_of, _freq_mixstyle, _dir_aug, _model_arg, _number, _unit_interval,
-                             add_workers_arg, non_negative_float, positive_float, positive_int, seed_int, warn)
+                             add_workers_arg, models_help, non_negative_float, positive_float, positive_int, seed_int, warn)
 from asc_cli.stages import PipelineConfig
 
 
@@ -119,7 +119,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
     d = keras_asc.TrainConfig()  # the one source of the training defaults
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default=d.model, help="registry name (see `asc models`)")
+    g.add_argument("--model", default=d.model, help=models_help(d.model))
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", type=_model_arg,
                    help="builder override, e.g. width=0.25 (repeatable)")
     g.add_argument("--epochs", type=positive_int, default=d.epochs)

@@ -103,6 +103,12 @@ def test_the_target_help_of_export_names_every_microcontroller():
     assert all(name in text.replace("- ", "-") for name in tflite_export.list_mcus())
 
 
+@pytest.mark.parametrize("command", ["train", "demo", "grid"])
+def test_the_model_help_names_every_registered_model(command):
+    text = _help(command)
+    assert all(name in text for name in keras_asc.MODELS)
+
+
 def test_the_targets_help_of_profile_names_every_profile_target():
     text = _help("profile")
     assert all(name in text for name in firmware_harness.PROFILE_TARGETS)

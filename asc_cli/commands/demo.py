@@ -7,7 +7,7 @@ from pathlib import Path
 
 import keras_asc
 from asc_cli import demo
-from asc_cli.options import UserError, _dataset_size, positive_int
+from asc_cli.options import UserError, _dataset_size, models_help, positive_int
 from asc_cli.run_options import _parse_overrides, add_pipeline_args, check_run_options, pipeline_config_from_args
 from asc_cli.stages import PipelineConfig
 
@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     s.add_argument("--work", default="work/demo", help="where every stage writes (default work/demo)")
     s.add_argument("--size", type=_dataset_size, default="demo", help="generated dataset size: demo (default), tiny or N")
     d = PipelineConfig()  # the demo's defaults
-    s.add_argument("--model", default=d.train.model)
+    s.add_argument("--model", default=d.train.model, help=models_help(d.train.model))
     s.add_argument("--firmware-clips", type=positive_int, default=d.firmware_clips,
                    help=f"evaluate clips (stratified) for cortex-m4 under QEMU when the Arm toolchain is "
                         f"installed (default {d.firmware_clips}); the host runs every clip, from log-mel and from PCM")

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras_asc
 from asc_cli import grid, grid_ray
 from asc_cli.options import (OptionError, _clip_seconds, _csv_of, _ray_address, _window_or_clip, add_clip_seconds_arg,
-                             add_data_args, non_negative_float, non_negative_int, positive_float, warn)
+                             add_data_args, models_help, non_negative_float, non_negative_int, positive_float, warn)
 from asc_cli.run_options import (_parse_overrides, add_pipeline_args, add_recipe_args, check_run_options,
                                  pipeline_config_from_args, recipe_options)
 from asc_cli.stages import PipelineConfig, PipelineFeatures
@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     s.add_argument("--out", required=True, help="grid folder: one subfolder per configuration, results.csv/.md")
     s.add_argument("--work", default=None, help="feature cache folder (default OUT/work)")
     d = PipelineConfig()  # a one-cell grid is the pipeline's default configuration
-    s.add_argument("--models", type=_csv_of(str), default=[d.train.model], help="comma-separated registry names")
+    s.add_argument("--models", type=_csv_of(str), default=[d.train.model],
+                   help="comma-separated; " + models_help(d.train.model))
     s.add_argument("--frames", type=_csv_of(int, (28, 43)), default=[d.features.frames_per_second],
                    help="frames per second: 28,43")
     s.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=[d.features.n_mels], help="mel bands: 64,128,256")

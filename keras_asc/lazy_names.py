@@ -22,3 +22,24 @@ def lazy_names(package: str, names: dict[str, str]) -> tuple[Callable[[str], obj
         return sorted(set(vars(importlib.import_module(package))) | set(names))
 
     return __getattr__, __dir__
+
+
+def lazy_module(package: str, module: str) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` of ``package`` whose public names are ``module``'s
+    ``__all__`` (``package.__all__`` included), ``module`` imported when one is first read."""
+    def public() -> list[str]:
+        return list(importlib.import_module(module).__all__)
+
+    def __getattr__(name: str) -> object:
+        if name == "__all__":
+            return public()
+        if name.startswith("__") or name not in public():
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(importlib.import_module(package), name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(importlib.import_module(package))) | set(public()))
+
+    return __getattr__, __dir__

@@ -44,6 +44,12 @@ def test_importing_a_package_imports_no_tensorflow(package):
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
+@pytest.mark.parametrize("package", [keras_asc, tflite_export, firmware_harness], ids=lambda p: p.__name__)
+def test_every_public_name_resolves(package):
+    missing = [n for n in package.__all__ if not hasattr(package, n)]
+    assert not missing
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_function"):
         keras_asc.no_such_function  # noqa: B018

@@ -14,7 +14,7 @@ import firmware_harness
 import keras_asc
 import tflite_export
 from asc_cli.grid_ray import parse_ray_address
-from asc_cli.stages import PipelineFeatures
+from asc_cli.stages import FRAME_RATES, MEL_BANDS, PipelineFeatures
 from keras_asc.errors import AscError
 
 
@@ -201,9 +201,9 @@ def add_data_args(p: argparse.ArgumentParser, *, help: str | None = None) -> Non
 def add_feature_args(p: argparse.ArgumentParser) -> None:
     d = PipelineFeatures()  # the seed's default feature configuration (keras_asc.FeatureConfig.seed)
     g = p.add_argument_group("features (seed section 2.1, Table 5)")
-    g.add_argument("--frames-per-second", type=int, default=d.frames_per_second, choices=(28, 43),
+    g.add_argument("--frames-per-second", type=int, default=d.frames_per_second, choices=FRAME_RATES,
                    help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
-    g.add_argument("--n-mels", type=int, default=d.n_mels, choices=(64, 128, 256))
+    g.add_argument("--n-mels", type=int, default=d.n_mels, choices=MEL_BANDS)
     add_clip_seconds_arg(g)
 
 

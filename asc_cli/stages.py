@@ -27,6 +27,9 @@ from keras_asc import artifacts
 #: FeatureConfig.seed's keyword defaults (keras_asc.features declares them): the seed's named
 #: feature configuration a pipeline configuration starts from
 _SEED_FEATURES = inspect.signature(keras_asc.FeatureConfig.seed).parameters
+#: The seed's feature configurations (Table 5) the options take: frames per second and mel bands
+FRAME_RATES = tuple(sorted(keras_asc.HOPS_BY_FRAME_RATE))
+MEL_BANDS = (64, 128, 256)
 
 
 @dataclasses.dataclass(frozen=True)

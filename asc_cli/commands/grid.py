@@ -12,7 +12,7 @@ from asc_cli.options import (OptionError, _clip_seconds, _csv_of, _ray_address, 
                              add_data_args, models_help, non_negative_float, non_negative_int, positive_float, warn)
 from asc_cli.run_options import (_parse_overrides, add_pipeline_args, add_recipe_args, check_run_options,
                                  pipeline_config_from_args, recipe_options)
-from asc_cli.stages import PipelineConfig, PipelineFeatures
+from asc_cli.stages import FRAME_RATES, MEL_BANDS, PipelineConfig, PipelineFeatures
 from keras_asc import artifacts
 
 
@@ -24,9 +24,10 @@ def add_parser(sub) -> None:
     d = PipelineConfig()  # a one-cell grid is the pipeline's default configuration
     s.add_argument("--models", type=_csv_of(str), default=[d.train.model],
                    help="comma-separated; " + models_help(d.train.model))
-    s.add_argument("--frames", type=_csv_of(int, (28, 43)), default=[d.features.frames_per_second],
-                   help="frames per second: 28,43")
-    s.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=[d.features.n_mels], help="mel bands: 64,128,256")
+    s.add_argument("--frames", type=_csv_of(int, FRAME_RATES), default=[d.features.frames_per_second],
+                   help=f"frames per second: {','.join(map(str, FRAME_RATES))}")
+    s.add_argument("--mels", type=_csv_of(int, MEL_BANDS), default=[d.features.n_mels],
+                   help=f"mel bands: {','.join(map(str, MEL_BANDS))}")
     s.add_argument("--losses", type=_csv_of(str, keras_asc.LOSSES), default=[d.train.loss], help=",".join(keras_asc.LOSSES))
     s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")

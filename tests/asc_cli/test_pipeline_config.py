@@ -139,3 +139,34 @@ def test_an_old_grid_folder_is_tabulated_without_running_its_finished_cells(tmp_
     assert main(["grid", "--data", str(COPY_2022), "--out", str(out), "--frames", "43", "--mels", "64",
                  "--losses", "ce,focal", "--model-arg", "width=0.25", "--epochs", "2"]) == 0
     assert list(pd.read_csv(out / "results.csv")["name"]) == old_names
+
+
+def test_the_ray_engine_builds_each_feature_configuration_once(monkeypatch, tmp_path):
+    """One feature task per distinct (features, impulse responses) of the cells, with the cell's
+    feature configuration, training subset and impulse responses (Ray stood in for by direct calls)."""
+    import asc_cli.grid_ray as grid_ray
+
+    calls = []
+
+    def build(data_dir, work_dir, feature_config, workers, train_split, impulse_responses):
+        calls.append((FeatureConfig.from_dict(feature_config), train_split, impulse_responses))
+        return {"key": "k", "path": "p", "computed": True, "hostname": "h", "log": []}
+
+    class Task:
+        def __init__(self, fn):
+            self.fn = fn
+
+        def remote(self, *args):
+            return self.fn(*args)
+
+    fake_ray = types.SimpleNamespace(remote=lambda **kw: lambda fn: Task(fn), get=lambda ref: ref,
+                                     exceptions=types.SimpleNamespace(RayTaskError=RuntimeError))
+    monkeypatch.setattr(grid_ray, "_build_features", build)
+    base = PipelineConfig(features=PipelineFeatures(train_split="25"))
+    cells = grid_configs(base, models=["resnet11", "cnn5"], frames=[43], mels=[64], losses=["ce"])
+    with_dir = dataclasses.replace(base, train=TrainConfig(dir_folder=str(tmp_path), dir_p=0.5, dir_copies=2))
+    grid_ray._build_feature_caches(fake_ray, [*cells, with_dir], data_dir=tmp_path, work_dir=tmp_path,
+                                   clip_seconds=1.0, cpus_per_cell=1, workers=1, log=lambda *_: None)
+    expected = {(cells[0].features.feature_config(clip_seconds=1.0), "25", None),
+                (base.features.feature_config(clip_seconds=1.0), "25", (str(tmp_path), 2))}
+    assert len(calls) == 2 and set(calls) == expected

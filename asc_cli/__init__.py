@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 from keras_asc.lazy_names import lazy_names
 
 _NAMES = {"run_demo": "asc_cli.demo", "run_grid": "asc_cli.grid", "grid_configs": "asc_cli.grid",
-          "PipelineConfig": "asc_cli.stages", "PipelineResult": "asc_cli.stages", "run_pipeline": "asc_cli.stages"}
+          "PipelineConfig": "asc_cli.stages", "PipelineFeatures": "asc_cli.stages", "PipelineResult": "asc_cli.stages", "run_pipeline": "asc_cli.stages"}
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 if TYPE_CHECKING:  # the same names for type checkers and readers
     from asc_cli.demo import run_demo  # noqa: F401
     from asc_cli.grid import grid_configs, run_grid  # noqa: F401
-    from asc_cli.stages import PipelineConfig, PipelineResult, run_pipeline  # noqa: F401
+    from asc_cli.stages import PipelineConfig, PipelineFeatures, PipelineResult, run_pipeline  # noqa: F401

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import json
 import os
 import socket
 import time
@@ -15,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from asc_cli.stages import PipelineConfig, read_json_or_empty, run_pipeline
+from asc_cli.stages import (PIPELINE_EXPORT_FIELDS, PipelineConfig, PipelineFeatures, read_json_or_empty,
+                            run_pipeline)
 import keras_asc
 import tflite_export
 from keras_asc import artifacts
@@ -25,7 +25,8 @@ from keras_asc.errors import AscError
 def grid_configs(base: PipelineConfig, *, models, frames, mels, losses, windows=(None,)) -> list[PipelineConfig]:
     """``base`` with every combination of model x frames/s x mel bands x loss x window frames
     (None: the whole clip)."""
-    return [dataclasses.replace(base, model=m, frames_per_second=f, n_mels=n, loss=loss, window_frames=w)
+    return [dataclasses.replace(base, train=dataclasses.replace(base.train, model=m, loss=loss, window_frames=w),
+                                features=dataclasses.replace(base.features, frames_per_second=f, n_mels=n))
             for m in models for f in frames for n in mels for loss in losses for w in windows]
 
 
@@ -44,14 +45,34 @@ PLACEMENT_COLUMNS = ("hostname", "node_ip", "attempts")
 
 
 def finished_cell_row(run_dir: Path, cfg: PipelineConfig) -> dict | None:
-    """The row of a cell finished earlier with this very configuration, else None."""
+    """The row of a cell finished earlier with this very configuration, else None. A record
+    written before a field existed (or before the configuration was composed: :func:`_composed`)
+    matches the configuration that leaves that field at its default."""
     done = read_json_or_empty(Path(run_dir) / GRID_RESULT)
-    if not isinstance(done.get("config"), dict) or "row" not in done:
+    stored = done.get("config")
+    if not isinstance(stored, dict) or "row" not in done:
         return None
-    defaults = json.loads(json.dumps(dataclasses.asdict(PipelineConfig())))  # fields added since it was written
-    if {**defaults, **done["config"]} == json.loads(json.dumps(dataclasses.asdict(cfg))):
-        return done["row"]
-    return None
+    if "train" not in stored:
+        stored = _composed(stored)
+    defaults = PipelineConfig().record()
+    with_defaults = {**defaults, **{k: {**defaults[k], **v} if isinstance(defaults.get(k), dict) and isinstance(v, dict)
+                                    else v for k, v in stored.items()}}
+    return done["row"] if with_defaults == cfg.record() else None
+
+
+def _composed(flat: dict) -> dict:
+    """A configuration recorded as one flat record (grid folders of asc before PipelineConfig was
+    composed: the TrainConfig, export and feature fields side by side, the recipe's TrainConfig
+    fields as ``[name, value]`` pairs, one seed for training and export) as
+    :meth:`PipelineConfig.record` writes it."""
+    def of(record) -> dict:
+        names = {f.name for f in dataclasses.fields(record)}
+        return {k: v for k, v in flat.items() if k in names}
+
+    train = {**of(keras_asc.TrainConfig), **dict(flat.get("recipe") or [])}
+    train["model_overrides"] = dict(train.get("model_overrides") or [])
+    return {"train": train, "export": {k: flat[k] for k in PIPELINE_EXPORT_FIELDS if k in flat},
+            "features": of(PipelineFeatures), **{k: flat[k] for k in ("firmware_clips",) if k in flat}}
 
 
 def this_machine() -> dict:
@@ -134,9 +155,9 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
         placement = {**this_machine(), "pid": os.getpid(), **(placement or {})}
         t0 = time.perf_counter()
         attempts = _record_attempt(run_dir, placement)
-        row = {"name": cfg.name, "model": cfg.model, "frames_per_second": cfg.frames_per_second,
-               "n_mels": cfg.n_mels, "loss": cfg.loss, "window_frames": cfg.window_frames,
-               "train_split": cfg.train_split, "recipe": cfg.train_config().recipe_text(),
+        row = {"name": cfg.name, "model": cfg.train.model, "frames_per_second": cfg.features.frames_per_second,
+               "n_mels": cfg.features.n_mels, "loss": cfg.train.loss, "window_frames": cfg.train.window_frames,
+               "train_split": cfg.features.train_split, "recipe": cfg.train.recipe_text(),
                "arena_bytes": None, "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": None}
         try:
             r = run_pipeline(data_dir, work_dir, run_dir, cfg, clip_seconds=clip_seconds, workers=workers, log=log)
@@ -155,7 +176,7 @@ def run_grid_cell(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCo
         row.update(hostname=placement["hostname"], node_ip=placement["node_ip"], attempts=len(attempts))
         attempts[-1]["seconds"] = round(time.perf_counter() - t0, 1)  # this attempt, start to finish
         artifacts.write_json(attempts_file(run_dir), {"cell": run_dir.name, "attempts": attempts})
-        artifacts.write_json(run_dir / GRID_RESULT, {"config": dataclasses.asdict(cfg), "row": row})
+        artifacts.write_json(run_dir / GRID_RESULT, {"config": cfg.record(), "row": row})
     return row
 
 

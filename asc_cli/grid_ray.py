@@ -1,10 +1,10 @@
 """The Ray engine of ``asc grid``: each grid cell is one Ray Tune trial, from one machine to a cluster.
 
 ``asc grid ... --engine ray [--address auto|HOST:PORT|ray://HOST:PORT]`` runs the same cells as the
-local engine (:func:`asc_cli.pipeline.run_grid`): a ``tune.grid_search`` over the names of the cells
-still to run (their :class:`~asc_cli.pipeline.PipelineConfig` objects travel by
+local engine (:func:`asc_cli.grid.run_grid`): a ``tune.grid_search`` over the names of the cells
+still to run (their :class:`~asc_cli.stages.PipelineConfig` objects travel by
 ``tune.with_parameters``, never through ``param_space``), each trial calling the shared
-:func:`asc_cli.pipeline.run_grid_cell`, so the rows, ``grid_result.json`` and the
+:func:`asc_cli.grid.run_grid_cell`, so the rows, ``grid_result.json`` and the
 ``results.csv``/``results.md`` tables are those of the local engine.
 
 Storage: the grid folder (``--out``: run folders, ``work/features``, ``grid_attempts/``, the
@@ -22,7 +22,7 @@ mean nothing on another node); (4) the cells run as trials, ``--cpus-per-cell``/
 reserved each, retried up to ``--max-failures`` times when their node or process dies; a retried
 cell resumes its training from the run folder's last finished epoch (``state.json`` +
 ``checkpoints/``), and ``OUT/grid_attempts/<name>.json`` records every attempt (node, process,
-resumed epoch). A cell's folder is locked while a process runs it (:func:`asc_cli.pipeline.cell_lock`).
+resumed epoch). A cell's folder is locked while a process runs it (:func:`asc_cli.grid.cell_lock`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ import time
 import uuid
 from pathlib import Path
 
-import keras_asc
 from asc_cli.grid import cell_line, finished_cell_row, run_grid_cell, write_grid_tables
 from keras_asc.errors import AscError
 
@@ -143,7 +142,7 @@ def _bound_ray_connect(timeout: float) -> None:
 # ----------------------------------------------------------------------------- on the nodes
 def _cell_trainable(params: dict, *, cells: dict, data_dir: str, work_dir: str, out_dir: str,
                     clip_seconds: float, workers: int) -> None:
-    """One Tune trial: one grid cell (:func:`asc_cli.pipeline.run_grid_cell`), its row reported.
+    """One Tune trial: one grid cell (:func:`asc_cli.grid.run_grid_cell`), its row reported.
 
     A mistake the user can fix (:class:`AscError`) is reported, not raised, so that Tune does not
     retry what would fail again; anything else (a lost node, a killed process, a bug) fails the
@@ -177,19 +176,20 @@ def _node_ip(ray, node_id: str) -> str:
 
 
 def _build_features(data_dir: str, work_dir: str, feature_config: dict, workers: int,
-                    train_split: str | None, recipe: dict) -> dict:
+                    train_split: str | None, impulse_responses: tuple[str, int] | None) -> dict:
     """A Ray task: one feature configuration's cache (computed, or found complete), and with
-    ``recipe``'s impulse responses (TrainConfig's fields) their copies of the training clips, which
-    the trials would otherwise each compute at once."""
+    ``impulse_responses`` (a folder of WAVs, copies per clip: TrainConfig's ``dir_folder`` and
+    ``dir_copies``) their copies of the training clips, which the trials would otherwise each
+    compute at once."""
     import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3; before TensorFlow, in the Ray worker)
 
     lines: list[str] = []
     fs = keras_asc.extract_features(data_dir=Path(data_dir), work_dir=Path(work_dir),
                                     config=keras_asc.FeatureConfig.from_dict(feature_config), workers=workers,
                                     train_split=train_split, log=lambda m: lines.append(str(m)))
-    train = keras_asc.TrainConfig(**recipe)
-    if train.dir_p > 0:
-        keras_asc.extract_impulse_response_features(features=fs, folder=Path(train.dir_folder), copies=train.dir_copies,
+    if impulse_responses is not None:
+        folder, copies = impulse_responses
+        keras_asc.extract_impulse_response_features(features=fs, folder=Path(folder), copies=copies,
                                                     workers=workers, log=lambda m: lines.append(str(m)))
     return {"key": fs.config["key"], "path": str(fs.path), "computed": not any("reusing cache" in m for m in lines),
             "hostname": socket.gethostname(), "log": lines}
@@ -281,13 +281,12 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
     """One Ray task per distinct feature configuration, before any trial: each cache is computed
     once, by one process, and the trials only read it."""
 
-    distinct = sorted({(c.frames_per_second, c.n_mels, c.train_split, c.recipe) for c in configs},
-                      key=lambda d: (d[0], d[1], repr(d[2:])))
+    distinct = sorted({(c.features, (c.train.dir_folder, c.train.dir_copies) if c.train.dir_p > 0 else None)
+                       for c in configs}, key=repr)
     task = ray.remote(num_cpus=cpus_per_cell, max_retries=3)(_build_features)
-    refs = [task.remote(str(data_dir), str(work_dir), keras_asc.FeatureConfig.seed(
-        frames_per_second=f, n_mels=n, clip_seconds=clip_seconds).to_dict(), workers, split, dict(recipe))
-        for f, n, split, recipe in distinct]
-    for (f, n, *_), ref in zip(distinct, refs):
+    refs = [task.remote(str(data_dir), str(work_dir), features.feature_config(clip_seconds=clip_seconds).to_dict(),
+                        workers, features.train_split, impulse_responses) for features, impulse_responses in distinct]
+    for (features, _), ref in zip(distinct, refs):
         try:
             got = ray.get(ref)
         except ray.exceptions.RayTaskError as e:
@@ -295,8 +294,8 @@ def _build_feature_caches(ray, configs, *, data_dir: Path, work_dir: Path, clip_
             if isinstance(cause, AscError):
                 raise cause from None
             raise
-        log(f"grid: features {f} frames/s, {n} mel: {'computed' if got['computed'] else 'reused'} on "
-            f"{got['hostname']} -> {got['path']}")
+        log(f"grid: features {features.frames_per_second} frames/s, {features.n_mels} mel: "
+            f"{'computed' if got['computed'] else 'reused'} on {got['hostname']} -> {got['path']}")
         for line in got["log"]:
             if "warning" in line:
                 log(line)
@@ -345,7 +344,7 @@ def run_grid_ray(data_dir: Path, out_dir: Path, configs: list, *, clip_seconds: 
                  gpus_per_cell: float = 0, max_failures: int = 3, storage: str | None = None,
                  connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, address_origin: str = "--address",
                  verbose: int = 1, log=print):
-    """The grid on Ray; returns the same table as :func:`asc_cli.pipeline.run_grid` and writes
+    """The grid on Ray; returns the same table as :func:`asc_cli.grid.run_grid` and writes
     the same ``results.csv``/``results.md``. Each cell runs with ``--cpus-per-cell`` worker processes
     (rounded down, at least 1). Joining the cluster at ``address`` (named ``address_origin`` in
     messages) takes at most about ``connect_timeout`` seconds."""

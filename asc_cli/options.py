@@ -14,6 +14,7 @@ import firmware_harness
 import keras_asc
 import tflite_export
 from asc_cli.grid_ray import parse_ray_address
+from asc_cli.stages import FRAME_RATES, MEL_BANDS, PipelineFeatures
 from keras_asc.errors import AscError
 
 
@@ -60,6 +61,11 @@ random_inputs_int = _number(int, minimum=1, inclusive=True, maximum=MAX_RANDOM_I
 MAX_CLIP_SECONDS = 60.0  # TAU's clips are 10 s (2020-21) or 1 s (2022-25); longer audio is cut into clips first
 clip_seconds_float = _number(float, minimum=0.1, inclusive=True, maximum=MAX_CLIP_SECONDS,
                              what=f"a clip length in seconds from 0.1 to {MAX_CLIP_SECONDS:g}")
+
+
+def models_help(default: str) -> str:
+    """The help of ``--model``/``--models``: the registered names (keras_asc.MODELS, no TensorFlow)."""
+    return f"a registered model: {', '.join(keras_asc.list_models())} (default {default}; `asc models` describes them)"
 
 
 def add_workers_arg(p: argparse.ArgumentParser) -> None:
@@ -193,10 +199,11 @@ def add_data_args(p: argparse.ArgumentParser, *, help: str | None = None) -> Non
 
 
 def add_feature_args(p: argparse.ArgumentParser) -> None:
+    d = PipelineFeatures()  # the seed's default feature configuration (keras_asc.FeatureConfig.seed)
     g = p.add_argument_group("features (seed section 2.1, Table 5)")
-    g.add_argument("--frames-per-second", type=int, default=28, choices=(28, 43),
+    g.add_argument("--frames-per-second", type=int, default=d.frames_per_second, choices=FRAME_RATES,
                    help="28 (hop 1536, 288 frames per 10 s) or 43 (hop 1024, 431 frames)")
-    g.add_argument("--n-mels", type=int, default=128, choices=(64, 128, 256))
+    g.add_argument("--n-mels", type=int, default=d.n_mels, choices=MEL_BANDS)
     add_clip_seconds_arg(g)
 
 

@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 import keras_asc
+import tflite_export
 from asc_cli.options import (OptionError, _csv_of, _freq_mixstyle, _dir_aug, _model_arg, _number, _unit_interval,
-                             add_workers_arg, non_negative_float, positive_float, positive_int, seed_int, warn)
+                             add_workers_arg, models_help, non_negative_float, positive_float, positive_int, seed_int, warn)
 from asc_cli.stages import PipelineConfig
 
 
@@ -22,13 +23,18 @@ def _parse_overrides(items: list[tuple[str, float]] | None) -> tuple[tuple[str, 
     return tuple(sorted(dict(items or []).items()))
 
 
+def _training_options(a: argparse.Namespace) -> dict:
+    """The TrainConfig fields of the options ``train``, ``demo`` and ``grid`` share."""
+    return {"model_overrides": _parse_overrides(a.model_arg), "epochs": a.epochs, "batch_size": a.batch_size,
+            "learning_rate": a.lr, "seed": a.seed}
+
+
 def train_config_from_args(a: argparse.Namespace, *, recipe: dict):
     """``asc train``'s TrainConfig; ``recipe`` is :func:`recipe_options` (computed once: it warns)."""
 
-    return keras_asc.TrainConfig(model=a.model, model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
-                       batch_size=a.batch_size, learning_rate=a.lr, loss=a.loss,
-                       mixup_alpha=a.mixup, device_aug=a.device_aug, seed=a.seed, window_frames=a.window_frames,
-                       window_hop=a.window_hop, **recipe)
+    return keras_asc.TrainConfig(model=a.model, loss=a.loss, mixup_alpha=a.mixup, device_aug=a.device_aug,
+                                 window_frames=a.window_frames, window_hop=a.window_hop, **_training_options(a),
+                                 **recipe)
 
 
 def recipe_options(a: argparse.Namespace) -> dict:
@@ -113,7 +119,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
     d = keras_asc.TrainConfig()  # the one source of the training defaults
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default=d.model, help="registry name (see `asc models`)")
+    g.add_argument("--model", default=d.model, help=models_help(d.model))
     g.add_argument("--model-arg", action="append", metavar="KEY=VALUE", type=_model_arg,
                    help="builder override, e.g. width=0.25 (repeatable)")
     g.add_argument("--epochs", type=positive_int, default=d.epochs)
@@ -158,20 +164,22 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_pipeline_args(p: argparse.ArgumentParser) -> None:
-
-    d = PipelineConfig()  # the one source of the demo's and the grid's defaults
+    """The demo's and the grid's training and export options."""
+    d = PipelineConfig()  # the demo's and the grid's defaults: TrainConfig's and ExportConfig's
     p.add_argument("--model-arg", action="append", metavar="KEY=VALUE", type=_model_arg)
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    p.add_argument("--lr", type=positive_float, default=d.learning_rate)
-    p.add_argument("--seed", type=seed_int, default=d.seed)
-    p.add_argument("--budget", type=positive_int, default=d.budget)
-    p.add_argument("--calibration-size", type=positive_int, default=d.calibration_size)
+    p.add_argument("--epochs", type=positive_int, default=d.train.epochs)
+    p.add_argument("--batch-size", type=positive_int, default=d.train.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.train.learning_rate)
+    p.add_argument("--seed", type=seed_int, default=d.train.seed, help="seeds training and the calibration sample")
+    p.add_argument("--budget", type=positive_int, default=d.export.budget)
+    p.add_argument("--calibration-size", type=positive_int, default=d.export.calibration_size)
     add_workers_arg(p)
 
 
-def _pipeline_config(a: argparse.Namespace, **kw):
-
-    return PipelineConfig(model_overrides=_parse_overrides(a.model_arg), epochs=a.epochs,
-                          batch_size=a.batch_size, learning_rate=a.lr, seed=a.seed, budget=a.budget,
-                          calibration_size=a.calibration_size, **kw)
+def pipeline_config_from_args(a: argparse.Namespace, *, train: dict, **fields) -> PipelineConfig:
+    """The demo's or the grid's configuration from :func:`add_pipeline_args`'s options; ``train``:
+    more TrainConfig fields (the demo's model, the grid's recipe), ``fields``: more PipelineConfig
+    fields. ``--seed`` seeds training and the export's calibration sample."""
+    return PipelineConfig(train=keras_asc.TrainConfig(**_training_options(a), **train),
+                          export=tflite_export.ExportConfig(budget=a.budget, calibration_size=a.calibration_size,
+                                                            seed=a.seed), **fields)

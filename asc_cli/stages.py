@@ -14,6 +14,8 @@ Stage folders under ``WORK``::
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import json
 import time
 from pathlib import Path
 
@@ -22,44 +24,77 @@ import keras_asc
 import tflite_export
 from keras_asc import artifacts
 
-_TRAIN_DEFAULTS = keras_asc.TrainConfig()
+#: FeatureConfig.seed's keyword defaults (keras_asc.features declares them): the seed's named
+#: feature configuration a pipeline configuration starts from
+_SEED_FEATURES = inspect.signature(keras_asc.FeatureConfig.seed).parameters
+#: The seed's feature configurations (Table 5) the options take: frames per second and mel bands
+FRAME_RATES = tuple(sorted(keras_asc.HOPS_BY_FRAME_RATE))
+MEL_BANDS = (64, 128, 256)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineFeatures:
+    """The feature options of a pipeline configuration: one of the seed's named log-mel
+    configurations (:meth:`keras_asc.FeatureConfig.seed`) and the training subset."""
+    frames_per_second: int = _SEED_FEATURES["frames_per_second"].default
+    n_mels: int = _SEED_FEATURES["n_mels"].default
+    train_split: str | None = None  # a DCASE 2024 training subset of a TAU 2022 layout (--train-split)
+
+    def feature_config(self, *, clip_seconds: float) -> keras_asc.FeatureConfig:
+        """The feature configuration for clips of ``clip_seconds`` (the dataset's)."""
+        return keras_asc.FeatureConfig.seed(frames_per_second=self.frames_per_second, n_mels=self.n_mels,
+                                            clip_seconds=clip_seconds)
+
+
+#: The export options a pipeline configuration chooses: its record in ``grid_result.json`` and what
+#: the export's reuse checks. The pipeline sets ``workers``, ``arena_probes`` and ``dcase_refuse``
+#: (False: a cell over DCASE's limits is still compared, with a warning); every other field keeps
+#: ExportConfig's default (quantize-aware training, compression, MCU targets: ``asc export``).
+PIPELINE_EXPORT_FIELDS = ("budget", "calibration_size", "seed")
+_SET_BY_THE_PIPELINE = ("workers", "arena_probes", "dcase_refuse")
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    """One configuration of the pipeline (a grid cell, or the demo's single run)."""
-    model: str = "resnet11"
-    model_overrides: tuple[tuple[str, float], ...] = ()
-    frames_per_second: int = 28
-    n_mels: int = 128
-    loss: str = "ce"
-    epochs: int = _TRAIN_DEFAULTS.epochs  # training defaults live in keras_asc.training.TrainConfig
-    batch_size: int = _TRAIN_DEFAULTS.batch_size
-    learning_rate: float = _TRAIN_DEFAULTS.learning_rate
-    seed: int = _TRAIN_DEFAULTS.seed
-    budget: int = tflite_export.DEFAULT_BUDGET
-    calibration_size: int = tflite_export.DEFAULT_CALIBRATION
+    """One configuration of the pipeline (a grid cell, or the demo's single run), composed of the
+    stages' own records, whose defaults are the pipeline's: ``train`` (:class:`keras_asc.TrainConfig`),
+    ``export`` (:class:`tflite_export.ExportConfig`, its :data:`PIPELINE_EXPORT_FIELDS`),
+    ``features`` (:class:`PipelineFeatures`) and the firmware check's sample."""
+    train: keras_asc.TrainConfig = dataclasses.field(default_factory=keras_asc.TrainConfig)
+    export: tflite_export.ExportConfig = dataclasses.field(default_factory=tflite_export.ExportConfig)
+    features: PipelineFeatures = dataclasses.field(default_factory=PipelineFeatures)
     firmware_clips: int = 10  # the demo's stratified sample per emulated firmware target (hosts run all)
-    window_frames: int | None = None  # frames per inference; None: the whole clip
-    window_hop: int | None = None  # None: window_frames
-    train_split: str | None = None  # a DCASE 2024 training subset of a TAU 2022 layout (--train-split)
-    #: TrainConfig's distillation and augmentation fields as (name, value) pairs, sorted
-    #: (asc_cli.main.recipe_options); their defaults are TrainConfig's
-    recipe: tuple[tuple[str, object], ...] = ()
 
-    def train_config(self) -> keras_asc.TrainConfig:
-        """The cell's training configuration (TrainConfig's defaults for what is not here)."""
-        return keras_asc.TrainConfig(model=self.model, model_overrides=self.model_overrides, epochs=self.epochs,
-                           batch_size=self.batch_size, learning_rate=self.learning_rate, loss=self.loss,
-                           seed=self.seed, window_frames=self.window_frames, window_hop=self.window_hop,
-                           **dict(self.recipe))
+    def __post_init__(self) -> None:
+        default = tflite_export.ExportConfig()
+        fixed = [f.name for f in dataclasses.fields(default) if f.name not in PIPELINE_EXPORT_FIELDS + _SET_BY_THE_PIPELINE
+                 and getattr(self.export, f.name) != getattr(default, f.name)]
+        if fixed:
+            raise ValueError(f"PipelineConfig.export: {', '.join(fixed)} cannot be chosen for the pipeline (the demo "
+                             f"and the grid export with post-training quantization into RUN/export; they choose "
+                             f"{', '.join(PIPELINE_EXPORT_FIELDS)}); export the run with `asc export` or "
+                             "tflite_export.export_model for the others")
+        if self.firmware_clips < 1:
+            raise ValueError(f"PipelineConfig.firmware_clips must be at least 1, got {self.firmware_clips}")
 
     @property
     def name(self) -> str:
-        extra = "".join(f"_{k}{v:g}" for k, v in self.model_overrides)
-        window = "" if self.window_frames is None else f"_w{self.window_frames}" + (
-            f"h{self.window_hop}" if self.window_hop else "")
-        return f"{self.model}{extra}_{self.frames_per_second}fps_{self.n_mels}mel_{self.loss}{window}"
+        """The run folder's name (a grid cell's), from the model, its overrides, the features, the
+        loss and the window."""
+        t, f = self.train, self.features
+        extra = "".join(f"_{k}{v:g}" for k, v in t.model_overrides)
+        window = "" if t.window_frames is None else f"_w{t.window_frames}" + (
+            f"h{t.window_hop}" if t.window_hop else "")
+        return f"{t.model}{extra}_{f.frames_per_second}fps_{f.n_mels}mel_{t.loss}{window}"
+
+    def record(self) -> dict:
+        """What a grid cell's ``grid_result.json`` keeps of its configuration (JSON types):
+        ``{"train": TrainConfig.to_dict(), "export": {budget, calibration_size, seed}, "features":
+        {...}, "firmware_clips": n}``."""
+        return json.loads(json.dumps({"train": self.train.to_dict(),
+                                      "export": {k: getattr(self.export, k) for k in PIPELINE_EXPORT_FIELDS},
+                                      "features": dataclasses.asdict(self.features),
+                                      "firmware_clips": self.firmware_clips}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,13 +152,12 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
 
     timings = {}
     t = stage_banner("features", log)
-    fs = keras_asc.extract_features(data_dir=data_dir, work_dir=work_dir, config=keras_asc.FeatureConfig.seed(
-        frames_per_second=cfg.frames_per_second, n_mels=cfg.n_mels, clip_seconds=clip_seconds), workers=workers,
-        train_split=cfg.train_split, log=log)
+    fs = keras_asc.extract_features(data_dir=data_dir, work_dir=work_dir, config=cfg.features.feature_config(
+        clip_seconds=clip_seconds), workers=workers, train_split=cfg.features.train_split, log=log)
     timings["features"] = time.perf_counter() - t
 
     t = stage_banner(f"train {cfg.name}", log)
-    tcfg = cfg.train_config()
+    tcfg = cfg.train
     if keras_asc.run_is_finished(run_dir=run_dir, config=tcfg, feature_key=fs.config["key"]):
         log(f"train: reusing finished run {run_dir}")
     else:  # absent, or interrupted: train() resumes it and refuses a mismatch
@@ -138,12 +172,12 @@ def run_pipeline(data_dir: Path, work_dir: Path, run_dir: Path, cfg: PipelineCon
     timings["evaluate"] = time.perf_counter() - t
 
     t = stage_banner("export (int8)", log)
-    exp = tflite_export.reusable_export_record(export_dir=run_dir / "export", source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
-                          budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed)
+    exp = tflite_export.reusable_export_record(
+        export_dir=run_dir / "export", source_model_sha256=artifacts.sha256_file(run_dir / "model.keras"),
+        **{k: getattr(cfg.export, k) for k in PIPELINE_EXPORT_FIELDS})
     if exp is None:
-        exp = tflite_export.export_model(run_dir=run_dir, data_dir=data_dir, work_dir=work_dir, config=tflite_export.ExportConfig(
-            budget=cfg.budget, calibration_size=cfg.calibration_size, seed=cfg.seed, workers=workers,
-            arena_probes=firmware_harness.arena_probes(firmware_targets, log=log),
+        exp = tflite_export.export_model(run_dir=run_dir, data_dir=data_dir, work_dir=work_dir, config=dataclasses.replace(
+            cfg.export, workers=workers, arena_probes=firmware_harness.arena_probes(firmware_targets, log=log),
             dcase_refuse=False), log=log)  # a cell over DCASE's limits is still compared (warned)
     else:
         log("export: reusing export/")

@@ -12,19 +12,26 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from firmware_harness.board.build import make_board_bundle
-from firmware_harness.builds.bundle import Bundle, make_bundle
-from firmware_harness.builds.targets import TARGETS, Target
-from firmware_harness.builds.third_party import ThirdParty, locate_third_party
-from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, reusable_firmware_report
+from firmware_harness.board.boards import BOARDS, get_board
+from firmware_harness.board.build import BUNDLE_DIR, build_board_image, flash_commands, format_image, make_board_bundle
+from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT
+from firmware_harness.board.qemu import qemu_board
+from firmware_harness.board.run import DEFAULT_CLIPS, DEFAULT_PCM_CLIPS, format_board_report, run_board
+from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle, make_bundle
+from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
+from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target
+from firmware_harness.builds.third_party import FirmwareError, ThirdParty, locate_third_party
+from firmware_harness.firmware.check import (DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes,
+                                             reusable_firmware_report)
 from firmware_harness.firmware.check import check_firmware as _check_export_firmware
 from firmware_harness.firmware.check import format_report as _format_firmware
 from firmware_harness.firmware.model_firmware import (ModelFirmwareReport, check_model_firmware,
                                                       format_model_firmware)
-from firmware_harness.model_source import ModelSource, ModelSourceError, resolve_model_source
-from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS
-from firmware_harness.profiling.profile import (ProfileReport, export_sources, format_profile, mcus_for,
-                                                profile_sources, reusable_profile, tflite_sources)
+from firmware_harness.model_source import (ModelSource, ModelSourceError, names_an_export, not_a_regular_file,
+                                           resolve_model_source)
+from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS
+from firmware_harness.profiling.profile import (MAX_PROFILE_INFERENCES, ProfileReport, export_sources, format_profile,
+                                                mcus_for, profile_sources, reusable_profile, tflite_sources)
 from firmware_harness.validation.export_validation import validate_export
 from firmware_harness.validation.model_validation import (ModelValidationReport, format_model_validation,
                                                           validate_model)
@@ -32,10 +39,22 @@ from firmware_harness.validation.report import ValidationReport, read_validation
 from firmware_harness.validation.report import format_report as _format_validation
 from keras_asc.parallel import DEFAULT_WORKERS
 
-__all__ = ["resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets",
-           "profile_mcus", "format_report", "read_validation",
-           "find_third_party", "stored_validation", "stored_firmware_check", "stored_profile"]
-
+#: The package's public names (``firmware_harness.<name>``, imported on first use): this module's
+#: functions, the records they take and return, the registries and defaults, the board functions.
+__all__ = [
+    # functions of a model source
+    "resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets", "profile_mcus",
+    "format_report", "read_validation", "find_third_party", "stored_validation", "stored_firmware_check",
+    "stored_profile", "arena_probes", "names_an_export", "not_a_regular_file",
+    # records and errors
+    "ModelSource", "ModelSourceError", "ValidationReport", "ModelValidationReport", "FirmwareReport",
+    "ModelFirmwareReport", "ProfileReport", "Target", "Bundle", "FirmwareError",
+    # registries and defaults
+    "TARGETS", "DEFAULT_TARGETS", "PROFILE_TARGETS", "DEFAULT_PROFILE_TARGETS", "BUNDLE_TARGETS",
+    "DEFAULT_EMULATED_CLIPS", "MAX_PROFILE_INFERENCES", "MAX_CHUNK_SAMPLES",
+    # boards (asc board)
+    "BOARDS", "get_board", "build_board_image", "format_image", "flash_commands", "BUNDLE_DIR", "DEFAULT_BAUD",
+    "DEFAULT_TIMEOUT", "run_board", "format_board_report", "DEFAULT_CLIPS", "DEFAULT_PCM_CLIPS", "qemu_board"]
 
 def _source(source: ModelSource | Path) -> ModelSource:
     return source if isinstance(source, ModelSource) else resolve_model_source(Path(source))

@@ -24,7 +24,8 @@ _NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_sec
                            "confusion_counts", "run_is_finished", "metrics_are_current",
                            "extract_impulse_response_features", "list_models", "model_summary", "DatasetDescription",
                            "ModelSummary"), _API),
-          "FeatureConfig": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
+          "FeatureConfig": "keras_asc.features", "HOPS_BY_FRAME_RATE": "keras_asc.features", "FeatureSet": "keras_asc.feature_cache",
+          "MODELS": "keras_asc.model_registry", "ModelEntry": "keras_asc.model_registry",
           "TrainConfig": "keras_asc.training_config", "RunRecord": "keras_asc.run_record",
           "AscError": "keras_asc.errors", "DEFAULT_WORKERS": "keras_asc.parallel",
           "dataset_layout": "keras_asc.dataset", "SCENE_LABELS": "keras_asc.dataset", "LAYOUTS": "keras_asc.layouts", "DatasetError": "keras_asc.layouts",
@@ -45,8 +46,9 @@ if TYPE_CHECKING:  # the same names for type checkers and readers
     from keras_asc.distill import KD_TEMPERATURE_RANGE, check_teachers, kd_weight_warnings  # noqa: F401
     from keras_asc.errors import AscError  # noqa: F401
     from keras_asc.layouts import LAYOUTS, TRAIN_SPLITS, DatasetError  # noqa: F401
+    from keras_asc.model_registry import MODELS, ModelEntry  # noqa: F401
     from keras_asc.feature_cache import FeatureSet  # noqa: F401
-    from keras_asc.features import FeatureConfig  # noqa: F401
+    from keras_asc.features import HOPS_BY_FRAME_RATE, FeatureConfig  # noqa: F401
     from keras_asc.parallel import DEFAULT_WORKERS  # noqa: F401
     from keras_asc.run_record import RunRecord  # noqa: F401
     from keras_asc.training_config import LOSSES, TrainConfig  # noqa: F401

@@ -19,6 +19,7 @@ from keras_asc.dataset import SCENE_LABELS, dataset_layout, describe, read_fold1
 from keras_asc.evaluation import confusion_matrix, evaluate_run, format_scores, metrics_up_to_date
 from keras_asc.feature_cache import FeatureSet, build_feature_cache
 from keras_asc.features import FeatureConfig, log_mel
+from keras_asc.model_registry import MODELS, model_names
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.run_record import RunRecord, read_run_config
 from keras_asc.training import check_run_folder as _check_run_folder
@@ -109,10 +110,8 @@ def evaluate(*, run_dir: Path, data_dir: Path, work_dir: Path, workers: int = DE
 
 
 def list_models() -> list[str]:
-    """The registered model names, sorted."""
-    from keras_asc.models import list_models as _names  # heavy: the registry's builders import tf_keras
-
-    return _names()
+    """The registered model names, sorted (:data:`keras_asc.model_registry.MODELS`; no TensorFlow)."""
+    return model_names()
 
 
 def model_summary(*, name: str, input_shape: tuple[int, int, int],
@@ -120,11 +119,11 @@ def model_summary(*, name: str, input_shape: tuple[int, int, int],
     """Build registered model ``name`` for ``input_shape`` (mel bands, frames, 1) with builder
     ``overrides`` and count it. Raises ValueError when its pooling shrinks the input to nothing,
     TypeError when the builder does not take an override."""
-    from keras_asc.models import SEED_PARAMS, build_model, count_macs, trainable_params  # heavy: tf_keras
+    from keras_asc.models import build_model, count_macs, trainable_params  # heavy: tf_keras
 
     model = build_model(name, tuple(input_shape), **dict(overrides))
     return ModelSummary(name=name, input_shape=tuple(input_shape), trainable_params=trainable_params(model),
-                        seed_params=SEED_PARAMS.get(name, 0), macs=count_macs(model))
+                        seed_params=MODELS[name].seed_params or 0, macs=count_macs(model))
 
 
 def read_run(*, run_dir: Path, finished: bool = True) -> RunRecord:

@@ -43,34 +43,34 @@ import numpy as np  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tf_keras import layers  # noqa: E402
 
-ModelBuilder = Callable[..., keras.Model]
-_REGISTRY: dict[str, ModelBuilder] = {}
+from keras_asc.model_registry import MODELS, model_names  # noqa: E402
 
-#: Trainable parameter counts the seed reports (128 x 288 input), for side-by-side printing.
-SEED_PARAMS = {"resnet11": 83572, "resnet11_se": 86516, "resnet11_cbam": 87011, "cnn5": 4308480,
-               "cnn5_small": 1554944, "cnn9": 4689344, "mobilenetv2": 1946994,
-               "mobilenetv2_relu6": 1895386, "resnet18": 11168005}
+ModelBuilder = Callable[..., keras.Model]
+#: name -> builder, for the names declared in keras_asc.model_registry.MODELS
+_BUILDERS: dict[str, ModelBuilder] = {}
 
 
 def register(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """The builder of model ``name``, declared (with its description) in
+    :data:`keras_asc.model_registry.MODELS`."""
     def deco(fn: ModelBuilder) -> ModelBuilder:
-        if name in _REGISTRY:
+        if name not in MODELS:
+            raise ValueError(f"model {name!r} is not declared in keras_asc/model_registry.py; add its ModelEntry "
+                             "(name, one-line description, the seed's parameter count) to MODELS there")
+        if name in _BUILDERS:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = fn
+        _BUILDERS[name] = fn
         return fn
     return deco
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
 
 
 def build_model(name: str, input_shape: tuple[int, int, int], n_classes: int = 10,
                 **overrides) -> keras.Model:
     """Build registered model ``name`` for ``input_shape = (n_mels, n_frames, 1)``."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered: {', '.join(list_models())}")
-    return _REGISTRY[name](input_shape=tuple(input_shape), n_classes=n_classes, **overrides)
+    if name not in _BUILDERS:
+        what = "has no builder in keras_asc/models.py" if name in MODELS else "is not a registered model"
+        raise ValueError(f"model {name!r} {what}; registered: {', '.join(model_names())}")
+    return _BUILDERS[name](input_shape=tuple(input_shape), n_classes=n_classes, **overrides)
 
 
 # ----------------------------------------------------------------------------- building blocks

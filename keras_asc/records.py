@@ -13,11 +13,23 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from keras_asc import artifacts
 
 R = TypeVar("R")
+
+
+class PassedWithoutFailures:
+    """A report's verdict, for a record with a ``failures`` tuple: passed when it names none
+    (written to its JSON as ``passed``)."""
+
+    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
+    failures: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
 
 
 def to_json(record: Any) -> Any:

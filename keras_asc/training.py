@@ -39,6 +39,7 @@ from keras_asc.dataset import SCENE_LABELS
 from keras_asc.distill import teacher_identity, teacher_logits
 from keras_asc.errors import AscError
 from keras_asc.feature_cache import FeatureSet
+from keras_asc.model_registry import MODELS
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.training_config import TrainConfig
 from keras_asc.training_data import load_split, make_train_pipeline
@@ -82,7 +83,7 @@ def check_run_folder(run_dir: Path, *, resume: bool) -> None:
 
 
 def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
-    from keras_asc.models import SEED_PARAMS, count_macs, trainable_params  # imports tf_keras: seconds
+    from keras_asc.models import count_macs, trainable_params  # imports tf_keras: seconds
 
     return {
         "stage": "train",
@@ -93,7 +94,7 @@ def run_config(fs: FeatureSet, config: TrainConfig, model) -> dict:
         "labels": list(SCENE_LABELS),
         "normalization": fs.config["normalization"],
         "model": {"name": config.model, "trainable_params": trainable_params(model),
-                  "seed_reported_params": SEED_PARAMS.get(config.model), "macs": count_macs(model)},
+                  "seed_reported_params": MODELS[config.model].seed_params, "macs": count_macs(model)},
         **artifacts.provenance(),
     }
 

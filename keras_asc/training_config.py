@@ -17,7 +17,7 @@ class TrainConfig:
     model: str = "resnet11"
     model_overrides: tuple[tuple[str, float], ...] = ()  # e.g. (("width", 0.25),)
     # the recipe of every figure in the README (the demo's): `asc train`, the demo and the grid
-    # take these (asc_cli.pipeline.PipelineConfig reads them from here)
+    # take these (asc_cli.stages.PipelineConfig is composed of this record)
     epochs: int = 40
     batch_size: int = 32
     learning_rate: float = 2e-3

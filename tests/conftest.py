@@ -143,10 +143,14 @@ def fc_tflite() -> bytes:
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> tuple[Path, dict]:
     """``asc demo`` on the tiny dataset with a tiny model: (work folder, result)."""
-    from asc_cli.pipeline import PipelineConfig, run_demo
+    from asc_cli.demo import run_demo
+    from asc_cli.stages import PipelineConfig
+    from keras_asc import TrainConfig
+    from tflite_export import ExportConfig
 
     work = tmp_path_factory.mktemp("demo")
-    cfg = PipelineConfig(model_overrides=(("width", 0.25),), epochs=4, calibration_size=40)
+    cfg = PipelineConfig(train=TrainConfig(model_overrides=(("width", 0.25),), epochs=4),
+                         export=ExportConfig(calibration_size=40))
     return work, run_demo(work, size="tiny", cfg=cfg, log=lambda *_: None)
 
 

@@ -44,6 +44,12 @@ def test_importing_a_package_imports_no_tensorflow(package):
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
+@pytest.mark.parametrize("package", [keras_asc, tflite_export, firmware_harness], ids=lambda p: p.__name__)
+def test_every_public_name_resolves(package):
+    missing = [n for n in package.__all__ if not hasattr(package, n)]
+    assert not missing
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_function"):
         keras_asc.no_such_function  # noqa: B018
@@ -101,6 +107,12 @@ def _help(*argv: str) -> str:
 def test_the_target_help_of_export_names_every_microcontroller():
     text = _help("export")
     assert all(name in text.replace("- ", "-") for name in tflite_export.list_mcus())
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "grid"])
+def test_the_model_help_names_every_registered_model(command):
+    text = _help(command)
+    assert all(name in text for name in keras_asc.MODELS)
 
 
 def test_the_targets_help_of_profile_names_every_profile_target():

@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                    help=f"a microcontroller ({', '.join(tflite_export.MCU_TARGETS)}): lowers "
                         "--budget to its flash minus the runtime and --ram-budget to its largest SRAM block")
     s.add_argument("--calibration-size", type=positive_int, default=tflite_export.DEFAULT_CALIBRATION)
-    s.add_argument("--seed", type=seed_int, default=0, help="calibration sample seed")
+    s.add_argument("--seed", type=seed_int, default=tflite_export.ExportConfig().seed, help="calibration sample seed")
     s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
     s.add_argument("--qat-epochs", type=positive_int, default=tflite_export.DEFAULT_QAT_EPOCHS)
     d = tflite_export.CompressionConfig()

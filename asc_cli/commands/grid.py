@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 
 import keras_asc
-from asc_cli import grid_ray, pipeline
+from asc_cli import grid, grid_ray
 from asc_cli.options import (OptionError, _clip_seconds, _csv_of, _ray_address, _window_or_clip, add_clip_seconds_arg,
-                             add_data_args, non_negative_float, non_negative_int, positive_float, warn)
-from asc_cli.run_options import (_parse_overrides, _pipeline_config, add_pipeline_args, add_recipe_args,
-                                 check_run_options, recipe_options)
+                             add_data_args, models_help, non_negative_float, non_negative_int, positive_float, warn)
+from asc_cli.run_options import (_parse_overrides, add_pipeline_args, add_recipe_args, check_run_options,
+                                 pipeline_config_from_args, recipe_options)
+from asc_cli.stages import FRAME_RATES, MEL_BANDS, PipelineConfig, PipelineFeatures
 from keras_asc import artifacts
 
 
@@ -20,10 +21,14 @@ def add_parser(sub) -> None:
     add_data_args(s)
     s.add_argument("--out", required=True, help="grid folder: one subfolder per configuration, results.csv/.md")
     s.add_argument("--work", default=None, help="feature cache folder (default OUT/work)")
-    s.add_argument("--models", type=_csv_of(str), default=["resnet11"], help="comma-separated registry names")
-    s.add_argument("--frames", type=_csv_of(int, (28, 43)), default=[28], help="frames per second: 28,43")
-    s.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=[128], help="mel bands: 64,128,256")
-    s.add_argument("--losses", type=_csv_of(str, keras_asc.LOSSES), default=["ce"], help=",".join(keras_asc.LOSSES))
+    d = PipelineConfig()  # a one-cell grid is the pipeline's default configuration
+    s.add_argument("--models", type=_csv_of(str), default=[d.train.model],
+                   help="comma-separated; " + models_help(d.train.model))
+    s.add_argument("--frames", type=_csv_of(int, FRAME_RATES), default=[d.features.frames_per_second],
+                   help=f"frames per second: {','.join(map(str, FRAME_RATES))}")
+    s.add_argument("--mels", type=_csv_of(int, MEL_BANDS), default=[d.features.n_mels],
+                   help=f"mel bands: {','.join(map(str, MEL_BANDS))}")
+    s.add_argument("--losses", type=_csv_of(str, keras_asc.LOSSES), default=[d.train.loss], help=",".join(keras_asc.LOSSES))
     s.add_argument("--window-frames", type=_csv_of(_window_or_clip), default=[None], metavar="W,...",
                    help="frames per inference, 'clip' for the whole clip, e.g. clip,64,32,16 (default clip)")
     add_clip_seconds_arg(s)
@@ -103,12 +108,12 @@ def run(a: argparse.Namespace) -> None:
     check_run_options(models=a.models, overrides=_parse_overrides(a.model_arg), feature_configs=feats,
                       windows=a.window_frames, window_hop=None, teachers=recipe.get("teachers", ()),
                       dir_folder=recipe.get("dir_folder"))
-    base = _pipeline_config(a, train_split=a.train_split, recipe=tuple(sorted(recipe.items())))
-    configs = pipeline.grid_configs(base, models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
+    base = pipeline_config_from_args(a, train=recipe, features=PipelineFeatures(train_split=a.train_split))
+    configs = grid.grid_configs(base, models=a.models, frames=a.frames, mels=a.mels, losses=a.losses,
                                     windows=a.window_frames)
     # never write results into a folder of the user's; a grid folder of an earlier version has results.csv
     # and cells with grid_result.json
-    artifacts.claim_folder(Path(a.out), stage="grid", writes=pipeline.GRID_TABLES, legacy=lambda f: (
+    artifacts.claim_folder(Path(a.out), stage="grid", writes=grid.GRID_TABLES, legacy=lambda f: (
         f / "results.csv").is_file() and any(f.glob("*/grid_result.json")))
     if a.engine == "ray":
         grid_ray.run_grid_ray(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
@@ -117,5 +122,5 @@ def run(a: argparse.Namespace) -> None:
                               max_failures=a.max_failures, storage=a.storage, connect_timeout=a.connect_timeout,
                               address_origin=origin)
     else:
-        pipeline.run_grid(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
-                          work_dir=Path(a.work) if a.work else None, workers=a.workers)
+        grid.run_grid(Path(a.data), Path(a.out), configs, clip_seconds=clip_seconds,
+                      work_dir=Path(a.work) if a.work else None, workers=a.workers)

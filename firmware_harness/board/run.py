@@ -30,7 +30,6 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import soundfile as sf
@@ -71,7 +70,7 @@ class PathResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class BoardRunReport:
+class BoardRunReport(records.PassedWithoutFailures):
     """``board_report.json``."""
 
     export_dir: str
@@ -95,11 +94,6 @@ class BoardRunReport:
     git_commit: str
     truth: str = "tflite-micro Python runtime (TFLM reference kernels)"
     stage: str = STAGE
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 def read_board_report(out_dir: Path) -> BoardRunReport:

@@ -95,36 +95,32 @@ class Target:
 _ARM_PACKAGES = ("g++", "make", "patch", "gcc-arm-none-eabi", "libnewlib-arm-none-eabi",
                  "libstdc++-arm-none-eabi-newlib", "qemu-system-arm")
 
+
+def _qemu_cortex_m(core: str, description: str, *, fpu: tuple[str, ...], machine: str) -> Target:
+    """A Cortex-M ``core`` (also its -mcpu and QEMU -cpu): CMSIS-NN kernels, hard float with the
+    ``fpu`` flags, semihosting, run on QEMU ``machine`` with its linker script
+    (``firmware/cortex_m/<machine>.ld``, - as _)."""
+    return Target(core, description, kernels="cmsis_nn", prefix="arm-none-eabi-",
+                  arch_flags=(f"-mcpu={core}", *fpu, "-mfloat-abi=hard", *_ARM_COMMON),
+                  link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script=f"{machine.replace('-', '_')}.ld",
+                  qemu=("-M", machine, "-cpu", core), debian_packages=_ARM_PACKAGES)
+
+
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("host", "x86-64 host, TFLM reference kernels", kernels="reference", prefix=""),
     Target("host-cmsis-nn", "x86-64 host, CMSIS-NN kernels (portable C)", kernels="cmsis_nn", prefix=""),
-    Target("cortex-m4", "Cortex-M4F (hard float, DSP extension), CMSIS-NN, QEMU mps2-an386",
-           kernels="cmsis_nn", prefix="arm-none-eabi-",
-           arch_flags=("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an386.ld",
-           qemu=("-M", "mps2-an386", "-cpu", "cortex-m4"), debian_packages=_ARM_PACKAGES),
-    Target("cortex-m7", "Cortex-M7 (hard float FPv5-D16, DSP extension), CMSIS-NN, QEMU mps2-an500",
-           kernels="cmsis_nn", prefix="arm-none-eabi-",
-           arch_flags=("-mcpu=cortex-m7", "-mfpu=auto", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an500.ld",
-           qemu=("-M", "mps2-an500", "-cpu", "cortex-m7"), debian_packages=_ARM_PACKAGES),
-    Target("cortex-m33", "Cortex-M33 (hard float FPv5-SP, DSP extension, Secure state), CMSIS-NN, QEMU mps2-an505",
-           kernels="cmsis_nn", prefix="arm-none-eabi-",
-           arch_flags=("-mcpu=cortex-m33", "-mfpu=auto", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps2_an505.ld",
-           qemu=("-M", "mps2-an505", "-cpu", "cortex-m33"), debian_packages=_ARM_PACKAGES),
-    Target("cortex-m55", "Cortex-M55 (hard float, Helium MVE), CMSIS-NN, QEMU mps3-an547",
-           kernels="cmsis_nn", prefix="arm-none-eabi-",
-           arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps3_an547.ld",
-           qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES),
-    Target("cortex-m85", "Cortex-M85 instruction stream: the Cortex-M55 build (same Armv8.1-M + Helium ISA), "
-                         "CMSIS-NN, QEMU mps3-an547",
-           kernels="cmsis_nn", prefix="arm-none-eabi-",
-           arch_flags=("-mcpu=cortex-m55", "-mfloat-abi=hard", *_ARM_COMMON),
-           link_flags=("--specs=rdimon.specs", "-nostartfiles"), linker_script="mps3_an547.ld",
-           qemu=("-M", "mps3-an547", "-cpu", "cortex-m55"), debian_packages=_ARM_PACKAGES,
-           shares_build="cortex-m55"),
+    _qemu_cortex_m("cortex-m4", "Cortex-M4F (hard float, DSP extension), CMSIS-NN, QEMU mps2-an386",
+                   fpu=("-mfpu=fpv4-sp-d16",), machine="mps2-an386"),
+    _qemu_cortex_m("cortex-m7", "Cortex-M7 (hard float FPv5-D16, DSP extension), CMSIS-NN, QEMU mps2-an500",
+                   fpu=("-mfpu=auto",), machine="mps2-an500"),
+    _qemu_cortex_m("cortex-m33", "Cortex-M33 (hard float FPv5-SP, DSP extension, Secure state), CMSIS-NN, "
+                   "QEMU mps2-an505", fpu=("-mfpu=auto",), machine="mps2-an505"),
+    _qemu_cortex_m("cortex-m55", "Cortex-M55 (hard float, Helium MVE), CMSIS-NN, QEMU mps3-an547",
+                   fpu=(), machine="mps3-an547"),
+    dataclasses.replace(
+        _qemu_cortex_m("cortex-m55", "", fpu=(), machine="mps3-an547"), name="cortex-m85",
+        description="Cortex-M85 instruction stream: the Cortex-M55 build (same Armv8.1-M + Helium ISA), "
+                    "CMSIS-NN, QEMU mps3-an547", shares_build="cortex-m55"),
 )}
 
 DEFAULT_TARGETS = ("host", "host-cmsis-nn", "cortex-m4")

@@ -537,7 +537,7 @@ def test_a_stage_rerun_refuses_to_replace_a_report_the_user_edited(stage, run_co
 
 
 def test_a_grid_rerun_refuses_to_replace_a_table_the_user_edited(tmp_path, tiny_dataset, capsys):
-    from asc_cli.pipeline import GRID_TABLES
+    from asc_cli.grid import GRID_TABLES
 
     grid = artifacts.claim_folder(tmp_path / "grid", stage="grid", writes=GRID_TABLES)
     with artifacts.adding_files(grid, stage="grid", names=GRID_TABLES) as tmp:
@@ -602,7 +602,7 @@ def test_a_bundle_rerun_keeps_the_build_folder_and_refreshes_its_own_files(tmp_p
 
 
 def test_grid_tables_written_again_with_write_beside_keep_the_users_table(tmp_path):
-    from asc_cli.pipeline import GRID_TABLES, write_grid_tables
+    from asc_cli.grid import GRID_TABLES, write_grid_tables
 
     def row(accuracy):
         return {"name": "a", "window_frames": None, "params": 1000, "float_accuracy": accuracy, "float_log_loss": 1.0,

@@ -89,37 +89,20 @@ def test_todays_recipe_goes_through_export_validate_and_firmware(tmp_path, capsy
 
 
 def test_grid_takes_the_training_subset_the_recipe_and_the_layouts_clip_length(tmp_path, monkeypatch):
-    import asc_cli.pipeline as pipeline
-    from keras_asc.training_config import TrainConfig
+    import asc_cli.grid
 
     seen = {}
-    monkeypatch.setattr(pipeline, "run_grid", lambda data, out, configs, **kw: seen.update(configs=configs, **kw))
+    monkeypatch.setattr(asc_cli.grid, "run_grid", lambda data, out, configs, **kw: seen.update(configs=configs, **kw))
     assert main(["grid", "--data", str(COPY_2022), "--out", str(tmp_path / "g"), "--frames", "43",
                  "--model-arg", "width=0.25", "--train-split", "25", "--freq-mixstyle", "0.4,0.3"]) == 0
     (cfg,) = seen["configs"]
-    assert seen["clip_seconds"] == 1.0 and cfg.train_split == "25"  # TAU 2022's one-second clips
-    train = TrainConfig(**dict(cfg.recipe))
-    assert (train.freq_mixstyle_p, train.freq_mixstyle_alpha) == (0.4, 0.3) and not train.teachers
+    assert seen["clip_seconds"] == 1.0 and cfg.features.train_split == "25"  # TAU 2022's one-second clips
+    assert (cfg.train.freq_mixstyle_p, cfg.train.freq_mixstyle_alpha) == (0.4, 0.3) and not cfg.train.teachers
     seen.clear()
     assert main(["grid", "--data", str(COPY_2022), "--out", str(tmp_path / "g2"), "--frames", "43",
                  "--model-arg", "width=0.25"]) == 0
     (plain,) = seen["configs"]
-    assert plain.recipe == () and plain.train_split is None  # as the cells of grids made before the options
-
-
-def test_a_grid_cell_finished_before_the_recipe_options_is_reused(tmp_path):
-    """A grid_result.json written before PipelineConfig had train_split and recipe still matches
-    the configuration that leaves them at their defaults, and only that one."""
-    import dataclasses
-    import json
-
-    from asc_cli.pipeline import GRID_RESULT, PipelineConfig, finished_cell_row
-
-    old = dataclasses.asdict(PipelineConfig())
-    del old["train_split"], old["recipe"]
-    (tmp_path / GRID_RESULT).write_text(json.dumps({"config": old, "row": {"name": "cell"}}))
-    assert finished_cell_row(tmp_path, PipelineConfig()) == {"name": "cell"}
-    assert finished_cell_row(tmp_path, PipelineConfig(recipe=(("freq_mixstyle_p", 0.4),))) is None
+    assert plain.train.recipe_text() == "" and plain.features.train_split is None  # as grids made before the options
 
 
 @pytest.mark.slow

@@ -5,7 +5,11 @@ import pandas as pd
 import pytest
 
 from asc_cli.main import main
-from asc_cli.pipeline import PipelineConfig, grid_configs, run_demo, run_grid
+from asc_cli.demo import run_demo
+from asc_cli.grid import grid_configs, run_grid
+from asc_cli.stages import PipelineConfig
+from keras_asc import TrainConfig
+from tflite_export import ExportConfig
 from tests.conftest import TINY_CLIP_SECONDS
 
 
@@ -71,7 +75,8 @@ def test_report_made_with_another_tflm_version_is_not_reused(tiny_demo, tmp_path
 
 
 def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
-    base = PipelineConfig(model_overrides=(("width", 0.25),), epochs=2, calibration_size=20)
+    base = PipelineConfig(train=TrainConfig(model_overrides=(("width", 0.25),), epochs=2),
+                          export=ExportConfig(calibration_size=20))
     first = grid_configs(base, models=["resnet11"], frames=[28], mels=[128], losses=["ce"])
     run_grid(tiny_dataset, tmp_path / "grid", first, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
     both = grid_configs(base, models=["resnet11"], frames=[28], mels=[128], losses=["ce", "focal"])
@@ -86,7 +91,8 @@ def test_grid_runs_resumes_and_tabulates(tiny_dataset, tmp_path):
 
 
 def test_grid_records_over_budget_cells(tiny_dataset, tmp_path):
-    base = PipelineConfig(model_overrides=(("width", 0.25),), epochs=1, calibration_size=10, budget=5_000)
+    base = PipelineConfig(train=TrainConfig(model_overrides=(("width", 0.25),), epochs=1),
+                          export=ExportConfig(calibration_size=10, budget=5_000))
     cfgs = grid_configs(base, models=["resnet11"], frames=[28], mels=[64], losses=["ce"])
     table = run_grid(tiny_dataset, tmp_path / "g", cfgs, clip_seconds=TINY_CLIP_SECONDS, log=lambda *_: None)
     row = table.iloc[0]

@@ -369,7 +369,7 @@ def test_bad_address_and_local_only_options(tmp_path, capsys):
 
 
 def test_local_engine_never_imports_ray(tmp_path):
-    code = ("import sys; import asc_cli.pipeline as p; p.run_grid = lambda *a, **k: None; "
+    code = ("import sys; import asc_cli.grid as g; g.run_grid = lambda *a, **k: None; "
             "from asc_cli.main import main; "
             f"rc = main(['grid', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'g')!r}, '--mels', '64', "
             "'--model-arg', 'width=0.25', '--address', 'auto', '--clip-seconds', '2']); "

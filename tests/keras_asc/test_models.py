@@ -3,10 +3,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from keras_asc.models import SEED_PARAMS, build_model, count_macs, list_models, trainable_params
+from keras_asc.model_registry import MODELS, model_names
+from keras_asc.models import build_model, count_macs, register, trainable_params
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_names())
 def test_every_model_builds_and_trains_one_step(name):
     keras.utils.set_random_seed(0)
     model = build_model(name, (32, 40, 1), 10, width=0.25)
@@ -28,10 +29,10 @@ def test_seed_parameter_counts(name):
     model = build_model(name, (128, 288, 1), 10)
     n = trainable_params(model)
     if name.startswith("resnet11"):
-        assert n == SEED_PARAMS[name]
+        assert n == MODELS[name].seed_params
     else:  # conv + classifier weights match; ours adds BatchNorm gamma/beta
         bn = sum(int(np.prod(w.shape)) for w in model.trainable_weights if "_bn/" in w.name)
-        assert n - bn == SEED_PARAMS[name]
+        assert n - bn == MODELS[name].seed_params
 
 
 def test_resnet11_macs_at_128x288():
@@ -42,3 +43,8 @@ def test_resnet11_macs_at_128x288():
 def test_unknown_model():
     with pytest.raises(ValueError, match="registered: cnn5"):
         build_model("resnet12", (32, 40, 1))
+
+
+def test_a_builder_of_an_undeclared_model_is_refused():
+    with pytest.raises(ValueError, match="not declared in keras_asc/model_registry.py"):
+        register("not_a_declared_model")(lambda **kw: None)

@@ -62,3 +62,14 @@ def test_missing_field_names_the_file_and_the_field():
     del data["inners"][1]["pair"]
     with pytest.raises(ArtifactError, match=r"some/config\.json: field 'pair' of Inner is missing"):
         records.from_json(Outer, data, source="some/config.json")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Verdict(records.PassedWithoutFailures):
+    failures: tuple[str, ...]
+
+
+@pytest.mark.parametrize("failures", [(), ("a limit exceeded",)])
+def test_a_report_passes_when_it_names_no_failure_and_writes_its_verdict(failures):
+    data = records.to_json(_Verdict(failures=failures))
+    assert data["passed"] == (not failures) and records.from_json(_Verdict, data) == _Verdict(failures=failures)

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from firmware_harness.validation.runners import make_runner
-from keras_asc.models import build_model, list_models
+from keras_asc.model_registry import model_names
+from keras_asc.models import build_model
 from tflite_export.convert import convert_int8
 from tflite_export.flatbuffer import check_int8_model, operator_names, read_model
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_names())
 def test_model_converts_and_runs_in_tflm(name):
     model = build_model(name, (32, 40, 1), 10, width=0.25)
     calib = np.random.default_rng(0).standard_normal((8, 32, 40, 1)).astype(np.float32)

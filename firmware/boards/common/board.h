@@ -1,5 +1,6 @@
 // The board interface the UART protocol program (board_main.cc) needs: one implementation per
-// board folder (firmware/boards/<name>/board.c), nothing else is board-specific.
+// board folder (firmware/boards/<name>/board.c, whose shared part is board_common.h), nothing else
+// is board-specific.
 //
 // Every wait a board does is bounded. A figure the board cannot measure is reported as such:
 // BoardCyclesMeasured() is false when the DWT cycle counter did not advance at start (QEMU), and

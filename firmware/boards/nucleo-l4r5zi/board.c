@@ -18,20 +18,13 @@
 // is powered from VDDIO2, which PWR_CR2 IOSV declares valid (RM0432 5.1.3).
 #include "stm32l4xx.h"
 
-#include "board.h"
-#include "board_dwt.h"
-
-#define ASC_BAUD 115200u
+#define ASC_UART_STATUS LPUART1->ISR  // LPUART1 for the shared byte loops (board_common.h)
+#define ASC_UART_TDR LPUART1->TDR
+#define ASC_UART_RDR LPUART1->RDR
+#define ASC_UART_BITS USART_ISR_TXE_TXFNF, USART_ISR_RXNE_RXFNE, USART_ISR_ORE
+#define ASC_UART_CLEAR_OVERRUN() (LPUART1->ICR = USART_ICR_ORECF)
 #define ASC_TARGET_HZ 120000000u
-#define ASC_READY_POLLS 500000u
-#define ASC_TX_POLLS 1000000u
-
-static int WaitSet(volatile uint32_t* reg, uint32_t mask, uint32_t want) {
-  for (uint32_t i = 0; i < ASC_READY_POLLS; ++i) {
-    if ((*reg & mask) == want) return 1;
-  }
-  return 0;
-}
+#include "board_common.h"
 
 static const char* SetUpClock(void) {
   RCC->APB1ENR1 |= RCC_APB1ENR1_PWREN;
@@ -73,42 +66,5 @@ void BoardInit(BoardInfo* info) {
   // LPUART1 clocked by PCLK1 (= HCLK: APB1 prescaler 1): BRR = 256 * fck / baud (RM0432 52.4.6)
   LPUART1->BRR = (uint32_t)((256ull * SystemCoreClock + ASC_BAUD / 2) / ASC_BAUD);
   LPUART1->CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE;
-  info->board = "nucleo-l4r5zi";
-  info->chip = "STM32L4R5ZI";
-  info->clock_hz = SystemCoreClock;
-  info->target_clock_hz = ASC_TARGET_HZ;
-  info->clock_note = note;
-  info->uart = "LPUART1 PG7 TX / PG8 RX (ST-LINK virtual COM port)";
-  info->baud = ASC_BAUD;
-  info->cycles_measured = BoardDwtStart();
-}
-
-void BoardUartWrite(const void* data, size_t n) {
-  const uint8_t* p = (const uint8_t*)data;
-  for (size_t k = 0; k < n; ++k) {
-    for (uint32_t i = 0; i < ASC_TX_POLLS && !(LPUART1->ISR & USART_ISR_TXE_TXFNF); ++i) {
-    }
-    LPUART1->TDR = p[k];
-  }
-}
-
-int BoardUartRead(uint32_t max_polls) {
-  for (uint32_t i = 0; i < max_polls; ++i) {
-    const uint32_t isr = LPUART1->ISR;
-    if (isr & USART_ISR_ORE) {
-      LPUART1->ICR = USART_ICR_ORECF;
-      return -2;  // a byte was lost (receiver overrun)
-    }
-    if (isr & USART_ISR_RXNE_RXFNE) return (int)(LPUART1->RDR & 0xFFu);
-  }
-  return -1;
-}
-
-uint32_t BoardCycles(void) { return DWT->CYCCNT; }
-
-void HardFault_Handler(void) {
-  static const char kMsg[] = "\r\nm-error-[hard fault]\r\n";
-  BoardUartWrite(kMsg, sizeof(kMsg) - 1);
-  for (;;) {
-  }
+  BoardInitInfo(info, "nucleo-l4r5zi", "STM32L4R5ZI", "LPUART1 PG7 TX / PG8 RX (ST-LINK virtual COM port)", note);
 }

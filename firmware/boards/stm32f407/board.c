@@ -15,20 +15,13 @@
 // mapping"), 8N1, no flow control: on QEMU netduinoplus2 it is the second -serial.
 #include "stm32f4xx.h"
 
-#include "board.h"
-#include "board_dwt.h"
-
-#define ASC_BAUD 115200u
+#define ASC_UART_STATUS USART2->SR  // USART2 for the shared byte loops (board_common.h)
+#define ASC_UART_TDR USART2->DR
+#define ASC_UART_RDR USART2->DR
+#define ASC_UART_BITS USART_SR_TXE, USART_SR_RXNE, USART_SR_ORE
+#define ASC_UART_CLEAR_OVERRUN() (void)USART2->DR  // RM0090 30.6.1: reading SR then DR clears ORE
 #define ASC_TARGET_HZ 168000000u
-#define ASC_READY_POLLS 500000u  // about 30 ms at 16 MHz (HAL's HSE start-up timeout is 100 ms)
-#define ASC_TX_POLLS 1000000u
-
-static int WaitSet(volatile uint32_t* reg, uint32_t mask, uint32_t want) {
-  for (uint32_t i = 0; i < ASC_READY_POLLS; ++i) {
-    if ((*reg & mask) == want) return 1;
-  }
-  return 0;
-}
+#include "board_common.h"
 
 static const char* SetUpClock(void) {
   RCC->CR |= RCC_CR_HSEON;
@@ -74,42 +67,5 @@ void BoardInit(BoardInfo* info) {
   USART2->CR1 = 0;
   USART2->BRR = (Apb1Hz() + ASC_BAUD / 2) / ASC_BAUD;  // 16x oversampling: mantissa.fraction = fck / baud
   USART2->CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE;
-  info->board = "stm32f407";
-  info->chip = "STM32F405/F407";
-  info->clock_hz = SystemCoreClock;
-  info->target_clock_hz = ASC_TARGET_HZ;
-  info->clock_note = note;
-  info->uart = "USART2 PA2 TX / PA3 RX";
-  info->baud = ASC_BAUD;
-  info->cycles_measured = BoardDwtStart();
-}
-
-void BoardUartWrite(const void* data, size_t n) {
-  const uint8_t* p = (const uint8_t*)data;
-  for (size_t k = 0; k < n; ++k) {
-    for (uint32_t i = 0; i < ASC_TX_POLLS && !(USART2->SR & USART_SR_TXE); ++i) {
-    }
-    USART2->DR = p[k];
-  }
-}
-
-int BoardUartRead(uint32_t max_polls) {
-  for (uint32_t i = 0; i < max_polls; ++i) {
-    const uint32_t sr = USART2->SR;
-    if (sr & USART_SR_ORE) {
-      (void)USART2->DR;  // RM0090 30.6.1: reading SR then DR clears ORE
-      return -2;         // a byte was lost (receiver overrun)
-    }
-    if (sr & USART_SR_RXNE) return (int)(USART2->DR & 0xFFu);
-  }
-  return -1;
-}
-
-uint32_t BoardCycles(void) { return DWT->CYCCNT; }
-
-void HardFault_Handler(void) {
-  static const char kMsg[] = "\r\nm-error-[hard fault]\r\n";
-  BoardUartWrite(kMsg, sizeof(kMsg) - 1);
-  for (;;) {
-  }
+  BoardInitInfo(info, "stm32f407", "STM32F405/F407", "USART2 PA2 TX / PA3 RX", note);
 }

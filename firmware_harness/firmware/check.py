@@ -182,7 +182,7 @@ class TflmTruth:
     def adopt(self, x_int8: np.ndarray, outputs: np.ndarray) -> None:
         """The truth program's own outputs (n, classes) on inputs ``x_int8`` (n, elements), which are not the
         Python formula's (the front end's): the truth for those inputs, as its outputs are on every clip."""
-        x_int8 = np.asarray(x_int8, np.int8).reshape(len(x_int8), -1)
+        x_int8 = np.asarray(x_int8, np.int8).reshape(len(x_int8), self._x[0].size)
         for row, o in zip(x_int8, outputs):
             if row.tobytes() not in self._other:
                 self._other[row.tobytes()] = np.array(o, np.int8)

@@ -163,3 +163,60 @@ def test_validate_command_passes_full(full, monkeypatch):
     with pytest.raises(SystemExit):
         main(["validate", "x/export/model.tflite", "--data", "d", *(["--full"] if full else [])])
     assert seen["full"] is full
+
+
+# ----------------------------------------------------------------------------- with the host C++ build
+@pytest.fixture(scope="module")
+def host_truth_export(tiny_export, tiny_dataset, tiny_work, tmp_path_factory):
+    """A copy of the tiny export validated with the host C++ build as the truth (small stratified part)."""
+    from firmware_harness.firmware.host_truth import host_reference_truth
+    from tests.firmware_harness.conftest import require_targets
+
+    require_targets("host", "host-cmsis-nn")
+    exp = _copy_export(tiny_export, tmp_path_factory.mktemp("host-truth"))
+    r = validate_export(exp / "model.tflite", tiny_dataset, tiny_work, workers=2, layer_clips=1,
+                        sample_clips=SMALL_SAMPLE, truth_program=host_reference_truth, **QUIET)
+    return exp, r
+
+
+@pytest.mark.slow
+def test_the_host_build_is_the_truth_and_firmware_takes_its_run(host_truth_export, tiny_dataset, tiny_work):
+    from firmware_harness.firmware.check import check_firmware
+
+    exp, r = host_truth_export
+    assert r.passed and r.truth == "host" and r.agreement_with_tflm["tflm"].clips_with_any_difference == 0
+    report = check_firmware(exp, tiny_dataset, tiny_work, targets=("host", "host-cmsis-nn"), from_audio=True,
+                            workers=2, **QUIET)
+    assert report.passed, report.failures
+    host, cmsis = report.targets
+    assert host.logmel_run_from_validate and not cmsis.logmel_run_from_validate
+    assert host.outputs_identical == cmsis.outputs_identical == r.clips
+    assert "host C++ build" in report.truth
+
+
+@pytest.mark.slow
+def test_a_one_step_difference_in_cmsis_nn_outside_the_sample_fails_naming_clip_and_target(
+        host_truth_export, tiny_dataset, tiny_work, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from firmware_harness.builds import program as fw_program
+    from firmware_harness.firmware.check import check_firmware
+
+    exp, r = host_truth_export
+    clip = next(i for i in range(r.clips) if i not in r.sample.rows)
+    export = tmp_path / "run" / "export"
+    shutil.copytree(exp.parent, export.parent)
+    real = fw_program.run_program
+
+    def one_step_off(program, work, **kw):
+        run = real(program, work, **kw)
+        if program.target.name == "host-cmsis-nn" and kw.get("logmel") is not None and Path(work).name == "work":
+            v = int(run.outputs[clip, 2])
+            run.outputs[clip, 2] = v + 1 if v < 127 else v - 1
+        return run
+
+    monkeypatch.setattr(fw_program, "run_program", one_step_off)
+    report = check_firmware(export, tiny_dataset, tiny_work, targets=("host", "host-cmsis-nn"), workers=1, **QUIET)
+    assert not report.passed
+    (failure,) = report.failures
+    assert failure.startswith("host-cmsis-nn:") and f"evaluate indices [{clip}]" in failure

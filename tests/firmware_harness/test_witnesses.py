@@ -145,26 +145,6 @@ def test_full_runs_every_witness_on_every_clip(tiny_export, tiny_dataset, tiny_w
     assert all(a.clips == r.clips for a in r.agreement_with_tflm.values())
 
 
-@pytest.mark.parametrize("full", [False, True])
-def test_validate_command_passes_full(full, monkeypatch):
-    import firmware_harness
-    from asc_cli.main import main
-
-    seen = {}
-
-    def fake_validate(**kw):
-        seen.update(kw)
-        raise SystemExit(0)
-
-    monkeypatch.setattr(firmware_harness, "validate", fake_validate)
-    monkeypatch.setattr("asc_cli.commands.validate.check_model_source",
-                        lambda p: type("S", (), {"export": object(), "path": p})())
-    monkeypatch.setattr("asc_cli.commands.validate._refuse_any_model_options", lambda *a: None)
-    with pytest.raises(SystemExit):
-        main(["validate", "x/export/model.tflite", "--data", "d", *(["--full"] if full else [])])
-    assert seen["full"] is full
-
-
 # ----------------------------------------------------------------------------- with the host C++ build
 @pytest.fixture(scope="module")
 def host_truth_export(tiny_export, tiny_dataset, tiny_work, tmp_path_factory):

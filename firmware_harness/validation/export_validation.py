@@ -1,9 +1,12 @@
 """``asc validate EXPORT/model.tflite --data DIR``: what the microcontroller will output.
 
 For every clip of the evaluate split, the int8 input the firmware would compute (by
-:func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM
-(the truth), LiteRT's reference kernels and LiteRT's default optimized interpreter (with
-the XNNPACK delegate), in parallel worker processes. Then:
+:func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM's
+reference kernels (the truth: the host C++ build when the caller gives it, else TFLM's Python
+runtime) and LiteRT's default optimized interpreter (with the XNNPACK delegate); the redundant
+witnesses, TFLM's Python runtime and LiteRT's reference kernels, run on a sample
+(:mod:`firmware_harness.validation.witnesses`, :mod:`firmware_harness.validation.planned`), or with
+``full`` on every clip; in parallel worker processes. Then:
 
 * agreement of each LiteRT flavour with TFLM, every reference-kernel disagreement localized
   layer by layer to its first diverging operator (unknown ones fail validation);
@@ -33,7 +36,6 @@ from typing import Callable
 import numpy as np
 
 from firmware_harness.model_source import EXPORT_MODEL
-from firmware_harness.validation.layers import LayerComparer
 from firmware_harness.validation.report import (
     Agreement,
     ArenaCheck,
@@ -47,7 +49,12 @@ from firmware_harness.validation.report import (
     output_error,
     write_validation_report,
 )
-from firmware_harness.validation.planned import TruthProgramFactory, compare_planned, no_truth_program
+from firmware_harness.validation.planned import (
+    TruthProgramFactory,
+    compare_planned,
+    localize_disagreements,
+    no_truth_program,
+)
 from firmware_harness.validation.runners import (
     LOCALIZABLE,
     OPTIMIZED_KERNELS_NOTE,
@@ -302,16 +309,9 @@ def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, n
     divergences: list[ClipDivergence] = []
     failures = []
     for n in with_role(LOCALIZABLE):
-        idx = agree[n].differing_clip_indices
-        comparer = LayerComparer(model, arena_bytes=arena, runner=n) if idx else None
-        found = [ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
-                 for i in idx]
-        unknown = [d for d in found if not d.known]
-        if unknown:
-            ops = sorted({str(d.op) for d in unknown})
-            failures.append(f"{REGISTRY[n].description} ({n}) diverges from the truth ({name}) first at {ops}, not a "
-                            f"documented kernel difference, on {len(unknown)} {unit}(s), "
-                            f"e.g. {[d.clip for d in unknown[:3]]}")
+        found, failure = localize_disagreements(model, x, agree[n].differing_clip_indices, arena=arena, runner=n,
+                                                name_of=name_of, truth=f"the truth ({name})", counted=f"{unit}(s)")
+        failures += [failure] if failure else []
         divergences += found
     return RuntimeComparison(outputs=outs, agreement=agree, divergences=tuple(divergences), failures=tuple(failures),
                              seconds=seconds, tflm_twin_agreement=twin)

@@ -142,17 +142,10 @@ def compare_planned(model: bytes, x: np.ndarray, *, table: pd.DataFrame, arena: 
     if program is not None:  # where LiteRT agrees with TFLM Python, the truth program's failure names the cause
         off = ~(sampled[tflm] == sampled[REFERENCE]).all(axis=1)  # LiteRT against TFLM Python, per sampled inference
         bad = tuple(int(idx[j]) for j in np.flatnonzero(off))
-    if bad:
-        comparer = LayerComparer(model, arena_bytes=arena, runner=REFERENCE)
-        found = [ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
-                 for i in bad]
-        unknown = [d for d in found if not d.known]
-        if unknown:
-            ops = sorted({str(d.op) for d in unknown})
-            failures.append(f"{REGISTRY[REFERENCE].description} ({REFERENCE}) diverges from TFLM first at {ops}, not "
-                            f"a documented kernel difference, on {len(unknown)} of the {len(rows)} sampled clip(s), "
-                            f"e.g. {[d.clip for d in unknown[:3]]}")
-        divergences += found
+    found, failure = localize_disagreements(model, x, bad, arena=arena, runner=REFERENCE, name_of=name_of,
+                                            truth="TFLM", counted=f"of the {len(rows)} sampled clip(s)")
+    divergences += found
+    failures += [failure] if failure else []
     truth_desc = program.description if program is not None else REGISTRY[tflm].description
     wit = [WitnessClips(truth_name, TRUTH_ROLE, truth_desc, n_clips),
            WitnessClips(OPTIMIZED, EVERY_CLIP, REGISTRY[OPTIMIZED].description, n_clips),
@@ -162,6 +155,26 @@ def compare_planned(model: bytes, x: np.ndarray, *, table: pd.DataFrame, arena: 
     return PlannedComparison(truth=truth_name, truth_outputs=truth_out, agreement=agree, divergences=tuple(divergences),
                              failures=tuple(failures), witnesses=tuple(wit), sample=plan, seconds=seconds,
                              program_input_mismatches=int(mismatched.sum()))
+
+
+def localize_disagreements(model: bytes, x: np.ndarray, indices, *, arena: int, runner: str,
+                           name_of: Callable[[int], str], truth: str, counted: str
+                           ) -> tuple[list[ClipDivergence], str | None]:
+    """Each of inferences ``indices`` of ``x`` (inferences, *input shape*) localized to the first operator where
+    localizable ``runner`` leaves TFLM Python (:class:`LayerComparer`); and the failure when some first
+    divergences are not among the runner's documented differences (``truth``: what it is compared with,
+    ``counted``: what the count is out of, in the message), else None."""
+    if not len(indices):
+        return [], None
+    comparer = LayerComparer(model, arena_bytes=arena, runner=runner)
+    found = [ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
+             for i in indices]
+    unknown = [d for d in found if not d.known]
+    if not unknown:
+        return found, None
+    ops = sorted({str(d.op) for d in unknown})
+    return found, (f"{REGISTRY[runner].description} ({runner}) diverges from {truth} first at {ops}, not a documented "
+                   f"kernel difference, on {len(unknown)} {counted}, e.g. {[d.clip for d in unknown[:3]]}")
 
 
 def _truth_program_failure(program: TruthProgram, differing: tuple[int, ...], *, x: np.ndarray, idx: np.ndarray,

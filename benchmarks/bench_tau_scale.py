@@ -1,6 +1,8 @@
-"""TAU scale on one machine (issue #20): `asc features`, `asc validate` and `asc firmware --from-audio`
+"""TAU scale on one machine (issues #20, #32): `asc features`, `asc validate` and `asc firmware --from-audio`
 (host targets, every clip) on an evaluate split of TAU fold 1's size (2,968 clips), with clips/s per
-stage, per runner and per target, the peak memory of each stage's process tree and where the time went.
+stage, per runner and per target, the peak memory of each stage's process tree, which executor ran on how
+many clips (validate's truth and witnesses, TFLM Python's inputs in the firmware check) and where the time
+went. ``--extra --full`` runs every witness on every clip (the check before issue #32).
 
     .venv/bin/python benchmarks/bench_tau_scale.py [--work /work/scratch/scale] [--eval-clips 2968]
         [--label NAME] [--targets host,host-cmsis-nn] [--workers 2] [--stages features,validate,firmware]
@@ -349,6 +351,10 @@ def main() -> None:
         s["interpreters_seconds"] = rep["throughput"]["seconds"]
         s["interpreters_clips_per_second"] = rep["throughput"]["clips_per_second"]
         s["passed"] = not rep["failures"]
+        s["truth"] = rep["truth"]
+        s["executor_clips"] = {w["executor"]: w["clips"] for w in rep.get("witnesses", [])}
+        if rep.get("sample"):
+            s["sample"] = {k: len(rep["sample"][k]) for k in ("stratified", "disagreeing", "small_margin", "rows")}
         res["stages"]["validate"] = s
     if "firmware" in stages:
         targets = a.targets.split(",")
@@ -358,13 +364,16 @@ def main() -> None:
         rep = json.loads((export / "firmware" / "firmware_report.json").read_text())
         s["clips_per_second"] = round(n / s["wall_seconds"], 2)
         s["passed"] = rep["passed"]
+        s["truth"] = rep.get("truth")
+        s["tflm_python_inputs"] = rep.get("tflm_python_inputs")
         s["targets"] = {t["target"]: {
             "clips": t["clips"], "outputs_identical": t["outputs_identical"], "ms_per_inference": round(
                 1000 * t["seconds_per_inference"], 1),
             "from_audio_model_bit_exact": (t.get("from_audio") or {}).get("model_bit_exact"),
             "front_end_us_per_frame": round(1e6 * (t.get("from_audio") or {}).get("frontend_seconds_per_frame", 0), 1),
             "pcm_invokes_skipped": (t.get("from_audio") or {}).get("invokes_skipped"),
-            "worker_processes": t.get("worker_processes", 1)}
+            "worker_processes": t.get("worker_processes", 1),
+            "logmel_run_from_validate": t.get("logmel_run_from_validate", False)}
             for t in rep["targets"]}
         for name, ph in firmware_phases(s, targets).items():
             s["targets"][name].update(ph)
@@ -381,17 +390,40 @@ def main() -> None:
     res["uptime_after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     out = a.work / f"results-{a.label}.json"
     out.write_text(json.dumps(res, indent=1))
-    if {"validate", "firmware"} <= set(res["stages"]):
-        v, f = res["stages"]["validate"], res["stages"]["firmware"]
-        total = v["wall_seconds"] + f["wall_seconds"]
-        cpu = v["cpu_seconds"] + f["cpu_seconds"]
-        print(f"validate + firmware (log-mel and PCM, {a.targets}): {total:.0f} s = {total / 60:.1f} min wall for {n} "
-              f"clips ({n / total:.2f} clips/s) beside the machine's other load; {cpu:.0f} CPU-s = "
-              f"{1000 * cpu / n:.0f} CPU-ms per clip; on {a.workers} idle cores at least {cpu / a.workers / 60:.1f} min")
     print(json.dumps({k: v for k, v in res.items() if k != "stages"}, indent=1))
     for k, s in res["stages"].items():
         print(k, json.dumps({x: y for x, y in s.items() if x not in ("lines", "cmd")}))
     print(f"results: {out}")
+    print_summary(res, targets=a.targets, workers=a.workers)
+
+
+def print_summary(res: dict, *, targets: str, workers: int) -> None:
+    """The figures issue #32 asks for, last: validate + firmware wall, CPU-s, clips/s, features clips/s, peak
+    RSS and which executor ran on how many clips."""
+    st, n = res["stages"], res["eval_clips"]
+    print(f"summary ({res['date_utc']} UTC, {res['machine']}; load before: {res['uptime_before']})")
+    if "features" in st:
+        f = st["features"]
+        print(f"  features: {f['clips']} clips in {f['wall_seconds']} s wall = {f['clips_per_second']} clips/s; "
+              f"{f['cpu_seconds']} CPU-s ({f['cpu_ms_per_clip']} CPU-ms per clip); peak RSS "
+              f"{f['peak_rss_sum_bytes'] / GB:.2f} GB; mean load {f['mean_load_average']}")
+    if {"validate", "firmware"} <= set(st):
+        v, f = st["validate"], st["firmware"]
+        total, cpu = v["wall_seconds"] + f["wall_seconds"], v["cpu_seconds"] + f["cpu_seconds"]
+        rss = max(v["peak_rss_sum_bytes"], f["peak_rss_sum_bytes"])
+        print(f"  validate + firmware (log-mel and PCM, {targets}): {total:.0f} s = {total / 60:.1f} min wall, "
+              f"{n / total:.2f} clips/s, {cpu:.0f} CPU-s = {1000 * cpu / n:.0f} CPU-ms per clip (on {workers} idle "
+              f"cores at least {cpu / workers / 60:.1f} min); peak RSS {rss / GB:.2f} GB; passed: validate "
+              f"{v['passed']}, firmware {f['passed']}; mean load {v['mean_load_average']} / {f['mean_load_average']}")
+    if "validate" in st:
+        v = st["validate"]
+        print(f"  validate: truth {v.get('truth')}; clips per executor {v.get('executor_clips')}; "
+              f"sample {v.get('sample')}")
+    if "firmware" in st:
+        f = st["firmware"]
+        print(f"  firmware: {f.get('truth')}; TFLM Python ran {f.get('tflm_python_inputs')} input(s); per target "
+              + ", ".join(f"{t}: {d['clips']} clips, log-mel run from validate {d['logmel_run_from_validate']}"
+                          for t, d in f["targets"].items()))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from firmware_harness.firmware.check import (DEFAULT_EMULATED_CLIPS, FirmwareRep
                                              reusable_firmware_report)
 from firmware_harness.firmware.check import check_firmware as _check_export_firmware
 from firmware_harness.firmware.check import format_report as _format_firmware
+from firmware_harness.firmware.host_truth import host_reference_truth
 from firmware_harness.firmware.model_firmware import (ModelFirmwareReport, check_model_firmware,
                                                       format_model_firmware)
 from firmware_harness.model_source import (ModelSource, ModelSourceError, names_an_export, not_a_regular_file,
@@ -69,7 +70,7 @@ def _needs_data(source: ModelSource, data_dir: Path | None) -> Path:
 
 def validate(*, source: ModelSource | Path, data_dir: Path | None = None, work_dir: Path = Path("work"),
              max_drop: float | None = None, inputs_path: Path | None = None, random_count: int | None = None,
-             seed: int = 0, out_dir: Path | None = None, workers: int = DEFAULT_WORKERS,
+             seed: int = 0, out_dir: Path | None = None, workers: int = DEFAULT_WORKERS, full: bool = False,
              log=print) -> ValidationReport | ModelValidationReport:
     """Run the model through TFLM (the truth) and LiteRT and compare.
 
@@ -78,13 +79,18 @@ def validate(*, source: ModelSource | Path, data_dir: Path | None = None, work_d
     reports into the export folder; returns a :class:`ValidationReport`. A ``.tflite`` of its own:
     the int8 inputs of ``inputs_path`` (a .npy of shape (N, *input shape)) or ``random_count``
     seeded random ones (``seed``); reports into ``out_dir`` (default ``MODEL.validation/``); returns
-    a :class:`ModelValidationReport`. ``report.failures`` lists every failed check."""
+    a :class:`ModelValidationReport`. ``report.failures`` lists every failed check.
+
+    An export's model runs one TFLM truth on every clip (the host C++ build of TFLM's reference kernels
+    when the toolchain and the pinned archives are present, else TFLM's Python runtime), LiteRT's default
+    interpreter and the float model on every clip, and the redundant witnesses (TFLM Python, LiteRT's
+    reference kernels) on a sample (docs/scale.md); ``full``: every witness on every clip."""
     source = _source(source)
     if source.export is None:
         return validate_model(source, inputs_path=inputs_path, random_count=random_count, seed=seed,
                               out_dir=out_dir, workers=workers, log=log)
     return validate_export(source.path, _needs_data(source, data_dir), Path(work_dir), workers=workers,
-                           max_drop=max_drop, log=log)
+                           max_drop=max_drop, full=full, truth_program=host_reference_truth, log=log)
 
 
 def check_firmware(*, source: ModelSource | Path, data_dir: Path | None = None, work_dir: Path = Path("work"),
@@ -92,7 +98,7 @@ def check_firmware(*, source: ModelSource | Path, data_dir: Path | None = None, 
                    host_clips: int | str = "all", from_audio: bool = False, chunk: int | None = None,
                    inputs_path: Path | None = None, random_count: int | None = None, seed: int = 0,
                    out_dir: Path | None = None, third_party_dir: Path | None = None,
-                   workers: int = DEFAULT_WORKERS, log=print) -> FirmwareReport | ModelFirmwareReport:
+                   workers: int = DEFAULT_WORKERS, full: bool = False, log=print) -> FirmwareReport | ModelFirmwareReport:
     """Compile the model with TFLM C++ for each of ``targets`` (names of :func:`list_targets`;
     default ``DEFAULT_TARGETS``), run it (emulated targets under QEMU) and compare its int8 outputs
     bit for bit with TFLM's Python runtime.
@@ -101,7 +107,8 @@ def check_firmware(*, source: ModelSource | Path, data_dir: Path | None = None, 
     ``host_clips`` per host one: a number or ``"all"``), ``from_audio`` also streams each WAV through
     the exported front end in ``chunk`` samples; returns a :class:`FirmwareReport`. A ``.tflite`` of
     its own: C sources generated, run on ``inputs_path``'s or ``random_count`` random int8 inputs;
-    returns a :class:`ModelFirmwareReport`. ``report.failures`` lists what failed."""
+    returns a :class:`ModelFirmwareReport`. ``report.failures`` lists what failed. An export takes
+    ``validate``'s truth when it matches (the host C++ build's, or with ``full`` TFLM Python's only)."""
     source = _source(source)
     kwargs = {} if targets is None else {"targets": tuple(targets)}
     if source.export is None:
@@ -112,7 +119,7 @@ def check_firmware(*, source: ModelSource | Path, data_dir: Path | None = None, 
                                     out_dir=out_dir, third_party_dir=third_party_dir, log=log, **kwargs)
     return _check_export_firmware(source.export_dir, _needs_data(source, data_dir), Path(work_dir), clips=clips,
                                   host_clips=host_clips, from_audio=from_audio, chunk=chunk,
-                                  third_party_dir=third_party_dir, workers=workers, log=log, **kwargs)
+                                  third_party_dir=third_party_dir, workers=workers, full=full, log=log, **kwargs)
 
 
 def profile(*, source: ModelSource | Path, out_dir: Path | None = None,

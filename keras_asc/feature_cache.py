@@ -26,7 +26,7 @@ from keras_asc import artifacts
 from keras_asc.audio import load_audio
 from keras_asc.dataset import SCENE_LABELS, read_fold1, split_warnings
 from keras_asc.parallel import DEFAULT_WORKERS, parallel_map
-from keras_asc.features import FeatureConfig, Normalization, log_mel
+from keras_asc.features import FeatureConfig, Normalization, log_mel, mel_filterbank
 
 CACHED_SPLITS = ("train", "evaluate")
 
@@ -83,16 +83,58 @@ def cache_key(config: FeatureConfig, tables: dict[str, pd.DataFrame]) -> str:
     return artifacts.sha256_bytes(json.dumps(payload, sort_keys=True).encode())[:16]
 
 
-def _extract_chunk(paths: list[str], config_dict: dict) -> tuple[np.ndarray, list[str], list[str]]:
-    config = FeatureConfig.from_dict(config_dict)
+_WORKER: dict = {}
+
+
+def _init_extraction(config_dict: dict, mel_basis: np.ndarray) -> None:
+    """Each worker gets the mel filterbank from its parent: it never loads librosa (seconds per process)."""
+    _WORKER["config"], _WORKER["mel_basis"] = FeatureConfig.from_dict(config_dict), mel_basis
+
+
+def _extract_chunk(paths: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    config, basis = _WORKER["config"], _WORKER["mel_basis"]
     out = np.empty((len(paths), *config.shape), np.float32)
     warnings: list[str] = []
     hashes = []
     for i, p in enumerate(paths):
         audio = load_audio(p, sample_rate=config.sample_rate, clip_seconds=config.clip_seconds, warnings=warnings)
-        out[i] = log_mel(audio, config=config)
+        out[i] = log_mel(audio, config=config, mel_basis=basis)
         hashes.append(artifacts.sha256_file(Path(p)))  # the bytes were just read: in the page cache
     return out, warnings, hashes
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractionJob:
+    """One list of files and the array their log-mels go to (row i: ``paths[i]``)."""
+
+    paths: list[str]
+    out: np.ndarray  # (len(paths), n_mels, n_frames) float32, e.g. a memory-mapped .npy
+    audio_sha256: list[str] | None = None  # filled with each file's sha256 (hex), in file order
+
+
+def extract_jobs(jobs: list[ExtractionJob], *, config: FeatureConfig, workers: int = DEFAULT_WORKERS,
+                 chunk: int = 8, desc: str = "log-mel") -> list[list[str]]:
+    """Every job's log-mels in one pool of ``workers`` processes (one start-up each, whatever the number of
+    jobs); returns each job's suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order.
+
+    ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
+    that already imported TensorFlow is safe."""
+    calls, where = [], []
+    for j, job in enumerate(jobs):
+        for i in range(0, len(job.paths), chunk):
+            calls.append((job.paths[i:i + chunk],))
+            where.append((j, i))
+    warnings: dict[int, list[str]] = {}
+    hashes: dict[int, list[str]] = {}
+    for k, (features, warnings[k], hashes[k]) in parallel_map(
+            _extract_chunk, calls, workers=workers, desc=desc, unit="clip", sizes=[len(c[0]) for c in calls],
+            initializer=_init_extraction, initargs=(config.to_dict(), mel_filterbank(config))):
+        j, i = where[k]
+        jobs[j].out[i:i + len(features)] = features
+    for j, job in enumerate(jobs):
+        if job.audio_sha256 is not None:
+            job.audio_sha256[:] = [h for k in range(len(calls)) if where[k][0] == j for h in hashes[k]]
+    return [[w for k in range(len(calls)) if where[k][0] == j for w in warnings[k]] for j in range(len(jobs))]
 
 
 def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray,
@@ -101,21 +143,10 @@ def extract_features(paths: list[str], *, config: FeatureConfig, out: np.ndarray
     """Fill ``out[i]`` with the log-mel of ``paths[i]`` using ``workers`` processes; returns the
     suspect-audio warnings (:func:`keras_asc.audio.audio_warnings`), in file order. When given,
     ``audio_sha256`` is filled with each file's sha256 (hex), in file order: what the features
-    were computed from, by content.
-
-    ``workers=1`` runs in this process. Worker processes are spawned (not forked) so a parent
-    that already imported TensorFlow is safe.
-    """
-    starts = list(range(0, len(paths), chunk))
-    calls = [(paths[i:i + chunk], config.to_dict()) for i in starts]
-    warnings: dict[int, list[str]] = {}
-    hashes: dict[int, list[str]] = {}
-    for k, (features, warnings[k], hashes[k]) in parallel_map(_extract_chunk, calls, workers=workers, desc=desc,
-                                                               unit="clip", sizes=[len(c[0]) for c in calls]):
-        out[starts[k]:starts[k] + len(features)] = features
-    if audio_sha256 is not None:
-        audio_sha256[:] = [h for k in sorted(hashes) for h in hashes[k]]
-    return [w for k in sorted(warnings) for w in warnings[k]]
+    were computed from, by content. One job of :func:`extract_jobs`."""
+    (warnings,) = extract_jobs([ExtractionJob(paths, out, audio_sha256)], config=config, workers=workers,
+                               chunk=chunk, desc=desc)
+    return warnings
 
 
 def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig,
@@ -138,19 +169,20 @@ def build_feature_cache(data_dir: Path, work_dir: Path, *, config: FeatureConfig
     warnings = split_warnings(Path(data_dir), tables)
     arrays: dict[str, dict] = {}
     with artifacts.staging_dir(final, stage="features", inputs=(Path(data_dir),), set_aside=True) as tmp:  # a cache
-        for split in CACHED_SPLITS:
-            table = tables[split]
-            arr = np.lib.format.open_memmap(tmp / f"{split}.npy", mode="w+", dtype=np.float32,
-                                            shape=(len(table), *config.shape))
-            hashes: list[str] = []
-            warnings += extract_features(table["path"].tolist(), config=config, out=arr, workers=workers,
-                                         desc=f"log-mel {split}", audio_sha256=hashes)
+        jobs = [ExtractionJob(tables[split]["path"].tolist(), np.lib.format.open_memmap(
+            tmp / f"{split}.npy", mode="w+", dtype=np.float32, shape=(len(tables[split]), *config.shape)), [])
+            for split in CACHED_SPLITS]
+        for w in extract_jobs(jobs, config=config, workers=workers, desc=f"log-mel {' + '.join(CACHED_SPLITS)}"):
+            warnings += w  # one pool for every split: each worker starts once
+        for split, job in zip(CACHED_SPLITS, jobs):
+            arr = job.out
             if not np.isfinite(arr).all():
                 raise ValueError(f"non-finite features in split {split}; check the audio files")
             arr.flush()
             del arr
             arrays[split] = _array_record(tmp / f"{split}.npy")
-            table.assign(sha256=hashes).to_csv(tmp / f"{split}.csv", index=False)
+            tables[split].assign(sha256=job.audio_sha256).to_csv(tmp / f"{split}.csv", index=False)
+        del jobs
         norm = Normalization.fit(np.load(tmp / "train.npy", mmap_mode="r"))
         artifacts.write_json(tmp / "config.json", {
             "arrays": arrays,  # each .npy's size and sha256 as written, checked on every reuse (damaged_entry)

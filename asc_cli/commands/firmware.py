@@ -35,6 +35,10 @@ def add_parser(sub) -> None:
     s.add_argument("--third-party", default=None,
                    help="folder of the pinned TFLM source archives (default $ASC_THIRD_PARTY, else "
                         "../shared/third_party beside this checkout)")
+    s.add_argument("--full", action="store_true",
+                   help="an export: TFLM Python is the truth on every clip, from log-mel and PCM, even when asc "
+                        "validate's truth is the host C++ build (by default TFLM Python checks the PCM path on "
+                        "validate's witness sample; docs/scale.md)")
     add_workers_arg(s)
     _add_any_model_args(s, out_default="MODEL.firmware")
     s.set_defaults(func=run)
@@ -57,7 +61,7 @@ def run(a: argparse.Namespace) -> None:
         report = firmware_harness.check_firmware(
             source=source, data_dir=Path(a.data), work_dir=Path(a.work), targets=a.targets, clips=a.clips,
             host_clips=a.host_clips, from_audio=a.from_audio, chunk=a.chunk, third_party_dir=third_party,
-            workers=a.workers)
+            workers=a.workers, full=a.full)
         where = f"programs, outputs and firmware_report.md/.json in {source.default_out_dir('firmware')}"
     print(firmware_harness.format_report(report))
     print(f"firmware: {where}")
@@ -83,7 +87,8 @@ def _check_any_model_options(a: argparse.Namespace, model: Path) -> dict:
         raise OptionError(f"--from-audio needs an export's front end; {model} is a .tflite without an export folder "
                           "(no audio front end), run on int8 inputs only (--inputs or --random)")
     for option, value, default in (("--data", a.data, None), ("--clips", a.clips, firmware_harness.DEFAULT_EMULATED_CLIPS),
-                                   ("--host-clips", a.host_clips, "all"), ("--chunk", a.chunk, None)):
+                                   ("--host-clips", a.host_clips, "all"), ("--chunk", a.chunk, None),
+                                   ("--full", a.full, False)):
         if value != default:
             warn(f"{option} {value} has no effect on a .tflite without an export folder: every target runs the "
                  "--inputs/--random inputs")

@@ -20,6 +20,11 @@ def add_parser(sub) -> None:
     add_workers_arg(s)
     s.add_argument("--max-drop", type=non_negative_float, default=None, metavar="PP",
                    help="fail if int8 accuracy is more than PP points below float")
+    s.add_argument("--full", action="store_true",
+                   help="an export's model: every witness on every clip (TFLM Python, LiteRT's reference kernels); "
+                        "by default they check a sample (stratified scene x device, at least 256 clips, plus every "
+                        "clip where two every-clip executors disagree or whose top-1 margin is one int8 step) and "
+                        "one TFLM truth runs every clip (docs/scale.md)")
     _add_any_model_args(s, out_default="MODEL.validation")
     s.set_defaults(func=run)
 
@@ -27,7 +32,7 @@ def add_parser(sub) -> None:
 def run(a: argparse.Namespace) -> None:
     source = check_model_source(Path(a.model))
     if source.export is None:
-        for option, value in (("--data", a.data), ("--max-drop", a.max_drop)):
+        for option, value in (("--data", a.data), ("--max-drop", a.max_drop), ("--full", a.full or None)):
             if value is not None:
                 warn(f"{option} {value} has no effect on a .tflite without an export folder (no dataset, no float "
                      "model)")
@@ -38,7 +43,7 @@ def run(a: argparse.Namespace) -> None:
     else:
         _refuse_any_model_options(a, source.path)
         report = firmware_harness.validate(source=source, data_dir=Path(a.data), work_dir=Path(a.work),
-                                           workers=a.workers, max_drop=a.max_drop)
+                                           workers=a.workers, max_drop=a.max_drop, full=a.full)
         where = f"{source.default_out_dir('validation')} (validation_report.md/.json, *.png)"
     print(firmware_harness.format_report(report))
     print(f"validate: reports in {where}")

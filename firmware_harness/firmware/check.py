@@ -44,6 +44,7 @@ from firmware_harness.builds.footprint import Footprint, measure_footprint
 from firmware_harness.builds.program import build_inputs_sha256
 from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.builds.third_party import FirmwareError
+from firmware_harness.firmware.host_truth import localize_output_difference
 from firmware_harness.firmware.from_audio import (
     FromAudioResult,
     check_audio_files,
@@ -59,15 +60,12 @@ from firmware_harness.validation.export_validation import (
     read_validated_truth,
     run_all,
 )
-from firmware_harness.validation.layers import first_divergence
-from firmware_harness.validation.runners import make_runner
 from keras_asc import artifacts, records
 from keras_asc.dataset import stratified_sample
 from keras_asc.feature_cache import build_feature_cache
 from keras_asc.parallel import DEFAULT_WORKERS
 from keras_asc.windows import split_windows
 from tflite_export.export import BuildProbe
-from tflite_export.flatbuffer import read_model_shared
 from tflite_export.mcu_targets import fit_table, format_fit_table
 from tflite_export.window_combine import accumulate_windows, clip_decisions
 
@@ -98,6 +96,9 @@ class TargetResult:
     # this image, firmware_harness.profiling.latency.invoke_latency_ms): the fit table's latency column
     estimated_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     worker_processes: int = 1  # program processes that shared the clips (host: --workers, emulated: 1)
+    # the build is asc validate's every-clip truth: its log-mel outputs are validate's run of the same build
+    # (build_inputs_sha256), one clip run again here
+    logmel_run_from_validate: bool = False
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("bit_identical",)
 
     @property
@@ -123,6 +124,7 @@ class FirmwareReport:
     packages: dict[str, str]
     git_commit: str
     truth: str = "tflite-micro Python runtime (TFLM reference kernels)"
+    tflm_python_inputs: int = 0  # inputs TFLM Python ran in this check (the rest: asc validate's truth)
     qemu_note: str = QEMU_NOTE
     stage: str = "firmware"
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
@@ -152,13 +154,16 @@ class TflmTruth:
     same input bytes, same tflite-micro version, all by content hash)."""
 
     def __init__(self, model: bytes, x_int8: np.ndarray, *, arena: int, workers: int = 1,
-                 validated: np.ndarray | None = None):
+                 validated: np.ndarray | None = None, executor: str = "tflm"):
         self._model, self._arena, self._workers = model, arena, workers
         self._other: dict[bytes, np.ndarray] = {}  # run(): input bytes -> output
         self._x = x_int8
         self._out: np.ndarray | None = validated
         self._have = np.full(len(x_int8), validated is not None)
         self.reused = validated is not None  # the outputs came from asc validate's run
+        self.executor = executor  # whose outputs `validated` are: "tflm" (TFLM Python) or a C++ build ("host")
+        self.tflm_inputs_run = 0  # inputs TFLM Python ran here (its own interpreter)
+        self.adopted_inputs = 0  # inputs whose truth is the truth program's own output (adopt())
 
     def outputs(self, rows: np.ndarray) -> np.ndarray:
         """(len(rows), classes) int8."""
@@ -171,7 +176,17 @@ class TflmTruth:
                 self._out = np.zeros((len(self._x), out.shape[1]), np.int8)
             self._out[todo] = out
             self._have[todo] = True
+            self.tflm_inputs_run += len(todo)
         return self._out[rows]
+
+    def adopt(self, x_int8: np.ndarray, outputs: np.ndarray) -> None:
+        """The truth program's own outputs (n, classes) on inputs ``x_int8`` (n, elements), which are not the
+        Python formula's (the front end's): the truth for those inputs, as its outputs are on every clip."""
+        x_int8 = np.asarray(x_int8, np.int8).reshape(len(x_int8), self._x[0].size)
+        for row, o in zip(x_int8, outputs):
+            if row.tobytes() not in self._other:
+                self._other[row.tobytes()] = np.array(o, np.int8)
+                self.adopted_inputs += 1
 
     def run(self, x_int8: np.ndarray) -> np.ndarray:
         """Outputs for other inputs (the front end's, where they differ from the Python formula's),
@@ -184,6 +199,7 @@ class TflmTruth:
             out = run_all(self._model, x_int8[todo].reshape(len(todo), 1, *self._x.shape[1:]), arena=self._arena,
                           workers=self._workers, runners=("tflm",))["tflm"]
             self._other.update((keys[i], o) for i, o in zip(todo, out))
+            self.tflm_inputs_run += len(todo)
         if not keys:
             return np.zeros((0, self._out.shape[1] if self._out is not None else 0), np.int8)
         return np.stack([self._other[k] for k in keys])
@@ -195,22 +211,6 @@ def _take(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
     if len(rows) and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows))):
         return a[int(rows[0]):int(rows[0]) + len(rows)]
     return a[rows]
-
-
-def localize_output_difference(prog: fw_program.Program, model: bytes, x: np.ndarray, *, arena: int,
-                               work: Path) -> dict:
-    """Run one int8 input ``x`` (the model's input shape, batch 1 included) with every tensor dumped;
-    the first operator differing from TFLM Python (:func:`~firmware_harness.validation.layers.first_divergence`)."""
-    run = fw_program.run_program(prog, work, int8=x.reshape(1, -1), dump_clip=0)
-    dump = fw_program.read_tensor_dump(run.dump)
-    truth = make_runner("tflm", model, arena_bytes=arena, preserve=True)
-    truth.run(x[None])
-
-    def firmware_tensor(i: int) -> np.ndarray:
-        return np.frombuffer(dump[i][1], truth.tensor(i).dtype)
-
-    d = first_divergence(read_model_shared(model), truth.tensor, firmware_tensor, runner=prog.target.name, known={})
-    return d.to_dict() if d else {"op": None, "explanation": "outputs differed but no operator output did"}
 
 
 def arena_probes(targets: tuple[str, ...], *, third_party_dir: Path | None = None,
@@ -259,14 +259,20 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
                  logmel: np.ndarray, expected_inputs: np.ndarray, truth: TflmTruth, windows_per_clip: int,
                  wav_paths: list[Path] | None = None,
                  truth_arena: int, clips: int | str, host_clips: int | str, from_audio: bool = False,
-                 chunk: int | None = None, workers: int = 1, log=print) -> tuple[TargetResult, list[str]]:
+                 chunk: int | None = None, workers: int = 1, truth_rows: np.ndarray | None = None,
+                 log=print) -> tuple[TargetResult, list[str]]:
     """Build, run and compare one target; returns its result and its failures.
 
     ``expected_inputs`` and ``truth`` are per inference: per clip, or per window (clip-major,
     ``windows_per_clip`` each) for a windowed model, whose clip accumulator is compared too. A host
     target's clips are split among ``workers`` program processes (each clip's outputs depend on that clip
     only), and with ``from_audio`` an inference whose PCM-path input equals its log-mel-path input is not
-    invoked twice (:func:`~firmware_harness.builds.program.run_program_audio`); every clip is still compared."""
+    invoked twice (:func:`~firmware_harness.builds.program.run_program_audio`); every clip is still compared.
+
+    ``truth_rows``: this target's build is the every-clip truth (``asc validate`` ran it on the log-mel
+    inputs, ``truth`` holds its outputs): its log-mel run is taken from there (one clip is run again, for the
+    arena and the time per inference, and compared), and from PCM its outputs are the truth on its own inputs
+    except on the clips ``truth_rows`` (the witnesses' sample), where TFLM Python checks them."""
     target = get_target(name)
     prog = fw_program.build_program(export_dir, target, out_dir, tree=tree, log=log)
     rows = sampled_rows(table, clips=clips if target.emulated else host_clips)
@@ -275,8 +281,10 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         f"{f' in {procs} processes' if procs > 1 else ''}")
     failures = []
     work = out_dir / "work"
+    reuse = truth_rows is not None and windows_per_clip == 1 and len(rows) == len(table)
     try:
-        run = fw_program.run_program_parallel(prog, work, logmel=_take(logmel, rows), workers=procs)
+        run = (_truth_run(prog, work, logmel=logmel, truth=truth, expected_inputs=expected_inputs) if reuse else
+               fw_program.run_program_parallel(prog, work, logmel=_take(logmel, rows), workers=procs))
     except fw_program.ArenaTooSmall:
         need = fw_program.measure_arena(prog, work, input_elements=_input_elements(export_dir))
         raise FirmwareError(
@@ -322,7 +330,8 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
             prog, table=table, wav_paths=wav_paths, rows=rows, train_logmel=_take(logmel, rows), expected_inputs=exp_in,
             harness_outputs=truth_out, truth_for=truth.run, work=work, n_mels=logmel.shape[1],
             windows_per_clip=k_per, chunk=chunk, name=name, workers=procs,
-            known=None if target.emulated else (run.inputs, run.outputs))
+            known=None if target.emulated else (run.inputs, run.outputs),
+            adopt=truth.adopt if truth_rows is not None else None, witness_rows=truth_rows)
         failures += f
         np.save(out_dir / "inputs_from_audio.npy", audio_run.inputs)  # rows as outputs.npy's
         np.save(out_dir / "outputs_from_audio.npy", audio_run.outputs)
@@ -344,20 +353,37 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
         arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
         seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
         tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio, estimated_ms=latency,
-        worker_processes=procs)
+        worker_processes=procs, logmel_run_from_validate=reuse)
     return result, failures
+
+
+def _truth_run(prog: fw_program.Program, work: Path, *, logmel: np.ndarray, truth: TflmTruth,
+               expected_inputs: np.ndarray) -> fw_program.ProgramRun:
+    """The log-mel run of every clip of the truth's own build, as ``asc validate`` ran it (its outputs:
+    ``truth``; its inputs were the Python formula's, else validate took TFLM Python's outputs there and this
+    check finds the difference): the first clip runs again here for the arena and the time per inference."""
+    one = fw_program.run_program(prog, work, logmel=logmel[:1])
+    n = len(expected_inputs)
+    return dataclasses.replace(one, outputs=np.concatenate([one.outputs, truth.outputs(np.arange(1, n))]),
+                               inputs=np.concatenate([one.inputs, expected_inputs[1:].reshape(n - 1, -1)]),
+                               invoke_seconds=one.invoke_seconds * n)  # the time per inference measured here
 
 
 def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets: tuple[str, ...] = DEFAULT_TARGETS,
                    clips: int | str = DEFAULT_EMULATED_CLIPS, host_clips: int | str = "all",
                    from_audio: bool = False, chunk: int | None = None, third_party_dir: Path | None = None,
-                   workers: int = DEFAULT_WORKERS, log=print) -> FirmwareReport:
+                   workers: int = DEFAULT_WORKERS, full: bool = False, log=print) -> FirmwareReport:
     """Run every target; write and return the report (``report.failures`` lists what failed).
 
     Emulated targets run a stratified sample of ``clips`` evaluate clips, host targets
     ``host_clips`` (default every clip); "all" for every clip. ``from_audio`` also streams the
     same clips' PCM through the exported front end (:mod:`firmware_harness.firmware.from_audio`) in
-    chunks of ``chunk`` samples (default: the hop)."""
+    chunks of ``chunk`` samples (default: the hop).
+
+    The truth is ``asc validate``'s when it ran on this model and these inputs (:func:`read_validated_truth`):
+    TFLM Python's, or (not with ``full``) the host C++ build's when this check builds the same program; then
+    the ``host`` target's log-mel run is validate's, and TFLM Python checks the PCM path on validate's
+    witness sample only. Otherwise TFLM Python computes the truth here, on every clip."""
 
     t0 = time.perf_counter()
     export_dir = Path(export_dir)
@@ -384,8 +410,15 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
     # header is what is being checked.
     arena = max(header_arena_bytes(export_dir), exp.size.arena_recommended_bytes)
     validated = read_validated_truth(export_dir, expected_inputs, tflite_sha256=exp.tflite_sha256)
-    truth = TflmTruth(model, expected_inputs, arena=arena, workers=workers, validated=validated)
-    log(f"firmware: TFLM Python's outputs {'from asc validate (same model, inputs and tflite-micro, by sha256)' if truth.reused else f'computed in {workers} process(es) as needed'}")
+    if validated is not None and validated.executor != "tflm" and (
+            full or validated.executor not in targets or not validated.program_inputs_identical
+            or validated.build_inputs_sha256 != build_inputs_sha256(export_dir, tp, (validated.executor,))):
+        validated = None  # another build's, or --full: TFLM Python computes the truth here
+    truth = TflmTruth(model, expected_inputs, arena=arena, workers=workers,
+                      validated=None if validated is None else validated.outputs,
+                      executor="tflm" if validated is None else validated.executor)
+    truth_rows = np.asarray(validated.sample_rows) if validated is not None and validated.executor != "tflm" else None
+    log(f"firmware: the truth: {truth_text(truth, truth_rows)}")
     results, failures = [], []
     with artifacts.staging_dir(export_dir / "firmware", stage="firmware", inputs=inputs) as tmp:
         for name in targets:
@@ -393,7 +426,8 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
                                 logmel=logmel, expected_inputs=expected_inputs, truth=truth,
                                 windows_per_clip=exp.windows.per_clip if exp.windows else 1, wav_paths=wav_paths,
                                 truth_arena=arena, clips=clips, host_clips=host_clips, from_audio=from_audio,
-                                chunk=chunk, workers=workers, log=log)
+                                chunk=chunk, workers=workers, log=log,
+                                truth_rows=truth_rows if name == truth.executor else None)
             results.append(r)
             failures += f
             log(f"firmware: {name}: {r.outputs_identical}/{r.clips} clips bit-identical, arena "
@@ -403,10 +437,22 @@ def check_firmware(export_dir: Path, data_dir: Path, work_dir: Path, *, targets:
             export_dir=str(export_dir.resolve()), tflite_sha256=exp.tflite_sha256,
             build_inputs_sha256=build_inputs_sha256(export_dir, tp, targets), data_dir=str(Path(data_dir).resolve()),
             evaluate_clips=len(table), model_bytes=len(model), targets=tuple(results), failures=tuple(failures),
-            seconds=round(time.perf_counter() - t0, 1), **artifacts.provenance())
+            seconds=round(time.perf_counter() - t0, 1), truth=truth_text(truth, truth_rows),
+            tflm_python_inputs=truth.tflm_inputs_run, **artifacts.provenance())
         records.write(tmp / "firmware_report.json", report)
         artifacts.atomic_write_text(tmp / "firmware_report.md", format_report(report))
     return report
+
+
+def truth_text(truth: TflmTruth, truth_rows: np.ndarray | None) -> str:
+    """What the firmware check compares with, for the log and the report."""
+    if truth_rows is not None:
+        return (f"the {truth.executor} C++ build of TFLM's reference kernels on every clip (asc validate's run of the "
+                f"same build, by sha256); TFLM Python checks its PCM-path outputs on the witnesses' sample of "
+                f"{len(truth_rows)} clip(s)")
+    if truth.reused:
+        return "TFLM Python (tflite-micro) on every clip, from asc validate (same model, inputs and tflite-micro)"
+    return "TFLM Python (tflite-micro) on every clip, computed here"
 
 
 def _kib(n: int) -> str:
@@ -415,7 +461,8 @@ def _kib(n: int) -> str:
 
 def format_report(r: FirmwareReport) -> str:
     lines = [f"# Firmware check of {Path(r.export_dir).name}/model.tflite", "",
-             f"Truth: TFLM's Python runtime on the same clips. Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
+             f"Truth: {r.truth}; TFLM Python ran {r.tflm_python_inputs} input(s) here. "
+             f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
     lines += targets_section(r.targets)
     lines += format_from_audio([(t.target, t.emulated, t.from_audio) for t in r.targets if t.from_audio])

@@ -22,7 +22,7 @@ import concurrent.futures as cf
 import dataclasses
 from collections import Counter
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 import soundfile as sf
@@ -135,7 +135,8 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
                    train_logmel: np.ndarray,
                    expected_inputs: np.ndarray, harness_outputs: np.ndarray, truth_for, work: Path,
                    n_mels: int, windows_per_clip: int, chunk: int | None, name: str, workers: int = 1,
-                   known: tuple[np.ndarray, np.ndarray] | None = None
+                   known: tuple[np.ndarray, np.ndarray] | None = None,
+                   adopt: Callable[[np.ndarray, np.ndarray], None] | None = None, witness_rows: np.ndarray | None = None
                    ) -> tuple[FromAudioResult, list[str], fw_program.AudioRun]:
     """PCM -> class on ``prog`` for evaluate rows ``rows`` (``wav_paths``: the evaluate split's
     files, checked by :func:`dataset_audio`); returns the result, its failures and the program's
@@ -149,7 +150,11 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
 
     ``workers``: program processes sharing the clips (host). ``known``: the same program's (inputs,
     outputs) per inference from the log-mel path (host); an inference whose PCM-path input is identical is
-    not invoked again (:func:`~firmware_harness.builds.program.run_program_audio`), counted in ``invokes_skipped``."""
+    not invoked again (:func:`~firmware_harness.builds.program.run_program_audio`), counted in ``invokes_skipped``.
+
+    ``adopt(x_int8, outputs)``: ``prog`` is the every-clip truth; its outputs on its own inputs outside the
+    evaluate rows ``witness_rows`` (the witnesses' sample) are adopted as the truth there, and ``truth_for``
+    (TFLM Python) checks the sampled ones."""
     k = windows_per_clip
     run = fw_program.run_program_audio_parallel(prog, work, wav_paths=[wav_paths[r] for r in rows], n_mels=n_mels,
                                                 chunk=chunk, workers=workers,
@@ -167,6 +172,9 @@ def run_from_audio(prog: fw_program.Program, *, table, wav_paths: list[Path], ro
     # the model part must stay bit-exact: inferences with identical inputs share the harness's truth
     infer_exact = infer_out_same.copy()
     if (~infer_in_same).any():
+        if adopt is not None:
+            sampled = np.isin(np.repeat(rows, k), np.asarray(witness_rows if witness_rows is not None else ()))
+            adopt(run.inputs[~infer_in_same & ~sampled], run.outputs[~infer_in_same & ~sampled])
         own = truth_for(run.inputs[~infer_in_same])
         infer_exact[~infer_in_same] = (run.outputs[~infer_in_same] == own).all(axis=1)
     per_clip = lambda v: v.reshape(len(rows), -1).all(axis=1)  # noqa: E731

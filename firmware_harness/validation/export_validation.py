@@ -1,9 +1,12 @@
 """``asc validate EXPORT/model.tflite --data DIR``: what the microcontroller will output.
 
 For every clip of the evaluate split, the int8 input the firmware would compute (by
-:func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM
-(the truth), LiteRT's reference kernels and LiteRT's default optimized interpreter (with
-the XNNPACK delegate), in parallel worker processes. Then:
+:func:`tflite_export.input_quant.quantize_input`, the header's formula) is run through TFLM's
+reference kernels (the truth: the host C++ build when the caller gives it, else TFLM's Python
+runtime) and LiteRT's default optimized interpreter (with the XNNPACK delegate); the redundant
+witnesses, TFLM's Python runtime and LiteRT's reference kernels, run on a sample
+(:mod:`firmware_harness.validation.witnesses`, :mod:`firmware_harness.validation.planned`), or with
+``full`` on every clip; in parallel worker processes. Then:
 
 * agreement of each LiteRT flavour with TFLM, every reference-kernel disagreement localized
   layer by layer to its first diverging operator (unknown ones fail validation);
@@ -33,7 +36,6 @@ from typing import Callable
 import numpy as np
 
 from firmware_harness.model_source import EXPORT_MODEL
-from firmware_harness.validation.layers import LayerComparer
 from firmware_harness.validation.report import (
     Agreement,
     ArenaCheck,
@@ -47,6 +49,12 @@ from firmware_harness.validation.report import (
     output_error,
     write_validation_report,
 )
+from firmware_harness.validation.planned import (
+    TruthProgramFactory,
+    compare_planned,
+    localize_disagreements,
+    no_truth_program,
+)
 from firmware_harness.validation.runners import (
     LOCALIZABLE,
     OPTIMIZED_KERNELS_NOTE,
@@ -58,6 +66,7 @@ from firmware_harness.validation.runners import (
     truth_runner,
     with_role,
 )
+from firmware_harness.validation.witnesses import SAMPLE_CLIPS, EVERY_CLIP, TRUTH_ROLE, WitnessClips, plan_sample
 from keras_asc import artifacts
 from keras_asc.artifacts import package_versions
 from keras_asc.dataset import SCENE_LABELS
@@ -209,19 +218,36 @@ def _truth_key(x_int8: np.ndarray, tflite_sha256: str) -> dict:
             "inputs_shape": list(x_int8.shape), "tflite_micro": package_versions().get("tflite-micro", "unknown")}
 
 
-def write_validated_truth(export_dir: Path, x_int8: np.ndarray, outputs: np.ndarray, *, tflite_sha256: str) -> None:
-    """TFLM Python's ``outputs`` (inferences, classes) int8 on ``x_int8`` (inferences, *input shape*)."""
+@dataclasses.dataclass(frozen=True)
+class ValidatedTruth:
+    """The truth ``asc validate`` kept: its outputs, which executor computed them (``tflm``: TFLM Python;
+    ``host``: the host C++ build of TFLM's reference kernels, from ``build_inputs_sha256``) and the
+    witnesses' sample (evaluate indices; every clip with ``--full``)."""
+
+    outputs: np.ndarray  # (inferences, classes) int8
+    executor: str
+    build_inputs_sha256: str | None
+    sample_rows: tuple[int, ...]
+    program_inputs_identical: bool = True  # a program's own quantization gave the formula's inputs everywhere
+
+
+def write_validated_truth(export_dir: Path, x_int8: np.ndarray, outputs: np.ndarray, *, tflite_sha256: str,
+                          executor: str = "tflm", build_inputs_sha256: str | None = None,
+                          sample_rows: tuple[int, ...] = (), program_inputs_identical: bool = True) -> None:
+    """The truth's ``outputs`` (inferences, classes) int8 on ``x_int8`` (inferences, *input shape*)."""
     buf = io.BytesIO()
     np.save(buf, np.asarray(outputs, np.int8))
     artifacts.atomic_write_bytes(Path(export_dir) / TRUTH_OUTPUTS, buf.getvalue())
-    artifacts.write_json(Path(export_dir) / TRUTH_RECORD, {**_truth_key(x_int8, tflite_sha256),
-                                                           "outputs_sha256": artifacts.sha256_bytes(buf.getvalue())})
+    artifacts.write_json(Path(export_dir) / TRUTH_RECORD, {
+        **_truth_key(x_int8, tflite_sha256), "outputs_sha256": artifacts.sha256_bytes(buf.getvalue()),
+        "executor": executor, "build_inputs_sha256": build_inputs_sha256, "sample_rows": list(sample_rows),
+        "program_inputs_identical": program_inputs_identical})
 
 
-def read_validated_truth(export_dir: Path, x_int8: np.ndarray, *, tflite_sha256: str) -> np.ndarray | None:
-    """The outputs :func:`write_validated_truth` kept, when they are TFLM Python's (this tflite-micro) on
-    this model (sha256) and these very input bytes (sha256), and the file is the one written (sha256);
-    otherwise None (the caller runs TFLM itself)."""
+def read_validated_truth(export_dir: Path, x_int8: np.ndarray, *, tflite_sha256: str) -> ValidatedTruth | None:
+    """The truth :func:`write_validated_truth` kept, when computed on this model (sha256) and these very
+    input bytes (sha256) with this tflite-micro, and the file is the one written (sha256); otherwise None
+    (the caller runs TFLM itself). The caller decides whether its executor is acceptable."""
     path, record = Path(export_dir) / TRUTH_OUTPUTS, Path(export_dir) / TRUTH_RECORD
     if not (path.is_file() and record.is_file()):
         return None
@@ -235,7 +261,12 @@ def read_validated_truth(export_dir: Path, x_int8: np.ndarray, *, tflite_sha256:
         return None
 
     out = np.load(io.BytesIO(raw))
-    return out if out.shape[0] == len(x_int8) and out.dtype == np.int8 else None
+    if out.shape[0] != len(x_int8) or out.dtype != np.int8:
+        return None
+    return ValidatedTruth(outputs=out, executor=str(rec.get("executor", "tflm")),
+                          build_inputs_sha256=rec.get("build_inputs_sha256"),
+                          sample_rows=tuple(int(i) for i in rec.get("sample_rows", ())),
+                          program_inputs_identical=bool(rec.get("program_inputs_identical", True)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,16 +309,9 @@ def compare_runtimes(model: bytes, x: np.ndarray, *, arena: int, workers: int, n
     divergences: list[ClipDivergence] = []
     failures = []
     for n in with_role(LOCALIZABLE):
-        idx = agree[n].differing_clip_indices
-        comparer = LayerComparer(model, arena_bytes=arena, runner=n) if idx else None
-        found = [ClipDivergence(clip=name_of(int(i)), index=int(i), divergence=comparer.first_divergence(x[i]))
-                 for i in idx]
-        unknown = [d for d in found if not d.known]
-        if unknown:
-            ops = sorted({str(d.op) for d in unknown})
-            failures.append(f"{REGISTRY[n].description} ({n}) diverges from the truth ({name}) first at {ops}, not a "
-                            f"documented kernel difference, on {len(unknown)} {unit}(s), "
-                            f"e.g. {[d.clip for d in unknown[:3]]}")
+        found, failure = localize_disagreements(model, x, agree[n].differing_clip_indices, arena=arena, runner=n,
+                                                name_of=name_of, truth=f"the truth ({name})", counted=f"{unit}(s)")
+        failures += [failure] if failure else []
         divergences += found
     return RuntimeComparison(outputs=outs, agreement=agree, divergences=tuple(divergences), failures=tuple(failures),
                              seconds=seconds, tflm_twin_agreement=twin)
@@ -373,9 +397,17 @@ def layer_quantization_error(model: bytes, keras_model, x_int8: np.ndarray, x_fl
 
 # ----------------------------------------------------------------------------- the command
 def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, workers: int = DEFAULT_WORKERS,
-                    max_drop: float | None = None, layer_clips: int = 16, log=print) -> ValidationReport:
+                    max_drop: float | None = None, layer_clips: int = 16, full: bool = False,
+                    truth_program: TruthProgramFactory = no_truth_program, sample_clips: int = SAMPLE_CLIPS,
+                    log=print) -> ValidationReport:
     """Validate and write the reports; ``report.failures`` lists every failed check (the CLI
-    exits non-zero when it is not empty)."""
+    exits non-zero when it is not empty).
+
+    Without ``full``: the truth on every clip, the witnesses on a sample
+    (:func:`~firmware_harness.validation.planned.compare_planned`); the truth is the program
+    ``truth_program(export_dir, model=..., arena=..., log=...)`` yields (None: TFLM Python), the witnesses'
+    stratified part of at least ``sample_clips`` clips. With ``full``,
+    or for a compressed export (LiteRT runs its uncompressed twin), every runner on every clip."""
 
     t_start = time.perf_counter()
     tflite_path = Path(tflite_path)
@@ -404,30 +436,50 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
     if windows:  # quantization is per element, so the windows of the quantized clip are the firmware's
         x_int8 = split_windows(x_int8, window=windows.frames, hop=windows.hop)
     x_int8 = x_int8[:, None]  # (inferences, 1, mels, frames, 1)
-    # TFLM, LiteRT reference and LiteRT default on every input; every reference-kernel disagreement localized
-    cmp = compare_runtimes(twin or data, x_int8, arena=run_arena, workers=workers,
-                           name_of=lambda i: str(table["filename"].iloc[i // per_clip]),
-                           tflm_model=data if twin is not None else None)
-    outs, agree, divergences, run_seconds, compressed = (cmp.outputs, cmp.agreement, cmp.divergences, cmp.seconds,
-                                                         cmp.tflm_twin_agreement)
+    name_of = lambda i: str(table["filename"].iloc[i // per_clip])  # noqa: E731
+    compressed, build_sha, mismatches = None, None, 0
+    if full or twin is not None:
+        # TFLM, LiteRT reference and LiteRT default on every input; every reference-kernel disagreement localized
+        cmp = compare_runtimes(twin or data, x_int8, arena=run_arena, workers=workers, name_of=name_of,
+                               tflm_model=data if twin is not None else None)
+        outs, agree, divergences, run_seconds, compressed = (cmp.outputs, cmp.agreement, cmp.divergences,
+                                                             cmp.seconds, cmp.tflm_twin_agreement)
+        truth_name, truth_out = truth_runner(), outs[truth_runner()]
+        failures += cmp.failures
+        sample = plan_sample(table, truth=truth_out, every_clip={}, windows_per_clip=per_clip, full=True)
+        witnesses = (WitnessClips(truth_name, TRUTH_ROLE, REGISTRY[truth_name].description, len(table)),
+                     *(WitnessClips(n, EVERY_CLIP, REGISTRY[n].description, len(table)) for n in compared_runners()),
+                     WitnessClips("float", EVERY_CLIP, "the float Keras model the int8 model was converted from",
+                                  len(table)))
+    else:
+        usable = header_arena >= arena.min_bytes  # a program built with a too-small header arena cannot run
+        with truth_program(export_dir, model=data, arena=run_arena, log=log) if usable else no_truth_program() as prog:
+            pc = compare_planned(data, x_int8, table=table, arena=run_arena, workers=workers,
+                                 windows_per_clip=per_clip, name_of=name_of, logmel=fs.features("evaluate"),
+                                 program=prog, run_all=run_all, sample_clips=sample_clips, log=log)
+            build_sha = prog.build_inputs_sha256 if prog is not None else None
+        truth_name, truth_out, agree, divergences, run_seconds = (pc.truth, pc.truth_outputs, pc.agreement,
+                                                                  pc.divergences, pc.seconds)
+        failures += pc.failures
+        sample, witnesses, mismatches = pc.sample, pc.witnesses, pc.program_input_mismatches
     if compressed is not None and compressed.clips_with_any_difference:
         failures.append(f"TFLM's outputs on the compressed model differ from the uncompressed model's on "
                         f"{compressed.clips_with_any_difference} of {compressed.clips} inputs: the LUT-compressed "
                         "weights do not decode to the uncompressed ones on this runtime")
-    log(f"validate: {len(table)} clips ({len(x_int8)} inferences) x {3 + (twin is not None)} runs in {run_seconds:.1f} s")
-    failures += cmp.failures
+    log(f"validate: {len(table)} clips ({len(x_int8)} inferences): {', '.join(f'{w.executor} {w.clips}' for w in witnesses)}"
+        f" clips, in {run_seconds:.1f} s")
 
     # int8 (TFLM) against float
     norm = Normalization.from_dict({"mean": quant.mean, "std": quant.std})
     x_float, _ = load_split(fs, "evaluate", normalization=norm)
     if windows:  # the clip decision the firmware's ClipAccumulator makes, from TFLM's window outputs
-        sums = accumulate_windows(outs[truth_runner()], windows_per_clip=per_clip)
+        sums = accumulate_windows(truth_out, windows_per_clip=per_clip)
         int8_probs = clip_probabilities(sums, windows_per_clip=per_clip, scale=exp.output.scale,
                                         zero_point=exp.output.zero_point)
         x_float = split_windows(x_float, window=windows.frames, hop=windows.hop)
         float_probs = combine_windows(keras_model.predict(x_float, batch_size=64, verbose=0), windows_per_clip=per_clip)
     else:
-        int8_probs = dequantize_output(outs[truth_runner()], scale=exp.output.scale, zero_point=exp.output.zero_point)
+        int8_probs = dequantize_output(truth_out, scale=exp.output.scale, zero_point=exp.output.zero_point)
         float_probs = keras_model.predict(x_float, batch_size=64, verbose=0)
     s_float, s_int8 = score_table(float_probs, table), score_table(int8_probs, table)
     scores = tuple(ScoreRow(group=f.group, name=f.name, clips=int(f.clips), unseen_device=bool(f.unseen_device),
@@ -443,7 +495,7 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
 
     report = ValidationReport(
         model=str(tflite_path.resolve()), tflite_sha256=exp.tflite_sha256, data_dir=str(Path(data_dir).resolve()),
-        split="evaluate", clips=int(len(table)), truth=truth_runner(), quantization_path=exp.quantization_path,
+        split="evaluate", clips=int(len(table)), truth=truth_name, quantization_path=exp.quantization_path,
         agreement_with_tflm=agree, reference_divergences=divergences, known_differences=documented_differences(),
         optimized_note=OPTIMIZED_KERNELS_NOTE, scores=scores, accuracy_drop_pp=drop,
         output_error=output_error(float_probs, int8_probs), worst_layers=tuple(layers),
@@ -453,9 +505,11 @@ def validate_export(tflite_path: Path, data_dir: Path, work_dir: Path, *, worker
         throughput=Throughput(workers=workers, seconds=round(run_seconds, 2),
                               clips_per_second=round(len(table) / max(run_seconds, 1e-9), 2)),
         failures=tuple(failures), seconds_total=round(time.perf_counter() - t_start, 1), windows=windows,
-        compressed_agreement=compressed, **artifacts.provenance())
+        compressed_agreement=compressed, witnesses=witnesses, sample=sample, **artifacts.provenance())
     with artifacts.adding_files(export_dir, stage="export", names=VALIDATION_FILES) as tmp:  # a changed one is kept
-        write_validated_truth(tmp, x_int8[:, 0], outs[truth_runner()], tflite_sha256=exp.tflite_sha256)
+        write_validated_truth(tmp, x_int8[:, 0], truth_out, tflite_sha256=exp.tflite_sha256, executor=truth_name,
+                              build_inputs_sha256=build_sha, sample_rows=sample.rows,
+                              program_inputs_identical=not mismatches)
         _write_reports(tmp, report, float_probs, int8_probs)
     return report
 

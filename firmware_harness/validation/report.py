@@ -14,6 +14,7 @@ import numpy as np
 
 from firmware_harness.validation.layers import Divergence
 from firmware_harness.validation.runners import OUTPUTS_ONLY, REGISTRY, with_role
+from firmware_harness.validation.witnesses import SamplePlan, WitnessClips, format_witnesses
 from keras_asc import artifacts, records
 from keras_asc.windows import WindowPlan
 
@@ -151,6 +152,9 @@ class ValidationReport:
     # a compressed export: TFLM on model.tflite against TFLM on model_uncompressed.tflite (which
     # LiteRT runs, as it has no TFLM_DECODE); any difference is a failure
     compressed_agreement: Agreement | None = None
+    # which executor ran on which clips (the truth and the every-clip ones, the witnesses' sample)
+    witnesses: tuple[WitnessClips, ...] = ()
+    sample: SamplePlan | None = None
     stage: str = "validate"
     JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
 
@@ -203,7 +207,7 @@ def litert_section(agreement_with_tflm: dict[str, Agreement], divergences: tuple
 def format_report(r: ValidationReport) -> str:
     """The Markdown report; also what the CLI prints."""
     lines = [f"# Validation of {Path(r.model).name}", "",
-             f"{r.clips} clips of the evaluate split; TFLM is the truth. "
+             f"{r.clips} clips of the evaluate split; the truth is {r.truth} (TFLM's reference kernels). "
              f"Result: **{'PASSED' if r.passed else 'FAILED'}**", ""]
     lines += [f"- FAILURE: {f}" for f in r.failures]
     unit = "windows" if r.windows else "clips"
@@ -216,6 +220,7 @@ def format_report(r: ValidationReport) -> str:
         lines += ["", f"Compressed model: TFLM's outputs on model.tflite (LUT-compressed weights) and on "
                   f"model_uncompressed.tflite differ on {c.clips_with_any_difference} of {c.clips} {unit}. LiteRT has "
                   "no TFLM_DECODE operator, so it runs model_uncompressed.tflite below."]
+    lines += format_witnesses(r.witnesses, r.sample, total=r.clips)
     lines += litert_section(r.agreement_with_tflm, r.reference_divergences, optimized_note=r.optimized_note, unit=unit)
     e = r.output_error
     drop = r.accuracy_drop_pp
@@ -242,7 +247,7 @@ def format_report(r: ValidationReport) -> str:
               f"- tensor arena: {a.measured_min_bytes:,d} bytes measured minimum; header kTensorArenaSize "
               f"{a.header_bytes:,d}; allocator total with a large arena {a.recorded_total_bytes:,d}",
               f"- throughput: {r.throughput.clips_per_second} clips/s with {r.throughput.workers} worker(s) "
-              "(all three runtimes per clip)", ""]
+              "(every executor of the table above on its clips)", ""]
     return "\n".join(lines)
 
 

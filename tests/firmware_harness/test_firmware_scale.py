@@ -43,7 +43,7 @@ def test_validated_truth_is_reused_only_for_the_same_inputs_model_and_bytes(tmp_
     x = np.random.default_rng(0).integers(-128, 128, size=(5, 4, 6, 1), dtype=np.int8)
     out = np.random.default_rng(1).integers(-128, 128, size=(5, 10), dtype=np.int8)
     write_validated_truth(tmp_path, x, out, tflite_sha256="a" * 64)
-    np.testing.assert_array_equal(read_validated_truth(tmp_path, x, tflite_sha256="a" * 64), out)
+    np.testing.assert_array_equal(read_validated_truth(tmp_path, x, tflite_sha256="a" * 64).outputs, out)
     assert read_validated_truth(tmp_path, x, tflite_sha256="b" * 64) is None  # another model
     y = x.copy()
     y[3, 2, 1, 0] ^= 1  # one input element one step away

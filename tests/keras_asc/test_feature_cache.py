@@ -54,7 +54,7 @@ def test_interrupted_build_leaves_no_cache(tiny_dataset, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fc, "extract_features", boom)
+    monkeypatch.setattr(fc, "extract_jobs", boom)  # the one extraction of every split
     cfg = FeatureConfig.seed(n_mels=64, clip_seconds=TINY_CLIP_SECONDS)
     try:
         build_feature_cache(tiny_dataset, tmp_path, config=cfg, **QUIET)

@@ -111,6 +111,7 @@ def trial_config(candidate: Candidate, *, base: PipelineConfig) -> PipelineConfi
     """The grid cell that trains ``candidate``: ``base`` (the recipe, epochs, seed, budget, ...)
     with the candidate's model, width, features and windows. Quantization is not part of the cell:
     candidates that differ only in it share one trained run (their exports differ)."""
-    return dataclasses.replace(base, model=candidate.model, model_overrides=(("width", float(candidate.width)),),
+    overrides = tuple(sorted({**dict(base.model_overrides), "width": float(candidate.width)}.items()))
+    return dataclasses.replace(base, model=candidate.model, model_overrides=overrides,
                                frames_per_second=candidate.frames_per_second, n_mels=candidate.n_mels,
                                window_frames=candidate.window_frames, window_hop=candidate.window_hop)

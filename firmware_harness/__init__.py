@@ -17,7 +17,7 @@ from keras_asc.lazy_names import lazy_names
 
 _NAMES = {**dict.fromkeys(("validate", "check_firmware", "profile", "profile_mcus", "bundle", "list_targets",
                            "format_report", "read_validation", "find_third_party", "stored_validation",
-                           "stored_firmware_check", "stored_profile"), "firmware_harness.api"),
+                           "stored_firmware_check", "stored_profile", "profile_image_flash"), "firmware_harness.api"),
           "resolve_model_source": "firmware_harness.model_source",
           "names_an_export": "firmware_harness.model_source", "ModelSource": "firmware_harness.model_source",
           "ModelSourceError": "firmware_harness.model_source", "not_a_regular_file": "firmware_harness.model_source",
@@ -47,7 +47,7 @@ __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 if TYPE_CHECKING:  # the same names for type checkers and readers
     from firmware_harness.api import (bundle, check_firmware, format_report, list_targets, profile, profile_mcus,  # noqa: F401
                                       read_validation, validate, find_third_party, stored_validation,  # noqa: F401
-                                      stored_firmware_check, stored_profile)  # noqa: F401
+                                      stored_firmware_check, stored_profile, profile_image_flash)  # noqa: F401
     from firmware_harness.board.boards import BOARDS, get_board  # noqa: F401
     from firmware_harness.board.build import BUNDLE_DIR, build_board_image, flash_commands, format_image  # noqa: F401
     from firmware_harness.board.protocol import DEFAULT_BAUD, DEFAULT_TIMEOUT  # noqa: F401

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from firmware_harness.board.build import make_board_bundle
 from firmware_harness.builds.bundle import Bundle, make_bundle
-from firmware_harness.builds.targets import TARGETS, Target
+from firmware_harness.builds.footprint import measure_footprint
+from firmware_harness.builds.targets import TARGETS, Target, get_target
 from firmware_harness.builds.third_party import ThirdParty, locate_third_party
 from firmware_harness.firmware.check import DEFAULT_EMULATED_CLIPS, FirmwareReport, reusable_firmware_report
 from firmware_harness.firmware.check import check_firmware as _check_export_firmware
@@ -34,7 +35,7 @@ from keras_asc.parallel import DEFAULT_WORKERS
 
 __all__ = ["resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets",
            "profile_mcus", "format_report", "read_validation",
-           "find_third_party", "stored_validation", "stored_firmware_check", "stored_profile"]
+           "find_third_party", "stored_validation", "stored_firmware_check", "stored_profile", "profile_image_flash"]
 
 
 def _source(source: ModelSource | Path) -> ModelSource:
@@ -195,3 +196,11 @@ def stored_profile(*, source: ModelSource | Path, out_dir: Path, targets: tuple[
     if source.export is None:
         return None
     return reusable_profile(export_sources(source.export_dir, log=log), Path(out_dir), targets=tuple(targets))
+
+
+def profile_image_flash(*, out_dir: Path, target: str) -> int:
+    """Flash bytes (text + data) of the image :func:`profile` linked for Cortex-M ``target`` into
+    ``out_dir`` (its ``<target>/asc_firmware.elf`` and ``.map``)."""
+    image = Path(out_dir) / target
+    return measure_footprint(image / "asc_firmware.elf", image / "asc_firmware.map",
+                             size_tool=f"{get_target(target).prefix}size", stack_bytes=None).flash_bytes

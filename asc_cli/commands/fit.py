@@ -1,5 +1,5 @@
 """``asc fit``: the most accurate model that fits a named microcontroller's flash, RAM and time, found
-by a seeded search under those limits (:mod:`asc_cli.fit.search`), with a Pareto report and chart."""
+by a seeded search under those limits (:mod:`asc_cli.fitting.search`), with a Pareto report and chart."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,8 @@ from pathlib import Path
 import keras_asc
 import tflite_export
 from asc_cli.commands.grid import _check_engine_options, add_engine_args
-from asc_cli.fit.search import DEFAULT_BUDGET_TRIALS, DEFAULT_FINALISTS, default_limits, fit
-from asc_cli.fit.space import QUANTIZATIONS, SearchSpace
+from asc_cli.fitting.search import DEFAULT_BUDGET_TRIALS, DEFAULT_FINALISTS, default_limits, fit
+from asc_cli.fitting.space import QUANTIZATIONS, SearchSpace
 from asc_cli.options import (OptionError, _clip_seconds, _csv_of, _mcu_target, _window_or_clip, add_clip_seconds_arg,
                              add_data_args, positive_float, positive_int, warn)
 from asc_cli.run_options import (_parse_overrides, _pipeline_config, add_pipeline_args, add_recipe_args,

@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from asc_cli.fit.feasibility import ArchitectureEstimate, Feasibility, Limits, broken_limits, snap_to_levels
-from asc_cli.fit.pareto import dominates, pareto_front
-from asc_cli.fit.prove import Finalist
-from asc_cli.fit.report import REPORT_FILES, write_report
-from asc_cli.fit.search import CandidateRow, FitResult, choose_trials, default_limits, pick_winner
-from asc_cli.fit.space import Candidate, SearchSpace, candidate_sequence, trial_config
+from asc_cli.fitting.feasibility import ArchitectureEstimate, Feasibility, Limits, broken_limits
+from asc_cli.fitting.pareto import dominates, pareto_front
+from asc_cli.fitting.prove import Finalist
+from asc_cli.fitting.report import REPORT_FILES, write_report
+from asc_cli.fitting.search import CandidateRow, FitResult, choose_trials, default_limits, pick_winner
+from asc_cli.fitting.space import Candidate, SearchSpace, candidate_sequence, trial_config
 from asc_cli.main import main
+from tflite_export.untrained import snap_to_levels
 from asc_cli.stages import PipelineConfig
 
 LIMITS = Limits(mcu="stm32f407", flash_bytes=1 << 20, ram_bytes=128 << 10, ms_per_clip=1000.0)

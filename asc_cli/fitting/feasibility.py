@@ -2,42 +2,41 @@
 candidate's architecture on the named microcontroller, from an *untrained* model of that
 architecture.
 
-Per architecture (:meth:`asc_cli.fit.space.Candidate.architecture`; cached by its hash in
+Per architecture (:meth:`asc_cli.fitting.space.Candidate.architecture`; cached by its hash in
 ``OUT/feasibility/<hash>/``):
 
 1. the registry model is built with seeded random weights and converted to int8 with random
-   calibration inputs (a LUT candidate's kernels are first folded and snapped to 16 levels, then
-   LUT-compressed, so the flatbuffer has the decode operators and tables a trained one would);
-2. its tensor arena is measured with TFLM's Python runtime (:func:`tflite_export.arena.measure_arena`)
-   and sized as the export sizes the header (:func:`tflite_export.arena.recommended_arena`);
+   calibration inputs (:func:`tflite_export.untrained_int8_model`; a LUT candidate's kernels are
+   snapped to 16 levels and LUT-compressed, so the flatbuffer has the decode operators and tables
+   a trained one would);
+2. its tensor arena is measured with TFLM's Python runtime and sized as the export sizes the
+   header (:func:`tflite_export.header_arena_bytes`);
 3. ``asc profile`` (:func:`firmware_harness.profile`) counts one inference under QEMU on the
    microcontroller's core and prices it with the cycle model of that microcontroller; its linked
-   image gives the flash (model, TFLM runtime and kernels).
+   image gives the flash (:func:`firmware_harness.profile_image_flash`: model, TFLM runtime and
+   kernels).
 
-Instruction counts do not depend on the weight values (TFLM's int8 kernels have no data-dependent
-branches on these operators; ``tests/asc_cli/test_fit_slow.py`` checks it on one architecture), so
-the untrained model's time is the trained one's. Per candidate, the RAM adds the front end's state
-for its features and window (the export's own formula) and the time multiplies by its windows per
-clip; the front end's time and flash are measured on the finalists (``asc profile`` of the export).
+The convolutions' and fully connected layers' instruction counts do not depend on the weight
+values; ADD, MEAN and SOFTMAX move by a few hundred instructions with the values (their
+saturation and look-up branches), under 0.1 % of an Invoke on the architecture
+``tests/asc_cli/test_fit_slow.py`` profiles with two random initialisations. Per candidate, the RAM
+adds the front end's state for its features and window (the export's own estimate,
+:func:`tflite_export.firmware_ram_estimate`) and the time multiplies by its windows per clip; the
+front end's time and flash are measured on the finalists (``asc profile`` of the export).
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 import firmware_harness
 import keras_asc
-from asc_cli.fit.space import Candidate, architecture_hash
-from keras_asc import artifacts, records
-from keras_asc.windows import window_plan
-from tflite_export.mcu_targets import get_mcu_target
+import tflite_export
+from asc_cli.fitting.space import Candidate, architecture_hash
+from keras_asc import artifacts
 
-#: Random calibration inputs of the untrained model (normalized log-mel is about N(0, 1)).
-CALIBRATION_INPUTS = 16
-#: Levels a LUT candidate's kernels are snapped to (4-bit indices).
-LUT_LEVELS = 16
+#: Index bits of a ``lut4`` candidate's weights.
+LUT_BITS = 4
 #: Files ``OUT/feasibility/<hash>/`` holds besides ``profile/`` (asc profile's own folder).
 FEASIBILITY_FILES = ("model.tflite", "estimate.json")
 FEASIBILITY_STAGE = "fit-feasibility"
@@ -108,7 +107,7 @@ def feature_config(candidate: Candidate, *, clip_seconds: float) -> keras_asc.Fe
 def frames_and_windows(candidate: Candidate, *, clip_seconds: float) -> tuple[int, int]:
     """``(frames per inference, inferences per clip)`` of ``candidate``."""
     clip_frames = feature_config(candidate, clip_seconds=clip_seconds).n_frames
-    plan = window_plan(frames=candidate.window_frames, hop=candidate.window_hop, clip_frames=clip_frames)
+    plan = keras_asc.window_plan(frames=candidate.window_frames, hop=candidate.window_hop, clip_frames=clip_frames)
     return (clip_frames, 1) if plan is None else (plan.frames, plan.per_clip)
 
 
@@ -137,14 +136,10 @@ def check_candidate(candidate: Candidate, *, limits: Limits, clip_seconds: float
 
 
 def ram_estimate(tflite: Path, *, candidate: Candidate, arena_bytes: int, clip_seconds: float) -> int:
-    """The export's RAM estimate (:func:`tflite_export.export._ram_figures`: arena, the front end's
-    state for the candidate's features and window, static data and stack) for ``tflite``."""
-    from tflite_export.export import _ram_figures  # heavy: the export module imports TensorFlow
-    from tflite_export.flatbuffer import read_model_shared
-
-    model = read_model_shared(Path(tflite).read_bytes())
-    return _ram_figures(model, feature_config(candidate, clip_seconds=clip_seconds), arena_bytes=arena_bytes,
-                        budget=None, window_frames=candidate.window_frames).needed_bytes
+    """The export's RAM estimate (arena, the front end's state for the candidate's features and
+    window, static data and stack) of a firmware running ``tflite``."""
+    return tflite_export.firmware_ram_estimate(path=tflite, features=feature_config(candidate, clip_seconds=clip_seconds),
+                                               window_frames=candidate.window_frames, arena_bytes=arena_bytes)
 
 
 def estimate_architecture(architecture: dict, *, key: str, mcu: str, folder: Path, seed: int = 0,
@@ -152,76 +147,44 @@ def estimate_architecture(architecture: dict, *, key: str, mcu: str, folder: Pat
     """The estimate of ``architecture`` on ``mcu`` stored in ``folder``, or made there (model,
     arena, ``asc profile`` of the core of ``mcu``) and stored."""
     folder = Path(folder)
-    old = artifacts.read_or_none(lambda f: records.read(ArchitectureEstimate, f / "estimate.json"), folder)
+    old = read_estimate(folder / "estimate.json")
     if old is not None and old.key == key and old.weights_seed == seed:
         return old
     artifacts.claim_folder(folder, stage=FEASIBILITY_STAGE, writes=FEASIBILITY_FILES)
     log(f"fit: estimating {architecture} on {mcu} (untrained model)")
-    data, params, macs = untrained_tflite(architecture, seed=seed)
+    model = untrained_model(architecture, seed=seed)
     with artifacts.adding_files(folder, stage=FEASIBILITY_STAGE, names=("model.tflite",)) as tmp:
-        artifacts.atomic_write_bytes(tmp / "model.tflite", data)
-    from tflite_export.arena import measure_arena, recommended_arena  # heavy: the TFLM runner loads TFLM
-
-    arena = recommended_arena(measure_arena(folder / "model.tflite").min_bytes)
-    core = get_mcu_target(mcu).core
+        artifacts.atomic_write_bytes(tmp / "model.tflite", model.data)
+    arena = tflite_export.header_arena_bytes(path=folder / "model.tflite")
+    core = tflite_export.MCU_TARGETS[mcu].core
     report = firmware_harness.profile(source=folder / "model.tflite", out_dir=folder / "profile", targets=(core,),
                                       mcus=(mcu,), seed=seed, label=f"untrained {key}", log=lambda *_: None)
     if report.failures:
         raise firmware_harness.FirmwareError(f"profile of the untrained model {folder / 'model.tflite'} failed: "
                                              + "; ".join(report.failures))
     est = ArchitectureEstimate(
-        key=key, architecture=architecture, mcu=mcu, params=params, macs_per_inference=macs, flatbuffer_bytes=len(data),
-        arena_bytes=arena, image_flash_bytes=image_flash_bytes(folder / "profile", core=core),
+        key=key, architecture=architecture, mcu=mcu, params=model.params, macs_per_inference=model.macs_per_inference,
+        flatbuffer_bytes=len(model.data), arena_bytes=arena,
+        image_flash_bytes=firmware_harness.profile_image_flash(out_dir=folder / "profile", target=core),
         instructions_per_inference=report.targets[0].invoke_instructions,
         ms_per_inference=report.mcus[0].ms_per_inference, weights_seed=seed)
     with artifacts.adding_files(folder, stage=FEASIBILITY_STAGE, names=("estimate.json",)) as tmp:
-        records.write(tmp / "estimate.json", est)
+        artifacts.write_json(tmp / "estimate.json", dataclasses.asdict(est))
     return est
 
 
-def image_flash_bytes(profile_dir: Path, *, core: str) -> int:
-    """Text + data of the image ``asc profile`` linked for ``core`` in ``profile_dir``."""
-    from firmware_harness.builds.footprint import measure_footprint
-
-    target = firmware_harness.list_targets()[core]
-    image = Path(profile_dir) / core
-    return measure_footprint(image / "asc_firmware.elf", image / "asc_firmware.map", size_tool=f"{target.prefix}size",
-                             stack_bytes=None).flash_bytes
+def read_estimate(path: Path) -> ArchitectureEstimate | None:
+    """The estimate stored at ``path``, or None (absent, unreadable, or of another version)."""
+    try:
+        return ArchitectureEstimate(**artifacts.read_json(path))
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
 
 
-def untrained_tflite(architecture: dict, *, seed: int) -> tuple[bytes, int, int]:
-    """``(int8 flatbuffer, trainable params, MACs per inference)`` of ``architecture`` with seeded
-    random weights and random calibration inputs; a ``lut4`` graph's kernels are folded, snapped
-    to :data:`LUT_LEVELS` levels per tensor and LUT-compressed, as ``asc export --compress`` ends."""
-    import keras_asc.tf_setup  # noqa: F401  (tf_keras, never Keras 3; before TensorFlow)
-    import tf_keras as keras  # heavy: loads TensorFlow
-
-    from keras_asc.models import build_model, count_macs, trainable_params  # heavy: the builders import tf_keras
-    from tflite_export.convert import convert_int8  # heavy: imports TensorFlow
-
+def untrained_model(architecture: dict, *, seed: int) -> tflite_export.UntrainedModel:
+    """``architecture``'s int8 flatbuffer with weights seeded by ``seed``
+    (:func:`tflite_export.untrained_int8_model`; a ``lut4`` graph LUT-compressed)."""
     mels, frames = architecture["input"]
-    keras.utils.set_random_seed(seed)
-    model = build_model(architecture["model"], (mels, frames, 1), width=architecture["width"])
-    params, macs = trainable_params(model), count_macs(model)
-    calibration = np.random.default_rng(seed).normal(size=(CALIBRATION_INPUTS, mels, frames, 1)).astype(np.float32)
-    if architecture["graph"] != "lut4":
-        return convert_int8(model, calibration), params, macs
-    from tflite_export.compression import fold_batchnorm, lut_compress  # heavy: imports TensorFlow
-
-    model = fold_batchnorm(model)
-    for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
-            weights = layer.get_weights()
-            weights[0] = snap_to_levels(weights[0], levels=LUT_LEVELS)
-            layer.set_weights(weights)
-    return lut_compress(convert_int8(model, calibration, per_channel_weights=False), bits=4), params, macs
-
-
-def snap_to_levels(w: np.ndarray, *, levels: int) -> np.ndarray:
-    """``w`` (any shape, float32) with every value replaced by the nearest of ``levels`` evenly
-    spaced values between its minimum and maximum (what clustering leaves: few distinct values)."""
-    lo, hi = float(w.min()), float(w.max())
-    if hi == lo:
-        return w
-    grid = np.linspace(lo, hi, levels, dtype=np.float32)
-    return grid[np.abs(w[..., None] - grid).argmin(axis=-1)].astype(np.float32)
+    return tflite_export.untrained_int8_model(model=architecture["model"], input_shape=(mels, frames),
+                                              overrides=(("width", architecture["width"]),),
+                                              lut_bits=LUT_BITS if architecture["graph"] == "lut4" else None, seed=seed)

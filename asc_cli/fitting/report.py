@@ -1,4 +1,4 @@
-"""``asc fit``'s report: ``fit_report.json`` (the :class:`~asc_cli.fit.search.FitResult` record),
+"""``asc fit``'s report: ``fit_report.json`` (the :class:`~asc_cli.fitting.search.FitResult` record),
 ``fit_report.md`` and ``fit_chart.png`` (int8 accuracy against ms per clip and against RAM, the
 limits drawn), written into OUT as files of stage ``fit``."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from keras_asc import artifacts, records
+from keras_asc import artifacts
 
 FIT_STAGE = "fit"
 #: The report files ``asc fit`` writes into OUT (their sha256 in OUT's stage marker).
@@ -106,11 +106,18 @@ def plot_fit(r, path: Path) -> None:
     plt.close(fig)
 
 
+def report_json(r) -> dict:
+    """``fit_report.json``: the record's fields, each finalist with ``proven`` and ``fits``."""
+    out = dataclasses.asdict(r)
+    out["finalists"] = [{**dataclasses.asdict(f), "proven": f.proven, "fits": f.fits} for f in r.finalists]
+    return out
+
+
 def write_report(r, *, out_dir: Path, log=print) -> None:
     """``fit_report.json``, ``fit_report.md`` and ``fit_chart.png`` into ``out_dir`` (stage ``fit``)."""
     text = format_report(r)
     with artifacts.adding_files(Path(out_dir), stage=FIT_STAGE, names=REPORT_FILES) as tmp:
-        records.write(tmp / "fit_report.json", r)
+        artifacts.write_json(tmp / "fit_report.json", report_json(r))
         artifacts.atomic_write_text(tmp / "fit_report.md", text)
         plot_fit(r, tmp / "fit_chart.png")
     log("\n" + text)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import firmware_harness
 import tflite_export
-from asc_cli.fit.feasibility import Limits, broken_limits
-from asc_cli.fit.space import Candidate
+from asc_cli.fitting.feasibility import Limits, broken_limits
+from asc_cli.fitting.space import Candidate
 from keras_asc import artifacts
 
 #: Clips of the core's image under QEMU when the microcontroller has no board (its footprint).
@@ -77,11 +77,9 @@ def prove_finalist(candidate: Candidate, *, run_dir: Path, data_dir: Path, work_
                    log=print) -> Finalist:
     """Export, validate, run on the host firmware, link and profile ``candidate``'s trained run
     (``run_dir``) into ``run_dir/fit_<quantization>/``; returns what was measured."""
-    from tflite_export.mcu_targets import get_mcu_target
-
     run_dir = Path(run_dir)
     export_dir = run_dir / f"fit_{candidate.quantization}"
-    core = get_mcu_target(limits.mcu).core
+    core = tflite_export.MCU_TARGETS[limits.mcu].core
     exp = _reusable_export(export_dir, run_dir, candidate.quantization)
     if exp is None:
         exp = tflite_export.export_model(run_dir=run_dir, data_dir=data_dir, work_dir=work_dir, config=export_config(

@@ -1,7 +1,7 @@
 """``asc fit``: the most accurate model that fits a named microcontroller's flash, RAM and time.
 
-1. The search space's candidates, in the seeded Sobol order (:mod:`asc_cli.fit.space`), are each
-   checked before training (:mod:`asc_cli.fit.feasibility`); a candidate that breaks a limit is
+1. The search space's candidates, in the seeded Sobol order (:mod:`asc_cli.fitting.space`), are each
+   checked before training (:mod:`asc_cli.fitting.feasibility`); a candidate that breaks a limit is
    listed with the limit and never trained.
 2. The feasible ones become grid cells until ``budget_trials`` distinct trainings are chosen
    (candidates that differ only in quantization share one), and run as the grid runs them
@@ -9,10 +9,10 @@
    the same run folders, the same resume of an interrupted cell, the same ``results.csv``.
 3. The Pareto front of the trained candidates (int8 accuracy of the trial's PTQ export against the
    estimated ms per clip, RAM and flash) gives up to ``finalists`` finalists, most accurate first;
-   each is proven (:mod:`asc_cli.fit.prove`) and the front is computed again on what was measured.
+   each is proven (:mod:`asc_cli.fitting.prove`) and the front is computed again on what was measured.
 4. The winner is the most accurate proven finalist within every limit; its ``asc bundle`` is
    made for the microcontroller (its board's when ``asc board`` has one), and the report
-   (:mod:`asc_cli.fit.report`) gives the commands that rebuild it.
+   (:mod:`asc_cli.fitting.report`) gives the commands that rebuild it.
 
 Folders under ``OUT`` (a folder of stage ``fit``): ``feasibility/<hash>/`` (one per architecture),
 ``trials/`` (a grid folder: run folders, ``results.csv``), ``work/`` (feature cache), ``bundle/``
@@ -25,14 +25,16 @@ from pathlib import Path
 
 import firmware_harness
 import keras_asc
-from asc_cli.fit.feasibility import Feasibility, Limits, check_candidate
-from asc_cli.fit.pareto import pareto_front
-from asc_cli.fit.prove import Finalist, prove_finalist
-from asc_cli.fit.report import FIT_STAGE, REPORT_FILES, write_report
-from asc_cli.fit.space import Candidate, SearchSpace, candidate_sequence, trial_config
+import tflite_export
+from asc_cli.fitting.feasibility import Feasibility, Limits, check_candidate
+from asc_cli.fitting.pareto import pareto_front
+from asc_cli.fitting.prove import Finalist, prove_finalist
+from asc_cli.fitting.report import FIT_STAGE, REPORT_FILES, write_report
+from asc_cli.fitting.space import Candidate, SearchSpace, candidate_sequence, trial_config
+from asc_cli.grid import GRID_TABLES, run_grid
+from asc_cli.grid_ray import run_grid_ray
 from asc_cli.stages import PipelineConfig
 from keras_asc import artifacts
-from tflite_export.mcu_targets import get_mcu_target
 
 DEFAULT_FINALISTS = 3
 DEFAULT_BUDGET_TRIALS = 8
@@ -81,7 +83,7 @@ def default_limits(mcu: str, *, clip_seconds: float, flash_bytes: int | None = N
                    ms_per_clip: float | None = None) -> Limits:
     """The microcontroller's row (its flash, its largest SRAM block) and real time (the clip's
     length), each replaced by the value given."""
-    row = get_mcu_target(mcu)
+    row = tflite_export.MCU_TARGETS[mcu]
     return Limits(mcu=mcu, flash_bytes=flash_bytes or row.flash_bytes, ram_bytes=ram_bytes or row.largest_sram_bytes,
                   ms_per_clip=ms_per_clip or 1000.0 * clip_seconds)
 
@@ -118,12 +120,8 @@ def run_trials(configs: list[PipelineConfig], *, data_dir: Path, trials_dir: Pat
                clip_seconds: float, engine: str, workers: int, ray_options: dict | None = None, log=print) -> dict:
     """The grid cells on ``engine`` (``local`` or ``ray``) in ``trials_dir`` (a grid folder):
     ``{cell name: the grid's row}``. Finished cells are reused, interrupted ones resume."""
-    from asc_cli.grid import GRID_TABLES, run_grid  # the grid's engines, unchanged
-
     artifacts.claim_folder(trials_dir, stage="grid", writes=GRID_TABLES)
     if engine == "ray":
-        from asc_cli.grid_ray import run_grid_ray
-
         table = run_grid_ray(data_dir, trials_dir, configs, clip_seconds=clip_seconds, work_dir=work_dir,
                              log=log, **(ray_options or {}))
     else:
@@ -148,7 +146,7 @@ def fit(*, data_dir: Path, out_dir: Path, mcu: str, base: PipelineConfig, clip_s
     limits = limits or default_limits(mcu, clip_seconds=clip_seconds)
     artifacts.claim_folder(out_dir, stage=FIT_STAGE, writes=REPORT_FILES)
     firmware_harness.find_third_party(log=log)  # before any work: the estimates build firmware
-    for name in ("host", get_mcu_target(mcu).core):
+    for name in ("host", tflite_export.MCU_TARGETS[mcu].core):
         missing = firmware_harness.list_targets()[name].missing_tools()
         if missing:
             raise firmware_harness.FirmwareError(f"asc fit measures every candidate's firmware, and {', '.join(missing)} "
@@ -181,7 +179,7 @@ def fit(*, data_dir: Path, out_dir: Path, mcu: str, base: PipelineConfig, clip_s
     winner = pick_winner(proven)
     bundle = ""
     if winner is not None:
-        core = get_mcu_target(mcu).core
+        core = tflite_export.MCU_TARGETS[mcu].core
         board = mcu if mcu in firmware_harness.BOARDS else None
         bundle = str(firmware_harness.bundle(source=Path(winner.export_dir), out_dir=out_dir / "bundle", board=board,
                                              target=None if board else core, log=log).out)
@@ -220,7 +218,7 @@ def rebuild_commands(winner: Finalist, *, base: PipelineConfig, data_dir: Path, 
                      f" --dir-aug {recipe['dir_folder']},{recipe['dir_p']:g}" if "dir_folder" in recipe else "",
                      f" --train-split {cfg.train_split}" if cfg.train_split else ""])
     quant = {"ptq": "", "qat": " --qat", "lut4": " --compress --compress-bits 4"}[c.quantization]
-    core = get_mcu_target(mcu).core
+    core = tflite_export.MCU_TARGETS[mcu].core
     board = mcu in firmware_harness.BOARDS
     return (f"asc train --data {data_dir} --out {run} --work {work} --model {c.model} --model-arg width={c.width:g} "
             f"--frames-per-second {c.frames_per_second} --n-mels {c.n_mels} --clip-seconds {clip_seconds:g}{window} "

@@ -1,0 +1,78 @@
+"""``asc fit`` for real (slow: builds firmware and runs QEMU; with CI=true a missing toolchain is a
+failure, never a skip): the premise of the feasibility check, and a search on the tiny dataset."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import firmware_harness
+from asc_cli.fitting.feasibility import untrained_model
+from asc_cli.main import main
+from keras_asc import artifacts
+from tests.conftest import TINY_CLIP_SECONDS
+
+pytestmark = pytest.mark.slow
+ARCHITECTURE = {"model": "resnet11", "width": 0.125, "input": [64, 32], "graph": "int8"}
+
+
+#: The operators that carry the MACs, whose CMSIS-NN kernels take one path for any weights and inputs.
+#: ADD, MEAN and SOFTMAX do not: their counts move by a few hundred instructions with the values
+#: (saturation and look-up branches), measured below 0.1 % of an Invoke (docs/fit.md).
+MAC_OPERATORS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+#: How far the untrained model's Invoke may be from another set of weights' (the estimate's error).
+INVOKE_TOLERANCE = 0.005
+
+
+@pytest.fixture(scope="module")
+def two_initialisations(tmp_path_factory):
+    """The per-operator instruction counts and Invoke count of two random initialisations of one
+    architecture (two flatbuffers that differ), each profiled on the Cortex-M4."""
+    tmp = tmp_path_factory.mktemp("init")
+    out = []
+    for seed in (0, 1):
+        data = untrained_model(ARCHITECTURE, seed=seed).data
+        (tmp / f"m{seed}.tflite").write_bytes(data)
+        report = firmware_harness.profile(source=tmp / f"m{seed}.tflite", out_dir=tmp / f"profile{seed}",
+                                          targets=("cortex-m4",), mcus=("stm32f407",), log=lambda *_: None)
+        out.append(([(o.op_type, o.instructions) for o in report.targets[0].operators],
+                    report.targets[0].invoke_instructions))
+    assert artifacts.sha256_file(tmp / "m0.tflite") != artifacts.sha256_file(tmp / "m1.tflite")
+    return out
+
+
+def test_the_mac_operators_count_the_same_instructions_for_any_weights(two_initialisations):
+    (ops0, _), (ops1, _) = two_initialisations
+    assert [op for op, _ in ops0] == [op for op, _ in ops1]
+    pairs = [(a, b) for a, b in zip(ops0, ops1) if a[0] in MAC_OPERATORS]
+    assert pairs and all(a == b for a, b in pairs)
+
+
+def test_the_untrained_invoke_is_within_the_tolerance_of_other_weights(two_initialisations):
+    (_, invoke0), (_, invoke1) = two_initialisations
+    assert abs(invoke0 - invoke1) <= INVOKE_TOLERANCE * invoke0
+
+
+def test_fit_on_the_tiny_dataset_returns_a_proven_winner_within_the_stm32f407(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "fit"
+    code = main(["fit", "--data", str(tiny_dataset), "--mcu", "stm32f407", "--out", str(out), "--budget-trials", "2",
+                 "--models", "resnet11", "--widths", "0.25", "--windows", "16,clip", "--frames", "28", "--mels", "64",
+                 "--quantization", "ptq", "--epochs", "3", "--batch-size", "16", "--calibration-size", "40",
+                 "--finalists", "2", "--clip-seconds", str(TINY_CLIP_SECONDS), "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "fit_report.json").read_text())
+    assert report["winner"] is not None, (out / "fit_report.md").read_text()
+    winner = next(f for f in report["finalists"] if _name(f["candidate"]) == report["winner"])
+    assert winner["linked_on"] == "board stm32f407" and winner["linked_ram_bytes"] <= 128 * 1024
+    assert winner["ms_per_clip"] <= 1000 * TINY_CLIP_SECONDS
+    done, clips = map(int, winner["bit_exact_clips"].split("/"))
+    assert winner["firmware_passed"] and done == clips > 0
+    assert (out / "fit_chart.png").stat().st_size > 0 and (out / "fit_report.md").is_file()
+    assert (Path(report["bundle"]) / "CMakeLists.txt").is_file()
+
+
+def _name(candidate: dict) -> str:
+    from asc_cli.fitting.space import Candidate
+
+    return Candidate(**candidate).name

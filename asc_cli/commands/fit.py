@@ -10,7 +10,7 @@ import tflite_export
 from asc_cli.commands.grid import _check_engine_options, add_engine_args
 from asc_cli.fitting.search import DEFAULT_BUDGET_TRIALS, DEFAULT_FINALISTS, default_limits, fit
 from asc_cli.fitting.space import QUANTIZATIONS, SearchSpace
-from asc_cli.options import (OptionError, _clip_seconds, _csv_of, _mcu_target, _window_or_clip, add_clip_seconds_arg,
+from asc_cli.options import (OptionError, UserError, _clip_seconds, _csv_of, _mcu_target, _window_or_clip, add_clip_seconds_arg,
                              add_data_args, positive_float, positive_int, warn)
 from asc_cli.run_options import (_parse_overrides, _pipeline_config, add_pipeline_args, add_recipe_args,
                                  check_run_options, recipe_options)
@@ -103,7 +103,7 @@ def run(a: argparse.Namespace) -> None:
                  space=space, limits=limits, budget_trials=a.budget_trials, finalists=a.finalists, engine=a.engine,
                  workers=a.workers, ray_options=ray_options)
     if result.winner is None:
-        print(f"fit: no candidate was proven within the limits; {Path(a.out) / 'fit_report.md'} lists each "
-              "candidate with the limit it broke")
-    else:
-        print(f"fit: winner {result.winner}; bundle {result.bundle}")
+        raise UserError(f"no candidate was proven within the limits of {a.mcu}; {Path(a.out) / 'fit_report.md'} lists "
+                        "each candidate with the limit it broke. Widen the search space (--widths, --windows, --mels), "
+                        "raise --budget-trials, or relax --max-ram/--max-flash/--max-ms-per-clip")
+    print(f"fit: winner {result.winner}; bundle {result.bundle}")

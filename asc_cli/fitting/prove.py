@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 
 import firmware_harness
+import keras_asc
 import tflite_export
 from asc_cli.fitting.feasibility import Limits, broken_limits
 from asc_cli.fitting.space import Candidate
@@ -65,7 +66,7 @@ def _reusable_export(export_dir: Path, run_dir: Path, quantization: str) -> tfli
     paths = {"ptq": "ptq", "qat": "qat", "lut4": "clustered"}
     try:
         exp = tflite_export.read_export_record(export_dir=export_dir)
-    except (FileNotFoundError, ValueError, tflite_export.BudgetError, artifacts.ArtifactError):
+    except (FileNotFoundError, ValueError, keras_asc.AscError):  # absent, unreadable or not an export's
         return None
     if exp.quantization_path != paths[quantization] or not (run_dir / "model.keras").is_file():
         return None

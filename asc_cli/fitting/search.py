@@ -46,7 +46,7 @@ class CandidateRow:
 
     name: str
     candidate: Candidate
-    status: str  # "trained", "infeasible" (a limit broken), "not estimated" (error), "over budget" (trials)
+    status: str  # "trained" (feasible: its trial trained it), "infeasible" (a limit broken), "not estimated" (error)
     broken: tuple[str, ...]
     error: str
     trial: str  # the grid cell (run folder under OUT/trials) that trains it; "" if none

@@ -1,5 +1,6 @@
-"""``asc fit`` for real (slow: builds firmware and runs QEMU; with CI=true a missing toolchain is a
-failure, never a skip): the premise of the feasibility check, and a search on the tiny dataset."""
+"""``asc fit`` for real (slow: builds firmware and runs QEMU, starts a local Ray; with CI=true a missing
+toolchain is a failure, never a skip): the premise of the feasibility check, and a search on the tiny
+dataset on both engines."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 
 import firmware_harness
 from asc_cli.fitting.feasibility import untrained_model
+from asc_cli.fitting.space import Candidate
 from asc_cli.main import main
 from keras_asc import artifacts
 from tests.conftest import TINY_CLIP_SECONDS
@@ -54,14 +56,26 @@ def test_the_untrained_invoke_is_within_the_tolerance_of_other_weights(two_initi
     assert abs(invoke0 - invoke1) <= INVOKE_TOLERANCE * invoke0
 
 
-def test_fit_on_the_tiny_dataset_returns_a_proven_winner_within_the_stm32f407(tiny_dataset, tmp_path, capsys):
-    out = tmp_path / "fit"
-    code = main(["fit", "--data", str(tiny_dataset), "--mcu", "stm32f407", "--out", str(out), "--budget-trials", "2",
-                 "--models", "resnet11", "--widths", "0.25", "--windows", "16,clip", "--frames", "28", "--mels", "64",
-                 "--quantization", "ptq", "--epochs", "3", "--batch-size", "16", "--calibration-size", "40",
-                 "--finalists", "2", "--clip-seconds", str(TINY_CLIP_SECONDS), "--workers", "1"])
-    assert code == 0, capsys.readouterr().err
-    report = json.loads((out / "fit_report.json").read_text())
+#: A search small enough for the slow lane: one architecture at two windows, two trainings.
+FIT_ARGS = ["--mcu", "stm32f407", "--budget-trials", "2", "--models", "resnet11", "--widths", "0.25", "--windows",
+            "16,clip", "--frames", "28", "--mels", "64", "--quantization", "ptq", "--epochs", "3", "--batch-size", "16",
+            "--calibration-size", "40", "--finalists", "2", "--clip-seconds", str(TINY_CLIP_SECONDS), "--workers", "1"]
+
+
+def _fit(data: Path, out: Path, *extra: str) -> dict:
+    assert main(["fit", "--data", str(data), "--out", str(out), *FIT_ARGS, *extra]) == 0
+    return json.loads((out / "fit_report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def local_fit(tiny_dataset, tmp_path_factory) -> tuple[Path, dict]:
+    """``asc fit`` on the tiny dataset with the local engine: (its folder, fit_report.json)."""
+    out = tmp_path_factory.mktemp("fit") / "local"
+    return out, _fit(tiny_dataset, out)
+
+
+def test_fit_on_the_tiny_dataset_returns_a_proven_winner_within_the_stm32f407(local_fit):
+    out, report = local_fit
     assert report["winner"] is not None, (out / "fit_report.md").read_text()
     winner = next(f for f in report["finalists"] if _name(f["candidate"]) == report["winner"])
     assert winner["linked_on"] == "board stm32f407" and winner["linked_ram_bytes"] <= 128 * 1024
@@ -72,7 +86,20 @@ def test_fit_on_the_tiny_dataset_returns_a_proven_winner_within_the_stm32f407(ti
     assert (Path(report["bundle"]) / "CMakeLists.txt").is_file()
 
 
-def _name(candidate: dict) -> str:
-    from asc_cli.fitting.space import Candidate
+def test_the_ray_engine_gives_the_local_engine_s_front(local_fit, tiny_dataset, tmp_path):
+    """The same command and seed on a local Ray (kept on 127.0.0.1 by the grid's engine, stopped
+    when the search ends): the same candidates trained, the same front and the same scores."""
+    import ray  # the optional extra the Ray engine needs: its absence fails this test
 
+    _, local = local_fit
+    on_ray = _fit(tiny_dataset, tmp_path / "ray", "--engine", "ray")
+    assert not ray.is_initialized()
+    trained = lambda r: [(c["name"], c["trial"]) for c in r["candidates"]]  # noqa: E731
+    assert trained(on_ray) == trained(local)
+    assert on_ray["front"] == local["front"] and on_ray["winner"] == local["winner"]
+    scores = lambda r: [(f["int8_accuracy"], f["float_accuracy"]) for f in r["finalists"]]  # noqa: E731
+    assert scores(on_ray) == scores(local)
+
+
+def _name(candidate: dict) -> str:
     return Candidate(**candidate).name

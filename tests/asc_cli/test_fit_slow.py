@@ -4,6 +4,10 @@ dataset on both engines."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,19 +90,58 @@ def test_fit_on_the_tiny_dataset_returns_a_proven_winner_within_the_stm32f407(lo
     assert (Path(report["bundle"]) / "CMakeLists.txt").is_file()
 
 
-def test_the_ray_engine_gives_the_local_engine_s_front(local_fit, tiny_dataset, tmp_path):
-    """The same command and seed on a local Ray (kept on 127.0.0.1 by the grid's engine, stopped
-    when the search ends): the same candidates trained, the same front and the same scores."""
-    import ray  # the optional extra the Ray engine needs: its absence fails this test
+#: Bound of the Ray engine's search (a local Ray started and stopped by the command itself).
+RAY_FIT_TIMEOUT = 1800.0
 
-    _, local = local_fit
-    on_ray = _fit(tiny_dataset, tmp_path / "ray", "--engine", "ray")
-    assert not ray.is_initialized()
-    trained = lambda r: [(c["name"], c["trial"]) for c in r["candidates"]]  # noqa: E731
-    assert trained(on_ray) == trained(local)
-    assert on_ray["front"] == local["front"] and on_ray["winner"] == local["winner"]
-    scores = lambda r: [(f["int8_accuracy"], f["float_accuracy"]) for f in r["finalists"]]  # noqa: E731
-    assert scores(on_ray) == scores(local)
+
+def _kill_session(sid: int) -> None:
+    """Kill what is left of session ``sid`` (the command's, and the local Ray it started)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            try:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def ray_fit(tiny_dataset, tmp_path_factory) -> tuple[dict, str]:
+    """The same ``asc fit`` with ``--engine ray``, as a command of its own session (so its local Ray
+    is kept on 127.0.0.1, whatever this process imported, and nothing of it outlives the test):
+    (fit_report.json, its output)."""
+    out = tmp_path_factory.mktemp("fit") / "ray"
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("asc")), "fit", "--data", str(tiny_dataset), "--out",
+                             str(out), *FIT_ARGS, "--engine", "ray"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=RAY_FIT_TIMEOUT)
+    finally:
+        _kill_session(proc.pid)
+        proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    return json.loads((out / "fit_report.json").read_text()), output
+
+
+def test_the_ray_engine_keeps_a_local_ray_on_127_0_0_1(ray_fit):
+    _, output = ray_fit
+    seen = [line for line in output.splitlines() if "Ray node(s) see --out and --data" in line]
+    assert seen and all("(127.0.0.1)" in line for line in seen)
+
+
+def test_the_ray_engine_trains_the_same_candidates_in_the_same_order(local_fit, ray_fit):
+    (_, local), (on_ray, _) = local_fit, ray_fit
+    assert [(c["name"], c["status"], c["trial"]) for c in on_ray["candidates"]] == [
+        (c["name"], c["status"], c["trial"]) for c in local["candidates"]]
+
+
+def test_the_ray_engine_gives_the_local_engine_s_front_and_winner(local_fit, ray_fit):
+    (_, local), (on_ray, _) = local_fit, ray_fit
+    assert (on_ray["front"], on_ray["winner"]) == (local["front"], local["winner"])
 
 
 def _name(candidate: dict) -> str:

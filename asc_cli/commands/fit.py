@@ -92,6 +92,7 @@ def run(a: argparse.Namespace) -> None:
              for f in a.frames for n in a.mels]
     check_run_options(models=a.models, overrides=overrides, feature_configs=feats, windows=a.windows, window_hop=None,
                       teachers=recipe.get("teachers", ()), dir_folder=recipe.get("dir_folder"))
+    keras_asc.describe_dataset(data_dir=Path(a.data), check_audio=False, train_split=a.train_split)  # before any work
     space = SearchSpace(models=tuple(a.models), widths=tuple(a.widths), windows=tuple(a.windows),
                         hops=tuple(a.window_hops), frames_per_second=tuple(a.frames), mels=tuple(a.mels),
                         quantizations=tuple(a.quantization))

@@ -44,6 +44,14 @@ def test_a_width_model_argument_is_refused_in_one_paragraph(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_that_is_no_dataset_is_refused_before_any_work(tmp_path, capsys):
+    code = main(["fit", "--data", str(tmp_path), "--out", str(tmp_path / "out"), "--mcu", "stm32f407",
+                 "--widths", "0.25", "--windows", "16", "--frames", "28", "--mels", "64", "--clip-seconds", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and str(tmp_path) in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_same_seed_gives_the_same_candidate_sequence():
     assert candidate_sequence(SPACE, seed=7) == candidate_sequence(SPACE, seed=7)
 

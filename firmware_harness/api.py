@@ -19,7 +19,8 @@ from firmware_harness.board.qemu import qemu_board
 from firmware_harness.board.run import DEFAULT_CLIPS, DEFAULT_PCM_CLIPS, format_board_report, run_board
 from firmware_harness.builds.bundle import BUNDLE_TARGETS, Bundle, make_bundle
 from firmware_harness.builds.program import MAX_CHUNK_SAMPLES
-from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target
+from firmware_harness.builds.footprint import measure_footprint
+from firmware_harness.builds.targets import DEFAULT_TARGETS, TARGETS, Target, get_target
 from firmware_harness.builds.third_party import FirmwareError, ThirdParty, locate_third_party
 from firmware_harness.firmware.check import (DEFAULT_EMULATED_CLIPS, FirmwareReport, arena_probes,
                                              reusable_firmware_report)
@@ -221,3 +222,11 @@ def stored_profile(*, source: ModelSource | Path, out_dir: Path, targets: tuple[
     if source.export is None:
         return None
     return reusable_profile(export_sources(source.export_dir, log=log), Path(out_dir), targets=tuple(targets))
+
+
+def profile_image_flash(*, out_dir: Path, target: str) -> int:
+    """Flash bytes (text + data) of the image :func:`profile` linked for Cortex-M ``target`` into
+    ``out_dir`` (its ``<target>/asc_firmware.elf`` and ``.map``)."""
+    image = Path(out_dir) / target
+    return measure_footprint(image / "asc_firmware.elf", image / "asc_firmware.map",
+                             size_tool=f"{get_target(target).prefix}size", stack_bytes=None).flash_bytes

@@ -32,7 +32,8 @@ _NAMES = {**dict.fromkeys(("make_dataset", "describe_dataset", "dataset_clip_sec
           "TRAIN_SPLITS": "keras_asc.layouts", "LOSSES": "keras_asc.training_config",
           "KD_TEMPERATURE_RANGE": "keras_asc.distill", "kd_weight_warnings": "keras_asc.distill",
           "check_teachers": "keras_asc.distill", "check_impulse_responses": "keras_asc.augment",
-          "impulse_response_warnings": "keras_asc.augment", "ImpulseResponseError": "keras_asc.augment"}
+          "impulse_response_warnings": "keras_asc.augment", "ImpulseResponseError": "keras_asc.augment",
+          "window_plan": "keras_asc.windows", "WindowPlan": "keras_asc.windows"}
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
@@ -52,3 +53,4 @@ if TYPE_CHECKING:  # the same names for type checkers and readers
     from keras_asc.parallel import DEFAULT_WORKERS  # noqa: F401
     from keras_asc.run_record import RunRecord  # noqa: F401
     from keras_asc.training_config import LOSSES, TrainConfig  # noqa: F401
+    from keras_asc.windows import WindowPlan, window_plan  # noqa: F401

@@ -23,7 +23,9 @@ _NAMES = {**dict.fromkeys(("export_model", "list_mcus", "check_tflite", "read_ex
           "CompressionConfig": "tflite_export.compression", "GRANULARITIES": "tflite_export.compression",
           "McuTarget": "tflite_export.mcu_targets", "MCU_TARGETS": "tflite_export.mcu_targets", "FLASH_BESIDES_MODEL_ESTIMATE": "tflite_export.mcu_targets",
           "ModelCheckReport": "tflite_export.model_check", "DCASE_RULES": "tflite_export.dcase_rules",
-          "BudgetError": "tflite_export.export", "TensorInfo": "tflite_export.flatbuffer"}
+          "BudgetError": "tflite_export.export", "TensorInfo": "tflite_export.flatbuffer",
+          **dict.fromkeys(("untrained_int8_model", "header_arena_bytes", "firmware_ram_estimate", "UntrainedModel"),
+                          "tflite_export.untrained")}
 __all__ = sorted(_NAMES)
 __getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
@@ -39,3 +41,5 @@ if TYPE_CHECKING:  # the same names for type checkers and readers
     from tflite_export.flatbuffer import TensorInfo  # noqa: F401
     from tflite_export.mcu_targets import FLASH_BESIDES_MODEL_ESTIMATE, MCU_TARGETS, McuTarget  # noqa: F401
     from tflite_export.model_check import ModelCheckReport  # noqa: F401
+    from tflite_export.untrained import (UntrainedModel, firmware_ram_estimate, header_arena_bytes,  # noqa: F401
+                                         untrained_int8_model)  # noqa: F401

@@ -7,10 +7,11 @@ order; a new command is one module and one entry here.
 """
 from __future__ import annotations
 
-from asc_cli.commands import (board, bundle, demo, describe, evaluate, export, features, firmware, grid, make_dataset,
-                              models, profile, train, validate)
+from asc_cli.commands import (board, bundle, demo, describe, evaluate, export, features, firmware, fit, grid,
+                              make_dataset, models, profile, train, validate)
 
 #: Each command's ``add_parser(subparsers)``, in ``asc --help``'s order.
 COMMANDS = (make_dataset.add_parser, describe.add_parser, features.add_parser, train.add_parser,
             models.add_parser, evaluate.add_parser, export.add_parser, validate.add_parser, firmware.add_parser,
-            profile.add_parser, bundle.add_parser, board.add_parser, demo.add_parser, grid.add_parser)
+            profile.add_parser, bundle.add_parser, board.add_parser, demo.add_parser, grid.add_parser,
+            fit.add_parser)

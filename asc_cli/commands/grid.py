@@ -34,6 +34,13 @@ def add_parser(sub) -> None:
     add_clip_seconds_arg(s)
     add_pipeline_args(s)
     add_recipe_args(s)
+    add_engine_args(s)
+    s.set_defaults(func=run)
+
+
+def add_engine_args(s: argparse.ArgumentParser) -> None:
+    """``--engine`` and the Ray options of ``asc grid`` and ``asc fit`` (whose trials are grid cells);
+    :func:`_check_engine_options` checks them."""
     g = s.add_argument_group("engine (see README: Grids on Ray)")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (default): the cells one after the other in this process; ray: each cell a Ray Tune "
@@ -52,7 +59,6 @@ def add_parser(sub) -> None:
                    metavar="SECONDS",
                    help=f"seconds to join the cluster at --address (or RAY_ADDRESS) before giving up (default "
                         f"{grid_ray.DEFAULT_CONNECT_TIMEOUT:g})")
-    s.set_defaults(func=run)
 
 
 def _grid_ray_address(a: argparse.Namespace) -> tuple[str | None, str]:

@@ -240,8 +240,10 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     qat = None
     if config.qat:
         t0 = time.perf_counter()
+        # keras_model stays the run's: the size figures count its MACs and parameters (tfmot's wrapped
+        # layers are not counted by keras_asc.models.count_macs; the architecture is the same)
         qat = _quantize_aware(keras_model, fs, norm, run=run, calib_x=calib_x, windows=windows, config=config, log=log)
-        keras_model, path, qat_seconds = qat.keras_model, qat.record.chosen, time.perf_counter() - t0
+        path, qat_seconds = qat.record.chosen, time.perf_counter() - t0
     year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
                                                     windows_per_clip=windows.per_clip if windows else 1)
@@ -374,7 +376,6 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
 class QatOutcome:
     """``--qat``'s two int8 models: the one ``model.tflite`` gets and the other, and the comparison."""
 
-    keras_model: object  # the float (or fake-quantized) model the chosen flatbuffer was converted from
     data: bytes  # the chosen flatbuffer
     other_data: bytes  # the other, written as record.other_model
     record: QatRecord
@@ -411,7 +412,7 @@ def _quantize_aware(keras_model, fs, norm: Normalization, *, run, calib_x: np.nd
         epoch_holdout_scores=tuned.epoch_scores, qat=scores[QAT], ptq=scores[PTQ], chosen=chosen, better=better,
         other_model=other_model_file(other))
     log(f"{'export' if better == QAT else 'warning'}: {record.describe()}")
-    return QatOutcome(keras_model=models[chosen], data=flatbuffers[chosen], other_data=flatbuffers[other],
+    return QatOutcome(data=flatbuffers[chosen], other_data=flatbuffers[other],
                       record=record, convert_seconds=round(seconds[chosen], 2))
 
 

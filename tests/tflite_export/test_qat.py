@@ -192,5 +192,6 @@ def test_qat_export_writes_the_better_model_and_keeps_the_other(tiny_run, tiny_d
     assert exp.tflite_sha256 == artifacts.sha256_file(export / "model.tflite")
     assert artifacts.sha256_file(export / rec.other_model) != exp.tflite_sha256
     assert rec.describe() in "\n".join(lines) and rec.describe() in (export / "size_report.txt").read_text()
+    assert exp.size.macs_per_inference > 0  # counted on the run's model (tfmot's wrapped layers count none)
     assert rec.holdout_clips + rec.fit_clips == len(tiny_dataset.joinpath("evaluation_setup", "fold1_train.csv")
                                                     .read_text().strip().splitlines()) - 1

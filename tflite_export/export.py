@@ -393,7 +393,7 @@ def _quantize_aware(keras_model, fs, norm: Normalization, *, run, calib_x: np.nd
                                final_fraction=config.qat_final_learning_rate_fraction)
     tuned = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
                                     epochs=config.qat_epochs, holdout=holdout, learning_rates=rates, seed=config.seed,
-                                    log=log)
+                                    calibration_inputs=calib_x, log=log)
     log("export: converting the QAT model and the run's model (PTQ) to compare them on the held-out clips")
     models, seconds, scores = {QAT: tuned.model, PTQ: keras_model}, {}, {}
     held_features, held_labels = fs.features("train")[holdout.holdout_rows], labels[holdout.holdout_rows]

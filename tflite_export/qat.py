@@ -6,13 +6,21 @@ quantization of weights and activations in training) and fine-tuned on the run's
 *minus a held-out part* (:func:`keras_asc.finetune.holdout_split`: stratified by scene, drawn by
 the export's seed; never the evaluate split), on the same pipeline as training (without mixup).
 
+- **Activation ranges** (:func:`initialize_activation_ranges`): tfmot starts every activation range
+  at [-6, 6] and moves it towards each batch's by a moving average of decay 0.999 per step; the
+  demo's 3 epochs are 15 steps, which leave the ranges at about [-6, 6] (the demo's activations
+  reach 8 to 23), so the converted int8 model clipped them and QAT lost to PTQ whatever the
+  learning rate (measured: docs/benchmarks.md, "Compression"). The ranges start at the
+  calibration inputs' minimum and maximum instead, as PTQ's do.
 - **Learning rate** (:func:`qat_learning_rates`): the first epoch at a small fraction of the run's
   rate (``ExportConfig.qat_learning_rate_fraction``, 1 %), then a cosine down to the rate the run
   ended at. The float model has converged at the end of its own cosine schedule; a QAT step much
   larger than its last steps throws it out of that minimum faster than three epochs bring it back
   (measured: docs/benchmarks.md, "Compression"). NVIDIA's QAT recipe (Wu et al. 2020, "Integer
   Quantization for Deep Learning Inference", arXiv:2004.09602, section 5.2) starts fine-tuning at
-  1 % of the initial training rate with cosine annealing, for the same reason.
+  1 % of the initial training rate with cosine annealing, for the same reason (and so does the
+  user guide of NVIDIA's pytorch-quantization toolkit: "starting at 1% of the initial training
+  learning rate, and a cosine annealing learning rate schedule").
 - **Epoch kept** (:func:`best_epoch`): the one whose fake-quantized model has the highest accuracy
   on the held-out clips (ties: the lower log loss), not the last.
 - **Against PTQ** (:func:`choose_model`): the export converts both models and scores both int8
@@ -26,6 +34,8 @@ Models with layers tfmot cannot wrap (e.g. the Lambda layers of CBAM) are refuse
 from __future__ import annotations
 
 import dataclasses
+
+import numpy as np
 
 import keras_asc.tf_setup  # noqa: E402,F401  (tf_keras, never Keras 3; before TensorFlow)
 
@@ -110,6 +120,72 @@ def best_epoch(scores: list[tuple[float, float]] | tuple[tuple[float, float], ..
     return 1 + min(range(len(scores)), key=lambda i: (-scores[i][0], scores[i][1], i))
 
 
+#: what one training step keeps of a moving-average range (tfmot's MovingAverageQuantizer passes
+#: ema_decay=0.999 to quant_ops.MovingAvgQuantize; not configurable)
+TFMOT_RANGE_EMA_DECAY = 0.999
+#: passes over the calibration inputs: the second sees the first's ranges upstream
+RANGE_INIT_PASSES = 2
+
+
+def _moving_average_ranges(q_model) -> list[dict]:
+    """The ``{"min_var", "max_var"}`` of every quantizer of ``q_model`` (tfmot-wrapped) that tfmot
+    updates by a moving average: the activation and output ranges (weights' ranges follow the weights)."""
+    from tensorflow_model_optimization.python.core.quantization.keras.quantizers import (  # heavy: loads TensorFlow
+        MovingAverageQuantizer)
+
+    found = []
+    for layer in q_model.layers:
+        pairs = []
+        if hasattr(layer, "quantizer_vars"):  # QuantizeLayer: the model's input
+            pairs.append((layer.quantizer, layer.quantizer_vars))
+        if getattr(layer, "_output_quantizers", None):  # QuantizeWrapper's output
+            pairs.append((layer._output_quantizers[0], layer._output_quantizer_vars))
+        for activation in getattr(layer, "_quantize_activations", ()):  # and its activation's
+            pairs += [(activation.quantizer, getattr(activation, name))
+                      for name in ("_pre_activation_vars", "_post_activation_vars") if hasattr(activation, name)]
+        found += [v for q, v in pairs if isinstance(q, MovingAverageQuantizer)]
+    return found
+
+
+def initialize_activation_ranges(q_model, inputs, *, batch_size: int) -> int:
+    """Set every moving-average range of ``q_model`` to the minimum and maximum (with 0 inside) its
+    tensor takes on ``inputs`` ``(n, n_mels, frames, 1)`` float32, as PTQ's calibration measures them;
+    BatchNormalization in inference mode, nothing else changed. Returns the ranges set.
+
+    tfmot keeps no batch range, but one training-mode step moves a range ``r`` to
+    ``decay * r + (1 - decay) * batch range``; the batch range is recovered from that and ``r`` put back."""
+    import tf_keras as keras  # heavy: loads TensorFlow
+
+    ranges = _moving_average_ranges(q_model)
+    norms = [layer for wrapper in q_model.layers for layer in (getattr(wrapper, "layer", wrapper),)
+             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    for layer in norms:
+        layer.trainable = False  # inference mode: the moving statistics are used and kept
+    saved = q_model.get_weights()
+    try:
+        for _ in range(RANGE_INIT_PASSES):
+            low = [np.inf] * len(ranges)
+            high = [-np.inf] * len(ranges)
+            start = [(v["min_var"].numpy(), v["max_var"].numpy()) for v in ranges]
+            for i in range(0, len(inputs), batch_size):
+                q_model(inputs[i:i + batch_size], training=True)
+                for k, v in enumerate(ranges):
+                    (lo0, hi0), decay = start[k], TFMOT_RANGE_EMA_DECAY
+                    low[k] = min(low[k], float(np.min((v["min_var"].numpy() - decay * lo0) / (1 - decay))))
+                    high[k] = max(high[k], float(np.max((v["max_var"].numpy() - decay * hi0) / (1 - decay))))
+                    v["min_var"].assign(lo0)
+                    v["max_var"].assign(hi0)
+            for k, v in enumerate(ranges):
+                v["min_var"].assign(np.full(v["min_var"].shape, min(low[k], 0.0), np.float32))
+                v["max_var"].assign(np.full(v["max_var"].shape, max(high[k], 0.0), np.float32))
+    finally:
+        for layer in norms:
+            layer.trainable = True
+    kept = {id(v) for r in ranges for v in r.values()}
+    q_model.set_weights([w if id(var) not in kept else var.numpy() for w, var in zip(saved, q_model.weights)])
+    return len(ranges)
+
+
 @dataclasses.dataclass(frozen=True)
 class QatFinetune:
     """The fine-tuned model (its kept epoch's weights) and how it was chosen."""
@@ -122,8 +198,10 @@ class QatFinetune:
 
 def quantize_aware_finetune(model, fs, normalization, *, train_config: TrainConfig, n_classes: int, epochs: int,
                             holdout: HoldoutSplit, learning_rates: tuple[float, ...], seed: int,
-                            callbacks: tuple = (), log=print) -> QatFinetune:
-    """Wrap ``model`` with tfmot's fake quantization and fine-tune it for ``epochs`` on ``holdout.fit_rows``
+                            calibration_inputs, callbacks: tuple = (), log=print) -> QatFinetune:
+    """Wrap ``model`` with tfmot's fake quantization, start its activation ranges on
+    ``calibration_inputs`` ``(n, n_mels, frames, 1)`` float32 (:func:`initialize_activation_ranges`;
+    None: tfmot's [-6, 6]) and fine-tune it for ``epochs`` on ``holdout.fit_rows``
     of ``fs``'s train split at ``learning_rates`` (one per epoch); keep the epoch :func:`best_epoch`
     picks on ``holdout.holdout_rows``. ``callbacks``: extra tf_keras callbacks (tests)."""
     import tensorflow_model_optimization as tfmot  # heavy: loads TensorFlow
@@ -137,6 +215,9 @@ def quantize_aware_finetune(model, fs, normalization, *, train_config: TrainConf
         raise ConversionError(f"quantize-aware training cannot wrap this model: {e}") from e
     ft_cfg = dataclasses.replace(finetune_config(train_config, seed=seed), learning_rate=learning_rates[0])
     keras.utils.set_random_seed(seed)
+    if calibration_inputs is not None:
+        n = initialize_activation_ranges(q_model, calibration_inputs, batch_size=ft_cfg.batch_size)
+        log(f"export: {n} activation ranges set on {len(calibration_inputs)} calibration inputs")
     compile_for_training(q_model, ft_cfg)
     batches = finetune_batches(fs, normalization=normalization, config=ft_cfg, n_classes=n_classes,
                                rows=holdout.fit_rows)

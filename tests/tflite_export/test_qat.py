@@ -139,6 +139,60 @@ def test_qat_won_message_says_so_and_names_the_ptq_file():
     assert "QAT is at least as good as PTQ" in text and "model_ptq.tflite" in text and "did not" not in text
 
 
+# ----------------------------------------------------------------------------- activation ranges
+def _tiny_models():
+    """A float Conv-BN-ReLU-Dense model and its tfmot-wrapped copy."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.ReLU(name="relu")(keras.layers.BatchNormalization()(x))
+    x = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, x)
+    return model, tfmot.quantization.keras.quantize_model(model)
+
+
+def _relu_range(q_model) -> tuple[float, float]:
+    v = q_model.get_layer("quant_relu")._output_quantizer_vars
+    return float(v["min_var"].numpy()), float(v["max_var"].numpy())
+
+
+def test_tfmot_starts_an_activation_range_at_six():
+    """The premise of the range initialization: without it a range is tfmot's [-6, 6]."""
+    assert _relu_range(_tiny_models()[1]) == (-6.0, 6.0)
+
+
+def test_activation_ranges_start_at_the_range_the_calibration_inputs_give():
+    """The ReLU's range becomes [0, the largest ReLU output on the inputs] (the float model's, up to
+    the fake-quantized weights' rounding)."""
+    import tf_keras as keras
+
+    from tflite_export.qat import initialize_activation_ranges
+
+    model, q_model = _tiny_models()
+    x = np.random.default_rng(0).normal(2.0, 8.0, (40, 8, 8, 1)).astype(np.float32)
+    initialize_activation_ranges(q_model, x, batch_size=16)
+    relu = keras.Model(model.input, model.get_layer("relu").output)(x).numpy()
+    low, high = _relu_range(q_model)
+    assert low == 0.0 and high == pytest.approx(float(relu.max()), rel=0.02)
+
+
+def test_activation_range_initialization_changes_no_weight():
+    import tf_keras as keras
+
+    from tflite_export.qat import _moving_average_ranges, initialize_activation_ranges
+
+    q_model = _tiny_models()[1]
+    ranges = {id(v) for r in _moving_average_ranges(q_model) for v in r.values()}
+    before = {id(v): v.numpy().copy() for v in q_model.weights if id(v) not in ranges}
+    initialize_activation_ranges(q_model, np.ones((20, 8, 8, 1), np.float32), batch_size=8)
+    assert all(np.array_equal(before[id(v)], v.numpy()) for v in q_model.weights if id(v) in before)
+    assert all(layer.trainable for layer in q_model.layers
+               if isinstance(getattr(layer, "layer", layer), keras.layers.BatchNormalization))
+
+
 # ----------------------------------------------------------------------------- with training (slow)
 @pytest.mark.slow
 def test_the_best_epoch_is_kept_when_the_last_is_worse(tiny_run, tiny_features):
@@ -169,7 +223,8 @@ def test_the_best_epoch_is_kept_when_the_last_is_worse(tiny_run, tiny_features):
     tuned = quantize_aware_finetune(
         load_run_model(tiny_run, run=run), tiny_features, run.normalization, train_config=run.train,
         n_classes=len(run.labels), epochs=epochs, holdout=holdout_split(labels, fraction=0.2, seed=0),
-        learning_rates=(1e-4,) * epochs, seed=0, callbacks=(BreakTheLastEpoch(),), **QUIET)
+        learning_rates=(1e-4,) * epochs, seed=0, calibration_inputs=None, callbacks=(BreakTheLastEpoch(),),
+        **QUIET)
     assert tuned.best_epoch < epochs and tuned.epoch_scores[-1][0] < tuned.epoch_scores[tuned.best_epoch - 1][0]
     kept = tuned.model.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(kept, ends[tuned.best_epoch]))

@@ -17,6 +17,11 @@ Writes, all at once (built in a temp folder, renamed into place only when everyt
     config.json         source model hash, calibration list hash, budget, I/O quantization,
                         path (ptq, qat or clustered), converter and package versions
 
+and with ``--qat`` (:mod:`tflite_export.qat`) also the model not chosen, ``model_ptq.tflite`` or
+``model_qat.tflite``: QAT and PTQ are both converted and scored on held-out training clips, and
+``model.tflite`` (with the C sources) is the better one unless ``--qat-always``; config.json's
+``qat`` and size_report.txt give the comparison.
+
 and with ``--compress`` (:mod:`tflite_export.compression`) also::
 
     model_uncompressed.tflite  the same int8 model with whole weights (LiteRT cannot run
@@ -42,14 +47,19 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from keras_asc import artifacts
 from keras_asc.calibration import calibration_set
 from keras_asc.dataset import SCENE_LABELS, dataset_layout, train_split_of_run
 from keras_asc.errors import AscError
+from keras_asc.evaluation import accuracy, log_loss
+from keras_asc.finetune import holdout_split
 from keras_asc.feature_cache import build_feature_cache
 from keras_asc.features import FeatureConfig, Normalization
 from keras_asc.layouts import LayoutError, layout_for_clip_seconds
 from keras_asc.run_record import load_run_model, read_run_config, warn_if_other_training_data
+from keras_asc.windows import WindowPlan, split_windows
 from tflite_export import c_sources, frontend
 from tflite_export.arena import measure_arena, peak_live_tensors, recommended_arena
 from tflite_export.compression import cluster_finetune, compress_model, compression_report
@@ -65,7 +75,10 @@ from tflite_export.mcu_targets import (FLASH_BESIDES_MODEL_ESTIMATE, RAM_BESIDES
 from tflite_export.flatbuffer import (ModelCheckError, check_int8_model, describe_tensors, io_tensors,
                                       operator_names, read_model_shared, tensor_size_table)
 from tflite_export.input_quant import InputQuantization, quantize_input
-from tflite_export.qat import quantize_aware_finetune
+from tflite_export.qat import (PTQ, QAT, QatRecord, QatScore, choose_model, other_model_file, qat_learning_rates,
+                               quantize_aware_finetune)
+from tflite_export.tflm_runtime import TflmRunner
+from tflite_export.window_combine import accumulate_windows, clip_probabilities
 
 #: the C/C++ files an export writes for the firmware: generated (data only), then the fixed C++
 #: copied from tflite_export/cc/ (c_sources.STATIC_SOURCE_FILES); every .cc is compiled
@@ -224,11 +237,13 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
                                                    n_classes=len(run.labels), config=compression, seed=config.seed,
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
+    qat = None
     if config.qat:
         t0 = time.perf_counter()
-        keras_model = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
-                                              epochs=config.qat_epochs, seed=config.seed, log=log)
-        path, qat_seconds = "qat", time.perf_counter() - t0
+        # keras_model stays the run's: the size figures count its MACs and parameters (tfmot's wrapped
+        # layers are not counted by keras_asc.models.count_macs; the architecture is the same)
+        qat = _quantize_aware(keras_model, fs, norm, run=run, calib_x=calib_x, windows=windows, config=config, log=log)
+        path, qat_seconds = qat.record.chosen, time.perf_counter() - t0
     year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
     dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
                                                     windows_per_clip=windows.per_clip if windows else 1)
@@ -240,9 +255,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
     log(f"export: converting ({path}, {len(calib)} calibration clips"
         f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()
-    data = convert_int8(keras_model, calib_x,
-                        per_channel_weights=compression is None or compression.per_channel)
-    convert_seconds = time.perf_counter() - t0
+    data = qat.data if qat is not None else convert_int8(keras_model, calib_x,
+                                                          per_channel_weights=compression is None or compression.per_channel)
+    convert_seconds = qat.convert_seconds if qat is not None else time.perf_counter() - t0
     # the flatbuffer is parsed once per content here, and the parsed model handed to every check
     uncompressed, uncompressed_model, compressed_record = data, read_model_shared(data), None
     if compression is not None:
@@ -262,6 +277,8 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
 
     with artifacts.staging_dir(final, stage="export", inputs=inputs) as tmp:
         artifacts.atomic_write_bytes(tmp / "model.tflite", data)
+        if qat is not None:
+            artifacts.atomic_write_bytes(tmp / qat.record.other_model, qat.other_data)
         if compressed_record is not None:
             artifacts.atomic_write_bytes(tmp / UNCOMPRESSED_MODEL, uncompressed)
             keras_model.save(tmp / FLOAT_MODEL)
@@ -317,6 +334,7 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
         flash_needed = max(image_flash.values(), default=len(data) + FLASH_BESIDES_MODEL_ESTIMATE)
         fits = tuple(fit_table(flash_needed=flash_needed, ram_needed=ram.needed_bytes))
         compression_text = "\n" + compression_report(compressed_record) if compressed_record else ""
+        compression_text += f"\nquantize-aware training: {qat.record.describe()}\n" if qat is not None else ""
         artifacts.atomic_write_text(tmp / "size_report.txt", size_report(size, model) + compression_text
                                     + _ram_report(ram, fits, flash_basis=_flash_basis(image_flash),
                                                   latency_ms=latency_ms if latency_ms else None))
@@ -346,12 +364,74 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
             compression=compressed_record, float_model=FLOAT_MODEL if compressed_record else None,
             float_model_sha256=artifacts.sha256_file(tmp / FLOAT_MODEL) if compressed_record else None,
             files_sha256=hash_export_files(tmp, [f.name for f in tmp.iterdir() if f.is_file()]),
-            train_split=train_split,
+            train_split=train_split, qat=qat.record if qat is not None else None,
             **artifacts.provenance())
         write_export_result(tmp, result)
     log(f"export: {final / 'model.tflite'}: {len(data):,d} bytes (budget {budget:,d}); "
         f"arena {max(arena_needs.values()):,d} bytes measured at most, {arena_bytes:,d} in the header")
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class QatOutcome:
+    """``--qat``'s two int8 models: the one ``model.tflite`` gets and the other, and the comparison."""
+
+    data: bytes  # the chosen flatbuffer
+    other_data: bytes  # the other, written as record.other_model
+    record: QatRecord
+    convert_seconds: float  # the chosen model's conversion
+
+
+def _quantize_aware(keras_model, fs, norm: Normalization, *, run, calib_x: np.ndarray, windows: WindowPlan | None,
+                    config: ExportConfig, log) -> QatOutcome:
+    """Quantize-aware fine-tuning of ``keras_model`` (:func:`~tflite_export.qat.quantize_aware_finetune`) on
+    the training split minus a held-out part, both it and ``keras_model`` converted to int8 (PTQ) and
+    scored with TFLM on the held-out clips, and the better chosen (:func:`~tflite_export.qat.choose_model`)."""
+    labels = fs.table("train")["label"].to_numpy(np.int64)
+    holdout = holdout_split(labels, fraction=config.qat_holdout_fraction, seed=config.seed)
+    rates = qat_learning_rates(run.train, epochs=config.qat_epochs, fraction=config.qat_learning_rate_fraction,
+                               final_fraction=config.qat_final_learning_rate_fraction)
+    tuned = quantize_aware_finetune(keras_model, fs, norm, train_config=run.train, n_classes=len(run.labels),
+                                    epochs=config.qat_epochs, holdout=holdout, learning_rates=rates, seed=config.seed,
+                                    calibration_inputs=calib_x, log=log)
+    log("export: converting the QAT model and the run's model (PTQ) to compare them on the held-out clips")
+    models, seconds, scores = {QAT: tuned.model, PTQ: keras_model}, {}, {}
+    held_features, held_labels = fs.features("train")[holdout.holdout_rows], labels[holdout.holdout_rows]
+    flatbuffers = {}
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        flatbuffers[name] = convert_int8(model, calib_x, per_channel_weights=True)
+        seconds[name] = time.perf_counter() - t0
+        scores[name] = holdout_int8_score(flatbuffers[name], features=held_features, labels=held_labels,
+                                          normalization=norm, windows=windows)
+    better, chosen = choose_model(qat=scores[QAT], ptq=scores[PTQ], choose_better=config.qat_choose_better)
+    other = PTQ if chosen == QAT else QAT
+    record = QatRecord(
+        epochs=config.qat_epochs, learning_rates=tuned.learning_rates, holdout_fraction=config.qat_holdout_fraction,
+        holdout_clips=len(holdout.holdout_rows), fit_clips=len(holdout.fit_rows), best_epoch=tuned.best_epoch,
+        epoch_holdout_scores=tuned.epoch_scores, qat=scores[QAT], ptq=scores[PTQ], chosen=chosen, better=better,
+        other_model=other_model_file(other))
+    log(f"{'export' if better == QAT else 'warning'}: {record.describe()}")
+    return QatOutcome(data=flatbuffers[chosen], other_data=flatbuffers[other],
+                      record=record, convert_seconds=round(seconds[chosen], 2))
+
+
+def holdout_int8_score(data: bytes, *, features: np.ndarray, labels: np.ndarray, normalization: Normalization,
+                       windows: WindowPlan | None) -> QatScore:
+    """Int8 flatbuffer ``data`` run by TFLM on clips ``features`` ``(n, n_mels, frames)`` float32 dB (not
+    normalized) with labels ``(n,)`` int: clip accuracy and log loss, windows combined as the firmware
+    combines them (:mod:`tflite_export.window_combine`)."""
+    model = read_model_shared(data)
+    _, (out,) = io_tensors(model)
+    x = quantize_input(features, quant=input_quantization(model, normalization))  # (n, mels, frames, 1) int8
+    if windows is not None:
+        x = split_windows(x, window=windows.frames, hop=windows.hop)
+    per_clip = windows.per_clip if windows is not None else 1
+    runner = TflmRunner(data, arena_bytes=CHECK_ARENA_BYTES, source="the model being compared")
+    outputs = np.concatenate([runner.run(xi[None]).reshape(1, -1) for xi in x])  # (n * per_clip, classes) int8
+    probs = clip_probabilities(accumulate_windows(outputs, windows_per_clip=per_clip), windows_per_clip=per_clip,
+                               scale=out.scales[0], zero_point=out.zero_points[0])
+    return QatScore(accuracy=accuracy(probs, labels), log_loss=log_loss(probs, labels))
 
 
 def _ram_figures(model, feat: FeatureConfig, *, arena_bytes: int, budget: int | None, window_frames: int | None

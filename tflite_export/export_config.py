@@ -18,6 +18,13 @@ from tflite_export.compression import CompressionConfig
 DEFAULT_BUDGET = 131072  # bytes: the 128 KiB flatbuffer budget
 DEFAULT_CALIBRATION = 200  # representative clips (stratified over scene x device of the training split)
 DEFAULT_QAT_EPOCHS = 3  # quantize-aware fine-tuning epochs (only with qat)
+#: QAT's first epoch runs at the run's learning rate x this, then decays by a cosine (TrainConfig's
+#: formula) to its last epoch's rate: fine-tuning a converged float model wants a small rate
+#: (docs/benchmarks.md, Compression: why QAT lost before)
+DEFAULT_QAT_LEARNING_RATE_FRACTION = 0.01
+#: part of the run's training split QAT sets aside (stratified by scene, drawn by ``seed``) to keep its
+#: best epoch and to compare itself with PTQ; never the evaluate split
+DEFAULT_QAT_HOLDOUT_FRACTION = 0.2
 #: --dcase-year default: the rules of the challenge that used the data's layout (keras_asc.layouts)
 DCASE_YEAR_AUTO = "auto"
 
@@ -44,7 +51,16 @@ class ExportConfig:
     ``calibration_size``: representative clips requested (``--calibration-size``); ``seed`` picks them
     (and seeds QAT and clustering).
     ``qat``, ``qat_epochs``: quantize-aware fine-tuning instead of post-training quantization, and its
-    epochs (``--qat``, ``--qat-epochs``); ``qat_epochs`` has no effect without ``qat``.
+    epochs (``--qat``, ``--qat-epochs``); ``qat_epochs`` and the other ``qat_`` fields have no effect
+    without ``qat``.
+    ``qat_learning_rate_fraction``: QAT's first-epoch learning rate as a fraction of the run's (``--qat-lr-fraction``).
+    ``qat_final_learning_rate_fraction``: its last epoch's, the same way (None: the run's own final rate,
+    its ``min_learning_rate``, where the float model converged); the rate follows a cosine in between.
+    ``qat_holdout_fraction``: part of the training split set aside (``--qat-holdout``): QAT keeps its
+    epoch with the best int8-simulated accuracy there and is compared with PTQ there.
+    ``qat_choose_better``: when PTQ's int8 accuracy on the held-out clips is higher than QAT's, the
+    export's ``model.tflite`` is the PTQ model and the QAT model is kept beside it (False,
+    ``--qat-always``: the QAT model whatever the comparison says; the comparison is still reported).
     ``compression``: cluster + LUT-compress the weights (``--compress*``; None: no compression); cannot
     be combined with ``qat``.
     ``workers``: worker processes of the feature cache (``--workers``).
@@ -71,3 +87,14 @@ class ExportConfig:
     export_dir: Path | None = None
     dcase_year: int | str | None = DCASE_YEAR_AUTO
     dcase_refuse: bool = True
+    qat_learning_rate_fraction: float = DEFAULT_QAT_LEARNING_RATE_FRACTION
+    qat_final_learning_rate_fraction: float | None = None
+    qat_holdout_fraction: float = DEFAULT_QAT_HOLDOUT_FRACTION
+    qat_choose_better: bool = True
+
+    def __post_init__(self) -> None:
+        final = self.qat_final_learning_rate_fraction
+        if not (0.0 < self.qat_learning_rate_fraction <= 1.0 and (final is None or 0.0 < final <= 1.0)
+                and 0.0 < self.qat_holdout_fraction < 1.0):
+            raise ValueError("invalid QAT settings (learning-rate fractions in (0, 1], held-out fraction in (0, 1)): "
+                             f"{self.qat_learning_rate_fraction}, {final}, {self.qat_holdout_fraction}")

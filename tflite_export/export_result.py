@@ -15,6 +15,7 @@ from keras_asc.features import FeatureConfig
 from keras_asc.windows import WindowPlan
 from tflite_export.arena import RamPeak
 from tflite_export.compression import CompressionRecord
+from tflite_export.qat import QatRecord
 from tflite_export.dcase_rules import DcaseComplexity
 from tflite_export.input_quant import InputQuantization
 from tflite_export.mcu_targets import Fit
@@ -149,6 +150,8 @@ class ExportResult:
     # the DCASE 2024 training subset the run was trained on (asc train --train-split; None: all of
     # fold1_train.csv): stages that rebuild the feature cache pass it on (build_feature_cache(train_split=...))
     train_split: str | None = None
+    # --qat: QAT against PTQ on held-out training clips, and which model.tflite is (quantization_path)
+    qat: QatRecord | None = None
     stage: str = "export"
 
 

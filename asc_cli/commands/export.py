@@ -6,8 +6,11 @@ from pathlib import Path
 
 import firmware_harness
 import tflite_export
-from asc_cli.options import (OptionError, _dcase_year, _mcu_target, _targets_or_none, add_workers_arg,
+from asc_cli.options import (OptionError, _dcase_year, _mcu_target, _number, _targets_or_none, add_workers_arg,
                              non_negative_int, positive_int, seed_int, warn)
+
+_fraction = _number(float, minimum=0, inclusive=False, maximum=1.0, what="a fraction above 0 and at most 1")
+_holdout_fraction = _number(float, minimum=0, inclusive=False, maximum=0.5, what="a fraction above 0 and at most 0.5")
 
 
 def add_parser(sub) -> None:
@@ -28,9 +31,26 @@ def add_parser(sub) -> None:
                    help=f"a microcontroller ({', '.join(tflite_export.MCU_TARGETS)}): lowers "
                         "--budget to its flash minus the runtime and --ram-budget to its largest SRAM block")
     s.add_argument("--calibration-size", type=positive_int, default=tflite_export.DEFAULT_CALIBRATION)
-    s.add_argument("--seed", type=seed_int, default=tflite_export.ExportConfig().seed, help="calibration sample seed")
-    s.add_argument("--qat", action="store_true", help="quantize-aware fine-tuning before conversion")
-    s.add_argument("--qat-epochs", type=positive_int, default=tflite_export.DEFAULT_QAT_EPOCHS)
+    q = tflite_export.ExportConfig()
+    s.add_argument("--seed", type=seed_int, default=q.seed, help="calibration sample seed")
+    s.add_argument("--qat", action="store_true",
+                   help="quantize-aware fine-tuning before conversion, on the training split minus a held-out part; "
+                        "the epoch with the best held-out accuracy is kept, and QAT's int8 model is compared with "
+                        "PTQ's there: model.tflite is the better one (the other is kept as model_ptq.tflite or "
+                        "model_qat.tflite) and the output says which")
+    s.add_argument("--qat-epochs", type=positive_int, default=q.qat_epochs)
+    s.add_argument("--qat-lr-fraction", type=_fraction, default=q.qat_learning_rate_fraction, metavar="F",
+                   help="QAT's first-epoch learning rate as a fraction of the run's (default "
+                        f"{q.qat_learning_rate_fraction:g}); a cosine takes it down to the run's last rate")
+    s.add_argument("--qat-final-lr-fraction", type=_fraction, default=q.qat_final_learning_rate_fraction,
+                   metavar="F", help="QAT's last-epoch learning rate as a fraction of the run's (default: the run's "
+                                     "own final rate)")
+    s.add_argument("--qat-holdout", type=_holdout_fraction, default=q.qat_holdout_fraction, metavar="F",
+                   help="part of the training split QAT sets aside to choose its epoch and to be compared with PTQ "
+                        f"(stratified by scene, drawn by --seed; default {q.qat_holdout_fraction:g})")
+    s.add_argument("--qat-always", action="store_true",
+                   help="model.tflite is the QAT model even where PTQ scored better on the held-out clips (the "
+                        "comparison is still reported)")
     d = tflite_export.CompressionConfig()
     s.add_argument("--compress", action="store_true",
                    help="cluster the weights (tensorflow-model-optimization), fine-tune, and store them as TFLM "
@@ -65,8 +85,16 @@ def _warn_ignored(a: argparse.Namespace) -> None:
                                        ("--compress-epochs", a.compress_epochs, d.finetune_epochs)):
             if value != default:
                 warn(f"{option} {value} has no effect without --compress")
-    if not a.qat and a.qat_epochs != tflite_export.DEFAULT_QAT_EPOCHS:
-        warn(f"--qat-epochs {a.qat_epochs} has no effect without --qat")
+    if not a.qat:
+        q = tflite_export.ExportConfig()
+        for option, value, default in (("--qat-epochs", a.qat_epochs, q.qat_epochs),
+                                       ("--qat-lr-fraction", a.qat_lr_fraction, q.qat_learning_rate_fraction),
+                                       ("--qat-final-lr-fraction", a.qat_final_lr_fraction,
+                                        q.qat_final_learning_rate_fraction),
+                                       ("--qat-holdout", a.qat_holdout, q.qat_holdout_fraction),
+                                       ("--qat-always", a.qat_always, q.qat_choose_better is False)):
+            if value != default:
+                warn(f"{option}{'' if value is True else f' {value}'} has no effect without --qat")
     if a.target is not None:
         t = tflite_export.list_mcus()[a.target]
         flash = t.flash_bytes - tflite_export.FLASH_BESIDES_MODEL_ESTIMATE
@@ -88,7 +116,9 @@ def run(a: argparse.Namespace) -> None:
     exp = tflite_export.export_model(run_dir=Path(a.run_dir), data_dir=Path(a.data), work_dir=Path(a.work),
                                      config=tflite_export.ExportConfig(
         budget=a.budget, calibration_size=a.calibration_size, seed=a.seed, qat=a.qat,
-        qat_epochs=a.qat_epochs, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
+        qat_epochs=a.qat_epochs, qat_learning_rate_fraction=a.qat_lr_fraction,
+        qat_final_learning_rate_fraction=a.qat_final_lr_fraction, qat_holdout_fraction=a.qat_holdout,
+        qat_choose_better=not a.qat_always, workers=a.workers, arena_probes=probes, ram_budget=a.ram_budget,
         mcu_target=a.target, compression=compression, export_dir=out,
         dcase_year=None if a.dcase_year == "none" else a.dcase_year))
     size = exp.size
@@ -105,5 +135,10 @@ def run(a: argparse.Namespace) -> None:
         print(f"compression: {c.config.describe()}: {c.uncompressed_bytes:,d} -> {c.compressed_bytes:,d} bytes; "
               f"{len(c.tensors)} tensors decode to the uncompressed weights, TFLM outputs identical on "
               f"{c.checked_inputs} calibration inputs")
+    if exp.qat is not None:  # the comparison again, at the end where it is read
+        if exp.qat.better == "qat":
+            print(f"qat: {exp.qat.describe()}")
+        else:
+            warn(exp.qat.describe())
     print(f"export: wrote {out} ({exp.quantization_path}; size_report.txt has "
           "the per-tensor table, the activation peak and the fit table)")

@@ -216,7 +216,8 @@ def test_c_array_round_trips_through_the_compiler(tiny_export, tmp_path):
 def test_qat_export_records_its_path(tiny_run, tiny_dataset, tiny_work, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("export"))
-    exp = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(qat=True, qat_epochs=1, calibration_size=20), **QUIET)
+    exp = export_run(run, tiny_dataset, tiny_work, config=ExportConfig(qat=True, qat_epochs=1, calibration_size=20,
+                                                                   qat_choose_better=False), **QUIET)
     assert exp.quantization_path == "qat" and exp.qat_epochs == 1 and read_export(run / "export") == exp
     check_int8_model(read_model((run / "export" / "model.tflite").read_bytes()))
 

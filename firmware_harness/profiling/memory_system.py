@@ -46,6 +46,9 @@ class WaitStates:
     def total(self) -> float:
         return self.instruction_fetch + self.literal_loads + self.flash_data + self.sram
 
+    def __add__(self, other: WaitStates) -> WaitStates:
+        return WaitStates(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
 
 def _literal_address(ins: Instruction) -> int | None:
     m = re.search(r"\[\s*pc\s*(?:,\s*#(-?(?:0x)?[0-9a-f]+))?\s*\]", ins.operands)

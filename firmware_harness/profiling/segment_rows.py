@@ -33,7 +33,7 @@ from firmware_harness.profiling.execution_profile import (
     merge_flash_reads,
 )
 from firmware_harness.profiling.instructions import Instruction
-from firmware_harness.profiling.memory_system import resolve_mcu
+from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu
 from firmware_harness.profiling.qemu_plugin import CacheCounts
 from tflite_export.mcu_targets import McuTarget
 
@@ -81,6 +81,7 @@ class RowsEstimate:
     wait_state_cycles: float  # the rows' own memory cycles added up (simulated), or priced once on their merged counts
     assumptions: tuple[str, ...]
     memory_per_row: bool = False  # True: every row carries its own wait states (simulated caches)
+    wait_states: WaitStates = WaitStates()  # wait_state_cycles by kind (fetch, literal pools, flash data, SRAM)
 
     @property
     def core_cycles(self) -> float:
@@ -140,13 +141,14 @@ def estimate_rows(rows: Sequence[RowCounts], instructions: Mapping[int, Instruct
     model = get_core(core)
     target = resolve_mcu(mcu)
     per_row = target is not None and bool(rows) and all(target.name in r.cache for r in rows)
-    out, assumptions = [], list(model.assumptions)
+    out, assumptions, parts = [], list(model.assumptions), WaitStates()
     for r in rows:
         if per_row:
             est = estimate_cycles(r.address_counts, r.taken_counts, instructions, core=model, mcu=target,
                                   flash_data_reads=r.flash_data_reads, flash_data_bytes=r.flash_data_bytes,
                                   cache=r.cache[target.name])
             waits = float(est.wait_state_cycles)
+            parts = parts + est.wait_states
         else:
             est = estimate_cycles(r.address_counts, r.taken_counts, instructions, core=model)
             waits = None
@@ -165,7 +167,8 @@ def estimate_rows(rows: Sequence[RowCounts], instructions: Mapping[int, Instruct
         whole = estimate_cycles(dict(counts), dict(taken), instructions, core=model, mcu=target,
                                 flash_data_reads=sum(reads) if counted else None,
                                 flash_data_bytes=sum(nbytes) if counted else None)
-        total_waits = float(whole.wait_state_cycles)
+        total_waits, parts = float(whole.wait_state_cycles), whole.wait_states
         assumptions += [a for a in whole.assumptions if a not in assumptions]
     return RowsEstimate(core=model.name, mcu=target.name if target else "", rows=tuple(out),
-                        wait_state_cycles=total_waits, assumptions=tuple(assumptions), memory_per_row=per_row)
+                        wait_state_cycles=total_waits, assumptions=tuple(assumptions), memory_per_row=per_row,
+                        wait_states=parts)

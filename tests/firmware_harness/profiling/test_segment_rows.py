@@ -109,6 +109,7 @@ def test_the_memory_row_is_priced_once_on_the_rows_counts():
     whole = estimate_cycles(counts, taken, ins, mcu="nucleo-l4r5zi", flash_data_reads=sum(r.flash_data_reads for r in rows),
                             flash_data_bytes=sum(r.flash_data_bytes for r in rows))
     assert est.wait_state_cycles == whole.wait_state_cycles > 0
+    assert est.wait_states == whole.wait_states
     assert est.cycles == pytest.approx(est.core_cycles + est.wait_state_cycles)
     assert not any("zero wait states" in a for a in est.assumptions)
 
@@ -128,6 +129,7 @@ def test_with_simulated_caches_every_row_carries_its_memory_and_the_rows_add_up(
     assert est.memory_per_row
     assert est.cycles == pytest.approx(sum(r.cycles for r in est.rows), rel=1e-12)
     assert est.wait_state_cycles == pytest.approx(sum(r.wait_state_cycles for r in est.rows), rel=1e-12)
+    assert est.wait_states.total == pytest.approx(est.wait_state_cycles, rel=1e-12)
     operators = estimate_rows([r for r in rows if r.kind == OPERATOR], ins, core=core, mcu=mcu)
     assert operators.cycles == pytest.approx(sum(r.cycles for r in est.rows if r.kind == OPERATOR), rel=1e-12)
 

@@ -101,7 +101,7 @@ from firmware_harness.profiling.instructions import (
     writes_pc,
 )
 from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu, wait_state_cycles
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 from tflite_export.mcu_targets import McuTarget
 
 

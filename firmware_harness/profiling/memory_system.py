@@ -25,7 +25,7 @@ from firmware_harness.profiling.instructions import (
     Instruction,
     transfer_words,
 )
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 from keras_asc.errors import AscError
 from tflite_export.mcu_targets import McuTarget, get_mcu_target
 

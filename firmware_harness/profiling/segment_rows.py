@@ -34,7 +34,7 @@ from firmware_harness.profiling.execution_profile import (
 )
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 from tflite_export.mcu_targets import McuTarget
 
 OPERATOR = "operator"

@@ -12,7 +12,7 @@ from firmware_harness.profiling.execution_profile import ExecutionProfile, Segme
 from firmware_harness.profiling.execution_profile import merge_cache_counts, merge_flash_reads
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.memory_system import simulated_flash_cycles
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 from firmware_harness.profiling.segment_rows import INTERPRETER, OPERATOR, estimate_rows, invoke_rows
 from tflite_export.mcu_targets import MCU_TARGETS
 

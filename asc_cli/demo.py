@@ -41,7 +41,7 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
 
 #: The demo's latency estimate: the cores of the three microcontrollers its summary names.
 DEMO_PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33")
-DEMO_SUMMARY_MCUS = ("stm32f407", "stm32h743", "nrf5340")
+DEMO_SUMMARY_MCUS = ("stm32f407", "nucleo-l4r5zi", "stm32h743", "nrf5340")
 
 
 def _profile_stage(export_dir: Path, targets: tuple[str, ...], *, log) -> firmware_harness.ProfileReport:

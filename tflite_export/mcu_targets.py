@@ -142,6 +142,9 @@ _ART_L4 = ("RM0432 ART accelerator (32/8 lines of 4 x 64 bits, 64-bit flash read
            "not documented: fully associative LRU assumed")
 _M7_L1 = ("Cortex-M7 TRM DDI0489F 5.9 (I 2-way, D 4-way, 32-byte lines; one 256-bit flash word per line); "
           "replacement not found: LRU assumed")
+_M85_L1 = ("RA8D1: Cortex-M85 L1 caches of 32 KiB each with 32-byte lines; the associativity as the Cortex-M7's "
+           "and M55's (I 2-way, D 4-way): recalled from the RA8D1 datasheet and the Cortex-M85 TRM, not re-read; "
+           "replacement LRU assumed; D-cache assumed on (FSP leaves it off by default)")
 _NRF53 = ("nRF5340 PS, CACHE (2-way, LRU, 128-bit lines, instructions and data); nrf5340_application.h "
           "NRF_CACHEDATA SET[256]")
 
@@ -180,10 +183,13 @@ MCU_TARGETS: dict[str, McuTarget] = {t.name: t for t in (
     # (896 KiB); FLWT 4 ICLK wait cycles at ICLK 240 MHz (FSP ra8d1/bsp_feature.h FOUR/FIVE_ROM_WAITS =
     # 192/240 MHz, selected by ICLK in bsp_clocks.c), 2 core cycles each; the 32-byte Cortex-M85 L1
     # cache line is the fill unit, 32 KiB I-cache (sizes recalled from the RA8D1 datasheet, not
-    # re-read); SRAM wait states assumed hidden by the D-cache (docs/latency-boards.md).
+    # re-read); SRAM wait states assumed hidden by the D-cache (docs/latency-boards.md). Simulated:
+    # _M85_L1 (an L1 miss priced as one flash access: the FCACHE behind it is not simulated).
     McuTarget("ek-ra8d1", "cortex-m85", 2048 * KIB, 896 * KIB, 1024 * KIB, "Cortex-M85 (Renesas RA8D1)",
               clock_hz=480 * MHZ, flash_wait_states=4, flash_clock_divider=2, flash_read_bytes=32,
-              cache="Cortex-M85 L1 caches (32 KiB I, 32 KiB D) + RA8D1 flash cache (FCACHE)", cache_bytes=32 * KIB),
+              cache="Cortex-M85 L1 caches (32 KiB I, 32 KiB D) + RA8D1 flash cache (FCACHE)", cache_bytes=32 * KIB,
+              icache=CacheGeometry(1024, 32, 2, 32, source=_M85_L1 + "; I 2-way"),
+              dcache=CacheGeometry(1024, 32, 4, 32, source=_M85_L1 + "; D 4-way")),
 )}
 
 #: What a firmware needs besides the flatbuffer and the arena, taken from the linked Cortex-M4

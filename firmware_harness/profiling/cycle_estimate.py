@@ -39,8 +39,10 @@ Modelling rules (what the counts can and cannot tell):
 * Cortex-M55 MVE: each vector instruction holds its pipe for 2 cycles; vector instructions take
   ``max(vector instructions, 2 x the busiest vector pipe's)`` cycles ([LLVM-M55]), and scalar
   cycles are added to that (not overlapped: conservative).
-* Memory (the MCU's): see :func:`wait_state_cycles`. Code and literal pools in flash behind a
-  cache: misses are the distinct flash lines the segment touched (compulsory misses; the loops of
+* Memory (the MCU's): see :func:`wait_state_cycles`. With the segment's simulated flash cache
+  counts (``cache=``, the QEMU plugin's simulation of the MCU's documented caches): its fetch and
+  data misses and prefetch stalls, each priced as one flash access. Without (bounds): code and
+  literal pools in flash behind a cache: misses are the distinct flash lines the segment touched (compulsory misses; the loops of
   a segment are assumed to fit the cache -- reported when the executed code is larger); weight
   and constant reads from flash (literal pools excluded): only when the caller knows how many
   there were (``flash_data_reads`` and ``flash_data_bytes``, counted by the QEMU plugin of
@@ -99,6 +101,7 @@ from firmware_harness.profiling.instructions import (
     writes_pc,
 )
 from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu, wait_state_cycles
+from firmware_harness.profiling.cache_counts import CacheCounts
 from tflite_export.mcu_targets import McuTarget
 
 
@@ -195,7 +198,7 @@ def _store_has_register_offset(ins: Instruction) -> bool:
 def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int, int],
                     instructions: Mapping[int, Instruction], *, core: str | CoreModel | None = None,
                     mcu: str | McuTarget | None = None, flash_data_reads: int | None = None,
-                    flash_data_bytes: int | None = None) -> CycleEstimate:
+                    flash_data_bytes: int | None = None, cache: CacheCounts | None = None) -> CycleEstimate:
     """Cycles of one profiled segment on ``core`` (a :data:`CORES` key) behind ``mcu``'s memory.
 
     ``address_counts``: executions per instruction address (bytes); ``taken_counts``: per
@@ -204,7 +207,9 @@ def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int
     MCU's. ``flash_data_reads``: data reads the segment made from flash outside literal pools
     (weights, constants), e.g. ``firmware_harness.profiling.execution_profile.merge_flash_reads`` of its segments;
     ``flash_data_bytes``: their bytes (None: 32-bit reads assumed); None leaves them unpriced
-    (said in ``assumptions``). Returns cycles of the core clock."""
+    (said in ``assumptions``). ``cache``: the segment's simulated flash cache counts on ``mcu``
+    (``execution_profile.merge_cache_counts``; None: not simulated, the memory priced by the
+    bounds of :func:`wait_state_cycles`). Returns cycles of the core clock."""
     target = resolve_mcu(mcu)
     if core is None:
         if target is None:
@@ -322,7 +327,7 @@ def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int
 
     waits = wait_state_cycles(address_counts, instructions, classes, mcu=target,
                               flash_data_reads=flash_data_reads, flash_data_bytes=flash_data_bytes,
-                              assumptions=assumptions)
+                              assumptions=assumptions, simulated=cache)
     unclassified_n = sum(unclassified.values())
     if unclassified_n:
         assumptions.append(f"{unclassified_n} executions of unclassified instructions are not priced")

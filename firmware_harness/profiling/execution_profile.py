@@ -32,7 +32,8 @@ the normal firmware's Invoke, instruction for instruction).
 * ``flash_data_reads`` / ``flash_data_bytes``: the segment's data reads from flash outside literal
   pools and their bytes (None when not counted), for ``estimate_cycles(flash_data_reads=,
   flash_data_bytes=)``.
-* ``cache``: microcontroller name -> :class:`~firmware_harness.profiling.qemu_plugin.CacheCounts`, that MCU's simulated flash cache(s)
+* ``cache``: microcontroller name -> :class:`~firmware_harness.profiling.cache_counts.CacheCounts`,
+  that MCU's simulated flash cache(s)
   during the segment (``firmware/qemu_plugin/cache_model.c``, run in the same pass for every MCU
   of the profiled core with a documented cache geometry; empty when none was simulated). The
   caches are warm across segments, as on the chip: a segment's misses depend on what ran before.
@@ -52,7 +53,7 @@ from typing import Iterable
 import numpy as np
 
 from firmware_harness.profiling.elf_symbols import FunctionTable
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ from firmware_harness.profiling.instructions import (
     Instruction,
     transfer_words,
 )
-from firmware_harness.profiling.qemu_plugin import CacheCounts
+from firmware_harness.profiling.cache_counts import CacheCounts
 from keras_asc.errors import AscError
 from tflite_export.mcu_targets import McuTarget, get_mcu_target
 
@@ -45,6 +45,9 @@ class WaitStates:
     @property
     def total(self) -> float:
         return self.instruction_fetch + self.literal_loads + self.flash_data + self.sram
+
+    def __add__(self, other: WaitStates) -> WaitStates:
+        return WaitStates(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
 
 
 def _literal_address(ins: Instruction) -> int | None:
@@ -146,10 +149,6 @@ def simulated_flash_cycles(mcu: McuTarget, counts: CacheCounts) -> tuple[float, 
     return float(fetch), float(counts.data_misses * per_miss)
 
 
-def _rate(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.1%}"
-
-
 def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[int, Instruction],
                       classes: Mapping[int, str], *, mcu: McuTarget | None, flash_data_reads: int | None,
                       assumptions: list[str], flash_data_bytes: int | None = None,
@@ -185,8 +184,8 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
     if mcu.code_memory == "flash" and simulated is not None:
         priced = simulated_flash_cycles(mcu, simulated)
         geometry = f"I {mcu.icache.lines} x {mcu.icache.line_bytes} B, {mcu.icache.ways}-way" if mcu.icache else ""
-        assumptions.append(f"{mcu.name}: flash caches simulated access by access ({mcu.cache}; {geometry}); fetch hit "
-                           f"rate {_rate(simulated.fetch_hit_rate)}, flash data hit rate {_rate(simulated.data_hit_rate)}")
+        assumptions.append(f"{mcu.name}: flash caches simulated access by access ({mcu.cache}; {geometry}); the "
+                           "hit rates are in the report's per-operator table")
         if priced is None:
             assumptions.append(f"{mcu.name}: flash wait states at {mcu.clock_hz / 1e6:g} MHz not documented here; "
                                "the simulated misses are not priced")

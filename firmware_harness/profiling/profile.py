@@ -59,9 +59,9 @@ from firmware_harness.profiling.execution_profile import (
 from firmware_harness.profiling.instruction_counts import profile_audio, profile_inferences
 from firmware_harness.profiling.instructions import Instruction
 from firmware_harness.profiling.latency import DEFAULT_PROFILE_TARGETS, PROFILE_TARGETS, input_elements
-from firmware_harness.profiling.memory_estimate import estimate_on_mcu
 from firmware_harness.profiling.memory_system import simulated_flash_cycles
-from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR
+from firmware_harness.profiling.qemu_plugin import PLUGIN_DIR, simulated_mcus
+from firmware_harness.profiling.segment_rows import OPERATOR, RowsEstimate, estimate_rows, invoke_rows
 from firmware_harness.validation.export_validation import load_checked_export
 from keras_asc import artifacts, records
 from tflite_export.flatbuffer import describe_tensors, operator_macs, read_model_shared
@@ -94,7 +94,7 @@ class TargetProfile:
     inferences: int  # profiled (the counts are of the first; the others must equal it)
     invoke_instructions: int
     interpreter_instructions: int  # TFLM's own, before, between and after the operators
-    invoke_cycles: float
+    invoke_cycles: float  # the operators' and the interpreter's rows added up (segment_rows)
     operators: tuple[OperatorRow, ...]
     macs: int
     peak_int8_macs_per_cycle: float
@@ -103,6 +103,7 @@ class TargetProfile:
     frontend_cycles_per_frame: float
     unclassified_instructions: int
     qemu_seconds: float
+    interpreter_cycles: float = 0.0  # TFLM's own row: invoke_cycles = operators' cycles + this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +137,7 @@ class McuLatency:
     hop_ms: float | None
     real_time_factor: float | None  # (front end + inferences) of a clip / the clip's duration
     assumptions: tuple[str, ...]
+    operator_cycles_per_inference: int = 0  # the operators' rows with their memory, TFLM's interpreter left out
     cache_simulated: bool = False  # the MCU's flash caches were simulated (else: bounded)
     fetch_hit_rate: float | None = None  # the whole Invoke's, when simulated
     data_hit_rate: float | None = None
@@ -186,69 +188,91 @@ def _noise_wav(path: Path, *, sample_rate: int, seconds: float, seed: int = 0) -
 
 
 
-def profile_target(name: str, sources: ModelSources, *, tree: Path, out_dir: Path, inputs: np.ndarray,
-                   log=print) -> tuple[TargetProfile, ExecutionProfile, ExecutionProfile | None,
-                                       dict[int, Instruction]]:
-    """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8,
-    one Invoke each; with a front end, also one generated clip through it. Returns the target's
-    profile, the raw inference and front-end profiles, and the image's disassembly."""
+@dataclasses.dataclass(frozen=True)
+class CountedImage:
+    """One firmware image counted under QEMU: what every target sharing its build is priced from."""
+
+    run: ExecutionProfile  # the inferences, mode="ops"
+    audio: ExecutionProfile | None  # one generated clip through the front end; None: no front end
+    disasm: dict[int, Instruction]
+    qemu_seconds: float
+
+
+def count_image(name: str, sources: ModelSources, *, tree: Path, out_dir: Path, inputs: np.ndarray,
+                cores: tuple[str, ...] = (), log=print) -> CountedImage:
+    """Build ``sources`` for Cortex-M target ``name`` and count ``inputs`` (n, elements) int8, one
+    Invoke each, and with a front end one generated clip through it; the flash caches of every MCU
+    of ``name``'s core and of ``cores`` (targets sharing the build, e.g. the Cortex-M85 the M55's)
+    are simulated in the same QEMU pass."""
     target = get_target(name)
     if name not in PROFILE_TARGETS:
         raise FirmwareError(f"target {name} cannot be profiled: instruction counts come from a Cortex-M image under "
                             f"QEMU; one of {', '.join(PROFILE_TARGETS)}")
-    core = get_core(name)
+    caches = {m: spec for core in (name, *cores) for m, spec in simulated_mcus(core).items()}
     prog = fw_program.build_program(sources.folder, target, out_dir, tree=tree, log=log)
     t0 = time.perf_counter()
     log(f"profile: {name}: counting {len(inputs)} inference(s) under QEMU")
-    run = profile_inferences(prog, out_dir / "work", int8=inputs, model=sources.model, mode="ops", log=log)
+    run = profile_inferences(prog, out_dir / "work", int8=inputs, model=sources.model, mode="ops",
+                             cache_specs=caches, log=log)
     first = run.invokes[0]
     for other in run.invokes[1:]:
         if [o.net_instructions for o in other.operators] != [o.net_instructions for o in first.operators]:
             log(f"profile: {name}: instruction counts differ between inputs (data-dependent kernels); the table "
                 "shows the first inference")
-    disasm = disassemble(prog.path, objdump=f"{target.prefix}objdump")
-    fb = read_model_shared(sources.model)
-    tensors = describe_tensors(fb)
-    macs = operator_macs(fb)
-    rows, unclassified = [], 0
-    for op in first.operators:
-        counts, taken = merge_counts(run.operator_segments(op.op_index, invoke=0))
-        est = estimate_cycles(counts, taken, disasm, core=core)
-        unclassified += est.unclassified_instructions
-        rows.append((op, est.core_cycles, macs[op.op_index]))
-    counts, taken = merge_counts(run.invoke_segments(0))
-    whole = estimate_cycles(counts, taken, disasm, core=core)
-    operators = tuple(OperatorRow(
-        op_index=op.op_index, op_type=op.op_type,
-        output_shape=tuple(tensors[fb.subgraphs[0].operators[op.op_index].outputs[0]].shape),
-        macs=m, instructions=op.net_instructions, cycles=round(c, 1), macs_per_cycle=m / c if c else 0.0,
-        share=c / whole.core_cycles if whole.core_cycles else 0.0) for op, c, m in rows)
-    fe_frames, fe_instr, fe_cycles = 0, 0.0, 0.0
     audio = None
     if sources.frontend is not None:
         rate, _, seconds = sources.frontend
         wav = _noise_wav(out_dir / "work" / "noise.wav", sample_rate=rate, seconds=seconds)
         log(f"profile: {name}: counting the front end on one clip")
         audio = profile_audio(prog, out_dir / "work", wav_paths=[wav], n_mels=_n_mels(sources.folder),
-                              model=sources.model, mode="invoke", log=log)
-        fe = audio.frontend[0]
+                              model=sources.model, mode="invoke", cache_specs=caches, log=log)
+    return CountedImage(run=run, audio=audio, disasm=disassemble(prog.path, objdump=f"{target.prefix}objdump"),
+                        qemu_seconds=round(time.perf_counter() - t0, 1))
+
+
+def frontend_segments(audio: ExecutionProfile) -> list:
+    """The front end's segments of the profiled clip."""
+    return [s for s in audio.segments if s.kind == "frontend" and s.clip == 0]
+
+
+def price_target(name: str, counted: CountedImage, sources: ModelSources) -> TargetProfile:
+    """Target ``name``'s profile (core cycles at zero wait states) of ``counted``: every operator
+    and the interpreter priced on its own counts (:func:`~firmware_harness.profiling.segment_rows.estimate_rows`),
+    so the rows add up to the Invoke exactly."""
+    core = get_core(name)
+    run, disasm = counted.run, counted.disasm
+    first = run.invokes[0]
+    fb = read_model_shared(sources.model)
+    tensors = describe_tensors(fb)
+    macs = operator_macs(fb)
+    est = estimate_rows(invoke_rows(run, 0), disasm, core=core)
+    total = est.core_cycles
+    unclassified = est.unclassified_instructions
+    operators = []
+    for op in first.operators:
+        c, m = est.row(op.op_index).core_cycles, macs[op.op_index]
+        operators.append(OperatorRow(
+            op_index=op.op_index, op_type=op.op_type,
+            output_shape=tuple(tensors[fb.subgraphs[0].operators[op.op_index].outputs[0]].shape),
+            macs=m, instructions=op.net_instructions, cycles=round(c, 1), macs_per_cycle=m / c if c else 0.0,
+            share=c / total if total else 0.0))
+    fe_frames, fe_instr, fe_cycles = 0, 0.0, 0.0
+    if counted.audio is not None:
+        fe = counted.audio.frontend[0]
         fe_frames = len(fe.frame_instructions)
-        counts, taken = merge_counts(s for s in audio.segments if s.kind == "frontend" and s.clip == 0)
-        est = estimate_cycles(counts, taken, disasm, core=core)
-        fe_instr, fe_cycles = fe.instructions / fe_frames, est.core_cycles / fe_frames
-        unclassified += est.unclassified_instructions
-    profile = TargetProfile(
-        target=name, core=core.name, inferences=len(inputs), invoke_instructions=first.net_instructions,
+        counts, taken = merge_counts(frontend_segments(counted.audio))
+        fe_est = estimate_cycles(counts, taken, disasm, core=core)
+        fe_instr, fe_cycles = fe.instructions / fe_frames, fe_est.core_cycles / fe_frames
+        unclassified += fe_est.unclassified_instructions
+    return TargetProfile(
+        target=name, core=core.name, inferences=len(run.invokes), invoke_instructions=first.net_instructions,
         # the interpreter's own row makes the rows add up exactly to the Invoke (marking excluded everywhere)
         interpreter_instructions=first.net_instructions - sum(o.instructions for o in operators),
-        invoke_cycles=round(whole.core_cycles, 1),
-        operators=operators, macs=int(sum(macs)), peak_int8_macs_per_cycle=core.peak_int8_macs_per_cycle,
+        invoke_cycles=round(total, 1), interpreter_cycles=round(total - est.kind_cycles(OPERATOR), 1),
+        operators=tuple(operators), macs=int(sum(macs)), peak_int8_macs_per_cycle=core.peak_int8_macs_per_cycle,
         frontend_frames=fe_frames, frontend_instructions_per_frame=round(fe_instr, 1),
-        frontend_cycles_per_frame=round(fe_cycles, 1), unclassified_instructions=unclassified + whole.unclassified_instructions,
-        qemu_seconds=round(time.perf_counter() - t0, 1))
-    return profile, run, audio, disasm
-
-
+        frontend_cycles_per_frame=round(fe_cycles, 1), unclassified_instructions=unclassified,
+        qemu_seconds=counted.qemu_seconds)
 
 
 def _n_mels(folder: Path) -> int:
@@ -256,27 +280,40 @@ def _n_mels(folder: Path) -> int:
     return int(re.search(r"constexpr int kNumMels = (\d+);", text).group(1))
 
 
-def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
-                audio: ExecutionProfile | None, disasm, sources: ModelSources) -> McuLatency:
+def mcu_estimate(mcu_name: str, run: ExecutionProfile, disasm) -> RowsEstimate:
+    """The last profiled Invoke of ``run`` (caches warm from the ones before) on microcontroller
+    ``mcu_name``: every operator and the interpreter on its own counts, behind the MCU's memory
+    (per row from the simulated caches when the plugin simulated them). What ``asc profile`` and
+    ``benchmarks/bench_latency.py`` price."""
+    mcu = get_mcu_target(mcu_name)
+    return estimate_rows(invoke_rows(run, len(run.invokes) - 1), disasm, core=mcu.core, mcu=mcu)
+
+
+def operators_estimate(mcu_name: str, run: ExecutionProfile, disasm) -> RowsEstimate:
+    """:func:`mcu_estimate` of the operators' rows alone (TFLM's interpreter left out: what an
+    ahead-of-time runtime calling the same kernels would take)."""
+    mcu = get_mcu_target(mcu_name)
+    rows = [r for r in invoke_rows(run, len(run.invokes) - 1) if r.kind == OPERATOR]
+    return estimate_rows(rows, disasm, core=mcu.core, mcu=mcu)
+
+
+def mcu_latency(mcu_name: str, target: TargetProfile, counted: CountedImage, sources: ModelSources) -> McuLatency:
     """``target``'s counts behind microcontroller ``mcu_name``'s memory, at its clock."""
     mcu = get_mcu_target(mcu_name)
+    run, audio, disasm = counted.run, counted.audio, counted.disasm
     steady = len(run.invokes) - 1  # the last Invoke: caches warm from the ones before
-    segments = run.invoke_segments(steady)
-    counts, taken = merge_counts(segments)
-    reads, nbytes = merge_flash_reads(segments)
-    cache = merge_cache_counts(segments, mcu.name)
-    est = estimate_on_mcu(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes,
-                          cache=cache)
+    est = mcu_estimate(mcu_name, run, disasm)
+    cache = merge_cache_counts(run.invoke_segments(steady), mcu.name)
     per_inference = ms(est.cycles, mcu.clock_hz)
     per_clip = per_inference * sources.windows_per_clip
     fe_ms = hop_ms = rtf = None
     assumptions = list(est.assumptions)
     if audio is not None and sources.frontend is not None:
         rate, hop, seconds = sources.frontend
-        fe_segments = [s for s in audio.segments if s.kind == "frontend" and s.clip == 0]
+        fe_segments = frontend_segments(audio)
         counts, taken = merge_counts(fe_segments)
         reads, nbytes = merge_flash_reads(fe_segments)
-        fe = estimate_on_mcu(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes,
+        fe = estimate_cycles(counts, taken, disasm, mcu=mcu, flash_data_reads=reads, flash_data_bytes=nbytes,
                              cache=merge_cache_counts(fe_segments, mcu.name))
         frames = target.frontend_frames
         fe_ms = ms(fe.cycles, mcu.clock_hz) / frames
@@ -284,11 +321,12 @@ def mcu_latency(mcu_name: str, target: TargetProfile, run: ExecutionProfile,
         rtf = (fe_ms * frames + per_clip) / (1000.0 * seconds)
         assumptions += [a for a in fe.assumptions if a not in assumptions]
     return McuLatency(mcu=mcu.name, core=mcu.core, target=target.target, clock_hz=mcu.clock_hz,
-                      cycles_per_inference=int(est.cycles), wait_state_cycles=round(est.wait_state_cycles, 1),
+                      cycles_per_inference=int(round(est.cycles)), wait_state_cycles=round(est.wait_state_cycles, 1),
                       ms_per_inference=round(per_inference, 3), windows_per_clip=sources.windows_per_clip,
                       ms_per_clip=round(per_clip, 3), frontend_ms_per_frame=None if fe_ms is None else round(fe_ms, 4),
                       hop_ms=None if hop_ms is None else round(hop_ms, 3),
                       real_time_factor=None if rtf is None else round(rtf, 4), assumptions=tuple(assumptions),
+                      operator_cycles_per_inference=int(round(operators_estimate(mcu_name, run, disasm).cycles)),
                       cache_simulated=cache is not None,
                       fetch_hit_rate=None if cache is None else _rounded(cache.fetch_hit_rate),
                       data_hit_rate=None if cache is None else _rounded(cache.data_hit_rate),
@@ -331,8 +369,9 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
                     third_party_dir: Path | None = None, raw_runs: dict | None = None, log=print) -> ProfileReport:
     """Profile ``sources`` on ``targets`` and report ``mcus``; writes ``out_dir`` (its own folder:
     ``profile_report.json/.md``, ``profile_operators.png``, the programs) and returns the report.
-    ``raw_runs``, when given, receives per target ``(ExecutionProfile, disassembly)`` for
-    analyses beyond the report (``benchmarks/bench_latency.py``)."""
+    ``raw_runs``, when given, receives per target its :class:`CountedImage` for analyses beyond
+    the report (``benchmarks/bench_latency.py``). Targets that share a build (``cortex-m55`` and
+    ``cortex-m85``) share one QEMU run: the image is the same, only the cycle model differs."""
     t0 = time.perf_counter()
     if not 1 <= inferences <= MAX_PROFILE_INFERENCES:
         raise FirmwareError(f"inferences {inferences}: profile 1 to {MAX_PROFILE_INFERENCES} inputs (the counts of "
@@ -346,18 +385,25 @@ def profile_sources(sources: ModelSources, out_dir: Path, *, source: str, target
     rng = np.random.default_rng(seed)
     inputs = rng.integers(-128, 128, size=(inferences, input_elements(sources.model)), dtype=np.int8)
     profiles, failures, latencies = [], [], []
+    counted: dict[str, CountedImage] = {}  # build -> its count: targets sharing a build share one QEMU run
     with artifacts.staging_dir(out_dir, stage="profile", inputs=(sources.folder,)) as tmp:
         for name in targets:
-            prof, run, audio, disasm = profile_target(name, sources, tree=tree, out_dir=tmp / name, inputs=inputs,
-                                                      log=log)
+            build = get_target(name).shares_build or name
+            if build not in counted:
+                sharing = tuple(t for t in targets if t != name and (get_target(t).shares_build or t) == build)
+                counted[build] = count_image(name, sources, tree=tree, out_dir=tmp / name, inputs=inputs,
+                                             cores=sharing, log=log)
+            else:
+                log(f"profile: {name}: the {build} build's counts, priced on the {name} (same image)")
+            prof = price_target(name, counted[build], sources)
             profiles.append(prof)
             if raw_runs is not None:
-                raw_runs[name] = (run, disasm)
+                raw_runs[name] = counted[build]
             for row in prof.operators:
                 check = check_against_peak(row.macs, row.cycles, prof.core) if row.cycles else None
                 if check is not None and not check.ok:
                     failures.append(f"{name}: operator {row.op_index} {row.op_type}: {check.message}")
-            latencies += [mcu_latency(m, prof, run, audio, disasm, sources) for m in mcus
+            latencies += [mcu_latency(m, prof, counted[build], sources) for m in mcus
                           if get_mcu_target(m).core == prof.core]
         report = ProfileReport(
             source=source, tflite_sha256=artifacts.sha256_bytes(sources.model),
@@ -422,7 +468,9 @@ def format_profile(r: ProfileReport) -> str:
         for o in t.operators:
             lines.append(f"| {o.op_index} | {o.op_type} | {'x'.join(map(str, o.output_shape))} | {o.macs:,d} | "
                          f"{o.instructions:,d} | {o.cycles:,.0f} | {o.macs_per_cycle:.3f} | {o.share:.1%} |")
-        lines.append(f"| | interpreter (TFLM between operators) | | | {t.interpreter_instructions:,d} | | | |")
+        lines.append(f"| | interpreter (TFLM between operators) | | | {t.interpreter_instructions:,d} | "
+                     f"{t.interpreter_cycles:,.0f} | | "
+                     f"{t.interpreter_cycles / t.invoke_cycles if t.invoke_cycles else 0:.1%} |")
         if t.frontend_frames:
             lines.append(f"\nFront end: {t.frontend_instructions_per_frame:,.0f} instructions, "
                          f"{t.frontend_cycles_per_frame:,.0f} cycles per frame ({t.frontend_frames} frames).")

@@ -16,11 +16,20 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def m4_profile(tiny_export, tmp_path_factory):
+def m4_counted(tiny_export, tmp_path_factory):
+    """(profile folder, report, the raw counts per target)."""
     require_targets("cortex-m4")
     out = tmp_path_factory.mktemp("profile") / "profile"
-    return out, profile_sources(export_sources(tiny_export, **QUIET), out, source=str(tiny_export),
-                                targets=("cortex-m4",), **QUIET)
+    raw: dict = {}
+    report = profile_sources(export_sources(tiny_export, **QUIET), out, source=str(tiny_export),
+                             targets=("cortex-m4",), raw_runs=raw, **QUIET)
+    return out, report, raw
+
+
+@pytest.fixture(scope="module")
+def m4_profile(m4_counted):
+    out, report, _ = m4_counted
+    return out, report
 
 
 def test_operator_rows_and_the_interpreter_add_up_to_the_invoke(m4_profile):
@@ -31,6 +40,33 @@ def test_operator_rows_and_the_interpreter_add_up_to_the_invoke(m4_profile):
     assert 0 < t.interpreter_instructions < 0.01 * t.invoke_instructions
     assert abs(sum(o.share for o in t.operators) - 1) < 0.02
     assert all(o.macs_per_cycle <= t.peak_int8_macs_per_cycle for o in t.operators)
+
+
+def test_the_tables_cycle_rows_add_up_to_the_invoke(m4_profile):
+    _, report = m4_profile
+    (t,) = report.targets
+    assert t.interpreter_cycles > 0
+    assert sum(o.cycles for o in t.operators) + t.interpreter_cycles == pytest.approx(t.invoke_cycles, abs=0.1 * (
+        len(t.operators) + 2))  # each figure rounded to 0.1 cycle
+    assert sum(o.share for o in t.operators) + t.interpreter_cycles / t.invoke_cycles == pytest.approx(1, abs=1e-6)
+
+
+def test_on_a_simulated_mcu_every_row_carries_its_memory_and_they_add_up_to_its_cycles(m4_counted):
+    from firmware_harness.profiling.profile import mcu_estimate, operators_estimate
+
+    _, report, raw = m4_counted
+    counted = raw["cortex-m4"]
+    for m in (m for m in report.mcus if m.cache_simulated):
+        est = mcu_estimate(m.mcu, counted.run, counted.disasm)
+        assert est.memory_per_row and est.wait_state_cycles > 0
+        assert sum(r.cycles for r in est.rows) == pytest.approx(m.cycles_per_inference, abs=1)
+        operators = operators_estimate(m.mcu, counted.run, counted.disasm).cycles
+        assert operators == pytest.approx(sum(r.cycles for r in est.rows if r.kind == "operator"), rel=1e-12)
+        assert m.operator_cycles_per_inference == round(operators)
+        # the report's per-operator flash wait cycles are the rows' simulated flash misses
+        by_op = {o.op_index: o.flash_wait_cycles for o in m.operators}
+        for r in (r for r in est.rows if r.kind == "operator"):
+            assert r.wait_state_cycles == pytest.approx(by_op[r.op_index])  # no SRAM wait states on these MCUs
 
 
 def test_every_mcu_of_the_core_gets_milliseconds_from_cycles_and_clock(m4_profile):

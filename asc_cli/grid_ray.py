@@ -234,8 +234,15 @@ def _connect(ray, address: str | None, *, cpus_per_cell: float, gpus_per_cell: f
         if not address:
             raise ClusterError(f"could not start a local Ray ({str(e)[:300]}); check that this machine can run Ray "
                                "(`ray start --head` shows why it cannot), or join a running cluster with --address")
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()] or [type(e).__name__]
+        if address.startswith("ray://") and ("client server" in str(e).lower() or "Proxy failed" in str(e)):
+            # the head's client server answered, but the server it starts for this driver did not come up
+            raise ClusterError(f"{origin} {address}: the head's Ray Client server could not start a server for this "
+                               f"driver ({lines[-1][:300]}). Its logs on the head (ray_client_server_*.err in the "
+                               "session's logs folder) say why; a busy head may need more than Ray's 30 s: start it "
+                               "with RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S=120 in its environment") from None
         raise ClusterError(f"{origin} {address}: could not join a Ray cluster there within about {connect_timeout:g} s "
-                           f"(--connect-timeout; {str(e).strip()[:300]}). {HEAD_HINT}") from None
+                           f"(--connect-timeout; {lines[-1][:300]}). {HEAD_HINT}") from None
     total = ray.cluster_resources()
     if total.get("CPU", 0) < cpus_per_cell or total.get("GPU", 0) < gpus_per_cell:
         ray.shutdown()

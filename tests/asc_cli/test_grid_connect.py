@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from asc_cli import grid_ray
 from asc_cli.grid_ray import ClusterError, check_reachable, parse_ray_address
 from asc_cli.main import main
 
@@ -96,3 +97,22 @@ def test_joining_an_endpoint_that_never_answers_as_ray_is_bounded(tmp_path):
         pytest.fail("joining a silent endpoint with --connect-timeout 4 did not give up within 150 s")
     assert "REFUSED --address 127.0.0.1:" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "could not join a Ray cluster there within about 4 s" in proc.stdout
+
+
+def test_a_client_server_that_cannot_start_a_driver_server_is_named_with_the_heads_setting(monkeypatch):
+    """Ray Client's head answers, but the server it starts for this driver does not come up in Ray's
+    30 s (CI, 2026-12-07): the error is the last line of the server's traceback, the logs to read and
+    the head's setting, not the first 300 characters of a traceback."""
+    failure = ("Initialization failure from server:\nTraceback (most recent call last):\n  File \"proxier.py\", "
+               "line 765, in Datapath\n    if not self.proxy_manager.start_specific_server(\nRuntimeError: Proxy "
+               "failed to Connect to backend! Check `ray_client_server.err`")
+
+    def init(**_):
+        raise ConnectionError(failure)
+
+    monkeypatch.setattr(grid_ray, "check_reachable", lambda *a, **k: None)
+    with pytest.raises(ClusterError) as e:
+        grid_ray._connect(type("FakeRay", (), {"init": staticmethod(init)}), "ray://127.0.0.1:10001", cpus_per_cell=1,
+                          gpus_per_cell=0, connect_timeout=4, log=lambda *_: None)
+    assert "RuntimeError: Proxy failed to Connect to backend" in str(e.value)
+    assert "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S" in str(e.value) and "Traceback" not in str(e.value)

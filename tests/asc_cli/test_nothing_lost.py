@@ -12,22 +12,9 @@ import shutil
 
 import pytest
 
-from asc_cli.main import EXIT_BAD_OPTION, EXIT_BUG, EXIT_USER_ERROR, main
+from asc_cli.main import EXIT_BAD_OPTION, EXIT_BUG, EXIT_USER_ERROR
 from keras_asc import artifacts
-from keras_asc.errors import AscError
-
-
-def _run(argv, capsys) -> tuple[int, str]:
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as e:  # argparse
-        status = e.code
-    return status, capsys.readouterr().err
-
-
-def _tree(folder):
-    """Every file under ``folder`` with its bytes: what must survive a refused command."""
-    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from tests.asc_cli.cli_run import file_tree, run_asc, staged_folder
 
 
 # ----------------------------------------------------------------------------- 1. --out never replaces
@@ -86,53 +73,45 @@ def test_export_out_never_replaces_what_it_did_not_write(case, tmp_path, tiny_ru
     elif case == "a folder of the user's":
         out.mkdir()
         (out / "notes.txt").write_text("keep")
-    before = _tree(tmp_path)
-    status, err = _run(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--out", out,
+    before = file_tree(tmp_path)
+    status, err = run_asc(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--out", out,
                         "--arena-targets", "none"], capsys)
     assert status == EXIT_USER_ERROR and str(out) in err and "--out" in err and "Traceback" not in err
-    assert _tree(tmp_path) == before
-
-
-def _staged(folder, stage, files):
-    with artifacts.staging_dir(folder, stage=stage) as tmp:
-        for name, text in files.items():
-            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_text(text)
-    return folder
+    assert file_tree(tmp_path) == before
 
 
 def test_staging_keeps_a_users_file_in_its_own_folder(tmp_path):
-    export = _staged(tmp_path / "export", "export", {"model.tflite": "m", "sub/x.h": "h"})
+    export = staged_folder(tmp_path / "export", "export", {"model.tflite": "m", "sub/x.h": "h"})
     (export / "sub" / "NOTES.md").write_text("keep")
-    _staged(export, "export", {"model.tflite": "new"})
+    staged_folder(export, "export", {"model.tflite": "new"})
     assert (export / "sub" / "NOTES.md").read_text() == "keep" and (export / "model.tflite").read_text() == "new"
     assert not (export / "sub" / "x.h").exists()  # its own, unchanged and no longer written
 
 
 def test_staging_leaves_another_stages_subfolder_whole_while_it_holds_a_users_file(tmp_path):
-    export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
-    _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
+    export = staged_folder(tmp_path / "export", "export", {"model.tflite": "m"})
+    staged_folder(export / "firmware", "firmware", {"firmware_report.md": "r"})
     (export / "firmware" / "NOTES.md").write_text("keep")
-    _staged(export, "export", {"model.tflite": "new"})
-    _staged(export / "firmware", "firmware", {"firmware_report.md": "r2"})
+    staged_folder(export, "export", {"model.tflite": "new"})
+    staged_folder(export / "firmware", "firmware", {"firmware_report.md": "r2"})
     assert (export / "firmware" / "NOTES.md").read_text() == "keep"
     assert (export / "firmware" / "firmware_report.md").read_text() == "r2"
 
 
 def test_staging_replaces_its_folder_with_later_stages_files_in_it(tmp_path):
-    export = _staged(tmp_path / "export", "export", {"model.tflite": "m"})
-    _staged(export / "firmware", "firmware", {"firmware_report.md": "r"})
+    export = staged_folder(tmp_path / "export", "export", {"model.tflite": "m"})
+    staged_folder(export / "firmware", "firmware", {"firmware_report.md": "r"})
     with artifacts.adding_files(export, stage="export", names=("validation_report.md",)) as tmp:
         (tmp / "validation_report.md").write_text("v")
-    _staged(export, "export", {"model.tflite": "new"})
+    staged_folder(export, "export", {"model.tflite": "new"})
     assert sorted(p.name for p in export.iterdir()) == [artifacts.STAGE_MARKER, "model.tflite"]
 
 
 def test_staging_never_deletes_the_build_folder_its_instructions_fill(tmp_path):
-    bundle = _staged(tmp_path / "bundle", "bundle", {"CMakeLists.txt": "old"})
+    bundle = staged_folder(tmp_path / "bundle", "bundle", {"CMakeLists.txt": "old"})
     (bundle / "build" / "CMakeFiles").mkdir(parents=True)
     (bundle / "build" / "CMakeFiles" / "x.o").write_text("built")  # cmake -B OUT/build, as BUNDLE.md says
-    _staged(bundle, "bundle", {"CMakeLists.txt": "new"})
+    staged_folder(bundle, "bundle", {"CMakeLists.txt": "new"})
     assert (bundle / "CMakeLists.txt").read_text() == "new"
     assert (bundle / "build" / "CMakeFiles" / "x.o").read_text() == "built"
 
@@ -143,21 +122,21 @@ def test_reexport_refuses_an_export_file_the_user_edited(tmp_path, tiny_run, tin
     shutil.copytree(tiny_run, run)
     with open(run / "export" / "size_report.txt", "a") as f:
         f.write("my notes\n")
-    before = _tree(tmp_path)
-    status, err = _run(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--arena-targets", "none"], capsys)
+    before = file_tree(tmp_path)
+    status, err = run_asc(["export", run, "--data", tiny_dataset, "--work", tiny_work, "--arena-targets", "none"], capsys)
     assert status == EXIT_USER_ERROR and "size_report.txt" in err and "--write-beside" in err, err
-    assert _tree(tmp_path) == before
+    assert file_tree(tmp_path) == before
 
 
 def test_export_out_refuses_another_runs_export(tmp_path, tiny_run, tiny_export, tiny_dataset, tiny_work, capsys):
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
     shutil.copytree(tiny_run, ours)
     shutil.copytree(tiny_run, theirs)
-    before = _tree(tmp_path)
-    status, err = _run(["export", ours, "--data", tiny_dataset, "--work", tiny_work, "--out", theirs / "export",
+    before = file_tree(tmp_path)
+    status, err = run_asc(["export", ours, "--data", tiny_dataset, "--work", tiny_work, "--out", theirs / "export",
                         "--arena-targets", "none"], capsys)
     assert status == EXIT_USER_ERROR and "holds the export of another run" in err and str(theirs) in err, err
-    assert _tree(tmp_path) == before
+    assert file_tree(tmp_path) == before
 
 
 # ----------------------------------------------------------------------------- 2. --from-audio streams --data
@@ -289,7 +268,7 @@ OPTION_CASES = {
 def test_option_values_the_stages_cannot_take_are_refused_before_any_work(case, tmp_path, monkeypatch, capsys):
     argv, named = OPTION_CASES[case]
     monkeypatch.chdir(tmp_path)
-    status, err = _run(argv, capsys)
+    status, err = run_asc(argv, capsys)
     assert status == EXIT_BAD_OPTION and named in err and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []  # nothing was started
 
@@ -336,7 +315,7 @@ def test_ignored_or_overridden_options_are_named(case, tmp_path, monkeypatch, ca
     (tmp_path / "E").mkdir()  # an export folder by its record's stage and files, but not a real export
     (tmp_path / "E" / "config.json").write_text('{"stage": "export"}')
     (tmp_path / "E" / "model.tflite").write_bytes(b"x")
-    status, err = _run(argv, capsys)  # then fails on the missing files: the warning came first
+    status, err = run_asc(argv, capsys)  # then fails on the missing files: the warning came first
     assert f"asc: warning: {words}" in err and status == EXIT_USER_ERROR, err
 
 
@@ -360,7 +339,7 @@ def test_data_warnings_are_repeated_when_the_cache_is_reused(tmp_path, tiny_data
 
 def test_windows_that_leave_frames_unclassified_are_named(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    status, err = _run(["train", "--data", "D", "--out", "O", "--window-frames", "16", "--window-hop", "24"], capsys)
+    status, err = run_asc(["train", "--data", "D", "--out", "O", "--window-frames", "16", "--window-hop", "24"], capsys)
     assert "asc: warning: --window-hop 24 is longer than --window-frames 16: the 8 frames" in err
     assert status == EXIT_USER_ERROR  # then the missing dataset
 
@@ -373,15 +352,15 @@ def test_a_bug_exits_70_with_its_traceback(capsys, monkeypatch, tmp_path):
         raise KeyError("oops")
 
     monkeypatch.setattr(keras_asc.api, "read_fold1", broken)
-    status, err = _run(["describe", "--data", tmp_path], capsys)
+    status, err = run_asc(["describe", "--data", tmp_path], capsys)
     assert status == EXIT_BUG == 70 and "Traceback" in err and "KeyError" in err and "bug" in err
 
 
 def test_user_error_and_bad_option_exit_statuses_differ(tmp_path, capsys):
     assert (EXIT_USER_ERROR, EXIT_BAD_OPTION) == (1, 2)
-    status, _ = _run(["describe", "--data", tmp_path / "nowhere"], capsys)
+    status, _ = run_asc(["describe", "--data", tmp_path / "nowhere"], capsys)
     assert status == EXIT_USER_ERROR
-    status, _ = _run(["train", "--data", "D", "--out", "O", "--epochs", "0"], capsys)
+    status, _ = run_asc(["train", "--data", "D", "--out", "O", "--epochs", "0"], capsys)
     assert status == EXIT_BAD_OPTION
 
 
@@ -389,9 +368,9 @@ def test_grid_never_writes_into_a_folder_of_the_users(tmp_path, capsys):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "results.md").write_text("keep")
-    status, err = _run(GRID[:4] + [mine, "--model-arg", "width=0.25"], capsys)
+    status, err = run_asc(GRID[:4] + [mine, "--model-arg", "width=0.25"], capsys)
     assert status == EXIT_USER_ERROR and str(mine) in err and "--out" in err
-    assert _tree(mine) == {mine.joinpath("results.md").relative_to(mine): b"keep"}
+    assert file_tree(mine) == {mine.joinpath("results.md").relative_to(mine): b"keep"}
 
 
 def test_grid_claims_an_empty_or_its_own_folder(tmp_path):
@@ -399,223 +378,3 @@ def test_grid_claims_an_empty_or_its_own_folder(tmp_path):
     assert artifacts.written_by(out, "grid")
     (out / "results.csv").write_text("x")
     assert artifacts.claim_folder(out, stage="grid") == out  # a rerun of the same grid
-
-
-# ----------------------------------------------------------------------------- a run's files, checked by content
-@pytest.fixture
-def run_copy(tmp_path, tiny_run, tiny_export):
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
-    return run
-
-
-def test_a_truncated_model_is_named(run_copy, tiny_dataset, tiny_work, capsys):
-    model = run_copy / "model.keras"
-    model.write_bytes(model.read_bytes()[:5000])
-    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
-    assert status == EXIT_USER_ERROR and f"{model}: is not the model this run trained" in err, err
-    cfg = artifacts.read_json(run_copy / "config.json")
-    del cfg["model_sha256"]  # a run of an older version: the model itself cannot be read
-    artifacts.write_json(run_copy / "config.json", cfg)
-    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
-    assert status == EXIT_USER_ERROR and f"{model}: not a readable Keras model" in err and "Traceback" not in err, err
-
-
-def test_a_replaced_model_is_refused(run_copy, tmp_path, tiny_dataset, tiny_work, capsys):
-    from keras_asc.models import build_model
-    from keras_asc.run_record import load_run_model
-
-    other = build_model("resnet11", (128, 56, 1), width=0.25)
-    other.save(run_copy / "model.keras")  # a valid model, not the one trained
-    with pytest.raises(AscError, match="is not the model this run trained"):
-        load_run_model(run_copy)
-
-
-@pytest.mark.parametrize("edit", ["no normalization", "labels reordered", "input shape edited", "train not an object",
-                                  "mel bands edited"])
-def test_an_edited_run_config_names_the_field(edit, run_copy, tiny_dataset, tiny_work, capsys):
-    cfg = artifacts.read_json(run_copy / "config.json")
-    field = {"no normalization": "normalization", "labels reordered": "labels", "input shape edited": "input_shape",
-             "train not an object": "train", "mel bands edited": "features"}[edit]
-    if edit == "no normalization":
-        del cfg["normalization"]
-    elif edit == "labels reordered":
-        cfg["labels"] = cfg["labels"][::-1]
-    elif edit == "input shape edited":
-        cfg["input_shape"] = [128, "56"]
-    elif edit == "mel bands edited":
-        cfg["features"]["n_mels"] = 64  # the model and the normalization have 128
-    else:
-        cfg["train"] = 3
-    artifacts.write_json(run_copy / "config.json", cfg)
-    status, err = _run(["evaluate", run_copy, "--data", tiny_dataset, "--work", tiny_work], capsys)
-    assert status == EXIT_USER_ERROR and f"field {field!r}" in err and "Traceback" not in err, err
-
-
-def _run_record(run, edit):
-    """The run's config.json as a RunRecord after ``edit`` (applied to the JSON)."""
-    from keras_asc.run_record import RunRecord
-
-    cfg = artifacts.read_json(run / "config.json")
-    edit(cfg)
-    return RunRecord.from_dict(cfg, path=run / "config.json")
-
-
-def _shift_mean(cfg):
-    cfg["normalization"]["mean"] = [v + 0.5 for v in cfg["normalization"]["mean"]]
-
-
-def test_an_edited_normalization_of_the_same_features_is_refused(run_copy, tiny_dataset, tiny_work):
-    from keras_asc.run_record import RunError, feature_set_for_run
-
-    run = _run_record(run_copy, _shift_mean)
-    with pytest.raises(RunError, match="field 'normalization' differs from the one computed from the very features"):
-        feature_set_for_run(run, tiny_dataset, tiny_work, run_dir=run_copy, log=lambda *_: None)
-
-
-def test_other_training_data_is_warned_about(run_copy, tiny_dataset, tiny_work):
-    from keras_asc.run_record import feature_set_for_run
-
-    def trained_elsewhere(cfg):  # what a run trained on another dataset records
-        _shift_mean(cfg)
-        cfg["feature_cache"]["key"] = "trained-on-other-data"
-
-    logged = []
-    feature_set_for_run(_run_record(run_copy, trained_elsewhere), tiny_dataset, tiny_work, run_dir=run_copy,
-                        log=logged.append)
-    assert any(m.startswith(f"warning: --data {tiny_dataset}: its train split is not the data") for m in logged)
-
-
-def test_resume_with_other_options_names_them(tiny_features, tmp_path):
-    from keras_asc.training import RunExists, train
-    from keras_asc.training_config import TrainConfig
-    from tests.conftest import TINY_TRAIN
-
-    run = tmp_path / "run"
-    train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 1}), log=lambda *_: None)
-    with pytest.raises(RunExists, match=r"learning_rate 0\.003 \(now 0\.001\)"):
-        train(tiny_features, run, config=TrainConfig(**{**TINY_TRAIN, "epochs": 1, "learning_rate": 0.001}),
-              resume=True, log=lambda *_: None)
-
-
-def test_an_edited_export_record_is_refused(tmp_path, tiny_export):
-    from tflite_export.export_result import StaleExport, check_export_files, read_export
-
-    export = tmp_path / "export"
-    shutil.copytree(tiny_export, export)
-    exp = read_export(export)
-    check_export_files(export, exp)  # as written
-    text = (export / "config.json").read_text()
-    (export / "config.json").write_text(text + " ")  # one byte more
-    with pytest.raises(StaleExport, match=r"config.json: differs from the record `asc export` wrote"):
-        check_export_files(export, exp)
-
-
-# ----------------------------------------------------------------------------- ownership by hash, per stage
-def _edited(path, text="\nmy notes\n"):
-    with open(path, "a") as f:
-        f.write(text)
-    return path
-
-
-@pytest.mark.parametrize("stage", ["validate", "firmware", "profile"])
-def test_a_stage_rerun_refuses_to_replace_a_report_the_user_edited(stage, run_copy, tiny_dataset, tiny_work, capsys):
-    export = run_copy / "export"
-    if stage == "validate":
-        with artifacts.adding_files(export, stage="export", names=("validation_report.md",)) as tmp:
-            (tmp / "validation_report.md").write_text("report")
-        edited = _edited(export / "validation_report.md")
-        argv = ["validate", export, "--data", tiny_dataset, "--work", tiny_work]
-    else:
-        edited = _edited(_staged(export / stage, stage, {f"{stage}_report.md": "report"}) / f"{stage}_report.md")
-        argv = (["firmware", export, "--data", tiny_dataset, "--work", tiny_work, "--targets", "host"]
-                if stage == "firmware" else ["profile", export, "--targets", "cortex-m4"])
-    before = _tree(run_copy)
-    status, err = _run(argv, capsys)
-    assert status == EXIT_USER_ERROR and edited.name in err and "--write-beside" in err and "Traceback" not in err, err
-    assert _tree(run_copy) == before
-
-
-def test_a_grid_rerun_refuses_to_replace_a_table_the_user_edited(tmp_path, tiny_dataset, capsys):
-    from asc_cli.grid import GRID_TABLES
-
-    grid = artifacts.claim_folder(tmp_path / "grid", stage="grid", writes=GRID_TABLES)
-    with artifacts.adding_files(grid, stage="grid", names=GRID_TABLES) as tmp:
-        for name in GRID_TABLES:
-            (tmp / name).write_text("table")
-    _edited(grid / "results.md")
-    before = _tree(grid)
-    status, err = _run(["grid", "--data", tiny_dataset, "--out", grid, "--model-arg", "width=0.25"], capsys)
-    assert status == EXIT_USER_ERROR and "results.md" in err and "--write-beside" in err, err
-    assert _tree(grid) == before
-
-
-@pytest.fixture
-def cortex_m_bundle(tmp_path, tiny_export):
-    """A Cortex-M4 bundle of the tiny export (it has board/), then edited as BUNDLE.md invites and
-    built into build/ (a file of the user's stands for CMake's outputs and the user's own)."""
-    from firmware_harness.builds.bundle import make_bundle
-    from tests.firmware_harness.conftest import require_targets
-
-    require_targets()  # the TFLM source archives
-    out = tmp_path / "bundle"
-    make_bundle(tiny_export, out, target="cortex-m4", log=lambda *_: None)
-    _edited(out / "board" / "board.ld", "/* my board's memory */\n")
-    (out / "build").mkdir()
-    (out / "build" / "flash.sh").write_text("my script")
-    return out
-
-
-def test_a_bundle_rerun_keeps_the_users_board_and_build_files(cortex_m_bundle, tiny_export, capsys):
-    before = _tree(cortex_m_bundle)
-    status, err = _run(["bundle", tiny_export, "--out", cortex_m_bundle, "--target", "cortex-m4"], capsys)
-    assert status == EXIT_USER_ERROR and "board/board.ld" in err and "--write-beside" in err, err
-    assert _tree(cortex_m_bundle) == before
-
-
-def test_a_bundle_rerun_with_write_beside_writes_the_new_board_beside_the_users(cortex_m_bundle, tiny_export,
-                                                                                 capsys):
-    from firmware_harness.builds.bundle import TEMPLATE_DIR
-
-    board = cortex_m_bundle / "board" / "board.ld"
-    mine = board.read_text()
-    status, err = _run(["bundle", tiny_export, "--out", cortex_m_bundle, "--target", "cortex-m4", "--write-beside"],
-                       capsys)
-    assert status == 0 and f"{board}: kept yours" in err, err
-    assert board.read_text() == mine and (cortex_m_bundle / "build" / "flash.sh").read_text() == "my script"
-    new = board.with_name("board.ld" + artifacts.BESIDE_SUFFIX)
-    assert new.read_text() == (TEMPLATE_DIR / "board" / "board.ld").read_text()
-
-
-def test_a_bundle_rerun_keeps_the_build_folder_and_refreshes_its_own_files(tmp_path, tiny_export):
-    from firmware_harness.builds.bundle import make_bundle
-    from tests.firmware_harness.conftest import require_targets
-
-    require_targets()
-    out = tmp_path / "bundle"
-    make_bundle(tiny_export, out, target="host", log=lambda *_: None)
-    (out / "build").mkdir()
-    (out / "build" / "CMakeCache.txt").write_text("cmake's")
-    (out / "bundle.json").unlink()  # one of its own files, gone: written again
-    make_bundle(tiny_export, out, target="host", log=lambda *_: None)
-    assert (out / "build" / "CMakeCache.txt").read_text() == "cmake's" and (out / "bundle.json").is_file()
-
-
-def test_grid_tables_written_again_with_write_beside_keep_the_users_table(tmp_path):
-    from asc_cli.grid import GRID_TABLES, write_grid_tables
-
-    def row(accuracy):
-        return {"name": "a", "window_frames": None, "params": 1000, "float_accuracy": accuracy, "float_log_loss": 1.0,
-                "int8_bytes": 2000, "within_budget": True, "int8_accuracy": accuracy, "arena_bytes": 3000,
-                "macs_per_inference": None, "macs_per_clip": None, "ram_estimate_bytes": 4000, "hostname": "h",
-                "node_ip": "h", "attempts": 1}
-
-    grid = artifacts.claim_folder(tmp_path / "grid", stage="grid", writes=GRID_TABLES)
-    write_grid_tables(grid, [row(0.5)], log=lambda *_: None)
-    _edited(grid / "results.md")
-    mine = (grid / "results.md").read_text()
-    with artifacts.writing_beside(True):
-        write_grid_tables(grid, [row(0.6)], log=lambda *_: None)
-    assert (grid / "results.md").read_text() == mine
-    assert "60.0" in (grid / ("results.md" + artifacts.BESIDE_SUFFIX)).read_text()
-    assert "0.6" in (grid / "results.csv").read_text()  # unchanged since written: replaced

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "board.h"
+#include "board_wire.h"
 #include "model_data.h"
 #include "model_settings.h"
 #ifndef MODEL_NO_FRONTEND
@@ -27,6 +28,8 @@
 #define ASC_PROTOCOL "asc-board/1"
 
 namespace {
+
+using namespace asc_wire;  // NOLINT: the wire's helpers are this program's vocabulary
 
 constexpr uint32_t kBytePolls = 20000000u;  // a block's byte that does not come within this: timeout
 constexpr int kCommandMax = 1024;
@@ -76,61 +79,7 @@ uint32_t StackUsedBytes() {
   return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(_estack) - reinterpret_cast<uintptr_t>(p));
 }
 
-// --- output -------------------------------------------------------------------------------------
-
-void Put(const char* s) { BoardUartWrite(s, strlen(s)); }
-
-void PutUnsigned(uint32_t v) {
-  char b[11];
-  int n = 0;
-  do {
-    b[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) BoardUartWrite(&b[--n], 1);
-}
-
-void PutHex(const uint8_t* data, int n) {
-  static const char kDigits[] = "0123456789abcdef";
-  char b[64];
-  int k = 0;
-  for (int i = 0; i < n; ++i) {
-    b[k++] = kDigits[data[i] >> 4];
-    b[k++] = kDigits[data[i] & 15];
-    if (k == sizeof(b)) {
-      BoardUartWrite(b, k);
-      k = 0;
-    }
-  }
-  BoardUartWrite(b, k);
-}
-
-void PutHex32(uint32_t v) {
-  const uint8_t b[4] = {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
-                        static_cast<uint8_t>(v)};
-  PutHex(b, 4);
-}
-
-void EndLine() { Put("\r\n"); }
-
-// `m-<key>-[<value>]` lines
-void Line(const char* key, const char* value) {
-  Put("m-");
-  Put(key);
-  Put("-[");
-  Put(value);
-  Put("]");
-  EndLine();
-}
-
-void LineU(const char* key, uint32_t value) {
-  Put("m-");
-  Put(key);
-  Put("-[");
-  PutUnsigned(value);
-  Put("]");
-  EndLine();
-}
+// --- output that needs the board's state ------------------------------------------------------
 
 void Cycles(uint32_t cycles) {
   if (board.cycles_measured) {
@@ -141,48 +90,6 @@ void Cycles(uint32_t cycles) {
 }
 
 void Error(const char* what) { Line("error", what); }
-
-// `m-<word>` lines
-void Bare(const char* word) {
-  Put("m-");
-  Put(word);
-  EndLine();
-}
-
-// --- checksums and parsing -------------------------------------------------------------------
-
-// CRC-32 as zlib's crc32() (reflected, polynomial 0xEDB88320), continued from `crc`.
-uint32_t Crc32(uint32_t crc, const uint8_t* p, int n) {
-  crc = ~crc;
-  for (int i = 0; i < n; ++i) {
-    crc ^= p[i];
-    for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-  }
-  return ~crc;
-}
-
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Parses an unsigned number (base 10, or 16 with `hex`) at *s, skipping spaces first; false if none.
-bool Number(const char** s, uint32_t* v, bool hex = false) {
-  while (**s == ' ') ++*s;
-  const char* start = *s;
-  uint32_t x = 0;
-  for (; **s; ++*s) {
-    const int d = HexDigit(**s);
-    if (d < 0 || (!hex && d > 9)) break;
-    x = hex ? (x << 4) | static_cast<uint32_t>(d) : x * 10 + static_cast<uint32_t>(d);
-  }
-  *v = x;
-  return *s != start;
-}
-
-bool Starts(const char* s, const char* prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
 
 // Reads `n` raw bytes into `dst` and checks their CRC-32; answers m-bin-ok or an error naming the
 // byte count. False on any failure (the caller then treats the destination as not loaded).

@@ -10,8 +10,9 @@ the truth, LiteRT's reference kernels):
 
 * a stratified scene x device sample of at least :data:`SAMPLE_CLIPS` clips (every cell covered; all
   clips when there are fewer), the same for the same table;
-* every clip where two every-clip int8 executors disagree (the float model is not one: its outputs are
-  not int8 and always differ);
+* every clip where an every-clip int8 executor decides otherwise than the truth (a different top-1
+  class; bits alone do not count, :func:`disagreeing_clips`; the float model is not one: its decisions
+  differ by quantization, which the report counts);
 * every clip whose top-1 margin is within one int8 output step: the clips a rounding difference could
   flip (a windowed model: a window's margin, or the clip's accumulated margin within one step per window).
 
@@ -50,7 +51,7 @@ class SamplePlan:
 
     full: bool  # every clip (--full)
     stratified: tuple[int, ...]
-    disagreeing: tuple[int, ...]  # two every-clip executors differ
+    disagreeing: tuple[int, ...]  # an every-clip executor decides otherwise than the truth
     small_margin: tuple[int, ...]  # top-1 margin within one int8 output step
     rows: tuple[int, ...]  # the union (every clip with full)
 
@@ -90,14 +91,25 @@ def small_margin_clips(outputs: np.ndarray, *, windows_per_clip: int = 1) -> np.
 
 
 def disagreeing_clips(a: np.ndarray, b: np.ndarray, *, windows_per_clip: int = 1) -> np.ndarray:
-    """Clips (sorted) where (inferences, classes) int8 outputs ``a`` and ``b`` differ in any element."""
-    return np.flatnonzero((np.asarray(a) != np.asarray(b)).reshape(-1, windows_per_clip * a.shape[1]).any(axis=1))
+    """Clips (sorted) where (inferences, classes) outputs ``a`` and ``b`` decide differently: a different
+    top-1 class on any inference, or (windows) on the clip's summed outputs. Bits alone do not count:
+    LiteRT's default kernels round differently from TFLM's reference kernels by design (on about half the
+    clips of the 2,968-clip benchmark, 2026-12-07), which says nothing about the truth."""
+    k, classes = windows_per_clip, a.shape[1]
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    per_inference = (a.argmax(axis=1) != b.argmax(axis=1)).reshape(-1, k).any(axis=1)
+    if k > 1:
+        per_inference |= a.reshape(-1, k, classes).sum(axis=1).argmax(axis=1) != b.reshape(
+            -1, k, classes).sum(axis=1).argmax(axis=1)
+    return np.flatnonzero(per_inference)
 
 
 def plan_sample(table: pd.DataFrame, *, truth: np.ndarray, every_clip: dict[str, np.ndarray],
                 windows_per_clip: int = 1, full: bool = False, size: int = SAMPLE_CLIPS) -> SamplePlan:
-    """The witnesses' clips of ``table`` (evaluate order). ``truth`` and each of ``every_clip`` (executor ->
-    outputs): (inferences, classes) int8 on every clip, ``windows_per_clip`` inferences per clip."""
+    """The witnesses' clips of ``table`` (evaluate order): the stratified part, every clip where an
+    executor of ``every_clip`` decides otherwise than ``truth`` (:func:`disagreeing_clips`) and every
+    clip one step could flip (:func:`small_margin_clips`). ``truth`` and each of ``every_clip`` (executor ->
+    outputs): (inferences, classes) on every clip, ``windows_per_clip`` inferences per clip."""
     k = windows_per_clip
     strat = stratified_rows(table, size=size)
     differ = np.unique(np.concatenate([np.zeros(0, np.int64)] + [
@@ -125,7 +137,7 @@ def format_witnesses(witnesses: tuple[WitnessClips, ...], sample: SamplePlan | N
     if sample is not None:
         why = ("--full: every clip" if sample.full else
                f"{len(sample.stratified)} stratified (scene x device, every cell), {len(sample.disagreeing)} where "
-               f"two every-clip executors disagree, {len(sample.small_margin)} with a top-1 margin within one int8 "
+               f"an every-clip executor decides otherwise than the truth, {len(sample.small_margin)} with a top-1 margin within one int8 "
                f"output step")
         lines += ["", f"The sample: {sample.clips} clips ({why}); their evaluate indices are in the JSON report."]
     return lines

@@ -16,6 +16,7 @@ from firmware_harness.validation.runners import make_runner
 from firmware_harness.validation.witnesses import (
     SAMPLE,
     TRUTH_ROLE,
+    disagreeing_clips,
     small_margin_clips,
     stratified_rows,
 )
@@ -52,7 +53,8 @@ def test_small_margins_are_the_clips_one_step_could_flip():
 
 
 class PlantedTruth:
-    """A truth program computing TFLM Python's outputs from the log-mel, one output one step off on one clip."""
+    """A truth program computing TFLM Python's outputs from the log-mel, on one clip with its outputs
+    rotated by one class (another top-1 class: a wrong decision)."""
 
     name = "host"
     description = "a test's truth program with one planted difference"
@@ -66,8 +68,7 @@ class PlantedTruth:
         r = make_runner("tflm", self.model, arena_bytes=self.arena)
         out = np.concatenate([r.run(xi[None]) for xi in x])
         if self.clip is not None:
-            v = int(out[self.clip, 0])
-            out[self.clip, 0] = v + 1 if v < 127 else v - 1
+            out[self.clip] = np.roll(out[self.clip], 1)
         return x.reshape(len(x), -1), out
 
     def localize(self, x):
@@ -102,7 +103,7 @@ def _outside_the_sample(tiny_export, tiny_dataset, tiny_work) -> tuple[int, str]
     return clip, str(table["filename"].iloc[clip])
 
 
-def test_a_one_step_difference_in_the_truth_outside_the_sample_fails_naming_clip_and_executor(
+def test_a_truth_deciding_otherwise_outside_the_stratified_part_fails_naming_clip_and_executor(
         tiny_export, tiny_dataset, tiny_work, tmp_path):
     clip, name = _outside_the_sample(tiny_export, tiny_dataset, tiny_work)
     exp = _copy_export(tiny_export, tmp_path)
@@ -114,6 +115,16 @@ def test_a_one_step_difference_in_the_truth_outside_the_sample_fails_naming_clip
     (failure,) = r.failures
     assert "host" in failure and "at fault" in failure and "PLANTED" in failure
     assert r.sample.clips < r.clips  # the witnesses did not run every clip
+
+
+def test_bits_alone_are_no_disagreement_a_decision_is():
+    truth = np.array([[10, 2, 0], [5, 9, 0], [0, 0, 7], [3, 1, 0]], np.int8)
+    other = np.array([[11, 2, 0], [9, 5, 0], [0, 0, 7], [3, 1, 1]], np.int8)  # clip 1 decides otherwise
+    np.testing.assert_array_equal(disagreeing_clips(truth, other), [1])
+    # two windows per clip: one window's decision, or the clip's summed decision
+    win_truth = np.array([[10, 0], [0, 9], [10, 0], [0, 1]], np.int8)
+    win_other = np.array([[10, 0], [1, 8], [10, 0], [1, 0]], np.int8)
+    np.testing.assert_array_equal(disagreeing_clips(win_truth, win_other, windows_per_clip=2), [1])
 
 
 def test_the_report_states_each_executors_clips(tiny_export, tiny_dataset, tiny_work, tmp_path):

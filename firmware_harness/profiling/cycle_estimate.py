@@ -343,23 +343,29 @@ def estimate_cycles(address_counts: Mapping[int, int], taken_counts: Mapping[int
 _M7_SINGLE_ISSUE = (DIV, LOAD_MULTIPLE, STORE_MULTIPLE, FP_DIV_SQRT, FP_DOUBLE, OTHER)
 
 
+def _single_issue_plus_bound(by_cls: dict[str, list[float]], bound_of) -> float:
+    """The single-issue instructions' cycles + ``bound_of(g, rest)``, the cycles of the others (``rest``,
+    their classes; ``g(*classes)``: their instruction count), whose ``by_cls`` cycles are rewritten in
+    proportion to that bound."""
+    n = {c: v[0] for c, v in by_cls.items()}
+    single = sum(v[1] for c, v in by_cls.items() if c in _M7_SINGLE_ISSUE)
+    rest = [c for c in by_cls if c not in _M7_SINGLE_ISSUE]
+    if not rest:
+        return single
+    bound = bound_of(lambda *cs: sum(n.get(c, 0) for c in cs), rest)
+    issue_sum = sum(by_cls[c][1] for c in rest)
+    for c in rest:
+        by_cls[c][1] = bound * by_cls[c][1] / issue_sum if issue_sum else 0.0
+    return single + bound
+
+
 def _m7_bound(by_cls: dict[str, list[float]]) -> float:
     """[LLVM-M7] resources: cycles >= the single-issue instructions' cycles + the largest of
     (pairable instructions / 2, MAC-pipe users, SIMD slot-0 users, ALU users / 2, loads / 2,
     stores, branches, VFP users). Rewrites ``by_cls`` cycles in proportion to that bound."""
-    n = {c: v[0] for c, v in by_cls.items()}
-    single = sum(v[1] for c, v in by_cls.items() if c in _M7_SINGLE_ISSUE)
-    pairable = [c for c in by_cls if c not in _M7_SINGLE_ISSUE]
-    if not pairable:
-        return single
-    g = lambda *cs: sum(n.get(c, 0) for c in cs)  # noqa: E731
-    bound = max(math.ceil(g(*pairable) / 2), g(MUL, MAC32, DSP_MAC), g(SIMD_ALU),
-                math.ceil(g(ALU, IT, SIMD_ALU) / 2), math.ceil(g(LOAD, LOAD_LITERAL) / 2), g(STORE),
-                g(BRANCH), g(FP, FP_MAC))
-    issue_sum = sum(by_cls[c][1] for c in pairable)
-    for c in pairable:
-        by_cls[c][1] = bound * by_cls[c][1] / issue_sum if issue_sum else 0.0
-    return single + bound
+    return _single_issue_plus_bound(by_cls, lambda g, pairable: max(
+        math.ceil(g(*pairable) / 2), g(MUL, MAC32, DSP_MAC), g(SIMD_ALU), math.ceil(g(ALU, IT, SIMD_ALU) / 2),
+        math.ceil(g(LOAD, LOAD_LITERAL) / 2), g(STORE), g(BRANCH), g(FP, FP_MAC)))
 
 
 def _dual_issue_and_beats_bound(by_cls: dict[str, list[float]], model: CoreModel) -> float:
@@ -370,22 +376,15 @@ def _dual_issue_and_beats_bound(by_cls: dict[str, list[float]], model: CoreModel
     ``mve_beats`` x the vector integer and the vector multiply pipes' instructions; branches).
     Scalar instructions issue while a vector instruction's later beats hold its pipe. Rewrites
     ``by_cls`` cycles in proportion to that bound."""
-    n = {c: v[0] for c, v in by_cls.items()}
-    single = sum(v[1] for c, v in by_cls.items() if c in _M7_SINGLE_ISSUE)
-    rest = [c for c in by_cls if c not in _M7_SINGLE_ISSUE]
-    if not rest:
-        return single
-    g = lambda *cs: sum(n.get(c, 0) for c in cs)  # noqa: E731
     beats = model.mve_beats
-    vector = g(*MVE_CLASSES)
-    scalar = [c for c in rest if c not in MVE_CLASSES]
-    bound = max(math.ceil(g(*scalar) / 2) + vector, g(MUL, MAC32, DSP_MAC), g(SIMD_ALU, FP, FP_MAC) + vector,
-                math.ceil(g(ALU, IT, SIMD_ALU) / 2), math.ceil(g(LOAD, LOAD_LITERAL) / 2) + beats * g(MVE_LOAD),
-                math.ceil(g(STORE) / 2) + beats * g(MVE_STORE), beats * g(MVE_ALU), beats * g(MVE_MAC), g(BRANCH))
-    issue_sum = sum(by_cls[c][1] for c in rest)
-    for c in rest:
-        by_cls[c][1] = bound * by_cls[c][1] / issue_sum if issue_sum else 0.0
-    return single + bound
+
+    def bound(g, rest):
+        vector = g(*MVE_CLASSES)
+        scalar = [c for c in rest if c not in MVE_CLASSES]
+        return max(math.ceil(g(*scalar) / 2) + vector, g(MUL, MAC32, DSP_MAC), g(SIMD_ALU, FP, FP_MAC) + vector,
+                   math.ceil(g(ALU, IT, SIMD_ALU) / 2), math.ceil(g(LOAD, LOAD_LITERAL) / 2) + beats * g(MVE_LOAD),
+                   math.ceil(g(STORE) / 2) + beats * g(MVE_STORE), beats * g(MVE_ALU), beats * g(MVE_MAC), g(BRANCH))
+    return _single_issue_plus_bound(by_cls, bound)
 
 
 def _mve_bound(by_cls: dict[str, list[float]], model: CoreModel) -> float:

@@ -71,31 +71,10 @@ import dataclasses
 from collections.abc import Mapping
 
 from firmware_harness.profiling.errors import CycleModelError
-from firmware_harness.profiling.instructions import (
-    ALU,
-    BRANCH,
-    DIV,
-    DSP_MAC,
-    FP,
-    FP_DIV_SQRT,
-    FP_DOUBLE,
-    FP_MAC,
-    IT,
-    LOAD,
-    LOAD_LITERAL,
-    LOAD_MULTIPLE,
-    LOOP,
-    MAC32,
-    MUL,
-    MVE_ALU,
-    MVE_LOAD,
-    MVE_MAC,
-    MVE_STORE,
-    OTHER,
-    SIMD_ALU,
-    STORE,
-    STORE_MULTIPLE,
-)
+from firmware_harness.profiling.instructions import (ALU, BRANCH, DIV, DSP_MAC, FP, FP_DIV_SQRT, FP_DOUBLE, FP_MAC, IT,
+                                                     LOAD, LOAD_LITERAL, LOAD_MULTIPLE, LOOP, MAC32, MUL, MVE_ALU,
+                                                     MVE_LOAD, MVE_MAC, MVE_STORE, OTHER, SIMD_ALU, STORE,
+                                                     STORE_MULTIPLE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,42 +64,12 @@ from collections.abc import Mapping
 
 from firmware_harness.profiling.cores import CORES, CoreModel, get_core
 from firmware_harness.profiling.errors import CycleModelError
-from firmware_harness.profiling.instructions import (
-    ALU,
-    BRANCH,
-    DATA_PROCESSING,
-    DIV,
-    DSP_MAC,
-    FP,
-    FP_DIV_SQRT,
-    FP_DOUBLE,
-    FP_MAC,
-    IT,
-    LOAD,
-    LOAD_LITERAL,
-    LOAD_MULTIPLE,
-    LOOP,
-    MAC32,
-    MUL,
-    MVE_ALU,
-    MVE_CLASSES,
-    MVE_LOAD,
-    MVE_MAC,
-    MVE_STORE,
-    OTHER,
-    SIMD_ALU,
-    STORE,
-    STORE_MULTIPLE,
-    UNCLASSIFIED,
-    Instruction,
-    branch_kind,
-    classify,
-    core_registers,
-    register_list,
-    split_operands,
-    transfer_words,
-    writes_pc,
-)
+from firmware_harness.profiling.instructions import (ALU, BRANCH, DATA_PROCESSING, DIV, DSP_MAC, FP, FP_DIV_SQRT,
+                                                     FP_DOUBLE, FP_MAC, IT, LOAD, LOAD_LITERAL, LOAD_MULTIPLE, LOOP,
+                                                     MAC32, MUL, MVE_ALU, MVE_CLASSES, MVE_LOAD, MVE_MAC, MVE_STORE,
+                                                     OTHER, SIMD_ALU, STORE, STORE_MULTIPLE, UNCLASSIFIED, Instruction,
+                                                     branch_kind, classify, core_registers, register_list,
+                                                     split_operands, transfer_words, writes_pc)
 from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu, wait_state_cycles
 from firmware_harness.profiling.cache_counts import CacheCounts
 from tflite_export.mcu_targets import McuTarget

@@ -85,6 +85,25 @@ def _op_types(model: bytes) -> list[str]:
     return operator_names(read_model_shared(model))
 
 
+def _profiled_run(program: Program, work: Path, *, model: bytes, mode: str, count_flash_reads: bool,
+                  cache_specs: dict[str, str] | None, log, run) -> tuple[ExecutionProfile, object]:
+    """``run(work, qemu_args)`` (a run of ``program`` in ``work``) under QEMU with the plugin, its counts
+    read, labelled and checked: (the profile, what ``run`` returned)."""
+    plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
+    caches = _cache_specs(program, flash, cache_specs)
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "icount.bin"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    result = _run(plugin, lambda: run(work, _qemu_args(plugin, marks, out.name, flash, tuple(caches.values()))))
+    wall = time.perf_counter() - t0
+    raw = read_plugin_output(out)
+    out.unlink()
+    return label_profile(raw, path=out, functions=functions, op_types=_op_types(model), mode=mode,
+                         target=program.target.name, outputs=result.outputs, wall=wall, cache_specs=caches), result
+
+
 def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model: bytes, mode: str = "ops",
                        count_flash_reads: bool = True, cache_specs: dict[str, str] | None = None,
                        timeout: float | None = None, log=print) -> ExecutionProfile:
@@ -96,23 +115,11 @@ def profile_inferences(program: Program, work: Path, *, int8: np.ndarray, model:
     the segments' flash counts are None) and simulate the flash caches of ``cache_specs`` (MCU name
     -> the plugin's ``cache=`` argument; None: every MCU of the program's core with a documented
     geometry, :func:`~firmware_harness.profiling.qemu_plugin.simulated_mcus`) in the same run."""
-    plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
-    caches = _cache_specs(program, flash, cache_specs)
-    work = Path(work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    out = work / "icount.bin"
-    out.unlink(missing_ok=True)
     int8 = np.asarray(int8, np.int8).reshape(len(int8), -1)
-    t0 = time.perf_counter()
-    run = _run(plugin, lambda: fw_program.run_program(
-        program, work, int8=int8, extra_args=["--profile", mode],
-        qemu_args=_qemu_args(plugin, marks, out.name, flash, tuple(caches.values())),
-        timeout=timeout or 300 + 60 * len(int8)))
-    wall = time.perf_counter() - t0
-    raw = read_plugin_output(out)
-    out.unlink()
-    profile = label_profile(raw, path=out, functions=functions, op_types=_op_types(model), mode=mode,
-                     target=program.target.name, outputs=run.outputs, wall=wall, cache_specs=caches)
+    profile, _ = _profiled_run(program, work, model=model, mode=mode, count_flash_reads=count_flash_reads,
+                               cache_specs=cache_specs, log=log, run=lambda work, qemu_args: fw_program.run_program(
+                                   program, work, int8=int8, extra_args=["--profile", mode], qemu_args=qemu_args,
+                                   timeout=timeout or 300 + 60 * len(int8)))
     if len(profile.invokes) != len(int8):
         raise FirmwareError(f"{program.path}: {len(profile.invokes)} Invokes counted for {len(int8)} inputs")
     return profile
@@ -125,22 +132,11 @@ def profile_audio(program: Program, work: Path, *, wav_paths: Sequence[Path], n_
     """Like :func:`profile_inferences` on WAV files streamed through the exported front end
     (``--wav-list``, chunks of ``chunk`` samples, default the hop): the profile's ``frontend``
     holds each clip's per-frame counts, and every Invoke (one per clip, or per window) its rows."""
-    plugin, functions, marks, flash = _prepare(program, mode, count_flash_reads=count_flash_reads, log=log)
-    caches = _cache_specs(program, flash, cache_specs)
-    work = Path(work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    out = work / "icount.bin"
-    out.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    run = _run(plugin, lambda: fw_program.run_program_audio(
-        program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk, extra_args=["--profile", mode],
-        qemu_args=_qemu_args(plugin, marks, out.name, flash, tuple(caches.values())),
-        timeout=timeout or 300 + 120 * len(wav_paths)))
-    wall = time.perf_counter() - t0
-    raw = read_plugin_output(out)
-    out.unlink()
-    profile = label_profile(raw, path=out, functions=functions, op_types=_op_types(model), mode=mode,
-                     target=program.target.name, outputs=run.outputs, wall=wall, cache_specs=caches)
+    profile, run = _profiled_run(program, work, model=model, mode=mode, count_flash_reads=count_flash_reads,
+                                 cache_specs=cache_specs, log=log, run=lambda work, qemu_args: fw_program.run_program_audio(
+                                     program, work, wav_paths=list(wav_paths), n_mels=n_mels, chunk=chunk,
+                                     extra_args=["--profile", mode], qemu_args=qemu_args,
+                                     timeout=timeout or 300 + 120 * len(wav_paths)))
     frames = [len(c.frame_instructions) for c in profile.frontend]
     if len(frames) != len(wav_paths) or sum(frames) != run.frontend_frames:
         raise FirmwareError(f"{program.path}: the marks show {sum(frames)} front-end frames in {len(frames)} clip(s); "

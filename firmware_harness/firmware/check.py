@@ -106,10 +106,8 @@ class TargetResult:
         return self.inputs_identical == self.clips and self.outputs_identical == self.clips
 
 
-
-
 @dataclasses.dataclass(frozen=True)
-class FirmwareReport:
+class FirmwareReport(records.PassedWithoutFailures):
     """``EXPORT_DIR/firmware/firmware_report.json``."""
 
     export_dir: str
@@ -127,11 +125,6 @@ class FirmwareReport:
     tflm_python_inputs: int = 0  # inputs TFLM Python ran in this check (the rest: asc validate's truth)
     qemu_note: str = QEMU_NOTE
     stage: str = "firmware"
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 def read_firmware_report(export_dir: Path) -> FirmwareReport:

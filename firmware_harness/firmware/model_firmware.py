@@ -11,7 +11,6 @@ import dataclasses
 import shutil
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -50,7 +49,7 @@ from keras_asc import artifacts, records
 
 # ----------------------------------------------------------------------------- firmware
 @dataclasses.dataclass(frozen=True)
-class ModelFirmwareReport:
+class ModelFirmwareReport(records.PassedWithoutFailures):
     """``firmware_report.json`` of ``asc firmware MODEL.tflite`` (no export folder)."""
 
     model: str
@@ -66,11 +65,6 @@ class ModelFirmwareReport:
     truth: str = TRUTH
     qemu_note: str = QEMU_NOTE
     stage: str = FIRMWARE_STAGE
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 def read_model_firmware_report(folder: Path) -> ModelFirmwareReport:

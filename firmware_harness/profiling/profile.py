@@ -34,7 +34,6 @@ import hashlib
 import re
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import soundfile as sf
@@ -145,7 +144,7 @@ class McuLatency:
 
 
 @dataclasses.dataclass(frozen=True)
-class ProfileReport:
+class ProfileReport(records.PassedWithoutFailures):
     """``profile_report.json``."""
 
     source: str
@@ -161,11 +160,6 @@ class ProfileReport:
     note: str = ("Estimated from exact instruction counts (QEMU TCG plugin) with a documented cycle model per core "
                  "(firmware_harness/profiling/cycle_estimate.py), not measured on a chip; QEMU's own run time means nothing here.")
     stage: str = "profile"
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,8 +178,6 @@ def _noise_wav(path: Path, *, sample_rate: int, seconds: float, seed: int = 0) -
     sf.write(path, (0.1 * rng.standard_normal(int(round(sample_rate * seconds)))).astype(np.float32), sample_rate,
              subtype="PCM_24")
     return path
-
-
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -37,7 +36,7 @@ from tflite_export.arena import measure_arena, recommended_arena
 
 # ----------------------------------------------------------------------------- validate
 @dataclasses.dataclass(frozen=True)
-class ModelValidationReport:
+class ModelValidationReport(records.PassedWithoutFailures):
     """``validation_report.json`` of ``asc validate MODEL.tflite`` (no export folder)."""
 
     model: str
@@ -59,11 +58,6 @@ class ModelValidationReport:
     packages: dict[str, str]
     git_commit: str
     stage: str = VALIDATE_STAGE
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 def read_model_validation_report(folder: Path) -> ModelValidationReport:

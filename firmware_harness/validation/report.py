@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -124,7 +123,7 @@ class Throughput:
 
 
 @dataclasses.dataclass(frozen=True)
-class ValidationReport:
+class ValidationReport(records.PassedWithoutFailures):
     model: str
     tflite_sha256: str
     data_dir: str
@@ -156,11 +155,6 @@ class ValidationReport:
     witnesses: tuple[WitnessClips, ...] = ()
     sample: SamplePlan | None = None
     stage: str = "validate"
-    JSON_PROPERTIES: ClassVar[tuple[str, ...]] = ("passed",)
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
     @property
     def overall(self) -> ScoreRow:

@@ -4,6 +4,7 @@
 by :class:`InputsFileError`, naming the file, one that is missing, not a regular file (a FIFO is
 never opened), unreadable, or not int8 of the model's input shape; or draws ``N`` seeded random
 int8 rows. :func:`describe_inputs` is the reports' record of them (:class:`InputsUsed`).
+:func:`start_model_stage` is how ``asc validate`` and ``asc firmware`` on any model begin.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness.model_file import ModelFile
-from firmware_harness.model_source import not_a_regular_file
+from firmware_harness.model_file import DEFAULT_RANDOM_INPUTS, ModelFile, files_read_by_stage, read_model_file
+from firmware_harness.model_source import ModelSource, not_a_regular_file, out_dir_beside
 from keras_asc import artifacts
 from keras_asc.errors import AscError
 
@@ -107,3 +108,28 @@ def describe_inputs(x: np.ndarray, *, inputs_path: Path | None, random_count: in
     if random_count is not None:
         return InputsUsed(kind="random", count=len(x), seed=seed, path=None, sha256=digest)
     return InputsUsed(kind="file", count=len(x), seed=None, path=str(Path(inputs_path).resolve()), sha256=digest)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelStageStart:
+    """Where a stage on any int8 .tflite starts (:func:`start_model_stage`)."""
+
+    model: ModelFile
+    out: Path  # the stage's output folder
+    reads: tuple[Path, ...]  # the files the stage reads: its outputs never replace them
+    random_count: int | None  # random inputs to draw; None: the inputs file's
+
+
+def start_model_stage(model_path: Path | ModelSource, *, inputs_path: Path | None, random_count: int | None,
+                      out_dir: Path | None, stage: str, command: str) -> ModelStageStart:
+    """The model read and checked, ``random_count`` :data:`DEFAULT_RANDOM_INPUTS` when neither an inputs
+    file nor a count is given, and the output folder (``out_dir``, default
+    :func:`~firmware_harness.model_source.out_dir_beside` for ``command``) refused before any work when
+    ``stage`` may not replace it."""
+    model = read_model_file(model_path)
+    if inputs_path is None and random_count is None:
+        random_count = DEFAULT_RANDOM_INPUTS
+    out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, command)
+    reads = files_read_by_stage(model, inputs_path)
+    artifacts.check_replaceable(out, stage=stage, inputs=reads)
+    return ModelStageStart(model=model, out=out, reads=reads, random_count=random_count)

@@ -42,7 +42,7 @@ from firmware_harness.builds import program as fw_program
 from firmware_harness.builds import third_party
 from firmware_harness.builds.footprint import Footprint, measure_footprint
 from firmware_harness.builds.program import build_inputs_sha256
-from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
+from firmware_harness.builds.targets import DEFAULT_TARGETS, Target, get_target
 from firmware_harness.builds.third_party import FirmwareError
 from firmware_harness.firmware.host_truth import localize_output_difference
 from firmware_harness.firmware.from_audio import (
@@ -104,6 +104,15 @@ class TargetResult:
     @property
     def bit_identical(self) -> bool:
         return self.inputs_identical == self.clips and self.outputs_identical == self.clips
+
+
+def target_result(target: Target, prog: fw_program.Program, run: fw_program.ProgramRun, **fields) -> TargetResult:
+    """A target's result: what its :class:`Target`, its built program and its run say, and ``fields``."""
+    return TargetResult(target=target.name, description=target.description, kernels=target.kernels,
+                        emulated=target.emulated, arena_used_bytes=run.arena_used_bytes,
+                        header_arena_bytes=run.header_arena_bytes,
+                        seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1),
+                        build_seconds=round(prog.build_seconds, 1), tflm_objects_compiled=prog.library.compiled, **fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,14 +348,10 @@ def check_target(name: str, *, export_dir: Path, out_dir: Path, tree: Path, mode
     clip_list = table.iloc[rows][["filename", "scene_label", "device"]].assign(evaluate_index=rows)
     artifacts.atomic_write_text(out_dir / "clips.csv", clip_list.to_csv(index=False))
     shutil.rmtree(work, ignore_errors=True)
-    result = TargetResult(
-        target=name, description=target.description, kernels=target.kernels, emulated=target.emulated,
-        clips=len(rows), inputs_identical=int(in_same.sum()), outputs_identical=int(out_same.sum()),
-        first_input_difference=first_in, first_output_divergence=first_out,
-        arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
-        seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
-        tflm_objects_compiled=prog.library.compiled, footprint=footprint, from_audio=audio, estimated_ms=latency,
-        worker_processes=procs, logmel_run_from_validate=reuse)
+    result = target_result(
+        target, prog, run, clips=len(rows), inputs_identical=int(in_same.sum()), outputs_identical=int(out_same.sum()),
+        first_input_difference=first_in, first_output_divergence=first_out, footprint=footprint, from_audio=audio,
+        estimated_ms=latency, worker_processes=procs, logmel_run_from_validate=reuse)
     return result, failures
 
 

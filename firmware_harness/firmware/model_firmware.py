@@ -26,24 +26,11 @@ from firmware_harness.builds.model_sources import (
 from firmware_harness.builds.program import build_inputs_sha256
 from firmware_harness.builds.targets import DEFAULT_TARGETS, get_target
 from firmware_harness.builds.third_party import FirmwareError
-from firmware_harness.firmware.check import (
-    QEMU_NOTE,
-    TargetResult,
-    TflmTruth,
-    localize_output_difference,
-    targets_section,
-)
-from firmware_harness.model_file import (
-    ARENA_MARGIN_TEXT,
-    DEFAULT_RANDOM_INPUTS,
-    FIRMWARE_STAGE,
-    TRUTH,
-    files_read_by_stage,
-    io_text_lines,
-    read_model_file,
-)
-from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs
-from firmware_harness.model_source import ModelSource, out_dir_beside
+from firmware_harness.firmware.check import (QEMU_NOTE, TargetResult, TflmTruth, localize_output_difference,
+                                             target_result, targets_section)
+from firmware_harness.model_file import ARENA_MARGIN_TEXT, FIRMWARE_STAGE, TRUTH, io_text_lines
+from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs, start_model_stage
+from firmware_harness.model_source import ModelSource
 from keras_asc import artifacts, records
 
 
@@ -113,13 +100,9 @@ def check_model_target(name: str, prepared: PreparedModel, *, tree: Path, out_di
                                       stack_bytes=run.stack_used_bytes)
     np.save(out_dir / "outputs.npy", run.outputs)
     shutil.rmtree(work, ignore_errors=True)
-    result = TargetResult(
-        target=name, description=target.description, kernels=target.kernels, emulated=target.emulated,
-        clips=len(x), inputs_identical=int(same_in.sum()), outputs_identical=int(same_out.sum()),
-        first_input_difference=first_in, first_output_divergence=first_out,
-        arena_used_bytes=run.arena_used_bytes, header_arena_bytes=run.header_arena_bytes,
-        seconds_per_inference=run.invoke_seconds / max(len(run.outputs), 1), build_seconds=round(prog.build_seconds, 1),
-        tflm_objects_compiled=prog.library.compiled, footprint=footprint)
+    result = target_result(target, prog, run, clips=len(x), inputs_identical=int(same_in.sum()),
+                           outputs_identical=int(same_out.sum()), first_input_difference=first_in,
+                           first_output_divergence=first_out, footprint=footprint)
     return result, failures
 
 
@@ -135,12 +118,9 @@ def check_model_firmware(model_path: Path | ModelSource, *, inputs_path: Path | 
     ``expected_outputs.npy`` (TFLM Python's, n x output elements), ``<target>/`` (the program,
     ``outputs.npy``) and ``firmware_report.json/.md``; ``report.failures`` lists what failed."""
     t0 = time.perf_counter()
-    model = read_model_file(model_path)
-    if inputs_path is None and random_count is None:
-        random_count = DEFAULT_RANDOM_INPUTS
-    out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "firmware")
-    stage_inputs = files_read_by_stage(model, inputs_path)
-    artifacts.check_replaceable(out, stage=FIRMWARE_STAGE, inputs=stage_inputs)  # before any work
+    start = start_model_stage(model_path, inputs_path=inputs_path, random_count=random_count, out_dir=out_dir,
+                              stage=FIRMWARE_STAGE, command="firmware")  # before any work
+    model, out, stage_inputs, random_count = start.model, start.out, start.reads, start.random_count
     for name in targets:
         get_target(name).check_tools()
     x = load_inputs(model, inputs_path=inputs_path, random_count=random_count, seed=seed)

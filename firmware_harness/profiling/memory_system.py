@@ -70,21 +70,30 @@ def resolve_mcu(mcu: str | McuTarget | None) -> McuTarget | None:
         raise CycleModelError(str(e)) from None
 
 
+def _flash_priced(mcu: str | McuTarget, *, caller: str) -> tuple[McuTarget | None, float | None]:
+    """(the MCU, None) when its flash reads have a documented price; else (None, what ``caller``
+    returns: 0.0 in zero-wait-state code memory (ITCM), None when the wait states are not documented)."""
+    t = resolve_mcu(mcu)
+    if t is None:
+        raise CycleModelError(f"{caller} needs a microcontroller (a tflite_export.mcu_targets name)")
+    if t.code_memory != "flash":
+        return None, 0.0
+    if t.flash_wait_states is None:
+        return None, None
+    return t, None
+
+
 def flash_read_penalty(mcu: str | McuTarget) -> float | None:
     """Expected wait cycles (core clock) of one 32-bit data read from flash while streaming a
     weight tensor: a miss once per flash line of ``flash_read_bytes`` (4 when not documented: every
     read misses), each ``flash_wait_states x flash_clock_divider`` cycles. 0 when the constants
     are in zero-wait-state memory (ITCM); None when the flash wait states are not documented.
     (:func:`flash_data_cycles` prices counted reads by their bytes.)"""
-    t = resolve_mcu(mcu)
+    t, unpriced = _flash_priced(mcu, caller="flash_read_penalty")
     if t is None:
-        raise CycleModelError("flash_read_penalty needs a microcontroller (a tflite_export.mcu_targets name)")
-    if t.code_memory != "flash":
-        return 0.0
-    if t.flash_wait_states is None:
-        return None
+        return unpriced
     line = t.flash_read_bytes or 4
-    return min(1.0, 4 / line) * t.flash_wait_states * t.flash_clock_divider
+    return min(1.0, 4 / line) * miss_cycles(t)
 
 
 def flash_data_cycles(mcu: str | McuTarget, reads: int, nbytes: int | None = None) -> float | None:
@@ -106,14 +115,10 @@ def flash_data_cycles(mcu: str | McuTarget, reads: int, nbytes: int | None = Non
     is not documented (RA6M4) every read misses, as when only ``reads`` is known (``nbytes`` None)
     on a documented line: ``reads x`` :func:`flash_read_penalty` (32-bit reads assumed).
     0 in zero-wait-state code memory (ITCM); None when the flash wait states are not documented."""
-    t = resolve_mcu(mcu)
+    t, unpriced = _flash_priced(mcu, caller="flash_data_cycles")
     if t is None:
-        raise CycleModelError("flash_data_cycles needs a microcontroller (a tflite_export.mcu_targets name)")
-    if t.code_memory != "flash":
-        return 0.0
-    if t.flash_wait_states is None:
-        return None
-    per_miss = t.flash_wait_states * t.flash_clock_divider
+        return unpriced
+    per_miss = miss_cycles(t)
     if t.flash_read_bytes is None:
         return float(reads * per_miss)
     if nbytes is None:

@@ -15,17 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware_harness.model_file import (
-    ARENA_MARGIN_TEXT,
-    DEFAULT_RANDOM_INPUTS,
-    VALIDATE_STAGE,
-    IoTensor,
-    files_read_by_stage,
-    io_text_lines,
-    read_model_file,
-)
-from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs
-from firmware_harness.model_source import ModelSource, out_dir_beside
+from firmware_harness.model_file import ARENA_MARGIN_TEXT, VALIDATE_STAGE, IoTensor, io_text_lines
+from firmware_harness.model_inputs import InputsUsed, describe_inputs, load_inputs, start_model_stage
+from firmware_harness.model_source import ModelSource
 from firmware_harness.validation.export_validation import compare_runtimes
 from firmware_harness.validation.report import Agreement, ArenaCheck, ClipDivergence, Throughput, litert_section
 from firmware_harness.validation.runners import KNOWN_DIFFERENCES, OPTIMIZED_KERNELS_NOTE
@@ -72,12 +64,9 @@ def validate_model(model_path: Path | ModelSource, *, inputs_path: Path | None =
     ``out_dir`` (default :func:`~firmware_harness.model_source.out_dir_beside`); ``report.failures``
     lists what failed."""
     t_start = time.perf_counter()
-    model = read_model_file(model_path)
-    if inputs_path is None and random_count is None:
-        random_count = DEFAULT_RANDOM_INPUTS
-    out = Path(out_dir) if out_dir is not None else out_dir_beside(model.path, "validation")
-    stage_inputs = files_read_by_stage(model, inputs_path)
-    artifacts.check_replaceable(out, stage=VALIDATE_STAGE, inputs=stage_inputs)  # before any work
+    start = start_model_stage(model_path, inputs_path=inputs_path, random_count=random_count, out_dir=out_dir,
+                              stage=VALIDATE_STAGE, command="validation")  # before any work
+    model, out, stage_inputs, random_count = start.model, start.out, start.reads, start.random_count
     x = load_inputs(model, inputs_path=inputs_path, random_count=random_count, seed=seed)
     used = describe_inputs(x, inputs_path=inputs_path, random_count=random_count, seed=seed)
     log("validate: measuring the TFLM tensor arena")

@@ -47,7 +47,7 @@ __all__ = [
     # functions of a model source
     "resolve_model_source", "validate", "check_firmware", "profile", "bundle", "list_targets", "profile_mcus",
     "format_report", "read_validation", "find_third_party", "stored_validation", "stored_firmware_check",
-    "stored_profile", "arena_probes", "names_an_export", "not_a_regular_file",
+    "stored_profile", "profile_image_flash", "arena_probes", "names_an_export", "not_a_regular_file",
     # records and errors
     "ModelSource", "ModelSourceError", "ValidationReport", "ModelValidationReport", "FirmwareReport",
     "ModelFirmwareReport", "ProfileReport", "Target", "Bundle", "FirmwareError",

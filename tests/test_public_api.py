@@ -50,6 +50,15 @@ def test_every_public_name_resolves(package):
     assert not missing
 
 
+def test_every_function_firmware_harness_api_defines_is_public():
+    """A function added to the facade is public: it is in ``__all__`` (the package's names)."""
+    import firmware_harness.api as api
+
+    defined = [n for n, f in vars(api).items()
+               if inspect.isfunction(f) and f.__module__ == api.__name__ and not n.startswith("_")]
+    assert defined and not [n for n in defined if n not in api.__all__]
+
+
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no_such_function"):
         keras_asc.no_such_function  # noqa: B018

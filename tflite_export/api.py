@@ -51,9 +51,9 @@ def model_tensors(*, path: Path) -> list[TensorInfo]:
 
 
 def reusable_export_record(*, export_dir: Path, source_model_sha256: str, budget: int, calibration_size: int,
-                           seed: int) -> ExportResult | None:
-    """The post-training-quantized export in ``export_dir`` when its files are the ones it wrote and
-    it was made from this model (sha256 of model.keras) with this budget and calibration sample;
-    None when :func:`export_model` must run again."""
+                           seed: int, quantization_path: str = "ptq") -> ExportResult | None:
+    """The export in ``export_dir`` when its files are the ones it wrote and it was made from this
+    model (sha256 of model.keras) with this budget, calibration sample and quantization path
+    (``"ptq"``, ``"qat"`` or ``"clustered"``); None when :func:`export_model` must run again."""
     return reusable_export(Path(export_dir), source_model_sha256=source_model_sha256, budget=budget,
-                           calibration_size=calibration_size, seed=seed)
+                           calibration_size=calibration_size, seed=seed, quantization_path=quantization_path)

@@ -14,7 +14,7 @@ from asc_cli.options import (OptionError, UserError, _clip_seconds, _csv_of, _mc
                              add_data_args, positive_float, positive_int, warn)
 from asc_cli.run_options import (_parse_overrides, add_pipeline_args, add_recipe_args, check_run_options,
                                  pipeline_config_from_args, recipe_options)
-from asc_cli.stages import PipelineFeatures
+from asc_cli.stages import FRAME_RATES, MEL_BANDS, PipelineFeatures
 from keras_asc import artifacts
 
 _SPACE = SearchSpace()  # the one source of the search space's defaults
@@ -59,9 +59,9 @@ def add_parser(sub) -> None:
                         help=f"frames per inference, 'clip' for the whole clip (default {_values(_SPACE.windows)})")
     search.add_argument("--window-hops", type=_csv_of(_window_or_clip), default=list(_SPACE.hops), metavar="H,...",
                         help="frames between windows, 'clip' for the window itself (no overlap; the default)")
-    search.add_argument("--frames", type=_csv_of(int, (28, 43)), default=list(_SPACE.frames_per_second),
+    search.add_argument("--frames", type=_csv_of(int, FRAME_RATES), default=list(_SPACE.frames_per_second),
                         help=f"frames per second (default {_values(_SPACE.frames_per_second)})")
-    search.add_argument("--mels", type=_csv_of(int, (64, 128, 256)), default=list(_SPACE.mels),
+    search.add_argument("--mels", type=_csv_of(int, MEL_BANDS), default=list(_SPACE.mels),
                         help=f"mel bands (default {_values(_SPACE.mels)})")
     search.add_argument("--quantization", type=_csv_of(str, QUANTIZATIONS), default=list(_SPACE.quantizations),
                         help=f"{', '.join(QUANTIZATIONS)} (default {_values(_SPACE.quantizations)})")

@@ -12,7 +12,6 @@ import dataclasses
 from pathlib import Path
 
 import firmware_harness
-import keras_asc
 import tflite_export
 from asc_cli.fitting.feasibility import Limits, broken_limits
 from asc_cli.fitting.space import Candidate
@@ -57,20 +56,22 @@ def export_config(candidate: Candidate, *, export_dir: Path, budget: int, calibr
     compression = tflite_export.CompressionConfig(bits=4) if candidate.quantization == "lut4" else None
     return tflite_export.ExportConfig(budget=budget, calibration_size=calibration_size, seed=seed,
                                       qat=candidate.quantization == "qat", compression=compression, workers=workers,
+                                      qat_choose_better=False,  # a qat candidate is proven as QAT; fit compares
                                       arena_probes=firmware_harness.arena_probes(("host", core), log=log),
                                       export_dir=export_dir, dcase_year=None)
 
 
-def _reusable_export(export_dir: Path, run_dir: Path, quantization: str) -> tflite_export.ExportResult | None:
-    """The export in ``export_dir`` when it was made from this run's model with this quantization."""
-    paths = {"ptq": "ptq", "qat": "qat", "lut4": "clustered"}
-    try:
-        exp = tflite_export.read_export_record(export_dir=export_dir)
-    except (FileNotFoundError, ValueError, keras_asc.AscError):  # absent, unreadable or not an export's
+def _reusable_export(export_dir: Path, run_dir: Path, quantization: str, *, budget: int, calibration_size: int,
+                     seed: int) -> tflite_export.ExportResult | None:
+    """The export in ``export_dir`` when it was made from this run's model with this quantization,
+    budget and calibration sample, its files unchanged."""
+    model = run_dir / "model.keras"
+    if not model.is_file():
         return None
-    if exp.quantization_path != paths[quantization] or not (run_dir / "model.keras").is_file():
-        return None
-    return exp if exp.source_model_sha256 == artifacts.sha256_file(run_dir / "model.keras") else None
+    return tflite_export.reusable_export_record(
+        export_dir=export_dir, source_model_sha256=artifacts.sha256_file(model), budget=budget,
+        calibration_size=calibration_size, seed=seed,
+        quantization_path={"ptq": "ptq", "qat": "qat", "lut4": "clustered"}[quantization])
 
 
 def prove_finalist(candidate: Candidate, *, run_dir: Path, data_dir: Path, work_dir: Path, limits: Limits,
@@ -81,7 +82,8 @@ def prove_finalist(candidate: Candidate, *, run_dir: Path, data_dir: Path, work_
     run_dir = Path(run_dir)
     export_dir = run_dir / f"fit_{candidate.quantization}"
     core = tflite_export.MCU_TARGETS[limits.mcu].core
-    exp = _reusable_export(export_dir, run_dir, candidate.quantization)
+    exp = _reusable_export(export_dir, run_dir, candidate.quantization, budget=budget,
+                           calibration_size=calibration_size, seed=seed)
     if exp is None:
         exp = tflite_export.export_model(run_dir=run_dir, data_dir=data_dir, work_dir=work_dir, config=export_config(
             candidate, export_dir=export_dir, budget=budget, calibration_size=calibration_size, seed=seed, core=core,

@@ -172,17 +172,16 @@ def fit(*, data_dir: Path, out_dir: Path, mcu: str, base: PipelineConfig, clip_s
         log(f"\n##### fit: proving {r.name}")
         proven.append(prove_finalist(r.candidate, run_dir=out_dir / "trials" / r.trial, data_dir=data_dir,
                                      work_dir=out_dir / "work", limits=limits, clip_seconds=clip_seconds,
-                                     budget=base.export.budget, calibration_size=base.export.calibration_size, seed=base.train.seed,
+                                     budget=base.export.budget, calibration_size=base.export.calibration_size, seed=base.export.seed,
                                      workers=workers, log=log))
     measured = pareto_front([_objectives(f.int8_accuracy, f.ms_per_clip, f.linked_ram_bytes, f.linked_flash_bytes)
                              for f in proven])
     winner = pick_winner(proven)
     bundle = ""
     if winner is not None:
-        core = tflite_export.MCU_TARGETS[mcu].core
         board = mcu if mcu in firmware_harness.BOARDS else None
         bundle = str(firmware_harness.bundle(source=Path(winner.export_dir), out_dir=out_dir / "bundle", board=board,
-                                             target=None if board else core, log=log).out)
+                                             target=None if board else bundle_target(mcu), log=log).out)
     result = FitResult(mcu=mcu, limits=limits, space=space, seed=base.train.seed, engine=engine, budget_trials=budget_trials,
                        clip_seconds=clip_seconds, data_dir=str(data_dir), candidates=tuple(rows),
                        finalists=tuple(proven), front=tuple(proven[i].candidate.name for i in measured),
@@ -192,6 +191,12 @@ def fit(*, data_dir: Path, out_dir: Path, mcu: str, base: PipelineConfig, clip_s
                        bundle=bundle)
     write_report(result, out_dir=out_dir, log=log)
     return result
+
+
+def bundle_target(mcu: str) -> str:
+    """The firmware target whose build a bundle for ``mcu``'s core holds (the Cortex-M85's is the M55's)."""
+    core = tflite_export.MCU_TARGETS[mcu].core
+    return firmware_harness.list_targets()[core].shares_build or core
 
 
 def pick_winner(finalists: list[Finalist]) -> Finalist | None:
@@ -224,10 +229,10 @@ def rebuild_commands(winner: Finalist, *, base: PipelineConfig, data_dir: Path, 
             f"--seed {t.seed}{extra}",
             f"asc evaluate {run} --data {data_dir} --work {work}",
             f"asc export {run} --data {data_dir} --work {work} --out {export} --budget {base.export.budget} "
-            f"--calibration-size {base.export.calibration_size} --seed {base.train.seed} --dcase-year none "
+            f"--calibration-size {base.export.calibration_size} --seed {base.export.seed} --dcase-year none "
             f"--arena-targets host,{core}{quant}",
             f"asc validate {export}/model.tflite --data {data_dir} --work {work}",
             f"asc firmware {export} --data {data_dir} --work {work} --targets host --from-audio",
             *([f"asc board build {export} --board {mcu}"] if board else []),
             f"asc profile {export} --targets {core} --mcu {mcu}",
-            f"asc bundle {export} --out {out_dir / 'bundle'} " + (f"--board {mcu}" if board else f"--target {core}"))
+            f"asc bundle {export} --out {out_dir / 'bundle'} " + (f"--board {mcu}" if board else f"--target {bundle_target(mcu)}"))

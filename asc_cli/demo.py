@@ -39,7 +39,7 @@ def run_demo(work_dir: Path, *, size: str = "demo", seed: int = 0, cfg: Pipeline
     return result
 
 
-#: The demo's latency estimate: the cores of the three microcontrollers its summary names.
+#: The demo's latency estimate: the cores of the microcontrollers its summary names.
 DEMO_PROFILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33")
 DEMO_SUMMARY_MCUS = ("stm32f407", "nucleo-l4r5zi", "stm32h743", "nrf5340")
 
@@ -78,8 +78,9 @@ def demo_summary(result: PipelineResult) -> str:
               f"non-zero params; {size.macs_per_inference / 1e6:.1f} M MACs",
               f"- tensor arena: {v.arena.measured_min_bytes:,d} bytes measured minimum "
               f"(header: {v.arena.header_bytes:,d})",
-              f"- TFLM ran {v.clips} clips; LiteRT reference kernels disagreed on {ref.clips_with_any_difference} "
-              f"({ref_ops}), its default optimized interpreter (XNNPACK) on {opt.clips_with_any_difference} "
+              f"- TFLM ({v.truth}) ran {v.clips} clips; LiteRT reference kernels disagreed on "
+              f"{ref.clips_with_any_difference} of the {ref.clips} they ran ({ref_ops}), its default optimized "
+              f"interpreter (XNNPACK) on {opt.clips_with_any_difference} of {opt.clips} "
               "(rounding differences by design, not localized); "
               f"top-1 changed: {ref.top1_changed} / {opt.top1_changed}",
               f"- validation: {'PASSED' if v.passed else 'FAILED: ' + '; '.join(v.failures)}",

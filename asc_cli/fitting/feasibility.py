@@ -112,18 +112,18 @@ def frames_and_windows(candidate: Candidate, *, clip_seconds: float) -> tuple[in
 
 
 def check_candidate(candidate: Candidate, *, limits: Limits, clip_seconds: float, out_dir: Path, seed: int = 0,
-                    log=print) -> Feasibility:
+                    overrides: tuple[tuple[str, float], ...] = (), log=print) -> Feasibility:
     """``candidate`` against ``limits``: its architecture estimated (or read from
-    ``out_dir/<hash>/``), then its own RAM and time per clip. A clip shorter than the window, a
+    ``out_dir/<hash>/``; ``overrides``: the base's ``--model-arg`` values beside the width), then its
+    own RAM and time per clip. A clip shorter than the window, a
     model its input shrinks to nothing, or one TFLM cannot run is not estimated (``error``)."""
     frames, windows = frames_and_windows(candidate, clip_seconds=clip_seconds)
-    arch = candidate.architecture(frames_per_inference=frames)
+    arch = candidate.architecture(frames_per_inference=frames, overrides=overrides)
     key = architecture_hash(arch, mcu=limits.mcu)
     try:
         est = estimate_architecture(arch, key=key, mcu=limits.mcu, folder=Path(out_dir) / key, seed=seed, log=log)
-    except (ValueError, keras_asc.AscError) as e:  # a shape the model cannot take; a model TFLM refuses
-        if isinstance(e, firmware_harness.FirmwareError):
-            raise  # no toolchain or archives: nothing can be estimated; the command names the fix
+    except (ValueError, keras_asc.AscError) as e:  # a shape the model cannot take; a model TFLM refuses; its
+        # firmware failing to build, link or run (fit checked the toolchain and the archives before any work)
         return Feasibility(candidate=candidate, key=key, windows_per_clip=windows, estimate=None, ram_bytes=None,
                            ms_per_clip=None, broken=(), error=f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
     ram = ram_estimate(Path(out_dir) / key / "model.tflite", candidate=candidate, arena_bytes=est.arena_bytes,
@@ -186,5 +186,6 @@ def untrained_model(architecture: dict, *, seed: int) -> tflite_export.Untrained
     (:func:`tflite_export.untrained_int8_model`; a ``lut4`` graph LUT-compressed)."""
     mels, frames = architecture["input"]
     return tflite_export.untrained_int8_model(model=architecture["model"], input_shape=(mels, frames),
-                                              overrides=(("width", architecture["width"]),),
+                                              overrides=(("width", architecture["width"]),
+                                                         *(tuple(kv) for kv in architecture.get("overrides", ()))),
                                               lut_bits=LUT_BITS if architecture["graph"] == "lut4" else None, seed=seed)

@@ -155,6 +155,7 @@ def fit(*, data_dir: Path, out_dir: Path, mcu: str, base: PipelineConfig, clip_s
     base = dataclasses.replace(base, export=dataclasses.replace(base.export, budget=limits.flash_bytes))  # the flatbuffer may take what the image may
     rows, configs = choose_trials(space, seed=base.train.seed, budget_trials=budget_trials, base=base, log=log, check=lambda c: (
         check_candidate(c, limits=limits, clip_seconds=clip_seconds, out_dir=out_dir / "feasibility", seed=base.train.seed,
+                        overrides=base.train.model_overrides,
                         log=log)))
     log(f"fit: {len(rows)} candidate(s) visited, {sum(r.status == 'trained' for r in rows)} feasible in "
         f"{len(configs)} trial(s)")
@@ -223,7 +224,8 @@ def rebuild_commands(winner: Finalist, *, base: PipelineConfig, data_dir: Path, 
     quant = {"ptq": "", "qat": " --qat", "lut4": " --compress --compress-bits 4"}[c.quantization]
     core = tflite_export.MCU_TARGETS[mcu].core
     board = mcu in firmware_harness.BOARDS
-    return (f"asc train --data {data_dir} --out {run} --work {work} --model {c.model} --model-arg width={c.width:g} "
+    model_args = "".join(f" --model-arg {k}={v:g}" for k, v in t.model_overrides)
+    return (f"asc train --data {data_dir} --out {run} --work {work} --model {c.model}{model_args} "
             f"--frames-per-second {c.frames_per_second} --n-mels {c.n_mels} --clip-seconds {clip_seconds:g}{window} "
             f"--loss {t.loss} --epochs {t.epochs} --batch-size {t.batch_size} --lr {t.learning_rate:g} "
             f"--seed {t.seed}{extra}",

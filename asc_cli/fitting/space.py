@@ -67,12 +67,14 @@ class Candidate:
         return (f"{self.model}_width{self.width:g}_{self.frames_per_second}fps_{self.n_mels}mel_{window}_"
                 f"{self.quantization}")
 
-    def architecture(self, *, frames_per_inference: int) -> dict:
+    def architecture(self, *, frames_per_inference: int, overrides: tuple[tuple[str, float], ...] = ()) -> dict:
         """What the untrained model's flatbuffer depends on (its feasibility is cached by this):
-        the network, its width, its input (mel bands x frames per inference) and the graph kind
-        (PTQ and QAT export the same int8 graph; LUT weights add decode operators)."""
+        the network, its width and the base's other ``--model-arg`` overrides, its input (mel bands x
+        frames per inference) and the graph kind (PTQ and QAT export the same int8 graph; LUT weights
+        add decode operators)."""
+        extra = sorted([k, float(v)] for k, v in overrides if k != "width")
         return {"model": self.model, "width": self.width, "input": [self.n_mels, frames_per_inference],
-                "graph": "lut4" if self.quantization == "lut4" else "int8"}
+                "graph": "lut4" if self.quantization == "lut4" else "int8", **({"overrides": extra} if extra else {})}
 
 
 def architecture_hash(architecture: dict, *, mcu: str) -> str:

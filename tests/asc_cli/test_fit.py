@@ -181,3 +181,11 @@ def test_every_dimension_of_the_space_is_a_candidate_field():
     assert len(SearchSpace().dimensions()) == len(fields)
     assert all(len(values) for _, values in SearchSpace().dimensions())
     assert SearchSpace().size == np.prod([len(v) for _, v in SearchSpace().dimensions()])
+
+
+def test_the_bases_other_model_arguments_are_part_of_the_estimated_architecture():
+    c = candidate_sequence(SPACE, seed=0)[0]
+    plain = c.architecture(frames_per_inference=32)
+    assert c.architecture(frames_per_inference=32, overrides=(("width", 0.5),)) == plain  # the candidate's width rules
+    stem = c.architecture(frames_per_inference=32, overrides=(("stem_channels", 16.0),))
+    assert stem["overrides"] == [["stem_channels", 16.0]] and {**stem, "overrides": None} != plain

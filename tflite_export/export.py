@@ -237,6 +237,14 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
                                                    n_classes=len(run.labels), config=compression, seed=config.seed,
                                                    log=log)
         path, finetune_seconds = "clustered", time.perf_counter() - t0
+    year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
+    dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
+                                                    windows_per_clip=windows.per_clip if windows else 1)
+    if dcase is not None and config.dcase_refuse:
+        check_dcase_limits(dcase)  # before QAT and any conversion (after clustering, whose model it counts)
+    elif dcase is not None and not dcase.within_limits:
+        log(f"warning: {run_dir}: over DCASE {dcase.year}'s complexity limits ({'; '.join(dcase.over_limits)}); "
+            "exported anyway, the figures are in size_report.txt (`asc export` refuses such a model)")
     qat = None
     if config.qat:
         t0 = time.perf_counter()
@@ -244,16 +252,9 @@ def export_run(run_dir: Path, data_dir: Path, work_dir: Path, *, config: ExportC
         # layers are not counted by keras_asc.models.count_macs; the architecture is the same)
         qat = _quantize_aware(keras_model, fs, norm, run=run, calib_x=calib_x, windows=windows, config=config, log=log)
         path, qat_seconds = qat.record.chosen, time.perf_counter() - t0
-    year = resolve_dcase_year(config.dcase_year, data_dir=Path(data_dir), clip_seconds=feat.clip_seconds)
-    dcase = None if year is None else dcase_figures(keras_model, year=year, clip_seconds=feat.clip_seconds,
-                                                    windows_per_clip=windows.per_clip if windows else 1)
-    if dcase is not None and config.dcase_refuse:
-        check_dcase_limits(dcase)  # before any conversion, like the flash budget: nothing written
-    elif dcase is not None and not dcase.within_limits:
-        log(f"warning: {run_dir}: over DCASE {dcase.year}'s complexity limits ({'; '.join(dcase.over_limits)}); "
-            "exported anyway, the figures are in size_report.txt (`asc export` refuses such a model)")
-    log(f"export: converting ({path}, {len(calib)} calibration clips"
-        f"{f', {len(calib_x)} windows' if windows else ''})")
+    if qat is None:  # QAT converted both of its models itself
+        log(f"export: converting ({path}, {len(calib)} calibration clips"
+            f"{f', {len(calib_x)} windows' if windows else ''})")
     t0 = time.perf_counter()
     data = qat.data if qat is not None else convert_int8(keras_model, calib_x,
                                                           per_channel_weights=compression is None or compression.per_channel)

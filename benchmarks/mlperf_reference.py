@@ -117,7 +117,7 @@ def comparison(row: PublishedRow) -> Comparison:
         raise ReferenceTableError(f"round {row.round!r} ({row.board}): add its software year to ROUND_YEAR in "
                              "benchmarks/mlperf_reference.py")
     mcu, target = BOARDS[row.board]
-    scope = OPERATORS if "microtvm" in row.software.lower() else INVOKE
+    scope = OPERATORS if is_microtvm(row) else INVOKE
     if ROUND_YEAR[row.round] < FIRST_YEAR_WITH_CRITERION:
         tolerance = None
     else:
@@ -125,22 +125,18 @@ def comparison(row: PublishedRow) -> Comparison:
     return Comparison(mcu=mcu, target=target, scope=scope, tolerance=tolerance)
 
 
-def year(row: PublishedRow) -> int:
-    return ROUND_YEAR.get(row.round, 0)
+def is_microtvm(row: PublishedRow) -> bool:
+    """microTVM compiled the graph ahead of time (no TFLM interpreter)."""
+    return "microtvm" in row.software.lower()
 
 
 def software_label(row: PublishedRow) -> str:
     """A short name of the row's runtime: TFLM or microTVM, and its year."""
-    name = "microTVM" if "microtvm" in row.software.lower() else "TFLM"
-    return f"{name} {year(row)}"
+    return f"{'microTVM' if is_microtvm(row) else 'TFLM'} {ROUND_YEAR.get(row.round, 0)}"
 
 
 def board_label(row: PublishedRow) -> str:
     return f"{row.board} ({row.round} {row.submitter})"
-
-
-def core_clock(row: PublishedRow) -> str:
-    return f"{row.core}, {row.clock}"
 
 
 def check_rows(rows: list[PublishedRow]) -> list[Comparison]:

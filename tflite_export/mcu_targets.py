@@ -136,6 +136,12 @@ class McuTarget:
     dcache: CacheGeometry | None = None  # data reads from flash; None with data_through_icache False: every read misses
     data_through_icache: bool = False  # one cache for instructions and data
 
+    @property
+    def flash_miss_cycles(self) -> int | None:
+        """Core cycles one flash access costs: ``flash_wait_states x flash_clock_divider`` (None when
+        the wait states are not documented)."""
+        return None if self.flash_wait_states is None else self.flash_wait_states * self.flash_clock_divider
+
 
 _ART_F4 = "RM0090 3.5.2 (ART accelerator); associativity and replacement not documented: fully associative LRU assumed"
 _ART_L4 = ("RM0432 ART accelerator (32/8 lines of 4 x 64 bits, 64-bit flash reads); associativity and replacement "

@@ -291,29 +291,24 @@ static void OnMarkTb(unsigned int vcpu, void* userdata) {
   SimulateFetch(id);
 }
 
-/* A read by a load instruction (registered only with flash ranges): counted when it is in one
- * (userdata 1: a literal load, only simulated, not counted). */
-static void OnLoad(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void* userdata) {
-  (void)vcpu;
-  for (uint32_t i = 0; i < n_flash; ++i) {
-    if (vaddr - flash_lo[i] < flash_size[i]) {
-      if (qemu_plugin_mem_is_store(info)) return;
-      const uint64_t bytes = (uint64_t)1 << qemu_plugin_mem_size_shift(info);
-      if (userdata == NULL) {
-        seg_flash_reads += 1;
-        seg_flash_bytes += bytes;
-      }
-      SimulateDataRead(vaddr, bytes);
-      return;
-    }
-  }
-}
-
 static int InFlash(uint64_t vaddr) {
   for (uint32_t i = 0; i < n_flash; ++i) {
     if (vaddr - flash_lo[i] < flash_size[i]) return 1;
   }
   return 0;
+}
+
+/* A read by a load instruction (registered only with flash ranges): counted when it is in one
+ * (userdata 1: a literal load, only simulated, not counted). */
+static void OnLoad(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t vaddr, void* userdata) {
+  (void)vcpu;
+  if (!InFlash(vaddr) || qemu_plugin_mem_is_store(info)) return;
+  const uint64_t bytes = (uint64_t)1 << qemu_plugin_mem_size_shift(info);
+  if (userdata == NULL) {
+    seg_flash_reads += 1;
+    seg_flash_bytes += bytes;
+  }
+  SimulateDataRead(vaddr, bytes);
 }
 
 /* TB `id`'s fetch units for every memory system, from its instructions' addresses (in order). */

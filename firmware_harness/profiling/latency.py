@@ -4,9 +4,9 @@ What ``asc export``'s fit table and ``asc firmware``'s reports show beside each 
 (:func:`invoke_latency_ms`): one seeded random input counted under QEMU with the plugin
 (:mod:`firmware_harness.profiling.instruction_counts`) and priced by the cycle model
 (:mod:`firmware_harness.profiling.cycle_estimate`) with each MCU's wait states, its flash caches
-simulated in the same QEMU pass where its row documents them (``estimate_cycles(cache=)``). The
-run has no operator marks (the interpreter exactly as in a normal run), so the whole Invoke is
-priced on its merged counts; ``asc profile``
+simulated in the same QEMU pass where its row documents them. The run has no operator marks (the
+interpreter exactly as in a normal run), so the whole Invoke is one row, priced by ``asc profile``'s
+own :func:`~firmware_harness.profiling.segment_rows.estimate_rows`; ``asc profile``
 (:mod:`firmware_harness.profiling.profile`) gives the per-operator detail.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from firmware_harness.builds import program as fw_program
-from firmware_harness.profiling.cycle_estimate import estimate_cycles, ms
+from firmware_harness.profiling.cycle_estimate import ms
 from firmware_harness.profiling.disassembly import disassemble
-from firmware_harness.profiling.execution_profile import merge_cache_counts, merge_counts, merge_flash_reads
 from firmware_harness.profiling.instruction_counts import profile_inferences
+from firmware_harness.profiling.segment_rows import estimate_rows, invoke_rows
 from tflite_export.flatbuffer import io_tensors, read_model_shared
 from tflite_export.mcu_targets import MCU_TARGETS
 
@@ -42,9 +42,6 @@ def invoke_latency_ms(prog: fw_program.Program, model: bytes, work: Path, *, see
     x = rng.integers(-128, 128, size=(1, input_elements(model)), dtype=np.int8)
     run = profile_inferences(prog, work, int8=x, model=model, mode="invoke", log=log)
     disasm = disassemble(prog.path, objdump=f"{prog.target.prefix}objdump")
-    counts, taken = merge_counts(run.invoke_segments(0))
-    reads, nbytes = merge_flash_reads(run.invoke_segments(0))
-    return {m.name: round(ms(estimate_cycles(
-        counts, taken, disasm, mcu=m, flash_data_reads=reads, flash_data_bytes=nbytes,
-        cache=merge_cache_counts(run.invoke_segments(0), m.name)).cycles, m.clock_hz), 2)
+    rows = invoke_rows(run, 0)  # no operator marks: one row, the whole Invoke
+    return {m.name: round(ms(estimate_rows(rows, disasm, core=m.core, mcu=m).cycles, m.clock_hz), 2)
             for m in MCU_TARGETS.values() if m.core == prog.target.name}

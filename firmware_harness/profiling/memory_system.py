@@ -129,9 +129,7 @@ def flash_data_cycles(mcu: str | McuTarget, reads: int, nbytes: int | None = Non
 def miss_cycles(mcu: McuTarget) -> int | None:
     """Core cycles one flash access costs: ``flash_wait_states x flash_clock_divider`` (None when
     the wait states are not documented)."""
-    if mcu.flash_wait_states is None:
-        return None
-    return mcu.flash_wait_states * mcu.flash_clock_divider
+    return mcu.flash_miss_cycles
 
 
 def simulated_flash_cycles(mcu: McuTarget, counts: CacheCounts) -> tuple[float, float] | None:
@@ -204,7 +202,7 @@ def wait_state_cycles(address_counts: Mapping[int, int], instructions: Mapping[i
                                "instruction-fetch and flash-data wait cycles not counted")
         else:
             line = mcu.flash_read_bytes or 4
-            per_miss = mcu.flash_wait_states * mcu.flash_clock_divider
+            per_miss = miss_cycles(mcu)
             code_lines = {a // line for a, n in address_counts.items() if n > 0}
             lit_lines = set()
             for a, cls in classes.items():

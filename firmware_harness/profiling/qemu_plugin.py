@@ -102,7 +102,7 @@ def cache_spec(mcu: McuTarget) -> str | None:
         return f"{g.lines}x{g.line_bytes}x{g.ways}x{g.fill_bytes}" + ("p" if prefetch and g.prefetch else "")
 
     data = "i" if mcu.data_through_icache else ("0" if d is None else side(d, False))
-    return f"{side(i, True)}/{data}/{(mcu.flash_wait_states or 0) * mcu.flash_clock_divider}"
+    return f"{side(i, True)}/{data}/{mcu.flash_miss_cycles or 0}"
 
 
 def simulated_mcus(core: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ memory row: ``cycles = sum(row core cycles) + wait_state_cycles`` then.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from firmware_harness.profiling.cores import CoreModel, get_core
@@ -33,7 +32,7 @@ from firmware_harness.profiling.execution_profile import (
     merge_flash_reads,
 )
 from firmware_harness.profiling.instructions import Instruction
-from firmware_harness.profiling.memory_system import WaitStates, resolve_mcu
+from firmware_harness.profiling.memory_system import NO_MCU_ASSUMPTION, WaitStates, resolve_mcu
 from firmware_harness.profiling.cache_counts import CacheCounts
 from tflite_export.mcu_targets import McuTarget
 
@@ -154,19 +153,13 @@ def estimate_rows(rows: Sequence[RowCounts], instructions: Mapping[int, Instruct
             waits = None
         out.append(CycleRow(r.label, r.kind, r.op_index, est.instructions, float(est.core_cycles), waits,
                             est.unclassified_instructions))
-        assumptions += [a for a in est.assumptions if a not in assumptions and (target is None or "zero wait" not in a)]
+        assumptions += [a for a in est.assumptions if a not in assumptions and (target is None or a != NO_MCU_ASSUMPTION)]
     total_waits = float(sum(r.wait_state_cycles for r in out)) if per_row else 0.0
     if target is not None and not per_row:
-        counts, taken = Counter(), Counter()
-        for r in rows:
-            counts.update(r.address_counts)
-            taken.update(r.taken_counts)
-        reads = [r.flash_data_reads for r in rows]
-        nbytes = [r.flash_data_bytes for r in rows]
-        counted = all(x is not None for x in reads + nbytes)
-        whole = estimate_cycles(dict(counts), dict(taken), instructions, core=model, mcu=target,
-                                flash_data_reads=sum(reads) if counted else None,
-                                flash_data_bytes=sum(nbytes) if counted else None)
+        counts, taken = merge_counts(rows)  # a row has a segment's counts: the segments' sums serve
+        reads, nbytes = merge_flash_reads(rows)
+        whole = estimate_cycles(counts, taken, instructions, core=model, mcu=target, flash_data_reads=reads,
+                                flash_data_bytes=nbytes)
         total_waits, parts = float(whole.wait_state_cycles), whole.wait_states
         assumptions += [a for a in whole.assumptions if a not in assumptions]
     return RowsEstimate(core=model.name, mcu=target.name if target else "", rows=tuple(out),
